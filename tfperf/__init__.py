@@ -1,0 +1,34 @@
+"""tfperf: how fast does a TensorFlow model run here, in eager, tf.function and XLA, why, and what to change.
+
+Public API (importing tfperf does not import TensorFlow; only measuring does):
+
+    MODES            the execution modes: ("eager", "function", "xla")
+    load_suite(path) validate a suite YAML file -> Suite (raises SuiteError naming file:line and key)
+    run_suite(suite, out_dir, ...) run every case in isolated workers -> RunResult (also written to results.json)
+    load_results(path) read a results.json -> RunResult
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .errors import ResultsFileError, SuiteError, TfperfError
+from .results import JobSpec, Result, RunResult, load_results
+from .spec import MODES, TASKS, CaseSpec, Suite
+
+__all__ = [
+    "MODES", "TASKS", "CaseSpec", "Suite", "JobSpec", "Result", "RunResult",
+    "SuiteError", "TfperfError", "ResultsFileError",
+    "load_suite", "run_suite", "load_results", "__version__",
+]
+
+
+def load_suite(path, **kwargs):
+    from .suite import load_suite as _load
+
+    return _load(path, **kwargs)
+
+
+def run_suite(suite, out_dir, **kwargs):
+    from .runner import run_suite as _run
+
+    return _run(suite, out_dir, **kwargs)
