@@ -12,6 +12,9 @@ from typing import Any
 from .results import JobSpec
 
 MODES: tuple[str, ...] = ("eager", "function", "xla")
+# Deployment modes (task: infer only): exported artefacts timed like the other modes.
+DEPLOY_MODES: tuple[str, ...] = ("savedmodel", "tflite", "tflite-dynamic", "tflite-int8")
+ALL_MODES: tuple[str, ...] = MODES + DEPLOY_MODES
 TASKS: tuple[str, ...] = ("train", "infer")
 AUTOTUNE = "autotune"
 
