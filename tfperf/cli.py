@@ -1,0 +1,179 @@
+"""The command line: each command parses options and calls the library. Expected errors (TfperfError) become
+one line on stderr and exit code 2, here and nowhere else; a traceback means a bug.
+
+TensorFlow is imported only by commands that measure (`env` here; `run` in its worker processes).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from . import __version__
+from .errors import TfperfError
+
+app = typer.Typer(
+    name="tfperf",
+    help="How fast does a TensorFlow model run here, in eager, tf.function and XLA; why; and what to change.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _split_csv(values: Optional[List[str]]) -> list[str] | None:
+    if not values:
+        return None
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+@app.command()
+def run(
+    suite: Path = typer.Argument(..., help="The suite YAML file."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: reports/<suite>/<timestamp>/)."),
+    modes: Optional[List[str]] = typer.Option(None, "--modes", help="Comma-separated modes: eager,function,xla."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | gpu | gpu:N (overrides the suite)."),
+    case: Optional[List[str]] = typer.Option(None, "--case", help="Run only this case (repeatable)."),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Timed steps per repeat."),
+    repeats: Optional[int] = typer.Option(None, "--repeats", min=1, help="Repeats of the timed steps."),
+    no_profile: bool = typer.Option(False, "--no-profile", help="Skip the profiled pass."),
+    fail_on_retrace: bool = typer.Option(False, "--fail-on-retrace",
+                                         help="A function/xla case that traces more than once fails."),
+    force: bool = typer.Option(False, "--force", help="Allow a non-empty --out folder."),
+    quiet: bool = typer.Option(False, "--quiet", help="Plain progress lines, no progress bar."),
+    fmt: str = typer.Option("table", "--format", help="Final table: table | markdown | json."),
+) -> None:
+    """Run every case of SUITE in every mode and batch size; write results.json, results.csv, report.md."""
+    from .outdir import choose_out_dir, update_latest
+    from .plan import apply_overrides
+    from .progress import reporter_for
+    from .runner import RunInterrupted, run_suite
+    from .suite import load_suite
+    from .tables import FORMATS, render
+
+    if fmt not in FORMATS:
+        raise TfperfError(f"--format {fmt}: choose one of {', '.join(FORMATS)}")
+    loaded = load_suite(suite)
+    planned = apply_overrides(loaded, cases=case, modes=_split_csv(modes), device=device, steps=steps,
+                              repeats=repeats, profile=False if no_profile else None,
+                              max_traces=1 if fail_on_retrace else None)
+    out_dir = choose_out_dir(planned.name, out, force)
+    try:
+        result = run_suite(planned, out_dir, reporter=reporter_for(quiet), fail_on_retrace=fail_on_retrace,
+                           command=["tfperf", *sys.argv[1:]])
+    except RunInterrupted as exc:
+        typer.echo(render(exc.run, fmt))
+        typer.echo(f"tfperf: interrupted; {len(exc.run.results)} finished result(s) kept in {exc.out_dir}/results.json",
+                   err=True)
+        raise typer.Exit(130)
+    update_latest(out_dir)
+    typer.echo(render(result, fmt))
+    typer.echo(f"\nwrote {out_dir}/results.json, results.csv, report.md", err=True)
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
+def report(
+    results: Path = typer.Argument(..., help="A results.json (or the run folder holding one)."),
+    fmt: str = typer.Option("table", "--format", help="table | markdown | json"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
+) -> None:
+    """Re-render a run's tables from its results.json, without running anything."""
+    from .results import atomic_write_text, load_results
+    from .tables import FORMATS, render
+
+    if fmt not in FORMATS:
+        raise TfperfError(f"--format {fmt}: choose one of {', '.join(FORMATS)}")
+    text = render(load_results(results), fmt)
+    if output:
+        atomic_write_text(output, text if text.endswith("\n") else text + "\n")
+    else:
+        typer.echo(text)
+
+
+@app.command("list")
+def list_models(fmt: str = typer.Option("table", "--format", help="table | json")) -> None:
+    """List the built-in models (zoo:NAME) with their parameters and defaults."""
+    import json
+
+    from tabulate import tabulate
+
+    from .zoo import describe_models
+
+    models = describe_models()
+    if fmt == "json":
+        typer.echo(json.dumps(models, indent=2, default=str))
+        return
+    rows = [{
+        "model": f"zoo:{m['name']}",
+        "params (defaults)": ", ".join(f"{k}={v}" for k, v in (m.get("params") or {}).items()),
+        "input": m.get("input"),
+        "labels": m.get("labels"),
+        "description": m.get("description"),
+    } for m in models]
+    typer.echo(tabulate(rows, headers="keys", tablefmt="simple", disable_numparse=True))
+
+
+@app.command()
+def env(fmt: str = typer.Option("table", "--format", help="table | json")) -> None:
+    """What TensorFlow sees here: versions, CPU, GPUs, XLA, threads and the flags that change performance."""
+    import json
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from .environment import gpu_memory, host_environment, tensorflow_environment
+
+    info = {**host_environment(), **tensorflow_environment()}
+    info["gpus"] = gpu_memory(info["gpus"])
+    if fmt == "json":
+        typer.echo(json.dumps(info, indent=2, default=str))
+        return
+    lines = [
+        f"tfperf       {__version__}",
+        f"tensorflow   {info['tensorflow']}   keras {info['keras']}   python {info['python']}",
+        f"platform     {info['platform']}",
+        f"cpu          {info['cpu_model']} ({info['cpu_count']} logical cores)",
+        f"threads      intra-op {info['intra_op_threads'] or 'auto'}, inter-op {info['inter_op_threads'] or 'auto'}",
+        f"xla          {'available' if info['xla_available'] else 'NOT available'}",
+        f"onednn       {info['onednn']}",
+        f"cuda/cudnn   {info['cuda'] or '-'} / {info['cudnn'] or '-'}",
+    ]
+    if info["gpus"]:
+        for g in info["gpus"]:
+            lines.append(f"gpu          {g['device']}: {g['name']}, compute capability {g['compute_capability']}")
+    else:
+        lines.append("gpu          none visible to TensorFlow (runs use the CPU)")
+    flags = info["env"]
+    lines.append("flags        " + (", ".join(f"{k}={v}" for k, v in flags.items()) or "none set"))
+    typer.echo("\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point for `tfperf` and `python -m tfperf`."""
+    try:
+        rc = app(args=argv, prog_name="tfperf", standalone_mode=False)
+        return rc if isinstance(rc, int) else 0
+    except TfperfError as exc:
+        typer.echo(f"tfperf: {exc}" if "\n" not in str(exc) else f"tfperf: invalid input\n{exc}", err=True)
+        return exc.exit_code
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        typer.echo("tfperf: aborted", err=True)
+        return 130
+    except KeyboardInterrupt:
+        typer.echo("tfperf: interrupted", err=True)
+        return 130
+    except Exception as exc:  # click usage errors arrive here in standalone_mode=False
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,348 @@
+"""Measures one job (case × mode × batch size) inside a worker process: build, first call, warm-up, timed steps,
+then the separate, untimed profiled pass.
+
+Honest timing (DESIGN.md "Measuring honestly"): whole steps are timed with perf_counter, asynchronous work is
+forced to complete before the clock is read, the first call is never a timed step, and the raw samples are kept.
+"""
+from __future__ import annotations
+
+import gc
+import math
+import re
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import tensorflow as tf
+
+from .inputs import InputSource, make_source
+from .memory import PeakMemory
+from .results import JobSpec, Result
+from .spec import CaseSpec, InputSpec, LabelsSpec
+
+# Steps shorter than this are timed in blocks with one sync per block (torch.utils.benchmark's blocked
+# autorange does the same): a sync costs tens of microseconds and would otherwise be part of every sample.
+BLOCKED_BELOW_S = 1e-3
+# A block lasts about this long, so the per-block sync and clock reads are a small share of it.
+BLOCK_TARGET_S = 10e-3
+MAX_BLOCK_SIZE = 1000
+PROFILE_STEPS = 5
+
+
+@dataclass
+class JobContext:
+    out_dir: Path | None  # the run folder; traces go under out_dir/tensorboard
+    tf_device: str  # "/CPU:0", "/GPU:0"
+    multiple_batch_sizes: bool = False
+    fail_on_retrace: bool = False
+
+
+@dataclass
+class PreparedStep:
+    """A step ready to call in its mode, with the source of its arguments and the way to force completion."""
+
+    call: Callable[..., Any]  # the step in its mode: Python, tf.function, or tf.function(jit_compile=True)
+    source: InputSource
+    traced: Any | None  # the tf.function, when the mode traces (for tracing counts and retrace reasons)
+    model: Any | None = None
+    notes: dict = field(default_factory=dict)
+
+
+def tf_device_name(device: str) -> str:
+    """Suite device ("cpu", "gpu:1") -> TensorFlow device name ("/CPU:0", "/GPU:1")."""
+    kind, _, index = device.partition(":")
+    return f"/{kind.upper()}:{index or 0}"
+
+
+def resolve_device(requested: str) -> str:
+    """auto -> the first GPU, else the CPU. A GPU request on a machine without one is an error for that job."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if requested == "auto":
+        return "gpu:0" if gpus else "cpu"
+    if requested.startswith("gpu"):
+        index = int(requested.partition(":")[2] or 0)
+        if index >= len(gpus):
+            raise NoSuchDevice(f"device {requested!r} requested but TensorFlow sees {len(gpus)} GPU(s)")
+        return f"gpu:{index}"
+    return requested
+
+
+class NoSuchDevice(RuntimeError):
+    pass
+
+
+def sync_for(device: str) -> tuple[Callable[[Any], None], str]:
+    """How to force completion before reading the clock.
+
+    On a GPU an op returns long before the kernel finishes, so wait for the device itself
+    (sync_devices must run outside tf.function, which is where we call it). On the CPU, fetching a value of
+    the step's result waits for the ops that produce it.
+    """
+    if device.startswith("gpu"):
+        def sync_gpu(out: Any) -> None:
+            tf.test.experimental.sync_devices()
+        return sync_gpu, "sync_devices"
+
+    def sync_cpu(out: Any) -> None:
+        for t in tf.nest.flatten(out):
+            if hasattr(t, "numpy"):
+                t.numpy()
+    return sync_cpu, "fetch"
+
+
+def loss_for(labels: LabelsSpec):
+    import keras
+
+    if labels.classes is not None:
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    return keras.losses.MeanSquaredError()
+
+
+def build_model(case: CaseSpec, resolve: Callable[[str], Any]) -> tuple[Any, InputSpec, LabelsSpec]:
+    """The case's Keras model and the input/label specs it is fed with."""
+    import keras
+
+    from .zoo import ZooModel
+
+    target = resolve(case.model)
+    if isinstance(target, ZooModel):
+        inp = case.input or target.default_input
+        labels = case.labels or target.default_labels
+        return target.build(case.params, inp, labels), inp, labels
+    model = target(**case.params) if callable(target) and not isinstance(target, keras.Model) else target
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"model: {case.model} gave {type(model).__name__}, not a keras.Model")
+    inp, labels = case.input, case.labels
+    if inp is None:
+        shape = tuple(model.inputs[0].shape[1:]) if model.inputs else None
+        if shape is None or any(d is None for d in shape):
+            raise ValueError(f"model: {case.model}: give the case an input: {{shape: [...]}}; the model's input shape is {shape}")
+        inp = InputSpec(shape=shape, dtype=str(model.inputs[0].dtype))
+    if labels is None:
+        out_shape = tuple(model.outputs[0].shape[1:]) if model.outputs else ()
+        labels = LabelsSpec(classes=out_shape[0]) if len(out_shape) == 1 and out_shape[0] else LabelsSpec(shape=out_shape, dtype="float32")
+    return model, inp, labels
+
+
+def wrap_mode(step: Callable[..., Any], mode: str) -> tuple[Callable[..., Any], Any | None]:
+    if mode == "eager":
+        return step, None
+    if mode == "function":
+        fn = tf.function(step)
+    elif mode == "xla":
+        # Explicit, never keras' jit_compile="auto", which silently turns XLA on or off by device.
+        fn = tf.function(step, jit_compile=True)
+    else:
+        raise ValueError(f"mode {mode!r} is not an execution mode of the harness")
+    return fn, fn
+
+
+def prepare(case: CaseSpec, job: JobSpec, ctx: JobContext, resolve: Callable[[str], Any]) -> PreparedStep:
+    if case.function is not None:
+        fn = resolve(case.function)
+        source = make_source(case, None, None, None, ctx.tf_device, resolve)
+        call, traced = wrap_mode(fn, job.mode)
+        return PreparedStep(call, source, traced)
+
+    import keras
+
+    keras.backend.clear_session()  # fresh layer names per job, so traces of different modes line up
+    with tf.device(ctx.tf_device):
+        model, inp, labels = build_model(case, resolve)
+        source = make_source(case, inp, labels, job.batch_size, ctx.tf_device, resolve)
+        if job.task == "train":
+            loss_fn = loss_for(labels)
+            optimizer = keras.optimizers.Adam(learning_rate=1e-3)
+            # Build the optimizer's variables now: created inside the first traced call, they would make a
+            # Keras train step trace twice, which is not a retrace (DESIGN.md).
+            optimizer.build(model.trainable_variables)
+
+            def step(x, y):
+                with tf.GradientTape() as tape:
+                    with tf.name_scope("forward"):
+                        pred = model(x, training=True)
+                        loss = loss_fn(y, pred)
+                with tf.name_scope("backward"):
+                    grads = tape.gradient(loss, model.trainable_variables)
+                with tf.name_scope("optimizer"):
+                    optimizer.apply_gradients(zip(grads, model.trainable_variables))
+                return loss
+        else:
+            def step(x, y):
+                with tf.name_scope("forward"):
+                    return model(x, training=False)
+
+        call, traced = wrap_mode(step, job.mode)
+    notes = {"input_source": source.kind}
+    if source.options_note:
+        notes["input_pipeline"] = source.options_note
+    return PreparedStep(call, source, traced, model, notes)
+
+
+def _tracing_count(traced: Any | None) -> int | None:
+    return traced.experimental_get_tracing_count() if traced is not None else None
+
+
+def xla_hint(exc: BaseException) -> tuple[str, str | None]:
+    """Name the op XLA cannot compile, from TensorFlow's 'No registered OP OpKernel for XLA_...' message."""
+    text = str(exc)
+    ops = sorted(set(re.findall(r"No registered '(\w+)' OpKernel for XLA", text)))
+    if not ops:
+        return text.splitlines()[0][:500] if text else type(exc).__name__, None
+    message = f"XLA cannot compile op{'s' if len(ops) > 1 else ''} {', '.join(ops)} (no XLA kernel on this device)"
+    hint = ("run this case in mode 'function', or keep the op outside the jit_compile=True function "
+            "(compile only the numeric part with tf.function(jit_compile=True))")
+    return message, hint
+
+
+def error_dict(exc: BaseException, mode: str) -> dict:
+    message, hint = xla_hint(exc) if mode == "xla" else (None, None)
+    if message is None:
+        message = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:1000]
+    if hint is None and isinstance(exc, tf.errors.ResourceExhaustedError):
+        hint = "out of memory: lower batch_size"
+    return {"type": type(exc).__name__, "message": message, "hint": hint,
+            "traceback": "".join(traceback.format_exception(exc))[-4000:]}
+
+
+class StepTimer:
+    """Runs steps and times them; every step goes through `one_step` so the tracing count is read per call."""
+
+    def __init__(self, prepared: PreparedStep, sync: Callable[[Any], None]):
+        self.p = prepared
+        self.sync = sync
+        self.calls = 0
+        self.trace_calls: list[int] = []  # call indices at which the tf.function traced
+        self._last_count = _tracing_count(prepared.traced) or 0
+
+    def _after_call(self) -> None:
+        if self.p.traced is not None:
+            count = self.p.traced.experimental_get_tracing_count()
+            if count != self._last_count:
+                self.trace_calls.append(self.calls)
+                self._last_count = count
+        self.calls += 1
+
+    def one_step(self) -> tuple[float, float]:
+        """(step seconds, input wait seconds) of one complete step."""
+        t0 = time.perf_counter()
+        args, kwargs = self.p.source.next_args()
+        t1 = time.perf_counter()
+        out = self.p.call(*args, **kwargs)
+        self.sync(out)
+        t2 = time.perf_counter()
+        self._after_call()
+        return t2 - t0, t1 - t0
+
+    def block(self, n: int) -> tuple[float, float]:
+        """(per-step seconds, per-step input wait) over n calls with a single sync at the end."""
+        source, call = self.p.source.next_args, self.p.call
+        wait = 0.0
+        out = None
+        t0 = time.perf_counter()
+        for _ in range(n):
+            a = time.perf_counter()
+            args, kwargs = source()
+            wait += time.perf_counter() - a
+            out = call(*args, **kwargs)
+            self._after_call()
+        self.sync(out)
+        elapsed = time.perf_counter() - t0
+        return elapsed / n, wait / n
+
+
+def run_job(case: CaseSpec, job: JobSpec, ctx: JobContext, resolve: Callable[[str], Any]) -> Result:
+    """Measure one job. Exceptions become a failed Result; they never escape (the worker goes on)."""
+    started = time.perf_counter()
+    result = Result(case=job.case, mode=job.mode, device=job.device, task=job.task,
+                    batch_size=job.batch_size, model=case.model or case.function)
+    memory = PeakMemory(job.device)
+    phase = "build"
+    try:
+        memory.reset()
+        prepared = prepare(case, job, ctx, resolve)
+        sync, sync_name = sync_for(job.device)
+        timer = StepTimer(prepared, sync)
+
+        phase = "first call"
+        args, kwargs = prepared.source.next_args()
+        t0 = time.perf_counter()
+        out = prepared.call(*args, **kwargs)
+        sync(out)
+        result.first_call_s = time.perf_counter() - t0
+        timer._after_call()
+
+        phase = "warm-up"
+        warm = [timer.one_step()[0] for _ in range(case.warmup_steps)]
+        estimate = min(warm) if warm else timer.one_step()[0]
+        block_size = 1
+        if estimate < BLOCKED_BELOW_S:
+            block_size = int(min(MAX_BLOCK_SIZE, max(2, math.ceil(BLOCK_TARGET_S / max(estimate, 1e-7)))))
+            timer.block(block_size)  # warms the blocked loop itself
+
+        phase = "timed steps"
+        samples: list[float] = []
+        waits: list[float] = []
+        for _ in range(case.repeats):
+            gc.collect()
+            # Like timeit: a collection pause belongs to no particular step and only adds noise.
+            gc.disable()
+            try:
+                for _ in range(case.steps):
+                    s, w = timer.one_step() if block_size == 1 else timer.block(block_size)
+                    samples.append(s)
+                    waits.append(w)
+            finally:
+                gc.enable()
+        result.samples = samples
+        result.input_wait_s = waits
+        result.input_wait_fraction = sum(waits) / sum(samples) if sum(samples) > 0 else None
+        result.tracing_count = _tracing_count(prepared.traced)
+        result.timing = {
+            "method": "per_step" if block_size == 1 else "blocked",
+            "block_size": block_size,
+            "warmup_steps": case.warmup_steps,
+            "steps": case.steps,
+            "repeats": case.repeats,
+            "sync": sync_name,
+            "gc_disabled_while_timing": True,
+        }
+        result.extra.update(prepared.notes)
+        result.extra["trace_calls"] = timer.trace_calls
+        result.peak_memory_bytes = memory.peak_bytes()
+        _after_measurement(case, job, ctx, prepared, timer, result)
+
+        if case.profile and ctx.out_dir is not None:
+            phase = "profiled pass"
+            _profile(case, job, ctx, timer, result)
+    except Exception as exc:  # noqa: BLE001 - any failure of user code or TF is this job's result
+        result.status = "failed"
+        result.error = error_dict(exc, job.mode)
+        result.error["phase"] = phase
+    result.wall_s = time.perf_counter() - started
+    return result
+
+
+def _after_measurement(case: CaseSpec, job: JobSpec, ctx: JobContext, prepared: PreparedStep,
+                       timer: StepTimer, result: Result) -> None:
+    """Read-outs over the measured step that cost no timed work (retrace reasons, graph statistics)."""
+
+
+def tensorboard_run_name(job: JobSpec, multiple_batch_sizes: bool) -> str:
+    name = f"{job.case}-{job.mode}"
+    if multiple_batch_sizes and job.batch_size is not None:
+        name += f"-bs{job.batch_size}"
+    return name
+
+
+def _profile(case: CaseSpec, job: JobSpec, ctx: JobContext, timer: StepTimer, result: Result) -> None:
+    """The separate, untimed profiled pass: after the timed pass, so profiling never changes the timed numbers."""
+    from .profiling import profile_job
+
+    run = tensorboard_run_name(job, ctx.multiple_batch_sizes)
+    logdir = Path(ctx.out_dir) / "tensorboard" / run
+    trace_name = job.task if case.function is None else "step"
+    result.profile = profile_job(lambda i: timer.one_step(), steps=min(PROFILE_STEPS, case.steps),
+                                 trace_name=trace_name, logdir=logdir)

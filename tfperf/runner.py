@@ -1,0 +1,275 @@
+"""Runs a suite: one worker process per case, supervised for crashes and timeouts, results.json rewritten
+atomically after every case so an interrupted run keeps everything that finished.
+
+No TensorFlow here: the parent process stays light; workers import it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Protocol
+
+from . import __version__
+from .environment import host_environment
+from .results import JobSpec, Result, RunResult, write_results
+from .spec import CaseSpec, Suite
+
+POLL_S = 0.05
+LOG_TAIL_LINES = 15
+
+
+class Reporter(Protocol):
+    """Progress sink: the runner never prints; the CLI decides how progress looks."""
+
+    def start(self, total_jobs: int) -> None: ...
+    def job_started(self, job: JobSpec) -> None: ...
+    def job_finished(self, result: Result) -> None: ...
+    def finish(self) -> None: ...
+
+
+class SilentReporter:
+    def start(self, total_jobs: int) -> None: ...
+    def job_started(self, job: JobSpec) -> None: ...
+    def job_finished(self, result: Result) -> None: ...
+    def finish(self) -> None: ...
+
+
+class RunInterrupted(Exception):
+    """Ctrl-C during a run; carries the partial run, already written to disk."""
+
+    def __init__(self, run: RunResult, out_dir: Path):
+        self.run, self.out_dir = run, out_dir
+        super().__init__(f"interrupted: partial results in {out_dir / 'results.json'}")
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+@dataclass
+class _Attempt:
+    """What one worker process reported before it ended."""
+
+    device: str | None = None
+    tensorflow: dict | None = None
+    current: int | None = None  # index of the job started but not finished
+    done: bool = False
+    results: dict[int, Result] = field(default_factory=dict)
+
+
+def _signal_name(returncode: int) -> str:
+    try:
+        return signal.Signals(-returncode).name
+    except ValueError:
+        return f"signal {-returncode}"
+
+
+def _crash_message(returncode: int) -> tuple[str, str]:
+    if returncode < 0:
+        name = _signal_name(returncode)
+        hint = {
+            "SIGKILL": "the kernel's out-of-memory killer sends SIGKILL: lower batch_size or model size (see dmesg)",
+            "SIGSEGV": "a segmentation fault inside TensorFlow or a native extension",
+            "SIGABRT": "the process aborted (a failed check in native code, or os.abort())",
+        }.get(name, "the worker was killed by a signal")
+        return f"worker process crashed: killed by {name}", hint
+    return f"worker process exited with code {returncode} before finishing", "see the worker log"
+
+
+def _log_tail(path: Path) -> str:
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    return "\n".join(lines[-LOG_TAIL_LINES:])
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """The worker runs in its own session; kill its whole process group (tf.data threads, helpers, children)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+class CaseRunner:
+    """Supervises the worker(s) of one case."""
+
+    def __init__(self, case: CaseSpec, out_dir: Path, reporter: Reporter, fail_on_retrace: bool, python: str):
+        self.case, self.out_dir, self.reporter = case, out_dir, reporter
+        self.fail_on_retrace, self.python = fail_on_retrace, python
+        self.work = out_dir / "workers"
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.case_file = self.work / f"{case.name}.case.json"
+        self.case_file.write_text(json.dumps(case.to_json(), indent=2))
+        self.log_path = self.work / f"{case.name}.log"
+        self.jobs = case.jobs()
+        self.device: str | None = None
+        self.tensorflow: dict | None = None
+
+    def _job(self, index: int) -> JobSpec:
+        j = self.jobs[index]
+        return JobSpec(j.case, j.mode, self.device or j.device, j.task, j.batch_size)
+
+    def run(self) -> list[Result]:
+        results: dict[int, Result] = {}
+        deadline = time.monotonic() + self.case.timeout_s
+        attempt_no = 0
+        while len(results) < len(self.jobs):
+            skip = min(i for i in range(len(self.jobs)) if i not in results)
+            outcome = self._attempt(attempt_no, skip, deadline, results)
+            attempt_no += 1
+            if outcome != "crashed":
+                break
+        return [results[i] for i in range(len(self.jobs)) if i in results]
+
+    def _attempt(self, attempt_no: int, skip: int, deadline: float, results: dict[int, Result]) -> str:
+        """Run one worker from job `skip` on; returns "done", "timeout" or "crashed" (each crash finishes a job)."""
+        events_path = self.work / f"{self.case.name}.events{attempt_no}.jsonl"
+        events_path.write_text("")
+        cmd = [self.python, "-m", "tfperf.worker", str(self.case_file), str(events_path), str(self.out_dir),
+               "--skip", str(skip)]
+        if self.fail_on_retrace:
+            cmd.append("--fail-on-retrace")
+        attempt = _Attempt()
+        with open(self.log_path, "a", encoding="utf-8") as log:
+            log.write(f"--- worker attempt {attempt_no} (from job {skip}): {' '.join(cmd)}\n")
+            log.flush()
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        offset = 0
+        timed_out = False
+        try:
+            while True:
+                offset = self._read_events(events_path, offset, attempt, results)
+                if proc.poll() is not None:
+                    offset = self._read_events(events_path, offset, attempt, results)
+                    break
+                if time.monotonic() > deadline:
+                    timed_out = True
+                    _kill_group(proc)
+                    offset = self._read_events(events_path, offset, attempt, results)
+                    break
+                time.sleep(POLL_S)
+        finally:
+            if proc.poll() is None:
+                _kill_group(proc)
+            else:
+                # The worker is gone; anything it started in its session must not outlive it.
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+        if attempt.done:
+            return "done"
+        remaining = [i for i in range(len(self.jobs)) if i not in results]
+        if timed_out:
+            for i in remaining:
+                if i == attempt.current:
+                    r = Result.not_run(self._job(i), "timeout", "Timeout",
+                                       f"killed after the case's timeout_s of {self.case.timeout_s:g} s",
+                                       "raise timeout_s for this case, or lower steps/repeats")
+                else:
+                    r = Result.not_run(self._job(i), "skipped", "NotRun",
+                                       f"not run: the case used up its timeout_s of {self.case.timeout_s:g} s")
+                self._finish(i, r, results)
+            return "timeout"
+        message, hint = _crash_message(proc.returncode)
+        tail = _log_tail(self.log_path)
+        crashed = attempt.current if attempt.current is not None else (remaining[0] if remaining else None)
+        if crashed is None:
+            return "done"
+        r = Result.not_run(self._job(crashed), "failed", "WorkerCrash", message,
+                           f"{hint}; worker log: {self.log_path}")
+        r.error["returncode"] = proc.returncode
+        r.error["log_tail"] = tail
+        self._finish(crashed, r, results)
+        if attempt.current is None:
+            # The worker died before starting any job (import error, bad environment): retrying would only
+            # crash again, so every remaining job carries the same failure.
+            for i in remaining[1:]:
+                self._finish(i, Result.not_run(self._job(i), "failed", "WorkerCrash", message, r.error["hint"]), results)
+        return "crashed"
+
+    def _finish(self, index: int, result: Result, results: dict[int, Result]) -> None:
+        results[index] = result
+        self.reporter.job_finished(result)
+
+    def _read_events(self, path: Path, offset: int, attempt: _Attempt, results: dict[int, Result]) -> int:
+        with open(path, encoding="utf-8") as f:
+            f.seek(offset)
+            while True:
+                line = f.readline()
+                if not line.endswith("\n"):
+                    break  # a partly written line: read it next time
+                offset = f.tell()
+                event = json.loads(line)
+                kind = event["event"]
+                if kind == "hello":
+                    attempt.device = self.device = event["device"]
+                    attempt.tensorflow = self.tensorflow = event.get("tensorflow")
+                elif kind == "start":
+                    attempt.current = event["index"]
+                    self.reporter.job_started(self._job(event["index"]))
+                elif kind == "result":
+                    attempt.current = None
+                    self._finish(event["index"], Result.from_json(event["result"]), results)
+                elif kind == "done":
+                    attempt.done = True
+        return offset
+
+
+def _attach_suggestions(run: RunResult) -> None:
+    from .advisor import attach_suggestions
+
+    attach_suggestions(run)
+
+
+def run_suite(suite: Suite, out_dir: str | Path, *, reporter: Reporter | None = None,
+              fail_on_retrace: bool = False, python: str | None = None,
+              command: list[str] | None = None) -> RunResult:
+    """Run every case in its own worker and write results.json (after each case) and the reports (at the end)."""
+    from .outputs import write_outputs
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    reporter = reporter or SilentReporter()
+    suite_dir = Path(suite.path).resolve().parent
+    run = RunResult(suite={**suite.info, "text": suite.text}, environment=host_environment(suite_dir),
+                    started_at=now_iso(), tfperf_version=__version__, command=command)
+    results_path = out_dir / "results.json"
+    write_results(run, results_path)
+    reporter.start(len(suite.jobs()))
+    try:
+        for case in suite.cases:
+            runner = CaseRunner(case, out_dir, reporter, fail_on_retrace, python or sys.executable)
+            try:
+                run.results.extend(runner.run())
+            finally:
+                if runner.tensorflow and "tensorflow" not in run.environment:
+                    run.environment.update(runner.tensorflow)
+            _attach_suggestions(run)
+            write_results(run, results_path)
+    except KeyboardInterrupt:
+        run.interrupted = True
+        run.finished_at = now_iso()
+        _attach_suggestions(run)
+        write_outputs(run, out_dir)
+        reporter.finish()
+        raise RunInterrupted(run, out_dir) from None
+    run.finished_at = now_iso()
+    _attach_suggestions(run)
+    write_outputs(run, out_dir)
+    reporter.finish()
+    return run

@@ -1,0 +1,209 @@
+"""Terminal and Markdown tables, and the flat frame behind results.csv: rendered from results.json only."""
+from __future__ import annotations
+
+import json
+from typing import Iterable
+
+from tabulate import tabulate
+
+from .results import Result, RunResult
+
+FORMATS = ("table", "markdown", "json")
+
+
+def _ms(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    ms = seconds * 1000
+    return f"{ms:.3f}" if ms < 1 else f"{ms:.2f}" if ms < 100 else f"{ms:.0f}"
+
+
+def _num(x: float | None, fmt: str = "{:.1f}") -> str:
+    return "-" if x is None else fmt.format(x)
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x * 100:.0f}%"
+
+
+def eager_baseline(results: Iterable[Result], r: Result) -> Result | None:
+    """The eager result of the same case, batch size, task and device: what speed-ups are relative to."""
+    for other in results:
+        if (other.mode == "eager" and other.ok and other.case == r.case and other.batch_size == r.batch_size
+                and other.task == r.task and other.device == r.device):
+            return other
+    return None
+
+
+def speedup_over_eager(results: list[Result], r: Result) -> float | None:
+    base = eager_baseline(results, r)
+    if base is None or not r.ok or not r.median_s or not base.median_s:
+        return None
+    return base.median_s / r.median_s
+
+
+def _speedup_text(x: float | None) -> str:
+    if x is None:
+        return "-"
+    # A loss reads as a loss: 0.21x, not a number the eye skims past.
+    return f"{x:.2f}x" + (" (slower)" if x < 0.995 else "")
+
+
+def summary_rows(run: RunResult) -> list[dict]:
+    """One row per result, in run order: the numbers a reader compares across modes."""
+    rows = []
+    for r in run.results:
+        tp = r.throughput or {}
+        notes = []
+        if r.ok and r.noisy:
+            notes.append("noisy")
+        if r.timing and r.timing.get("method") == "blocked":
+            notes.append(f"blocked x{r.timing.get('block_size')}")
+        if r.error:
+            notes.append(f"{r.error.get('type')}: {r.error.get('message')}"[:120])
+        row = {
+            "case": r.case,
+            "mode": r.mode,
+            "batch": "-" if r.batch_size is None else r.batch_size,
+            "status": r.status,
+            "median ms": _ms(r.median_s),
+            "samples/s": _num(tp.get("samples_per_s"), "{:,.0f}") if tp.get("samples_per_s") else
+                         (_num(tp.get("steps_per_s"), "{:,.1f} steps/s") if tp else "-"),
+            "first call s": _num(r.first_call_s, "{:.3f}"),
+            "vs eager": _speedup_text(speedup_over_eager(run.results, r)),
+            "traces": "-" if r.tracing_count is None else r.tracing_count,
+            "input wait": _pct(r.input_wait_fraction),
+        }
+        _extension_columns(r, row)
+        row["notes"] = "; ".join(notes)
+        rows.append(row)
+    _drop_empty_columns(rows)
+    return rows
+
+
+def _extension_columns(r: Result, row: dict) -> None:
+    """Columns the profiler, graph, deployment and distribution read-outs add when they measured something."""
+    prof = r.profile or {}
+    row["input-bound %"] = _num(prof.get("input_bound_percent"), "{:.0f}%") if prof.get("input_bound_percent") is not None else ""
+    top = (prof.get("top_ops") or [None])[0]
+    row["top op"] = f"{top['name']} ({top.get('share', 0) * 100:.0f}%)"[:48] if top else ""
+    row["fusions"] = (r.graph or {}).get("fusions", "") if r.mode == "xla" else ""
+    row["replicas"] = r.replicas if r.replicas is not None else ""
+    row["scaling"] = _pct(r.scaling_efficiency) if r.scaling_efficiency is not None else ""
+    row["size MB"] = _num(r.model_size_bytes / 1e6, "{:.2f}") if r.model_size_bytes else ""
+    agreement = r.output_agreement or {}
+    row["top-1 agree"] = _pct(agreement.get("top1_agreement")) if agreement.get("top1_agreement") is not None else ""
+
+
+def _drop_empty_columns(rows: list[dict]) -> None:
+    if not rows:
+        return
+    for key in list(rows[0]):
+        if all(row.get(key) in ("", None) for row in rows):
+            for row in rows:
+                row.pop(key, None)
+
+
+def failures(run: RunResult) -> list[Result]:
+    return [r for r in run.results if r.status in ("failed", "timeout")]
+
+
+def render_table(run: RunResult) -> str:
+    rows = summary_rows(run)
+    if not rows:
+        return "no results"
+    text = tabulate(rows, headers="keys", tablefmt="simple", disable_numparse=True)
+    lines = [text]
+    for r in failures(run):
+        hint = f"\n    hint: {r.error.get('hint')}" if r.error and r.error.get("hint") else ""
+        lines.append(f"{r.status.upper()} {r.spec.label}: {r.error.get('message') if r.error else ''}{hint}")
+    for r in run.results:
+        for s in r.suggestions:
+            lines.append(f"[{s['code']}] {r.spec.label}: {s['title']}\n    evidence: {s['evidence']}\n    fix: {s['fix']}")
+    return "\n".join(lines)
+
+
+def render_markdown(run: RunResult) -> str:
+    suite = run.suite.get("name", "?")
+    env = run.environment
+    out = [f"# tfperf: {suite}", ""]
+    out.append(f"TensorFlow {env.get('tensorflow', '?')}, Keras {env.get('keras', '?')}, "
+               f"{env.get('cpu_model', '?')} ({env.get('cpu_count', '?')} cores), "
+               f"GPUs: {', '.join(g.get('name', '?') for g in env.get('gpus') or []) or 'none'}. "
+               f"Started {run.started_at}, finished {run.finished_at or 'not finished'}"
+               + (" (interrupted)" if run.interrupted else "") + ".")
+    out.append("")
+    counts = {s: sum(1 for r in run.results if r.status == s) for s in ("ok", "failed", "timeout", "skipped")}
+    out.append(", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no results")
+    out.append("")
+    rows = summary_rows(run)
+    if rows:
+        out.append(tabulate(rows, headers="keys", tablefmt="github", disable_numparse=True))
+        out.append("")
+    fails = failures(run)
+    if fails:
+        out.append("## Failures")
+        out.append("")
+        for r in fails:
+            out.append(f"- **{r.spec.label}** ({r.status}): `{r.error.get('type') if r.error else ''}` "
+                       f"{r.error.get('message') if r.error else ''}")
+            if r.error and r.error.get("hint"):
+                out.append(f"  - hint: {r.error['hint']}")
+        out.append("")
+    suggestions = [(r, s) for r in run.results for s in r.suggestions]
+    if suggestions:
+        out.append("## Suggestions")
+        out.append("")
+        for r, s in suggestions:
+            out.append(f"- `{s['code']}` **{r.spec.label}**: {s['title']}")
+            out.append(f"  - evidence: {s['evidence']}")
+            out.append(f"  - fix: `{s['fix']}`" if "\n" not in s["fix"] else f"  - fix:\n\n    ```python\n    "
+                       + s["fix"].replace("\n", "\n    ") + "\n    ```")
+        out.append("")
+    out.append("Timing: median of repeats × steps timed steps after warm-up; completion forced before each clock "
+               "read; first call (tracing + compilation + one step) timed separately. "
+               "`noisy`: interquartile range above 10% of the median.")
+    return "\n".join(out) + "\n"
+
+
+def render_json(run: RunResult) -> str:
+    return json.dumps(summary_rows(run), indent=2)
+
+
+def render(run: RunResult, fmt: str) -> str:
+    if fmt == "table":
+        return render_table(run)
+    if fmt == "markdown":
+        return render_markdown(run)
+    if fmt == "json":
+        return render_json(run)
+    raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+
+
+def to_dataframe(run: RunResult):
+    """One flat row per result (results.csv). The raw samples stay in results.json."""
+    import pandas as pd
+
+    records = []
+    for r in run.results:
+        d = r.to_json()
+        rec = {k: d[k] for k in ("case", "mode", "device", "task", "batch_size", "status", "model",
+                                 "first_call_s", "tracing_count", "input_wait_fraction", "peak_memory_bytes",
+                                 "noisy", "replicas", "global_batch_size", "scaling_efficiency",
+                                 "model_size_bytes", "load_time_s")}
+        for k, v in (d.get("step_time_s") or {}).items():
+            rec[f"step_time_s.{k}"] = v
+        for k, v in (d.get("throughput") or {}).items():
+            rec[f"throughput.{k}"] = v
+        rec["speedup_over_eager"] = speedup_over_eager(run.results, r)
+        rec["timing_method"] = (r.timing or {}).get("method")
+        rec["retraces"] = len(r.retraces)
+        prof = r.profile or {}
+        rec["profile.input_bound_percent"] = prof.get("input_bound_percent")
+        top = (prof.get("top_ops") or [None])[0]
+        rec["profile.top_op"] = top["name"] if top else None
+        rec["error.type"] = (r.error or {}).get("type")
+        rec["error.message"] = (r.error or {}).get("message")
+        rec["suggestions"] = ";".join(s["code"] for s in r.suggestions)
+        records.append(rec)
+    return pd.DataFrame.from_records(records)

@@ -1,0 +1,77 @@
+"""The worker process: runs the jobs of one case and reports each as a JSON line in an events file.
+
+    python -m tfperf.worker CASE.json EVENTS.jsonl OUT_DIR [--skip N] [--fail-on-retrace]
+
+Isolation is the point: a crash, hang or out-of-memory kill here takes down this case only. The parent reads
+the events file to know which job was running when the process died.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+
+def emit(events_path: Path, event: dict) -> None:
+    # One line per event, flushed at once: the parent must see a "start" before a crash can happen.
+    with open(events_path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(event, default=str) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m tfperf.worker")
+    ap.add_argument("case_file")
+    ap.add_argument("events_file")
+    ap.add_argument("out_dir")
+    ap.add_argument("--skip", type=int, default=0, help="jobs already reported by an earlier worker")
+    ap.add_argument("--fail-on-retrace", action="store_true")
+    args = ap.parse_args(argv)
+    events = Path(args.events_file)
+
+    from .spec import CaseSpec
+
+    case = CaseSpec.from_json(json.loads(Path(args.case_file).read_text()))
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf  # noqa: F401 - the import is part of the worker's start-up cost
+
+    from . import harness
+    from .environment import tensorflow_environment
+    from .references import resolve_reference
+    from .results import JobSpec, Result
+
+    env = tensorflow_environment()
+    try:
+        device = harness.resolve_device(case.device)
+        device_error = None
+    except harness.NoSuchDevice as exc:
+        device, device_error = case.device, str(exc)
+    emit(events, {"event": "hello", "device": device, "tensorflow": env, "pid": os.getpid()})
+
+    def resolve(ref: str):
+        return resolve_reference(ref, case.base_dir)
+
+    jobs = case.jobs()
+    ctx = harness.JobContext(out_dir=Path(args.out_dir), tf_device=harness.tf_device_name(device),
+                             multiple_batch_sizes=len(case.batch_sizes) > 1, fail_on_retrace=args.fail_on_retrace)
+    for index, planned in enumerate(jobs):
+        if index < args.skip:
+            continue
+        job = JobSpec(planned.case, planned.mode, device, planned.task, planned.batch_size)
+        emit(events, {"event": "start", "index": index})
+        if device_error:
+            result = Result.not_run(job, "failed", "NoSuchDevice", device_error,
+                                    "use device: auto (first GPU, else CPU) or device: cpu")
+        else:
+            result = harness.run_job(case, job, ctx, resolve)
+        emit(events, {"event": "result", "index": index, "result": result.to_json()})
+    emit(events, {"event": "done"})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
