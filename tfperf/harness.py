@@ -343,6 +343,6 @@ def _profile(case: CaseSpec, job: JobSpec, ctx: JobContext, timer: StepTimer, re
 
     run = tensorboard_run_name(job, ctx.multiple_batch_sizes)
     logdir = Path(ctx.out_dir) / "tensorboard" / run
-    trace_name = job.task if case.function is None else "step"
+    # The step marker name is what TensorBoard's step-time graph and input-pipeline analysis key on.
     result.profile = profile_job(lambda i: timer.one_step(), steps=min(PROFILE_STEPS, case.steps),
-                                 trace_name=trace_name, logdir=logdir)
+                                 trace_name=job.task, logdir=logdir)
