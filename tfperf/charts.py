@@ -1,0 +1,203 @@
+"""Charts for the HTML pages: matplotlib figures rendered to inline SVG strings, no network, no pyplot.
+
+Why these settings (DESIGN.md): `svg.fonttype='none'` keeps text as text (small, selectable, no glyph
+paths), a fixed `svg.hashsalt` and `metadata={"Date": None}` make the bytes stable from run to run, and
+`text.parse_math=False` keeps a `$` in a case name from being read as mathtext. Figures are built with
+`matplotlib.figure.Figure` on an Agg canvas, never through pyplot, so no global backend or figure registry
+is touched. Every user string lands in a `<text>` element that matplotlib's XML writer escapes.
+"""
+from __future__ import annotations
+
+import io
+import re
+from typing import Sequence
+
+import matplotlib
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+RC = {
+    "svg.fonttype": "none",
+    "svg.hashsalt": "tfperf",
+    "text.parse_math": False,
+    "font.family": "sans-serif",
+    "font.size": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+}
+
+# One colour per mode, the same on every chart so a reader learns them once (tab10, colour-blind friendly order).
+MODE_COLORS = {
+    "eager": "#1f77b4",
+    "function": "#2ca02c",
+    "xla": "#d62728",
+    "savedmodel": "#9467bd",
+    "tflite": "#8c564b",
+    "tflite-dynamic": "#e377c2",
+    "tflite-int8": "#7f7f7f",
+}
+_FALLBACK = ["#17becf", "#bcbd22", "#ff7f0e"]
+
+
+
+def mode_color(mode: str) -> str:
+    """A fixed colour per mode; an unknown mode gets one chosen from its name, so pages stay byte-stable."""
+    return MODE_COLORS.get(mode) or _FALLBACK[sum(mode.encode()) % len(_FALLBACK)]
+
+
+def _figure(width_in: float, height_in: float) -> Figure:
+    fig = Figure(figsize=(width_in, height_in), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def to_svg(fig: Figure, prefix: str) -> str:
+    """The figure as an `<svg>` element ready to inline into HTML.
+
+    `prefix` namespaces the element ids (clip paths, groups): several charts share one HTML document,
+    and ids must be unique within it. The prefix must be deterministic for byte-stable pages.
+    """
+    buf = io.StringIO()
+    with matplotlib.rc_context(RC):
+        fig.savefig(buf, format="svg", metadata={"Date": None}, bbox_inches="tight")
+    svg = buf.getvalue()
+    svg = svg[svg.index("<svg"):]  # drop the XML declaration and DOCTYPE: invalid inside HTML
+    svg = re.sub(r"\s*<metadata>.*?</metadata>", "", svg, count=1, flags=re.S)
+    svg = re.sub(r'\bid="([^"]+)"', lambda m: f'id="{prefix}-{m.group(1)}"', svg)
+    svg = re.sub(r'url\(#([^)]+)\)', lambda m: f"url(#{prefix}-{m.group(1)})", svg)
+    svg = re.sub(r'xlink:href="#([^"]+)"', lambda m: f'xlink:href="#{prefix}-{m.group(1)}"', svg)
+    # Scale to the container on small screens, keep the natural size on large ones.
+    svg = re.sub(r'<svg ([^>]*?)width="([\d.]+)pt" height="([\d.]+)pt"',
+                 lambda m: f'<svg {m.group(1)}width="{m.group(2)}pt" height="{m.group(3)}pt" '
+                           f'style="max-width:100%;height:auto"', svg, count=1)
+    return svg.strip()
+
+
+def throughput_chart(rows: Sequence[dict], prefix: str) -> str | None:
+    """Grouped bars: throughput per mode, one group per batch size.
+
+    rows: [{mode, batch_size, value}] with value in samples/s (steps/s when there is no batch size).
+    """
+    rows = [r for r in rows if r.get("value")]
+    if not rows:
+        return None
+    unit = "samples/s" if all(r.get("batch_size") for r in rows) else "steps/s"
+    sizes = sorted({r.get("batch_size") for r in rows}, key=lambda b: (b is None, b or 0))
+    modes = list(dict.fromkeys(r["mode"] for r in rows))
+    fig = _figure(max(4.0, 1.1 + 0.55 * len(modes) * len(sizes)), 2.6)
+    with matplotlib.rc_context(RC):
+        ax = fig.add_subplot()
+        width = 0.8 / len(modes)
+        for i, mode in enumerate(modes):
+            xs, ys = [], []
+            for j, bs in enumerate(sizes):
+                for r in rows:
+                    if r["mode"] == mode and r.get("batch_size") == bs:
+                        xs.append(j + (i - (len(modes) - 1) / 2) * width)
+                        ys.append(r["value"])
+            bars = ax.bar(xs, ys, width=width * 0.95, color=mode_color(mode), label=mode)
+            ax.bar_label(bars, labels=[_short(y) for y in ys], fontsize=7, padding=1)
+        ax.set_xticks(range(len(sizes)))
+        ax.set_xticklabels([f"batch {b}" if b is not None else "" for b in sizes])
+        ax.set_ylabel(unit)
+        ax.set_title("Throughput (from the median step)", loc="left")
+        ax.legend(fontsize=7, frameon=False, ncols=min(len(modes), 4), loc="upper left", bbox_to_anchor=(0, -0.12))
+        ax.margins(y=0.15)
+    return to_svg(fig, prefix)
+
+
+def step_time_boxplot(series: Sequence[tuple[str, str, Sequence[float]]], prefix: str) -> str | None:
+    """Box plot of the raw step times, one box per (label, mode), in milliseconds."""
+    series = [(label, mode, list(s)) for label, mode, s in series if s]
+    if not series:
+        return None
+    fig = _figure(max(4.0, 1.2 + 0.8 * len(series)), 2.6)
+    with matplotlib.rc_context(RC):
+        ax = fig.add_subplot()
+        data = [[v * 1000.0 for v in s] for _, _, s in series]
+        bp = ax.boxplot(data, patch_artist=True, widths=0.6, showfliers=True,
+                        medianprops={"color": "black"}, flierprops={"markersize": 3})
+        for patch, (_, mode, _) in zip(bp["boxes"], series):
+            patch.set_facecolor(mode_color(mode))
+            patch.set_alpha(0.55)
+        ax.set_xticks(range(1, len(series) + 1))
+        ax.set_xticklabels([label for label, _, _ in series], fontsize=8)
+        ax.set_ylabel("ms per step")
+        ax.set_title("Step time distribution (raw samples)", loc="left")
+        lo = min(min(d) for d in data)
+        hi = max(max(d) for d in data)
+        if lo > 0 and hi / lo > 20:  # eager vs XLA can differ by orders of magnitude
+            ax.set_yscale("log")
+    return to_svg(fig, prefix)
+
+
+def first_call_chart(lines: Sequence[dict], payback: dict | None, prefix: str) -> str | None:
+    """Cumulative cost of n calls: first_call_s + (n - 1) × median, one line per mode.
+
+    lines: [{label, mode, first_call_s, median_s}]; payback: {steps, label} marks where XLA catches up.
+    """
+    lines = [ln for ln in lines if ln.get("first_call_s") is not None and ln.get("median_s")]
+    if not lines:
+        return None
+    horizon = 100
+    if payback and payback.get("steps"):
+        horizon = max(horizon, int(payback["steps"] * 1.6))
+    fig = _figure(4.6, 2.6)
+    with matplotlib.rc_context(RC):
+        ax = fig.add_subplot()
+        ns = [1, horizon]
+        for ln in lines:
+            ys = [ln["first_call_s"] + (n - 1) * ln["median_s"] for n in ns]
+            ax.plot(ns, ys, color=mode_color(ln["mode"]), label=ln["label"], linewidth=1.5)
+            ax.plot([1], [ln["first_call_s"]], marker="o", color=mode_color(ln["mode"]), markersize=4)
+        if payback and payback.get("steps"):
+            ax.axvline(payback["steps"], color="#555", linestyle="--", linewidth=1)
+            ax.annotate(payback.get("label", ""), (payback["steps"], 0), xytext=(3, 3),
+                        textcoords="offset points", fontsize=7, color="#333", va="bottom")
+        ax.set_xlabel("calls (first call = trace + compile + one step)")
+        ax.set_ylabel("cumulative seconds")
+        ax.set_title("First call vs steady state", loc="left")
+        ax.set_xlim(left=0)
+        ax.set_ylim(bottom=0)
+        ax.legend(fontsize=7, frameon=False)
+    return to_svg(fig, prefix)
+
+
+def ratio_chart(rows: Sequence[dict], threshold: float, prefix: str) -> str | None:
+    """Comparison: ratio of medians (current / base) with its confidence interval, one line per row.
+
+    rows: [{label, ratio, ci_low, ci_high, verdict}]
+    """
+    rows = [r for r in rows if r.get("ratio")]
+    if not rows:
+        return None
+    colors = {"regression": "#d62728", "improvement": "#2ca02c", "inconclusive": "#ff7f0e", "unchanged": "#555555"}
+    fig = _figure(6.4, 0.9 + 0.28 * len(rows))
+    with matplotlib.rc_context(RC):
+        ax = fig.add_subplot()
+        ys = list(range(len(rows)))[::-1]
+        for y, r in zip(ys, rows):
+            lo, hi = r.get("ci_low"), r.get("ci_high")
+            c = colors.get(r.get("verdict"), "#555555")
+            if lo is not None and hi is not None:
+                ax.plot([lo, hi], [y, y], color=c, linewidth=2, alpha=0.6)
+            ax.plot([r["ratio"]], [y], marker="o", color=c, markersize=5)
+        ax.axvline(1.0, color="black", linewidth=0.8)
+        ax.axvspan(1 / (1 + threshold), 1 + threshold, color="#999", alpha=0.15, linewidth=0)
+        ax.set_yticks(ys)
+        ax.set_yticklabels([r["label"] for r in rows], fontsize=7)
+        ax.set_xlabel("current / base median step time (shaded: within threshold)")
+        ax.grid(axis="y", alpha=0)
+    return to_svg(fig, prefix)
+
+
+def _short(v: float) -> str:
+    if v >= 1e6:
+        return f"{v / 1e6:.1f}M"
+    if v >= 1e4:
+        return f"{v / 1e3:.0f}k"
+    if v >= 100:
+        return f"{v:.0f}"
+    return f"{v:.3g}"

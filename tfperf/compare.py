@@ -1,0 +1,482 @@
+"""Compare two runs: tell a real regression from noise, row by row, from the raw samples.
+
+Rows are matched by (case, mode, batch_size, task, device). For each pair of ok rows:
+
+- the ratio of medians, current / base (above 1 = slower), with a 99% percentile-bootstrap confidence
+  interval: both sample sets are resampled with replacement `BOOTSTRAP_RESAMPLES` times (fixed seed, so the
+  same files give the same interval) and the ratio of the resampled medians is taken each time;
+- a two-sided Mann–Whitney U test on the raw samples (scipy.stats.mannwhitneyu), significant at p < 0.01,
+  as asv does before applying its factor.
+
+A row is a `regression` only when it is significantly slower AND its ratio is beyond the threshold
+(default 10%); an `improvement` likewise the other way. When either side is noisy (IQR above
+`stats.NOISY_IQR_FRACTION` of the median, where torch.utils.benchmark warns) the verdict needs a clear-cut
+result, the whole confidence interval beyond the threshold, and is `inconclusive` otherwise. A slowdown
+beyond the threshold that is not significant is `inconclusive` too: too few or too scattered samples to
+decide, and the report says so instead of passing silently. Everything else is `unchanged`.
+
+Beside time, the diagnostics are compared: a tracing count that grew makes the row a regression (retracing
+is a bug, not noise); input wait, the profiler's input-bound %, first-call time and peak memory are reported
+as worse / better when they move beyond their margins, as warnings.
+
+Nothing here imports TensorFlow.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from . import stats
+from .errors import TfperfError
+from .results import Result, RunResult
+
+DEFAULT_THRESHOLD = 0.10
+ALPHA = 0.01
+CONFIDENCE = 0.99
+BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_SEED = 20240521
+MIN_SAMPLES = 3  # below this neither the U test nor the bootstrap says anything
+# Diagnostics measured as shares of the step: a move of 5 percentage points is the profiler's
+# "moderately input-bound" threshold, so smaller moves are not called worse.
+SHARE_MARGIN = 0.05
+METHOD = (f"ratio of medians (current / base) with a {CONFIDENCE:.0%} percentile-bootstrap interval "
+          f"({BOOTSTRAP_RESAMPLES} resamples of each side's raw samples); two-sided Mann-Whitney U test on the "
+          f"raw samples, significant at p < {ALPHA}")
+
+VERDICTS = ("regression", "improvement", "inconclusive", "unchanged")
+
+
+@dataclass
+class DiagnosticDelta:
+    """One diagnostic figure in both runs. `verdict` is worse | better | same | n/a."""
+
+    name: str
+    base: float | None
+    current: float | None
+    verdict: str
+    note: str = ""
+
+
+@dataclass
+class RowComparison:
+    case: str
+    mode: str
+    batch_size: int | None
+    task: str
+    device: str
+    verdict: str  # regression | improvement | inconclusive | unchanged
+    reason: str
+    base_status: str = "ok"
+    current_status: str = "ok"
+    base_median_s: float | None = None
+    current_median_s: float | None = None
+    ratio: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    p_value: float | None = None
+    base_n: int = 0
+    current_n: int = 0
+    base_iqr_fraction: float | None = None
+    current_iqr_fraction: float | None = None
+    noisy: bool = False
+    time_verdict: str | None = None  # the verdict from step time alone
+    diagnostics: list[DiagnosticDelta] = field(default_factory=list)
+
+    @property
+    def key(self) -> tuple:
+        return (self.case, self.mode, self.batch_size, self.task, self.device)
+
+    @property
+    def label(self) -> str:
+        return key_label(self.key)
+
+
+@dataclass
+class Comparison:
+    base_path: str | None
+    current_path: str | None
+    threshold: float
+    method: str
+    rows: list[RowComparison] = field(default_factory=list)
+    only_in_base: list[dict] = field(default_factory=list)  # {case, mode, batch_size, task, device, status}
+    only_in_current: list[dict] = field(default_factory=list)
+    environment_warnings: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {v: sum(1 for r in self.rows if r.verdict == v) for v in VERDICTS}
+
+    @property
+    def regressed(self) -> bool:
+        return any(r.verdict == "regression" for r in self.rows)
+
+    def to_json(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["counts"] = self.counts()
+        d["exit_code"] = exit_code(self)
+        return d
+
+
+def exit_code(cmp: Comparison) -> int:
+    """1 when any row regressed, else 0. (2, unreadable input, is raised by load_results as ResultsFileError.)"""
+    return 1 if cmp.regressed else 0
+
+
+def key_label(key: Sequence) -> str:
+    case, mode, bs, task, device = key
+    return f"{case} [{mode}{f' bs={bs}' if bs is not None else ''} {task} {device}]"
+
+
+def parse_threshold(text: str | float) -> float:
+    """'10%' -> 0.10, '0.1' -> 0.1, '10' -> 0.10 (a bare number of 1 or more is read as a percentage)."""
+    if isinstance(text, (int, float)):
+        value = float(text)
+    else:
+        s = str(text).strip()
+        try:
+            value = float(s[:-1]) / 100.0 if s.endswith("%") else float(s)
+        except ValueError:
+            raise TfperfError(f"--threshold {text}: expected a percentage such as 10% or a fraction such as 0.1") from None
+        if not s.endswith("%") and value >= 1:
+            value /= 100.0
+    if not (0 < value < 10) or math.isnan(value):
+        raise TfperfError(f"--threshold {text}: must be above 0%")
+    return value
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Statistics over two sample sets
+# ---------------------------------------------------------------------------------------------------------
+
+def bootstrap_ratio_ci(base: Sequence[float], current: Sequence[float], confidence: float = CONFIDENCE,
+                       resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> tuple[float, float]:
+    """Percentile-bootstrap interval of median(current) / median(base)."""
+    rng = np.random.default_rng(seed)
+    b = np.asarray(base, dtype=float)
+    c = np.asarray(current, dtype=float)
+    mb = np.median(rng.choice(b, size=(resamples, b.size), replace=True), axis=1)
+    mc = np.median(rng.choice(c, size=(resamples, c.size), replace=True), axis=1)
+    ratios = mc / mb
+    tail = (1 - confidence) / 2 * 100
+    lo, hi = np.percentile(ratios, [tail, 100 - tail])
+    return float(lo), float(hi)
+
+
+def mann_whitney_p(base: Sequence[float], current: Sequence[float]) -> float:
+    from scipy.stats import mannwhitneyu
+
+    if len(set(base)) == 1 and set(base) == set(current):
+        return 1.0  # identical constant samples: scipy warns and returns nan
+    return float(mannwhitneyu(current, base, alternative="two-sided").pvalue)
+
+
+def iqr_fraction(samples: Sequence[float]) -> float | None:
+    if not samples:
+        return None
+    s = stats.summarize(samples)
+    return s["iqr"] / s["median"] if s["median"] > 0 else None
+
+
+def classify_time(ratio: float, ci: tuple[float, float], p: float, noisy: bool, threshold: float) -> tuple[str, str]:
+    """The step-time verdict and a one-line reason, from the ratio, its interval and the U test's p."""
+    slower, faster = 1 + threshold, 1 / (1 + threshold)
+    significant = p < ALPHA
+    change = f"{ratio - 1:+.1%}"
+    sig = f"p={p:.2g}"
+    if noisy:
+        if significant and ci[0] > slower:
+            return "regression", f"{change} slower ({sig}), clear-cut despite noisy samples"
+        if significant and ci[1] < faster:
+            return "improvement", f"{change} faster ({sig}), clear-cut despite noisy samples"
+        return "inconclusive", (f"{change}, samples too noisy to decide (IQR above "
+                                f"{stats.NOISY_IQR_FRACTION:.0%} of the median; interval {ci[0]:.2f}–{ci[1]:.2f})")
+    if ratio > slower:
+        if significant:
+            return "regression", f"{change} slower ({sig}), beyond the {threshold:.0%} threshold"
+        return "inconclusive", f"{change} slower but not significant ({sig}): too few or scattered samples"
+    if ratio < faster:
+        if significant:
+            return "improvement", f"{change} faster ({sig}), beyond the {threshold:.0%} threshold"
+        return "inconclusive", f"{change} faster but not significant ({sig})"
+    if significant:
+        return "unchanged", f"{change} ({sig}): significant but within the {threshold:.0%} threshold"
+    return "unchanged", f"{change} ({sig}): within noise"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Diagnostics
+# ---------------------------------------------------------------------------------------------------------
+
+def _num(v: Any) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def _input_bound(r: Result) -> float | None:
+    v = _num((r.profile or {}).get("input_bound_percent")) if isinstance(r.profile, dict) else None
+    return v / 100.0 if v is not None else None
+
+
+def compare_diagnostics(base: Result, current: Result, threshold: float) -> list[DiagnosticDelta]:
+    out = []
+    b, c = base.tracing_count, current.tracing_count
+    if b is not None or c is not None:
+        if b is None or c is None:
+            out.append(DiagnosticDelta("tracing_count", b, c, "n/a", "recorded in one run only"))
+        elif c > b:
+            out.append(DiagnosticDelta("tracing_count", b, c, "worse", f"traced {c} times, was {b}: retracing grew"))
+        elif c < b:
+            out.append(DiagnosticDelta("tracing_count", b, c, "better", f"traced {c} times, was {b}"))
+        else:
+            out.append(DiagnosticDelta("tracing_count", b, c, "same"))
+    for name, bv, cv in (("input_wait_fraction", _num(base.input_wait_fraction), _num(current.input_wait_fraction)),
+                         ("input_bound", _input_bound(base), _input_bound(current))):
+        if bv is None and cv is None:
+            continue
+        if bv is None or cv is None:
+            out.append(DiagnosticDelta(name, bv, cv, "n/a", "recorded in one run only"))
+            continue
+        d = cv - bv
+        verdict = "worse" if d > SHARE_MARGIN else "better" if d < -SHARE_MARGIN else "same"
+        out.append(DiagnosticDelta(name, bv, cv, verdict, f"{bv:.0%} → {cv:.0%} of the step"))
+    for name, bv, cv, unit in (("first_call_s", _num(base.first_call_s), _num(current.first_call_s), "s"),
+                               ("peak_memory_bytes", _num(base.peak_memory_bytes), _num(current.peak_memory_bytes), "B")):
+        if bv is None and cv is None:
+            continue
+        if bv is None or cv is None:
+            out.append(DiagnosticDelta(name, bv, cv, "n/a", "recorded in one run only"))
+            continue
+        if bv <= 0:
+            verdict = "worse" if cv > 0 else "same"
+            out.append(DiagnosticDelta(name, bv, cv, verdict))
+            continue
+        ratio = cv / bv
+        verdict = "worse" if ratio > 1 + threshold else "better" if ratio < 1 / (1 + threshold) else "same"
+        out.append(DiagnosticDelta(name, bv, cv, verdict, f"{ratio - 1:+.0%}"))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Rows and runs
+# ---------------------------------------------------------------------------------------------------------
+
+def compare_results(base: Result, current: Result, threshold: float = DEFAULT_THRESHOLD) -> RowComparison:
+    row = RowComparison(case=current.case, mode=current.mode, batch_size=current.batch_size, task=current.task,
+                        device=current.device, verdict="unchanged", reason="", base_status=base.status,
+                        current_status=current.status, base_n=len(base.samples), current_n=len(current.samples))
+    row.diagnostics = compare_diagnostics(base, current, threshold)
+    b_ok, c_ok = base.ok and base.samples, current.ok and current.samples
+    if base.samples:
+        row.base_median_s = base.median_s
+        row.base_iqr_fraction = iqr_fraction(base.samples)
+    if current.samples:
+        row.current_median_s = current.median_s
+        row.current_iqr_fraction = iqr_fraction(current.samples)
+
+    if b_ok and not c_ok:
+        err = (current.error or {}).get("type") if isinstance(current.error, dict) else None
+        row.verdict, row.reason = "regression", f"ran in base, {current.status} now" + (f" ({err})" if err else "")
+        return row
+    if c_ok and not b_ok:
+        row.verdict, row.reason = "improvement", f"{base.status} in base, runs now"
+        return row
+    if not b_ok and not c_ok:
+        row.verdict, row.reason = "inconclusive", f"no timing to compare ({base.status} in base, {current.status} now)"
+        return row
+    if len(base.samples) < MIN_SAMPLES or len(current.samples) < MIN_SAMPLES:
+        row.ratio = row.current_median_s / row.base_median_s if row.base_median_s else None
+        row.verdict, row.reason = "inconclusive", (f"too few samples to test ({len(base.samples)} vs "
+                                                   f"{len(current.samples)}; need {MIN_SAMPLES})")
+    else:
+        row.ratio = row.current_median_s / row.base_median_s
+        row.ci_low, row.ci_high = bootstrap_ratio_ci(base.samples, current.samples)
+        row.p_value = mann_whitney_p(base.samples, current.samples)
+        row.noisy = stats.is_noisy(base.samples) or stats.is_noisy(current.samples)
+        row.verdict, row.reason = classify_time(row.ratio, (row.ci_low, row.ci_high), row.p_value, row.noisy,
+                                                threshold)
+    row.time_verdict = row.verdict
+    grew = next((d for d in row.diagnostics if d.name == "tracing_count" and d.verdict == "worse"), None)
+    if grew:
+        row.verdict = "regression"
+        row.reason = f"{grew.note}; time: {row.reason}"
+    return row
+
+
+def _key(r: Result) -> tuple:
+    return (r.case, r.mode, r.batch_size, r.task, r.device)
+
+
+def _brief(r: Result) -> dict:
+    return {"case": r.case, "mode": r.mode, "batch_size": r.batch_size, "task": r.task, "device": r.device,
+            "status": r.status, "label": key_label(_key(r))}
+
+
+def environment_warnings(base: dict, current: dict) -> list[str]:
+    """What differs between the two machines or software stacks, in the terms a reader checks first."""
+    out = []
+
+    def gpus(env: dict) -> list[str]:
+        return [g.get("name", str(g)) if isinstance(g, dict) else str(g) for g in env.get("gpus") or []]
+
+    for key, label in (("tensorflow", "TensorFlow version"), ("keras", "Keras version"), ("python", "Python version"),
+                       ("cpu_model", "CPU model"), ("cpu_count", "CPU count")):
+        bv, cv = base.get(key), current.get(key)
+        if bv != cv and (bv is not None or cv is not None):
+            out.append(f"{label} differs: {bv} (base) vs {cv} (current)")
+    bg, cg = gpus(base), gpus(current)
+    if bg != cg:
+        out.append(f"GPUs differ: {', '.join(bg) or 'none'} (base) vs {', '.join(cg) or 'none'} (current)")
+    be, ce = base.get("env") or {}, current.get("env") or {}
+    for k in sorted(set(be) | set(ce)):
+        if be.get(k) != ce.get(k):
+            out.append(f"environment variable {k} differs: {be.get(k)!r} (base) vs {ce.get(k)!r} (current)")
+    return out
+
+
+def compare_runs(base: RunResult, current: RunResult, threshold: float = DEFAULT_THRESHOLD,
+                 base_path: str | Path | None = None, current_path: str | Path | None = None) -> Comparison:
+    """Match rows by (case, mode, batch size, task, device) and compare each pair; list the unmatched ones."""
+    cmp = Comparison(base_path=str(base_path) if base_path else None,
+                     current_path=str(current_path) if current_path else None,
+                     threshold=threshold, method=METHOD)
+    base_by_key = {}
+    for r in base.results:
+        base_by_key.setdefault(_key(r), r)  # a duplicated key keeps the first, like the runner would never write
+    seen = set()
+    for r in current.results:
+        k = _key(r)
+        if k in seen:
+            continue
+        seen.add(k)
+        if k in base_by_key:
+            cmp.rows.append(compare_results(base_by_key[k], r, threshold))
+        else:
+            cmp.only_in_current.append(_brief(r))
+    cmp.only_in_base = [_brief(r) for k, r in base_by_key.items() if k not in seen]
+    cmp.environment_warnings = environment_warnings(base.environment or {}, current.environment or {})
+    return cmp
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Renderers
+# ---------------------------------------------------------------------------------------------------------
+
+_MARK = {"regression": "REGRESSION", "improvement": "improvement", "inconclusive": "inconclusive",
+         "unchanged": "unchanged"}
+
+
+def _fmt_s(v: float | None) -> str:
+    from .html_report import fmt_seconds
+
+    return fmt_seconds(v)
+
+
+def _fmt_ratio(r: RowComparison) -> str:
+    if r.ratio is None:
+        return "–"
+    s = f"{r.ratio:.3f}"
+    if r.ci_low is not None:
+        s += f" [{r.ci_low:.3f}, {r.ci_high:.3f}]"
+    return s
+
+
+def _diag_text(r: RowComparison) -> str:
+    moved = [d for d in r.diagnostics if d.verdict in ("worse", "better") and not (d.note and d.note in r.reason)]
+    return "; ".join(f"{d.name} {d.verdict}" + (f" ({d.note})" if d.note else "") for d in moved)
+
+
+def _table_rows(cmp: Comparison) -> list[list[str]]:
+    order = {v: i for i, v in enumerate(VERDICTS)}
+    rows = sorted(cmp.rows, key=lambda r: (order[r.verdict], r.case, r.mode, r.batch_size or 0))
+    return [[r.label, _fmt_s(r.base_median_s), _fmt_s(r.current_median_s), _fmt_ratio(r),
+             f"{r.p_value:.2g}" if r.p_value is not None else "–", _MARK[r.verdict], r.reason
+             + (f"; {_diag_text(r)}" if _diag_text(r) else "")] for r in rows]
+
+
+HEADERS = ["row", "base median", "current median", f"ratio [{CONFIDENCE:.0%} CI]", "p", "verdict", "why"]
+
+
+def _summary_line(cmp: Comparison) -> str:
+    c = cmp.counts()
+    return (f"{c['regression']} regression(s), {c['improvement']} improvement(s), {c['inconclusive']} inconclusive, "
+            f"{c['unchanged']} unchanged; threshold {cmp.threshold:.0%}")
+
+
+def render_table(cmp: Comparison) -> str:
+    from tabulate import tabulate
+
+    lines = [_summary_line(cmp), ""]
+    if cmp.rows:
+        lines.append(tabulate(_table_rows(cmp), headers=HEADERS, tablefmt="simple", disable_numparse=True))
+    for title, items in (("only in base", cmp.only_in_base), ("only in current", cmp.only_in_current)):
+        if items:
+            lines += ["", f"Rows {title}:"] + [f"  {i['label']} ({i['status']})" for i in items]
+    if cmp.environment_warnings:
+        lines += ["", "Warning: the environments differ, so timings may not be comparable:"]
+        lines += [f"  {w}" for w in cmp.environment_warnings]
+    lines += ["", f"Method: {cmp.method}."]
+    return "\n".join(lines) + "\n"
+
+
+def _md_escape(s: str) -> str:
+    return s.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")
+
+
+def render_markdown(cmp: Comparison) -> str:
+    """For a pull-request comment or $GITHUB_STEP_SUMMARY: a headline, the rows that moved, then the rest."""
+    icon = {"regression": "🔴", "improvement": "🟢", "inconclusive": "🟡", "unchanged": "⚪"}
+    head = "❌ Performance regression" if cmp.regressed else "✅ No performance regression"
+    lines = [f"### tfperf compare: {head}", "", _md_escape(_summary_line(cmp)) + ".", ""]
+    if cmp.environment_warnings:
+        lines += ["> **Warning:** the environments differ, so timings may not be comparable:"]
+        lines += [f"> - {_md_escape(w)}" for w in cmp.environment_warnings] + [""]
+    if cmp.rows:
+        lines += ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+        for row, r in zip(_table_rows(cmp), sorted(cmp.rows, key=lambda r: (VERDICTS.index(r.verdict), r.case,
+                                                                            r.mode, r.batch_size or 0))):
+            cells = [_md_escape(x) for x in row]
+            cells[5] = f"{icon[r.verdict]} {cells[5]}"
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    for title, items in (("Only in base", cmp.only_in_base), ("Only in current", cmp.only_in_current)):
+        if items:
+            lines += [f"**{title}:** " + ", ".join(f"`{_md_escape(i['label'])}` ({i['status']})" for i in items), ""]
+    lines += [f"<sub>{_md_escape(cmp.method)}.</sub>", ""]
+    return "\n".join(lines)
+
+
+def render_json(cmp: Comparison) -> str:
+    return json.dumps(cmp.to_json(), indent=2, allow_nan=False, default=str) + "\n"
+
+
+def render_html(cmp: Comparison) -> str:
+    from . import charts
+    from .html_report import template_env
+
+    order = {v: i for i, v in enumerate(VERDICTS)}
+    rows = sorted(cmp.rows, key=lambda r: (order[r.verdict], r.case, r.mode, r.batch_size or 0))
+    view = [{"row": r, "label": r.label, "base": _fmt_s(r.base_median_s), "current": _fmt_s(r.current_median_s),
+             "ratio": f"{r.ratio:.3f}" if r.ratio is not None else "–",
+             "ci": f"{r.ci_low:.3f} – {r.ci_high:.3f}" if r.ci_low is not None else "–",
+             "p": f"{r.p_value:.2g}" if r.p_value is not None else "–",
+             "diagnostics": [d for d in r.diagnostics if d.verdict != "same"]} for r in rows]
+    chart = charts.ratio_chart([{"label": r.label, "ratio": r.ratio, "ci_low": r.ci_low, "ci_high": r.ci_high,
+                                 "verdict": r.verdict} for r in rows], cmp.threshold, "cmp")
+    from markupsafe import Markup
+
+    return template_env().get_template("compare.html.j2").render(
+        cmp=cmp, rows=view, counts=cmp.counts(), summary=_summary_line(cmp), chart=Markup(chart) if chart else None,
+        regressed=cmp.regressed, threshold=f"{cmp.threshold:.0%}")
+
+
+RENDERERS = {"table": render_table, "markdown": render_markdown, "json": render_json, "html": render_html}
+
+
+def render(cmp: Comparison, fmt: str) -> str:
+    if fmt not in RENDERERS:
+        raise TfperfError(f"--format {fmt}: choose one of {', '.join(RENDERERS)}")
+    return RENDERERS[fmt](cmp)
