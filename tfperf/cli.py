@@ -45,7 +45,7 @@ def run(
     quiet: bool = typer.Option(False, "--quiet", help="Plain progress lines, no progress bar."),
     fmt: str = typer.Option("table", "--format", help="Final table: table | markdown | json."),
 ) -> None:
-    """Run every case of SUITE in every mode and batch size; write results.json, results.csv, report.md."""
+    """Run every case of SUITE in every mode and batch size; write results.json, results.csv, report.md, report.html."""
     from .outdir import choose_out_dir, update_latest
     from .plan import apply_overrides
     from .progress import reporter_for
@@ -70,27 +70,58 @@ def run(
         raise typer.Exit(130)
     update_latest(out_dir)
     typer.echo(render(result, fmt))
-    typer.echo(f"\nwrote {out_dir}/results.json, results.csv, report.md", err=True)
+    typer.echo(f"\nwrote {out_dir}/results.json, results.csv, report.md, report.html", err=True)
     raise typer.Exit(result.exit_code)
 
 
 @app.command()
 def report(
     results: Path = typer.Argument(..., help="A results.json (or the run folder holding one)."),
-    fmt: str = typer.Option("table", "--format", help="table | markdown | json"),
+    fmt: str = typer.Option("table", "--format", help="table | markdown | json | html"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
 ) -> None:
     """Re-render a run's tables from its results.json, without running anything."""
     from .results import atomic_write_text, load_results
     from .tables import FORMATS, render
 
-    if fmt not in FORMATS:
-        raise TfperfError(f"--format {fmt}: choose one of {', '.join(FORMATS)}")
-    text = render(load_results(results), fmt)
+    if fmt not in (*FORMATS, "html"):
+        raise TfperfError(f"--format {fmt}: choose one of {', '.join((*FORMATS, 'html'))}")
+    if fmt == "html":
+        from .html_report import render_html
+
+        run_dir = results if results.is_dir() else results.parent
+        text = render_html(load_results(results), out_dir=run_dir)
+    else:
+        text = render(load_results(results), fmt)
     if output:
         atomic_write_text(output, text if text.endswith("\n") else text + "\n")
     else:
         typer.echo(text)
+
+
+@app.command()
+def compare(
+    base: Path = typer.Argument(..., help="The baseline results.json (or its run folder)."),
+    current: Path = typer.Argument(..., help="The results.json to check against it."),
+    threshold: str = typer.Option("10%", "--threshold", help="Slowdown beyond which a significant change counts."),
+    fmt: str = typer.Option("table", "--format", help="table | markdown | json | html"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
+) -> None:
+    """Compare two runs row by row; exit 1 when any row regressed (significantly slower beyond the threshold)."""
+    from .compare import RENDERERS, compare_runs, exit_code, parse_threshold, render
+    from .results import atomic_write_text, load_results
+
+    if fmt not in RENDERERS:
+        raise TfperfError(f"--format {fmt}: choose one of {', '.join(RENDERERS)}")
+    cmp = compare_runs(load_results(base), load_results(current), parse_threshold(threshold),
+                       base_path=base, current_path=current)
+    text = render(cmp, fmt)
+    if output:
+        atomic_write_text(output, text)
+        typer.echo(f"wrote {output}", err=True)
+    else:
+        typer.echo(text, nl=False)
+    raise typer.Exit(exit_code(cmp))
 
 
 @app.command("list")

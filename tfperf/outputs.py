@@ -19,4 +19,7 @@ def write_outputs(run: RunResult, out_dir: str | Path) -> list[Path]:
     path = out_dir / "report.md"
     atomic_write_text(path, render_markdown(run))
     written.append(path)
+    from .html_report import write_html  # matplotlib + jinja2: imported only when a run is written
+
+    written.append(write_html(run, out_dir / "report.html"))
     return written
