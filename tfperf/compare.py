@@ -463,7 +463,8 @@ def render_html(cmp: Comparison) -> str:
              "ratio": f"{r.ratio:.3f}" if r.ratio is not None else "–",
              "ci": f"{r.ci_low:.3f} – {r.ci_high:.3f}" if r.ci_low is not None else "–",
              "p": f"{r.p_value:.2g}" if r.p_value is not None else "–",
-             "diagnostics": [d for d in r.diagnostics if d.verdict != "same"]} for r in rows]
+             "diagnostics": [d for d in r.diagnostics if d.verdict != "same" and not (d.note and d.note in r.reason)]}
+            for r in rows]
     chart = charts.ratio_chart([{"label": r.label, "ratio": r.ratio, "ci_low": r.ci_low, "ci_high": r.ci_high,
                                  "verdict": r.verdict} for r in rows], cmp.threshold, "cmp")
     from markupsafe import Markup

@@ -437,7 +437,7 @@ def build_report(run: RunResult, out_dir: str | Path | None = None) -> dict:
         cases.append(case)
         summary.append(_summary(case, results))
     suite = run.suite or {}
-    out = str(out_dir) if out_dir is not None else "<out>"
+    out = shlex.quote(str(out_dir)) if out_dir is not None else "<out>"  # a placeholder when unknown
     totals = {s: sum(1 for r in run.results if r.status == s) for s in ("ok", "failed", "timeout", "skipped")}
     return {
         "title": f"tfperf · {suite.get('name') or 'run'}",
@@ -451,7 +451,7 @@ def build_report(run: RunResult, out_dir: str | Path | None = None) -> dict:
         "cases": cases,
         "suggestions": _suggestion_groups(run),
         "environment": _environment(run.environment or {}),
-        "tensorboard_command": f"tfperf tensorboard {shlex.quote(out)}",
+        "tensorboard_command": f"tfperf tensorboard {out}",
         "noisy_threshold": fmt_pct(stats.NOISY_IQR_FRACTION),
     }
 

@@ -1,0 +1,383 @@
+"""The HTML report and the compare page, opened in real headless Chromium.
+
+Chromium is driven through the DevTools protocol over `--remote-debugging-pipe` (file descriptors 3 and 4,
+NUL-delimited JSON), so no websocket client is needed: the test sees every console message, uncaught
+exception and network request the page makes, reads the DOM with Runtime.evaluate, and takes a screenshot.
+"""
+import base64
+import io
+import json
+import os
+import select
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, run_tfperf
+from tfperf import compare
+from tfperf.html_report import case_findings, payback_calls, render_html, write_html
+from tfperf.results import Result, RunResult, load_results, write_results
+
+CHROMIUM = "/usr/bin/chromium"
+needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
+XSS_SUITE = "<script>alert(1)</script>"
+XSS_CASE = '<img src=x onerror="alert(2)">'
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A minimal DevTools-protocol client over a pipe
+# ---------------------------------------------------------------------------------------------------------
+
+class Chromium:
+    """Headless Chromium with the flags the issue names, driven over --remote-debugging-pipe."""
+
+    def __init__(self, user_data_dir: Path):
+        to_chrome_r, self._to_chrome = os.pipe()
+        self._from_chrome, from_chrome_w = os.pipe()
+
+        def wire_fds():  # the protocol pipe is fd 3 (commands in) and fd 4 (replies out) in the child
+            os.dup2(to_chrome_r, 3)
+            os.dup2(from_chrome_w, 4)
+
+        self.proc = subprocess.Popen(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={user_data_dir}", "--remote-debugging-pipe", "about:blank"],
+            pass_fds=(3, 4, to_chrome_r, from_chrome_w), preexec_fn=wire_fds,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.close(to_chrome_r)
+        os.close(from_chrome_w)
+        self._buf = b""
+        self._id = 0
+        self.events: list[dict] = []
+
+    def _read(self, timeout: float = 30.0) -> dict:
+        while b"\0" not in self._buf:
+            ready, _, _ = select.select([self._from_chrome], [], [], timeout)
+            if not ready:
+                raise TimeoutError("no reply from chromium")
+            chunk = os.read(self._from_chrome, 1 << 20)
+            if not chunk:
+                raise EOFError("chromium closed the protocol pipe")
+            self._buf += chunk
+        msg, self._buf = self._buf.split(b"\0", 1)
+        return json.loads(msg)
+
+    def wait_for(self, pred) -> dict:
+        while True:
+            m = self._read()
+            if pred(m):
+                return m
+            self.events.append(m)
+
+    def send(self, method: str, params: dict | None = None, session: str | None = None) -> dict:
+        self._id += 1
+        msg = {"id": self._id, "method": method, "params": params or {}}
+        if session:
+            msg["sessionId"] = session
+        os.write(self._to_chrome, json.dumps(msg).encode() + b"\0")
+        reply = self.wait_for(lambda m, i=self._id: m.get("id") == i)
+        assert "error" not in reply, reply
+        return reply["result"]
+
+    def close(self) -> None:
+        try:
+            self.send("Browser.close")
+            self.proc.wait(timeout=15)
+        except Exception:  # noqa: BLE001 - a dead browser is killed below
+            pass
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self._to_chrome)
+        os.close(self._from_chrome)
+
+
+def open_page(path: Path, tmp_path: Path, expressions: dict[str, str]) -> dict:
+    """Load a file in Chromium at 1280×2000; return what the page did, the evaluated expressions and a PNG."""
+    browser = Chromium(tmp_path / "chromium-profile")
+    try:
+        target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        session = browser.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        for domain in ("Runtime", "Log", "Network", "Page"):
+            browser.send(f"{domain}.enable", session=session)
+        browser.send("Emulation.setDeviceMetricsOverride",
+                     {"width": 1280, "height": 2000, "deviceScaleFactor": 1, "mobile": False}, session=session)
+        browser.send("Page.navigate", {"url": path.resolve().as_uri()}, session=session)
+        browser.wait_for(lambda m: m.get("method") == "Page.loadEventFired")
+        values = {}
+        for name, expr in expressions.items():
+            res = browser.send("Runtime.evaluate", {"expression": expr, "returnByValue": True}, session=session)
+            assert "exceptionDetails" not in res, res
+            values[name] = res["result"].get("value")
+        png = base64.b64decode(browser.send("Page.captureScreenshot", {"format": "png"}, session=session)["data"])
+        events = list(browser.events)
+    finally:
+        browser.close()
+    console_errors = [e["params"] for e in events if e.get("method") == "Runtime.consoleAPICalled"
+                      and e["params"]["type"] in ("error", "warning", "assert")]
+    console_errors += [e["params"] for e in events if e.get("method") == "Runtime.exceptionThrown"]
+    console_errors += [e["params"] for e in events if e.get("method") == "Log.entryAdded"
+                       and e["params"]["entry"]["level"] in ("error", "warning")]
+    requests = [e["params"]["request"]["url"] for e in events if e.get("method") == "Network.requestWillBeSent"]
+    return {"values": values, "console_errors": console_errors, "requests": requests, "png": png}
+
+
+def pixel_spread(png: bytes) -> tuple[float, float]:
+    """(standard deviation of the greyscale pixels, share of pixels that are not near-white)."""
+    from PIL import Image
+
+    img = np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=float)
+    return float(img.std()), float((img < 200).mean())
+
+
+ROWS_JS = ("JSON.stringify([...document.querySelectorAll('tr[data-case][data-mode]')]"
+           ".map(tr => [tr.dataset.case, tr.dataset.mode, tr.dataset.batchSize, tr.dataset.status || tr.dataset.verdict]))")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Results built from known distributions
+# ---------------------------------------------------------------------------------------------------------
+
+def lognormal(rng, median_s: float, n: int = 30, sigma: float = 0.03) -> list[float]:
+    return [float(x) for x in rng.lognormal(np.log(median_s), sigma, n)]
+
+
+def sample_run(suite_name: str = "smoke", case_name: str = "mlp") -> RunResult:
+    """Two swept batch sizes × three modes, an input-bound case with retraces and an XLA failure, a timeout."""
+    rng = np.random.default_rng(7)
+    results = []
+    for bs in (32, 64):
+        k = bs / 32
+        results.append(Result(case_name, "eager", "cpu", "train", bs, samples=lognormal(rng, 0.012 * k),
+                              first_call_s=0.3, input_wait_fraction=0.01, peak_memory_bytes=50_000_000,
+                              model="zoo:mlp"))
+        results.append(Result(
+            case_name, "function", "cpu", "train", bs, samples=lognormal(rng, 0.003 * k), first_call_s=0.9,
+            tracing_count=2, input_wait_fraction=0.02, model="zoo:mlp",
+            profile={"logdir": "tensorboard/mlp", "input_bound_percent": 3.2,
+                     "top_ops": [{"name": "dense/MatMul", "type": "MatMul", "self_time_us": 1200.0, "share": 0.4}]},
+            suggestions=[{"code": "small-batch", "title": "Throughput still rises with the batch size",
+                          "evidence": f"batch {bs}: 10,500 samples/s", "fix": "batch_size: 256"}]))
+        results.append(Result(case_name, "xla", "cpu", "train", bs, samples=lognormal(rng, 0.002 * k),
+                              first_call_s=2.1, tracing_count=2, model="zoo:mlp",
+                              graph={"op_count": 40, "hlo_instructions": 120, "fusions": 7}))
+    results.append(Result("slow-input", "eager", "cpu", "train", 32, samples=lognormal(rng, 0.05, sigma=0.2),
+                          first_call_s=0.2, input_wait_fraction=0.6,
+                          suggestions=[{"code": "prefetch", "title": "Overlap input with compute",
+                                        "evidence": {"input_wait_fraction": 0.6},
+                                        "fix": "ds = ds.prefetch(tf.data.AUTOTUNE)"}]))
+    results.append(Result("slow-input", "function", "cpu", "train", 32, samples=lognormal(rng, 0.045),
+                          first_call_s=0.5, tracing_count=4, input_wait_fraction=0.7,
+                          retraces=[{"call": 3, "changed": "x: shape (32, 784) -> (16, 784)"},
+                                    {"call": 4, "changed": "training: True -> False"}],
+                          profile={"input_bound_percent": 68.0, "top_ops": []}))
+    results.append(Result.not_run(Result("slow-input", "xla", "cpu", "train", 32).spec, "failed",
+                                  "InvalidArgumentError", "Detected unsupported operations: <b>AsString</b> & co",
+                                  "Move the string op out of the jit_compile=True function"))
+    results.append(Result.not_run(Result("hang", "eager", "cpu", "infer", 8).spec, "timeout", "Timeout",
+                                  "worker killed after timeout_s=30"))
+    return RunResult(
+        suite={"name": suite_name, "path": "suites/smoke.yaml", "sha256": "ab" * 32,
+               "text": f"name: {suite_name}\ncases:\n  - name: {case_name}  # <b>not bold</b>\n"},
+        environment={"tensorflow": "2.21.0", "keras": "3.15.0", "python": "3.11.7", "cpu_model": "Test CPU",
+                     "cpu_count": 2, "gpus": [], "env": {"TF_XLA_FLAGS": "--tf_xla_auto_jit=2"}},
+        results=results, started_at="2026-11-27T03:00:00+00:00", finished_at="2026-11-27T03:01:00+00:00",
+        tfperf_version="0.1.0", command=["tfperf", "run", "suites/smoke.yaml"])
+
+
+def expected_rows(run: RunResult) -> set:
+    return {(r.case, r.mode, "" if r.batch_size is None else str(r.batch_size), r.status) for r in run.results}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# In Chromium
+# ---------------------------------------------------------------------------------------------------------
+
+@needs_chromium
+def test_report_in_chromium_has_every_row_no_errors_no_requests_and_is_not_blank(tmp_path):
+    run = sample_run()
+    write_results(run, tmp_path / "results.json")
+    page = write_html(load_results(tmp_path / "results.json"), tmp_path / "report.html")
+    seen = open_page(page, tmp_path, {"rows": ROWS_JS, "svgs": "document.querySelectorAll('svg').length",
+                                      "height": "document.documentElement.scrollHeight",
+                                      "text": "document.body.innerText"})
+    rows = [tuple(r) for r in json.loads(seen["values"]["rows"])]
+    assert len(rows) == len(run.results)
+    assert set(rows) == expected_rows(run)
+    assert seen["console_errors"] == []
+    # The only request is the page itself: no script, font, image or style is fetched.
+    assert seen["requests"] == [page.resolve().as_uri()]
+    # Throughput, box plot and first-call charts for two cases with timings.
+    assert seen["values"]["svgs"] >= 6
+    text = seen["values"]["text"]
+    assert "XLA pays back against function after" in text
+    assert f"tfperf tensorboard {tmp_path}" in text
+    assert "Detected unsupported operations: <b>AsString</b> & co" in text  # shown as text, not markup
+    assert "x: shape (32, 784) -> (16, 784)" in text
+    std, inked = pixel_spread(seen["png"])
+    assert std > 20 and inked > 0.02, (std, inked)
+
+
+@needs_chromium
+def test_script_in_suite_and_case_names_renders_as_text(tmp_path):
+    run = sample_run(suite_name=XSS_SUITE, case_name=XSS_CASE)
+    page = write_html(run, tmp_path / "report.html")
+    html = page.read_text()
+    assert XSS_SUITE not in html and "alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<img src=x" not in html and "<b>AsString" not in html and "<b>not bold" not in html
+    seen = open_page(page, tmp_path, {
+        "scripts": "document.scripts.length",
+        "images": "document.images.length",
+        "title": "document.title",
+        "h1": "document.getElementById('suite-name').textContent",
+        "case_attr": "document.querySelector('tr[data-mode=\"xla\"]').dataset.case",
+        "suite_text": "document.getElementById('suite-text').textContent",
+    })
+    v = seen["values"]
+    assert v["scripts"] == 0 and v["images"] == 0
+    assert v["title"] == v["h1"] == f"tfperf · {XSS_SUITE}"
+    assert v["case_attr"] == XSS_CASE
+    assert "<b>not bold</b>" in v["suite_text"]
+    assert seen["console_errors"] == []
+
+
+@needs_chromium
+def test_compare_page_in_chromium(tmp_path):
+    base = sample_run(case_name=XSS_CASE)
+    current = sample_run(case_name=XSS_CASE)
+    slow = next(r for r in current.results if r.mode == "eager" and r.batch_size == 32)
+    slow.samples = [s * 1.3 for s in slow.samples]
+    current.results = [r for r in current.results if r.case != "hang"]
+    page = tmp_path / "compare.html"
+    page.write_text(compare.render_html(compare.compare_runs(base, current)))
+    seen = open_page(page, tmp_path, {"rows": ROWS_JS, "scripts": "document.scripts.length",
+                                      "unmatched": "document.querySelectorAll('[data-unmatched]').length"})
+    rows = {(c, m, b): v for c, m, b, v in json.loads(seen["values"]["rows"])}
+    assert rows[(XSS_CASE, "eager", "32")] == "regression"
+    assert rows[(XSS_CASE, "function", "32")] in ("unchanged", "inconclusive")
+    assert seen["values"]["unmatched"] == 1 and seen["values"]["scripts"] == 0
+    assert seen["console_errors"] == [] and seen["requests"] == [page.resolve().as_uri()]
+    std, inked = pixel_spread(seen["png"])
+    assert std > 10 and inked > 0.01
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Without a browser
+# ---------------------------------------------------------------------------------------------------------
+
+def test_page_is_offline_and_byte_stable():
+    a, b = render_html(sample_run(), "out"), render_html(sample_run(), "out")
+    assert a == b
+    lowered = a.lower()
+    for fetch in ("<script", "<link", "src=", "@import", "url(http", "<iframe", "<img"):
+        assert fetch not in lowered, fetch
+    assert 'svg.fonttype' not in a and "<text" in a  # text stays text (svg.fonttype none), no glyph paths
+    ids = [s.split('"')[0] for s in a.split(' id="')[1:]]
+    assert len(ids) == len(set(ids)), "element ids repeat across inlined charts"
+
+
+def test_missing_and_null_fields_render():
+    """An old or partial results file: no samples, empty dicts, null profile fields, odd suggestion shapes."""
+    run = RunResult.from_json({"schema_version": 1, "suite": {"name": "old"}, "environment": {}, "results": [
+        {"case": "a", "mode": "eager", "device": "cpu", "task": "train", "batch_size": None, "status": "ok",
+         "samples": [], "profile": {"input_bound_percent": None, "top_ops": None}, "retraces": [{}],
+         "suggestions": [{"code": "retracing"}, "not a dict"], "what_if": [{"change": "prefetch", "speedup": 1.4}]},
+        {"case": "a", "mode": "xla", "device": "cpu", "task": "train", "batch_size": None, "status": "failed",
+         "error": None, "samples": [0.01, 0.011, 0.012], "first_call_s": None, "tracing_count": 1,
+         "graph": {"op_count": None}, "output_agreement": {"max_abs_diff": 1e-6}},
+    ]})
+    html = render_html(run)
+    assert html.count('data-case="a"') >= 2
+    assert "The suite text is not recorded" in html
+    assert "retracing" in html and "prefetch" in html and "max_abs_diff" in html
+    assert "tfperf tensorboard &lt;out&gt;" in html
+
+
+def test_payback_calls():
+    # XLA: 2.1 s first call, 2 ms steps; function: 0.9 s, 3 ms -> 1 + 1.2 / 0.001 = 1201 calls.
+    assert payback_calls(2.1, 0.002, 0.9, 0.003) == pytest.approx(1201)
+    assert payback_calls(0.5, 0.002, 0.9, 0.003) == 1.0  # never behind
+    assert payback_calls(2.1, 0.004, 0.9, 0.003) is None  # slower steps: never catches up
+
+
+def test_findings_rank_failures_then_input_then_xla_loss():
+    run = sample_run()
+    slow = [r for r in run.results if r.case == "slow-input"]
+    kinds = [f.kind for f in case_findings(slow)]
+    assert kinds[0] == "failed" and "input-bound" in kinds and "retracing" in kinds
+    rng = np.random.default_rng(1)
+    losing = [Result("m", "function", "cpu", "train", 32, samples=lognormal(rng, 0.008)),
+              Result("m", "xla", "cpu", "train", 32, samples=lognormal(rng, 0.038))]
+    top = case_findings(losing)[0]
+    assert top.kind == "xla-loss" and "4.7" in top.text
+
+
+def test_render_modules_do_not_import_tensorflow():
+    code = ("import sys, tfperf.html_report, tfperf.compare, tfperf.charts; "
+            "from tfperf.cli import app; "
+            "assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_report_command_renders_html(tmp_path):
+    write_results(sample_run(suite_name=XSS_SUITE), tmp_path / "results.json")
+    proc = run_tfperf("report", str(tmp_path / "results.json"), "--format", "html", "--output",
+                      str(tmp_path / "again.html"))
+    assert proc.returncode == 0, proc.stderr
+    html = (tmp_path / "again.html").read_text()
+    assert html.startswith("<!DOCTYPE html>") and "&lt;script&gt;alert(1)" in html
+    assert f"tfperf tensorboard {tmp_path}" in html
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A real run
+# ---------------------------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+@needs_chromium
+def test_real_run_writes_a_report_that_opens(tmp_path):
+    if not (ROOT / "tfperf" / "suite.py").exists():
+        pytest.skip("the suite loader (tfperf/suite.py) has not landed")
+    (tmp_path / "steps.py").write_text(textwrap.dedent("""
+        import tensorflow as tf
+
+        def step(x, w):
+            for _ in range(3):
+                x = tf.tanh(tf.matmul(x, w))
+            return tf.reduce_sum(x)
+
+        def inputs():
+            x = tf.random.stateless_normal((64, 64), seed=[1, 2])
+            while True:
+                yield (x, x * 0.05), {}
+        """))
+    (tmp_path / "suite.yaml").write_text(textwrap.dedent("""
+        name: html-real
+        defaults: {modes: [eager, function, xla], warmup_steps: 1, steps: 4, repeats: 2, profile: true,
+                   timeout_s: 120}
+        cases:
+          - name: chain
+            function: steps.py:step
+            inputs: steps.py:inputs
+        """))
+    out = tmp_path / "out"
+    proc = run_tfperf("run", str(tmp_path / "suite.yaml"), "--out", str(out), "--quiet")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = load_results(out)
+    assert {r.mode for r in run.results} == {"eager", "function", "xla"}
+    seen = open_page(out / "report.html", tmp_path, {"rows": ROWS_JS, "text": "document.body.innerText"})
+    assert {tuple(r) for r in json.loads(seen["values"]["rows"])} == expected_rows(run)
+    assert seen["console_errors"] == []
+    assert seen["requests"] == [(out / "report.html").resolve().as_uri()]
+    assert "name: html-real" in seen["values"]["text"]  # the suite text, from results.json
+    std, inked = pixel_spread(seen["png"])
+    assert std > 20 and inked > 0.02
+    shutil.rmtree(tmp_path / "chromium-profile", ignore_errors=True)
