@@ -323,7 +323,7 @@ WHAT_IF_CODES: tuple[tuple[str, str, str], ...] = (
     ("parallel-interleave", r"interleave",
      "dataset = files.interleave(read, num_parallel_calls=tf.data.AUTOTUNE)"),
 )
-_COMBINED = re.compile(r"\+|,|\band\b|combined|all", re.I)
+_COMBINED = re.compile(r"\+|,|\band\b|\bcombined\b|\ball\b", re.I)
 
 
 def _what_if_speedup(w: dict) -> float | None:
@@ -477,10 +477,10 @@ def rule_mixed_precision(run: RunResult) -> list[Finding]:
         share = f"{half:.0f}% of device compute ran in 16-bit" if half is not None else "the model computes in float32"
         out.append((r, suggestion(
             "mixed-precision", "Use mixed precision: this GPU has tensor cores",
-            f"{gpu} has compute capability {cc:g} (≥ {MIXED_PRECISION_MIN_CC:g}, tensor cores) and {share}; "
+            f"{gpu} has compute capability {cc:g} (≥ {MIXED_PRECISION_MIN_CC:.1f}, tensor cores) and {share}; "
             f"{r.mode} runs at {ms(r.median_s)} ms/step.",
             'keras.mixed_precision.set_global_policy("mixed_float16")  # before building the model',
-            f"GPU compute capability ≥ {MIXED_PRECISION_MIN_CC:g} and 16-bit share < "
+            f"GPU compute capability ≥ {MIXED_PRECISION_MIN_CC:.1f} and 16-bit share < "
             f"{MIXED_PRECISION_MAX_16BIT_PERCENT:g}%",
             compute_capability=cc, fp16_percent=half, median_s=r.median_s)))
     return out

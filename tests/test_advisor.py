@@ -1,0 +1,294 @@
+"""The advisor's rules over constructed results: each fires when its trigger is met and stays silent just below.
+
+No TensorFlow: the rules are plain functions over results.
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tfperf import advisor
+from tfperf.results import Result, RunResult
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "suggestions.md"
+
+
+def res(mode: str = "function", median: float = 0.010, *, case: str = "c", batch_size: int | None = 32,
+        device: str = "cpu", n: int = 12, spread: float = 0.002, **kw) -> Result:
+    """A result whose samples sit tightly around `median` (±spread), so differences are significant."""
+    samples = [median * (1 + spread * (i - (n - 1) / 2) / n) for i in range(n)]
+    return Result(case=case, mode=mode, device=device, task="train", batch_size=batch_size, samples=samples, **kw)
+
+
+def run_of(*results: Result, environment: dict | None = None) -> RunResult:
+    return RunResult(suite={"name": "t"}, environment=environment or {}, results=list(results))
+
+
+def fired(rule, run: RunResult, code: str | None = None) -> list[tuple[Result, dict]]:
+    return [(r, s) for r, s in rule(run) if code is None or s["code"] == code]
+
+
+# --- use-tf-function -------------------------------------------------------------------------------------
+
+def test_use_tf_function_fires_on_the_eager_result_when_function_saves_more_than_the_threshold():
+    eager, fn = res("eager", 0.0115), res("function", 0.010)  # saves 13%
+    found = fired(advisor.rule_use_tf_function, run_of(eager, fn))
+    assert [(r.mode, s["code"]) for r, s in found] == [("eager", "use-tf-function")]
+    s = found[0][1]
+    assert "11.5 ms/step" in s["evidence"] and "10 ms/step" in s["evidence"]
+    assert "tf.function(step)" in s["fix"]
+    assert s["evidence_data"]["speedup"] == pytest.approx(1.15, rel=1e-3)
+
+
+def test_use_tf_function_silent_just_below_the_threshold():
+    eager, fn = res("eager", 0.0109), res("function", 0.010)  # saves 8%
+    assert fired(advisor.rule_use_tf_function, run_of(eager, fn)) == []
+
+
+def test_use_tf_function_silent_when_the_difference_is_not_significant():
+    # Interleaved, widely spread samples: medians differ by 15% but the U test cannot tell them apart.
+    eager = res("eager", 0.0115, spread=1.5)
+    fn = res("function", 0.010, spread=1.5)
+    assert advisor.p_value(eager.samples, fn.samples) > advisor.SIGNIFICANCE_ALPHA
+    assert fired(advisor.rule_use_tf_function, run_of(eager, fn)) == []
+
+
+# --- XLA -------------------------------------------------------------------------------------------------
+
+def test_enable_xla_fires_on_the_function_result_above_the_threshold_and_not_below():
+    fn = res("function", 0.010)
+    found = fired(advisor.rule_enable_xla, run_of(fn, res("xla", 0.0088)))
+    assert [(r.mode, s["code"]) for r, s in found] == [("function", "enable-xla")]
+    assert "jit_compile=True" in found[0][1]["fix"]
+    assert fired(advisor.rule_enable_xla, run_of(fn, res("xla", 0.0092))) == []
+
+
+def test_xla_compile_payback_counts_the_steps_that_repay_the_compile():
+    fn = res("function", 0.010, first_call_s=0.5)
+    xla = res("xla", 0.008, first_call_s=2.5)
+    found = fired(advisor.rule_xla_compile_payback, run_of(fn, xla))
+    assert len(found) == 1 and found[0][0] is xla
+    data = found[0][1]["evidence_data"]
+    # (2.5 - 0.5) s / (10 - 8) ms per step = 1000 steps (medians are exact to within the 0.2% spread).
+    assert data["payback_steps"] == pytest.approx(1000, rel=0.01)
+    assert "1,000 steps" in found[0][1]["title"] or "steps" in found[0][1]["title"]
+
+
+def test_xla_compile_payback_is_immediate_when_xla_compiles_no_slower():
+    fn, xla = res("function", 0.010, first_call_s=1.0), res("xla", 0.008, first_call_s=0.9)
+    (_, s), = fired(advisor.rule_xla_compile_payback, run_of(fn, xla))
+    assert s["evidence_data"]["payback_steps"] == 0
+
+
+def test_xla_compile_payback_silent_when_xla_is_barely_faster():
+    fn, xla = res("function", 0.010, first_call_s=0.5), res("xla", 0.0099, first_call_s=2.5)
+    assert fired(advisor.rule_xla_compile_payback, run_of(fn, xla)) == []
+
+
+def test_avoid_xla_fires_on_the_xla_result_with_the_measured_loss():
+    fn, xla = res("function", 0.010), res("xla", 0.0106)  # 6% slower
+    found = fired(advisor.rule_avoid_xla, run_of(fn, xla))
+    assert len(found) == 1 and found[0][0] is xla
+    assert found[0][1]["evidence_data"]["loss_per_step_s"] == pytest.approx(0.0006, rel=0.05)
+    assert fired(advisor.rule_avoid_xla, run_of(fn, res("xla", 0.0104))) == []
+
+
+def test_avoid_xla_fires_when_xla_cannot_compile_the_step():
+    fn = res("function", 0.010)
+    xla = Result(case="c", mode="xla", device="cpu", task="train", batch_size=32, status="failed",
+                 error={"type": "InvalidArgumentError", "message": "XLA cannot compile op StringFormat", "hint": None})
+    (r, s), = fired(advisor.rule_avoid_xla, run_of(fn, xla))
+    assert r is xla and "StringFormat" in s["evidence"]
+
+
+def test_modes_of_different_batch_sizes_are_not_compared():
+    eager, fn = res("eager", 0.05, batch_size=32), res("function", 0.010, batch_size=64)
+    assert fired(advisor.rule_use_tf_function, run_of(eager, fn)) == []
+
+
+# --- retracing -------------------------------------------------------------------------------------------
+
+RETRACES = [{"call": 3, "changed": "scale: 3.0 -> 4.0 (python float)", "argument": "scale", "kind": "python_value",
+             "before": 3.0, "after": 4.0, "dims": None}]
+
+
+def test_retracing_fires_above_one_trace_and_names_the_argument():
+    r = res("function", tracing_count=3, retraces=RETRACES * 2)
+    (found_r, s), = fired(advisor.rule_retracing, run_of(r))
+    assert found_r is r and "3 traces" in s["evidence"] and "scale: 3.0 -> 4.0" in s["evidence"]
+    assert s["fix"]
+    assert s["evidence_data"]["arguments"] == ["scale"]
+
+
+def test_retracing_silent_at_one_trace_and_in_eager():
+    assert fired(advisor.rule_retracing, run_of(res("function", tracing_count=1), res("eager"))) == []
+
+
+def test_fallback_retrace_fixes_follow_the_kind_of_change():
+    assert "tf.constant" in advisor.fallback_retrace_fix(RETRACES)
+    shape = [{"argument": "x", "kind": "shape", "changed": "x: shape (8, 16) -> (9, 16)"}]
+    assert "input_signature" in advisor.fallback_retrace_fix(shape)
+    assert "reduce_retracing" in advisor.fallback_retrace_fix([{"kind": "object"}])
+
+
+# --- input pipeline --------------------------------------------------------------------------------------
+
+def test_input_bound_fires_above_20_percent_with_wait_per_step_and_the_profilers_conclusion():
+    r = res("function", 0.010, input_wait_fraction=0.25, input_wait_s=[0.0025] * 12,
+            profile={"input_bound_percent": 31.0, "input_conclusion": "Your program is HIGHLY input-bound"})
+    (found_r, s), = fired(advisor.rule_input_bound, run_of(r))
+    assert found_r is r
+    assert "2.5 ms" in s["evidence"] and "25%" in s["evidence"] and "HIGHLY input-bound" in s["evidence"]
+    assert s["evidence_data"]["input_wait_ms_per_step"] == pytest.approx(2.5)
+
+
+def test_input_bound_silent_just_below_the_threshold():
+    assert fired(advisor.rule_input_bound, run_of(res(input_wait_fraction=0.19))) == []
+
+
+def test_input_bound_fix_is_the_best_measured_what_if():
+    what_if = [{"change": "prefetch", "median_s": 0.008, "baseline_median_s": 0.010, "speedup": 1.25,
+                "code": "ds = ds.prefetch(tf.data.AUTOTUNE)"},
+               {"change": "parallel map", "median_s": 0.006, "baseline_median_s": 0.010, "speedup": 1.67,
+                "code": "ds = ds.map(f, num_parallel_calls=tf.data.AUTOTUNE)"}]
+    (_, s), = fired(advisor.rule_input_bound, run_of(res(input_wait_fraction=0.5, what_if=what_if)))
+    assert s["fix"] == "ds = ds.map(f, num_parallel_calls=tf.data.AUTOTUNE)"
+
+
+@pytest.mark.parametrize("change,code", [("prefetch", "prefetch"), ("parallel_map", "parallelize-map"),
+                                         ("map num_parallel_calls=AUTOTUNE", "parallelize-map"),
+                                         ("cache", "cache-dataset"), ("interleave", "parallel-interleave")])
+def test_what_if_suggests_a_change_only_above_the_measured_speedup(change, code):
+    helped = {"change": change, "median_s": 0.008, "baseline_median_s": 0.010, "speedup": 1.25}
+    (r, s), = fired(advisor.rule_what_if, run_of(res(what_if=[helped])))
+    assert s["code"] == code and "1.25×" in s["evidence"] and "10 → 8 ms/step" in s["evidence"]
+    did_not_help = {"change": change, "median_s": 0.0095, "baseline_median_s": 0.010, "speedup": 1.05}
+    assert fired(advisor.rule_what_if, run_of(res(what_if=[did_not_help]))) == []
+
+
+def test_combined_what_if_is_not_reported_as_a_single_change():
+    combined = {"change": "prefetch + parallel map", "median_s": 0.004, "baseline_median_s": 0.010, "speedup": 2.5}
+    assert fired(advisor.rule_what_if, run_of(res(what_if=[combined]))) == []
+
+
+def test_small_batch_fires_when_throughput_still_rises_at_the_largest_batch():
+    # samples/s: 64/0.010 = 6400; 128/x. A 15% gain needs x = 128 / 7360.
+    sweep = [res(batch_size=32, median=0.006), res(batch_size=64, median=0.010),
+             res(batch_size=128, median=128 / (6400 * 1.15))]
+    (r, s), = fired(advisor.rule_small_batch, run_of(*sweep))
+    assert r.batch_size == 128 and "batch(256)" in s["fix"]
+    assert s["evidence_data"]["gain"] == pytest.approx(0.15, rel=0.01)
+    flat = sweep[:2] + [res(batch_size=128, median=128 / (6400 * 1.05))]
+    assert fired(advisor.rule_small_batch, run_of(*flat)) == []
+
+
+def test_small_batch_needs_a_sweep():
+    assert fired(advisor.rule_small_batch, run_of(res(batch_size=512, median=0.001))) == []
+
+
+# --- GPU rules -------------------------------------------------------------------------------------------
+
+def _gpu_env(cc: str) -> dict:
+    return {"gpus": [{"name": "Tesla T4", "device": "/physical_device:GPU:0", "compute_capability": cc}]}
+
+
+def test_mixed_precision_fires_on_a_tensor_core_gpu_only():
+    fn, xla = res("function", 0.010, device="gpu:0"), res("xla", 0.008, device="gpu:0")
+    (r, s), = fired(advisor.rule_mixed_precision, run_of(fn, xla, environment=_gpu_env("7.5")))
+    assert r is xla and 'set_global_policy("mixed_float16")' in s["fix"] and "7.5" in s["evidence"]
+    assert fired(advisor.rule_mixed_precision, run_of(fn, environment=_gpu_env("6.1"))) == []
+    assert fired(advisor.rule_mixed_precision, run_of(res(device="cpu"), environment=_gpu_env("8.0"))) == []
+
+
+def test_mixed_precision_silent_when_the_profile_shows_16_bit_compute():
+    r = res(device="gpu:0", profile={"fp16_percent": 60.0})
+    assert fired(advisor.rule_mixed_precision, run_of(r, environment=_gpu_env("8.0"))) == []
+
+
+def test_host_bound_fires_on_kernel_launch_share_and_device_idle():
+    launch = res(device="gpu:0", profile={"kernel_launch_percent": 16.0})
+    (r, s), = fired(advisor.rule_host_bound, run_of(launch))
+    assert "16.0%" in s["evidence"]
+    idle = res(device="gpu:0", profile={"device_idle_percent": 25.0})
+    assert len(fired(advisor.rule_host_bound, run_of(idle))) == 1
+    below = res(device="gpu:0", profile={"kernel_launch_percent": 14.0, "device_idle_percent": 19.0})
+    assert fired(advisor.rule_host_bound, run_of(below)) == []
+    assert fired(advisor.rule_host_bound, run_of(res(device="cpu", profile={"kernel_launch_percent": 50.0}))) == []
+
+
+def test_host_bound_fires_on_many_small_ops():
+    many = res(device="gpu:0", profile={"device_compute_ms": 1.0}, graph={"op_count": 400})  # 2.5 us per op
+    (_, s), = fired(advisor.rule_host_bound, run_of(many))
+    assert "400 ops" in s["evidence"]
+    few = res(device="gpu:0", profile={"device_compute_ms": 1.0}, graph={"op_count": 50})
+    assert fired(advisor.rule_host_bound, run_of(few)) == []
+
+
+# --- measured configurations -----------------------------------------------------------------------------
+
+def _tuned(config: str, settings: dict, median: float) -> Result:
+    return res("function", median, extra={"tune": {"config": config, "settings": settings}})
+
+
+def test_threading_fires_on_the_baseline_when_a_thread_setting_measured_faster():
+    base = _tuned("baseline", {}, 0.010)
+    fast = _tuned("intra=1 inter=2", {"intra_op_threads": 1, "inter_op_threads": 2}, 0.009)
+    (r, s), = fired(advisor.rule_threading, run_of(base, fast))
+    assert r is base
+    assert "set_intra_op_parallelism_threads(1)" in s["fix"] and "set_inter_op_parallelism_threads(2)" in s["fix"]
+    slightly = _tuned("intra=1", {"intra_op_threads": 1}, 0.0096)  # 1.04x
+    assert fired(advisor.rule_threading, run_of(base, slightly)) == []
+
+
+def test_threading_from_a_what_if_entry():
+    w = {"change": "intra_op threads=1", "median_s": 0.008, "baseline_median_s": 0.010, "speedup": 1.25,
+         "settings": {"intra_op_threads": 1}}
+    (_, s), = fired(advisor.rule_threading, run_of(res(what_if=[w])))
+    assert "set_intra_op_parallelism_threads(1)" in s["fix"]
+
+
+def test_noisy_measurement_fires_above_10_percent_iqr_only():
+    noisy = res(n=20, spread=0.5)
+    assert noisy.noisy
+    assert len(fired(advisor.rule_noisy_measurement, run_of(noisy))) == 1
+    assert fired(advisor.rule_noisy_measurement, run_of(res(n=20, spread=0.15))) == []
+
+
+# --- entry points ----------------------------------------------------------------------------------------
+
+def test_attach_suggestions_replaces_and_is_idempotent():
+    eager, fn = res("eager", 0.05), res("function", 0.010)
+    eager.suggestions = [{"code": "stale", "title": "", "evidence": "", "fix": ""}]
+    run = run_of(eager, fn)
+    advisor.attach_suggestions(run)
+    first = [s["code"] for s in eager.suggestions]
+    advisor.attach_suggestions(run)
+    assert first == [s["code"] for s in eager.suggestions] == ["use-tf-function"]
+    assert fn.suggestions == []
+    grouped = advisor.suggestions_by_code(run)
+    assert list(grouped) == ["use-tf-function"] and grouped["use-tf-function"][0][0] is eager
+    for s in eager.suggestions:
+        assert {"code", "title", "evidence", "fix"} <= set(s)
+
+
+def test_failed_and_empty_results_do_not_break_the_rules():
+    failed = Result(case="c", mode="function", device="cpu", task="train", batch_size=32, status="failed",
+                    error={"type": "X", "message": "boom", "hint": None})
+    run = run_of(failed, res("eager", 0.05), Result(case="d", mode="xla", device="cpu", task="train", batch_size=1))
+    advisor.attach_suggestions(run)
+    assert all(s["code"] != "use-tf-function" for r in run.results for s in r.suggestions)
+
+
+def test_every_code_is_documented_with_its_threshold():
+    text = DOCS.read_text()
+    for code in advisor.CODES:
+        assert re.search(rf"^##+ `{re.escape(code)}`", text, re.M), f"{code} missing from {DOCS}"
+
+
+def test_advisor_imports_no_tensorflow():
+    code = "import sys, tfperf.advisor; sys.exit(1 if 'tensorflow' in sys.modules else 0)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
