@@ -1,0 +1,267 @@
+"""`tfperf compare`: regressions beyond noise are flagged, noise is not, unmatched rows are listed.
+
+Unit tests draw samples from known distributions with a fixed seed; the end-to-end test times a real step
+with `tfperf run` twice, once with 20% more matmuls, and runs the real `tfperf compare` command.
+"""
+import json
+import textwrap
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, run_tfperf
+from tfperf import compare
+from tfperf.errors import TfperfError
+from tfperf.results import Result, RunResult, write_results
+
+ENV = {"tensorflow": "2.21.0", "keras": "3.15.0", "python": "3.11.7", "cpu_model": "Test CPU", "cpu_count": 2,
+       "gpus": [], "env": {}}
+
+
+def samples(rng, median_s: float, n: int = 60, sigma: float = 0.02) -> list[float]:
+    """Step times: log-normal around the median, the shape real step times have (a floor and a right tail)."""
+    return [float(x) for x in rng.lognormal(np.log(median_s), sigma, n)]
+
+
+def run_of(rows: dict[tuple, list[float]], env: dict | None = None, fields: dict | None = None) -> RunResult:
+    """One result per (case, mode) with these samples; `fields` adds other Result fields per (case, mode)."""
+    results = []
+    for (case, mode), s in rows.items():
+        results.append(Result(case, mode, "cpu", "train", 32, samples=s, **(fields or {}).get((case, mode), {})))
+    return RunResult(suite={"name": "t"}, environment=dict(env or ENV), results=results)
+
+
+def verdicts(cmp: compare.Comparison) -> dict:
+    return {(r.case, r.mode): r.verdict for r in cmp.rows}
+
+
+def test_same_distribution_is_unchanged_and_exits_0():
+    rng = np.random.default_rng(1)
+    base = run_of({("a", "function"): samples(rng, 0.010), ("b", "xla"): samples(rng, 0.004)})
+    current = run_of({("a", "function"): samples(rng, 0.010), ("b", "xla"): samples(rng, 0.004)})
+    cmp = compare.compare_runs(base, current)
+    assert verdicts(cmp) == {("a", "function"): "unchanged", ("b", "xla"): "unchanged"}
+    assert compare.exit_code(cmp) == 0
+    row = cmp.rows[0]
+    assert row.ci_low < 1.0 < row.ci_high and row.p_value > 0.01
+
+
+def test_twenty_percent_slower_is_a_regression_and_exits_1():
+    rng = np.random.default_rng(2)
+    base = run_of({("a", "function"): samples(rng, 0.010), ("b", "function"): samples(rng, 0.010)})
+    current = run_of({("a", "function"): samples(rng, 0.012), ("b", "function"): samples(rng, 0.010)})
+    cmp = compare.compare_runs(base, current)
+    assert verdicts(cmp) == {("a", "function"): "regression", ("b", "function"): "unchanged"}
+    a = next(r for r in cmp.rows if r.case == "a")
+    assert 1.1 < a.ci_low <= a.ratio <= a.ci_high < 1.3 and a.p_value < 0.01
+    assert compare.exit_code(cmp) == 1
+
+
+def test_twenty_percent_faster_is_an_improvement_not_a_failure():
+    rng = np.random.default_rng(3)
+    cmp = compare.compare_runs(run_of({("a", "xla"): samples(rng, 0.012)}), run_of({("a", "xla"): samples(rng, 0.010)}))
+    assert verdicts(cmp) == {("a", "xla"): "improvement"} and compare.exit_code(cmp) == 0
+
+
+def test_two_percent_change_is_not_flagged_even_when_significant():
+    rng = np.random.default_rng(4)
+    base = run_of({("a", "function"): samples(rng, 0.0100, n=200, sigma=0.01)})
+    current = run_of({("a", "function"): samples(rng, 0.0102, n=200, sigma=0.01)})
+    cmp = compare.compare_runs(base, current)
+    row = cmp.rows[0]
+    assert row.p_value < 0.01  # the U test sees it...
+    assert row.verdict == "unchanged" and "within the 10% threshold" in row.reason  # ...the threshold does not
+    assert compare.exit_code(cmp) == 0
+
+
+def test_noisy_rows_are_inconclusive_unless_clear_cut():
+    rng = np.random.default_rng(5)
+    # sigma 0.3 -> IQR about 40% of the median, far above the 10% noise line.
+    base = run_of({("noisy", "eager"): samples(rng, 0.010, n=30, sigma=0.3),
+                   ("noisy-but-2x", "eager"): samples(rng, 0.010, n=60, sigma=0.2)})
+    current = run_of({("noisy", "eager"): samples(rng, 0.0112, n=30, sigma=0.3),
+                      ("noisy-but-2x", "eager"): samples(rng, 0.020, n=60, sigma=0.2)})
+    cmp = compare.compare_runs(base, current)
+    rows = {r.case: r for r in cmp.rows}
+    assert rows["noisy"].noisy and rows["noisy"].verdict == "inconclusive" and "noisy" in rows["noisy"].reason
+    assert rows["noisy-but-2x"].verdict == "regression" and "clear-cut" in rows["noisy-but-2x"].reason
+    assert "inconclusive" in compare.render_table(cmp)
+
+
+def test_slower_beyond_threshold_without_significance_is_inconclusive():
+    # Four scattered samples each: a 15% gap in the medians that the U test cannot call (p >= 0.01).
+    base = run_of({("a", "eager"): [0.0100, 0.0104, 0.0098, 0.0102]})
+    current = run_of({("a", "eager"): [0.0116, 0.0113, 0.0119, 0.0117]})
+    row = compare.compare_runs(base, current).rows[0]
+    assert row.ratio > 1.1 and row.p_value >= 0.01
+    assert row.verdict == "inconclusive" and "not significant" in row.reason
+
+
+def test_rows_in_one_file_only_are_listed_in_every_format():
+    rng = np.random.default_rng(6)
+    base = run_of({("kept", "function"): samples(rng, 0.01), ("dropped", "xla"): samples(rng, 0.01)})
+    current = run_of({("kept", "function"): samples(rng, 0.01), ("added", "eager"): samples(rng, 0.01)})
+    cmp = compare.compare_runs(base, current)
+    assert [r.case for r in cmp.rows] == ["kept"]
+    assert [i["case"] for i in cmp.only_in_base] == ["dropped"]
+    assert [i["case"] for i in cmp.only_in_current] == ["added"]
+    for fmt in ("table", "markdown", "html"):
+        text = compare.render(cmp, fmt)
+        assert "dropped" in text and "added" in text, fmt
+    data = json.loads(compare.render_json(cmp))
+    assert data["only_in_base"][0]["case"] == "dropped" and data["exit_code"] == 0
+
+
+def test_retrace_growth_is_a_regression_even_at_equal_speed():
+    rng = np.random.default_rng(7)
+    s = samples(rng, 0.01)
+    base = run_of({("a", "function"): s}, fields={("a", "function"): {"tracing_count": 1}})
+    current = run_of({("a", "function"): list(s)}, fields={("a", "function"): {"tracing_count": 3}})
+    row = compare.compare_runs(base, current).rows[0]
+    assert row.time_verdict == "unchanged" and row.verdict == "regression" and "retracing grew" in row.reason
+
+
+def test_diagnostics_are_compared():
+    rng = np.random.default_rng(8)
+    s = samples(rng, 0.01)
+    base = run_of({("a", "function"): s}, fields={("a", "function"): {
+        "input_wait_fraction": 0.02, "first_call_s": 1.0, "peak_memory_bytes": 100_000_000,
+        "profile": {"input_bound_percent": 3.0}}})
+    current = run_of({("a", "function"): list(s)}, fields={("a", "function"): {
+        "input_wait_fraction": 0.40, "first_call_s": 2.0, "peak_memory_bytes": 101_000_000,
+        "profile": {"input_bound_percent": 45.0}}})
+    row = compare.compare_runs(base, current).rows[0]
+    d = {x.name: x.verdict for x in row.diagnostics}
+    assert d == {"input_wait_fraction": "worse", "input_bound": "worse", "first_call_s": "worse",
+                 "peak_memory_bytes": "same"}
+    assert row.verdict == "unchanged"  # diagnostics other than retracing warn; they do not fail the gate
+    assert "input_wait_fraction worse" in compare.render_table(compare.compare_runs(base, current))
+
+
+def test_a_row_that_now_fails_is_a_regression():
+    rng = np.random.default_rng(9)
+    base = run_of({("a", "xla"): samples(rng, 0.01)})
+    current = RunResult(suite={}, environment=ENV, results=[Result.not_run(
+        base.results[0].spec, "failed", "InvalidArgumentError", "unsupported op")])
+    row = compare.compare_runs(base, current).rows[0]
+    assert row.verdict == "regression" and "failed now" in row.reason
+
+
+def test_environment_differences_are_warned():
+    rng = np.random.default_rng(10)
+    other = {**ENV, "tensorflow": "2.20.0", "cpu_model": "Other CPU", "gpus": [{"name": "NVIDIA L4"}]}
+    cmp = compare.compare_runs(run_of({("a", "eager"): samples(rng, 0.01)}),
+                               run_of({("a", "eager"): samples(rng, 0.01)}, env=other))
+    text = "\n".join(cmp.environment_warnings)
+    assert "TensorFlow version" in text and "CPU model" in text and "NVIDIA L4" in text
+    assert "environments differ" in compare.render_markdown(cmp)
+
+
+def test_bootstrap_interval_is_deterministic_and_covers_the_true_ratio():
+    rng = np.random.default_rng(11)
+    b, c = samples(rng, 0.010, n=40), samples(rng, 0.015, n=40)
+    assert compare.bootstrap_ratio_ci(b, c) == compare.bootstrap_ratio_ci(b, c)
+    lo, hi = compare.bootstrap_ratio_ci(b, c)
+    assert lo < 1.5 < hi and hi - lo < 0.1
+
+
+@pytest.mark.parametrize("text, value", [("10%", 0.10), ("0.1", 0.10), ("5", 0.05), ("2.5%", 0.025)])
+def test_parse_threshold(text, value):
+    assert compare.parse_threshold(text) == pytest.approx(value)
+
+
+@pytest.mark.parametrize("text", ["ten", "0", "-5%"])
+def test_parse_threshold_rejects(text):
+    with pytest.raises(TfperfError):
+        compare.parse_threshold(text)
+
+
+def test_markdown_escapes_table_breaking_names():
+    rng = np.random.default_rng(12)
+    s = samples(rng, 0.01)
+    cmp = compare.compare_runs(run_of({("a|b<i>", "eager"): s}), run_of({("a|b<i>", "eager"): list(s)}))
+    md = compare.render_markdown(cmp)
+    assert "a\\|b&lt;i&gt;" in md and "<i>" not in md
+
+
+def test_cli_exit_codes(tmp_path):
+    rng = np.random.default_rng(13)
+    write_results(run_of({("a", "function"): samples(rng, 0.010)}), tmp_path / "base.json")
+    write_results(run_of({("a", "function"): samples(rng, 0.010)}), tmp_path / "same.json")
+    write_results(run_of({("a", "function"): samples(rng, 0.013)}), tmp_path / "slow.json")
+    (tmp_path / "broken.json").write_text("{not json")
+    same = run_tfperf("compare", str(tmp_path / "base.json"), str(tmp_path / "same.json"))
+    assert same.returncode == 0 and "unchanged" in same.stdout, same.stderr
+    slow = run_tfperf("compare", str(tmp_path / "base.json"), str(tmp_path / "slow.json"), "--format", "markdown")
+    assert slow.returncode == 1 and "REGRESSION" in slow.stdout
+    # A 50% threshold lets the 30% slowdown through.
+    assert run_tfperf("compare", str(tmp_path / "base.json"), str(tmp_path / "slow.json"),
+                      "--threshold", "50%").returncode == 0
+    broken = run_tfperf("compare", str(tmp_path / "base.json"), str(tmp_path / "broken.json"))
+    assert broken.returncode == 2 and "broken.json:1" in broken.stderr and "Traceback" not in broken.stderr
+
+
+# ---------------------------------------------------------------------------------------------------------
+# End to end: real timings
+# ---------------------------------------------------------------------------------------------------------
+
+STEPS = """
+import tensorflow as tf
+
+
+def _chain(n):
+    def step(x, w):
+        for _ in range(n):
+            x = tf.tanh(tf.matmul(x, w))
+        return tf.reduce_sum(x)
+    return step
+
+
+step10 = _chain(10)
+step12 = _chain(12)  # 20% more matmuls: about 20% slower
+
+
+def inputs(size: int = 160):
+    x = tf.random.stateless_normal((size, size), seed=[1, 2])
+    w = tf.random.stateless_normal((size, size), seed=[3, 4]) * 0.05
+    while True:
+        yield (x, w), {}
+"""
+
+SUITE = """
+name: compare-real
+defaults: {{modes: [function], warmup_steps: 3, steps: 15, repeats: 3, profile: false, timeout_s: 120}}
+cases:
+  - name: same
+    function: steps.py:step10
+    inputs: steps.py:inputs
+  - name: grown
+    function: steps.py:{grown}
+    inputs: steps.py:inputs
+"""
+
+
+@pytest.mark.slow
+def test_real_runs_flag_the_slower_step_and_pass_the_unchanged_one(tmp_path):
+    if not (ROOT / "tfperf" / "suite.py").exists():
+        pytest.skip("the suite loader (tfperf/suite.py) has not landed")
+    (tmp_path / "steps.py").write_text(textwrap.dedent(STEPS))
+    outs = {}
+    for label, grown in (("base", "step10"), ("current", "step12")):
+        (tmp_path / f"{label}.yaml").write_text(SUITE.format(grown=grown))
+        outs[label] = tmp_path / label
+        proc = run_tfperf("run", str(tmp_path / f"{label}.yaml"), "--out", str(outs[label]), "--quiet")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = run_tfperf("compare", str(outs["base"] / "results.json"), str(outs["current"] / "results.json"),
+                      "--format", "json")
+    data = json.loads(proc.stdout)
+    rows = {r["case"]: r for r in data["rows"]}
+    assert proc.returncode == 1, proc.stdout
+    assert rows["grown"]["verdict"] == "regression", rows["grown"]["reason"]
+    assert 1.1 < rows["grown"]["ratio"] < 1.4
+    # The unchanged step is not flagged (it may be unchanged or, on a busy machine, inconclusive).
+    assert rows["same"]["verdict"] in ("unchanged", "inconclusive"), rows["same"]["reason"]
+    assert data["only_in_base"] == [] and data["only_in_current"] == []
+    # Compare a run with itself: nothing regresses, exit 0.
+    same = run_tfperf("compare", str(outs["base"]), str(outs["base"]))
+    assert same.returncode == 0 and "0 regression(s)" in same.stdout
