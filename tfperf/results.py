@@ -93,7 +93,8 @@ class Result:
     @property
     def throughput(self) -> dict | None:
         st = self.step_time_s
-        return stats.throughput(st["median"], self.batch_size) if st else None
+        # Under tf.distribute batch_size is per replica; a step processes the global batch.
+        return stats.throughput(st["median"], self.global_batch_size or self.batch_size) if st else None
 
     @property
     def noisy(self) -> bool:
