@@ -104,12 +104,13 @@ def build_model(case: CaseSpec, resolve: Callable[[str], Any]) -> tuple[Any, Inp
     """The case's Keras model and the input/label specs it is fed with."""
     import keras
 
-    from .zoo import ZooModel
+    from .zoo import ZooModel, resolve_input, resolve_labels
 
     target = resolve(case.model)
     if isinstance(target, ZooModel):
-        inp = case.input or target.default_input
-        labels = case.labels or target.default_labels
+        # The params decide the implied input (features, image size, vocabulary) unless the case gives one.
+        inp = resolve_input(target, case.input, case.params)
+        labels = resolve_labels(target, case.labels, case.params)
         return target.build(case.params, inp, labels), inp, labels
     model = target(**case.params) if callable(target) and not isinstance(target, keras.Model) else target
     if not isinstance(model, keras.Model):
