@@ -28,6 +28,11 @@ class PipelineSpec:
     prefetch: int | str = 0  # int or "autotune"; 0 = none
     cache: bool = False
     num_elements: int = 1024  # distinct elements before the source repeats
+    # Simulated file-based source (the input-pipeline issue): elements read from num_files files.
+    file_open_ms: float = 0.0  # cost of opening one file
+    element_read_ms: float = 0.0  # cost of reading one element
+    num_files: int = 1
+    interleave: int | str = 0  # files read in parallel: int or "autotune"; 0 = none (one file after another)
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,7 @@ class CaseSpec:
     max_traces: int | None = None
     what_if: bool = False
     distribute: dict | None = None
+    tf_config: dict | None = None  # process-wide TF settings applied at worker start (tfperf/tfconfig.py)
     base_dir: str = "."  # the suite file's folder: relative references resolve against it
     line: int | None = None  # where the case starts in the suite file
 

@@ -39,6 +39,13 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf  # noqa: F401 - the import is part of the worker's start-up cost
 
+    tf_config = case.tf_config or {}
+    if tf_config:
+        # Threads, jit and Grappler options cannot change once TF has run an op: apply them first.
+        from .tfconfig import apply_tf_config
+
+        apply_tf_config(tf_config)
+
     from . import harness
     from .environment import tensorflow_environment
     from .references import resolve_reference
@@ -68,6 +75,16 @@ def main(argv: list[str] | None = None) -> int:
                                     "use device: auto (first GPU, else CPU) or device: cpu")
         else:
             result = harness.run_job(case, job, ctx, resolve)
+            if tf_config:
+                result.extra["tf_config"] = tf_config
+            if tf_config.get("output_check") and result.ok:
+                from .tfconfig import output_fingerprint
+
+                try:  # `tfperf tune` compares this across configurations to exclude one that breaks the model
+                    result.extra["output_fingerprint"] = output_fingerprint(case, job, ctx.tf_device, resolve,
+                                                                            tf_config.get("seed", 1234))
+                except Exception as exc:  # noqa: BLE001 - a failed check is recorded, the timing stands
+                    result.extra["output_fingerprint"] = {"error": f"{type(exc).__name__}: {exc}"[:500]}
         emit(events, {"event": "result", "index": index, "result": result.to_json()})
     emit(events, {"event": "done"})
     return 0
