@@ -203,6 +203,17 @@ def _reference_syntax(v: Any) -> str | None:
 Reference = Annotated[Any, PlainValidator(_reference_syntax)]
 
 
+def _tf_config(v: Any) -> dict | None:
+    from .tfconfig import validate
+
+    if v is None:
+        return None
+    problems = validate(v)
+    if problems:
+        raise _fail("; ".join(f"{key}: {message}" for key, message in problems))
+    return v
+
+
 # --- the models: one per level, extra keys forbidden ---------------------------------------------------------------
 
 class _Strict(BaseModel):
@@ -263,6 +274,7 @@ class CaseModel(_Strict):
     max_traces: Int(1, nullable=True) = None
     what_if: Bool = None
     distribute: DistributeModel | None = None
+    tf_config: Annotated[Any, PlainValidator(_tf_config)] = None  # threads, jit, Grappler, mixed precision
 
 
 class SuiteModel(_Strict):
@@ -373,7 +385,10 @@ def load_suite(path: str | Path) -> Suite:
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
-        what = " ".join(s for s in (exc.context, exc.problem) if s)
+        what = exc.problem or exc.context or "cannot parse"
+        if exc.context and exc.problem:
+            started = f" at line {exc.context_mark.line + 1}" if exc.context_mark is not None else ""
+            what += f" ({exc.context}{started})"
         raise SuiteError.single(shown, line, None, f"YAML syntax error: {what}") from None
     except YAMLError as exc:
         raise SuiteError.single(shown, None, None, f"YAML error: {exc}") from None
@@ -530,7 +545,7 @@ def _build_cases(doc: dict, base_dir: Path, issues: _Issues) -> list[CaseSpec]:
         deploy = [m for m in modes if m in DEPLOY_MODES]
         if deploy and task != "infer":
             issues.add(at("modes"), "modes", f"{label}: deployment mode{'s' if len(deploy) > 1 else ''} "
-                       f"{', '.join(deploy)} need task: infer (the task is {task})")
+                       f"{', '.join(deploy)} need{'' if len(deploy) > 1 else 's'} task: infer (the task is {task})")
 
         for key in REFERENCE_KEYS:
             ref = merged.get(key)
@@ -582,6 +597,7 @@ def _case_spec(m: dict, base_dir: Path, line: int) -> CaseSpec:
         max_traces=m.get("max_traces"),
         what_if=m["what_if"] if given("what_if") else CaseSpec.what_if,
         distribute=dict(m["distribute"]) if m.get("distribute") is not None else None,
+        tf_config=dict(m["tf_config"]) if m.get("tf_config") else None,
         base_dir=str(base_dir),
         line=line,
     )
