@@ -102,6 +102,11 @@ def _config_settings(r: Result) -> dict:
     return ((r.extra or {}).get("tune") or {}).get("settings") or {}
 
 
+def _base_case(r: Result) -> str:
+    """The suite's case a tune configuration belongs to (tune names its results `<case>+<config>`)."""
+    return ((r.extra or {}).get("tune") or {}).get("case") or r.case
+
+
 def _ok(results: Iterable[Result]) -> list[Result]:
     return [r for r in results if r.ok and r.samples]
 
@@ -553,7 +558,7 @@ def rule_threading(run: RunResult) -> list[Finding]:
     groups: dict[tuple, list[Result]] = defaultdict(list)
     for r in _ok(run.results):
         if r.device == "cpu":
-            groups[(r.case, r.mode, r.device, r.task, r.batch_size)].append(r)
+            groups[(_base_case(r), r.mode, r.device, r.task, r.batch_size)].append(r)
     for results in groups.values():
         baseline = next((r for r in results if not any(k in _config_settings(r) for k in _THREAD_KEYS)
                          and _config_name(r) is not None and set(_config_settings(r)) <= {"mode"}), None)
@@ -600,7 +605,7 @@ def rule_noisy_measurement(run: RunResult) -> list[Finding]:
             "noisy-measurement", "Noisy timing: treat small differences for this job with care",
             f"the interquartile range is {st['iqr'] / st['median']:.0%} of the median "
             f"({ms(st['iqr'])} of {ms(st['median'])} ms over {st['samples']} samples).",
-            "steps: 50\nrepeats: 5  # in the suite; and stop other programs competing for the CPU/GPU",
+            "repeats: 5  # in the suite (and steps: 50): more samples; stop programs competing for the CPU/GPU",
             f"IQR > {NOISY_IQR_FRACTION:.0%} of the median",
             iqr_fraction=st["iqr"] / st["median"], samples=st["samples"])))
     return out
