@@ -9,6 +9,8 @@ from tabulate import tabulate
 from .results import Result, RunResult
 
 FORMATS = ("table", "markdown", "json")
+# Already a column of the terminal table ("noisy" in notes); report.md and the HTML report list it in full.
+QUIET_IN_TERMINAL = ("noisy-measurement",)
 
 
 def _ms(seconds: float | None) -> str:
@@ -119,7 +121,10 @@ def render_table(run: RunResult) -> str:
         lines.append(f"{r.status.upper()} {r.spec.label}: {r.error.get('message') if r.error else ''}{hint}")
     for r in run.results:
         for s in r.suggestions:
-            lines.append(f"[{s['code']}] {r.spec.label}: {s['title']}\n    evidence: {s['evidence']}\n    fix: {s['fix']}")
+            if s["code"] in QUIET_IN_TERMINAL:
+                continue
+            fix = s["fix"].replace("\n", "\n         ")
+            lines.append(f"[{s['code']}] {r.spec.label}: {s['title']}\n    evidence: {s['evidence']}\n    fix: {fix}")
     return "\n".join(lines)
 
 
