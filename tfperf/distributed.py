@@ -1,0 +1,695 @@
+"""Training under tf.distribute: one device, several devices of one machine (MirroredStrategy), several workers
+(MultiWorkerMirroredStrategy), measured with a custom training loop.
+
+Why a custom loop: Keras 3's `model.fit` fails under MultiWorkerMirroredStrategy ("Attempt to convert a value
+(PerReplica...)", DESIGN.md), and a hand-written loop is what the tf.distribute guide teaches anyway:
+model and optimizer built under `strategy.scope()`, the dataset of *global* batches given to
+`experimental_distribute_dataset`, and a step of `strategy.run(replica_fn)` + `strategy.reduce(SUM)` over losses
+averaged with `tf.nn.compute_average_loss(..., global_batch_size)`.
+
+`batch_size` is the per-replica batch; the global batch is per-replica × replicas. Scaling efficiency is
+throughput with N replicas / (N × throughput of one replica at the same per-replica batch), both measured in the
+same process and the same run (a one-device baseline pass runs first).
+
+Process rules (TensorFlow's, not ours):
+- Logical CPU devices must be configured before TensorFlow initializes its devices, and a
+  MultiWorkerMirroredStrategy must be created before the eager context starts: `configure_process` runs at
+  worker-process start, before anything touches a device.
+- A multi-worker case either launches N local worker processes (tfperf/cluster.py, each runs `main` below with its
+  own TF_CONFIG), or, when TF_CONFIG is already set, this process joins that cluster as the worker TF_CONFIG names.
+
+Worker entry point (what tfperf/cluster.py runs):
+
+    python -m tfperf.distributed CASE.json JOB.json RESULT.json [--out-dir D] [--profiler-port P]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import TfperfError
+from .results import JobSpec, Result, atomic_write_text
+from .spec import CaseSpec
+
+STRATEGIES = ("one_device", "mirrored", "multi_worker")
+# Fault injection for tests and for trying out failure handling: "INDEX:STEP" makes worker INDEX SIGKILL itself
+# after STEP timed steps of the distributed pass. Read only in worker processes of a multi-worker case.
+KILL_ENV = "TFPERF_DISTRIBUTED_KILL"
+# Set by tfperf/cluster.py: every worker's profiler address, so worker 0 can capture all of them at once.
+PROFILER_ADDRESSES_ENV = "TFPERF_PROFILER_ADDRESSES"
+PROBE_EXAMPLES = 16
+PROFILE_STEPS = 5
+
+
+class DistributeError(TfperfError):
+    """A `distribute:` block that cannot run as written."""
+
+
+@dataclass(frozen=True)
+class DistributeSpec:
+    """The case key `distribute: {strategy, devices, workers}`."""
+
+    strategy: str = "one_device"
+    devices: int = 1  # mirrored: devices of this machine (GPUs, else logical CPU devices)
+    workers: int = 1  # multi_worker: worker processes (local) or the cluster's size (TF_CONFIG)
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "DistributeSpec":
+        d = dict(d or {})
+        unknown = sorted(set(d) - {"strategy", "devices", "workers"})
+        if unknown:
+            raise DistributeError(f"distribute: unknown key(s) {', '.join(unknown)} (expected strategy, devices, workers)")
+        strategy = d.get("strategy", "one_device")
+        if strategy not in STRATEGIES:
+            raise DistributeError(f"distribute.strategy: {strategy!r} is not one of {', '.join(STRATEGIES)}")
+        defaults = {"one_device": (1, 1), "mirrored": (2, 1), "multi_worker": (1, 2)}[strategy]
+        devices, workers = d.get("devices", defaults[0]), d.get("workers", defaults[1])
+        for key, value in (("devices", devices), ("workers", workers)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise DistributeError(f"distribute.{key}: {value!r} must be a positive integer")
+        if strategy == "one_device" and (devices != 1 or workers != 1):
+            raise DistributeError("distribute: one_device runs on one device of one worker (devices: 1, workers: 1)")
+        if strategy == "mirrored" and workers != 1:
+            raise DistributeError("distribute: mirrored runs in one worker; use strategy: multi_worker for workers > 1")
+        return cls(strategy, devices, workers)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Process set-up: must happen before TensorFlow initializes its devices.
+
+_process_strategy: Any = None  # the MultiWorkerMirroredStrategy of a joined cluster: one per process
+
+
+def tf_config_task() -> tuple[int, int] | None:
+    """(this worker's index, cluster size) from TF_CONFIG, or None when TF_CONFIG is not set."""
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        return None
+    try:
+        cfg = json.loads(raw)
+        workers = list(cfg["cluster"].get("worker", [])) + list(cfg["cluster"].get("chief", []))
+        task = cfg.get("task", {})
+        index = int(task.get("index", 0)) + (0 if task.get("type", "worker") == "chief" else
+                                               len(cfg["cluster"].get("chief", [])))
+        return index, len(workers)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise DistributeError(f"TF_CONFIG is set but not valid ({exc}); expected "
+                              '{"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", "index": i}}') from None
+
+
+def configure_process(distribute: dict | DistributeSpec | None) -> dict:
+    """Set the process up for a distributed case, before TensorFlow touches a device. Returns what it did.
+
+    mirrored without GPUs: split the CPU into `devices` logical devices (TensorFlow refuses once devices exist).
+    multi_worker with TF_CONFIG set: create the MultiWorkerMirroredStrategy now (it configures collective ops,
+    which TensorFlow only allows before the eager context starts) and keep it for every job of the process.
+    """
+    spec = distribute if isinstance(distribute, DistributeSpec) else DistributeSpec.from_dict(distribute)
+    import tensorflow as tf
+
+    done: dict = {"strategy": spec.strategy}
+    if spec.strategy == "mirrored" and not tf.config.list_physical_devices("GPU") and spec.devices > 1:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        try:
+            tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * spec.devices)
+        except RuntimeError as exc:  # devices already initialized: a programming error in the caller
+            raise DistributeError(f"distribute: cannot create {spec.devices} logical CPU devices after TensorFlow "
+                                  f"initialized its devices ({exc})") from None
+        done["logical_cpu_devices"] = spec.devices
+    if spec.strategy == "multi_worker" and tf_config_task() is not None:
+        global _process_strategy
+        if _process_strategy is None:
+            _process_strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        done["joined_cluster"] = True
+    return done
+
+
+def make_strategy(spec: DistributeSpec, device: str = "cpu") -> Any:
+    import tensorflow as tf
+
+    if spec.strategy == "one_device":
+        return tf.distribute.OneDeviceStrategy(_tf_device(device))
+    if spec.strategy == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        kind = "GPU" if gpus and not device.startswith("cpu") else "CPU"
+        devices = [d.name for d in tf.config.list_logical_devices(kind)]
+        if len(devices) < spec.devices:
+            raise DistributeError(f"distribute: mirrored over {spec.devices} devices, but TensorFlow sees "
+                                  f"{len(devices)} {kind} device(s) (was configure_process called at process start?)")
+        return tf.distribute.MirroredStrategy(devices[: spec.devices])
+    if _process_strategy is None:
+        raise DistributeError("distribute: multi_worker needs TF_CONFIG and configure_process() at process start")
+    return _process_strategy
+
+
+def _tf_device(device: str) -> str:
+    kind, _, index = device.partition(":")
+    return f"/{kind.upper()}:{index or 0}"
+
+
+def _local_device(strategy: Any) -> str:
+    """The first device this process drives under a strategy: where its one-replica baseline runs."""
+    return strategy.extended.worker_devices[0]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Measuring one pass under one strategy.
+
+@dataclass
+class Pass:
+    """What one timed pass under one strategy measured."""
+
+    strategy: str
+    replicas: int
+    global_batch: int
+    first_call_s: float
+    samples: list[float]
+    waits: list[float]
+    tracing_count: int | None
+    final_loss: float  # the reduced training loss of the last timed step
+    probe_losses: list[float]  # the loss of a fixed batch on each local replica's copy of the model, after the steps
+    step: Callable[..., Any] | None = None  # kept for the profiled pass
+    iterator: Any = None
+
+    @property
+    def median_s(self) -> float:
+        s = sorted(self.samples)
+        n = len(s)
+        return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
+
+    @property
+    def samples_per_s(self) -> float:
+        return self.global_batch / self.median_s if self.median_s > 0 else math.inf
+
+
+def _global_dataset(case: CaseSpec, inp: Any, labels: Any, global_batch: int, resolve: Callable[[str], Any]) -> Any:
+    """A dataset of global batches: the case's own pipeline or dataset when it has one, else in-memory batches."""
+    import numpy as np
+    import tensorflow as tf
+
+    from .inputs import IN_MEMORY_BATCHES, synthetic_features, synthetic_labels, synthetic_pipeline
+
+    if case.dataset is not None:
+        ds = resolve(case.dataset)(global_batch)
+        if not isinstance(ds, tf.data.Dataset):
+            raise TypeError(f"dataset: {case.dataset} returned {type(ds).__name__}, not a tf.data.Dataset")
+        ds = ds.repeat()
+    elif inp.pipeline is not None:
+        ds, _ = synthetic_pipeline(inp, labels, global_batch)
+    else:
+        rng = np.random.default_rng(0)  # the same data in every worker: auto-sharding gives each its part
+        n = global_batch * IN_MEMORY_BATCHES
+        x, y = synthetic_features(inp, n, rng), synthetic_labels(labels, n, rng)
+        ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(global_batch, drop_remainder=True).cache().repeat()
+        ds = ds.prefetch(2)
+    options = tf.data.Options()
+    # In-memory data has no files to shard by: shard by element, which is what FILE would fall back to anyway,
+    # minus the warning.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(options)
+
+
+def _probe_batch(inp: Any, labels: Any) -> tuple[Any, Any]:
+    import numpy as np
+
+    from .inputs import synthetic_features, synthetic_labels
+
+    rng = np.random.default_rng(1234)
+    return synthetic_features(inp, PROBE_EXAMPLES, rng), synthetic_labels(labels, PROBE_EXAMPLES, rng)
+
+
+def _per_example_loss(labels: Any) -> Any:
+    import keras
+
+    if labels.classes is not None:
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=None)
+    return keras.losses.MeanSquaredError(reduction=None)
+
+
+def _wrap(step: Callable[..., Any], mode: str) -> tuple[Callable[..., Any], Any | None]:
+    import tensorflow as tf
+
+    if mode == "eager":
+        return step, None
+    if mode == "function":
+        fn = tf.function(step)
+    elif mode == "xla":
+        fn = tf.function(step, jit_compile=True)
+    else:
+        raise DistributeError(f"mode {mode!r}: distributed cases run in eager, function or xla")
+    return fn, fn
+
+
+def run_pass(strategy: Any, label: str, case: CaseSpec, job: JobSpec, resolve: Callable[[str], Any],
+             on_timed_step: Callable[[int], None] | None = None) -> Pass:
+    """Build the model under the strategy, warm up, then time repeats × steps steps of the distributed step."""
+    import gc
+
+    import keras
+    import tensorflow as tf
+
+    from .harness import build_model
+
+    if job.task != "train":
+        raise DistributeError("distribute: only task: train is measured under a strategy")
+    keras.backend.clear_session()  # the same layer names in every worker and every pass
+    keras.utils.set_random_seed(0)  # the same initial weights in every worker (MWMS also broadcasts them)
+    replicas = strategy.num_replicas_in_sync
+    global_batch = job.batch_size * replicas
+    with strategy.scope():
+        model, inp, labels = build_model(case, resolve)
+        px, py = _probe_batch(inp, labels)
+        if not model.built:
+            model(px[:1])  # variables created here are mirrored; created inside strategy.run they would fail
+        optimizer = keras.optimizers.Adam(learning_rate=1e-3)
+        # Optimizer variables built now, not inside the first traced call (which would trace twice, DESIGN.md).
+        optimizer.build(model.trainable_variables)
+        loss_fn = _per_example_loss(labels)
+
+    dataset = strategy.experimental_distribute_dataset(_global_dataset(case, inp, labels, global_batch, resolve))
+    iterator = iter(dataset)
+
+    def replica_fn(x, y):
+        with tf.GradientTape() as tape:
+            with tf.name_scope("forward"):
+                pred = model(x, training=True)
+                loss = tf.nn.compute_average_loss(loss_fn(y, pred), global_batch_size=global_batch)
+                if model.losses:
+                    loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
+        with tf.name_scope("backward"):
+            grads = tape.gradient(loss, model.trainable_variables)
+        with tf.name_scope("optimizer"):  # the gradient all-reduce happens in here
+            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    def train_step(batch):
+        per_replica = strategy.run(replica_fn, args=tuple(batch))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+
+    step, traced = _wrap(train_step, job.mode)
+
+    def one_step() -> tuple[float, float, Any]:
+        t0 = time.perf_counter()
+        batch = next(iterator)
+        t1 = time.perf_counter()
+        loss = step(batch)
+        value = float(loss.numpy())  # fetching the reduced loss waits for every replica's step
+        return time.perf_counter() - t0, t1 - t0, value
+
+    batch = next(iterator)
+    t0 = time.perf_counter()
+    float(step(batch).numpy())
+    first_call_s = time.perf_counter() - t0
+    for _ in range(case.warmup_steps):
+        one_step()
+    samples: list[float] = []
+    waits: list[float] = []
+    loss_value = math.nan
+    for _ in range(case.repeats):
+        gc.collect()
+        gc.disable()  # like timeit: a collection pause belongs to no particular step
+        try:
+            for _ in range(case.steps):
+                s, w, loss_value = one_step()
+                samples.append(s)
+                waits.append(w)
+                if on_timed_step is not None:
+                    on_timed_step(len(samples))
+        finally:
+            gc.enable()
+
+    # Synchronous training keeps every replica's copy of the weights identical: evaluate one fixed batch on each
+    # replica's copy (a forward pass, no update). Diverging values would mean gradients were not all-reduced.
+    probe_x = tf.constant(px)
+    probe_y = tf.constant(py)
+
+    def probe():
+        return tf.reduce_mean(loss_fn(probe_y, model(probe_x, training=False)))
+
+    per_replica = strategy.run(tf.function(probe))
+    probe_losses = [float(v.numpy()) for v in strategy.experimental_local_results(per_replica)]
+    return Pass(label, replicas, global_batch, first_call_s, samples, waits,
+                traced.experimental_get_tracing_count() if traced is not None else None,
+                loss_value, probe_losses, step=one_step, iterator=iterator)
+
+
+def _barrier(strategy: Any) -> None:
+    """Every worker waits here until all arrive (a one-number all-reduce). Only meaningful across workers."""
+    import tensorflow as tf
+
+    result = strategy.run(lambda: tf.distribute.get_replica_context().all_reduce(
+        tf.distribute.ReduceOp.SUM, tf.constant(1.0)))
+    for v in strategy.experimental_local_results(result):
+        v.numpy()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# One job: the one-replica baseline, the distributed pass, the read-outs.
+
+def _error(exc: BaseException, spec: DistributeSpec, mode: str, phase: str) -> dict:
+    import traceback
+
+    text = str(exc).strip()
+    message = (text.splitlines() or [type(exc).__name__])[0][:1000]
+    hint = None
+    if mode == "xla" and "Trying to access resource" in text and "located in device" in text:
+        message = (f"XLA (jit_compile=True) cannot compile the {spec.strategy} step: one compiled function would "
+                   "read variables of replicas on other devices (tensorflow.org/xla/known_issues"
+                   "#tfvariable_on_a_different_device)")
+        hint = "run this case in mode 'function' under a strategy; jit_compile works with one_device"
+    elif mode == "xla":
+        from .harness import xla_hint
+
+        m, h = xla_hint(exc)
+        message, hint = m or message, h
+    return {"type": type(exc).__name__, "message": message, "hint": hint, "phase": phase,
+            "traceback": "".join(traceback.format_exception(exc))[-4000:]}
+
+
+def _kill_hook(worker_index: int) -> Callable[[int], None] | None:
+    raw = os.environ.get(KILL_ENV)
+    if not raw:
+        return None
+    index, _, step = raw.partition(":")
+    if int(index) != worker_index:
+        return None
+    at = int(step or 1)
+
+    def hook(done: int) -> None:
+        if done >= at:
+            os.kill(os.getpid(), signal.SIGKILL)
+    return hook
+
+
+def measure_distributed(case: CaseSpec, job: JobSpec, ctx: Any = None, resolve: Callable[[str], Any] | None = None,
+                        *, baseline: bool = True) -> Result:
+    """Measure one job of a distributed case in this process. Never raises: failures become a failed Result.
+
+    Runs a one-replica baseline (OneDeviceStrategy on this process's first device, same per-replica batch) and
+    then the distributed pass, and fills replicas, global_batch_size, scaling_efficiency and the per-worker
+    losses. In a multi-worker cluster every worker calls this; worker 0 measures the baseline while the others
+    wait at a barrier, so the baseline never shares the machine with another worker's steps.
+    """
+    started = time.perf_counter()
+    resolve = resolve or _resolver(case)
+    result = Result(case=job.case, mode=job.mode, device=job.device, task=job.task, batch_size=job.batch_size,
+                    model=case.model)
+    phase = "set-up"
+    try:
+        spec = DistributeSpec.from_dict(case.distribute)
+        import tensorflow as tf
+
+        strategy = make_strategy(spec, job.device)
+        task = tf_config_task() if spec.strategy == "multi_worker" else None
+        worker_index, workers = task if task else (0, 1)
+        result.extra.update({"strategy": spec.strategy, "devices": spec.devices, "workers": workers,
+                             "worker_index": worker_index, "pid": os.getpid(),
+                             "replica_devices": list(strategy.extended.worker_devices)})
+        result.replicas = strategy.num_replicas_in_sync
+        result.global_batch_size = job.batch_size * result.replicas if job.batch_size else None
+        base: Pass | None = None
+        if baseline and spec.strategy != "one_device":
+            phase = "one-replica baseline"
+            if workers > 1:
+                _barrier(strategy)
+            if worker_index == 0:
+                one = tf.distribute.OneDeviceStrategy(_local_device(strategy))
+                base = run_pass(one, "one_device", case, job, resolve)
+                result.extra["baseline"] = {"strategy": "one_device", "device": _local_device(strategy),
+                                            "replicas": 1, "global_batch_size": base.global_batch,
+                                            "median_s": base.median_s, "samples_per_s": base.samples_per_s,
+                                            "first_call_s": base.first_call_s, "final_loss": base.final_loss}
+            if workers > 1:
+                _barrier(strategy)  # the others waited: now everyone starts the distributed pass together
+        phase = f"{spec.strategy} pass"
+        main = run_pass(strategy, spec.strategy, case, job, resolve,
+                        on_timed_step=_kill_hook(worker_index) if workers > 1 else None)
+        result.samples = main.samples
+        result.input_wait_s = main.waits
+        total = sum(main.samples)
+        result.input_wait_fraction = sum(main.waits) / total if total > 0 else None
+        result.first_call_s = main.first_call_s
+        result.tracing_count = main.tracing_count
+        result.replicas = main.replicas
+        result.global_batch_size = main.global_batch
+        result.timing = {"method": "per_step", "block_size": 1, "warmup_steps": case.warmup_steps,
+                         "steps": case.steps, "repeats": case.repeats, "sync": "fetch reduced loss",
+                         "gc_disabled_while_timing": True}
+        result.extra.update({"final_loss": main.final_loss, "probe_losses": main.probe_losses,
+                             "samples_per_s": main.samples_per_s})
+        if base is not None:
+            result.scaling_efficiency = scaling_efficiency(main.samples_per_s, base.samples_per_s, main.replicas)
+        if len(set(main.probe_losses)) > 1:
+            result.extra["replicas_diverged"] = True
+
+        if case.profile and ctx is not None and getattr(ctx, "out_dir", None) is not None:
+            phase = "profiled pass"
+            result.profile = _profile(case, job, ctx, main, worker_index, workers, strategy)
+        if workers > 1:
+            phase = "final barrier"
+            # Leave together: a worker that exits while a peer still runs makes the peer's coordination
+            # service report an error.
+            _barrier(strategy)
+    except Exception as exc:  # noqa: BLE001 - any failure of user code or TF is this job's result
+        result.status = "failed"
+        result.error = _error(exc, DistributeSpec.from_dict(case.distribute) if _valid(case) else DistributeSpec(),
+                              job.mode, phase)
+    result.wall_s = time.perf_counter() - started
+    return result
+
+
+def _valid(case: CaseSpec) -> bool:
+    try:
+        DistributeSpec.from_dict(case.distribute)
+        return True
+    except DistributeError:
+        return False
+
+
+def scaling_efficiency(samples_per_s: float, baseline_samples_per_s: float, replicas: int) -> float | None:
+    """Throughput with N replicas / (N × one-replica throughput at the same per-replica batch)."""
+    if not baseline_samples_per_s or replicas < 1 or not math.isfinite(samples_per_s):
+        return None
+    return samples_per_s / (replicas * baseline_samples_per_s)
+
+
+def _resolver(case: CaseSpec) -> Callable[[str], Any]:
+    from .references import resolve_reference
+
+    return lambda ref: resolve_reference(ref, case.base_dir)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The profiled pass: separate from the timed pass, so profiling never changes the timed numbers.
+
+def _profile(case: CaseSpec, job: JobSpec, ctx: Any, main: Pass, worker_index: int, workers: int,
+             strategy: Any) -> dict | None:
+    """Trace a few distributed steps. One worker: a local trace. Several: worker 0 captures every worker's
+    profiler server at once (one xplane file per worker in the same run folder), the others just run the steps."""
+    import tensorflow as tf
+
+    run = f"{job.case}-{job.mode}" + (f"-bs{job.batch_size}" if len(case.batch_sizes) > 1 else "")
+    logdir = Path(ctx.out_dir) / "tensorboard" / run
+    steps = min(PROFILE_STEPS, case.steps)
+    addresses = [a for a in os.environ.get(PROFILER_ADDRESSES_ENV, "").split(",") if a]
+
+    def steps_with_markers() -> None:
+        for i in range(steps):
+            with tf.profiler.experimental.Trace("train", step_num=i, _r=1):
+                main.step()
+
+    if workers > 1:
+        if not addresses:
+            return {"logdir": str(logdir), "note": "no profiler addresses (joined cluster): capture with "
+                                                   "`tfperf capture grpc://host:port,...` while it runs"}
+        capture: dict = {}
+        if worker_index == 0:
+            logdir.mkdir(parents=True, exist_ok=True)
+            duration_ms = int(max(2000, 1000 * (1.0 + 3 * steps * main.median_s)))
+
+            def grab() -> None:
+                try:
+                    tf.profiler.experimental.client.trace(",".join(addresses), str(logdir), duration_ms,
+                                                          num_tracing_attempts=3)
+                except Exception as exc:  # noqa: BLE001 - a failed capture loses the trace, not the timing
+                    capture["error"] = f"{type(exc).__name__}: {exc}"[:500]
+
+        _barrier(strategy)
+        if worker_index == 0:
+            thread = threading.Thread(target=grab, daemon=True)
+            thread.start()
+        # Every worker waits the same short while, so the capture is running on all of them before the first
+        # step, and no worker's first all-reduce sits waiting for a late peer inside the trace (that wait would
+        # count as all-reduce time).
+        time.sleep(0.5)
+        steps_with_markers()
+        if worker_index != 0:
+            return None
+        thread.join(timeout=duration_ms / 1000 + 30)
+        out = {"logdir": str(logdir), "run": run, "workers": addresses, "capture": "remote"}
+        if capture:
+            out["error"] = capture["error"]
+        out.update(_allreduce_share(logdir))
+        return out
+    logdir.mkdir(parents=True, exist_ok=True)
+    try:
+        from .profiling import profile_job  # the profiler issue's read-out (top ops, input-bound %), when present
+    except ImportError:
+        profile_job = None
+    if profile_job is not None:
+        out = dict(profile_job(lambda i: main.step(), steps=steps, trace_name="train", logdir=logdir) or {})
+    else:
+        tf.profiler.experimental.start(str(logdir))
+        try:
+            steps_with_markers()
+        finally:
+            tf.profiler.experimental.stop()
+        out = {"logdir": str(logdir), "run": run}
+    out["capture"] = "local"
+    out.update(_allreduce_share(logdir))
+    return out
+
+
+# Op types that are the cross-replica gradient exchange, as the profiler's framework op stats name them.
+ALLREDUCE_OP_TYPES = ("CollectiveReduceV2", "CollectiveReduce", "CollectiveGatherV2", "CollectiveBcastSendV2",
+                      "CollectiveBcastRecvV2", "NcclAllReduce", "NcclReduce", "NcclBroadcast")
+
+
+def _allreduce_share(logdir: Path) -> dict:
+    """The all-reduce share of device op time in each captured xplane file, from the profiler's own op stats."""
+    files = sorted(Path(logdir).glob("plugins/profile/*/*.xplane.pb"))
+    if not files:
+        return {"allreduce_share": None, "allreduce_note": "no trace file found"}
+    import shutil
+    import tempfile
+
+    per_host = {}
+    for path in files:
+        host = path.name.removesuffix(".xplane.pb")
+        # xprof reads (and caches into) the whole folder of the file it is given: one copy per host in a
+        # scratch folder keeps the hosts apart and the TensorBoard run folder clean.
+        with tempfile.TemporaryDirectory(prefix="tfperf-xplane-") as scratch:
+            copy = Path(scratch) / path.name
+            shutil.copyfile(path, copy)
+            try:
+                per_host[host] = allreduce_share_of(copy)
+            except Exception as exc:  # noqa: BLE001 - the read-out is optional; the measurement stands
+                per_host[host] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+    shares = [h["share"] for h in per_host.values() if h.get("share") is not None]
+    return {"allreduce_share": sum(shares) / len(shares) if shares else None, "allreduce_by_host": per_host}
+
+
+def allreduce_share_of(xplane: Path) -> dict:
+    """Share of host op self time spent in collective (all-reduce) ops, from xprof's framework_op_stats."""
+    from xprof.convert import raw_to_tool_data
+
+    data, _ = raw_to_tool_data.xspace_to_tool_data([str(xplane)], "framework_op_stats", {})
+    rows = _op_rows(data)
+    total = sum(r[1] for r in rows)
+    collective = sum(t for op_type, t in rows if op_type in ALLREDUCE_OP_TYPES or op_type.startswith("Collective"))
+    return {"share": collective / total if total > 0 else None, "collective_us": collective, "total_us": total}
+
+
+def _op_rows(data: Any) -> list[tuple[str, float]]:
+    """(op type, self time µs) per op from framework_op_stats JSON (a list of Google DataTable dicts)."""
+    if isinstance(data, bytes):
+        data = data.decode()
+    tables = json.loads(data) if isinstance(data, str) else data
+    if isinstance(tables, dict):
+        tables = [tables]
+    rows: list[tuple[str, float]] = []
+    for table in tables[:1]:  # the first table is the op stats (with idle); the second excludes idle
+        cols = [c.get("id") or c.get("label") for c in table.get("cols", [])]
+        try:
+            i_type, i_self = cols.index("type"), cols.index("total_self_time")
+        except ValueError:
+            continue
+        i_host = cols.index("host_or_device") if "host_or_device" in cols else None
+        for row in table.get("rows", []):
+            cells = [c.get("v") if isinstance(c, dict) else c for c in row.get("c", [])]
+            if cells[i_type] == "IDLE":
+                continue
+            if i_host is not None and cells[i_host] not in ("Host", "Device", None):
+                continue
+            rows.append((str(cells[i_type]), float(cells[i_self] or 0.0)))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Dispatch from the case worker, and the entry point of a launched worker.
+
+def run_distributed_job(case: CaseSpec, job: JobSpec, ctx: Any, resolve: Callable[[str], Any],
+                        deadline_s: float | None = None) -> Result:
+    """What the case worker calls for a job of a case with `distribute:`.
+
+    multi_worker without TF_CONFIG launches a local cluster (tfperf/cluster.py) and waits for it; everything else
+    (one_device, mirrored, multi_worker joining the cluster TF_CONFIG describes) is measured in this process.
+    """
+    try:
+        spec = DistributeSpec.from_dict(case.distribute)
+    except DistributeError as exc:
+        return Result.not_run(job, "failed", type(exc).__name__, str(exc))
+    if spec.strategy == "multi_worker" and tf_config_task() is None:
+        from .cluster import run_local_cluster
+
+        out_dir = getattr(ctx, "out_dir", None)
+        work_dir = Path(out_dir) / "workers" if out_dir is not None else None
+        return run_local_cluster(case, job, spec.workers, work_dir=work_dir, out_dir=out_dir,
+                                 timeout_s=deadline_s if deadline_s is not None else case.timeout_s)
+    return measure_distributed(case, job, ctx, resolve)
+
+
+@dataclass
+class _WorkerContext:
+    out_dir: Path | None
+
+
+def _watch_parent() -> None:
+    """A launched worker must not outlive its supervisor (PR_SET_PDEATHSIG covers Linux; this covers the rest)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(70)
+    threading.Thread(target=watch, daemon=True, name="tfperf-parent-watch").start()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m tfperf.distributed")
+    ap.add_argument("case_file")
+    ap.add_argument("job_file")
+    ap.add_argument("result_file")
+    ap.add_argument("--out-dir", default=None)
+    ap.add_argument("--profiler-port", type=int, default=None)
+    args = ap.parse_args(argv)
+    _watch_parent()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    case = CaseSpec.from_json(json.loads(Path(args.case_file).read_text()))
+    job = JobSpec(**json.loads(Path(args.job_file).read_text()))
+    configure_process(case.distribute)
+    if args.profiler_port:
+        import tensorflow as tf
+
+        tf.profiler.experimental.server.start(args.profiler_port)
+    ctx = _WorkerContext(Path(args.out_dir) if args.out_dir else None)
+    result = measure_distributed(case, job, ctx)
+    atomic_write_text(Path(args.result_file), json.dumps(result.to_json(), default=str) + "\n")
+    sys.stdout.flush()
+    # os._exit: skip interpreter teardown, where TensorFlow's collective and gRPC threads can hang the exit after
+    # the result is safely on disk.
+    os._exit(0 if result.ok else 3)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
