@@ -64,7 +64,7 @@ class DistributeSpec:
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "DistributeSpec":
-        d = dict(d or {})
+        d = {k: v for k, v in (d or {}).items() if v is not None}  # the suite loader passes unset keys as None
         unknown = sorted(set(d) - {"strategy", "devices", "workers"})
         if unknown:
             raise DistributeError(f"distribute: unknown key(s) {', '.join(unknown)} (expected strategy, devices, workers)")
@@ -643,9 +643,20 @@ def run_distributed_job(case: CaseSpec, job: JobSpec, ctx: Any, resolve: Callabl
 
         out_dir = getattr(ctx, "out_dir", None)
         work_dir = Path(out_dir) / "workers" if out_dir is not None else None
-        return run_local_cluster(case, job, spec.workers, work_dir=work_dir, out_dir=out_dir,
-                                 timeout_s=deadline_s if deadline_s is not None else case.timeout_s)
+        if deadline_s is None:
+            deadline_s = _remaining_case_time(case)
+        return run_local_cluster(case, job, spec.workers, work_dir=work_dir, out_dir=out_dir, timeout_s=deadline_s)
     return measure_distributed(case, job, ctx, resolve)
+
+
+def _remaining_case_time(case: CaseSpec) -> float:
+    """What is left of the case's timeout_s (counted by the runner from this process's start), minus a margin so
+    the cluster reports its own `timeout` naming the worker before the runner kills this whole process."""
+    import psutil
+
+    elapsed = time.time() - psutil.Process().create_time()
+    margin = max(3.0, 0.05 * case.timeout_s)
+    return max(1.0, case.timeout_s - elapsed - margin)
 
 
 @dataclass
@@ -677,6 +688,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     case = CaseSpec.from_json(json.loads(Path(args.case_file).read_text()))
     job = JobSpec(**json.loads(Path(args.job_file).read_text()))
+    if getattr(case, "tf_config", None):
+        # The same threading/jit settings as a single-process case; they too must precede TF's start-up.
+        from .tfconfig import apply_tf_config
+
+        apply_tf_config(case.tf_config)
     configure_process(case.distribute)
     if args.profiler_port:
         import tensorflow as tf

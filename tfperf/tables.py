@@ -91,6 +91,7 @@ def _extension_columns(r: Result, row: dict) -> None:
     row["top op"] = f"{top['name']} ({top.get('share', 0) * 100:.0f}%)"[:48] if top else ""
     row["fusions"] = (r.graph or {}).get("fusions", "") if r.mode == "xla" else ""
     row["replicas"] = r.replicas if r.replicas is not None else ""
+    row["global batch"] = r.global_batch_size if r.global_batch_size is not None else ""  # batch is per replica
     row["scaling"] = _pct(r.scaling_efficiency) if r.scaling_efficiency is not None else ""
     row["size MB"] = _num(r.model_size_bytes / 1e6, "{:.2f}") if r.model_size_bytes else ""
     agreement = r.output_agreement or {}

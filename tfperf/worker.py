@@ -46,6 +46,17 @@ def main(argv: list[str] | None = None) -> int:
 
         apply_tf_config(tf_config)
 
+    distribute_error = None
+    if case.distribute:
+        # Logical CPU devices (mirrored) and a joined cluster's strategy (multi_worker with TF_CONFIG set) must
+        # exist before TensorFlow initializes its devices, i.e. before anything below lists them.
+        from .distributed import configure_process
+
+        try:
+            configure_process(case.distribute)
+        except Exception as exc:  # noqa: BLE001 - every job of the case reports it
+            distribute_error = f"{type(exc).__name__}: {exc}"
+
     from . import harness
     from .environment import tensorflow_environment
     from .references import resolve_reference
@@ -73,6 +84,11 @@ def main(argv: list[str] | None = None) -> int:
         if device_error:
             result = Result.not_run(job, "failed", "NoSuchDevice", device_error,
                                     "use device: auto (first GPU, else CPU) or device: cpu")
+        elif case.distribute:
+            from .distributed import run_distributed_job
+
+            result = (Result.not_run(job, "failed", "DistributeError", distribute_error) if distribute_error
+                      else run_distributed_job(case, job, ctx, resolve))
         else:
             result = harness.run_job(case, job, ctx, resolve)
             if tf_config:
