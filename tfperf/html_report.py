@@ -266,8 +266,8 @@ def _row(r: Result, case_results: list[Result], swept: bool) -> dict:
         "iqr_pct": fmt_pct(st["iqr"] / st["median"]) if st and st["median"] else "–",
         "noisy": bool(r.samples) and r.noisy,
         "samples": len(r.samples),
-        "samples_per_s": fmt_num(tp.get("samples_per_s")) if tp.get("samples_per_s") else "–",
-        "steps_per_s": fmt_num(tp.get("steps_per_s")) if tp.get("steps_per_s") else "–",
+        "throughput": (f"{fmt_num(tp['samples_per_s'])} samples/s" if tp.get("samples_per_s")
+                       else f"{fmt_num(tp['steps_per_s'])} steps/s" if tp.get("steps_per_s") else "–"),
         "speedup": _speedup_text(speedup_over_eager(r, case_results)),
         "first_call": fmt_seconds(r.first_call_s),
         "tracing_count": fmt_num(r.tracing_count),
@@ -308,7 +308,11 @@ def _details(r: Result) -> dict:
                                          if r.scaling_efficiency is not None else None)) if v]
     graph = [(k, fmt_num(v)) for k, v in (r.graph or {}).items()] if isinstance(r.graph, dict) else []
     what_if = _generic_table(r.what_if) if r.what_if else None
-    err = r.error if isinstance(r.error, dict) else ({"message": _text(r.error)} if r.error else None)
+    err = None
+    if r.error:
+        raw = r.error if isinstance(r.error, dict) else {"message": r.error}
+        err = {k: (_text(raw[k]) if raw.get(k) is not None else None)
+               for k in ("type", "message", "hint", "phase", "traceback")}
     return {
         "label": _job(r),
         "mode": r.mode,
