@@ -1,0 +1,145 @@
+"""Deployment modes: a small trained classifier through SavedModel and the three TF Lite modes, and a model with an op
+TF Lite lacks. Real TensorFlow, real converter, real ai-edge-litert interpreter.
+
+Tolerances (the same ones docs/suggestions.md states for `quantize-tflite`):
+- savedmodel and float tflite compute the same float32 graph: max error within 1e-4 of the largest logit, and
+  identical top-1;
+- dynamic-range and int8 quantization: max error within 10% of the largest logit, top-1 agreement >= 0.9 on 256
+  examples of a classifier trained until its classes are separated.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tfperf.deploy import UnsupportedOpError, output_agreement, unsupported_ops
+
+INPUT_SHAPE = (12, 12, 3)
+CLASSES = 10
+BATCH = 16
+
+
+def test_output_agreement_counts_rows_and_argmax():
+    ref = np.array([[1.0, 3.0, 2.0], [5.0, 0.0, 1.0], [0.0, 0.0, 4.0], [2.0, 1.0, 0.0]])
+    got = ref.copy()
+    got[1] = [0.0, 5.5, 1.0]  # argmax moves from class 0 to class 1
+    got[3, 2] += 0.25
+    a = output_agreement(ref, got)
+    assert a["samples"] == 4
+    assert a["top1_agreement"] == pytest.approx(0.75)
+    assert a["max_abs_error"] == pytest.approx(5.5)
+    assert a["mean_abs_error"] == pytest.approx((5.0 + 5.5 + 0.25) / 12)
+    assert a["max_rel_error"] == pytest.approx(5.5 / 5.0)
+    # A regression output (one column) has no top-1.
+    assert output_agreement(ref[:, :1], got[:, :1])["top1_agreement"] is None
+    with pytest.raises(ValueError, match="shapes differ"):
+        output_agreement(ref, got[:2])
+
+
+def test_unsupported_ops_parses_the_converter_messages():
+    text = ("error: loc(...): 'tf.Digamma' op is neither a custom op nor a flex op\n"
+            "Some ops in the model are custom ops, See instructions ...\n"
+            "Custom ops: Digamma\n"
+            "TF Select ops: MatrixInverse, Erfinv\n")
+    assert unsupported_ops(text) == ["Digamma", "Erfinv", "MatrixInverse"]
+    assert unsupported_ops("Could not translate MLIR to FlatBuffer.") == []
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    """A small CNN trained for a few epochs on synthetic data whose label is the argmax of a fixed projection, so
+    its logits separate the classes the way a real classifier's do (an untrained model's logits are all near 0,
+    where any rounding flips the argmax)."""
+    import keras
+
+    keras.utils.set_random_seed(1)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((1024, *INPUT_SHAPE)).astype("float32")
+    projection = rng.standard_normal((int(np.prod(INPUT_SHAPE)), CLASSES)).astype("float32")
+    y = (x.reshape(len(x), -1) @ projection).argmax(axis=1)
+    inp = keras.Input(INPUT_SHAPE)
+    h = keras.layers.Conv2D(8, 3, activation="relu")(inp)  # a 3x3x3x8 kernel: few enough weights that
+    h = keras.layers.Conv2D(8, 3, activation="relu")(h)    # dynamic-range quantization leaves them float
+    h = keras.layers.Flatten()(h)
+    h = keras.layers.Dense(64, activation="relu")(h)
+    out = keras.layers.Dense(CLASSES)(h)
+    model = keras.Model(inp, out)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, batch_size=64, epochs=4, verbose=0)
+    test_x = rng.standard_normal((256, *INPUT_SHAPE)).astype("float32")
+    return model, x, test_x
+
+
+def _outputs(predict, x: np.ndarray, batch: int) -> np.ndarray:
+    return np.concatenate([predict(x[i:i + batch]) for i in range(0, len(x), batch)])
+
+
+@pytest.mark.slow
+def test_every_deployment_mode_agrees_and_quantization_shrinks(classifier, tmp_path):
+    from tfperf.deploy import prepare_deploy
+
+    model, train_x, test_x = classifier
+    reference = model(test_x, training=False).numpy()
+
+    def representative():
+        return (train_x[i:i + 32] for i in range(0, 256, 32))
+
+    deployed = {}
+    agreement = {}
+    for mode in ("savedmodel", "tflite", "tflite-dynamic", "tflite-int8"):
+        d = prepare_deploy(mode, model, test_x[:BATCH], representative, tmp_path / mode, num_threads=1)
+        deployed[mode] = d
+        agreement[mode] = output_agreement(reference, _outputs(d.predict, test_x, BATCH))
+        assert d.path.exists() and d.model_size_bytes > 0 and d.load_time_s >= 0 and d.export_time_s > 0
+        # A batch of another size still runs (the interpreter is resized on demand).
+        assert d.predict(test_x[:3]).shape == (3, CLASSES)
+
+    sizes = {m: d.model_size_bytes for m, d in deployed.items()}
+    assert sizes["tflite"] > sizes["tflite-dynamic"] >= sizes["tflite-int8"], sizes
+    # Weights dominate this model: int8 weights take about a quarter of float32's bytes.
+    assert sizes["tflite-int8"] < 0.5 * sizes["tflite"], sizes
+
+    scale = float(np.abs(reference).max())
+    assert scale > 1.0  # trained logits, not an untrained model's near-zero ones
+    for mode in ("savedmodel", "tflite"):
+        assert agreement[mode]["max_abs_error"] <= 1e-4 * scale, (mode, agreement[mode])
+        assert agreement[mode]["top1_agreement"] == 1.0, (mode, agreement[mode])
+    for mode in ("tflite-dynamic", "tflite-int8"):
+        a = agreement[mode]
+        assert 0 < a["max_abs_error"] <= 0.1 * scale, (mode, a)  # quantized: close, but not bit-identical
+        assert a["top1_agreement"] >= 0.9, (mode, a)
+        assert a["samples"] == len(test_x)
+
+    tfl = {m: deployed[m] for m in ("tflite", "tflite-dynamic", "tflite-int8")}
+    for d in tfl.values():
+        assert d.num_threads == 1 and d.interpreter.startswith("ai-edge-litert")
+        assert d.convert_time_s > 0
+    assert deployed["savedmodel"].convert_time_s is None and deployed["savedmodel"].path.is_dir()
+    # Full-integer: int8 in and out, with the scale/zero-point predict applies.
+    notes = deployed["tflite-int8"].notes
+    assert notes["input_dtype"] == "int8" and notes["output_dtype"] == "int8"
+    assert notes["input_quantization"]["scale"] > 0
+    assert deployed["tflite-dynamic"].notes["input_dtype"] == "float32"
+
+
+@pytest.mark.slow
+def test_an_op_tflite_lacks_is_named_and_savedmodel_still_runs(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    from tfperf.deploy import prepare_deploy
+
+    inp = keras.Input((8,))
+    # Digamma has no TF Lite builtin kernel (it needs select TF ops); checked with TF 2.21's converter.
+    out = keras.layers.Dense(4)(keras.layers.Lambda(lambda t: tf.math.digamma(tf.abs(t) + 1.0))(inp))
+    model = keras.Model(inp, out)
+    x = np.random.default_rng(0).standard_normal((4, 8)).astype("float32")
+
+    with pytest.raises(UnsupportedOpError, match="Digamma") as info:
+        prepare_deploy("tflite", model, x, None, tmp_path / "tflite")
+    assert info.value.ops == ["Digamma"]
+    assert "SELECT_TF_OPS" in str(info.value)
+
+    d = prepare_deploy("savedmodel", model, x, None, tmp_path / "savedmodel")
+    assert output_agreement(model(x).numpy(), d.predict(x))["max_abs_error"] < 1e-5
