@@ -181,6 +181,33 @@ def env(fmt: str = typer.Option("table", "--format", help="table | json")) -> No
     typer.echo("\n".join(lines))
 
 
+@app.command()
+def tune(
+    suite: Path = typer.Argument(..., help="The suite YAML file."),
+    case: Optional[List[str]] = typer.Option(None, "--case", help="Tune only this case (repeatable)."),
+    budget_s: float = typer.Option(300.0, "--budget-s", min=1, help="Time budget per case, in seconds."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: reports/<suite>-tune/<timestamp>/)."),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Timed steps per repeat."),
+    repeats: Optional[int] = typer.Option(None, "--repeats", min=1, help="Repeats of the timed steps."),
+    force: bool = typer.Option(False, "--force", help="Allow a non-empty --out folder."),
+    quiet: bool = typer.Option(False, "--quiet", help="Plain progress lines, no progress bar."),
+) -> None:
+    """Measure configurations of each case (mode, batch, threads, XLA auto-clustering, Grappler, tf.data, mixed
+    precision), each in its own worker, rank them against the baseline and write tuned.yaml."""
+    from .outdir import choose_out_dir
+    from .plan import apply_overrides
+    from .suite import load_suite
+    from .tune import progress_for, render_text, tune_suite
+
+    loaded = load_suite(suite)
+    planned = apply_overrides(loaded, cases=case, steps=steps, repeats=repeats)
+    out_dir = choose_out_dir(f"{planned.name}-tune", out, force)
+    result = tune_suite(planned, out_dir, budget_s=budget_s, progress=progress_for(quiet),
+                        command=["tfperf", *sys.argv[1:]])
+    typer.echo(render_text(result))
+    typer.echo(f"wrote {out_dir}/tune.md, tune.json, tuned.yaml, results.json, report.html", err=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point for `tfperf` and `python -m tfperf`."""
     try:
