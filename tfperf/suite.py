@@ -562,6 +562,9 @@ def _build_cases(doc: dict, base_dir: Path, issues: _Issues) -> list[CaseSpec]:
     return out
 
 
+_FLOAT_KEYS = frozenset({"map_cost_ms", "file_open_ms", "element_read_ms"})
+
+
 def _case_spec(m: dict, base_dir: Path, line: int) -> CaseSpec:
     inp = m.get("input")
     pipeline = inp.get("pipeline") if inp else None
@@ -579,8 +582,8 @@ def _case_spec(m: dict, base_dir: Path, line: int) -> CaseSpec:
             shape=tuple(inp.get("shape") or ()),
             dtype=inp.get("dtype") or "float32",
             maxval=inp.get("maxval"),
-            pipeline=None if pipeline is None else PipelineSpec(
-                **{k: v for k, v in pipeline.items() if v is not None})),
+            pipeline=None if pipeline is None else PipelineSpec(**{
+                k: float(v) if k in _FLOAT_KEYS else v for k, v in pipeline.items() if v is not None})),
         labels=None if labels is None else LabelsSpec(
             classes=labels.get("classes"),
             shape=tuple(labels["shape"]) if labels.get("shape") is not None else None,
