@@ -287,8 +287,8 @@ def retrace_fix(result: Result) -> str:
         from .retracing import fix_for
     except ImportError:
         return fallback_retrace_fix(result.retraces)
-    # The retracing module's signature is settling; accept either the entries or the result.
-    for call in (lambda: fix_for(result.retraces), lambda: fix_for(result)):
+    # fix_for(result) reads extra["trace_signature"] too, so a shape fix is a complete input_signature.
+    for call in (lambda: fix_for(result), lambda: fix_for(result.retraces)):
         try:
             fix = call()
         except (TypeError, AttributeError, KeyError):

@@ -20,6 +20,7 @@ import tensorflow as tf
 from .inputs import InputSource, make_source
 from .memory import PeakMemory
 from .results import JobSpec, Result
+from .retracing import note_trace
 from .spec import CaseSpec, InputSpec, LabelsSpec
 
 # Steps shorter than this are timed in blocks with one sync per block (torch.utils.benchmark's blocked
@@ -128,13 +129,20 @@ def build_model(case: CaseSpec, resolve: Callable[[str], Any]) -> tuple[Any, Inp
 
 
 def wrap_mode(step: Callable[..., Any], mode: str) -> tuple[Callable[..., Any], Any | None]:
+    # A step that is already a tf.function keeps its own tracing options (input_signature, reduce_retracing:
+    # the retracing fixes), re-wrapped per job so each job counts its own traces and the mode sets jit_compile.
+    options: dict[str, Any] = {}
+    if isinstance(step, tf.types.experimental.PolymorphicFunction) and hasattr(step, "python_function"):
+        options = {"input_signature": step.input_signature,
+                   "reduce_retracing": bool(getattr(step, "_reduce_retracing", False))}
+        step = step.python_function
     if mode == "eager":
         return step, None
     if mode == "function":
-        fn = tf.function(step)
+        fn = tf.function(step, **options)
     elif mode == "xla":
         # Explicit, never keras' jit_compile="auto", which silently turns XLA on or off by device.
-        fn = tf.function(step, jit_compile=True)
+        fn = tf.function(step, jit_compile=True, **options)
     else:
         raise ValueError(f"mode {mode!r} is not an execution mode of the harness")
     return fn, fn
@@ -224,6 +232,9 @@ class StepTimer:
             if count != self._last_count:
                 self.trace_calls.append(self.calls)
                 self._last_count = count
+                # Read the new trace's signature now, while the call's arguments are alive (a new Python
+                # object's class is gone once its weak reference dies). Only on a call that traced.
+                note_trace(self.p.traced, self.calls)
         self.calls += 1
 
     def one_step(self) -> tuple[float, float]:
@@ -329,6 +340,30 @@ def run_job(case: CaseSpec, job: JobSpec, ctx: JobContext, resolve: Callable[[st
 def _after_measurement(case: CaseSpec, job: JobSpec, ctx: JobContext, prepared: PreparedStep,
                        timer: StepTimer, result: Result) -> None:
     """Read-outs over the measured step that cost no timed work (retrace reasons, graph statistics)."""
+    traced = prepared.traced
+    if traced is None:
+        return
+    from .graph_stats import example_call_args, graph_stats
+    from .retracing import check_trace_budget, explain_retraces, first_use_traces, signature_info
+
+    try:
+        result.retraces = explain_retraces(traced, timer.trace_calls)
+        first_use = first_use_traces(traced)
+        if first_use:
+            result.extra["first_use_traces"] = first_use
+        if (result.tracing_count or 0) - first_use > 1:
+            name = getattr(getattr(traced, "python_function", None), "__name__", None) or "step"
+            result.extra["trace_signature"] = signature_info(traced, name)
+    except Exception as exc:  # noqa: BLE001 - a read-out never fails the measured result
+        result.extra.setdefault("readout_errors", {})["retraces"] = f"{type(exc).__name__}: {exc}"[:300]
+    try:
+        # The latest trace's own arguments (zeros of its shapes): drawing another batch could trace again.
+        args, kwargs = example_call_args(traced) or prepared.source.next_args()
+        result.graph = graph_stats(traced, args, kwargs, jit=job.mode == "xla")
+    except Exception as exc:  # noqa: BLE001
+        result.extra.setdefault("readout_errors", {})["graph"] = f"{type(exc).__name__}: {exc}"[:300]
+    max_traces = case.max_traces if case.max_traces is not None else (1 if ctx.fail_on_retrace else None)
+    check_trace_budget(result, max_traces)
 
 
 def tensorboard_run_name(job: JobSpec, multiple_batch_sizes: bool) -> str:
