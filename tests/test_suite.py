@@ -432,3 +432,27 @@ def test_cli_refuses_a_bad_suite_with_exit_2_and_writes_nothing(tmp_path, name):
     assert f"{BAD / name}:{line}: " in proc.stderr and fragment in proc.stderr
     assert key is None or key in proc.stderr
     assert not out.exists()
+
+
+LEAF = (st.none() | st.booleans() | st.integers(-3, 5) | st.floats(allow_nan=True)
+        | st.sampled_from(["zoo:mlp", "models.py:build", "json:dumps", "eager", "autotune", "", "gpu:1", "x y", "zoo:"]))
+KEYS = sorted({*KNOBS, "name", "description", "defaults", "cases", "model", "function", "inputs", "dataset", "params",
+               "input", "labels", "shape", "dtype", "pipeline", "classes", "distribute", "strategy", "prefetch", "zz"})
+TREE = st.recursive(LEAF, lambda inner: st.lists(inner, max_size=3)
+                    | st.dictionaries(st.sampled_from(KEYS) | st.integers(0, 2), inner, max_size=4), max_leaves=20)
+
+
+@SETTINGS
+@given(st.fixed_dictionaries({}, optional={"name": LEAF | st.just("ok"), "defaults": TREE,
+                                           "cases": st.lists(TREE, max_size=3) | TREE}) | TREE)
+def test_any_document_loads_or_fails_with_located_issues(doc):
+    """Whatever the file holds, the loader answers with a Suite or a SuiteError (never a traceback), and every
+    issue points at a line of the file."""
+    text = _dump(doc)
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            load_suite(_write(Path(tmp), text))
+        except SuiteError as exc:
+            assert exc.issues
+            n_lines = max(1, len(text.splitlines()))
+            assert all(i.line is not None and 1 <= i.line <= n_lines for i in exc.issues), exc.issues
