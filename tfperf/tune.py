@@ -649,7 +649,7 @@ def ranking_rows(t: CaseTuning) -> list[dict]:
             "speed-up [99% CI]": _speedup_text(r),
             "p": _p_text(r.p_value),
             "verdict": r.excluded and f"excluded: {r.excluded}" or r.verdict,
-            "what": r.candidate.label,
+            "what": ("jit_compile=True; " if r.mode == "xla" else "") + r.candidate.label,
         })
     return out
 
@@ -738,6 +738,7 @@ def tuned_yaml(suite: Suite, tunings: list[CaseTuning]) -> str:
     from ruamel.yaml.comments import CommentedMap
 
     yaml = YAML(typ="rt")
+    yaml.width = 4096  # keep flow mappings on one line
     doc = yaml.load(suite.text)
     base_dir = Path(suite.path).resolve().parent
     by_name = {t.case: t for t in tunings}
