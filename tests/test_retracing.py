@@ -1,0 +1,223 @@
+"""Retracing explained: real tf.function objects driven like the harness drives them (count read after every
+call), the demonstrators of suites/retracing.yaml, their fixes, and the retrace budget."""
+import gc
+import importlib.util
+import itertools
+import json
+import re
+
+import pytest
+import tensorflow as tf
+
+from conftest import ROOT, run_tfperf
+from tfperf.results import Result
+from tfperf.retracing import (check_trace_budget, explain_retraces, first_use_traces, fix_for, note_trace,
+                              signature_info)
+
+SUITE = ROOT / "suites" / "retracing.yaml"
+
+
+@pytest.fixture(scope="module")
+def demo():
+    spec = importlib.util.spec_from_file_location("retracing_demo", ROOT / "suites" / "examples" / "retracing_demo.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def drive(fn, inputs, calls: int, note: bool = True) -> list[int]:
+    """Call fn like the harness: read the tracing count after each call, note the calls that traced."""
+    trace_calls, last = [], fn.experimental_get_tracing_count()
+    for i, (args, kwargs) in enumerate(itertools.islice(inputs, calls)):
+        fn(*args, **kwargs)
+        count = fn.experimental_get_tracing_count()
+        if count != last:
+            trace_calls.append(i)
+            last = count
+            if note:
+                note_trace(fn, i)
+    return trace_calls
+
+
+def test_python_float_names_the_argument_and_its_values(demo):
+    fn = tf.function(demo.scaled)
+    calls = drive(fn, demo.python_scale_inputs(), 6)  # 3.0, 4.0, 5.0, 3.0, 4.0, 5.0
+    assert fn.experimental_get_tracing_count() == 3 and calls == [0, 1, 2]
+    retraces = explain_retraces(fn, calls)
+    assert [r["call"] for r in retraces] == [1, 2]
+    first = retraces[0]
+    assert first["argument"] == "scale" and first["kind"] == "python_value"
+    assert (first["before"], first["after"]) == (3.0, 4.0)
+    assert "scale: 3.0 -> 4.0 (python float)" in first["changed"]
+    assert json.dumps(retraces)  # results.json-ready
+    fix = fix_for(retraces, "scaled")
+    assert "scale=tf.constant(" in fix and fix.startswith("scaled(")
+
+
+def test_varying_shape_names_the_dimension(demo):
+    fn = tf.function(demo.encode)
+    calls = drive(fn, demo.varying_length_inputs(), 4)
+    retraces = explain_retraces(fn, calls)
+    assert len(retraces) == 3
+    first = retraces[0]
+    assert first["argument"] == "tokens" and first["kind"] == "shape" and first["dims"] == [1]
+    assert "tokens: shape (4, 8) -> (4, 12) (dim 1)" in first["changed"]
+    assert all(r["dims"] == [1] for r in retraces)
+
+
+def test_nearest_earlier_trace_is_the_one_with_fewest_differences():
+    fn = tf.function(lambda x, scale: x * scale)
+    a, b = tf.ones((8, 16)), tf.ones((9, 16))
+    inputs = [((a,), {"scale": 3.0}), ((b,), {"scale": 3.0}), ((b,), {"scale": 4.0})]
+    calls = drive(fn, iter(inputs), 3)
+    last = explain_retraces(fn, calls)[-1]
+    # Against the first trace both x and scale differ; against the second only scale: that one is reported.
+    assert last["nearest_call"] == 1 and last["argument"] == "scale" and "shape" not in last["changed"]
+
+
+def test_new_python_object_names_its_class(demo):
+    fn = tf.function(demo.apply_scale)
+    calls = drive(fn, demo.new_object_inputs(), 3)
+    gc.collect()  # the objects are gone: their class is known from note_trace
+    retraces = explain_retraces(fn, calls)
+    assert len(retraces) == 2 and all(r["kind"] == "new_object" and r["argument"] == "config" for r in retraces)
+    assert "a new Python object (a new instance of class Scale" in retraces[0]["changed"]
+    assert "class Scale(tf.experimental.ExtensionType)" in fix_for(retraces)
+    # Without note_trace the kind and the argument are still read from the cache.
+    fn2 = tf.function(demo.apply_scale)
+    bare = explain_retraces(fn2, drive(fn2, demo.new_object_inputs(), 3, note=False))
+    assert [r["kind"] for r in bare] == ["new_object", "new_object"] and bare[0]["argument"] == "config"
+
+
+def test_fixed_variants_trace_once(demo):
+    from tfperf.harness import wrap_mode
+
+    fixed = tf.function(demo.scaled)
+    drive(fixed, demo.tensor_scale_inputs(), 6)
+    assert fixed.experimental_get_tracing_count() == 1
+
+    ext = tf.function(demo.apply_scale)
+    drive(ext, demo.extension_type_inputs(), 4)
+    assert ext.experimental_get_tracing_count() == 1
+
+    # The harness keeps a step's own input_signature (re-wrapped per mode).
+    signed, traced = wrap_mode(demo.encode_with_signature, "function")
+    calls = drive(signed, demo.varying_length_inputs(), 8)
+    assert traced.experimental_get_tracing_count() == 1 and explain_retraces(traced, calls) == []
+
+    # reduce_retracing: the second length generalises to (4, None); then no more traces however many lengths.
+    relaxed, _ = wrap_mode(demo.encode_reduce_retracing, "function")
+    calls = drive(relaxed, demo.varying_length_inputs(), 8)
+    assert relaxed.experimental_get_tracing_count() == 2
+    (only,) = explain_retraces(relaxed, calls)
+    assert only["after"] == [4, None] and only["dims"] == [1]
+
+
+def test_applying_the_suggested_input_signature_removes_the_retraces(demo):
+    fn = tf.function(demo.encode)
+    calls = drive(fn, demo.varying_length_inputs(), 4)
+    retraces = explain_retraces(fn, calls)
+    fix = fix_for(retraces, "encode", signature_info(fn, "encode"))
+    match = re.search(r"@tf\.function\(input_signature=(\[.*?\])\)", fix)
+    assert match, fix
+    assert match.group(1) == "[tf.TensorSpec([4, None], tf.int32)]"
+    fixed = tf.function(demo.encode, input_signature=eval(match.group(1), {"tf": tf}))  # noqa: S307 - our own fix text
+    fixed_calls = drive(fixed, demo.varying_length_inputs(), 8)
+    assert fixed.experimental_get_tracing_count() == 1 and explain_retraces(fixed, fixed_calls) == []
+
+
+def test_dtype_and_structure_changes():
+    fn = tf.function(lambda x, d=None: x)
+    inputs = [((tf.ones(3),), {}), ((tf.ones(3, tf.float64),), {}),
+              ((tf.ones(3),), {"d": {"a": tf.ones(2)}}), ((tf.ones(3),), {"d": {"a": tf.ones(2), "b": 1}})]
+    retraces = explain_retraces(fn, drive(fn, iter(inputs), 4))
+    assert [(r["argument"], r["kind"]) for r in retraces] == [("x", "dtype"), ("d", "structure"), ("d", "structure")]
+    assert "x: dtype float32 -> float64" in retraces[0]["changed"]
+    assert "['a', 'b']" in retraces[2]["changed"]
+
+
+def test_keras_train_step_with_built_optimizer_traces_once():
+    import keras
+
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(3)])
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def make_step(optimizer):
+        def step(x, y):
+            with tf.GradientTape() as tape:
+                loss = loss_fn(y, model(x, training=True))
+            grads = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+            return loss
+        return tf.function(step)
+
+    batches = [((tf.random.normal((4, 8)), tf.constant([0, 1, 2, 0])), {})] * 3
+    built = keras.optimizers.Adam()
+    built.build(model.trainable_variables)
+    fn = make_step(built)
+    calls = drive(fn, iter(batches), 3)
+    assert fn.experimental_get_tracing_count() == 1 and explain_retraces(fn, calls) == []
+    # Unbuilt, the optimizer creates its variables in the first call: two traces, neither a retrace.
+    lazy = make_step(keras.optimizers.Adam())
+    calls = drive(lazy, iter(batches), 3)
+    assert lazy.experimental_get_tracing_count() == 2
+    assert explain_retraces(lazy, calls) == [] and first_use_traces(lazy) == 1
+
+
+def _result(**kw) -> Result:
+    base = dict(case="c", mode="function", device="cpu", task="train", batch_size=None)
+    base.update(kw)
+    return Result(**base)
+
+
+SCALE_RETRACE = {"call": 1, "changed": "scale: 3.0 -> 4.0 (python float)", "argument": "scale",
+                 "kind": "python_value", "before": 3.0, "after": 4.0, "dims": []}
+
+
+def test_trace_budget_fails_with_reasons_and_fix():
+    r = _result(tracing_count=3, retraces=[SCALE_RETRACE, dict(SCALE_RETRACE, call=2, before=4.0, after=5.0,
+                                                                changed="scale: 4.0 -> 5.0 (python float)")])
+    check_trace_budget(r, 1)
+    assert r.status == "failed" and r.error["type"] == "RetraceBudgetExceeded"
+    assert "traced 3 times" in r.error["message"] and "scale: 3.0 -> 4.0 (python float)" in r.error["message"]
+    assert "scale=tf.constant(" in r.error["hint"]
+    within = _result(tracing_count=3, retraces=[SCALE_RETRACE])
+    check_trace_budget(within, 3)
+    assert within.status == "ok" and within.error is None
+    eager = _result(mode="eager", tracing_count=None)
+    check_trace_budget(eager, 1)
+    assert eager.status == "ok"
+    first_use = _result(tracing_count=2, extra={"first_use_traces": 1})
+    check_trace_budget(first_use, 1)
+    assert first_use.status == "ok"  # the variable-creating first call's second trace is not a retrace
+
+
+def test_fix_for_without_signature_and_from_a_result():
+    shape = {"call": 1, "changed": "x: shape (8, 16) -> (9, 16) (dim 0)", "argument": "x", "kind": "shape",
+             "before": [8, 16], "after": [9, 16], "dims": [0], "dtype": "float32"}
+    fix = fix_for([shape])
+    assert "reduce_retracing=True" in fix and "tf.TensorSpec([None, 16], tf.float32)" in fix
+    signature = {"function": "train", "parameters": [
+        {"name": "x", "kind": "tensor", "shape": [None, 16], "dtype": "float32"},
+        {"name": "y", "kind": "tensor", "shape": [None], "dtype": "int32"}]}
+    r = _result(tracing_count=2, retraces=[shape], extra={"trace_signature": signature})
+    assert fix_for(r).startswith(
+        "@tf.function(input_signature=[tf.TensorSpec([None, 16], tf.float32), tf.TensorSpec([None], tf.int32)])")
+    assert fix_for([]) == ""
+
+
+@pytest.mark.slow
+def test_fail_on_retrace_end_to_end(tmp_path):
+    # One case (one worker process) keeps this cheap; the fixed variants are checked above without a worker.
+    out = tmp_path / "out"
+    proc = run_tfperf("run", str(SUITE), "--out", str(out), "--quiet", "--fail-on-retrace", "--modes", "function",
+                      "--case", "python-scalar", "--steps", "2", "--repeats", "1")
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    (bad,) = json.loads((out / "results.json").read_text())["results"]
+    assert bad["status"] == "failed" and bad["error"]["type"] == "RetraceBudgetExceeded"
+    assert "scale: 3.0 -> 4.0 (python float)" in bad["error"]["message"]
+    assert "scaled(..., scale=tf.constant(" in bad["error"]["hint"]
+    assert bad["retraces"][0]["argument"] == "scale" and bad["tracing_count"] == 3
+    assert bad["samples"] and bad["graph"]["op_count"] > 0  # the measurement is kept beside the failure
+    assert "retracing" in [s["code"] for s in bad["suggestions"]]
