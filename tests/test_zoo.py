@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from tfperf.spec import InputSpec, LabelsSpec
-from tfperf.zoo import MODELS, ZooModel, describe_models, resolve_input, resolve_labels
+from tfperf.errors import TfperfError
+from tfperf.zoo import MODELS, ZooModel, describe_models, get_model, resolve_input, resolve_labels
 
 ALL = ("mlp", "small_cnn", "resnet50", "mobilenet_v2", "transformer_encoder", "lstm", "wide_deep")
 # Small params for the test; the defaults are CI-sized already, these are smaller still.
@@ -162,6 +163,12 @@ def test_unknown_param_names_it_and_the_valid_ones():
     with pytest.raises(TypeError) as err:
         MODELS["mlp"].build({"hiden": 10})
     assert "'hiden'" in str(err.value) and "hidden" in str(err.value).split("valid:")[1]
+
+
+def test_get_model_names_the_valid_models():
+    assert get_model("lstm") is MODELS["lstm"]
+    with pytest.raises(TfperfError, match="built-in: mlp, small_cnn"):
+        get_model("resnet")
 
 
 def test_bad_inputs_are_explained():

@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from .errors import TfperfError
 from .spec import InputSpec, LabelsSpec
 
 INT_DTYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
@@ -299,6 +300,18 @@ MODELS: dict[str, ZooModel] = {m.name: m for m in [
            lambda p: _classify(p, InputSpec(shape=(int(p["num_features"]),), dtype="int32",
                                             maxval=int(p["vocab_size"])))),
 ]}
+
+
+class UnknownModelError(TfperfError, LookupError):
+    """`zoo:NAME` names no built-in model."""
+
+
+def get_model(name: str) -> ZooModel:
+    """The built-in model called `name` (without the `zoo:` prefix); an unknown name lists the valid ones."""
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise UnknownModelError(f"zoo:{name}: no built-in model '{name}'; built-in: {', '.join(MODELS)}") from None
 
 
 def _describe_input(inp: InputSpec) -> str:
