@@ -157,6 +157,16 @@ def test_environment_differences_are_warned():
     assert "environments differ" in compare.render_markdown(cmp)
 
 
+def test_every_row_moving_together_is_warned_as_drift():
+    rng = np.random.default_rng(14)
+    keys = [("a", "eager"), ("b", "function"), ("c", "xla")]
+    base = run_of({k: samples(rng, 0.01) for k in keys})
+    slower = run_of({k: samples(rng, 0.013) for k in keys})
+    assert any("moved the same way" in w for w in compare.compare_runs(base, slower).environment_warnings)
+    mixed = run_of({k: samples(rng, 0.013 if k[0] == "a" else 0.01) for k in keys})
+    assert not any("moved the same way" in w for w in compare.compare_runs(base, mixed).environment_warnings)
+
+
 def test_bootstrap_interval_is_deterministic_and_covers_the_true_ratio():
     rng = np.random.default_rng(11)
     b, c = samples(rng, 0.010, n=40), samples(rng, 0.015, n=40)
@@ -241,27 +251,47 @@ cases:
 """
 
 
+def _run_pair(tmp_path, attempt: int) -> dict:
+    outs = {}
+    for label, grown in (("base", "step10"), ("current", "step12")):
+        suite = tmp_path / f"{label}.yaml"
+        suite.write_text(SUITE.format(grown=grown))
+        outs[label] = tmp_path / f"{label}-{attempt}"
+        proc = run_tfperf("run", str(suite), "--out", str(outs[label]), "--quiet")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = run_tfperf("compare", str(outs["base"] / "results.json"), str(outs["current"] / "results.json"),
+                      "--format", "json")
+    assert proc.returncode in (0, 1), proc.stderr
+    data = json.loads(proc.stdout)
+    return {"proc": proc, "data": data, "rows": {r["case"]: r for r in data["rows"]}, "outs": outs}
+
+
+def _quiet(rows: dict) -> bool:
+    """The machine held still between the two runs: the unchanged control row compares as unchanged."""
+    same = rows["same"]
+    return same["verdict"] == "unchanged" and not same["noisy"] and not rows["grown"]["noisy"]
+
+
 @pytest.mark.slow
 def test_real_runs_flag_the_slower_step_and_pass_the_unchanged_one(tmp_path):
     if not (ROOT / "tfperf" / "suite.py").exists():
         pytest.skip("the suite loader (tfperf/suite.py) has not landed")
     (tmp_path / "steps.py").write_text(textwrap.dedent(STEPS))
-    outs = {}
-    for label, grown in (("base", "step10"), ("current", "step12")):
-        (tmp_path / f"{label}.yaml").write_text(SUITE.format(grown=grown))
-        outs[label] = tmp_path / label
-        proc = run_tfperf("run", str(tmp_path / f"{label}.yaml"), "--out", str(outs[label]), "--quiet")
-        assert proc.returncode == 0, proc.stderr[-3000:]
-    proc = run_tfperf("compare", str(outs["base"] / "results.json"), str(outs["current"] / "results.json"),
-                      "--format", "json")
-    data = json.loads(proc.stdout)
-    rows = {r["case"]: r for r in data["rows"]}
-    assert proc.returncode == 1, proc.stdout
-    assert rows["grown"]["verdict"] == "regression", rows["grown"]["reason"]
-    assert 1.1 < rows["grown"]["ratio"] < 1.4
-    # The unchanged step is not flagged (it may be unchanged or, on a busy machine, inconclusive).
-    assert rows["same"]["verdict"] in ("unchanged", "inconclusive"), rows["same"]["reason"]
-    assert data["only_in_base"] == [] and data["only_in_current"] == []
-    # Compare a run with itself: nothing regresses, exit 0.
-    same = run_tfperf("compare", str(outs["base"]), str(outs["base"]))
-    assert same.returncode == 0 and "0 regression(s)" in same.stdout
+    for attempt in range(2):
+        got = _run_pair(tmp_path, attempt)
+        rows, data, proc = got["rows"], got["data"], got["proc"]
+        assert data["only_in_base"] == [] and data["only_in_current"] == []
+        # A run compared with itself: nothing regresses, exit 0.
+        itself = run_tfperf("compare", str(got["outs"]["base"]), str(got["outs"]["base"]))
+        assert itself.returncode == 0 and "0 regression(s)" in itself.stdout
+        if _quiet(rows):
+            break
+    else:
+        # Another process loaded the machine during one run and not the other: even the unchanged control
+        # step moved. No statistics over two runs can separate that from a code change, so say so.
+        pytest.skip(f"machine too busy to time a 20% change: the unchanged control row was "
+                    f"{rows['same']['verdict']} ({rows['same']['reason']})")
+    grown = rows["grown"]
+    assert grown["verdict"] == "regression", grown["reason"]
+    assert 1.1 < grown["ratio"] < 1.4 and grown["p_value"] < 0.01
+    assert proc.returncode == 1

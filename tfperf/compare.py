@@ -358,7 +358,27 @@ def compare_runs(base: RunResult, current: RunResult, threshold: float = DEFAULT
             cmp.only_in_current.append(_brief(r))
     cmp.only_in_base = [_brief(r) for k, r in base_by_key.items() if k not in seen]
     cmp.environment_warnings = environment_warnings(base.environment or {}, current.environment or {})
+    drift = drift_warning(cmp.rows, threshold)
+    if drift:
+        cmp.environment_warnings.append(drift)
     return cmp
+
+
+def drift_warning(rows: Sequence[RowComparison], threshold: float) -> str | None:
+    """Every timed row moved the same way by a similar amount: more likely the machine than the code.
+
+    A code change usually moves some rows; a busier machine, a different CPU governor or a thermal limit
+    moves all of them. Needs at least three timed rows to say anything.
+    """
+    ratios = sorted(r.ratio for r in rows if r.ratio is not None and r.p_value is not None)
+    if len(ratios) < 3:
+        return None
+    half = threshold / 2
+    if ratios[0] > 1 + half or ratios[-1] < 1 / (1 + half):
+        mid = ratios[len(ratios) // 2]
+        return (f"all {len(ratios)} timed rows moved the same way (median ratio {mid:.2f}): the machine's state "
+                f"(load, frequency scaling, thermal limits) may differ between the runs")
+    return None
 
 
 # ---------------------------------------------------------------------------------------------------------
