@@ -321,3 +321,64 @@ def prepare_deploy(mode: str, model: Any, example_batch: Any,
     predict, load_s, notes, interpreter, threads = load_tflite(tflite_path, example.shape, num_threads)
     return Deployed(mode, predict, tflite_path, artefact_size(tflite_path), load_s, export_s, convert_s,
                     threads, interpreter, notes)
+
+
+# --- the harness's deployment path ------------------------------------------------------------------------------
+
+# The output agreement is measured on about this many examples (whole batches of the job's size, at most 8).
+AGREEMENT_SAMPLES = 256
+MAX_AGREEMENT_BATCHES = 8
+
+
+def _agreement_batches(source: Any, inp: Any, batch_size: int, seed: int) -> list[np.ndarray]:
+    """Inputs for calibration or the agreement check, drawn like the case's own: fresh synthetic examples from
+    its input spec (the in-memory source only cycles 4 batches, which would make calibration and evaluation the
+    same data), or the next batches of a user dataset."""
+    n = max(1, min(MAX_AGREEMENT_BATCHES, -(-AGREEMENT_SAMPLES // batch_size)))
+    if source.kind == "dataset" or inp is None:
+        return [_as_numpy(source.next_args()[0][0]) for _ in range(n)]
+    from .inputs import synthetic_features
+
+    rng = np.random.default_rng(seed)
+    return [synthetic_features(inp, batch_size, rng) for _ in range(n)]
+
+
+def deployment_threads() -> int | None:
+    """TensorFlow's intra-op thread setting when one was made (tune's thread sweep, TF_NUM_INTRAOP_THREADS), so
+    the interpreter gets the same budget; else None (all the cores this process may use)."""
+    import tensorflow as tf
+
+    return tf.config.threading.get_intra_op_parallelism_threads() or None
+
+
+def deployment_step(mode: str, model: Any, inp: Any, source: Any, batch_size: int,
+                    workdir: Path) -> tuple[Callable[..., Any], dict, dict]:
+    """What the harness times in a deployment mode: (call(x, y) -> numpy outputs, notes for `extra`, Result fields
+    model_size_bytes / load_time_s / output_agreement).
+
+    The agreement is against the eager Keras outputs on the same inputs, computed here (untimed) before any step.
+    """
+    x0 = source.next_args()[0]
+    if not x0 or isinstance(x0[0], (dict, list, tuple)):
+        raise TypeError(f"mode {mode}: the case's input must be a single tensor (got {type(x0[0]).__name__ if x0 else 'nothing'})")
+    example = _as_numpy(x0[0])
+    calibration = _agreement_batches(source, inp, batch_size, seed=11) if mode == "tflite-int8" else None
+    deployed = prepare_deploy(mode, model, example, calibration, workdir, deployment_threads())
+    if mode != "savedmodel":
+        shutil.rmtree(workdir / "savedmodel", ignore_errors=True)  # the intermediate export; the .tflite stays
+
+    check = _agreement_batches(source, inp, batch_size, seed=12)
+    reference = np.concatenate([np.asarray(model(b, training=False)) for b in check])
+    got = np.concatenate([deployed.predict(b) for b in check])
+    fields = {"model_size_bytes": deployed.model_size_bytes, "load_time_s": deployed.load_time_s,
+              "output_agreement": output_agreement(reference, got)}
+    notes = deployed.extra()
+    if mode in TFLITE_MODES:
+        notes["runs_on"] = "cpu (TF Lite interpreter, XNNPACK)"
+    predict = deployed.predict
+
+    def call(x: Any, *_: Any, **__: Any) -> np.ndarray:
+        return predict(x)
+
+    call.deployed = deployed  # keeps the interpreter / loaded SavedModel alive with the callable
+    return call, notes, fields

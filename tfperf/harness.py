@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import math
 import re
+import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from .inputs import InputSource, make_source
 from .memory import PeakMemory
 from .results import JobSpec, Result
 from .retracing import note_trace
-from .spec import CaseSpec, InputSpec, LabelsSpec
+from .spec import DEPLOY_MODES, CaseSpec, InputSpec, LabelsSpec
 
 # Steps shorter than this are timed in blocks with one sync per block (torch.utils.benchmark's blocked
 # autorange does the same): a sync costs tens of microseconds and would otherwise be part of every sample.
@@ -49,6 +50,7 @@ class PreparedStep:
     traced: Any | None  # the tf.function, when the mode traces (for tracing counts and retrace reasons)
     model: Any | None = None
     notes: dict = field(default_factory=dict)
+    result_fields: dict = field(default_factory=dict)  # Result attributes set as measured (deployment modes)
 
 
 def tf_device_name(device: str) -> str:
@@ -183,11 +185,21 @@ def prepare(case: CaseSpec, job: JobSpec, ctx: JobContext, resolve: Callable[[st
                 with tf.name_scope("forward"):
                     return model(x, training=False)
 
-        call, traced = wrap_mode(step, job.mode)
-    notes = {"input_source": source.kind}
+        deploy_notes: dict = {}
+        deploy_fields: dict = {}
+        if job.mode in DEPLOY_MODES:  # the exported, reloaded artefact is what gets timed (tfperf/deploy.py)
+            from .deploy import deployment_step
+
+            workdir = Path(ctx.out_dir or tempfile.mkdtemp(prefix="tfperf-deploy-")) / "deploy" / \
+                tensorboard_run_name(job, ctx.multiple_batch_sizes)
+            call, deploy_notes, deploy_fields = deployment_step(job.mode, model, inp, source, job.batch_size, workdir)
+            traced = None
+        else:
+            call, traced = wrap_mode(step, job.mode)
+    notes = {"input_source": source.kind, **deploy_notes}
     if source.options_note:
         notes["input_pipeline"] = source.options_note
-    return PreparedStep(call, source, traced, model, notes)
+    return PreparedStep(call, source, traced, model, notes, deploy_fields)
 
 
 def _tracing_count(traced: Any | None) -> int | None:
@@ -322,6 +334,8 @@ def run_job(case: CaseSpec, job: JobSpec, ctx: JobContext, resolve: Callable[[st
             "gc_disabled_while_timing": True,
         }
         result.extra.update(prepared.notes)
+        for name, value in prepared.result_fields.items():
+            setattr(result, name, value)
         result.extra["trace_calls"] = timer.trace_calls
         result.peak_memory_bytes = memory.peak_bytes()
         _after_measurement(case, job, ctx, prepared, timer, result)

@@ -128,10 +128,11 @@ def instances_from_suite(ref: str, batch: int, seed: int = 0) -> list:
         names = ", ".join(c.name for c in suite.cases)
         raise ServeBenchError(f"--input-from {ref}: no case {case_name!r} in {path} (cases: {names})")
     inp = case.input
-    if inp is None and case.model and case.model.startswith("zoo:"):
-        from .zoo import get_model  # the zoo's default input for a model given without one
+    if case.model and case.model.startswith("zoo:"):
+        from .zoo import MODELS, resolve_input  # the input the zoo model's params imply, when the case gives none
 
-        inp = get_model(case.model.removeprefix("zoo:")).default_input
+        entry = MODELS.get(case.model.removeprefix("zoo:"))
+        inp = resolve_input(entry, inp, case.params) if entry else inp
     if inp is None:
         raise ServeBenchError(f"--input-from {ref}: the case has no input: {{shape: [...]}} to draw instances from")
     return synthetic_instances(tuple(inp.shape), inp.dtype, batch, inp.maxval, seed)
