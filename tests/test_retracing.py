@@ -75,6 +75,16 @@ def test_nearest_earlier_trace_is_the_one_with_fewest_differences():
     assert last["nearest_call"] == 1 and last["argument"] == "scale" and "shape" not in last["changed"]
 
 
+def test_two_arguments_changed_at_once_are_both_listed():
+    fn = tf.function(lambda x, scale: x * scale)
+    inputs = [((tf.ones((8, 16)),), {"scale": 3.0}), ((tf.ones((9, 16)),), {"scale": 4.0})]
+    (r,) = explain_retraces(fn, drive(fn, iter(inputs), 2))
+    assert [c["argument"] for c in r["changes"]] == ["x", "scale"]
+    assert "x: shape (8, 16) -> (9, 16) (dim 0)" in r["changed"] and "scale: 3.0 -> 4.0" in r["changed"]
+    fix = fix_for([r], "f")
+    assert "scale=tf.constant(4.0)" in fix and "reduce_retracing=True" in fix
+
+
 def test_new_python_object_names_its_class(demo):
     fn = tf.function(demo.apply_scale)
     calls = drive(fn, demo.new_object_inputs(), 3)

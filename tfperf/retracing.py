@@ -318,8 +318,9 @@ def explain_retraces(fn: Any, trace_calls: list[int]) -> list[dict]:
     `trace_calls` are the call indices at which `fn.experimental_get_tracing_count()` grew. The nearest earlier
     trace is the one with the fewest differing arguments (the latest on a tie), so a shape that grows by one
     each call is reported against the previous shape, and a value that comes back is not blamed on a new one.
-    Each entry: {call, changed, argument, kind, before, after, dims, nearest_call, changes}; `changed` joins
-    every difference, `argument`/`kind`/`before`/`after`/`dims` describe the first one, `changes` lists all.
+    Each entry: {call, changed, argument, kind, before, after, dims, nearest_call}; `changed` joins every
+    difference, `argument`/`kind`/`before`/`after`/`dims` describe the first one; when more than one argument
+    differed, `changes` lists each the same way. Tensor changes also carry the new `dtype`.
     """
     traces = _traces(fn, trace_calls)
     out: list[dict] = []
@@ -347,7 +348,7 @@ def explain_retraces(fn: Any, trace_calls: list[int]) -> list[dict]:
                                 f"after {str(prev.scope).lower()}"),
                 }]
             first = changes[0]
-            out.append({
+            entry = {
                 "call": trace.call,
                 "changed": "; ".join(c["changed"] for c in changes),
                 "argument": first["argument"],
@@ -356,9 +357,13 @@ def explain_retraces(fn: Any, trace_calls: list[int]) -> list[dict]:
                 "after": first["after"],
                 "dims": first["dims"],
                 "nearest_call": prev.call,
-                "changes": [{k: c[k] for k in ("argument", "path", "kind", "before", "after", "dims", "changed", "dtype")
-                             if k in c} for c in changes],
-            })
+            }
+            if len(changes) > 1:  # the first is already spelled out above; list them all only when there are more
+                entry["changes"] = [{k: c[k] for k in ("argument", "path", "kind", "before", "after", "dims",
+                                                       "changed", "dtype") if k in c} for c in changes]
+            elif "dtype" in first:
+                entry["dtype"] = first["dtype"]
+            out.append(entry)
         earlier.append(trace)
     return out
 
