@@ -9,10 +9,17 @@ Tolerances (the same ones docs/suggestions.md states for `quantize-tflite`):
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from tfperf import advisor
 from tfperf.deploy import UnsupportedOpError, output_agreement, unsupported_ops
+from tfperf.results import Result, RunResult
+from tfperf.spec import CaseSpec
+
+DATA = Path(__file__).resolve().parent / "data"
 
 INPUT_SHAPE = (12, 12, 3)
 CLASSES = 10
@@ -143,3 +150,86 @@ def test_an_op_tflite_lacks_is_named_and_savedmodel_still_runs(tmp_path):
 
     d = prepare_deploy("savedmodel", model, x, None, tmp_path / "savedmodel")
     assert output_agreement(model(x).numpy(), d.predict(x))["max_abs_error"] < 1e-5
+
+
+# --- the harness path -------------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_harness_times_deployment_modes_and_names_the_missing_op(tmp_path):
+    from tfperf import harness
+    from tfperf.references import resolve_reference
+
+    ctx = harness.JobContext(out_dir=tmp_path, tf_device="/CPU:0")
+    common = dict(task="infer", batch_sizes=(8,), warmup_steps=1, steps=3, repeats=2, profile=False,
+                  base_dir=str(DATA))
+    resolve = lambda ref: resolve_reference(ref, DATA)  # noqa: E731
+
+    mlp = CaseSpec(name="mlp", model="zoo:mlp", params={"hidden": 32, "features": 20, "classes": 5},
+                   modes=("savedmodel", "tflite-int8"), **common)
+    by_mode = {job.mode: harness.run_job(mlp, job, ctx, resolve) for job in mlp.jobs()}
+    for mode, r in by_mode.items():
+        assert r.status == "ok", (mode, r.error)
+        assert len(r.samples) == 6 and r.first_call_s is not None and r.load_time_s is not None
+        assert r.output_agreement["samples"] == 64  # 8 batches of 8, drawn like the case's inputs
+        assert r.tracing_count is None  # nothing is traced: the artefact is timed
+    int8 = by_mode["tflite-int8"]
+    artefact = Path(int8.extra["artefact"])
+    assert artefact.is_file() and int8.model_size_bytes == artefact.stat().st_size
+    assert int8.extra["num_threads"] >= 1 and int8.extra["input_dtype"] == "int8"
+    assert int8.output_agreement["max_rel_error"] > 0
+    assert by_mode["savedmodel"].output_agreement["max_abs_error"] < 1e-5
+    assert by_mode["savedmodel"].model_size_bytes > int8.model_size_bytes
+
+    odd = CaseSpec(name="odd", model="deploy_models.py:digamma_classifier", modes=("tflite", "savedmodel"),
+                   **common)
+    failed, ok = (harness.run_job(odd, job, ctx, resolve) for job in odd.jobs())
+    assert failed.status == "failed" and failed.error["type"] == "UnsupportedOpError"
+    assert "Digamma" in failed.error["message"] and failed.error["phase"] == "build"
+    assert ok.status == "ok" and ok.output_agreement["max_abs_error"] < 1e-5
+
+
+# --- the advisor rule (no TensorFlow) ---------------------------------------------------------------------------
+
+def _res(mode: str, median_s: float, agreement: dict | None = None, size: int | None = None) -> Result:
+    spread = [0.98, 0.99, 1.0, 1.01, 1.02, 0.995, 1.005, 1.0]
+    return Result(case="clf", mode=mode, device="cpu", task="infer", batch_size=32,
+                  samples=[median_s * f for f in spread], output_agreement=agreement, model_size_bytes=size)
+
+
+def _agree(top1: float | None, rel: float) -> dict:
+    return {"max_abs_error": rel * 4.0, "mean_abs_error": rel, "max_rel_error": rel, "top1_agreement": top1,
+            "samples": 256}
+
+
+def _quantize_findings(*results: Result):
+    run = RunResult(suite={"name": "t"}, environment={}, results=list(results))
+    return [(r, s) for r, s in advisor.advise(run) if s["code"] == "quantize-tflite"]
+
+
+def test_quantize_tflite_fires_when_faster_and_within_tolerance():
+    exact = _agree(1.0, 1e-7)
+    findings = _quantize_findings(
+        _res("function", 4e-3), _res("tflite", 1e-3, exact, 400_000),
+        _res("tflite-dynamic", 0.5e-3, _agree(0.996, 0.012), 110_000),
+        _res("tflite-int8", 0.4e-3, _agree(0.97, 0.15), 100_000))  # fastest, but outside the tolerance
+    assert len(findings) == 1
+    r, s = findings[0]
+    assert r.mode == "tflite-dynamic"
+    assert "2.00× faster than tflite" in s["title"]
+    assert "top-1 agreement 99.6%" in s["evidence"] and "0.40 MB float" in s["evidence"]
+    assert "tf.lite.Optimize.DEFAULT" in s["fix"]
+    assert s["evidence_data"]["tflite_median_s"] == pytest.approx(1e-3)
+
+
+def test_quantize_tflite_is_silent_just_outside_each_threshold():
+    base = [_res("function", 4e-3), _res("tflite", 1e-3, _agree(1.0, 0.0))]
+    # Top-1 agreement just below 99%.
+    assert not _quantize_findings(*base, _res("tflite-int8", 0.5e-3, _agree(0.989, 0.01)))
+    # Max error just above 5% of the largest output (a regression output: no top-1).
+    assert not _quantize_findings(*base, _res("tflite-int8", 0.5e-3, _agree(None, 0.051)))
+    # Saves only 9% of the float tflite step.
+    assert not _quantize_findings(*base, _res("tflite-int8", 0.91e-3, _agree(1.0, 0.01)))
+    # No agreement measured: no claim about accuracy, no suggestion.
+    assert not _quantize_findings(*base, _res("tflite-int8", 0.5e-3, None))
+    # Within every threshold: fires.
+    assert _quantize_findings(*base, _res("tflite-int8", 0.85e-3, _agree(0.99, 0.05)))

@@ -65,11 +65,17 @@ SIGNIFICANCE_ALPHA = 0.05
 SIGNIFICANCE_MIN_SAMPLES = 5
 # torch.utils.benchmark's warning: an IQR above 10% of the median means the environment moved the numbers.
 NOISY_IQR_FRACTION = stats.NOISY_IQR_FRACTION
+# A quantized TF Lite mode is suggested when it saves more than 10% of the step of every float mode measured beside
+# it (tflite, function) and stays within the accuracy tolerance: top-1 agreement with the eager Keras outputs of at
+# least 99% (classifiers), and a max absolute error of at most 5% of the largest reference output magnitude.
+QUANTIZE_MIN_SAVING = 0.10
+QUANTIZE_MIN_TOP1_AGREEMENT = 0.99
+QUANTIZE_MAX_REL_ERROR = 0.05
 
 CODES: tuple[str, ...] = (
     "use-tf-function", "enable-xla", "avoid-xla", "xla-compile-payback", "retracing",
     "input-bound", "prefetch", "parallelize-map", "cache-dataset", "parallel-interleave", "small-batch",
-    "mixed-precision", "host-bound", "threading", "noisy-measurement",
+    "mixed-precision", "host-bound", "threading", "noisy-measurement", "quantize-tflite",
 )
 
 
@@ -349,7 +355,9 @@ def what_if_code(change: str) -> str | None:
 
 
 def _best_what_if(r: Result) -> dict | None:
-    measured = [w for w in (r.what_if or []) if _what_if_speedup(w) is not None and not w.get("error")]
+    # `helped: False` (tfperf.whatif: not faster by the margin, or not significantly): never a fix to suggest.
+    measured = [w for w in (r.what_if or []) if _what_if_speedup(w) is not None and not w.get("error")
+                and w.get("helped") is not False]
     best = max(measured, key=_what_if_speedup, default=None)
     return best if best and _what_if_speedup(best) > WHAT_IF_MIN_SPEEDUP else None
 
@@ -365,9 +373,12 @@ def rule_input_bound(run: RunResult) -> list[Finding]:
         if frac is None or frac <= INPUT_BOUND_FRACTION:
             continue
         wait = _mean(r.input_wait_s)
+        # The fraction is total wait / total step time: quote the mean step beside the mean wait (a median
+        # step next to a mean wait can read as a wait longer than the step).
+        step_s = _mean(r.samples) if wait is not None else r.median_s
         wait_s = wait if wait is not None else frac * r.median_s
         conclusion = profile.get("input_conclusion")
-        evidence = (f"the step waits {ms(wait_s)} ms for its next batch out of {ms(r.median_s)} ms "
+        evidence = (f"the step waits {ms(wait_s)} ms for its next batch out of {ms(step_s)} ms on average "
                     f"({frac:.0%} of the step, {source})")
         if profile.get("input_bound_percent") is not None and source == "measured":
             evidence += f"; the profiler measured {profile['input_bound_percent']:.1f}% input"
@@ -395,7 +406,8 @@ def rule_what_if(run: RunResult) -> list[Finding]:
         for w in r.what_if or []:
             code = what_if_code(str(w.get("change", "")))
             speedup = _what_if_speedup(w)
-            if code is None or speedup is None or w.get("error") or speedup <= WHAT_IF_MIN_SPEEDUP:
+            if (code is None or speedup is None or w.get("error") or speedup <= WHAT_IF_MIN_SPEEDUP
+                    or w.get("helped") is False):
                 continue
             default_fix = next(fix for c, _, fix in WHAT_IF_CODES if c == code)
             base, new = w.get("baseline_median_s"), w.get("median_s")
@@ -611,10 +623,72 @@ def rule_noisy_measurement(run: RunResult) -> list[Finding]:
     return out
 
 
+# --- deployment ---------------------------------------------------------------------------------------------
+
+QUANTIZED_MODES = {
+    "tflite-dynamic": "converter.optimizations = [tf.lite.Optimize.DEFAULT]  # dynamic-range: int8 weights",
+    "tflite-int8": ("converter.optimizations = [tf.lite.Optimize.DEFAULT]\n"
+                    "converter.representative_dataset = representative_batches  # ~100 real examples\n"
+                    "converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]\n"
+                    "converter.inference_input_type = converter.inference_output_type = tf.int8"),
+}
+FLOAT_BASELINES = ("tflite", "function")
+
+
+def within_quantization_tolerance(agreement: dict | None) -> bool:
+    """Top-1 agreement >= 99% (when the output is a classifier's) and max error <= 5% of the largest output."""
+    if not agreement or agreement.get("max_rel_error") is None:
+        return False
+    top1 = agreement.get("top1_agreement")
+    return agreement["max_rel_error"] <= QUANTIZE_MAX_REL_ERROR and (top1 is None or top1 >= QUANTIZE_MIN_TOP1_AGREEMENT)
+
+
+def rule_quantize_tflite(run: RunResult) -> list[Finding]:
+    out = []
+    for modes in by_job_without_mode(run).values():
+        baselines = [modes[m] for m in FLOAT_BASELINES if m in modes and modes[m].ok and modes[m].samples]
+        if not baselines:
+            continue
+        candidates = []
+        for mode in QUANTIZED_MODES:
+            q = modes.get(mode)
+            if not (q and q.ok and q.samples and within_quantization_tolerance(q.output_agreement)):
+                continue
+            tests = [(b, 1 - q.median_s / b.median_s, *significant(b, q)) for b in baselines]
+            if all(saving > QUANTIZE_MIN_SAVING and sig for _, saving, sig, _ in tests):
+                candidates.append((q, tests))
+        if not candidates:
+            continue
+        q, tests = min(candidates, key=lambda c: c[0].median_s)
+        a = q.output_agreement
+        versus = "; ".join(f"{b.mode} {ms(b.median_s)} ms/step ({b.median_s / q.median_s:.2f}× slower, {_p_text(p)})"
+                           for b, _, _, p in tests)
+        float_tflite = modes.get("tflite")
+        size = (f"; model {q.model_size_bytes / 1e6:.2f} MB vs {float_tflite.model_size_bytes / 1e6:.2f} MB float"
+                if q.model_size_bytes and float_tflite and float_tflite.model_size_bytes else "")
+        top1 = f"top-1 agreement {a['top1_agreement']:.1%}, " if a.get("top1_agreement") is not None else ""
+        out.append((q, suggestion(
+            "quantize-tflite",
+            f"Deploy with {q.mode}: {baselines[0].median_s / q.median_s:.2f}× faster than {baselines[0].mode}, "
+            "within the accuracy tolerance",
+            f"{q.mode} {ms(q.median_s)} ms/step vs {versus}{size}; against the eager Keras outputs on "
+            f"{a.get('samples')} examples: {top1}max abs error {a['max_abs_error']:.3g} "
+            f"({a['max_rel_error']:.1%} of the largest output).",
+            "converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)\n" + QUANTIZED_MODES[q.mode],
+            f"saves > {QUANTIZE_MIN_SAVING:.0%} of the step of {' and '.join(b.mode for b in baselines)}; top-1 "
+            f"agreement >= {QUANTIZE_MIN_TOP1_AGREEMENT:.0%}; max abs error <= {QUANTIZE_MAX_REL_ERROR:.0%} of the "
+            "largest output",
+            quantized_median_s=q.median_s, **{f"{b.mode}_median_s": b.median_s for b in baselines},
+            **{f"p_value_vs_{b.mode}": p for b, _, _, p in tests},
+            top1_agreement=a.get("top1_agreement"), max_abs_error=a["max_abs_error"],
+            max_rel_error=a["max_rel_error"], model_size_bytes=q.model_size_bytes)))
+    return out
+
+
 RULES: tuple[Callable[[RunResult], list[Finding]], ...] = (
     rule_use_tf_function, rule_enable_xla, rule_xla_compile_payback, rule_avoid_xla, rule_retracing,
     rule_input_bound, rule_what_if, rule_small_batch, rule_mixed_precision, rule_host_bound, rule_threading,
-    rule_noisy_measurement,
+    rule_noisy_measurement, rule_quantize_tflite,
 )
 
 
