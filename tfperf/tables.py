@@ -96,6 +96,14 @@ def _extension_columns(r: Result, row: dict) -> None:
     row["size MB"] = _num(r.model_size_bytes / 1e6, "{:.2f}") if r.model_size_bytes else ""
     agreement = r.output_agreement or {}
     row["top-1 agree"] = _pct(agreement.get("top1_agreement")) if agreement.get("top1_agreement") is not None else ""
+    row["max err"] = _num(agreement.get("max_abs_error"), "{:.2g}") if agreement.get("max_abs_error") is not None else ""
+    # serve-bench: concurrent clients, so throughput is completed requests over wall time, not 1 / median latency.
+    serve = (r.extra or {}) if r.mode == "serve" else {}
+    if serve.get("instances_per_s") is not None:
+        row["samples/s"] = _num(serve["instances_per_s"], "{:,.0f}")
+    row["p99 ms"] = _ms((serve.get("latency_s") or {}).get("p99")) if serve.get("latency_s") else ""
+    row["clients"] = serve.get("concurrency", "")
+    row["errors"] = serve.get("requests_failed", "")
 
 
 def _drop_empty_columns(rows: list[dict]) -> None:
