@@ -170,6 +170,12 @@ def test_what_if_suggests_a_change_only_above_the_measured_speedup(change, code)
     assert fired(advisor.rule_what_if, run_of(res(what_if=[did_not_help]))) == []
 
 
+def test_what_if_that_is_not_significant_is_not_suggested():
+    lucky = {"change": "prefetch", "median_s": 0.008, "baseline_median_s": 0.010, "speedup": 1.25, "p_value": 0.2}
+    assert fired(advisor.rule_what_if, run_of(res(what_if=[lucky]))) == []
+    assert len(fired(advisor.rule_what_if, run_of(res(what_if=[{**lucky, "p_value": 0.001}])))) == 1
+
+
 def test_combined_what_if_is_not_reported_as_a_single_change():
     combined = {"change": "prefetch + parallel map", "median_s": 0.004, "baseline_median_s": 0.010, "speedup": 2.5}
     assert fired(advisor.rule_what_if, run_of(res(what_if=[combined]))) == []

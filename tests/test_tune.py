@@ -73,6 +73,23 @@ def test_a_gain_below_min_gain_is_not_a_winner():
     assert tiny.verdict == "faster" and t.best is None and t.recommended is base
 
 
+def test_measured_pipeline_changes_become_the_advisors_verified_suggestions():
+    from tfperf import advisor
+    from tfperf.results import RunResult
+
+    base = tune.Row(BASE, _result("function", 0.020))
+    par = tune.Row(tune.Candidate("parallel-map", "pipeline", pipeline={"num_parallel_calls": "autotune"}),
+                   _result("function", 0.010))
+    useless = tune.Row(tune.Candidate("cache", "pipeline", pipeline={"cache": True}), _result("function", 0.0199))
+    t = _tuning(base, par, useless)
+    tune.record_what_ifs(t)
+    run = RunResult(suite={}, environment={}, results=[base.result, par.result, useless.result])
+    advisor.attach_suggestions(run)
+    codes = {s["code"]: s for s in base.result.suggestions}
+    assert "parallelize-map" in codes and "cache-dataset" not in codes
+    assert "num_parallel_calls=tf.data.AUTOTUNE" in codes["parallelize-map"]["fix"]
+
+
 def test_thread_grid_leaves_out_tensorflows_default():
     assert tune.thread_grid(2) == [(1, 1), (1, 2), (2, 1)]
     assert (8, 8) not in tune.thread_grid(8) and (4, 1) in tune.thread_grid(8)

@@ -338,6 +338,9 @@ _COMBINED = re.compile(r"\+|,|\band\b|\bcombined\b|\ball\b", re.I)
 
 
 def _what_if_speedup(w: dict) -> float | None:
+    """The measured speed-up of a what-if; None when unmeasured or, if it was tested, not significant."""
+    if w.get("p_value") is not None and w["p_value"] >= SIGNIFICANCE_ALPHA:
+        return None
     if w.get("speedup") is not None:
         return float(w["speedup"])
     if w.get("median_s") and w.get("baseline_median_s"):

@@ -570,6 +570,23 @@ class CaseTuner:
 
 # --- the whole run ------------------------------------------------------------------------------------------
 
+_CHANGE_NAMES = {"prefetch": "prefetch", "num_parallel_calls": "parallel map", "cache": "cache"}
+
+
+def record_what_ifs(t: CaseTuning) -> None:
+    """The measured tf.data configurations as the baseline's `what_if` entries, so the advisor's `prefetch`,
+    `parallelize-map` and `cache-dataset` carry tune's verified speed-ups (an existing what_if is kept)."""
+    base = t.baseline
+    rows = [r for r in t.rows if r.candidate.group == "pipeline" and r.speedup is not None and not r.excluded]
+    if base is None or not rows or base.result.what_if:
+        return
+    base.result.what_if = [{
+        "change": " + ".join(_CHANGE_NAMES.get(k, k) for k in r.candidate.pipeline),
+        "median_s": r.result.median_s, "baseline_median_s": base.result.median_s, "speedup": r.speedup,
+        "p_value": r.p_value, "input_wait_fraction": r.result.input_wait_fraction,
+        "code": "\n".join(pipeline_code(r.candidate.pipeline)), "source": "tfperf tune",
+    } for r in rows]
+
 @dataclass
 class TuneRun:
     run: RunResult
@@ -603,6 +620,8 @@ def tune_suite(suite: Suite, out_dir: str | Path, *, budget_s: float = DEFAULT_B
                 run.environment.update(tuner.tensorflow_env)
             write_results(run, out_dir / "results.json")
     run.finished_at = now_iso()
+    for t in tunings:
+        record_what_ifs(t)
     attach_suggestions(run)
     write_outputs(run, out_dir)
     result = TuneRun(run, tunings, out_dir)
