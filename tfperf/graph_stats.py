@@ -1,5 +1,5 @@
-"""The graph a step became: ops in the traced TensorFlow graph and, under XLA, HLO instructions before and
-after XLA's optimisation passes and the fusions they made.
+"""The graph a step became: ops in the traced TensorFlow graph (and after Grappler's passes) and, under XLA,
+HLO instructions before and after XLA's optimisation passes and the fusions they made.
 
 `graph_stats(fn, args, kwargs, jit)` reads them from a tf.function; `count_hlo(text)` counts an HLO module's
 text (pure, testable without TensorFlow). Importing this module does not import TensorFlow.
@@ -114,19 +114,46 @@ def op_count(concrete_fn: Any) -> int:
     return len(graph_def.node) + sum(len(f.node_def) for f in graph_def.library.function)
 
 
+def grappler_op_count(concrete_fn: Any) -> int:
+    """Ops left after Grappler's default passes (constant folding, pruning, arithmetic and remapper rewrites).
+
+    An estimate of the graph the runtime executes: the same optimizer the runtime applies to a function,
+    run here on its graph with the outputs and the stateful ops (variable updates) as fetches so nothing
+    that matters is pruned. TensorFlow exposes this only through its grappler module.
+    """
+    import tensorflow as tf
+    from tensorflow.core.protobuf import config_pb2
+    from tensorflow.python.grappler import tf_optimizer
+
+    graph = concrete_fn.graph
+    meta = tf.compat.v1.train.export_meta_graph(graph_def=graph.as_graph_def(add_shapes=True), graph=graph)
+    fetches = [t.op.name for t in tf.nest.flatten(concrete_fn.outputs)]
+    fetches += [op.name for op in getattr(graph, "control_outputs", [])]
+    meta.collection_def["train_op"].node_list.value.extend(dict.fromkeys(fetches))
+    optimized = tf_optimizer.OptimizeGraph(config_pb2.ConfigProto(), meta)
+    return len(optimized.node) + sum(len(f.node_def) for f in optimized.library.function)
+
+
 def graph_stats(fn: Any, args: tuple, kwargs: dict, jit: bool) -> dict:
-    """{op_count} of the step's traced graph, plus for XLA {hlo_instructions, optimized_hlo_instructions,
-    fusions, fused_instructions}. `args`/`kwargs` are a call's arguments (they pick the trace; a new shape
+    """{op_count, grappler_op_count} of the step's traced graph (before and after Grappler), plus for XLA
+    {hlo_instructions, optimized_hlo_instructions, fusions, fused_instructions}. `args`/`kwargs` are a call's arguments (they pick the trace; a new shape
     would trace again, so pass arguments the function was already called with).
 
     A part that cannot be read is left out and its reason put under `errors`; it never raises.
     """
     out: dict[str, Any] = {}
     errors: dict[str, str] = {}
+    concrete = None
     try:
-        out["op_count"] = op_count(fn.get_concrete_function(*args, **kwargs))
+        concrete = fn.get_concrete_function(*args, **kwargs)
+        out["op_count"] = op_count(concrete)
     except Exception as exc:  # noqa: BLE001 - a read-out must never fail the measured result
         errors["op_count"] = _one_line(exc)
+    if concrete is not None:
+        try:
+            out["grappler_op_count"] = grappler_op_count(concrete)
+        except Exception as exc:  # noqa: BLE001
+            errors["grappler_op_count"] = _one_line(exc)
     if jit:
         try:
             ir = fn.experimental_get_compiler_ir(*args, **kwargs)
