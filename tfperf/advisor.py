@@ -309,7 +309,9 @@ def retrace_fix(result: Result) -> str:
 def rule_retracing(run: RunResult) -> list[Finding]:
     out = []
     for r in run.results:
-        if r.mode == "eager" or r.tracing_count is None or r.tracing_count <= MAX_TRACES_OK:
+        # A first call that created variables traces twice (harness: extra.first_use_traces): not a retrace.
+        first_use = int((r.extra or {}).get("first_use_traces") or 0)
+        if r.mode == "eager" or r.tracing_count is None or r.tracing_count - first_use <= MAX_TRACES_OK:
             continue
         what = "; ".join(_describe_retrace(e) for e in r.retraces[:3]) or "the reason was not recorded"
         more = f" (and {len(r.retraces) - 3} more)" if len(r.retraces) > 3 else ""
