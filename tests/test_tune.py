@@ -121,8 +121,8 @@ def test_tune_a_small_case_within_budget_and_its_winner_holds_when_re_measured(t
         "  - name: mlp\n"
         "    model: zoo:mlp\n"
         "    params: {hidden: 64}\n"
-        "    batch_size: 32\n")
-    budget = 55
+        "    batch_size: [8, 128]\n")  # per sample, batch 128 is many times faster: a winner to find
+    budget = 50
     out = tmp_path / "tune"
     proc = run_tfperf("tune", str(suite), "--budget-s", str(budget), "--out", str(out), "--quiet")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -136,13 +136,14 @@ def test_tune_a_small_case_within_budget_and_its_winner_holds_when_re_measured(t
         assert skipped["reason"].startswith("budget"), skipped
     assert (out / "results.json").exists() and (out / "tune.md").read_text().count("| baseline ") >= 1
     assert case["recommended_code"], "the best configuration comes as code to write"
+    assert case["best"] is not None and case["best"]["batch_size"] == 128, case["ranking"]
 
     # Re-measure: the tuned case and the suite's baseline side by side, each in its own worker.
     yaml = YAML(typ="rt")
     tuned = yaml.load((out / "tuned.yaml").read_text())
     tuned_case = tuned["cases"][0]
     tuned_case["name"] = "tuned"
-    baseline_case = {"name": "baseline", "model": "zoo:mlp", "params": {"hidden": 64}, "batch_size": 32,
+    baseline_case = {"name": "baseline", "model": "zoo:mlp", "params": {"hidden": 64}, "batch_size": 8,
                      "modes": ["function"]}
     tuned["cases"] = [baseline_case, tuned_case]
     check = tmp_path / "check.yaml"

@@ -501,10 +501,18 @@ class CaseTuner:
                 self.measure(cand, cmodes, (bs,) if bs is not None else case.batch_sizes, planned)
                 evaluate(tuning)
 
-        # Combined: the best row of each group that won, together.
+        # Combined: the best row of each group that won, together. A setting wins against the default-settings
+        # row of its own mode and batch size (not against the baseline, whose batch size may differ).
+        from .compare import ALPHA
+
+        defaults = {(r.mode, r.batch_size): r for r in rows}
         group_best: dict[str, Row] = {}
         for r in tuning.rows:
-            if r.verdict == "faster" and r.speedup >= 1 + MIN_GAIN and r.candidate.group not in ("baseline",):
+            ref = defaults.get((r.mode, r.batch_size))
+            if r.candidate.group == "baseline" or r.excluded or ref is None or not ref.result.ok:
+                continue
+            gain, _, p = _significance(ref, r)
+            if gain is not None and p is not None and p < ALPHA and gain >= 1 + MIN_GAIN:
                 if r.candidate.group not in group_best or r.speedup > group_best[r.candidate.group].speedup:
                     group_best[r.candidate.group] = r
         if len(group_best) > 1:
