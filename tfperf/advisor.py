@@ -317,7 +317,8 @@ def rule_retracing(run: RunResult) -> list[Finding]:
         more = f" (and {len(r.retraces) - 3} more)" if len(r.retraces) > 3 else ""
         out.append((r, suggestion(
             "retracing", f"The step function traced {r.tracing_count} times: each retrace re-builds the graph",
-            f"{r.tracing_count} traces during warm-up and timed steps (1 expected); changed: {what}{more}.",
+            f"{r.tracing_count} traces during warm-up and timed steps ({MAX_TRACES_OK + first_use} expected); "
+            f"changed: {what}{more}.",
             retrace_fix(r), f"tracing_count > {MAX_TRACES_OK}",
             tracing_count=r.tracing_count, retraces=len(r.retraces),
             arguments=sorted({str(e.get("argument")) for e in r.retraces if e.get("argument")}))))
