@@ -348,6 +348,7 @@ def run_job(case: CaseSpec, job: JobSpec, ctx: JobContext, resolve: Callable[[st
         result.error = error_dict(exc, job.mode)
         result.error["phase"] = phase
     result.wall_s = time.perf_counter() - started
+    _write_summaries(job, ctx, result)
     return result
 
 
@@ -394,5 +395,26 @@ def _profile(case: CaseSpec, job: JobSpec, ctx: JobContext, timer: StepTimer, re
     run = tensorboard_run_name(job, ctx.multiple_batch_sizes)
     logdir = Path(ctx.out_dir) / "tensorboard" / run
     # The step marker name is what TensorBoard's step-time graph and input-pipeline analysis key on.
-    result.profile = profile_job(lambda i: timer.one_step(), steps=min(PROFILE_STEPS, case.steps),
-                                 trace_name=job.task, logdir=logdir)
+    from .profiling import ProfileError
+
+    # Top-level Keras layers (as model.summary() lists them) are what the per-layer split attributes op time to.
+    model = timer.p.model
+    layer_names = [layer.name for layer in getattr(model, "layers", [])] if model is not None else None
+    try:
+        result.profile = profile_job(lambda i: timer.one_step(), steps=min(PROFILE_STEPS, case.steps),
+                                     trace_name=job.task, logdir=logdir, layer_names=layer_names)
+    except ProfileError as exc:  # no trace: the timed numbers stand, the profile says why it is missing
+        result.profile = {"logdir": str(logdir), "tb_run": run, "error": str(exc)}
+
+
+def _write_summaries(job: JobSpec, ctx: JobContext, result: Result) -> None:
+    """TensorBoard scalars + HParams for this job, in the same <tb-run> folder as its profile."""
+    if ctx.out_dir is None or not result.ok:
+        return
+    from .tb_summaries import write_job_summaries
+
+    try:
+        write_job_summaries(Path(ctx.out_dir) / "tensorboard" / tensorboard_run_name(job, ctx.multiple_batch_sizes),
+                            result)
+    except Exception as exc:  # noqa: BLE001 - summaries are a convenience; the measured result stands
+        result.extra.setdefault("readout_errors", {})["tb_summaries"] = f"{type(exc).__name__}: {exc}"[:300]
