@@ -5,6 +5,7 @@ import importlib.util
 import itertools
 import json
 import re
+import types
 
 import pytest
 import tensorflow as tf
@@ -214,6 +215,46 @@ def test_fix_for_without_signature_and_from_a_result():
     assert fix_for(r).startswith(
         "@tf.function(input_signature=[tf.TensorSpec([None, 16], tf.float32), tf.TensorSpec([None], tf.int32)])")
     assert fix_for([]) == ""
+
+
+def _run_in_process(namespace, function, inputs, mode, **case_keys):
+    """The harness's run_job on a demonstrator, in this process (no worker): the wiring, not the CLI."""
+    from tfperf.harness import JobContext, run_job
+    from tfperf.spec import CaseSpec
+
+    case = CaseSpec(name="demo", function=f"demo:{function}", inputs=f"demo:{inputs}", modes=(mode,),
+                    device="cpu", warmup_steps=1, steps=2, repeats=1, profile=False, **case_keys)
+    (job,) = case.jobs()
+    objects = {"demo:" + name: getattr(namespace, name) for name in (function, inputs)}
+    return run_job(case, job, JobContext(out_dir=None, tf_device="/CPU:0"), objects.__getitem__)
+
+
+def test_harness_explains_budgets_and_reads_the_graph(demo):
+    bad = _run_in_process(demo, "scaled", "python_scale_inputs", "xla", max_traces=1)
+    assert bad.status == "failed" and bad.error["type"] == "RetraceBudgetExceeded", bad.error
+    assert bad.tracing_count == 3 and [r["call"] for r in bad.retraces] == [1, 2]
+    assert "scale: 3.0 -> 4.0 (python float)" in bad.error["message"]
+    assert bad.error["hint"].startswith("scaled(..., scale=tf.constant(")
+    assert bad.graph["fusions"] > 0 and bad.graph["hlo_instructions"] >= bad.graph["optimized_hlo_instructions"]
+
+    good = _run_in_process(demo, "encode_with_signature", "varying_length_inputs", "function", max_traces=1)
+    assert good.status == "ok" and good.tracing_count == 1 and good.retraces == []
+    assert good.graph["op_count"] > 0 and "fusions" not in good.graph
+
+
+def lazy_dense(x):
+    # Creates its variable in the first call: tf.function traces that call twice (no retrace).
+    if not hasattr(lazy_dense, "w"):
+        lazy_dense.w = tf.Variable(tf.ones((x.shape[-1], 2)))
+    return tf.matmul(x, lazy_dense.w)
+
+
+def test_first_call_that_creates_variables_is_within_a_budget_of_one():
+    steps = types.SimpleNamespace(lazy_dense=lazy_dense,
+                                  lazy_inputs=lambda: itertools.repeat(((tf.ones((2, 3)),), {})))
+    r = _run_in_process(steps, "lazy_dense", "lazy_inputs", "function", max_traces=1)
+    assert r.tracing_count == 2 and r.extra["first_use_traces"] == 1
+    assert r.retraces == [] and r.status == "ok", r.error
 
 
 @pytest.mark.slow
