@@ -3,11 +3,14 @@
 Unit tests draw samples from known distributions with a fixed seed; the end-to-end test times a real step
 with `tfperf run` twice, once with 20% more matmuls, and runs the real `tfperf compare` command.
 """
+import dataclasses
 import json
 import textwrap
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import ROOT, run_tfperf
 from tfperf import compare
@@ -165,6 +168,23 @@ def test_every_row_moving_together_is_warned_as_drift():
     assert any("moved the same way" in w for w in compare.compare_runs(base, slower).environment_warnings)
     mixed = run_of({k: samples(rng, 0.013 if k[0] == "a" else 0.01) for k in keys})
     assert not any("moved the same way" in w for w in compare.compare_runs(base, mixed).environment_warnings)
+
+
+step_times = st.lists(st.floats(min_value=1e-5, max_value=10.0, allow_nan=False), min_size=0, max_size=40)
+
+
+@settings(max_examples=60, deadline=None)
+@given(base=step_times, current=step_times)
+def test_any_samples_give_a_verdict_and_a_run_never_regresses_against_itself(base, current):
+    row = compare.compare_results(Result("a", "eager", "cpu", "train", 1, samples=base),
+                                  Result("a", "eager", "cpu", "train", 1, samples=current))
+    assert row.verdict in compare.VERDICTS
+    if row.ratio is not None and row.ci_low is not None:
+        assert row.ci_low <= row.ci_high
+    json.dumps(dataclasses.asdict(row), allow_nan=False)
+    itself = compare.compare_results(Result("a", "eager", "cpu", "train", 1, samples=base),
+                                     Result("a", "eager", "cpu", "train", 1, samples=list(base)))
+    assert itself.verdict in ("unchanged", "inconclusive")
 
 
 def test_bootstrap_interval_is_deterministic_and_covers_the_true_ratio():

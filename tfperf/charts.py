@@ -9,6 +9,7 @@ is touched. Every user string lands in a `<text>` element that matplotlib's XML 
 from __future__ import annotations
 
 import io
+import math
 import re
 from typing import Sequence
 
@@ -80,7 +81,7 @@ def throughput_chart(rows: Sequence[dict], prefix: str) -> str | None:
 
     rows: [{mode, batch_size, value}] with value in samples/s (steps/s when there is no batch size).
     """
-    rows = [r for r in rows if r.get("value")]
+    rows = [r for r in rows if r.get("value") and math.isfinite(r["value"])]
     if not rows:
         return None
     unit = "samples/s" if all(r.get("batch_size") for r in rows) else "steps/s"

@@ -287,6 +287,9 @@ def compare_results(base: Result, current: Result, threshold: float = DEFAULT_TH
     if not b_ok and not c_ok:
         row.verdict, row.reason = "inconclusive", f"no timing to compare ({base.status} in base, {current.status} now)"
         return row
+    if not (row.base_median_s and row.base_median_s > 0 and row.current_median_s and row.current_median_s > 0):
+        row.verdict, row.reason = "inconclusive", "a median step of zero: nothing to divide by"
+        return row
     if len(base.samples) < MIN_SAMPLES or len(current.samples) < MIN_SAMPLES:
         row.ratio = row.current_median_s / row.base_median_s if row.base_median_s else None
         row.verdict, row.reason = "inconclusive", (f"too few samples to test ({len(base.samples)} vs "
