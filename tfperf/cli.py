@@ -44,6 +44,9 @@ def run(
     force: bool = typer.Option(False, "--force", help="Allow a non-empty --out folder."),
     quiet: bool = typer.Option(False, "--quiet", help="Plain progress lines, no progress bar."),
     fmt: str = typer.Option("table", "--format", help="Final table: table | markdown | json."),
+    what_if: bool = typer.Option(False, "--what-if",
+                                 help="Re-run each input-bound job with each tf.data change (prefetch, parallel "
+                                      "map, interleave, cache, larger batch) and measure its speed-up."),
 ) -> None:
     """Run every case of SUITE in every mode and batch size; write results.json, results.csv, report.md, report.html."""
     from .outdir import choose_out_dir, update_latest
@@ -59,6 +62,10 @@ def run(
     planned = apply_overrides(loaded, cases=case, modes=_split_csv(modes), device=device, steps=steps,
                               repeats=repeats, profile=False if no_profile else None,
                               max_traces=1 if fail_on_retrace else None)
+    if what_if:
+        import dataclasses
+
+        planned = dataclasses.replace(planned, cases=tuple(c.replace(what_if=True) for c in planned.cases))
     out_dir = choose_out_dir(planned.name, out, force)
     try:
         result = run_suite(planned, out_dir, reporter=reporter_for(quiet), fail_on_retrace=fail_on_retrace,
@@ -179,6 +186,72 @@ def env(fmt: str = typer.Option("table", "--format", help="table | json")) -> No
     flags = info["env"]
     lines.append("flags        " + (", ".join(f"{k}={v}" for k, v in flags.items()) or "none set"))
     typer.echo("\n".join(lines))
+
+
+@app.command()
+def tensorboard(
+    out: Optional[Path] = typer.Argument(None, help="A run folder (default: the latest under reports/)."),
+    port: Optional[int] = typer.Option(None, "--port", help="Port on 127.0.0.1 (default: a free one)."),
+) -> None:
+    """Serve a run's profiler traces and HParams in TensorBoard on 127.0.0.1; Ctrl-C stops it."""
+    import time
+
+    from .tensorboard_server import start_tensorboard, tensorboard_logdir
+
+    logdir = tensorboard_logdir(out)
+    server = start_tensorboard(logdir, port=port)
+    typer.echo(f"TensorBoard on {server.url}  (logdir {logdir}; profile tab: {server.url}#profile). Ctrl-C stops it.")
+    try:
+        while server.process.poll() is None:
+            time.sleep(0.5)
+        typer.echo(f"tfperf: TensorBoard exited with code {server.process.returncode}:\n{server.log_tail()}", err=True)
+        raise typer.Exit(1)
+    except KeyboardInterrupt:
+        typer.echo("stopping TensorBoard", err=True)
+    finally:
+        server.stop()
+
+
+@app.command()
+def doctor(no_trace: bool = typer.Option(False, "--no-trace", help="Skip the check that records a real trace.")) -> None:
+    """Pre-flight checks for profiling: TensorBoard and its profile plugin, a real trace, step markers, CUPTI."""
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from .doctor import render as render_checks
+    from .doctor import run_checks
+
+    checks = run_checks(trace=not no_trace)
+    typer.echo(render_checks(checks))
+    raise typer.Exit(1 if any(c.failed for c in checks) else 0)
+
+
+@app.command()
+def capture(
+    addresses: str = typer.Argument(..., help="grpc://HOST:PORT of a process that called "
+                                              "tf.profiler.experimental.server.start(PORT); comma-separate several."),
+    duration_ms: int = typer.Option(2000, "--duration-ms", min=1, help="How long to trace, in ms."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: reports/capture/<timestamp>/)."),
+    fmt: str = typer.Option("text", "--format", help="text | json"),
+) -> None:
+    """Capture a trace from a running TensorFlow process and print what tfperf reads out of it."""
+    import json
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from .capture import capture as capture_trace
+    from .capture import parse_addresses
+    from .profiling import summarize
+
+    if fmt not in ("text", "json"):
+        raise TfperfError(f"--format {fmt}: choose one of text, json")
+    profile = capture_trace(parse_addresses(addresses), duration_ms, out)
+    if fmt == "json":
+        typer.echo(json.dumps(profile, indent=2, default=str))
+    else:
+        typer.echo(f"captured {duration_ms} ms from {', '.join(profile['addresses'])} into {profile['logdir']}")
+        typer.echo(summarize(profile))
+        typer.echo(f"open it: tfperf tensorboard {Path(profile['logdir']).parent.parent}")
 
 
 @app.command()

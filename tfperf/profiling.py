@@ -292,6 +292,7 @@ def top_ops(rows: Iterable[attribution.OpRow], n: int = TOP_OPS) -> list[dict]:
     best = sorted(rows, key=lambda r: r.self_time_us, reverse=True)[:n]
     return [{"name": r.name, "type": r.type, "self_time_us": round(r.self_time_us, 3),
              "share": (r.self_time_us / total) if total > 0 else None, "occurrences": r.occurrences,
+             "host_or_device": r.host_or_device,
              "phase": attribution.phase_of(r.name, r.type)} for r in best]
 
 
