@@ -192,7 +192,7 @@ def _supervise(case: CaseSpec, job: JobSpec, procs: list[Worker], started: float
             if res is None:
                 return _worker_died(job, w, procs)
             if not res.ok:
-                return _worker_failed(job, w, res)
+                return _worker_failed(job, w, res, procs)
         if len(finished) == len(procs):
             return combine(job, [_read_result(w.result_path) for w in procs], procs, time.monotonic() - started)
         if time.monotonic() > deadline:
@@ -204,6 +204,7 @@ def _supervise(case: CaseSpec, job: JobSpec, procs: list[Worker], started: float
                                f"(e.g. a collective waiting for a peer): {running[0].log_path if running else ''}")
             r.error["workers"] = [w.index for w in running]
             r.error["log_tail"] = _log_tail(running[0].log_path) if running else ""
+            r.extra["worker_pids"] = [w.proc.pid for w in procs]
             return r
         time.sleep(POLL_S)
 
@@ -215,14 +216,16 @@ def _worker_died(job: JobSpec, w: Worker, procs: list[Worker]) -> Result:
     r.error.update({"worker": w.index, "pid": w.proc.pid, "returncode": w.proc.returncode,
                     "log_tail": _log_tail(w.log_path)})
     r.extra["workers"] = len(procs)
+    r.extra["worker_pids"] = [p.proc.pid for p in procs]
     return r
 
 
-def _worker_failed(job: JobSpec, w: Worker, res: Result) -> Result:
+def _worker_failed(job: JobSpec, w: Worker, res: Result, procs: list[Worker]) -> Result:
     res.error = dict(res.error or {})
     res.error["message"] = f"worker {w.index}: {res.error.get('message')}"
     res.error["worker"] = w.index
     res.extra["failed_worker"] = w.index
+    res.extra["worker_pids"] = [p.proc.pid for p in procs]
     return res
 
 

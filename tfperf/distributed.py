@@ -41,11 +41,14 @@ from .results import JobSpec, Result, atomic_write_text
 from .spec import CaseSpec
 
 STRATEGIES = ("one_device", "mirrored", "multi_worker")
-# Fault injection for tests and for trying out failure handling: "INDEX:STEP" makes worker INDEX SIGKILL itself
-# after STEP timed steps of the distributed pass. Read only in worker processes of a multi-worker case.
+# Fault injection for tests and for trying out failure handling, read only in worker processes of a multi-worker
+# case: "INDEX:STEP" makes worker INDEX SIGKILL itself after STEP timed steps of the distributed pass;
+# "INDEX:hang" makes it hang at start (before joining the cluster).
 KILL_ENV = "TFPERF_DISTRIBUTED_KILL"
-# Set by tfperf/cluster.py: every worker's profiler address, so worker 0 can capture all of them at once.
+# Every worker's profiler address (set by tfperf/cluster.py; on a real cluster, by you), so worker 0 can capture
+# all of them at once; and this worker's profiler port when it joined a cluster through TF_CONFIG.
 PROFILER_ADDRESSES_ENV = "TFPERF_PROFILER_ADDRESSES"
+PROFILER_PORT_ENV = "TFPERF_PROFILER_PORT"
 PROBE_EXAMPLES = 16
 PROFILE_STEPS = 5
 
@@ -129,6 +132,10 @@ def configure_process(distribute: dict | DistributeSpec | None) -> dict:
         global _process_strategy
         if _process_strategy is None:
             _process_strategy = tf.distribute.MultiWorkerMirroredStrategy()
+            port = os.environ.get(PROFILER_PORT_ENV)
+            if port:  # so `tfperf capture grpc://host:port,...` (or worker 0's profiled pass) can trace this worker
+                tf.profiler.experimental.server.start(int(port))
+                done["profiler_port"] = int(port)
         done["joined_cluster"] = True
     return done
 
@@ -249,97 +256,110 @@ def _wrap(step: Callable[..., Any], mode: str) -> tuple[Callable[..., Any], Any 
     return fn, fn
 
 
-def run_pass(strategy: Any, label: str, case: CaseSpec, job: JobSpec, resolve: Callable[[str], Any],
-             on_timed_step: Callable[[int], None] | None = None) -> Pass:
-    """Build the model under the strategy, warm up, then time repeats × steps steps of the distributed step."""
-    import gc
+class PassRunner:
+    """One strategy's training step, built and warmed up; timed one repeat at a time, so the one-replica baseline
+    and the distributed pass can take turns (repeat by repeat) and see the same machine load."""
 
-    import keras
-    import tensorflow as tf
+    def __init__(self, strategy: Any, label: str, case: CaseSpec, job: JobSpec, resolve: Callable[[str], Any]):
+        import keras
+        import tensorflow as tf
 
-    from .harness import build_model
+        from .harness import build_model
 
-    if job.task != "train":
-        raise DistributeError("distribute: only task: train is measured under a strategy")
-    keras.backend.clear_session()  # the same layer names in every worker and every pass
-    keras.utils.set_random_seed(0)  # the same initial weights in every worker (MWMS also broadcasts them)
-    replicas = strategy.num_replicas_in_sync
-    global_batch = job.batch_size * replicas
-    with strategy.scope():
-        model, inp, labels = build_model(case, resolve)
-        px, py = _probe_batch(inp, labels)
-        if not model.built:
-            model(px[:1])  # variables created here are mirrored; created inside strategy.run they would fail
-        optimizer = keras.optimizers.Adam(learning_rate=1e-3)
-        # Optimizer variables built now, not inside the first traced call (which would trace twice, DESIGN.md).
-        optimizer.build(model.trainable_variables)
-        loss_fn = _per_example_loss(labels)
+        if job.task != "train":
+            raise DistributeError("distribute: only task: train is measured under a strategy")
+        self.strategy, self.label, self.case = strategy, label, case
+        keras.backend.clear_session()  # the same layer names in every worker and every pass
+        keras.utils.set_random_seed(0)  # the same initial weights in every worker (MWMS also broadcasts them)
+        self.replicas = replicas = strategy.num_replicas_in_sync
+        self.global_batch = global_batch = job.batch_size * replicas
+        with strategy.scope():
+            model, inp, labels = build_model(case, resolve)
+            px, py = _probe_batch(inp, labels)
+            if not model.built:
+                model(px[:1])  # variables created here are mirrored; created inside strategy.run they would fail
+            optimizer = keras.optimizers.Adam(learning_rate=1e-3)
+            # Optimizer variables built now, not inside the first traced call (which would trace twice, DESIGN.md).
+            optimizer.build(model.trainable_variables)
+            loss_fn = _per_example_loss(labels)
 
-    dataset = strategy.experimental_distribute_dataset(_global_dataset(case, inp, labels, global_batch, resolve))
-    iterator = iter(dataset)
+        dataset = strategy.experimental_distribute_dataset(_global_dataset(case, inp, labels, global_batch, resolve))
+        self.iterator = iter(dataset)
 
-    def replica_fn(x, y):
-        with tf.GradientTape() as tape:
-            with tf.name_scope("forward"):
-                pred = model(x, training=True)
-                loss = tf.nn.compute_average_loss(loss_fn(y, pred), global_batch_size=global_batch)
-                if model.losses:
-                    loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
-        with tf.name_scope("backward"):
-            grads = tape.gradient(loss, model.trainable_variables)
-        with tf.name_scope("optimizer"):  # the gradient all-reduce happens in here
-            optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return loss
+        def replica_fn(x, y):
+            with tf.GradientTape() as tape:
+                with tf.name_scope("forward"):
+                    pred = model(x, training=True)
+                    loss = tf.nn.compute_average_loss(loss_fn(y, pred), global_batch_size=global_batch)
+                    if model.losses:
+                        loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
+            with tf.name_scope("backward"):
+                grads = tape.gradient(loss, model.trainable_variables)
+            with tf.name_scope("optimizer"):  # the gradient all-reduce happens in here
+                optimizer.apply_gradients(zip(grads, model.trainable_variables))
+            return loss
 
-    def train_step(batch):
-        per_replica = strategy.run(replica_fn, args=tuple(batch))
-        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+        def train_step(batch):
+            per_replica = strategy.run(replica_fn, args=tuple(batch))
+            return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
 
-    step, traced = _wrap(train_step, job.mode)
+        self.call, self.traced = _wrap(train_step, job.mode)
+        self.model, self.loss_fn, self.probe_xy = model, loss_fn, (px, py)
+        self.samples: list[float] = []
+        self.waits: list[float] = []
+        self.final_loss = math.nan
 
-    def one_step() -> tuple[float, float, Any]:
+        batch = next(self.iterator)
         t0 = time.perf_counter()
-        batch = next(iterator)
+        float(self.call(batch).numpy())
+        self.first_call_s = time.perf_counter() - t0
+        for _ in range(case.warmup_steps):
+            self.step()
+
+    def step(self) -> tuple[float, float, float]:
+        """(step seconds, input wait seconds, reduced loss) of one complete step."""
+        t0 = time.perf_counter()
+        batch = next(self.iterator)
         t1 = time.perf_counter()
-        loss = step(batch)
+        loss = self.call(batch)
         value = float(loss.numpy())  # fetching the reduced loss waits for every replica's step
         return time.perf_counter() - t0, t1 - t0, value
 
-    batch = next(iterator)
-    t0 = time.perf_counter()
-    float(step(batch).numpy())
-    first_call_s = time.perf_counter() - t0
-    for _ in range(case.warmup_steps):
-        one_step()
-    samples: list[float] = []
-    waits: list[float] = []
-    loss_value = math.nan
-    for _ in range(case.repeats):
+    def repeat(self, on_timed_step: Callable[[int], None] | None = None) -> None:
+        """One repeat of `steps` timed steps."""
+        import gc
+
         gc.collect()
         gc.disable()  # like timeit: a collection pause belongs to no particular step
         try:
-            for _ in range(case.steps):
-                s, w, loss_value = one_step()
-                samples.append(s)
-                waits.append(w)
+            for _ in range(self.case.steps):
+                s, w, self.final_loss = self.step()
+                self.samples.append(s)
+                self.waits.append(w)
                 if on_timed_step is not None:
-                    on_timed_step(len(samples))
+                    on_timed_step(len(self.samples))
         finally:
             gc.enable()
 
-    # Synchronous training keeps every replica's copy of the weights identical: evaluate one fixed batch on each
-    # replica's copy (a forward pass, no update). Diverging values would mean gradients were not all-reduced.
-    probe_x = tf.constant(px)
-    probe_y = tf.constant(py)
+    def finish(self) -> Pass:
+        """The pass's numbers, and the loss of one fixed batch on each local replica's copy of the weights.
 
-    def probe():
-        return tf.reduce_mean(loss_fn(probe_y, model(probe_x, training=False)))
+        Synchronous training keeps every copy identical: a forward pass (no update) over the same batch must
+        give the same loss on every replica and every worker; a difference means gradients were not all-reduced.
+        """
+        import tensorflow as tf
 
-    per_replica = strategy.run(tf.function(probe))
-    probe_losses = [float(v.numpy()) for v in strategy.experimental_local_results(per_replica)]
-    return Pass(label, replicas, global_batch, first_call_s, samples, waits,
-                traced.experimental_get_tracing_count() if traced is not None else None,
-                loss_value, probe_losses, step=one_step, iterator=iterator)
+        model, loss_fn = self.model, self.loss_fn
+        probe_x, probe_y = tf.constant(self.probe_xy[0]), tf.constant(self.probe_xy[1])
+
+        def probe():
+            return tf.reduce_mean(loss_fn(probe_y, model(probe_x, training=False)))
+
+        per_replica = self.strategy.run(tf.function(probe))
+        probe_losses = [float(v.numpy()) for v in self.strategy.experimental_local_results(per_replica)]
+        return Pass(self.label, self.replicas, self.global_batch, self.first_call_s, self.samples, self.waits,
+                    self.traced.experimental_get_tracing_count() if self.traced is not None else None,
+                    self.final_loss, probe_losses, step=self.step, iterator=self.iterator)
 
 
 def _barrier(strategy: Any) -> None:
@@ -380,7 +400,7 @@ def _kill_hook(worker_index: int) -> Callable[[int], None] | None:
     if not raw:
         return None
     index, _, step = raw.partition(":")
-    if int(index) != worker_index:
+    if int(index) != worker_index or not step.isdigit():
         return None
     at = int(step or 1)
 
@@ -416,23 +436,45 @@ def measure_distributed(case: CaseSpec, job: JobSpec, ctx: Any = None, resolve: 
                              "replica_devices": list(strategy.extended.worker_devices)})
         result.replicas = strategy.num_replicas_in_sync
         result.global_batch_size = job.batch_size * result.replicas if job.batch_size else None
-        base: Pass | None = None
-        if baseline and spec.strategy != "one_device":
+        one: PassRunner | None = None
+        with_baseline = baseline and spec.strategy != "one_device"
+        if with_baseline:
             phase = "one-replica baseline"
             if workers > 1:
                 _barrier(strategy)
             if worker_index == 0:
-                one = tf.distribute.OneDeviceStrategy(_local_device(strategy))
-                base = run_pass(one, "one_device", case, job, resolve)
-                result.extra["baseline"] = {"strategy": "one_device", "device": _local_device(strategy),
-                                            "replicas": 1, "global_batch_size": base.global_batch,
-                                            "median_s": base.median_s, "samples_per_s": base.samples_per_s,
-                                            "first_call_s": base.first_call_s, "final_loss": base.final_loss}
+                one = PassRunner(tf.distribute.OneDeviceStrategy(_local_device(strategy)), "one_device",
+                                 case, job, resolve)
             if workers > 1:
-                _barrier(strategy)  # the others waited: now everyone starts the distributed pass together
+                _barrier(strategy)
         phase = f"{spec.strategy} pass"
-        main = run_pass(strategy, spec.strategy, case, job, resolve,
-                        on_timed_step=_kill_hook(worker_index) if workers > 1 else None)
+        try:
+            dist = PassRunner(strategy, spec.strategy, case, job, resolve)
+        except Exception:
+            if one is not None and workers == 1:  # still say what one device does (e.g. XLA fails only mirrored)
+                for _ in range(case.repeats):
+                    one.repeat()
+                _record_baseline(result, one.finish(), strategy)
+            raise
+        kill = _kill_hook(worker_index) if workers > 1 else None
+        for _ in range(case.repeats):
+            # Baseline and distributed repeats take turns, so a change in machine load hits both alike. Across
+            # workers, worker 0 times its baseline repeat while the others wait at a barrier, so the baseline
+            # never shares the machine with another worker's steps.
+            if with_baseline:
+                phase = "one-replica baseline"
+                if workers > 1:
+                    _barrier(strategy)
+                if one is not None:
+                    one.repeat()
+                if workers > 1:
+                    _barrier(strategy)
+            phase = f"{spec.strategy} pass"
+            dist.repeat(kill)
+        main = dist.finish()
+        base = one.finish() if one is not None else None
+        if base is not None:
+            _record_baseline(result, base, strategy)
         result.samples = main.samples
         result.input_wait_s = main.waits
         total = sum(main.samples)
@@ -453,7 +495,12 @@ def measure_distributed(case: CaseSpec, job: JobSpec, ctx: Any = None, resolve: 
 
         if case.profile and ctx is not None and getattr(ctx, "out_dir", None) is not None:
             phase = "profiled pass"
-            result.profile = _profile(case, job, ctx, main, worker_index, workers, strategy)
+            try:
+                result.profile = _profile(case, job, ctx, main, worker_index, workers, strategy)
+            except Exception as exc:  # noqa: BLE001 - a failed trace loses the trace, not the timed numbers
+                if workers > 1:
+                    raise  # the peers are inside the same profiled steps: the job cannot go on consistently
+                result.profile = {"error": f"{type(exc).__name__}: {exc}"[:500]}
         if workers > 1:
             phase = "final barrier"
             # Leave together: a worker that exits while a peer still runs makes the peer's coordination
@@ -465,6 +512,14 @@ def measure_distributed(case: CaseSpec, job: JobSpec, ctx: Any = None, resolve: 
                               job.mode, phase)
     result.wall_s = time.perf_counter() - started
     return result
+
+
+def _record_baseline(result: Result, base: Pass, strategy: Any) -> None:
+    result.extra["baseline"] = {"strategy": "one_device", "device": _local_device(strategy), "replicas": 1,
+                                "global_batch_size": base.global_batch, "median_s": base.median_s,
+                                "samples_per_s": base.samples_per_s, "first_call_s": base.first_call_s,
+                                "final_loss": base.final_loss, "samples": base.samples,
+                                "interleaved_with_distributed_repeats": True}
 
 
 def _valid(case: CaseSpec) -> bool:
@@ -686,6 +741,12 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     _watch_parent()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    task = tf_config_task()
+    if task is not None and os.environ.get(KILL_ENV) == f"{task[0]}:hang":
+        while True:  # fault injection: a worker that never joins (its supervisor must time out and kill it)
+            time.sleep(1)
+    if args.profiler_port:
+        os.environ[PROFILER_PORT_ENV] = str(args.profiler_port)
     case = CaseSpec.from_json(json.loads(Path(args.case_file).read_text()))
     job = JobSpec(**json.loads(Path(args.job_file).read_text()))
     if getattr(case, "tf_config", None):
@@ -694,10 +755,6 @@ def main(argv: list[str] | None = None) -> int:
 
         apply_tf_config(case.tf_config)
     configure_process(case.distribute)
-    if args.profiler_port:
-        import tensorflow as tf
-
-        tf.profiler.experimental.server.start(args.profiler_port)
     ctx = _WorkerContext(Path(args.out_dir) if args.out_dir else None)
     result = measure_distributed(case, job, ctx)
     atomic_write_text(Path(args.result_file), json.dumps(result.to_json(), default=str) + "\n")

@@ -1,0 +1,216 @@
+"""tf.distribute: mirrored over 2 logical CPU devices and multi_worker over 2 local workers, through the real CLI and
+real TensorFlow; a killed or hanging worker; and the arithmetic and checks that need no TensorFlow."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import psutil
+import pytest
+
+from tfperf.cluster import combine, exit_description, free_ports, leftover_processes, losses_agree, run_local_cluster
+from tfperf.distributed import KILL_ENV, DistributeError, DistributeSpec, scaling_efficiency, tf_config_task
+from tfperf.results import JobSpec, Result
+from tfperf.spec import CaseSpec
+
+from conftest import run_tfperf
+
+PER_REPLICA = 16
+TINY = dict(warmup_steps=1, steps=3, repeats=2)
+
+SUITE = f"""
+name: dist-test
+defaults:
+  model: zoo:mlp
+  params: {{hidden: 32, layers: 1}}
+  batch_size: {PER_REPLICA}
+  warmup_steps: {TINY['warmup_steps']}
+  steps: {TINY['steps']}
+  repeats: {TINY['repeats']}
+  timeout_s: 240
+cases:
+  - name: mirrored
+    modes: [function, xla]
+    profile: false
+    distribute: {{strategy: mirrored, devices: 2}}
+  - name: multi
+    modes: [function]
+    profile: true
+    distribute: {{strategy: multi_worker, workers: 2}}
+"""
+
+
+def _no_descendants() -> list[psutil.Process]:
+    return [p for p in psutil.Process().children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE]
+
+
+@pytest.fixture(scope="module")
+def suite_run(tmp_path_factory):
+    """One real `tfperf run` of a two-case distributed suite (the two cases share the ~25 s of start-up)."""
+    tmp = tmp_path_factory.mktemp("dist")
+    suite = tmp / "dist.yaml"
+    suite.write_text(SUITE)
+    proc = run_tfperf("run", str(suite), "--out", str(tmp / "out"), timeout=400)
+    results = json.loads((tmp / "out" / "results.json").read_text())
+    by_key = {(r["case"], r["mode"]): r for r in results["results"]}
+    return SimpleNamespace(proc=proc, results=by_key, out=tmp / "out")
+
+
+def _assert_scaled(r: dict) -> None:
+    assert r["status"] == "ok", r["error"]
+    assert r["replicas"] == 2
+    assert r["batch_size"] == PER_REPLICA
+    assert r["global_batch_size"] == 2 * PER_REPLICA
+    # Throughput counts the global batch: samples/s = global batch / median step.
+    assert r["throughput"]["samples_per_s"] == pytest.approx(2 * PER_REPLICA / r["step_time_s"]["median"])
+    base = r["extra"]["baseline"]
+    assert base["replicas"] == 1 and base["global_batch_size"] == PER_REPLICA
+    expected = r["throughput"]["samples_per_s"] / (2 * base["samples_per_s"])
+    assert r["scaling_efficiency"] == pytest.approx(expected)
+    assert 0 < r["scaling_efficiency"] < 10
+    assert len(r["samples"]) == TINY["steps"] * TINY["repeats"]
+    assert r["tracing_count"] == 1  # optimizer built before the first call: one trace, no retrace
+    assert 0 <= r["input_wait_fraction"] < 1
+
+
+@pytest.mark.slow
+def test_mirrored_two_logical_cpu_devices(suite_run):
+    r = suite_run.results[("mirrored", "function")]
+    _assert_scaled(r)
+    assert r["extra"]["strategy"] == "mirrored"
+    assert [d.rsplit("/", 1)[-1] for d in r["extra"]["replica_devices"]] == ["device:CPU:0", "device:CPU:1"]
+    # Both replicas' copies of the weights give the same loss on a fixed batch after the same steps.
+    probe = r["extra"]["probe_losses"]
+    assert len(probe) == 2 and math.isfinite(probe[0]) and probe[0] == probe[1]
+
+
+@pytest.mark.slow
+def test_xla_under_mirrored_is_a_clear_failure(suite_run):
+    r = suite_run.results[("mirrored", "xla")]
+    assert r["status"] == "failed"
+    assert "XLA" in r["error"]["message"] and "mirrored" in r["error"]["message"]
+    assert "function" in r["error"]["hint"]
+    assert r["replicas"] == 2 and r["global_batch_size"] == 2 * PER_REPLICA
+    assert r["extra"]["baseline"]["samples_per_s"] > 0  # XLA on one device worked; only the mirrored step failed
+    assert suite_run.proc.returncode == 1  # a failed result fails the run
+
+
+@pytest.mark.slow
+def test_multi_worker_two_local_workers(suite_run):
+    r = suite_run.results[("multi", "function")]
+    _assert_scaled(r)
+    workers = r["extra"]["per_worker"]
+    assert [w["index"] for w in workers] == [0, 1]
+    assert len({w["pid"] for w in workers}) == 2 and len({w["address"] for w in workers}) == 2
+    # Identical loss on both workers after the same steps: the reduced training loss and the loss of a fixed
+    # batch on each worker's own copy of the weights.
+    assert workers[0]["final_loss"] == workers[1]["final_loss"]
+    assert workers[0]["probe_losses"] == workers[1]["probe_losses"]
+    assert r["extra"]["losses_identical"] is True
+    # One trace per worker, captured from each worker's profiler server into the same TensorBoard run.
+    prof = r["profile"]
+    assert prof["capture"] == "remote" and len(prof["workers"]) == 2
+    traces = sorted(Path(prof["logdir"]).glob("plugins/profile/*/*.xplane.pb"))
+    assert [t.name.removesuffix(".xplane.pb").split("_")[-1] for t in traces] == \
+        sorted(a.rsplit(":", 1)[-1] for a in prof["workers"])
+    assert prof["allreduce_share"] is None or 0 < prof["allreduce_share"] <= 1
+    assert leftover_processes([w["pid"] for w in workers]) == []
+    assert "global batch" in suite_run.proc.stdout and "scaling" in suite_run.proc.stdout
+
+
+def _multi_case(**kw) -> tuple[CaseSpec, JobSpec]:
+    case = CaseSpec(name="mw", model="zoo:mlp", params={"hidden": 32, "layers": 1}, modes=("function",),
+                    batch_sizes=(PER_REPLICA,), profile=False, distribute={"strategy": "multi_worker", "workers": 2},
+                    **{**TINY, **kw})
+    return case, JobSpec("mw", "function", "cpu", "train", PER_REPLICA)
+
+
+@pytest.mark.slow
+def test_killed_worker_fails_naming_it_and_leaves_no_process(tmp_path):
+    case, job = _multi_case(timeout_s=180, steps=50)
+    env = {**os.environ, KILL_ENV: "1:2"}  # worker 1 SIGKILLs itself after 2 timed steps
+    r = run_local_cluster(case, job, 2, work_dir=tmp_path, env=env)
+    assert r.status == "failed"
+    assert r.error["worker"] == 1 and r.error["returncode"] == -9
+    assert "worker 1" in r.error["message"] and "SIGKILL" in r.error["message"]
+    assert len(r.extra["worker_pids"]) == 2
+    assert leftover_processes(r.extra["worker_pids"]) == []
+    assert _no_descendants() == []
+
+
+@pytest.mark.slow
+def test_hanging_worker_times_out_naming_it_and_leaves_no_process(tmp_path):
+    case, job = _multi_case()
+    env = {**os.environ, KILL_ENV: "1:hang"}  # worker 1 never joins; worker 0 waits for it in the cluster start-up
+    started = time.monotonic()
+    r = run_local_cluster(case, job, 2, work_dir=tmp_path, env=env, timeout_s=6)
+    assert time.monotonic() - started < 60
+    assert r.status == "timeout"
+    assert 1 in r.error["workers"] and "worker 1" in r.error["message"]
+    assert leftover_processes(r.extra["worker_pids"]) == []
+    assert _no_descendants() == []
+
+
+# ---- no TensorFlow below -------------------------------------------------------------------------------------
+
+def test_distribute_spec_defaults_and_errors():
+    assert DistributeSpec.from_dict({"strategy": "mirrored"}) == DistributeSpec("mirrored", 2, 1)
+    assert DistributeSpec.from_dict({"strategy": "multi_worker", "workers": 3, "devices": None}).workers == 3
+    for bad, needle in [({"strategy": "parameter_server"}, "strategy"), ({"strategy": "mirrored", "workers": 2}, "multi_worker"),
+                        ({"strategy": "mirrored", "devices": 0}, "devices"), ({"strategy": "one_device", "devices": 2}, "one_device"),
+                        ({"strategy": "mirrored", "gpus": 2}, "gpus")]:
+        with pytest.raises(DistributeError, match=needle):
+            DistributeSpec.from_dict(bad)
+
+
+def test_scaling_efficiency_arithmetic():
+    assert scaling_efficiency(2000.0, 1000.0, 2) == pytest.approx(1.0)
+    assert scaling_efficiency(1500.0, 1000.0, 2) == pytest.approx(0.75)
+    assert scaling_efficiency(1500.0, 0.0, 2) is None
+
+
+def test_tf_config_task(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    assert tf_config_task() is None
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["a:1", "b:2", "c:3"]},
+                                                "task": {"type": "worker", "index": 2}}))
+    assert tf_config_task() == (2, 3)
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    with pytest.raises(DistributeError, match="TF_CONFIG"):
+        tf_config_task()
+
+
+def test_losses_agree_and_combine_flags_divergence():
+    same = [{"final_loss": 0.5, "probe_losses": [1.25]}, {"final_loss": 0.5, "probe_losses": [1.25]}]
+    assert losses_agree(same) == (True, "")
+    ok, why = losses_agree([same[0], {"final_loss": 0.5, "probe_losses": [1.3]}])
+    assert not ok and "probe_losses" in why
+    assert not losses_agree([same[0], {"final_loss": None, "probe_losses": [1.25]}])[0]
+
+    job = JobSpec("c", "function", "cpu", "train", 8)
+    results = [Result("c", "function", "cpu", "train", 8, samples=[0.01, 0.02],
+                      extra={"final_loss": 0.5, "probe_losses": [p]}) for p in (1.25, 1.5)]
+    procs = [SimpleNamespace(index=i, proc=SimpleNamespace(pid=100 + i), address=f"127.0.0.1:{i}", profiler_port=9)
+             for i in range(2)]
+    r = combine(job, results, procs, 1.0)
+    assert r.status == "failed" and r.error["type"] == "WorkersDiverged"
+
+
+def test_exit_description_and_ports():
+    assert exit_description(-9) == "killed by SIGKILL"
+    assert exit_description(3) == "exited with code 3"
+    ports = free_ports(4)
+    assert len(set(ports)) == 4 and all(1024 <= p < 65536 for p in ports)
+
+
+def test_distributed_modules_do_not_import_tensorflow():
+    code = "import sys, tfperf.cluster, tfperf.distributed; print('tensorflow' in sys.modules)"
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "False", out.stderr
