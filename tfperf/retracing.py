@@ -499,13 +499,14 @@ def _dtype_of(arg: str, params: list[dict]) -> str | None:
 # --- the retrace budget -----------------------------------------------------------------------------------
 
 def retrace_message(result: Any, max_traces: int) -> str:
-    count = effective_traces(result)
-    reasons = [str(r.get("changed")) for r in (result.retraces or [])[:MAX_REASONS_IN_MESSAGE]]
-    rest = len(result.retraces or []) - len(reasons)
-    where = "; ".join(f"call {r.get('call')}: {r.get('changed')}" for r in (result.retraces or [])[:MAX_REASONS_IN_MESSAGE])
-    text = f"traced {count} times, more than max_traces: {max_traces}"
-    if reasons:
-        text += f" — {where}" + (f" (and {rest} more)" if rest > 0 else "")
+    """'traced 3 times, more than max_traces: 1 — call 1: scale: 3.0 -> 4.0 (python float); ...'"""
+    retraces = result.retraces or []
+    shown = retraces[:MAX_REASONS_IN_MESSAGE]
+    text = f"traced {effective_traces(result)} times, more than max_traces: {max_traces}"
+    if shown:
+        text += " — " + "; ".join(f"call {r.get('call')}: {r.get('changed')}" for r in shown)
+        if len(retraces) > len(shown):
+            text += f" (and {len(retraces) - len(shown)} more)"
     return text
 
 
