@@ -590,7 +590,15 @@ def _profile(case: CaseSpec, job: JobSpec, ctx: Any, main: Pass, worker_index: i
         if worker_index != 0:
             return None
         thread.join(timeout=duration_ms / 1000 + 30)
-        out = {"logdir": str(logdir), "run": run, "workers": addresses, "capture": "remote"}
+        out: dict = {}
+        try:  # the profiler issue's read-out (top ops, input-bound %) over all workers' traces, when present
+            from .profiling import newest_run_dir, read_profile
+        except ImportError:
+            read_profile = None
+        if read_profile is not None and (run_dir := newest_run_dir(logdir)) is not None:
+            out.update(read_profile(run_dir))
+            run = f"{logdir.name}/{run_dir.name}"
+        out.update({"logdir": str(logdir), "run": run, "workers": addresses, "capture": "remote"})
         if capture:
             out["error"] = capture["error"]
         out.update(_allreduce_share(logdir))
