@@ -217,6 +217,7 @@ class CaseTuning:
     best: Row | None = None
     not_run: list[dict] = field(default_factory=list)  # [{config, reason}]
     confirmation: dict | None = None
+    unconfirmed: Row | None = None  # the winner that did not hold when re-measured
     elapsed_s: float = 0.0
     message: str | None = None  # why the case could not be tuned
 
@@ -564,7 +565,7 @@ class CaseTuner:
             tuning.rows.remove(r)
         if not (new_best and new_base and new_best[0].result.ok and new_base[0].result.ok):
             tuning.confirmation = {"status": "failed", "reason": "a confirmation worker did not finish"}
-            tuning.best = None
+            tuning.unconfirmed, tuning.best = best, None
             return
         speedup, ci, p = _significance(new_base[0], new_best[0])
         held = p is not None and p < ALPHA and speedup > 1
@@ -573,7 +574,8 @@ class CaseTuner:
                                "baseline_median_s": new_base[0].result.median_s,
                                "best_median_s": new_best[0].result.median_s}
         if not held:
-            tuning.best = None
+            tuning.unconfirmed, tuning.best = best, None
+            best.verdict = "faster once, not when re-measured"
 
 
 # --- the whole run ------------------------------------------------------------------------------------------
@@ -696,9 +698,15 @@ def summary_lines(t: CaseTuning) -> list[str]:
         lines.append(f"best: {t.best.name} — {t.best.speedup:.2f}× the baseline ({t.baseline.name}){conf}")
     elif t.baseline is not None and t.baseline.result.ok:
         c = t.confirmation or {}
-        why = (f" (the winner did not hold when re-measured: {c.get('speedup', 0):.2f}×, "
-               f"p={_p_text(c.get('p_value'))})" if c.get("status") == "not confirmed" else "")
-        lines.append(f"best: the baseline — no configuration was significantly ≥{MIN_GAIN:.0%} faster{why}")
+        if c.get("status") == "not confirmed" and t.unconfirmed is not None:
+            lines.append(f"best: the baseline — {t.unconfirmed.name} measured {t.unconfirmed.speedup:.2f}× but did not "
+                         f"hold when re-measured in fresh workers ({c.get('speedup', 0):.2f}×, "
+                         f"p={_p_text(c.get('p_value'))})")
+        elif t.unconfirmed is not None:
+            lines.append(f"best: the baseline — {t.unconfirmed.name} measured {t.unconfirmed.speedup:.2f}× but could "
+                         f"not be re-measured ({c.get('reason')})")
+        else:
+            lines.append(f"best: the baseline — no configuration was significantly ≥{MIN_GAIN:.0%} faster")
     excluded = [r for r in t.rows if r.excluded and r.verdict == "excluded"]
     for r in excluded:
         lines.append(f"excluded {r.name}: {r.excluded}")
