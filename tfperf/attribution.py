@@ -113,19 +113,25 @@ def op_rows_from(rows: Iterable[dict | OpRow]) -> list[OpRow]:
     return out
 
 
-def phase_split(rows: Iterable[dict | OpRow], layer_names: Iterable[str] | None = None) -> dict:
+def phase_split(rows: Iterable[dict | OpRow], layer_names: Iterable[str] | None = None,
+                input_op_us: dict[str, float] | None = None) -> dict:
     """Self time per phase: {phase: {self_time_us, share}}, shares of all (non-idle) op self time.
 
     An op outside any phase scope but inside a Keras layer is forward work (a step without the harness's scopes).
+    `input_op_us` is the time each op name ran on tf.data's own threads (a `map` function's ops, such as a
+    py_function doing the decoding): that part of the op is input work, whatever its name says.
     """
     rows = [r for r in op_rows_from(rows) if r.type != "IDLE"]
     names = list(layer_names or [])
+    input_op_us = dict(input_op_us or {})
     totals = {p: 0.0 for p in PHASES}
     for r in rows:
         phase = phase_of(r.name, r.type)
         if phase == "other" and names and layer_of(r.name, names) is not None:
             phase = "forward"
-        totals[phase] += r.self_time_us
+        on_data_threads = min(r.self_time_us, input_op_us.pop(r.name, 0.0)) if phase != "input" else 0.0
+        totals["input"] += on_data_threads
+        totals[phase] += r.self_time_us - on_data_threads
     whole = sum(totals.values())
     return {p: {"self_time_us": round(t, 3), "share": (t / whole) if whole > 0 else None} for p, t in totals.items()}
 
@@ -158,10 +164,11 @@ def layer_split(rows: Iterable[dict | OpRow], layer_names: Iterable[str], top: i
     return out[:top] if top else out
 
 
-def attribute(rows: Iterable[dict | OpRow], layer_names: Iterable[str] | None = None, top_layers: int = 10) -> dict:
+def attribute(rows: Iterable[dict | OpRow], layer_names: Iterable[str] | None = None, top_layers: int = 10,
+              input_op_us: dict[str, float] | None = None) -> dict:
     """The phase split and the top layers of one trace, with a note when the op names cannot support them."""
     rows = op_rows_from(rows)
-    phases = phase_split(rows, layer_names)
+    phases = phase_split(rows, layer_names, input_op_us)
     layers = layer_split(rows, layer_names or [], top_layers) if layer_names else []
     out: dict = {"phases": phases, "layers": layers}
     scoped = sum(r.self_time_us for r in rows if r.type != "IDLE" and "/" in r.name)

@@ -176,9 +176,15 @@ def read_profile(run_dir: str | Path, layer_names: Iterable[str] | None = None) 
                 if eager:
                     rows = [r for r in rows if r.type == "Dataset"] + eager
                     source = "eager_execute_events"
-            out["top_ops"] = top_ops(rows)
+            try:
+                input_op_us = data_thread_op_time(files)
+            except Exception as exc:  # noqa: BLE001 - the split then counts only iterator ops as input
+                input_op_us = {}
+                errors["tf_data_threads"] = f"{type(exc).__name__}: {exc}"[:300]
+            out["top_ops"] = top_ops(rows, input_op_us=input_op_us)
             out["op_source"] = source
-            out.update(attribution.attribute(rows, layer_names=list(layer_names) if layer_names is not None else None))
+            out.update(attribution.attribute(rows, layer_names=list(layer_names) if layer_names is not None else None,
+                                             input_op_us=input_op_us))
         except Exception as exc:  # noqa: BLE001
             errors["framework_op_stats"] = f"unreadable output: {type(exc).__name__}: {exc}"[:300]
     if errors:
@@ -285,15 +291,44 @@ def parse_op_stats(data: Any) -> list[attribution.OpRow]:
     return device if device and sum(r.self_time_us for r in device) > 0 else rows
 
 
-def top_ops(rows: Iterable[attribution.OpRow], n: int = TOP_OPS) -> list[dict]:
-    """The n ops with the most self time, IDLE excluded; share is of all non-idle op self time."""
+def top_ops(rows: Iterable[attribution.OpRow], n: int = TOP_OPS, input_op_us: dict[str, float] | None = None) -> list[dict]:
+    """The n ops with the most self time, IDLE excluded; share is of all non-idle op self time. `phase` is where
+    the op's time went (an op that mostly ran on tf.data threads is input)."""
     rows = [r for r in rows if r.type != "IDLE" and r.name != "IDLE"]
     total = sum(r.self_time_us for r in rows)
     best = sorted(rows, key=lambda r: r.self_time_us, reverse=True)[:n]
+    input_op_us = input_op_us or {}
+
+    def phase(r: attribution.OpRow) -> str:
+        if input_op_us.get(r.name, 0.0) > r.self_time_us / 2:
+            return "input"
+        return attribution.phase_of(r.name, r.type)
+
     return [{"name": r.name, "type": r.type, "self_time_us": round(r.self_time_us, 3),
              "share": (r.self_time_us / total) if total > 0 else None, "occurrences": r.occurrences,
-             "host_or_device": r.host_or_device,
-             "phase": attribution.phase_of(r.name, r.type)} for r in best]
+             "host_or_device": r.host_or_device, "phase": phase(r)} for r in best]
+
+
+def data_thread_op_time(files: Iterable[Path]) -> dict[str, float]:
+    """{op name: µs} of TensorFlow ops that ran on tf.data's threads (`tf_data_*` lines of the host trace, where an
+    op event is named "<op name>:<op type>"): the work of dataset functions such as a `map`."""
+    xplane_pb2 = _xplane_pb2()
+    out: dict[str, float] = {}
+    for path in files:
+        space = xplane_pb2.XSpace()
+        space.ParseFromString(Path(path).read_bytes())
+        for plane in space.planes:
+            if not plane.name.startswith("/host:"):
+                continue
+            for line in plane.lines:
+                if not line.name.startswith("tf_data"):
+                    continue
+                for ev in line.events:
+                    name = plane.event_metadata[ev.metadata_id].name
+                    op, sep, op_type = name.rpartition(":")
+                    if sep and op and op_type and "::" not in name and " " not in name:
+                        out[op] = out.get(op, 0.0) + ev.duration_ps / 1e6
+    return out
 
 
 def _only_unscoped_zero_time(rows: list[attribution.OpRow]) -> bool:
