@@ -214,3 +214,52 @@ def test_distributed_modules_do_not_import_tensorflow():
 
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
+
+
+JOIN_SUITE = f"""
+name: join-test
+cases:
+  - name: joined
+    model: zoo:mlp
+    params: {{hidden: 32, layers: 1}}
+    batch_size: {PER_REPLICA}
+    modes: [function]
+    warmup_steps: {TINY['warmup_steps']}
+    steps: {TINY['steps']}
+    repeats: {TINY['repeats']}
+    profile: false
+    timeout_s: 180
+    distribute: {{strategy: multi_worker, workers: 2}}
+"""
+
+
+@pytest.mark.slow
+def test_tf_config_set_joins_that_cluster_instead_of_launching(tmp_path):
+    """What a user runs on a real cluster: the same `tfperf run` on every machine, each with its TF_CONFIG."""
+    import subprocess
+
+    suite = tmp_path / "join.yaml"
+    suite.write_text(JOIN_SUITE)
+    addresses = [f"127.0.0.1:{p}" for p in free_ports(2)]
+    procs = []
+    try:
+        for i in range(2):
+            tf_config = json.dumps({"cluster": {"worker": addresses}, "task": {"type": "worker", "index": i}})
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "tfperf", "run", str(suite), "--out", str(tmp_path / f"out{i}")],
+                env={**os.environ, "TF_CONFIG": tf_config}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, text=True))
+        outputs = [p.communicate(timeout=300)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    results = [json.loads((tmp_path / f"out{i}" / "results.json").read_text())["results"][0] for i in range(2)]
+    for i, r in enumerate(results):
+        assert r["status"] == "ok", (r["error"], outputs[i][-2000:])
+        assert r["replicas"] == 2 and r["global_batch_size"] == 2 * PER_REPLICA
+        assert r["extra"]["worker_index"] == i and "per_worker" not in r["extra"]  # joined: nothing launched
+    assert results[0]["extra"]["final_loss"] == results[1]["extra"]["final_loss"]
+    assert results[0]["extra"]["probe_losses"] == results[1]["extra"]["probe_losses"]
+    assert results[0]["scaling_efficiency"] > 0  # worker 0 measured the baseline; the others waited for it
+    assert results[1]["scaling_efficiency"] is None
