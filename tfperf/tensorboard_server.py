@@ -5,6 +5,7 @@ stopping it is one signal. Loopback only: a trace names hosts, paths and op name
 """
 from __future__ import annotations
 
+import gzip
 import importlib.util
 import json
 import os
@@ -62,7 +63,9 @@ class TensorBoardServer:
     def get(self, path: str, timeout: float = 30.0) -> bytes:
         """GET a path of this server (e.g. "/data/plugin/profile/runs") and return the body."""
         with urllib.request.urlopen(self.url.rstrip("/") + path, timeout=timeout) as resp:
-            return resp.read()
+            body = resp.read()
+            # TensorBoard gzips larger answers whatever the request asked for.
+            return gzip.decompress(body) if resp.headers.get("Content-Encoding") == "gzip" else body
 
     def get_json(self, path: str, timeout: float = 30.0):
         return json.loads(self.get(path, timeout).decode("utf-8"))
