@@ -263,3 +263,32 @@ def test_tf_config_set_joins_that_cluster_instead_of_launching(tmp_path):
     assert results[0]["extra"]["probe_losses"] == results[1]["extra"]["probe_losses"]
     assert results[0]["scaling_efficiency"] > 0  # worker 0 measured the baseline; the others waited for it
     assert results[1]["scaling_efficiency"] is None
+
+
+@pytest.mark.slow
+def test_workers_die_with_a_killed_supervisor(tmp_path):
+    """The runner SIGKILLs a case worker past its timeout: the cluster workers it launched must not outlive it."""
+    import signal
+    import subprocess
+
+    script = (
+        "import sys; from tfperf.cluster import run_local_cluster; from tfperf.spec import CaseSpec; "
+        "from tfperf.results import JobSpec; "
+        "case = CaseSpec(name='mw', model='zoo:mlp', distribute={'strategy': 'multi_worker', 'workers': 2}, "
+        "batch_sizes=(8,), steps=1000, repeats=100, profile=False); "
+        f"run_local_cluster(case, JobSpec('mw', 'function', 'cpu', 'train', 8), 2, work_dir={str(tmp_path)!r})")
+    supervisor = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        workers: list[psutil.Process] = []
+        while time.monotonic() < deadline and len(workers) < 2:
+            time.sleep(0.2)
+            workers = [p for p in psutil.Process(supervisor.pid).children() if "tfperf.distributed" in " ".join(p.cmdline())]
+        assert len(workers) == 2
+        supervisor.send_signal(signal.SIGKILL)
+        supervisor.wait(timeout=10)
+        gone, alive = psutil.wait_procs(workers, timeout=15)
+        assert alive == []
+    finally:
+        if supervisor.poll() is None:
+            supervisor.kill()
