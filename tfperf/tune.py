@@ -778,6 +778,8 @@ def tuned_yaml(suite: Suite, tunings: list[CaseTuning]) -> str:
     base_dir = Path(suite.path).resolve().parent
     by_name = {t.case: t for t in tunings}
     header = [f"tuned by tfperf tune {__version__} from {suite.path}"]
+    # Only the cases that were tuned (--case selects some): an untuned case would read as tuned.
+    doc["cases"] = [c for c in doc.get("cases") or [] if c.get("name") in by_name] or doc.get("cases")
     for case in doc.get("cases") or []:
         name = case.get("name")
         t = by_name.get(name)
