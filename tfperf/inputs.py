@@ -83,11 +83,69 @@ def naive_options() -> tf.data.Options:
     return options
 
 
+def no_prefetch_options(autotune: bool) -> tf.data.Options:
+    """`prefetch: 0` means none (DESIGN.md): without this tf.data injects one after the last stage, and a what-if
+    that parallelizes the map alone would measure prefetch as well. Autotune stays on when a stage asks for it."""
+    options = naive_options()
+    options.autotune.enabled = autotune
+    return options
+
+
+def is_file_source(p: PipelineSpec) -> bool:
+    """Does the pipeline read simulated files (the guide's artificial dataset) rather than an in-memory range?"""
+    return p.num_files > 1 or p.file_open_ms > 0 or p.element_read_ms > 0 or p.interleave not in (0, "0")
+
+
+def elements_per_file(p: PipelineSpec, n: int) -> int:
+    """Elements in one simulated file when n elements are spread over num_files files (the last may be short)."""
+    return -(-n // max(1, p.num_files))
+
+
+def file_source(p: PipelineSpec, n: int) -> tf.data.Dataset:
+    """num_files simulated files of element indices: opening one costs file_open_ms, reading each element
+    element_read_ms (the guide's ArtificialDataset: a generator that sleeps). Files are read one after another
+    (flat_map) or `interleave`d, in parallel when interleave is a number or autotune."""
+    per_file = elements_per_file(p, n)
+    open_s, read_s = p.file_open_ms / 1000.0, p.element_read_ms / 1000.0
+
+    def read_file(file_index):
+        # A generator per file, like the guide's: sleeping releases the GIL, so files read in parallel overlap.
+        first = int(file_index) * per_file
+        if open_s > 0:
+            time.sleep(open_s)
+        for j in range(per_file):
+            if read_s > 0:
+                time.sleep(read_s)
+            yield first + j
+
+    def open_file(file_index):
+        return tf.data.Dataset.from_generator(read_file, args=(file_index,),
+                                              output_signature=tf.TensorSpec((), tf.int64))
+
+    files = tf.data.Dataset.range(max(1, p.num_files))
+    if p.interleave in (0, "0"):
+        ds = files.flat_map(open_file)
+    else:
+        # cycle_length: files open at once; autotune leaves it to tf.data (the number of cores).
+        cycle = None if p.interleave == AUTOTUNE else int(p.interleave)
+        ds = files.interleave(open_file, cycle_length=cycle, num_parallel_calls=_parallelism(p.interleave))
+    # The last file is short when n does not divide evenly: its indices past n do not exist.
+    return ds.filter(lambda i: i < n)
+
+
+def pipeline_elements(p: PipelineSpec, batch_size: int) -> int:
+    """Distinct elements per pass over the source (a file source reads whole files)."""
+    return max(p.num_elements, batch_size)
+
+
 def synthetic_pipeline(inp: InputSpec, labels: LabelsSpec, batch_size: int, seed: int = 0) -> tuple[tf.data.Dataset, str | None]:
-    """range -> [cache] -> map(simulated cost) -> batch -> repeat -> [prefetch], the guide's artificial dataset."""
+    """source -> map(simulated cost) -> [cache] -> batch -> repeat -> [prefetch], the guide's artificial dataset.
+
+    The source is an in-memory range, or simulated files (file_open_ms, element_read_ms, num_files) read one
+    after another or interleaved."""
     p: PipelineSpec = inp.pipeline or PipelineSpec()
     rng = np.random.default_rng(seed)
-    n = max(p.num_elements, batch_size)
+    n = pipeline_elements(p, batch_size)
     features = synthetic_features(inp, n, rng)
     targets = synthetic_labels(labels, n, rng)
     cost_s = p.map_cost_ms / 1000.0
@@ -103,7 +161,7 @@ def synthetic_pipeline(inp: InputSpec, labels: LabelsSpec, batch_size: int, seed
             i.set_shape(())
         return tf.gather(features, i), tf.gather(targets, i)
 
-    ds = tf.data.Dataset.range(n)
+    ds = file_source(p, n) if is_file_source(p) else tf.data.Dataset.range(n)
     ds = ds.map(_element, num_parallel_calls=_parallelism(p.num_parallel_calls) if p.num_parallel_calls != 1 else None)
     if p.cache:
         ds = ds.cache()
@@ -111,9 +169,15 @@ def synthetic_pipeline(inp: InputSpec, labels: LabelsSpec, batch_size: int, seed
     if p.prefetch not in (0, "0"):
         ds = ds.prefetch(_parallelism(p.prefetch))
     note = None
-    if p.num_parallel_calls == 1 and p.prefetch in (0, "0"):
+    sequential_source = p.interleave in (0, "0")
+    if p.num_parallel_calls == 1 and p.prefetch in (0, "0") and sequential_source:
         ds = ds.with_options(naive_options())
         note = "naive baseline: tf.data default optimizations, injected prefetch, map-batch fusion and autotune off"
+    elif p.prefetch in (0, "0"):
+        autotune = AUTOTUNE in (p.num_parallel_calls, p.interleave)
+        ds = ds.with_options(no_prefetch_options(autotune))
+        note = ("prefetch: 0: tf.data's injected prefetch, map-batch fusion and default optimizations off"
+                + ("" if autotune else ", autotune off"))
     return ds, note
 
 

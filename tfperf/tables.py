@@ -115,6 +115,26 @@ def _drop_empty_columns(rows: list[dict]) -> None:
                 row.pop(key, None)
 
 
+def what_if_rows(run: RunResult) -> list[dict]:
+    """One row per what-if re-run (tfperf/whatif.py): the change, the step before → after, its speed-up, the input
+    wait after it, and whether it helped (only changes that helped become suggestions)."""
+    rows = []
+    for r in run.results:
+        for w in r.what_if or []:
+            speedup = w.get("speedup")
+            helped = "failed: " + str(w["error"])[:60] if w.get("error") else ("yes" if w.get("helped") else "no")
+            rows.append({
+                "job": r.spec.label,
+                "change": w.get("change", "?"),
+                "ms/step": f"{_ms(w.get('baseline_median_s'))} → {_ms(w.get('median_s'))}",
+                "speed-up": "-" if speedup is None else f"{speedup:.2f}x" + (" (per sample)" if w.get("batch_size") else ""),
+                "input wait": f"{_pct(w.get('baseline_input_wait_fraction', r.input_wait_fraction))} → "
+                              f"{_pct(w.get('input_wait_fraction'))}",
+                "helped": helped,
+            })
+    return rows
+
+
 def failures(run: RunResult) -> list[Result]:
     return [r for r in run.results if r.status in ("failed", "timeout")]
 
@@ -125,6 +145,10 @@ def render_table(run: RunResult) -> str:
         return "no results"
     text = tabulate(rows, headers="keys", tablefmt="simple", disable_numparse=True)
     lines = [text]
+    what_ifs = what_if_rows(run)
+    if what_ifs:
+        lines.append("\nwhat-if runs (each tf.data change re-measured on the input-bound job):")
+        lines.append(tabulate(what_ifs, headers="keys", tablefmt="simple", disable_numparse=True))
     for r in failures(run):
         hint = f"\n    hint: {r.error.get('hint')}" if r.error and r.error.get("hint") else ""
         lines.append(f"{r.status.upper()} {r.spec.label}: {r.error.get('message') if r.error else ''}{hint}")
@@ -163,6 +187,17 @@ def render_markdown(run: RunResult) -> str:
                        f"{r.error.get('message') if r.error else ''}")
             if r.error and r.error.get("hint"):
                 out.append(f"  - hint: {r.error['hint']}")
+        out.append("")
+    what_ifs = what_if_rows(run)
+    if what_ifs:
+        out.append("## What-if runs")
+        out.append("")
+        out.append("Each input-bound job re-run with one tf.data change at a time, then all of them combined "
+                   "(`tfperf run --what-if`, or `what_if: true`); a larger batch is compared per sample. "
+                   "Only a change that helped (faster by more than 10%, significantly when there are enough "
+                   "samples) becomes a suggestion.")
+        out.append("")
+        out.append(tabulate(what_ifs, headers="keys", tablefmt="github", disable_numparse=True))
         out.append("")
     suggestions = [(r, s) for r in run.results for s in r.suggestions]
     if suggestions:

@@ -91,6 +91,11 @@ def main(argv: list[str] | None = None) -> int:
                       else run_distributed_job(case, job, ctx, resolve))
         else:
             result = harness.run_job(case, job, ctx, resolve)
+            if case.what_if:
+                from .whatif import attach_what_ifs
+
+                # Input-bound jobs only: re-run with each tf.data change (tfperf/whatif.py).
+                attach_what_ifs(case, job, ctx, resolve, result)
             if tf_config:
                 result.extra["tf_config"] = tf_config
             if tf_config.get("output_check") and result.ok:

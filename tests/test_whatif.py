@@ -1,0 +1,223 @@
+"""What-if runs (tfperf/whatif.py): which jobs and which tf.data changes, as plain functions over specs and results;
+then one real run where a slow pipeline is re-measured with each change and a fast one is left alone."""
+import json
+import textwrap
+
+import pytest
+
+from conftest import ROOT, run_tfperf
+from tfperf import advisor, whatif
+from tfperf.results import Result, RunResult
+from tfperf.spec import AUTOTUNE, CaseSpec, InputSpec, LabelsSpec, PipelineSpec
+from tfperf.tables import render_markdown, render_table, what_if_rows
+
+NAIVE_FILES = PipelineSpec(map_cost_ms=3, num_files=4, file_open_ms=10, element_read_ms=0.5, num_elements=64)
+
+
+def result(wait: float | None, samples=(0.10,) * 6, status="ok", batch_size=8, waits=None) -> Result:
+    return Result(case="c", mode="function", device="cpu", task="train", batch_size=batch_size, status=status,
+                  samples=list(samples), input_wait_fraction=wait,
+                  input_wait_s=list(waits) if waits is not None else [])
+
+
+def case(pipeline: PipelineSpec | None = NAIVE_FILES, **kw) -> CaseSpec:
+    inp = InputSpec(shape=(16,), pipeline=pipeline)
+    return CaseSpec(name="c", model="zoo:mlp", input=inp, labels=LabelsSpec(classes=4), what_if=True, **kw)
+
+
+# --- the threshold, as plain functions ---------------------------------------------------------------------
+
+def test_input_bound_is_the_advisors_threshold():
+    t = advisor.INPUT_BOUND_FRACTION
+    assert whatif.is_input_bound(result(t + 0.01))
+    assert not whatif.is_input_bound(result(t))  # "above" the threshold, as the advisor's rule
+    assert not whatif.is_input_bound(result(0.05))
+    assert not whatif.is_input_bound(result(None))
+    assert not whatif.is_input_bound(result(0.9, status="failed"))
+    assert not whatif.is_input_bound(result(0.9, samples=()))
+
+
+def test_what_if_runs_only_when_asked_fed_by_tf_data_and_input_bound():
+    slow = result(0.6)
+    assert whatif.needs_what_if(case(), slow)
+    assert not whatif.needs_what_if(case().replace(what_if=False), slow)
+    assert not whatif.needs_what_if(case(), result(0.1))
+    # In-memory batches and a plain function's inputs have no tf.data pipeline to change.
+    assert not whatif.needs_what_if(case(pipeline=None), slow)
+    assert not whatif.needs_what_if(CaseSpec(name="f", function="s.py:f", inputs="s.py:i", what_if=True), slow)
+    assert whatif.needs_what_if(CaseSpec(name="d", model="zoo:mlp", dataset="d.py:ds", what_if=True), slow)
+
+
+def test_the_input_bound_rule_fires_on_the_same_results():
+    run = RunResult(suite={}, environment={}, results=[result(0.6, waits=[0.06] * 6), result(0.1)])
+    fired = [r for r, s in advisor.rule_input_bound(run) if s["code"] == "input-bound"]
+    assert fired == [r for r in run.results if whatif.is_input_bound(r)] == [run.results[0]]
+
+
+# --- which changes ---------------------------------------------------------------------------------------------
+
+def test_naive_file_pipeline_gets_every_change_each_mapped_to_its_suggestion_code():
+    changes = whatif.applicable_changes(case(), 8, available_bytes=8 << 30)
+    codes = {c.name: advisor.what_if_code(c.name) for c in changes}
+    singles = {code for name, code in codes.items() if code}
+    assert singles == {"prefetch", "parallelize-map", "parallel-interleave", "cache-dataset"}
+    combined = [c for c in changes if c.combined]
+    assert len(combined) == 1 and codes[combined[0].name] is None  # never suggested as one code
+    assert combined[0].pipeline == {"prefetch": AUTOTUNE, "num_parallel_calls": AUTOTUNE,
+                                    "interleave": AUTOTUNE, "cache": True}
+    bigger = [c for c in changes if c.batch_factor != 1]
+    assert len(bigger) == 1 and "16" in bigger[0].code and codes[bigger[0].name] is None
+    for c in changes:
+        assert c.code.strip() and "thread" not in c.name  # the threading rule keys on "thread"
+
+
+def test_changes_that_do_not_apply_are_not_run():
+    tuned = PipelineSpec(map_cost_ms=0, prefetch=AUTOTUNE, num_files=1, cache=True)
+    names = [c.name for c in whatif.applicable_changes(case(tuned), 8, available_bytes=8 << 30)]
+    assert names == ["larger batch (8 → 16)"]
+    # Too big to cache: 1M elements of 4096 floats with 1 GB free.
+    huge = case(PipelineSpec(map_cost_ms=2, num_elements=1 << 20)).replace(input=InputSpec(
+        shape=(4096,), pipeline=PipelineSpec(map_cost_ms=2, num_elements=1 << 20)))
+    assert not any("cache" in c.name for c in whatif.applicable_changes(huge, 8, available_bytes=1 << 30))
+
+
+def test_user_dataset_is_wrapped_and_cached_only_when_finite_unshuffled_and_small():
+    ds_case = CaseSpec(name="d", model="zoo:mlp", dataset="d.py:ds", what_if=True)
+    small = {"finite": True, "shuffled": False, "bytes": 1 << 20}
+    names = [c.name for c in whatif.applicable_changes(ds_case, 8, dataset_facts=small, available_bytes=8 << 30)]
+    assert "prefetch(AUTOTUNE) appended" in names and "parallel map via tf.data.Options" in names
+    assert "cache() appended" in names
+    for facts in ({**small, "shuffled": True}, {**small, "finite": False}, {**small, "bytes": 4 << 30}, None):
+        names = [c.name for c in whatif.applicable_changes(ds_case, 8, dataset_facts=facts, available_bytes=8 << 30)]
+        assert not any("cache" in n for n in names), facts
+    options = next(c for c in whatif.applicable_changes(ds_case, 8) if "Options" in c.name)
+    assert "map_parallelization = True" in options.code and "parallel_batch = True" in options.code
+    assert advisor.what_if_code(options.name) == "parallelize-map"
+
+
+# --- entries and what the advisor makes of them -------------------------------------------------------------
+
+def test_entries_say_whether_a_change_helped_and_only_those_that_did_are_suggested():
+    base = result(0.6, samples=[0.100, 0.101, 0.099, 0.102, 0.100, 0.098])
+    faster = result(0.1, samples=[0.050, 0.051, 0.049, 0.052, 0.050, 0.048])
+    same = result(0.6, samples=[0.099, 0.100, 0.103, 0.101, 0.097, 0.100])
+    prefetch, pmap = whatif.applicable_changes(case(), 8)[:2]
+    good = whatif.what_if_entry(prefetch, base, faster)
+    bad = whatif.what_if_entry(pmap, base, same)
+    assert good["helped"] and good["speedup"] == pytest.approx(2.0, rel=0.05) and good["input_wait_fraction"] == 0.1
+    assert not bad["helped"]
+    base.what_if = [good, bad]
+    codes = [s["code"] for _, s in advisor.rule_what_if(RunResult(suite={}, environment={}, results=[base]))]
+    assert codes == ["prefetch"]
+    # A faster-looking change marked as not helping (not significant) is never suggested either.
+    base.what_if = [{**good, "helped": False}]
+    assert advisor.rule_what_if(RunResult(suite={}, environment={}, results=[base])) == []
+    assert advisor._best_what_if(base) is None
+
+
+def test_larger_batch_is_compared_per_sample_and_a_failed_rerun_is_not_a_speedup():
+    base = result(0.6, samples=[0.1] * 6, batch_size=8)
+    double = result(0.6, samples=[0.2] * 6, batch_size=16)  # twice the step for twice the batch: no gain
+    bigger = whatif.applicable_changes(case(), 8)[-1]
+    entry = whatif.what_if_entry(bigger, base, double)
+    assert entry["speedup"] == pytest.approx(1.0) and not entry["helped"] and entry["batch_size"] == 16
+    failed = result(None, samples=(), status="failed")
+    failed.error = {"type": "ValueError", "message": "boom"}
+    entry = whatif.what_if_entry(bigger, base, failed)
+    assert entry["speedup"] is None and not entry["helped"] and "boom" in entry["error"]
+
+
+def test_baseline_pools_the_runs_before_and_after_the_what_ifs():
+    before = result(0.5, samples=[0.10] * 6, waits=[0.05] * 6)
+    after = result(0.7, samples=[0.20] * 6, waits=[0.14] * 6)
+    pooled = whatif.pooled_baseline(before, after)
+    assert pooled.samples == [0.10] * 6 + [0.20] * 6 and before.samples == [0.10] * 6
+    assert pooled.input_wait_fraction == pytest.approx(0.19 * 6 / 1.8)
+    assert whatif.baseline_note(before, after)["drift"] == pytest.approx(1.0)
+    assert whatif.pooled_baseline(before, result(None, samples=(), status="failed")) is before
+
+
+def test_tables_list_each_what_if_with_its_speedup():
+    base = result(0.6, samples=[0.1] * 6)
+    prefetch = whatif.applicable_changes(case(), 8)[0]
+    base.what_if = [whatif.what_if_entry(prefetch, base, result(0.05, samples=[0.04] * 6))]
+    run = RunResult(suite={"name": "t"}, environment={}, results=[base])
+    rows = what_if_rows(run)
+    assert rows[0]["change"] == "prefetch(AUTOTUNE)" and rows[0]["speed-up"] == "2.50x" and rows[0]["helped"] == "yes"
+    assert rows[0]["input wait"] == "60% → 5%"
+    assert "## What-if runs" in render_markdown(run) and "what-if runs" in render_table(run)
+
+
+# --- a real run ----------------------------------------------------------------------------------------------
+
+SUITE = """
+name: whatif-test
+defaults:
+  modes: [function]
+  model: {model}
+  params: {{step_ms: 30, features: 8, classes: 4}}
+  labels: {{classes: 4}}
+  batch_size: 8
+  warmup_steps: 2
+  steps: 3
+  repeats: 2
+  profile: false
+cases:
+  # 8 elements × 8 ms of map per step against a 30 ms step: prefetch overlaps the two, a parallel map halves
+  # the map on 2 cores; both hold on a loaded machine because the costs are sleeps.
+  - name: slow
+    input: {{shape: [8], pipeline: {{map_cost_ms: 8, num_elements: 512}}}}
+  # No map cost and a prefetch: the step never waits for data.
+  - name: fast
+    input: {{shape: [8], pipeline: {{prefetch: autotune}}}}
+"""
+
+
+@pytest.fixture(scope="module")
+def what_if_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("whatif")
+    suite = tmp / "whatif.yaml"
+    suite.write_text(textwrap.dedent(SUITE.format(model=ROOT / "suites/examples/pipelines.py:fixed_step_model")))
+    out = tmp / "out"
+    proc = run_tfperf("run", str(suite), "--out", str(out), "--quiet", "--what-if")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads((out / "results.json").read_text())
+    return {r["case"]: r for r in data["results"]}, (out / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_prefetch_and_parallel_map_each_reduce_the_step_of_a_slow_pipeline(what_if_run):
+    slow = what_if_run[0]["slow"]
+    assert slow["status"] == "ok" and slow["input_wait_fraction"] > advisor.INPUT_BOUND_FRACTION
+    entries = {w["change"]: w for w in slow["what_if"]}
+    for name in ("prefetch(AUTOTUNE)", "map num_parallel_calls=AUTOTUNE"):
+        w = entries[name]
+        assert w.get("error") is None, w
+        assert w["median_s"] < w["baseline_median_s"], w
+    # The baseline: the job's own pass before the what-ifs, and the unchanged job once more after them.
+    baseline = slow["extra"]["what_if_baseline"]
+    assert baseline["median_s_before"] == slow["step_time_s"]["median"] and baseline["samples_after"] == 6
+    combined = next(w for w in slow["what_if"] if w["combined"])
+    assert combined["input_wait_fraction"] < slow["input_wait_fraction"]
+    # Every suggestion backed by a what-if names a change that helped; a change that did not is not suggested.
+    helped = {advisor.what_if_code(w["change"]) for w in slow["what_if"] if w["helped"]} - {None}
+    suggested = {s["code"] for s in slow["suggestions"]} & {"prefetch", "parallelize-map", "cache-dataset",
+                                                             "parallel-interleave"}
+    assert suggested == helped
+    assert "input-bound" in {s["code"] for s in slow["suggestions"]}
+
+
+@pytest.mark.slow
+def test_a_job_that_is_not_input_bound_gets_no_what_if_and_no_input_suggestion(what_if_run):
+    fast = what_if_run[0]["fast"]
+    assert fast["status"] == "ok" and fast["input_wait_fraction"] < advisor.INPUT_BOUND_FRACTION
+    assert fast["what_if"] is None
+    assert not {s["code"] for s in fast["suggestions"]} & {"input-bound", "prefetch", "parallelize-map",
+                                                           "cache-dataset", "parallel-interleave"}
+
+
+@pytest.mark.slow
+def test_report_lists_the_what_if_runs(what_if_run):
+    report = what_if_run[1]
+    assert "## What-if runs" in report and "prefetch(AUTOTUNE)" in report and "| slow [function bs=8]" in report
+    assert "fast [function" not in report.split("## What-if runs")[1].split("##")[0]
