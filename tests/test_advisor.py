@@ -226,6 +226,25 @@ def test_host_bound_fires_on_kernel_launch_share_and_device_idle():
     assert fired(advisor.rule_host_bound, run_of(res(device="cpu", profile={"kernel_launch_percent": 50.0}))) == []
 
 
+def test_host_bound_reads_the_profiling_modules_fields():
+    # tfperf.profiling: kernel_launch_ms and step_time_ms at the top, device idle under overview.
+    launch = res(device="gpu:0", profile={"kernel_launch_ms": 1.6, "step_time_ms": 10.0})
+    (_, s), = fired(advisor.rule_host_bound, run_of(launch))
+    assert s["evidence_data"]["kernel_launch_percent"] == pytest.approx(16.0)
+    assert fired(advisor.rule_host_bound, run_of(res(device="gpu:0", profile={"kernel_launch_ms": 1.4,
+                                                                               "step_time_ms": 10.0}))) == []
+    idle = res(device="gpu:0", profile={"overview": {"device_idle_time_percent": 21.0}})
+    assert len(fired(advisor.rule_host_bound, run_of(idle))) == 1
+
+
+def test_use_tf_function_from_the_profilers_eager_share_in_a_traced_mode():
+    r = res("function", profile={"overview": {"host_op_time_eager_percent": 12.0}})
+    (found, s), = fired(advisor.rule_use_tf_function, run_of(r))
+    assert found is r and "12.0%" in s["evidence"]
+    below = res("function", profile={"overview": {"host_op_time_eager_percent": 9.0}})
+    assert fired(advisor.rule_use_tf_function, run_of(below)) == []
+
+
 def test_host_bound_fires_on_many_small_ops():
     many = res(device="gpu:0", profile={"device_compute_ms": 1.0}, graph={"op_count": 400})  # 2.5 us per op
     (_, s), = fired(advisor.rule_host_bound, run_of(many))

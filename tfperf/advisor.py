@@ -35,6 +35,8 @@ ENABLE_XLA_MIN_SAVING = 0.10
 XLA_PAYBACK_MIN_SAVING = 0.02
 # ...and it is a loss worth reporting when its step is more than 5% slower than tf.function's.
 AVOID_XLA_MIN_LOSS = 0.05
+# The profiler's overview: more than 10% of host op time executed eagerly (kEagerReportThresholdInPercent).
+EAGER_OP_PERCENT = 10.0
 # A step function traced more often than this during warm-up and timed steps is retracing.
 MAX_TRACES_OK = 1
 # The profiler: "moderately" input-bound at 5% of the step, "highly" at 20%
@@ -177,6 +179,18 @@ def rule_use_tf_function(run: RunResult) -> list[Finding]:
                 "step = tf.function(step)  # Keras: model.compile(..., run_eagerly=False)",
                 f"tf.function saves > {USE_TF_FUNCTION_MIN_SAVING:.0%} of the eager step",
                 eager_median_s=e, function_median_s=f, speedup=e / f, p_value=p)))
+    # In a traced mode, the profiler still sees ops run eagerly: part of the step is outside the tf.function.
+    for r in _ok(run.results):
+        eager_pct = ((r.profile or {}).get("overview") or {}).get("host_op_time_eager_percent")
+        if r.mode == "eager" or not isinstance(eager_pct, (int, float)) or eager_pct <= EAGER_OP_PERCENT:
+            continue
+        out.append((r, suggestion(
+            "use-tf-function", f"{eager_pct:.0f}% of host op time still runs eagerly in {r.mode} mode",
+            f"the profiler's overview: {eager_pct:.1f}% of op time on the host used eager execution "
+            f"(profiled {r.mode} step of {ms(r.median_s)} ms): part of the step runs outside the tf.function.",
+            "move the eager part (preprocessing, metrics, Python loops over tensors) inside the tf.function",
+            f"host op time eager > {EAGER_OP_PERCENT:g}% (profiler: kEagerReportThresholdInPercent)",
+            host_op_time_eager_percent=eager_pct)))
     return out
 
 
@@ -511,8 +525,7 @@ def rule_mixed_precision(run: RunResult) -> list[Finding]:
 
 def _profile_number(profile: dict, *names: str) -> float | None:
     """A number from the profile read-out, wherever the profiling module put it (top level or a breakdown)."""
-    for holder in (profile, profile.get("breakdown") or {}, profile.get("step_breakdown_ms") or {},
-                   profile.get("overview") or {}):
+    for holder in (profile, profile.get("step_time_breakdown_ms") or {}, profile.get("overview") or {}):
         for n in names:
             v = holder.get(n) if isinstance(holder, dict) else None
             if isinstance(v, (int, float)):
