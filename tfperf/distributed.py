@@ -386,6 +386,10 @@ def _error(exc: BaseException, spec: DistributeSpec, mode: str, phase: str) -> d
                    "read variables of replicas on other devices (tensorflow.org/xla/known_issues"
                    "#tfvariable_on_a_different_device)")
         hint = "run this case in mode 'function' under a strategy; jit_compile works with one_device"
+    elif mode == "xla" and "Collectives are not yet implemented for CPU devices" in text:
+        message = (f"XLA (jit_compile=True) cannot compile the {spec.strategy} step on CPU: XLA has no CPU "
+                   "implementation of the collective all-reduce the step needs")
+        hint = "run this case in mode 'function' under a strategy; jit_compile works with one_device"
     elif mode == "xla":
         from .harness import xla_hint
 
