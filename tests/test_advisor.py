@@ -161,7 +161,13 @@ def test_input_bound_fix_is_the_best_measured_what_if():
 
 @pytest.mark.parametrize("change,code", [("prefetch", "prefetch"), ("parallel_map", "parallelize-map"),
                                          ("map num_parallel_calls=AUTOTUNE", "parallelize-map"),
-                                         ("cache", "cache-dataset"), ("interleave", "parallel-interleave")])
+                                         ("cache", "cache-dataset"), ("interleave", "parallel-interleave"),
+                                         # tfperf.whatif's names
+                                         ("prefetch(AUTOTUNE) appended", "prefetch"),
+                                         ("parallel map via tf.data.Options", "parallelize-map"),
+                                         ("parallel interleave(AUTOTUNE)", "parallel-interleave"),
+                                         ("cache() appended", "cache-dataset"),
+                                         ("larger batch (32 → 64)", "small-batch")])
 def test_what_if_suggests_a_change_only_above_the_measured_speedup(change, code):
     helped = {"change": change, "median_s": 0.008, "baseline_median_s": 0.010, "speedup": 1.25}
     (r, s), = fired(advisor.rule_what_if, run_of(res(what_if=[helped])))

@@ -350,6 +350,8 @@ WHAT_IF_CODES: tuple[tuple[str, str, str], ...] = (
     ("cache-dataset", r"cache", "dataset = dataset.cache()  # before shuffle/augment; the data must fit"),
     ("parallel-interleave", r"interleave",
      "dataset = files.interleave(read, num_parallel_calls=tf.data.AUTOTUNE)"),
+    # tfperf.whatif's "larger batch (32 → 64)", compared per sample.
+    ("small-batch", r"larger batch", "dataset = dataset.batch(2 * batch_size)"),
 )
 _COMBINED = re.compile(r"\+|,|\band\b|\bcombined\b|\ball\b", re.I)
 
