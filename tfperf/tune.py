@@ -418,7 +418,7 @@ class CaseTuner:
         name = f"{self.case.name}+{cand.id}"
         timeout = max(1.0, min(self.case.timeout_s, self.remaining()))
         spec = spec.replace(name=name, modes=modes, batch_sizes=batch_sizes if self.case.function is None else
-                            self.case.batch_sizes, profile=False, timeout_s=timeout,
+                            self.case.batch_sizes, profile=False, what_if=False, timeout_s=timeout,
                             tf_config={**cand.settings, "output_check": True, "seed": SEED})
         self.count += 1
         self.progress.config_started(self.case.name, cand, self.count, planned)
