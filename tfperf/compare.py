@@ -11,7 +11,8 @@ Rows are matched by (case, mode, batch_size, task, device). For each pair of ok 
 A row is a `regression` only when it is significantly slower AND its ratio is beyond the threshold
 (default 10%); an `improvement` likewise the other way. When either side is noisy (IQR above
 `stats.NOISY_IQR_FRACTION` of the median, where torch.utils.benchmark warns) the verdict needs a clear-cut
-result, the whole confidence interval beyond the threshold, and is `inconclusive` otherwise. A slowdown
+result, the whole confidence interval beyond the threshold and the two interquartile ranges apart by more
+than the threshold (`iqr_separation`), and is `inconclusive` otherwise. A slowdown
 beyond the threshold that is not significant is `inconclusive` too: too few or too scattered samples to
 decide, and the report says so instead of passing silently. Everything else is `unchanged`.
 
@@ -182,17 +183,36 @@ def iqr_fraction(samples: Sequence[float]) -> float | None:
     return s["iqr"] / s["median"] if s["median"] > 0 else None
 
 
-def classify_time(ratio: float, ci: tuple[float, float], p: float, noisy: bool, threshold: float) -> tuple[str, str]:
-    """The step-time verdict and a one-line reason, from the ratio, its interval and the U test's p."""
+def iqr_separation(base: Sequence[float], current: Sequence[float], threshold: float) -> int:
+    """+1 when current's lower quartile is above base's upper quartile by more than the threshold (the middle
+    halves do not overlap, even allowing the threshold), -1 the other way round, 0 when they overlap.
+
+    This is what "clear-cut" means for noisy samples. On a shared machine contention adds time to some steps
+    and not others, so both the medians and a bootstrap interval around them can jump between two runs of
+    the same code; a real slowdown beyond the threshold moves the whole distribution, and a contended run
+    leaves its quartiles overlapping the quiet run's.
+    """
+    b, c = stats.summarize(base), stats.summarize(current)
+    if c["q1"] > b["q3"] * (1 + threshold):
+        return 1
+    if c["q3"] * (1 + threshold) < b["q1"]:
+        return -1
+    return 0
+
+
+def classify_time(ratio: float, ci: tuple[float, float], p: float, noisy: bool, threshold: float,
+                  separation: int = 0) -> tuple[str, str]:
+    """The step-time verdict and a one-line reason, from the ratio, its interval, the U test's p and, for
+    noisy samples, whether the interquartile ranges are separated by more than the threshold."""
     slower, faster = 1 + threshold, 1 / (1 + threshold)
     significant = p < ALPHA
     change = f"{ratio - 1:+.1%}"
     sig = f"p={p:.2g}"
     if noisy:
-        if significant and ci[0] > slower:
-            return "regression", f"{change} slower ({sig}), clear-cut despite noisy samples"
-        if significant and ci[1] < faster:
-            return "improvement", f"{change} faster ({sig}), clear-cut despite noisy samples"
+        if significant and ci[0] > slower and separation > 0:
+            return "regression", f"{change} slower ({sig}), clear-cut despite noisy samples (quartiles apart)"
+        if significant and ci[1] < faster and separation < 0:
+            return "improvement", f"{change} faster ({sig}), clear-cut despite noisy samples (quartiles apart)"
         return "inconclusive", (f"{change}, samples too noisy to decide (IQR above "
                                 f"{stats.NOISY_IQR_FRACTION:.0%} of the median; interval {ci[0]:.2f}–{ci[1]:.2f})")
     if ratio > slower:
@@ -299,14 +319,33 @@ def compare_results(base: Result, current: Result, threshold: float = DEFAULT_TH
         row.ci_low, row.ci_high = bootstrap_ratio_ci(base.samples, current.samples)
         row.p_value = mann_whitney_p(base.samples, current.samples)
         row.noisy = stats.is_noisy(base.samples) or stats.is_noisy(current.samples)
-        row.verdict, row.reason = classify_time(row.ratio, (row.ci_low, row.ci_high), row.p_value, row.noisy,
-                                                threshold)
+        method = _timing_difference(base, current)
+        row.verdict, row.reason = classify_time(row.ratio, (row.ci_low, row.ci_high), row.p_value,
+                                                row.noisy or bool(method), threshold,
+                                                iqr_separation(base.samples, current.samples, threshold))
+        if method:
+            row.reason += f"; {method}"
     row.time_verdict = row.verdict
     grew = next((d for d in row.diagnostics if d.name == "tracing_count" and d.verdict == "worse"), None)
     if grew:
         row.verdict = "regression"
         row.reason = f"{grew.note}; time: {row.reason}"
     return row
+
+
+def _timing_difference(base: Result, current: Result) -> str | None:
+    """The two runs timed the step differently (one sync per step vs per block): the per-step sync cost is
+    in one set of samples and not the other, so the row is held to the noisy rows' clear-cut standard."""
+    def method(r: Result) -> str | None:
+        t = r.timing if isinstance(r.timing, dict) else {}
+        if not t.get("method"):
+            return None
+        return t["method"] + (f"×{t['block_size']}" if t.get("method") == "blocked" and t.get("block_size") else "")
+
+    b, c = method(base), method(current)
+    if b and c and b.split("×")[0] != c.split("×")[0]:
+        return f"timed differently ({b} in base, {c} now)"
+    return None
 
 
 def _key(r: Result) -> tuple:
