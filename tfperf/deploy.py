@@ -115,11 +115,17 @@ def output_agreement(reference: Any, got: Any) -> dict:
 
 def unsupported_ops(text: str) -> list[str]:
     """The op names in a TF Lite converter error: "'tf.Digamma' op is neither a custom op nor a flex op",
-    "Custom ops: Digamma", "TF Select ops: MatrixInverse"."""
+    "Custom ops: Digamma", "TF Select ops: MatrixInverse", "failed to legalize operation 'tf.TensorListReserve'"."""
     ops = re.findall(r"'tf\.(\w+)' op is neither a custom op nor a flex op", text)
+    ops += re.findall(r"failed to legalize operation 'tf\.(\w+)'", text)
     for line in re.findall(r"^(?:Custom|TF Select|Flex) ops: (.+)$", text, flags=re.MULTILINE):
         ops.extend(name.strip() for name in line.split(",") if name.strip())
     return sorted(set(ops))
+
+
+# ConverterErrorData codes that mean "TF Lite has no kernel for this op" (ERROR_NEEDS_FLEX_OPS,
+# ERROR_NEEDS_CUSTOM_OPS); other structured errors name ops that merely sit near the failure (tf.Const).
+_MISSING_OP_CODES = (1, 2)
 
 
 def _conversion_error(exc: BaseException, mode: str) -> Exception:
@@ -127,13 +133,17 @@ def _conversion_error(exc: BaseException, mode: str) -> Exception:
     ops = unsupported_ops(text)
     for err in getattr(exc, "errors", []) or []:  # ConverterError carries structured data as well
         name = getattr(getattr(err, "operator", None), "name", "")
-        if name:
+        if name and getattr(err, "error_code", 0) in _MISSING_OP_CODES:
             ops = sorted(set(ops) | {name.removeprefix("tf.")})
     if ops:
         plural = "s" if len(ops) > 1 else ""
+        # The converter's own reason when it gives one (e.g. "'tf.TensorListReserve' op requires element_shape to
+        # be static"), else the usual one: no builtin kernel.
+        reason = re.search(r"'tf\.\w+' op (requires [^\n]{0,120})", text)
+        why = reason.group(1).strip() if reason else "not supported by the TF Lite builtin ops"
         return UnsupportedOpError(
-            f"TF Lite conversion ({mode}) failed: op{plural} {', '.join(ops)} not supported by the TF Lite builtin "
-            f"ops (enable select TF ops, tf.lite.OpsSet.SELECT_TF_OPS, or replace the op{plural})", ops)
+            f"TF Lite conversion ({mode}) failed: op{plural} {', '.join(ops)}: {why} (enable select TF ops, "
+            f"tf.lite.OpsSet.SELECT_TF_OPS, or replace the op{plural})", ops)
     first = next((line for line in text.splitlines() if "error" in line.lower()), text.splitlines()[0] if text else "")
     return RuntimeError(f"TF Lite conversion ({mode}) failed: {first.strip()[:800] or type(exc).__name__}")
 
@@ -144,14 +154,16 @@ def _as_numpy(batch: Any) -> np.ndarray:
     return batch.numpy() if hasattr(batch, "numpy") else np.asarray(batch)
 
 
-def export_savedmodel(model: Any, example_batch: np.ndarray, path: Path) -> float:
+def export_savedmodel(model: Any, example_batch: np.ndarray, path: Path, static_batch: bool = False) -> float:
     """Keras 3's export path (`tf.saved_model.save` on a Keras 3 model is not the documented route); the input
-    signature is given explicitly, batch dimension free, so subclassed models export as well. Returns seconds."""
+    signature is given explicitly, so subclassed models export as well. The batch dimension is free (a server takes
+    any batch) unless `static_batch`: then it is the example's, as a TF Lite model's input is. Returns seconds."""
     import tensorflow as tf
 
     if path.exists():
         shutil.rmtree(path)
-    spec = tf.TensorSpec((None, *example_batch.shape[1:]), tf.as_dtype(example_batch.dtype), name="inputs")
+    batch = example_batch.shape[0] if static_batch else None
+    spec = tf.TensorSpec((batch, *example_batch.shape[1:]), tf.as_dtype(example_batch.dtype), name="inputs")
     t0 = time.perf_counter()
     model.export(str(path), format="tf_saved_model", verbose=False, input_signature=[spec])
     return time.perf_counter() - t0
@@ -184,24 +196,31 @@ def load_savedmodel(path: Path, signature: str = "serving_default") -> tuple[Cal
     return predict, load_s, notes
 
 
-def _representative(representative_batches: Callable[[], Iterable[Any]] | Iterable[Any], limit: int):
-    """The converter wants a generator of [one example with batch 1]: split the batches into single examples."""
+def _representative(representative_batches: Callable[[], Iterable[Any]] | Iterable[Any], limit: int, batch: int):
+    """The converter wants a generator of [one input batch] shaped like the model's (static) input: regroup the
+    given batches into batches of `batch` rows, about `limit` rows in all (at least one batch)."""
     def gen():
         source = representative_batches() if callable(representative_batches) else representative_batches
-        n = 0
-        for batch in source:
-            arr = _as_numpy(batch)
-            for row in arr:
-                yield [row[None, ...]]
-                n += 1
-                if n >= limit:
+        rows: list[np.ndarray] = []
+        sent = 0
+        for item in source:
+            rows.extend(_as_numpy(item))
+            while len(rows) >= batch:
+                yield [np.stack(rows[:batch])]
+                rows = rows[batch:]
+                sent += batch
+                if sent >= limit:
                     return
+        if sent == 0 and rows:  # fewer rows than one batch: repeat them to fill it
+            yield [np.resize(np.stack(rows), (batch, *rows[0].shape))]
     return gen
 
 
 def convert_tflite(savedmodel: Path, mode: str, out: Path, input_dtype: np.dtype,
-                   representative_batches: Callable[[], Iterable[Any]] | Iterable[Any] | None = None) -> float:
-    """SavedModel -> .tflite in the mode's quantization. Raises UnsupportedOpError naming the op TF Lite lacks."""
+                   representative_batches: Callable[[], Iterable[Any]] | Iterable[Any] | None = None,
+                   batch: int = 1) -> float:
+    """SavedModel -> .tflite in the mode's quantization. Raises UnsupportedOpError naming the op TF Lite lacks.
+    `batch` is the SavedModel's static batch size (calibration batches are shaped to it)."""
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_saved_model(str(savedmodel), signature_keys=["serving_default"])
@@ -210,7 +229,7 @@ def convert_tflite(savedmodel: Path, mode: str, out: Path, input_dtype: np.dtype
     if mode == "tflite-int8":
         if representative_batches is None:
             raise ValueError("tflite-int8 needs representative batches for calibration")
-        converter.representative_dataset = _representative(representative_batches, REPRESENTATIVE_SAMPLES)
+        converter.representative_dataset = _representative(representative_batches, REPRESENTATIVE_SAMPLES, batch)
         # Integer-only: an op without an int8 kernel fails conversion here instead of silently staying float.
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         if np.issubdtype(input_dtype, np.floating):
@@ -273,9 +292,13 @@ def load_tflite(path: Path, batch_shape: tuple[int, ...], num_threads: int | Non
 
     def predict(batch: Any) -> np.ndarray:
         x = _as_numpy(batch)
-        if x.shape != state["shape"]:  # a batch of another size (e.g. the agreement check's last batch)
-            interp.resize_tensor_input(in_index, list(x.shape), strict=False)
-            interp.allocate_tensors()
+        if x.shape != state["shape"]:  # a batch of another size: fine for most models, not for baked-in shapes
+            try:
+                interp.resize_tensor_input(in_index, list(x.shape), strict=False)
+                interp.allocate_tensors()
+            except (RuntimeError, ValueError) as exc:
+                raise ValueError(f"{path.name} was converted for input shape {state['shape']} and cannot take "
+                                 f"{x.shape}: {str(exc).splitlines()[0][:200]}") from exc
             state["shape"] = x.shape
         if quantized_in:
             x = _quantize(x, in_scale, in_zero, in_dtype)
@@ -312,12 +335,14 @@ def prepare_deploy(mode: str, model: Any, example_batch: Any,
     workdir.mkdir(parents=True, exist_ok=True)
     example = _as_numpy(example_batch)
     saved = workdir / "savedmodel"
-    export_s = export_savedmodel(model, example, saved)
+    # TF Lite runs fixed shapes; exporting them static also lets more models convert (a Keras LSTM's TensorList
+    # ops need a static element shape, which a free batch dimension denies).
+    export_s = export_savedmodel(model, example, saved, static_batch=mode in TFLITE_MODES)
     if mode == "savedmodel":
         predict, load_s, notes = load_savedmodel(saved)
         return Deployed(mode, predict, saved, artefact_size(saved), load_s, export_s, notes=notes)
     tflite_path = workdir / f"model-{mode}.tflite"
-    convert_s = convert_tflite(saved, mode, tflite_path, example.dtype, representative_batches)
+    convert_s = convert_tflite(saved, mode, tflite_path, example.dtype, representative_batches, len(example))
     predict, load_s, notes, interpreter, threads = load_tflite(tflite_path, example.shape, num_threads)
     return Deployed(mode, predict, tflite_path, artefact_size(tflite_path), load_s, export_s, convert_s,
                     threads, interpreter, notes)
