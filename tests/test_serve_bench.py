@@ -154,6 +154,20 @@ def test_columnar_inputs_and_metadata_shaped_instances(server):
     assert outcome.ok == 5 and outcome.failed == 0
 
 
+def test_instances_from_a_suite_case(server, tmp_path):
+    from tfperf.serve_bench import ServeBenchError, instances_from_suite
+
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: s\ncases:\n  - name: clf\n    model: zoo:mlp\n    task: infer\n"
+                     f"    input: {{shape: [{FEATURES}], dtype: float32}}\n")
+    instances = instances_from_suite(f"{suite}:clf", batch=4)
+    assert np.asarray(instances).shape == (4, FEATURES)
+    outcome = run_bench(ServeBenchConfig(server.url, "clf", max_requests=3, warmup_requests=0), instances)
+    assert outcome.ok == 3
+    with pytest.raises(ServeBenchError, match="no case 'other'"):
+        instances_from_suite(f"{suite}:other", batch=1)
+
+
 def test_http_errors_are_counted_not_fatal(server):
     # 400: instances of the wrong width, which the signature rejects.
     bad = ServeBenchConfig(server.url, "clf", concurrency=2, max_requests=6, warmup_requests=0)
