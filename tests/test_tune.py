@@ -136,7 +136,20 @@ def test_tune_a_small_case_within_budget_and_its_winner_holds_when_re_measured(t
         assert skipped["reason"].startswith("budget"), skipped
     assert (out / "results.json").exists() and (out / "tune.md").read_text().count("| baseline ") >= 1
     assert case["recommended_code"], "the best configuration comes as code to write"
-    assert case["best"] is not None and case["best"]["batch_size"] == 128, case["ranking"]
+    if any(r["batch_size"] == 128 and r["status"] == "ok" for r in case["ranking"]):
+        # A loaded machine may end the budget before batch 128 ran; once it did, it must win.
+        assert case["best"] is not None and case["best"]["batch_size"] == 128, case["ranking"]
+    # Every configuration ran in a worker that applied its settings before TF ran anything, and checked outputs.
+    from tfperf.results import load_results
+
+    for r in load_results(out).results:
+        if not r.ok:  # only a job the budget cut short may be missing
+            assert r.status in ("timeout", "skipped"), (r.case, r.error)
+            continue
+        assert r.extra["output_fingerprint"]["values"], r.case
+        wanted, applied = r.extra["tf_config"], r.extra["tf_config_applied"]
+        for key in ("intra_op_threads", "inter_op_threads"):
+            assert applied[key] == wanted.get(key, 0), (r.case, key)
 
     # Re-measure: the tuned case and the suite's baseline side by side, each in its own worker.
     yaml = YAML(typ="rt")
@@ -152,7 +165,6 @@ def test_tune_a_small_case_within_budget_and_its_winner_holds_when_re_measured(t
     proc = run_tfperf("run", str(check), "--out", str(tmp_path / "check"), "--quiet", "--no-profile")
     assert proc.returncode == 0, proc.stderr[-3000:]
     from tfperf.compare import compare_results
-    from tfperf.results import load_results
 
     results = {r.case: r for r in load_results(tmp_path / "check").results}
     base, best = results["baseline"], results["tuned"]

@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         # Threads, jit and Grappler options cannot change once TF has run an op: apply them first.
         from .tfconfig import apply_tf_config
 
-        apply_tf_config(tf_config)
+        tf_config_applied = apply_tf_config(tf_config)
 
     distribute_error = None
     if case.distribute:
@@ -98,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
                 attach_what_ifs(case, job, ctx, resolve, result)
             if tf_config:
                 result.extra["tf_config"] = tf_config
+                result.extra["tf_config_applied"] = tf_config_applied  # what TF reports back
             if tf_config.get("output_check") and result.ok:
                 from .tfconfig import output_fingerprint
 
