@@ -398,6 +398,7 @@ class CaseTuner:
         self.job_s: float | None = None  # one job's wall time in the worker
         self.tensorflow_env: dict | None = None
         self.observations: list[tuple[float, float]] = []  # (worker start-up s, per-job s)
+        self.last_wall_s = 0.0
         self.count = 0
 
     def remaining(self) -> float:
@@ -405,7 +406,8 @@ class CaseTuner:
 
     def estimate(self, jobs: int = 1) -> float:
         if self.worker_overhead_s is None or self.job_s is None:
-            return 0.0
+            # No complete worker yet (the budget cut the first one short): assume the next costs as much.
+            return self.last_wall_s
         return self.worker_overhead_s + jobs * self.job_s
 
     def measure(self, cand: Candidate, modes: tuple[str, ...], batch_sizes: tuple[int, ...],
@@ -425,7 +427,7 @@ class CaseTuner:
         t0 = time.monotonic()
         runner = CaseRunner(spec, self.out_dir, SilentReporter(), False, self.python)
         results = runner.run()
-        wall = time.monotonic() - t0
+        wall = self.last_wall_s = time.monotonic() - t0
         if runner.tensorflow and self.tensorflow_env is None:
             self.tensorflow_env = runner.tensorflow
         jobs_wall = sum(r.wall_s or 0.0 for r in results)
