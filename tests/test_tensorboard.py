@@ -144,3 +144,22 @@ def test_tfperf_tensorboard_serves_profiles_and_hparams_and_stops_on_ctrl_c(tfpe
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_job_summaries_are_written_without_tensorflow(tmp_path):
+    """The runner process stays TensorFlow-free: scalars and HParams use TensorBoard's own writer."""
+    code = ("import sys; from pathlib import Path; from tfperf.results import Result; "
+            "from tfperf.tb_summaries import write_job_summaries; "
+            "r = Result(case='c', mode='xla', device='cpu', task='train', batch_size=None, samples=[0.01, 0.02]); "
+            f"write_job_summaries(Path({str(tmp_path / 'c-xla')!r}), r); "
+            "assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(tmp_path / "c-xla"))
+    acc.Reload()
+    tags = acc.Tags()["tensors"]
+    assert "tfperf/median_step_time_ms" in tags and "tfperf/step_time_ms" in tags
+    assert len(acc.Tensors("tfperf/step_time_ms")) == 2
+    assert "_hparams_/session_start_info" in tags

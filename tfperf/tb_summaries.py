@@ -11,6 +11,8 @@ Written with TensorBoard's own TF-free writer and proto builders (`tensorboard.p
 from __future__ import annotations
 
 import math
+import os
+import socket
 import time
 from pathlib import Path
 
@@ -59,7 +61,6 @@ def write_job_summaries(logdir: Path, result: Result) -> None:
     from tensorboard.compat.proto import event_pb2
     from tensorboard.plugins.hparams import summary_v2 as hp
     from tensorboard.plugins.scalar import summary_v2 as scalar
-    from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
     logdir = Path(logdir)
     logdir.mkdir(parents=True, exist_ok=True)
@@ -75,16 +76,31 @@ def write_job_summaries(logdir: Path, result: Result) -> None:
     )
     session = hp.hparams_pb({hp.HParam(k): v for k, v in hparams.items()},
                             trial_id=logdir.name, start_time_secs=now)
-    writer = EventFileWriter(str(logdir), filename_suffix=".tfperf")
-    try:
-        writer.add_event(event_pb2.Event(wall_time=now, step=0, summary=config))
-        writer.add_event(event_pb2.Event(wall_time=now, step=0, summary=session))
-        for tag, value in metrics.items():
-            writer.add_event(event_pb2.Event(wall_time=now, step=0, summary=scalar.scalar_pb(PREFIX + tag, value)))
-        # The timed samples as a series: drift and outliers over the run are visible at a glance.
-        for i, s in enumerate(result.samples):
-            if isinstance(s, (int, float)) and math.isfinite(s):
-                writer.add_event(event_pb2.Event(wall_time=now, step=i,
-                                                 summary=scalar.scalar_pb(PREFIX + "step_time_ms", 1e3 * s)))
-    finally:
-        writer.close()
+    events = [event_pb2.Event(wall_time=now, step=0, file_version="brain.Event:2"),
+              event_pb2.Event(wall_time=now, step=0, summary=config),
+              event_pb2.Event(wall_time=now, step=0, summary=session)]
+    for tag, value in metrics.items():
+        events.append(event_pb2.Event(wall_time=now, step=0, summary=scalar.scalar_pb(PREFIX + tag, value)))
+    # The timed samples as a series: drift and outliers over the run are visible at a glance.
+    for i, s in enumerate(result.samples):
+        if isinstance(s, (int, float)) and math.isfinite(s):
+            events.append(event_pb2.Event(wall_time=now, step=i,
+                                          summary=scalar.scalar_pb(PREFIX + "step_time_ms", 1e3 * s)))
+    path = logdir / f"events.out.tfevents.{int(now)}.{socket.gethostname()}.{os.getpid()}.tfperf"
+    n = 1
+    while path.exists():  # a second write in the same second never replaces the first
+        n += 1
+        path = path.with_name(f"events.out.tfevents.{int(now)}.{socket.gethostname()}.{os.getpid()}.{n}.tfperf")
+    write_events(path, events)
+
+
+def write_events(path: Path, events: list) -> None:
+    """An event file in TFRecord framing. TensorBoard's EventFileWriter would do this too, but it creates the
+    folder through tf.io.gfile, which imports TensorFlow (seconds) into the runner process."""
+    from tensorboard.summary.writer.record_writer import RecordWriter
+
+    with open(path, "wb") as f:
+        writer = RecordWriter(f)
+        for event in events:
+            writer.write(event.SerializeToString())
+        writer.flush()
