@@ -432,6 +432,11 @@ def measure_distributed(case: CaseSpec, job: JobSpec, ctx: Any = None, resolve: 
         spec = DistributeSpec.from_dict(case.distribute)
         import tensorflow as tf
 
+        from .memory import PeakMemory
+
+        memory = PeakMemory(job.device)
+        memory.reset()
+
         strategy = make_strategy(spec, job.device)
         task = tf_config_task() if spec.strategy == "multi_worker" else None
         worker_index, workers = task if task else (0, 1)
@@ -476,6 +481,7 @@ def measure_distributed(case: CaseSpec, job: JobSpec, ctx: Any = None, resolve: 
             phase = f"{spec.strategy} pass"
             dist.repeat(kill)
         main = dist.finish()
+        result.peak_memory_bytes = memory.peak_bytes()  # this process (worker), both passes' models included
         base = one.finish() if one is not None else None
         if base is not None:
             _record_baseline(result, base, strategy)
