@@ -292,12 +292,14 @@ def _details(r: Result) -> dict:
             top_ops.append({"name": _text(op.get("name")), "type": _text(op.get("type")),
                             "self_time": fmt_seconds(op["self_time_us"] / 1e6)
                             if isinstance(op.get("self_time_us"), (int, float)) else "–",
-                            "share": fmt_pct(op.get("share"), 1)})
-    profile_facts = [(k, _text(v)) for k, v in prof.items() if k not in ("top_ops",) and v is not None
-                     and not isinstance(v, (dict, list))]
-    breakdown = prof.get("breakdown")
-    if isinstance(breakdown, dict):
-        profile_facts.append(("breakdown", _text(breakdown)))
+                            "share": fmt_pct(op.get("share"), 1), "phase": _text(op.get("phase"))
+                            if op.get("phase") else ""})
+    # The figures a reader looks for first; every other scalar the profiler read-out holds goes under "more".
+    headline = [(label, _profile_value(prof.get(key), unit)) for key, label, unit in PROFILE_HEADLINE
+                if prof.get(key) not in (None, "", {}, [])]
+    shown = {key for key, _, _ in PROFILE_HEADLINE} | {"top_ops"}
+    more = [(k, _text(v)) for k, v in prof.items() if k not in shown and v not in (None, "", {}, [])
+            and not isinstance(v, list)]
     deployment = [(k, v) for k, v in (("model size", fmt_bytes(r.model_size_bytes)),
                                       ("load time", fmt_seconds(r.load_time_s) if r.load_time_s is not None else None),
                                       ("output agreement", _text(r.output_agreement) if r.output_agreement else None))
@@ -319,7 +321,9 @@ def _details(r: Result) -> dict:
         "batch_size": r.batch_size,
         "model": r.model,
         "top_ops": top_ops,
-        "profile_facts": profile_facts,
+        "profile_facts": headline,
+        "profile_more": more,
+        "top_ops_phase": any(op["phase"] for op in top_ops),
         "deployment": deployment,
         "distribution": distribution,
         "graph": graph,
@@ -329,6 +333,28 @@ def _details(r: Result) -> dict:
         "timing": _text(r.timing) if r.timing else None,
         "extra": json.dumps(r.extra, indent=1, default=str, sort_keys=True) if r.extra else None,
     }
+
+
+PROFILE_HEADLINE = (
+    ("input_bound_percent", "input-bound", "%"),
+    ("input_conclusion", "profiler's conclusion", ""),
+    ("step_time_ms", "profiled step", "ms"),
+    ("host_compute_ms", "host compute", "ms"),
+    ("device_compute_ms", "device compute", "ms"),
+    ("step_time_breakdown_ms", "step breakdown (ms)", ""),
+    ("breakdown", "breakdown", ""),
+    ("run", "TensorBoard run", ""),
+)
+
+
+def _profile_value(v: Any, unit: str) -> str:
+    if unit == "%" and isinstance(v, (int, float)):
+        return f"{v:.1f}%"
+    if unit == "ms" and isinstance(v, (int, float)):
+        return f"{v:.2f} ms"
+    if isinstance(v, dict):  # a breakdown: drop the zero phases, they only add noise
+        return _text({k: x for k, x in v.items() if x}) or "–"
+    return _text(v)
 
 
 def _generic_table(items: Any) -> dict | None:
