@@ -131,6 +131,34 @@ def compare(
     raise typer.Exit(exit_code(cmp))
 
 
+@app.command()
+def export(
+    results: Path = typer.Argument(..., help="A results.json (or the run folder holding one)."),
+    fmt: str = typer.Option("pytest-benchmark", "--format", help="pytest-benchmark"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
+) -> None:
+    """Export a run as pytest-benchmark JSON (for `pytest-benchmark compare` and github-action-benchmark).
+    Failed, timed-out and skipped results are left out, each named on stderr."""
+    import json
+
+    from .export import FORMATS, to_pytest_benchmark
+    from .results import atomic_write_text, load_results
+
+    if fmt not in FORMATS:
+        raise TfperfError(f"--format {fmt}: choose one of {', '.join(FORMATS)}")
+    exported = to_pytest_benchmark(load_results(results))
+    for line in exported.skipped:
+        typer.echo(f"tfperf: export: left out {line}", err=True)
+    if not exported.document["benchmarks"]:
+        raise TfperfError(f"{results}: no ok result with timed samples to export")
+    text = json.dumps(exported.document, indent=2, allow_nan=False, default=str) + "\n"
+    if output:
+        atomic_write_text(output, text)
+        typer.echo(f"wrote {output} ({len(exported.document['benchmarks'])} benchmarks)", err=True)
+    else:
+        typer.echo(text, nl=False)
+
+
 @app.command("list")
 def list_models(fmt: str = typer.Option("table", "--format", help="table | json")) -> None:
     """List the built-in models (zoo:NAME) with their parameters and defaults."""
