@@ -573,11 +573,12 @@ def _profile(case: CaseSpec, job: JobSpec, ctx: Any, main: Pass, worker_index: i
                 main.step()
 
     if workers > 1:
-        if not addresses:
-            return {"logdir": str(logdir), "note": "no profiler addresses (joined cluster): capture with "
-                                                   "`tfperf capture grpc://host:port,...` while it runs"}
+        # Every worker runs the same barrier and profiled steps whatever it knows about profiler addresses (each
+        # step is a collective: a worker that skipped them would leave the others waiting). Only worker 0
+        # captures, and only when it knows every worker's address.
         capture: dict = {}
-        if worker_index == 0:
+        grabbing = worker_index == 0 and bool(addresses)
+        if grabbing:
             logdir.mkdir(parents=True, exist_ok=True)
             duration_ms = int(max(2000, 1000 * (1.0 + 3 * steps * main.median_s)))
 
@@ -589,7 +590,7 @@ def _profile(case: CaseSpec, job: JobSpec, ctx: Any, main: Pass, worker_index: i
                     capture["error"] = f"{type(exc).__name__}: {exc}"[:500]
 
         _barrier(strategy)
-        if worker_index == 0:
+        if grabbing:
             thread = threading.Thread(target=grab, daemon=True)
             thread.start()
         # Every worker waits the same short while, so the capture is running on all of them before the first
@@ -599,6 +600,10 @@ def _profile(case: CaseSpec, job: JobSpec, ctx: Any, main: Pass, worker_index: i
         steps_with_markers()
         if worker_index != 0:
             return None
+        if not grabbing:
+            return {"logdir": str(logdir), "capture": None,
+                    "note": f"no profiler addresses: set {PROFILER_ADDRESSES_ENV}=grpc://host:port,... for worker 0 "
+                            "(each worker's port in its TFPERF_PROFILER_PORT), or run `tfperf capture` while it runs"}
         thread.join(timeout=duration_ms / 1000 + 30)
         out: dict = {}
         try:  # the profiler issue's read-out (top ops, input-bound %) over all workers' traces, when present
