@@ -172,7 +172,7 @@ def test_harness_times_deployment_modes_and_names_the_missing_op(tmp_path):
     for mode, r in by_mode.items():
         assert r.status == "ok", (mode, r.error)
         assert len(r.samples) == 6 and r.first_call_s is not None and r.load_time_s is not None
-        assert r.output_agreement["samples"] == 64  # 8 batches of 8, drawn like the case's inputs
+        assert r.output_agreement["samples"] == 256  # 32 batches of 8, drawn like the case's inputs
         assert r.tracing_count is None  # nothing is traced: the artefact is timed
     int8 = by_mode["tflite-int8"]
     artefact = Path(int8.extra["artefact"])
@@ -233,5 +233,8 @@ def test_quantize_tflite_is_silent_just_outside_each_threshold():
     assert not _quantize_findings(*base, _res("tflite-int8", 0.91e-3, _agree(1.0, 0.01)))
     # No agreement measured: no claim about accuracy, no suggestion.
     assert not _quantize_findings(*base, _res("tflite-int8", 0.5e-3, None))
+    # Agreement over too few examples for a 99% top-1 to mean anything.
+    few = {**_agree(1.0, 0.01), "samples": 99}
+    assert not _quantize_findings(*base, _res("tflite-int8", 0.5e-3, few))
     # Within every threshold: fires.
     assert _quantize_findings(*base, _res("tflite-int8", 0.85e-3, _agree(0.99, 0.05)))

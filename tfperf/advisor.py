@@ -73,6 +73,8 @@ NOISY_IQR_FRACTION = stats.NOISY_IQR_FRACTION
 QUANTIZE_MIN_SAVING = 0.10
 QUANTIZE_MIN_TOP1_AGREEMENT = 0.99
 QUANTIZE_MAX_REL_ERROR = 0.05
+# ...measured on at least 100 examples (below that, 99% top-1 agreement cannot be told from 100%).
+QUANTIZE_MIN_AGREEMENT_SAMPLES = 100
 
 CODES: tuple[str, ...] = (
     "use-tf-function", "enable-xla", "avoid-xla", "xla-compile-payback", "retracing",
@@ -657,8 +659,11 @@ FLOAT_BASELINES = ("tflite", "function")
 
 
 def within_quantization_tolerance(agreement: dict | None) -> bool:
-    """Top-1 agreement >= 99% (when the output is a classifier's) and max error <= 5% of the largest output."""
+    """Top-1 agreement >= 99% (when the output is a classifier's) and max error <= 5% of the largest output, over at
+    least 100 examples."""
     if not agreement or agreement.get("max_rel_error") is None:
+        return False
+    if (agreement.get("samples") or 0) < QUANTIZE_MIN_AGREEMENT_SAMPLES:
         return False
     top1 = agreement.get("top1_agreement")
     return agreement["max_rel_error"] <= QUANTIZE_MAX_REL_ERROR and (top1 is None or top1 >= QUANTIZE_MIN_TOP1_AGREEMENT)
