@@ -157,6 +157,7 @@ defaults:
   model: {model}
   params: {{step_ms: 30, features: 8, classes: 4}}
   labels: {{classes: 4}}
+  task: infer               # forward only: the cheapest step to build and trace, again for every what-if
   batch_size: 8
   warmup_steps: 2
   steps: 3
