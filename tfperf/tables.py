@@ -209,10 +209,37 @@ def render_markdown(run: RunResult) -> str:
             out.append(f"  - fix: `{s['fix']}`" if "\n" not in s["fix"] else f"  - fix:\n\n    ```python\n    "
                        + s["fix"].replace("\n", "\n    ") + "\n    ```")
         out.append("")
+    out.extend(_profile_markdown(run))
     out.append("Timing: median of repeats × steps timed steps after warm-up; completion forced before each clock "
                "read; first call (tracing + compilation + one step) timed separately. "
                "`noisy`: interquartile range above 10% of the median.")
     return "\n".join(out) + "\n"
+
+
+def _profile_markdown(run: RunResult) -> list[str]:
+    """Where the profiled step's time went, per case × mode: phases, top layers, top ops (from result.profile)."""
+    rows = []
+    for r in run.results:
+        prof = r.profile or {}
+        phases = prof.get("phases") or {}
+        if not (prof.get("top_ops") or phases):
+            continue
+        split = ", ".join(f"{k} {v['share'] * 100:.0f}%" for k, v in phases.items()
+                          if isinstance(v, dict) and v.get("share"))
+        layers = ", ".join(f"{e['layer']} {e['share'] * 100:.0f}%" for e in (prof.get("layers") or [])[:3]
+                           if e.get("share") is not None)
+        ops = ", ".join(f"`{o['name']}` {o['share'] * 100:.0f}%" for o in (prof.get("top_ops") or [])[:3]
+                        if o.get("share") is not None)
+        rows.append({"case": r.case, "mode": r.mode, "batch": "-" if r.batch_size is None else r.batch_size,
+                     "input-bound": _num(prof.get("input_bound_percent"), "{:.0f}%"), "phases": split or "-",
+                     "top layers": layers or "-", "top ops": ops or "-",
+                     "trace": f"`{prof.get('run')}`" if prof.get("run") else "-"})
+    if not rows:
+        return []
+    return ["## Where the time goes (profiled pass)", "",
+            tabulate(rows, headers="keys", tablefmt="github", disable_numparse=True), "",
+            "Shares of op self time in the untimed profiled pass; phases and layers come from the op names' scopes "
+            "(eager ops and XLA clusters carry none). Open the traces with `tfperf tensorboard`.", ""]
 
 
 def render_json(run: RunResult) -> str:
