@@ -238,3 +238,6 @@ def test_profile_job_stops_a_running_session_first(tf, tmp_path):
     profile = profile_job(lambda i: tf.matmul(x, x).numpy(), steps=2, trace_name="infer", logdir=tmp_path / "tb")
     assert profile["profiled_steps"] == 2
     assert profile["run"].startswith("tb/")
+    # Eager ops have no self time in xprof's op stats: the top ops come from their EagerLocalExecute events.
+    assert profile["op_source"] == "eager_execute_events"
+    assert profile["top_ops"][0]["type"] == "MatMul"

@@ -332,9 +332,9 @@ def data_thread_op_time(files: Iterable[Path]) -> dict[str, float]:
 
 
 def _only_unscoped_zero_time(rows: list[attribution.OpRow]) -> bool:
-    """Eager traces: every op except tf.data's own shows zero self time."""
+    """Eager traces: every op except tf.data's own shows zero self time (or is not listed at all)."""
     ops = [r for r in rows if r.type not in ("IDLE", "Dataset")]
-    return bool(ops) and sum(r.self_time_us for r in ops) == 0
+    return sum(r.self_time_us for r in ops) == 0
 
 
 def eager_op_rows(files: Iterable[Path]) -> list[attribution.OpRow]:
