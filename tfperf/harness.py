@@ -152,6 +152,8 @@ def wrap_mode(step: Callable[..., Any], mode: str) -> tuple[Callable[..., Any], 
 
 def prepare(case: CaseSpec, job: JobSpec, ctx: JobContext, resolve: Callable[[str], Any]) -> PreparedStep:
     if case.function is not None:
+        if job.mode in DEPLOY_MODES:
+            raise ValueError(f"mode {job.mode} exports a Keras model: give the case a model:, not a function:")
         fn = resolve(case.function)
         source = make_source(case, None, None, None, ctx.tf_device, resolve)
         call, traced = wrap_mode(fn, job.mode)
