@@ -543,8 +543,10 @@ class CaseTuner:
         one = self._confirm_in_one_worker()
         # No margin here: the reserve was kept with one, and each worker is killed at the budget's end anyway.
         if not self.affordable(confirm_best, self.confirm_need() / ESTIMATE_MARGIN, 0.0):
-            # Recommended, but said to be measured once only: the table shows how clear the win was.
+            # Not recommended: a win measured once, minutes away from its baseline, can be the machine's load.
             tuning.confirmation = {"status": "not run", "reason": tuning.not_run[-1]["reason"]}
+            tuning.unconfirmed, tuning.best = best, None
+            best.verdict = "faster once, not re-measured (budget)"
             return
         best_bs = (best.batch_size,) if best.batch_size is not None else self.case.batch_sizes
         base_bs = (base.batch_size,) if base.batch_size is not None else self.case.batch_sizes
@@ -696,8 +698,6 @@ def summary_lines(t: CaseTuning) -> list[str]:
         conf = ""
         if c.get("status") == "confirmed":
             conf = f"; re-measured in fresh workers: {c['speedup']:.2f}× (p={_p_text(c.get('p_value'))})"
-        elif c.get("status") == "not run":
-            conf = f"; NOT re-measured ({c.get('reason')})"
         lines.append(f"best: {t.best.name} — {t.best.speedup:.2f}× the baseline ({t.baseline.name}){conf}")
     elif t.baseline is not None and t.baseline.result.ok:
         c = t.confirmation or {}
@@ -707,7 +707,7 @@ def summary_lines(t: CaseTuning) -> list[str]:
                          f"p={_p_text(c.get('p_value'))})")
         elif t.unconfirmed is not None:
             lines.append(f"best: the baseline — {t.unconfirmed.name} measured {t.unconfirmed.speedup:.2f}× but could "
-                         f"not be re-measured ({c.get('reason')})")
+                         f"not be re-measured to prove it ({c.get('reason')}); a larger --budget-s would")
         else:
             lines.append(f"best: the baseline — no configuration was significantly ≥{MIN_GAIN:.0%} faster")
     excluded = [r for r in t.rows if r.excluded and r.verdict == "excluded"]
