@@ -85,8 +85,8 @@ def _outputs(predict, x: np.ndarray, batch: int) -> np.ndarray:
 
 
 @pytest.mark.slow
-def test_every_deployment_mode_agrees_and_quantization_shrinks(classifier, tmp_path):
-    from tfperf.deploy import prepare_deploy
+def test_every_deployment_mode_agrees_and_quantization_shrinks(classifier, tmp_path, monkeypatch):
+    from tfperf.deploy import load_tflite, prepare_deploy
 
     model, train_x, test_x = classifier
     reference = model(test_x, training=False).numpy()
@@ -130,6 +130,14 @@ def test_every_deployment_mode_agrees_and_quantization_shrinks(classifier, tmp_p
     assert notes["input_dtype"] == "int8" and notes["output_dtype"] == "int8"
     assert notes["input_quantization"]["scale"] > 0
     assert deployed["tflite-dynamic"].notes["input_dtype"] == "float32"
+
+    # Without ai-edge-litert the deprecated tf.lite.Interpreter runs the same file, and the result says so.
+    monkeypatch.setitem(__import__("sys").modules, "ai_edge_litert.interpreter", None)
+    with pytest.warns(UserWarning, match="deprecated"):
+        predict, _, _, name, _ = load_tflite(deployed["tflite-int8"].path, (BATCH, *INPUT_SHAPE), 1)
+    assert name.startswith("tf.lite.Interpreter (deprecated")
+    assert output_agreement(_outputs(deployed["tflite-int8"].predict, test_x, BATCH),
+                            _outputs(predict, test_x, BATCH))["max_abs_error"] < 1e-6
 
 
 @pytest.mark.slow
