@@ -557,9 +557,30 @@ def _build_cases(doc: dict, base_dir: Path, issues: _Issues) -> list[CaseSpec]:
             if problem:
                 issues.add(at(key), key, f"{key}: {problem}")
 
+        if model is not None and not checked_refs.get(model) and isinstance(merged.get("params"), dict):
+            problem = _zoo_params_problem(model, merged["params"])
+            if problem:
+                issues.add(at("params"), "params", f"{label}: {problem}")
+
         if not issues.items:
             out.append(_case_spec(merged, base_dir, _line(issues.lines, case_path)))
     return out
+
+
+def _zoo_params_problem(model: str, params: dict) -> str | None:
+    """A misspelled zoo parameter is caught here, with its line, not later as a TypeError in the worker."""
+    ref = parse_reference(model)
+    if ref.kind != "zoo":
+        return None
+    from .zoo import MODELS
+
+    entry = MODELS.get(ref.target)
+    unknown = sorted(set(params) - set(entry.params)) if entry else []
+    if not unknown:
+        return None
+    hints = [f"'{u}'" + _did_you_mean(u, tuple(entry.params)) for u in unknown]
+    return (f"zoo:{entry.name} has no parameter{'s' if len(unknown) > 1 else ''} {', '.join(hints)}; "
+            f"valid: {', '.join(entry.params)}")
 
 
 _FLOAT_KEYS = frozenset({"map_cost_ms", "file_open_ms", "element_read_ms"})
