@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -235,6 +236,9 @@ def convert_tflite(savedmodel: Path, mode: str, out: Path, input_dtype: np.dtype
         if np.issubdtype(input_dtype, np.floating):
             converter.inference_input_type = tf.int8  # integer inputs (token ids) stay as they are
         converter.inference_output_type = tf.int8
+    # The converter is native code that can crash the process (TF 2.21 does, calibrating a Keras LSTM for int8):
+    # this line is then the last one in the worker's log, naming what it was doing.
+    print(f"tfperf: TF Lite conversion ({mode}) of {savedmodel} ...", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
     try:
         blob = converter.convert()
