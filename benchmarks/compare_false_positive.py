@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -99,17 +100,25 @@ def main(argv: list[str] | None = None) -> int:
             suite = root / "suite.yaml"
             suite.write_text(textwrap.dedent(SUITE))
         outs = []
+        loads = []
         for i in range(args.runs):
             out = root / f"run-{i}"
+            before = os.getloadavg()[0]
             took = run_suite(suite.resolve(), out)
+            after = os.getloadavg()[0]
+            loads.append((before, after))
             outs.append(out)
-            print(f"run {i + 1}/{args.runs}: {took:.0f} s -> {out}", file=sys.stderr)
+            # The load average says how busy the machine was: on a shared machine other processes, not the
+            # code, decide whether two runs agree.
+            print(f"run {i + 1}/{args.runs}: {took:.0f} s, load average {before:.1f} -> {after:.1f} on "
+                  f"{os.cpu_count()} CPUs -> {out}", file=sys.stderr)
     if len(outs) < 2:
         sys.exit("need at least two runs to compare")
 
     runs = [load_results(o) for o in outs]
     thresholds = sorted({0.05, 0.10, 0.20, threshold})
-    summary = {"runs": [str(o) for o in outs], "pairs": len(outs) * (len(outs) - 1) // 2, "by_threshold": {}}
+    summary = {"runs": [str(o) for o in outs], "pairs": len(outs) * (len(outs) - 1) // 2, "by_threshold": {},
+               "load_average_before_after": None if args.reuse else loads, "cpu_count": os.cpu_count()}
     flagged_rows: list[dict] = []
     for t in thresholds:
         counts: Counter = Counter()
