@@ -187,6 +187,9 @@ def test_environment_differences_are_warned():
     text = "\n".join(cmp.environment_warnings)
     assert "TensorFlow version" in text and "CPU model" in text and "NVIDIA L4" in text
     assert "environments differ" in compare.render_markdown(cmp)
+    busy = compare.environment_warnings(ENV, {**ENV, "load_average": [7.9, 7.5, 6.0]})
+    assert busy == ["the machine was busy during the current run (load average 7.9 on 2 CPUs): its timings "
+                    "include waiting for other processes"]
 
 
 def test_every_row_moving_together_is_warned_as_drift():

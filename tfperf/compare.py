@@ -372,6 +372,15 @@ def environment_warnings(base: dict, current: dict) -> list[str]:
     bg, cg = gpus(base), gpus(current)
     if bg != cg:
         out.append(f"GPUs differ: {', '.join(bg) or 'none'} (base) vs {', '.join(cg) or 'none'} (current)")
+    for label, env in (("base", base), ("current", current)):
+        # Optional: a run that recorded the load average (1-minute first) while it ran. Above one runnable
+        # process per CPU, other processes share the cores the steps were timed on.
+        load = env.get("load_average")
+        load = load[0] if isinstance(load, (list, tuple)) and load else load
+        cpus = env.get("cpu_count")
+        if isinstance(load, (int, float)) and isinstance(cpus, int) and cpus > 0 and load > cpus:
+            out.append(f"the machine was busy during the {label} run (load average {load:.1f} on {cpus} CPUs): "
+                       f"its timings include waiting for other processes")
     be, ce = base.get("env") or {}, current.get("env") or {}
     for k in sorted(set(be) | set(ce)):
         if be.get(k) != ce.get(k):
