@@ -42,7 +42,7 @@ def fixed_step_model(step_ms: float = 10.0, features: int = 16, classes: int = 4
     return keras.Model(inputs, keras.layers.Dense(classes)(x))
 
 
-def slow_map_dataset(batch_size: int, map_cost_ms: float = 4.0, features: int = 16, classes: int = 4,
+def slow_map_dataset(batch_size: int, map_cost_ms: float = 8.0, features: int = 16, classes: int = 4,
                      elements: int = 64) -> tf.data.Dataset:
     """A user `dataset:` with a slow per-element step (a sleep in a py_function), no parallelism and no prefetch:
     what-if runs can only wrap it (an appended prefetch, tf.data.Options)."""
