@@ -25,8 +25,14 @@ from .retracing import note_trace
 from .spec import DEPLOY_MODES, CaseSpec, InputSpec, LabelsSpec
 
 # Steps shorter than this are timed in blocks with one sync per block (torch.utils.benchmark's blocked
-# autorange does the same): a sync costs tens of microseconds and would otherwise be part of every sample.
+# autorange does the same) when the sync is a noticeable share of the step: sync_devices costs tens of
+# microseconds and would otherwise be part of every sample.
 BLOCKED_BELOW_S = 1e-3
+# ...but only when the sync costs more than this share of the step. On the CPU the sync is a value fetch
+# of a finished tensor (about a microsecond), and measured here, calls issued back to back without a fetch
+# ran slower than calls each followed by one (0.3 vs 0.8 ms for x + 1.0 under load): blocking there would
+# inflate the number it means to sharpen.
+SYNC_SHARE_FOR_BLOCKING = 0.02
 # A block lasts about this long, so the per-block sync and clock reads are a small share of it.
 BLOCK_TARGET_S = 10e-3
 MAX_BLOCK_SIZE = 1000
@@ -230,6 +236,18 @@ def error_dict(exc: BaseException, mode: str) -> dict:
             "traceback": "".join(traceback.format_exception(exc))[-4000:]}
 
 
+def measure_sync_cost(sync: Callable[[Any], None], finished: Any, n: int = 20) -> float:
+    """Median cost of forcing completion when nothing is pending: what each per-step sample pays for it."""
+    sync(finished)
+    costs = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        sync(finished)
+        costs.append(time.perf_counter() - t0)
+    costs.sort()
+    return costs[len(costs) // 2]
+
+
 class StepTimer:
     """Runs steps and times them; every step goes through `one_step` so the tracing count is read per call."""
 
@@ -303,8 +321,9 @@ def run_job(case: CaseSpec, job: JobSpec, ctx: JobContext, resolve: Callable[[st
         phase = "warm-up"
         warm = [timer.one_step()[0] for _ in range(case.warmup_steps)]
         estimate = min(warm) if warm else timer.one_step()[0]
+        sync_cost = measure_sync_cost(sync, out)
         block_size = 1
-        if estimate < BLOCKED_BELOW_S:
+        if estimate < BLOCKED_BELOW_S and sync_cost > SYNC_SHARE_FOR_BLOCKING * estimate:
             block_size = int(min(MAX_BLOCK_SIZE, max(2, math.ceil(BLOCK_TARGET_S / max(estimate, 1e-7)))))
             timer.block(block_size)  # warms the blocked loop itself
 
@@ -329,6 +348,7 @@ def run_job(case: CaseSpec, job: JobSpec, ctx: JobContext, resolve: Callable[[st
         result.timing = {
             "method": "per_step" if block_size == 1 else "blocked",
             "block_size": block_size,
+            "sync_cost_s": sync_cost,
             "warmup_steps": case.warmup_steps,
             "steps": case.steps,
             "repeats": case.repeats,
