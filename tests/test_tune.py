@@ -141,7 +141,10 @@ def test_tune_a_small_case_within_budget_and_its_winner_holds_when_re_measured(t
         # A loaded machine may end the budget before batch 128 ran; once it did, it must rank first.
         assert ranked[0]["batch_size"] == 128, case["ranking"]
     if case["best"] is not None:
-        assert case["best"]["batch_size"] == 128 and case["confirmation"]["status"] == "confirmed"
+        assert case["best"]["batch_size"] == 128
+        # Proven by a re-measure, or measured beside the baseline in its own worker when the budget ran out.
+        assert case["confirmation"]["status"] == "confirmed" or (
+            case["confirmation"]["status"] == "not run" and case["best"]["config"] == "baseline")
     else:  # no winner, or one that could not be proven: the baseline is what tune recommends
         assert (case["confirmation"] or {}).get("status") in (None, "not run", "not confirmed", "failed")
     # Every configuration ran in a worker that applied its settings before TF ran anything, and checked outputs.

@@ -543,8 +543,12 @@ class CaseTuner:
         one = self._confirm_in_one_worker()
         # No margin here: the reserve was kept with one, and each worker is killed at the budget's end anyway.
         if not self.affordable(confirm_best, self.confirm_need() / ESTIMATE_MARGIN, 0.0):
-            # Not recommended: a win measured once, minutes away from its baseline, can be the machine's load.
             tuning.confirmation = {"status": "not run", "reason": tuning.not_run[-1]["reason"]}
+            if best.candidate is base.candidate:
+                # A mode or batch size of the baseline's own worker: measured side by side with the baseline,
+                # in the same process minutes apart at most: recommended, and said to be measured once.
+                return
+            # Not recommended: a win measured once, in another worker than its baseline, can be the machine's load.
             tuning.unconfirmed, tuning.best = best, None
             best.verdict = "faster once, not re-measured (budget)"
             return
@@ -698,6 +702,8 @@ def summary_lines(t: CaseTuning) -> list[str]:
         conf = ""
         if c.get("status") == "confirmed":
             conf = f"; re-measured in fresh workers: {c['speedup']:.2f}× (p={_p_text(c.get('p_value'))})"
+        elif c.get("status") == "not run":
+            conf = f"; measured in the baseline's own worker, not re-measured ({c.get('reason')})"
         lines.append(f"best: {t.best.name} — {t.best.speedup:.2f}× the baseline ({t.baseline.name}){conf}")
     elif t.baseline is not None and t.baseline.result.ok:
         c = t.confirmation or {}
