@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from tfperf.serve_bench import (ServeBenchConfig, instances_from_metadata, rende
 FEATURES = 6
 CLASSES = 3
 FLAKY_EVERY = 4  # the flaky model answers 500 to every 4th predict request
+SLOW_S = 0.6  # the slow model's delay
 
 
 class PredictServer:
@@ -67,7 +69,9 @@ class PredictServer:
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 model = self.path.removeprefix("/v1/models/").split(":")[0].split("/")[0]
-                if not self.path.endswith(":predict") or model not in ("clf", "flaky"):
+                if model == "slow":  # answers later than the client's timeout
+                    time.sleep(SLOW_S)
+                if not self.path.endswith(":predict") or model not in ("clf", "flaky", "slow"):
                     self._reply(404, {"error": f"Servable not found for request: {self.path}"})
                     return
                 with server.lock:
@@ -89,7 +93,11 @@ class PredictServer:
                     return
                 self._reply(200, {"outputs": y.tolist()} if columnar else {"predictions": y.tolist()})
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request, client_address):  # a client that timed out and left: expected
+                pass
+
+        self.httpd = Server(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -198,6 +206,12 @@ def test_refused_connection_is_counted_by_kind():
     assert r.extra["connection_errors"] == {"ConnectionRefusedError": 8}
     assert r.extra["requests_sent"] == 8 and r.samples == [] and r.status == "failed"
     assert "ConnectionRefusedError" in r.error["message"]
+
+
+def test_timeouts_are_counted_by_kind(server):
+    config = ServeBenchConfig(server.url, "slow", concurrency=2, max_requests=4, warmup_requests=0, timeout_s=0.15)
+    outcome = run_bench(config, synthetic_instances((FEATURES,), "float32", batch=1))
+    assert outcome.connection_errors == {"TimeoutError": 4} and outcome.ok == 0 and outcome.sent == 4
 
 
 def test_time_cap_ends_an_unbounded_request_count(server):
