@@ -83,8 +83,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     modes = tuple(marker.args) or MODES
     unknown = [m for m in modes if m not in ALL_MODES]
     if unknown:
-        raise pytest.UsageError(f"{metafunc.definition.nodeid}: tf_modes: unknown mode(s) {', '.join(map(str, unknown))}; "
-                                f"choose from {', '.join(ALL_MODES)}")
+        # A collection error with this one line, no traceback.
+        pytest.fail(f"{metafunc.definition.nodeid}: tf_modes: unknown mode(s) {', '.join(map(str, unknown))}; "
+                    f"choose from {', '.join(ALL_MODES)}", pytrace=False)
     # A test that takes `mode` itself gets it; otherwise the mode reaches tf_benchmark through `tf_mode`.
     argname = "mode" if "mode" in metafunc.fixturenames else "tf_mode"
     metafunc.parametrize(argname, modes, ids=list(modes))
@@ -332,6 +333,8 @@ def _run_suite_job(benchmark: Any, suite: Any, case_name: str, mode: str, batch_
     if case.tf_config:
         pytest.skip(f"{case.name}: tf_config changes process-wide TensorFlow settings; use tfperf run")
     benchmark.group = case.name
+    # One step per round: every call forces completion anyway, so a block would amortize nothing but two clock
+    # reads, and on a loaded machine a long block is more likely to be preempted than a single step.
     rounds = case.steps * case.repeats
-    _measure_case(benchmark, case, mode, batch_size, rounds=rounds, iterations=None)
+    _measure_case(benchmark, case, mode, batch_size, rounds=rounds, iterations=1)
     benchmark.extra_info.update({"case": case.name, "suite": suite.name})

@@ -1,0 +1,205 @@
+"""The pytest plugin: tf_benchmark in every mode, --tfperf-suite items, and pytest-benchmark's compare gate on them.
+
+Each inner pytest run is a real subprocess (pytester.runpytest_subprocess) that imports TensorFlow: running it
+in-process would load TensorFlow into this test process, where other tests check that it is absent. The inner
+runs find the plugin through its installed `pytest11` entry point, as a user's project would.
+"""
+import json
+import subprocess
+import sys
+import textwrap
+from importlib.metadata import entry_points
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+# Inner runs: few rounds, short calibration; each still pays ~6 s for the TensorFlow import.
+FAST = ("--benchmark-max-time=0.05", "--benchmark-min-rounds=5")
+INNER_TIMEOUT_S = 300
+
+STEPS_PY = '''
+import os
+import tensorflow as tf
+
+# The regression the compare test makes: many matmuls more per step (at import time, so a traced mode sees it too).
+SLOW = int(os.environ.get("TFPERF_TEST_SLOW", "0"))
+
+
+def add_one(x):
+    y = x + 1.0
+    for _ in range(SLOW):
+        y = tf.matmul(y, y) * 1e-3
+    return y
+
+
+def add_inputs():
+    x = tf.ones((64, 64))
+    while True:
+        yield (x,), {}
+'''
+
+# `add` runs 60 one-step rounds (cheap at ~50 us a step) so its median is stable enough to compare across runs.
+SUITE_YAML = '''
+name: tiny
+defaults:
+  warmup_steps: 2
+  steps: 3
+  repeats: 2
+  profile: false
+cases:
+  - name: add
+    function: steps.py:add_one
+    inputs: steps.py:add_inputs
+    modes: [eager, function, xla]
+    steps: 20
+    repeats: 3
+  - name: mlp
+    model: zoo:mlp
+    params: {hidden: 8}
+    modes: [function]
+    batch_size: [4, 8]
+'''
+
+
+def benchmarks_of(path) -> dict:
+    return {b["name"]: b for b in json.loads(path.read_text())["benchmarks"]}
+
+
+def test_importing_the_plugin_does_not_import_tensorflow():
+    code = ("import sys, tfperf.pytest_plugin; "
+            "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_plugin_is_registered_through_the_pytest11_entry_point(pytestconfig):
+    assert [e.value for e in entry_points(group="pytest11") if e.name == "tfperf"] == ["tfperf.pytest_plugin"]
+    # ...and loaded into this very run (it adds its options to every project's pytest).
+    assert pytestconfig.pluginmanager.has_plugin("tfperf")
+    assert pytestconfig.getoption("tfperf_suites") == []
+
+
+@pytest.mark.slow
+def test_fixture_runs_each_mode_and_reports_extra_info(pytester):
+    pytester.makepyfile(test_steps='''
+        import pytest
+        import tensorflow as tf
+        import tfperf
+
+
+        @pytest.mark.tf_modes()
+        def test_marked(tf_benchmark):
+            x = tf.ones((32, 32))
+            tf_benchmark(lambda x: tf.matmul(x, x) + 1.0, x)
+
+
+        @pytest.mark.parametrize("mode", tfperf.MODES)
+        def test_parametrized(tf_benchmark, mode):
+            tf_benchmark(lambda x: x * 2.0, tf.ones((8,)), mode=mode, rounds=5)
+
+
+        def test_model(tf_benchmark):
+            tf_benchmark.model("zoo:mlp", mode="function", batch_size=8, task="train", params={"hidden": 8}, rounds=5)
+
+
+        def test_slow_input(tf_benchmark):
+            import time
+
+            def slow(i):
+                time.sleep(0.004)  # a preprocessing stage far slower than the step
+                return i
+
+            ds = tf.data.Dataset.range(1000).map(lambda i: tf.py_function(slow, [i], tf.int64))
+            tf_benchmark.from_dataset(lambda i: i + 1, ds, mode="function", rounds=5, warmup_steps=1)
+    ''')
+    out = pytester.path / "bench.json"
+    result = pytester.runpytest_subprocess(*FAST, f"--benchmark-json={out}", timeout=INNER_TIMEOUT_S)
+    result.assert_outcomes(passed=8)
+    benches = benchmarks_of(out)
+
+    for mode in ("eager", "function", "xla"):
+        for name in (f"test_marked[{mode}]", f"test_parametrized[{mode}]"):
+            info, stats = benches[name]["extra_info"], benches[name]["stats"]
+            assert info["mode"] == mode and info["device"] == "cpu"
+            assert info["tracing_count"] == (None if mode == "eager" else 1)  # traced once, no retrace
+            assert 0.0 <= info["input_wait_fraction"] < 0.5  # the arguments are in hand: nothing to wait for
+            assert info["first_call_s"] > 0
+            if mode != "eager":  # tracing (and XLA compilation) happened in the first call, outside the rounds
+                assert info["first_call_s"] > stats["min"]
+    assert benches["test_marked[eager]"]["params"] == {"tf_mode": "eager"}
+    assert benches["test_parametrized[xla]"]["params"] == {"mode": "xla"}
+    assert benches["test_parametrized[xla]"]["stats"]["rounds"] == 5
+
+    model = benches["test_model"]["extra_info"]
+    assert (model["mode"], model["task"], model["batch_size"], model["model"]) == ("function", "train", 8, "zoo:mlp")
+    assert model["tracing_count"] == 1  # the optimizer is built before the first call: no second trace
+    assert model["samples_per_s"] > 0 and model["input_source"] == "in_memory"
+
+    # The dataset's 4 ms sleep dominates a trivial step: most of each timed step is spent in next(iterator).
+    assert benches["test_slow_input"]["extra_info"]["input_wait_fraction"] > 0.5
+
+
+def test_tf_modes_marker_rejects_an_unknown_mode(pytester):
+    pytester.makepyfile('''
+        import pytest
+
+        @pytest.mark.tf_modes("eager", "jit")
+        def test_x(tf_benchmark):
+            pass
+    ''')
+    result = pytester.runpytest_subprocess("--collect-only", timeout=INNER_TIMEOUT_S)
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(["*test_x: tf_modes: unknown mode(s) jit; choose from eager, function, xla*"])
+    assert "Traceback" not in result.stdout.str() and "pytest_plugin.py" not in result.stdout.str()
+
+
+def test_bad_suite_is_a_usage_error_naming_the_line(pytester):
+    pytester.path.joinpath("bad.yaml").write_text("name: bad\ncases:\n  - name: a\n    model: zoo:mlp\n    stepz: 3\n")
+    result = pytester.runpytest_subprocess("--tfperf-suite", "bad.yaml", timeout=INNER_TIMEOUT_S)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*bad.yaml:5*stepz*"])
+
+
+@pytest.mark.slow
+def test_suite_items_save_and_compare_fail_on_a_regression(pytester, monkeypatch):
+    pytester.path.joinpath("steps.py").write_text(STEPS_PY)
+    pytester.path.joinpath("tiny.yaml").write_text(SUITE_YAML)
+    pytester.makepyfile(test_unrelated="def test_unrelated(): pass")  # not collected: no test paths were given
+
+    # 1. The whole suite: one benchmark per case x mode x batch size, saved as the baseline.
+    out = pytester.path / "suite.json"
+    first = pytester.runpytest_subprocess("--tfperf-suite", "tiny.yaml", "--benchmark-autosave",
+                                          f"--benchmark-json={out}", timeout=INNER_TIMEOUT_S)
+    first.assert_outcomes(passed=5)
+    benches = benchmarks_of(out)
+    assert sorted(benches) == sorted([
+        "test_suite[add-eager]", "test_suite[add-function]", "test_suite[add-xla]",
+        "test_suite[mlp-function-bs4]", "test_suite[mlp-function-bs8]"])
+    for name, b in benches.items():
+        case = b["extra_info"]["case"]
+        assert b["group"] == case and b["fullname"] == f"tiny.yaml::{name}"
+        assert b["params"]["mode"] == b["extra_info"]["mode"]
+        assert b["stats"]["rounds"] == (60 if case == "add" else 6)  # steps x repeats of the suite
+    assert benches["test_suite[mlp-function-bs8]"]["params"] == {"case": "mlp", "mode": "function", "batch_size": 8}
+    assert benches["test_suite[mlp-function-bs8]"]["extra_info"]["task"] == "train"
+    assert list((pytester.path / ".benchmarks").glob("*/0001_*.json"))
+
+    # 2. The step made far slower (20 extra 64x64 matmuls on a ~50 us step): the 10% median gate fails the run.
+    monkeypatch.setenv("TFPERF_TEST_SLOW", "20")
+    slow = pytester.runpytest_subprocess("--tfperf-suite", "tiny.yaml", "-k", "add-eager",
+                                         "--benchmark-compare=0001", "--benchmark-compare-fail=median:10%",
+                                         timeout=INNER_TIMEOUT_S)
+    assert slow.ret != 0
+    pytest.LineMatcher(slow.outlines + slow.errlines).fnmatch_lines(
+        ["*Performance has regressed*", "*test_suite?add-eager?*median*PercentageRegressionCheck*"])
+
+    # 3. Unchanged: the same gate passes. The threshold is generous (median:100%) because this machine is shared
+    #    and loaded; the regression above is ~100x, far beyond it either way.
+    monkeypatch.delenv("TFPERF_TEST_SLOW")
+    same = pytester.runpytest_subprocess("--tfperf-suite", "tiny.yaml", "-k", "add-eager",
+                                         "--benchmark-compare=0001", "--benchmark-compare-fail=median:100%",
+                                         timeout=INNER_TIMEOUT_S)
+    same.assert_outcomes(passed=1)
+    assert same.ret == 0
+    assert "Performance has regressed" not in same.stdout.str() + same.stderr.str()
