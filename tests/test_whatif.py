@@ -60,13 +60,13 @@ def test_naive_file_pipeline_gets_every_change_each_mapped_to_its_suggestion_cod
     changes = whatif.applicable_changes(case(), 8, available_bytes=8 << 30)
     codes = {c.name: advisor.what_if_code(c.name) for c in changes}
     singles = {code for name, code in codes.items() if code}
-    assert singles == {"prefetch", "parallelize-map", "parallel-interleave", "cache-dataset"}
+    assert singles == {"prefetch", "parallelize-map", "parallel-interleave", "cache-dataset", "small-batch"}
     combined = [c for c in changes if c.combined]
     assert len(combined) == 1 and codes[combined[0].name] is None  # never suggested as one code
     assert combined[0].pipeline == {"prefetch": AUTOTUNE, "num_parallel_calls": AUTOTUNE,
                                     "interleave": AUTOTUNE, "cache": True}
     bigger = [c for c in changes if c.batch_factor != 1]
-    assert len(bigger) == 1 and "16" in bigger[0].code and codes[bigger[0].name] is None
+    assert len(bigger) == 1 and "16" in bigger[0].code and codes[bigger[0].name] == "small-batch"
     for c in changes:
         assert c.code.strip() and "thread" not in c.name  # the threading rule keys on "thread"
 
@@ -137,6 +137,16 @@ def test_baseline_pools_the_runs_before_and_after_the_what_ifs():
     assert whatif.pooled_baseline(before, result(None, samples=(), status="failed")) is before
 
 
+def test_what_ifs_stop_before_the_case_timeout_and_say_so():
+    assert not whatif.Budget(limit_s=0.0, estimate_s=1.0).allows_another()  # this process is older than 0 s
+    assert whatif.Budget(limit_s=1e9, estimate_s=1.0).allows_another()
+    base = result(0.6, samples=[0.1] * 6)
+    base.what_if = [whatif.skipped_entry(whatif.applicable_changes(case(), 8)[0], timeout_s=60)]
+    run = RunResult(suite={"name": "t"}, environment={}, results=[base])
+    assert advisor.rule_what_if(run) == [] and what_if_rows(run)[0]["helped"] == "skipped (timeout_s)"
+    assert "60 s" in base.what_if[0]["skipped"]
+
+
 def test_tables_list_each_what_if_with_its_speedup():
     base = result(0.6, samples=[0.1] * 6)
     prefetch = whatif.applicable_changes(case(), 8)[0]
@@ -201,10 +211,11 @@ def test_prefetch_and_parallel_map_each_reduce_the_step_of_a_slow_pipeline(what_
     combined = next(w for w in slow["what_if"] if w["combined"])
     assert combined["input_wait_fraction"] < slow["input_wait_fraction"]
     # Every suggestion backed by a what-if names a change that helped; a change that did not is not suggested.
-    helped = {advisor.what_if_code(w["change"]) for w in slow["what_if"] if w["helped"]} - {None}
-    suggested = {s["code"] for s in slow["suggestions"]} & {"prefetch", "parallelize-map", "cache-dataset",
-                                                             "parallel-interleave"}
-    assert suggested == helped
+    tf_data_codes = {"prefetch", "parallelize-map", "cache-dataset", "parallel-interleave"}
+    helped = {advisor.what_if_code(w["change"]) for w in slow["what_if"] if w["helped"]} & tf_data_codes
+    suggested = {s["code"] for s in slow["suggestions"]} & tf_data_codes
+    assert suggested == helped and {"prefetch", "parallelize-map"} <= {
+        advisor.what_if_code(w["change"]) for w in slow["what_if"]}
     assert "input-bound" in {s["code"] for s in slow["suggestions"]}
 
 

@@ -122,7 +122,8 @@ def what_if_rows(run: RunResult) -> list[dict]:
     for r in run.results:
         for w in r.what_if or []:
             speedup = w.get("speedup")
-            helped = "failed: " + str(w["error"])[:60] if w.get("error") else ("yes" if w.get("helped") else "no")
+            helped = ("failed: " + str(w["error"])[:60] if w.get("error") else "skipped (timeout_s)"
+                      if w.get("skipped") else "yes" if w.get("helped") else "no")
             rows.append({
                 "job": r.spec.label,
                 "change": w.get("change", "?"),

@@ -24,9 +24,11 @@ Which jobs and which changes are plain functions over specs and results (no Tens
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -40,6 +42,9 @@ CACHE_MAX_BYTES = 1 << 30
 CACHE_MAX_MEMORY_SHARE = 0.25
 # The larger-batch what-if doubles the batch.
 BATCH_FACTOR = 2
+# What-ifs run inside the case's timeout_s (the runner kills the worker past it, and the job's own result with it):
+# a what-if is skipped, and says so, when the worker would pass this share of timeout_s while running it.
+TIMEOUT_SHARE = 0.8
 
 PREFETCH_CODE = "dataset = dataset.prefetch(tf.data.AUTOTUNE)  # the last stage of the pipeline"
 PARALLEL_MAP_CODE = "dataset = dataset.map(fn, num_parallel_calls=tf.data.AUTOTUNE)"
@@ -312,16 +317,62 @@ def run_what_ifs(case: CaseSpec, job: JobSpec, ctx: Any, resolve: Callable[[str]
             facts = {"error": f"{type(exc).__name__}: {exc}"[:200]}
     changes = applicable_changes(case, job.batch_size, dataset_facts=facts, available_bytes=_available_bytes())
     quiet_ctx = dataclasses.replace(ctx, fail_on_retrace=False)
-    measured = []
+    budget = Budget(case.timeout_s * TIMEOUT_SHARE, baseline.wall_s or 0.0)
+    measured: list[tuple[Change, Result | None]] = []
     for change in changes:
+        if not budget.allows_another():
+            measured.append((change, None))
+            continue
         new_case, new_job, new_resolve = variant(case, job, change, resolve)
-        measured.append((change, harness.run_job(new_case, new_job, quiet_ctx, new_resolve)))
-        # The re-run's iterator (and its prefetch/interleave threads) must be gone before the next one is timed.
+        with budget.timing():
+            measured.append((change, harness.run_job(new_case, new_job, quiet_ctx, new_resolve)))
+            # The re-run's iterator (and its prefetch/interleave threads) must be gone before the next is timed.
+            gc.collect()
+    unchanged = None
+    if budget.allows_another():
+        unchanged = harness.run_job(case.replace(profile=False, what_if=False, max_traces=None), job, quiet_ctx,
+                                    resolve)
         gc.collect()
-    unchanged = harness.run_job(case.replace(profile=False, what_if=False, max_traces=None), job, quiet_ctx, resolve)
-    gc.collect()
     pooled = pooled_baseline(baseline, unchanged)
-    return [what_if_entry(change, pooled, r) for change, r in measured], baseline_note(baseline, unchanged)
+    entries = [what_if_entry(change, pooled, r) if r is not None else skipped_entry(change, case.timeout_s)
+               for change, r in measured]
+    return entries, baseline_note(baseline, unchanged)
+
+
+def skipped_entry(change: Change, timeout_s: float) -> dict:
+    return {"change": change.name, "code": change.code, "combined": change.combined, "median_s": None,
+            "baseline_median_s": None, "speedup": None, "input_wait_fraction": None, "helped": False,
+            "skipped": f"not run: it would pass {TIMEOUT_SHARE:.0%} of the case's timeout_s ({timeout_s:g} s)"}
+
+
+class Budget:
+    """Time left for what-ifs: the worker's age (the runner's timeout_s counts from the worker's start) plus the
+    last re-run's duration must stay under the limit."""
+
+    def __init__(self, limit_s: float, estimate_s: float):
+        self.limit_s = limit_s
+        self.estimate_s = estimate_s
+
+    @staticmethod
+    def worker_age_s() -> float | None:
+        try:
+            import psutil
+
+            return time.time() - psutil.Process().create_time()
+        except Exception:  # noqa: BLE001 - without it, nothing is skipped
+            return None
+
+    def allows_another(self) -> bool:
+        age = self.worker_age_s()
+        return age is None or age + self.estimate_s <= self.limit_s
+
+    @contextlib.contextmanager
+    def timing(self):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.estimate_s = time.perf_counter() - t0
 
 
 def attach_what_ifs(case: CaseSpec, job: JobSpec, ctx: Any, resolve: Callable[[str], Any], result: Result) -> None:
