@@ -280,10 +280,11 @@ def _chain(n):
 
 
 step10 = _chain(10)
-step12 = _chain(12)  # 20% more matmuls: about 20% slower
+# 30% more matmuls: about 20% slower once the fixed cost of a call (sync, the final reduction) is counted.
+step13 = _chain(13)
 
 
-def inputs(size: int = 224):  # about 7 ms a step on 2 cores: per-call overhead does not dilute the 20%
+def inputs(size: int = 384):  # ~13 ms a step on 2 cores: the ~1 ms fixed cost per call barely dilutes the 20%
     x = tf.random.stateless_normal((size, size), seed=[1, 2])
     w = tf.random.stateless_normal((size, size), seed=[3, 4]) * 0.05
     while True:
@@ -305,7 +306,7 @@ cases:
 
 def _run_pair(tmp_path, attempt: int) -> dict:
     outs = {}
-    for label, grown in (("base", "step10"), ("current", "step12")):
+    for label, grown in (("base", "step10"), ("current", "step13")):
         suite = tmp_path / f"{label}.yaml"
         suite.write_text(SUITE.format(grown=grown))
         outs[label] = tmp_path / f"{label}-{attempt}"
@@ -345,5 +346,5 @@ def test_real_runs_flag_the_slower_step_and_pass_the_unchanged_one(tmp_path):
                     f"{rows['same']['verdict']} ({rows['same']['reason']})")
     grown = rows["grown"]
     assert grown["verdict"] == "regression", grown["reason"]
-    assert 1.1 < grown["ratio"] < 1.4 and grown["p_value"] < 0.01
+    assert 1.1 < grown["ratio"] < 1.5 and grown["p_value"] < 0.01
     assert proc.returncode == 1
