@@ -543,7 +543,10 @@ def _build_cases(doc: dict, base_dir: Path, issues: _Issues) -> list[CaseSpec]:
         task = merged.get("task") or CaseSpec.task
         modes = merged.get("modes") or list(CaseSpec.modes)
         deploy = [m for m in modes if m in DEPLOY_MODES]
-        if deploy and task != "infer":
+        if deploy and function is not None:
+            issues.add(at("modes"), "modes", f"{label}: deployment mode{'s' if len(deploy) > 1 else ''} "
+                       f"{', '.join(deploy)} export a Keras model: give the case a 'model', not a 'function'")
+        elif deploy and task != "infer":
             issues.add(at("modes"), "modes", f"{label}: deployment mode{'s' if len(deploy) > 1 else ''} "
                        f"{', '.join(deploy)} need{'' if len(deploy) > 1 else 's'} task: infer (the task is {task})")
 
