@@ -5,9 +5,9 @@ in-process would load TensorFlow into this test process, where other tests check
 runs find the plugin through its installed `pytest11` entry point, as a user's project would.
 """
 import json
+import os
 import subprocess
 import sys
-import textwrap
 from importlib.metadata import entry_points
 
 import pytest
@@ -80,44 +80,88 @@ def test_plugin_is_registered_through_the_pytest11_entry_point(pytestconfig):
     assert pytestconfig.getoption("tfperf_suites") == []
 
 
-@pytest.mark.slow
-def test_fixture_runs_each_mode_and_reports_extra_info(pytester):
-    pytester.makepyfile(test_steps='''
+def test_tf_modes_marker_rejects_an_unknown_mode(pytester):
+    pytester.makepyfile('''
         import pytest
-        import tensorflow as tf
-        import tfperf
 
-
-        @pytest.mark.tf_modes()
-        def test_marked(tf_benchmark):
-            x = tf.ones((32, 32))
-            tf_benchmark(lambda x: tf.matmul(x, x) + 1.0, x)
-
-
-        @pytest.mark.parametrize("mode", tfperf.MODES)
-        def test_parametrized(tf_benchmark, mode):
-            tf_benchmark(lambda x: x * 2.0, tf.ones((8,)), mode=mode, rounds=5)
-
-
-        def test_model(tf_benchmark):
-            tf_benchmark.model("zoo:mlp", mode="function", batch_size=8, task="train", params={"hidden": 8}, rounds=5)
-
-
-        def test_slow_input(tf_benchmark):
-            import time
-
-            def slow(i):
-                time.sleep(0.004)  # a preprocessing stage far slower than the step
-                return i
-
-            ds = tf.data.Dataset.range(1000).map(lambda i: tf.py_function(slow, [i], tf.int64))
-            tf_benchmark.from_dataset(lambda i: i + 1, ds, mode="function", rounds=5, warmup_steps=1)
+        @pytest.mark.tf_modes("eager", "jit")
+        def test_x(tf_benchmark):
+            pass
     ''')
-    out = pytester.path / "bench.json"
-    result = pytester.runpytest_subprocess(*FAST, f"--benchmark-json={out}", timeout=INNER_TIMEOUT_S)
-    result.assert_outcomes(passed=8)
-    benches = benchmarks_of(out)
+    result = pytester.runpytest_subprocess("--collect-only", timeout=INNER_TIMEOUT_S)
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(["*test_x: tf_modes: unknown mode(s) jit; choose from eager, function, xla*"])
+    assert "Traceback" not in result.stdout.str() and "pytest_plugin.py" not in result.stdout.str()
 
+
+def test_bad_suite_is_a_usage_error_naming_the_line(pytester):
+    pytester.path.joinpath("bad.yaml").write_text("name: bad\ncases:\n  - name: a\n    model: zoo:mlp\n    stepz: 3\n")
+    result = pytester.runpytest_subprocess("--tfperf-suite", "bad.yaml", timeout=INNER_TIMEOUT_S)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*bad.yaml:5*stepz*"])
+
+
+FIXTURE_TESTS = """
+import time
+
+import pytest
+import tensorflow as tf
+import tfperf
+
+
+@pytest.mark.tf_modes()
+def test_marked(tf_benchmark):
+    x = tf.ones((32, 32))
+    tf_benchmark(lambda x: tf.matmul(x, x) + 1.0, x)
+
+
+@pytest.mark.parametrize("mode", tfperf.MODES)
+def test_parametrized(tf_benchmark, mode):
+    tf_benchmark(lambda x: x * 2.0, tf.ones((8,)), mode=mode, rounds=5)
+
+
+def test_model(tf_benchmark):
+    tf_benchmark.model("zoo:mlp", mode="function", batch_size=8, task="train", params={"hidden": 8}, rounds=5)
+
+
+def test_slow_input(tf_benchmark):
+    def slow(i):
+        time.sleep(0.004)  # a preprocessing stage far slower than the step
+        return i
+
+    ds = tf.data.Dataset.range(1000).map(lambda i: tf.py_function(slow, [i], tf.int64))
+    tf_benchmark.from_dataset(lambda i: i + 1, ds, mode="function", rounds=5, warmup_steps=1)
+"""
+
+
+def run_inner(cwd, *args, env=None):
+    """One inner pytest run in a subprocess, as a user's CI would run it."""
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=INNER_TIMEOUT_S, env=env,
+                          stdin=subprocess.DEVNULL)
+    return proc
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory):
+    """One inner run (the TensorFlow import costs 6-15 s per process here, so the fixture tests and the suite share
+    it): the fixture tests named on the command line plus every job of tiny.yaml, saved with --benchmark-autosave."""
+    root = tmp_path_factory.mktemp("inner")
+    (root / "steps.py").write_text(STEPS_PY)
+    (root / "tiny.yaml").write_text(SUITE_YAML)
+    (root / "test_steps.py").write_text(FIXTURE_TESTS)
+    (root / "test_unrelated.py").write_text("def test_unrelated(): pass\\n")  # not named: not collected
+    out = root / "bench.json"
+    proc = run_inner(root, "test_steps.py", "--tfperf-suite", "tiny.yaml", *FAST, "--benchmark-autosave",
+                     f"--benchmark-json={out}")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert "13 passed" in proc.stdout, proc.stdout[-2000:]  # 8 fixture tests + 5 suite jobs, not test_unrelated
+    return root, benchmarks_of(out)
+
+
+@pytest.mark.slow
+def test_fixture_runs_each_mode_and_reports_extra_info(baseline):
+    _, benches = baseline
     for mode in ("eager", "function", "xla"):
         for name in (f"test_marked[{mode}]", f"test_parametrized[{mode}]"):
             info, stats = benches[name]["extra_info"], benches[name]["stats"]
@@ -140,39 +184,10 @@ def test_fixture_runs_each_mode_and_reports_extra_info(pytester):
     assert benches["test_slow_input"]["extra_info"]["input_wait_fraction"] > 0.5
 
 
-def test_tf_modes_marker_rejects_an_unknown_mode(pytester):
-    pytester.makepyfile('''
-        import pytest
-
-        @pytest.mark.tf_modes("eager", "jit")
-        def test_x(tf_benchmark):
-            pass
-    ''')
-    result = pytester.runpytest_subprocess("--collect-only", timeout=INNER_TIMEOUT_S)
-    assert result.ret != 0
-    result.stdout.fnmatch_lines(["*test_x: tf_modes: unknown mode(s) jit; choose from eager, function, xla*"])
-    assert "Traceback" not in result.stdout.str() and "pytest_plugin.py" not in result.stdout.str()
-
-
-def test_bad_suite_is_a_usage_error_naming_the_line(pytester):
-    pytester.path.joinpath("bad.yaml").write_text("name: bad\ncases:\n  - name: a\n    model: zoo:mlp\n    stepz: 3\n")
-    result = pytester.runpytest_subprocess("--tfperf-suite", "bad.yaml", timeout=INNER_TIMEOUT_S)
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*bad.yaml:5*stepz*"])
-
-
 @pytest.mark.slow
-def test_suite_items_save_and_compare_fail_on_a_regression(pytester, monkeypatch):
-    pytester.path.joinpath("steps.py").write_text(STEPS_PY)
-    pytester.path.joinpath("tiny.yaml").write_text(SUITE_YAML)
-    pytester.makepyfile(test_unrelated="def test_unrelated(): pass")  # not collected: no test paths were given
-
-    # 1. The whole suite: one benchmark per case x mode x batch size, saved as the baseline.
-    out = pytester.path / "suite.json"
-    first = pytester.runpytest_subprocess("--tfperf-suite", "tiny.yaml", "--benchmark-autosave",
-                                          f"--benchmark-json={out}", timeout=INNER_TIMEOUT_S)
-    first.assert_outcomes(passed=5)
-    benches = benchmarks_of(out)
+def test_suite_gives_one_benchmark_per_case_mode_and_batch_size(baseline):
+    root, all_benches = baseline
+    benches = {name: b for name, b in all_benches.items() if name.startswith("test_suite[")}
     assert sorted(benches) == sorted([
         "test_suite[add-eager]", "test_suite[add-function]", "test_suite[add-xla]",
         "test_suite[mlp-function-bs4]", "test_suite[mlp-function-bs8]"])
@@ -183,23 +198,26 @@ def test_suite_items_save_and_compare_fail_on_a_regression(pytester, monkeypatch
         assert b["stats"]["rounds"] == (60 if case == "add" else 6)  # steps x repeats of the suite
     assert benches["test_suite[mlp-function-bs8]"]["params"] == {"case": "mlp", "mode": "function", "batch_size": 8}
     assert benches["test_suite[mlp-function-bs8]"]["extra_info"]["task"] == "train"
-    assert list((pytester.path / ".benchmarks").glob("*/0001_*.json"))
+    assert list((root / ".benchmarks").glob("*/0001_*.json"))
 
-    # 2. The step made far slower (20 extra 64x64 matmuls on a ~50 us step): the 10% median gate fails the run.
-    monkeypatch.setenv("TFPERF_TEST_SLOW", "20")
-    slow = pytester.runpytest_subprocess("--tfperf-suite", "tiny.yaml", "-k", "add-eager",
-                                         "--benchmark-compare=0001", "--benchmark-compare-fail=median:10%",
-                                         timeout=INNER_TIMEOUT_S)
-    assert slow.ret != 0
-    pytest.LineMatcher(slow.outlines + slow.errlines).fnmatch_lines(
+
+@pytest.mark.slow
+def test_compare_fail_gates_a_suite_regression(baseline):
+    root, _ = baseline
+    gate = ("--tfperf-suite", "tiny.yaml", "-k", "add-eager", "--benchmark-compare=0001")
+
+    # The step made far slower (20 extra 64x64 matmuls on a ~50 us step): the 10% median gate fails the run.
+    slow = run_inner(root, *gate, "--benchmark-compare-fail=median:10%", env={**os.environ, "TFPERF_TEST_SLOW": "20"})
+    output = slow.stdout + slow.stderr
+    assert slow.returncode != 0, output[-3000:]
+    pytest.LineMatcher(output.splitlines()).fnmatch_lines(
         ["*Performance has regressed*", "*test_suite?add-eager?*median*PercentageRegressionCheck*"])
 
-    # 3. Unchanged: the same gate passes. The threshold is generous (median:100%) because this machine is shared
-    #    and loaded; the regression above is ~100x, far beyond it either way.
-    monkeypatch.delenv("TFPERF_TEST_SLOW")
-    same = pytester.runpytest_subprocess("--tfperf-suite", "tiny.yaml", "-k", "add-eager",
-                                         "--benchmark-compare=0001", "--benchmark-compare-fail=median:100%",
-                                         timeout=INNER_TIMEOUT_S)
-    same.assert_outcomes(passed=1)
-    assert same.ret == 0
-    assert "Performance has regressed" not in same.stdout.str() + same.stderr.str()
+    # Unchanged: the same kind of gate passes. The threshold is generous (median:100%) because this machine is
+    # shared and loaded (two runs of the same step differ by tens of percent); the regression above is ~10-100x.
+    env = {k: v for k, v in os.environ.items() if k != "TFPERF_TEST_SLOW"}
+    same = run_inner(root, *gate, "--benchmark-compare-fail=median:100%", env=env)
+    output = same.stdout + same.stderr
+    assert same.returncode == 0, output[-3000:]
+    assert "1 passed" in same.stdout and "Comparing against benchmarks from" in output
+    assert "Performance has regressed" not in output
