@@ -47,21 +47,28 @@ def test_parse_addresses():
 
 
 @pytest.fixture(scope="module")
-def training_loop(tmp_path_factory):
-    """The port of a training loop running in its own process (killed at the end of the module)."""
-    port = free_port()
+def training_loops(tmp_path_factory):
+    """The ports of two training loops (two "workers"), each in its own process, killed at the end of the module."""
     script = tmp_path_factory.mktemp("loop") / "train.py"
     script.write_text(TRAINING_LOOP)
-    proc = subprocess.Popen([sys.executable, str(script), str(port), "90"], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True, stdin=subprocess.DEVNULL)
+    ports = [free_port(), free_port()]
+    procs = [subprocess.Popen([sys.executable, str(script), str(port), "90"], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True, stdin=subprocess.DEVNULL) for port in ports]
     try:
-        import tensorflow  # noqa: F401 - the capture client's import overlaps the loop's own start-up
+        import tensorflow  # noqa: F401 - the capture client's import overlaps the loops' own start-up
 
-        assert proc.stdout.readline().strip() == "ready"
-        yield port
+        for proc in procs:
+            assert proc.stdout.readline().strip() == "ready"
+        yield ports
     finally:
-        proc.kill()
-        proc.wait()
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def training_loop(training_loops):
+    return training_loops[0]
 
 
 @pytest.mark.slow
@@ -94,3 +101,18 @@ def test_capture_text_summary_names_the_top_ops(training_loop, tmp_path, capsys)
     assert rc == 0
     assert "input-bound:" in text and "top ops by self time:" in text and "MatMul" in text
     assert f"tfperf tensorboard {tmp_path / 'c'}" in text
+
+
+@pytest.mark.slow
+def test_capture_several_workers_at_once(training_loops, tmp_path, capsys):
+    from tfperf.cli import main
+
+    addresses = ",".join(f"grpc://127.0.0.1:{p}" for p in training_loops)
+    rc = main(["capture", addresses, "--duration-ms", "1000", "--out", str(tmp_path / "c"), "--format", "json"])
+    profile = json.loads(capsys.readouterr().out)
+    assert rc == 0
+    assert len(profile["addresses"]) == 2
+    files = list((tmp_path / "c" / "tensorboard" / "capture" / "plugins" / "profile").glob("*/*.xplane.pb"))
+    assert len(files) == 2, files  # one trace per worker, in one run folder
+    assert len(profile["hosts"]) == 2
+    assert "readout_error" not in profile, profile.get("readout_error")

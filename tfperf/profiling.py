@@ -152,12 +152,27 @@ def read_profile(run_dir: str | Path, layer_names: Iterable[str] | None = None) 
         out["readout_error"] = f"xprof is not importable ({type(exc).__name__}: {exc}); pip install tensorboard-plugin-profile"
         return out
     for tool in TOOLS:
+        if tool == "memory_profile":
+            continue
         try:
             raw[tool] = _decode(raw_to_tool_data.xspace_to_tool_data([str(f) for f in files], tool, {}))
         except Exception as exc:  # noqa: BLE001
             errors[tool] = f"{type(exc).__name__}: {str(exc)[:300]}"
+    # The memory profile takes one host at a time (xprof asserts on several): read each, keep the largest peak.
+    peaks: dict[str, int] = {}
+    for f in files:
+        try:
+            memory = parse_memory_profile(_decode(raw_to_tool_data.xspace_to_tool_data([str(f)], "memory_profile", {})))
+        except Exception as exc:  # noqa: BLE001
+            errors["memory_profile"] = f"{f.name}: {type(exc).__name__}: {str(exc)[:300]}"
+            continue
+        host = f.name.removesuffix(".xplane.pb")
+        for allocator, peak in memory["memory_peak_by_allocator"].items():
+            peaks[allocator if len(files) == 1 else f"{host}/{allocator}"] = peak
+    if peaks or "memory_profile" not in errors:
+        out.update({"memory_peak_bytes": max(peaks.values()) if peaks else None, "memory_peak_by_allocator": peaks})
     parsers = {"input_pipeline_analyzer": parse_input_pipeline, "framework_op_stats": None,
-               "overview_page": parse_overview, "memory_profile": parse_memory_profile}
+               "overview_page": parse_overview}
     for tool, parse in parsers.items():
         if tool not in raw or parse is None:
             continue
