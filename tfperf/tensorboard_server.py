@@ -100,6 +100,17 @@ class TensorBoardServer:
         self.stop()
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the parent dies, so a killed `tfperf tensorboard` (or test) never
+    leaves a TensorBoard server behind on its port."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except Exception:  # noqa: BLE001 - best effort; stop() is the normal way out
+        pass
+
+
 def start_tensorboard(logdir: str | Path, port: int | None = None, host: str = HOST, timeout_s: float = 60.0,
                       require_profile_plugin: bool = True, log_path: Path | None = None) -> TensorBoardServer:
     """Start TensorBoard on `logdir`, wait until it answers, and check the profile plugin is loaded."""
@@ -117,7 +128,8 @@ def start_tensorboard(logdir: str | Path, port: int | None = None, host: str = H
            # Read the logdir once at start and then every 5 s, so a finished run shows up quickly.
            "--reload_interval", "5"]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    process = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+    process = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                               preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
     server = TensorBoardServer(logdir, port, process, log_path, host, log_file)
     deadline = time.monotonic() + timeout_s
     listing = None
