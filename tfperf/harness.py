@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import math
+import os
 import re
 import tempfile
 import time
@@ -349,6 +350,8 @@ def run_job(case: CaseSpec, job: JobSpec, ctx: JobContext, resolve: Callable[[st
             "method": "per_step" if block_size == 1 else "blocked",
             "block_size": block_size,
             "sync_cost_s": sync_cost,
+            # Runnable processes per minute while the timed steps ran: above the core count, they shared the CPU.
+            "load_average_1m": os.getloadavg()[0],
             "warmup_steps": case.warmup_steps,
             "steps": case.steps,
             "repeats": case.repeats,

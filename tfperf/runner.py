@@ -230,6 +230,17 @@ class CaseRunner:
         return offset
 
 
+def _note_load(run: RunResult) -> None:
+    """Keep the busiest load average seen between cases: compare warns when other processes shared the cores."""
+    try:
+        load = list(os.getloadavg())
+    except OSError:
+        return
+    seen = run.environment.get("load_average")
+    if not seen or load[0] > seen[0]:
+        run.environment["load_average"] = [round(x, 2) for x in load]
+
+
 def _attach_suggestions(run: RunResult) -> None:
     from .advisor import attach_suggestions
 
@@ -259,6 +270,7 @@ def run_suite(suite: Suite, out_dir: str | Path, *, reporter: Reporter | None = 
             finally:
                 if runner.tensorflow and "tensorflow" not in run.environment:
                     run.environment.update(runner.tensorflow)
+            _note_load(run)
             _attach_suggestions(run)
             write_results(run, results_path)
     except KeyboardInterrupt:
