@@ -8,6 +8,7 @@ import base64
 import io
 import json
 import os
+import re
 import select
 import shutil
 import subprocess
@@ -281,6 +282,23 @@ def test_page_is_offline_and_byte_stable():
     assert 'svg.fonttype' not in a and "<text" in a  # text stays text (svg.fonttype none), no glyph paths
     ids = [s.split('"')[0] for s in a.split(' id="')[1:]]
     assert len(ids) == len(set(ids)), "element ids repeat across inlined charts"
+
+
+def svg_texts(html: str) -> list[str]:
+    return re.findall(r"<text\b[^>]*>([^<]*)</text>", html)
+
+
+def test_log_axis_ticks_are_plain_text_not_mathtext():
+    """eager 150× slower than XLA puts the box plot on a log axis; its tick labels must read 1, 10, 100."""
+    rng = np.random.default_rng(3)
+    run = RunResult(suite={"name": "log"}, environment={}, results=[
+        Result("wide", "eager", "cpu", "train", 8, samples=lognormal(rng, 0.3)),
+        Result("wide", "xla", "cpu", "train", 8, samples=lognormal(rng, 0.002))])
+    html = render_html(run)
+    texts = svg_texts(html)
+    assert "ms per step" in texts
+    assert "\\mathdefault" not in html and not [t for t in texts if "$" in t or "^{" in t]
+    assert {"10", "100"} <= set(texts)  # the decades, as plain numbers
 
 
 def test_missing_and_null_fields_render():

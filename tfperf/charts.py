@@ -14,6 +14,7 @@ import re
 from typing import Sequence
 
 import matplotlib
+from matplotlib import ticker
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -21,6 +22,9 @@ RC = {
     "svg.fonttype": "none",
     "svg.hashsalt": "tfperf",
     "text.parse_math": False,
+    # With parse_math off, matplotlib's default log tick labels ($\mathdefault{10^{2}}$) would show as
+    # literal text: log axes get the plain formatter of log_axis() instead, and no formatter uses mathtext.
+    "axes.formatter.use_mathtext": False,
     "font.family": "sans-serif",
     "font.size": 9,
     "axes.spines.top": False,
@@ -46,6 +50,27 @@ _FALLBACK = ["#17becf", "#bcbd22", "#ff7f0e"]
 def mode_color(mode: str) -> str:
     """A fixed colour per mode; an unknown mode gets one chosen from its name, so pages stay byte-stable."""
     return MODE_COLORS.get(mode) or _FALLBACK[sum(mode.encode()) % len(_FALLBACK)]
+
+
+def plain_tick(v: float, _pos: object = None) -> str:
+    """A tick value as plain text (0.5, 20, 1e+04): never mathtext, which parse_math=False prints raw."""
+    if v <= 0 or not math.isfinite(v):
+        return ""
+    if 1e3 <= v < 1e9:
+        return f"{v:,.0f}"
+    if 1e-3 <= v < 1e3:
+        return f"{v:.4g}"
+    return f"{v:.0e}"
+
+
+def log_axis(ax, axis: str = "y", span: float = 10.0) -> None:
+    """A log scale with plain-text labels; ticked at 1, 2, 5 × 10^k unless the data spans over three decades."""
+    getattr(ax, f"set_{axis}scale")("log")
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    subs = (1.0, 2.0, 5.0) if span <= 1000 else (1.0,)
+    target.set_major_locator(ticker.LogLocator(base=10, subs=subs))
+    target.set_major_formatter(ticker.FuncFormatter(plain_tick))
+    target.set_minor_formatter(ticker.NullFormatter())
 
 
 def _figure(width_in: float, height_in: float) -> Figure:
@@ -130,7 +155,7 @@ def step_time_boxplot(series: Sequence[tuple[str, str, Sequence[float]]], prefix
         lo = min(min(d) for d in data)
         hi = max(max(d) for d in data)
         if lo > 0 and hi / lo > 20:  # eager vs XLA can differ by orders of magnitude
-            ax.set_yscale("log")
+            log_axis(ax, "y", hi / lo)
     return to_svg(fig, prefix)
 
 
