@@ -301,6 +301,60 @@ def test_log_axis_ticks_are_plain_text_not_mathtext():
     assert {"10", "100"} <= set(texts)  # the decades, as plain numbers
 
 
+def case_section(html: str, case: str) -> str:
+    """The HTML of one case's section (the case name as the page writes it, escaped)."""
+    start = html.index(f'data-case-section="{case}"')
+    return html[start:html.index("</section>", start)]
+
+
+def table_rows(section: str, cls: str) -> list[list[str]]:
+    """The cells' text of a <table class="cls"> body, tags stripped."""
+    body = section[section.index(f'<table class="{cls}">'):]
+    body = body[body.index("<tbody>"):body.index("</tbody>")]
+    return [[re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", tr, re.S)]
+            for tr in re.findall(r"<tr[^>]*>(.*?)</tr>", body, re.S)]
+
+
+DIST_CASE = "mlp <mirrored>"
+
+
+def distributed_run() -> RunResult:
+    rng = np.random.default_rng(5)
+    mirrored = Result(DIST_CASE, "function", "cpu", "train", 64, samples=lognormal(rng, 0.0124), replicas=2,
+                      global_batch_size=128, scaling_efficiency=0.4, profile={"allreduce_share": 0.109},
+                      extra={"strategy": "mirrored", "devices": 2, "workers": 1, "samples_per_s": 10000.0,
+                             "baseline": {"strategy": "one_device", "replicas": 1, "global_batch_size": 64,
+                                          "samples_per_s": 12500.0, "median_s": 0.00512}})
+    worker = Result("mlp-mw", "function", "cpu", "train", 32, samples=lognormal(rng, 0.034), replicas=2,
+                    global_batch_size=64, scaling_efficiency=0.9, extra={
+                        "strategy": "multi_worker", "workers": 2, "samples_per_s": 1800.0, "replicas_diverged": True,
+                        "baseline": {"samples_per_s": 1000.0}})
+    failed = Result.not_run(Result("mlp-mw", "xla", "cpu", "train", 32).spec, "failed", "WorkerDied",
+                            "worker 1 exited", replicas=2, extra={"strategy": "multi_worker", "workers": 2})
+    plain = Result("single", "function", "cpu", "train", 64, samples=lognormal(rng, 0.005))
+    return RunResult(suite={"name": "dist"}, environment={}, results=[mirrored, worker, failed, plain])
+
+
+def test_distributed_results_get_a_scaling_table_and_chart():
+    html = render_html(distributed_run())
+    esc = "mlp &lt;mirrored&gt;"
+    assert DIST_CASE not in html and esc in html
+    sec = case_section(html, esc)
+    assert "Scaling (tf.distribute)" in sec and "Scaling with replicas" in sec  # the table and the chart
+    # mode, strategy, workers, replicas, per-replica batch, global batch, 1 replica, N replicas, speed-up,
+    # efficiency, all-reduce share
+    assert table_rows(sec, "scaling") == [["function (batch 64)", "mirrored", "1", "2", "64", "128",
+                                           "12,500 samples/s", "10,000 samples/s", "0.80×", "40%", "10.9%"]]
+    assert "40% efficient" in svg_texts(sec)
+    mw = case_section(html, "mlp-mw")
+    rows = table_rows(mw, "scaling")
+    assert rows[0][:10] == ["function (batch 32) replicas diverged", "multi_worker", "2", "2", "32", "64",
+                            "1,000 samples/s", "1,800 samples/s", "1.80×", "90%"]
+    assert len(rows[0]) == 10  # no all-reduce column when no result has the figure
+    assert rows[1][0] == "xla (batch 32) failed" and rows[1][7] == "–"
+    assert "Scaling" not in case_section(html, "single")
+
+
 def test_missing_and_null_fields_render():
     """An old or partial results file: no samples, empty dicts, null profile fields, odd suggestion shapes."""
     run = RunResult.from_json({"schema_version": 1, "suite": {"name": "old"}, "environment": {}, "results": [

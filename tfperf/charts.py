@@ -191,6 +191,39 @@ def first_call_chart(lines: Sequence[dict], payback: dict | None, prefix: str) -
     return to_svg(fig, prefix)
 
 
+def scaling_chart(rows: Sequence[dict], prefix: str) -> str | None:
+    """tf.distribute scaling: samples/s with 1 replica and with N, the ideal linear line, efficiency annotated.
+
+    rows: [{label, mode, replicas, base, value, efficiency}] with base / value in samples/s.
+    """
+    rows = [r for r in rows if r.get("base") and r.get("value") and r.get("replicas")
+            and math.isfinite(r["base"]) and math.isfinite(r["value"])]
+    if not rows:
+        return None
+    fig = _figure(4.6, 2.6)
+    with matplotlib.rc_context(RC):
+        ax = fig.add_subplot()
+        xs = sorted({1} | {int(r["replicas"]) for r in rows})
+        for r in rows:
+            n, color = int(r["replicas"]), mode_color(r["mode"])
+            ax.plot([1, n], [r["base"], r["base"] * n], color=color, linestyle=":", linewidth=1.2)
+            ax.plot([1, n], [r["base"], r["value"]], color=color, marker="o", markersize=4, linewidth=1.8,
+                    label=r["label"])
+            if r.get("efficiency") is not None:
+                ax.annotate(f"{r['efficiency']:.0%} efficient", (n, r["value"]), xytext=(-4, -10),
+                            textcoords="offset points", fontsize=7, ha="right", va="top", color="#333")
+        ax.plot([], [], color="#555", linestyle=":", linewidth=1.2, label="ideal (linear)")
+        ax.set_xticks(xs)
+        ax.set_xticklabels([str(x) for x in xs])
+        ax.set_xlim(0.7, max(xs) + 0.3)
+        ax.set_ylim(bottom=0)
+        ax.set_xlabel("replicas (same per-replica batch)")
+        ax.set_ylabel("samples/s")
+        ax.set_title("Scaling with replicas", loc="left")
+        ax.legend(fontsize=7, frameon=False, loc="upper left")
+    return to_svg(fig, prefix)
+
+
 def ratio_chart(rows: Sequence[dict], threshold: float, prefix: str) -> str | None:
     """Comparison: ratio of medians (current / base) with its confidence interval, one line per row.
 

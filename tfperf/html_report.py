@@ -368,6 +368,58 @@ def _generic_table(items: Any) -> dict | None:
                                       for it in items]}
 
 
+def _num(v: Any) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+
+
+def allreduce_share(r: Result) -> float | None:
+    """The all-reduce share of op time (0..1), from the profile read-out or, failing that, extra."""
+    for src in (r.profile, r.extra):
+        if isinstance(src, dict) and _num(src.get("allreduce_share")) is not None:
+            return _num(src["allreduce_share"])
+    return None
+
+
+def scaling_rows(results: Iterable[Result]) -> list[dict]:
+    """One row per tf.distribute result: N replicas against the one-replica baseline measured in the same run."""
+    out = []
+    for r in results:
+        if not r.replicas:
+            continue
+        extra = r.extra if isinstance(r.extra, dict) else {}
+        base = extra.get("baseline") if isinstance(extra.get("baseline"), dict) else {}
+        value = _num(extra.get("samples_per_s")) or (rate(r) if r.ok and r.samples else None)
+        out.append({
+            "label": _job(r), "mode": r.mode, "status": r.status,
+            "strategy": _text(extra.get("strategy")) if extra.get("strategy") else "–",
+            "workers": extra.get("workers"),
+            "replicas": r.replicas, "per_replica_batch": r.batch_size, "global_batch": r.global_batch_size,
+            "base": _num(base.get("samples_per_s")), "value": value if r.ok else None,
+            "speedup": (value / base["samples_per_s"]) if value and _num(base.get("samples_per_s")) else None,
+            "efficiency": _num(r.scaling_efficiency), "allreduce": allreduce_share(r),
+            "diverged": bool(extra.get("replicas_diverged")),
+        })
+    return out
+
+
+def _scaling_view(results: list[Result], prefix: str) -> dict | None:
+    rows = scaling_rows(results)
+    if not rows:
+        return None
+    chart = charts.scaling_chart(rows, f"{prefix}-scale")
+    return {
+        "chart": Markup(chart) if chart else None,
+        "rows": [{**row, "replicas": fmt_num(row["replicas"]), "per_replica_batch": fmt_num(row["per_replica_batch"]),
+                  "global_batch": fmt_num(row["global_batch"]),
+                  "workers": fmt_num(row["workers"]) if row["workers"] is not None else "–",
+                  "base": f"{fmt_num(row['base'])} samples/s" if row["base"] else "–",
+                  "value": f"{fmt_num(row['value'])} samples/s" if row["value"] else "–",
+                  "speedup": _speedup_text(row["speedup"]), "efficiency": fmt_pct(row["efficiency"]),
+                  "allreduce": fmt_pct(row["allreduce"], 1)} for row in rows],
+        "any_allreduce": any(row["allreduce"] is not None for row in rows),
+    }
+
+
 def _case_view(name: str, results: list[Result], index: int) -> dict:
     swept = len({r.batch_size for r in results}) > 1
     rows = [_row(r, results, swept) for r in results]
@@ -402,6 +454,7 @@ def _case_view(name: str, results: list[Result], index: int) -> dict:
         "device": ", ".join(dict.fromkeys(r.device for r in results)),
         "rows": rows,
         "charts": [Markup(c) for c in (tp_chart, box_chart, fc_chart) if c],
+        "scaling": _scaling_view(results, prefix),
         "payback": payback,
         "tracing": tracing,
         "inputs": inputs,
