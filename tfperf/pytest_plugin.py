@@ -137,7 +137,7 @@ class TfBenchmark:
                              "(deployment modes need a model: tf_benchmark.model(...))")
         call, traced = wrap_mode(step, mode)
         source = InputSource("fixed", lambda: (args, kwargs), "the arguments given to tf_benchmark")
-        prepared = PreparedStep(call, source, traced)
+        prepared = PreparedStep(_placed(call, device), source, traced)
         return _measure(self.benchmark, prepared, mode=mode, device=_resolve_device(device), task=None,
                         batch_size=None, warmup_steps=warmup_steps, rounds=rounds, iterations=iterations)
 
@@ -151,7 +151,7 @@ class TfBenchmark:
 
         mode = mode or self.default_mode
         call, traced = wrap_mode(step, mode)
-        prepared = PreparedStep(call, dataset_source(dataset, "dataset", "tf.data.Dataset given to tf_benchmark"), traced)
+        prepared = PreparedStep(_placed(call, device), dataset_source(dataset, "dataset", "tf.data.Dataset given to tf_benchmark"), traced)
         return _measure(self.benchmark, prepared, mode=mode, device=_resolve_device(device), task=None,
                         batch_size=None, warmup_steps=warmup_steps, rounds=rounds, iterations=iterations)
 
@@ -177,6 +177,22 @@ def tf_benchmark(benchmark: Any, request: pytest.FixtureRequest, tf_mode: str | 
     """pytest-benchmark's `benchmark`, TensorFlow-aware: tf_benchmark(step, *args, mode="xla") or
     tf_benchmark.model("zoo:mlp", mode="function", batch_size=32, task="train")."""
     return TfBenchmark(benchmark, request, _node_mode(request.node, tf_mode))
+
+
+def _placed(call: Callable[..., Any], device: str) -> Callable[..., Any]:
+    """A step pinned to an explicitly requested device; with "auto" its tensors decide, as in plain TensorFlow."""
+    if device == "auto":
+        return call
+    import tensorflow as tf
+
+    from .harness import tf_device_name
+
+    name = tf_device_name(_resolve_device(device))
+
+    def on_device(*args: Any, **kwargs: Any) -> Any:
+        with tf.device(name):
+            return call(*args, **kwargs)
+    return on_device
 
 
 def _resolve_device(device: str) -> str:
