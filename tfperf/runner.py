@@ -175,8 +175,11 @@ class CaseRunner:
             return "done"
         remaining = [i for i in range(len(self.jobs)) if i not in results]
         if timed_out:
+            # Killed before it started a job (a slow import on a busy machine): the first job it owed is the
+            # one that ran out of time.
+            running = attempt.current if attempt.current is not None else (remaining[0] if remaining else None)
             for i in remaining:
-                if i == attempt.current:
+                if i == running:
                     r = Result.not_run(self._job(i), "timeout", "Timeout",
                                        f"killed after the case's timeout_s of {self.case.timeout_s:g} s",
                                        "raise timeout_s for this case, or lower steps/repeats")
