@@ -355,6 +355,40 @@ def test_distributed_results_get_a_scaling_table_and_chart():
     assert "Scaling" not in case_section(html, "single")
 
 
+def test_deployment_modes_are_compared_with_function_and_xla():
+    rng = np.random.default_rng(9)
+    case = "clf & <co>"
+    agree = {"max_abs_error": 2.5e-06, "mean_abs_error": 0.0, "max_rel_error": 1e-6, "top1_agreement": 1.0}
+    run = RunResult(suite={"name": "deploy"}, environment={}, results=[
+        Result(case, "function", "cpu", "infer", 8, samples=lognormal(rng, 0.006)),
+        Result(case, "xla", "cpu", "infer", 8, samples=lognormal(rng, 0.0015)),
+        Result(case, "tflite", "cpu", "infer", 8, samples=lognormal(rng, 0.0001), model_size_bytes=1024 * 1024,
+               load_time_s=0.0056, output_agreement=agree, extra={"num_threads": 2}),
+        Result(case, "tflite-dynamic", "cpu", "infer", 8, samples=lognormal(rng, 0.00005), model_size_bytes=276616,
+               load_time_s=0.0012, output_agreement={"max_abs_error": 0.045, "mean_abs_error": 0.0077,
+                                                     "top1_agreement": 0.9921875}, extra={"num_threads": 2}),
+        Result.not_run(Result(case, "tflite-int8", "cpu", "infer", 8).spec, "failed", "ConverterError<x>",
+                       "op <Erf> is not supported by TF Lite"),
+        Result("plain", "function", "cpu", "infer", 8, samples=lognormal(rng, 0.006)),
+    ])
+    html = render_html(run)
+    sec = case_section(html, "clf &amp; &lt;co&gt;")
+    assert "<Erf>" not in html and "op &lt;Erf&gt; is not supported" in html
+    rows = table_rows(sec, "deployment")
+    # mode, status, median latency, vs function, model size, load time, max abs error, mean abs error, top-1, threads
+    assert [r[0] for r in rows] == ["function (batch 8)", "xla (batch 8)", "tflite (batch 8)",
+                                    "tflite-dynamic (batch 8)", "tflite-int8 (batch 8)"]
+    assert rows[0][3] == "1.00×" and rows[0][4:] == ["–"] * 6
+    assert rows[2][4:] == ["1.0 MiB", "5.60 ms", "2.5e-06", "0", "100.0%", "2"]
+    assert rows[3][4:] == ["270.1 KiB", "1.20 ms", "0.045", "0.0077", "99.2%", "2"]
+    assert float(rows[3][3].rstrip("×")) > 60  # 6 ms / 0.05 ms, give or take the sampled noise
+    assert rows[4][1] == "failed ConverterError&lt;x&gt;" and rows[4][2] == "–"
+    texts = svg_texts(sec)
+    assert {"Latency per mode", "Model size", "tflite-dynamic"} <= set(texts)
+    assert not [t for t in texts if "$" in t]  # a 120× latency spread is a log axis: plain tick labels
+    assert "Deployment" not in case_section(html, "plain")
+
+
 def test_missing_and_null_fields_render():
     """An old or partial results file: no samples, empty dicts, null profile fields, odd suggestion shapes."""
     run = RunResult.from_json({"schema_version": 1, "suite": {"name": "old"}, "environment": {}, "results": [

@@ -191,6 +191,54 @@ def first_call_chart(lines: Sequence[dict], payback: dict | None, prefix: str) -
     return to_svg(fig, prefix)
 
 
+def deployment_chart(rows: Sequence[dict], prefix: str) -> str | None:
+    """Two panels: latency per mode (grouped by batch size) and model size per mode.
+
+    rows: [{mode, batch_size, latency_s, size_bytes}]; a missing size (function, xla) leaves no size bar.
+    """
+    lat = [r for r in rows if r.get("latency_s") and math.isfinite(r["latency_s"])]
+    if not lat:
+        return None
+    modes = list(dict.fromkeys(r["mode"] for r in rows))
+    sizes = sorted({r.get("batch_size") for r in lat}, key=lambda b: (b is None, b or 0))
+    size_of: dict[str, float] = {}
+    for r in rows:  # the artefact's size barely moves with the batch size: one bar per mode
+        if r.get("size_bytes") and r["mode"] not in size_of:
+            size_of[r["mode"]] = r["size_bytes"] / 2**20
+    fig = _figure(max(6.4, 2.4 + 0.45 * len(modes) * (len(sizes) + 1)), 2.8)
+    with matplotlib.rc_context(RC):
+        ax, axs = fig.subplots(1, 2, width_ratios=[max(1, len(sizes)) * 1.4, 1])
+        width = 0.8 / len(modes)
+        for i, mode in enumerate(modes):
+            xs, ys = [], []
+            for j, bs in enumerate(sizes):
+                for r in lat:
+                    if r["mode"] == mode and r.get("batch_size") == bs:
+                        xs.append(j + (i - (len(modes) - 1) / 2) * width)
+                        ys.append(r["latency_s"] * 1000.0)
+            ax.bar(xs, ys, width=width * 0.95, color=mode_color(mode), label=mode)
+        ax.set_xticks(range(len(sizes)))
+        ax.set_xticklabels([f"batch {b}" if b is not None else "" for b in sizes])
+        ax.set_ylabel("ms per call (median)")
+        ax.set_title("Latency per mode", loc="left")
+        vals = [r["latency_s"] for r in lat]
+        if min(vals) > 0 and max(vals) / min(vals) > 20:  # TF Lite and tf.function can be 100× apart
+            log_axis(ax, "y", max(vals) / min(vals))
+        ax.legend(fontsize=7, frameon=False, ncols=min(len(modes), 3), loc="upper left", bbox_to_anchor=(0, -0.12))
+        if size_of:
+            names = list(size_of)
+            bars = axs.bar(range(len(names)), [size_of[m] for m in names], color=[mode_color(m) for m in names])
+            axs.bar_label(bars, labels=[f"{size_of[m]:.2g}" for m in names], fontsize=7, padding=1)
+            axs.set_xticks(range(len(names)))
+            axs.set_xticklabels(names, rotation=30, ha="right", fontsize=7)
+            axs.margins(y=0.15)
+        else:
+            axs.set_xticks([])
+        axs.set_ylabel("MiB")
+        axs.set_title("Model size", loc="left")
+    return to_svg(fig, prefix)
+
+
 def scaling_chart(rows: Sequence[dict], prefix: str) -> str | None:
     """tf.distribute scaling: samples/s with 1 replica and with N, the ideal linear line, efficiency annotated.
 

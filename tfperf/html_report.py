@@ -23,6 +23,7 @@ from markupsafe import Markup
 
 from . import charts, stats
 from .results import Result, RunResult, atomic_write_text
+from .spec import DEPLOY_MODES
 
 # Profiler thresholds (DESIGN.md, from op_stats_to_input_pipeline_analysis.cc): input-bound moderately at 5%,
 # highly at 20% of step time.
@@ -420,6 +421,62 @@ def _scaling_view(results: list[Result], prefix: str) -> dict | None:
     }
 
 
+# Deployment modes are compared with these (same case, same batch size): the model as it was trained and measured.
+DEPLOY_REFERENCE_MODES = ("function", "xla")
+
+
+def deployment_rows(results: Iterable[Result]) -> list[dict]:
+    """The deployment comparison of one case: every deployment result and its function/xla references,
+    per batch size, with latency against tf.function's, size, load time and output agreement."""
+    results = [r for r in results if r.mode in DEPLOY_MODES or r.mode in DEPLOY_REFERENCE_MODES]
+    if not any(r.mode in DEPLOY_MODES for r in results):
+        return []
+    order = {m: i for i, m in enumerate(DEPLOY_REFERENCE_MODES + DEPLOY_MODES)}
+    results = sorted(results, key=lambda r: (r.batch_size is None, r.batch_size or 0, order[r.mode]))
+    out = []
+    for r in results:
+        ref = next((f for f in _ok(results) if f.mode == "function" and f.batch_size == r.batch_size), None)
+        agree = r.output_agreement if isinstance(r.output_agreement, dict) else {}
+        extra = r.extra if isinstance(r.extra, dict) else {}
+        ok = r.ok and bool(r.samples)
+        out.append({
+            "mode": r.mode, "batch_size": r.batch_size, "status": r.status, "label": _job(r),
+            "latency_s": r.median_s if ok else None,
+            "vs_function": (ref.median_s / r.median_s) if ok and ref and r.median_s else None,
+            "size_bytes": _num(r.model_size_bytes), "load_time_s": _num(r.load_time_s),
+            "max_abs_error": _num(agree.get("max_abs_error")), "mean_abs_error": _num(agree.get("mean_abs_error")),
+            "top1_agreement": _num(agree.get("top1_agreement")),
+            "num_threads": extra.get("num_threads") if isinstance(extra.get("num_threads"), int) else None,
+            "error_type": (r.error or {}).get("type") if isinstance(r.error, dict) else None,
+        })
+    return out
+
+
+def _deployment_view(results: list[Result], prefix: str) -> dict | None:
+    rows = deployment_rows(results)
+    if not rows:
+        return None
+    chart = charts.deployment_chart(rows, f"{prefix}-deploy")
+    return {
+        "chart": Markup(chart) if chart else None,
+        "rows": [{"mode": r["mode"], "label": r["label"], "status": r["status"], "error_type": r["error_type"],
+                  "latency": fmt_seconds(r["latency_s"]), "vs_function": _speedup_text(r["vs_function"]),
+                  "size": fmt_bytes(r["size_bytes"]), "load_time": fmt_seconds(r["load_time_s"]),
+                  "max_abs_error": _sci(r["max_abs_error"]), "mean_abs_error": _sci(r["mean_abs_error"]),
+                  "top1": fmt_pct(r["top1_agreement"], 1), "threads": fmt_num(r["num_threads"]),
+                  "reference": r["mode"] in DEPLOY_REFERENCE_MODES} for r in rows],
+    }
+
+
+def _sci(v: float | None) -> str:
+    """An error figure: 0 as 0, tiny ones in scientific notation so 2.5e-06 does not read as 0."""
+    if v is None:
+        return "–"
+    if v == 0:
+        return "0"
+    return f"{v:.2g}" if abs(v) >= 1e-3 else f"{v:.1e}"
+
+
 def _case_view(name: str, results: list[Result], index: int) -> dict:
     swept = len({r.batch_size for r in results}) > 1
     rows = [_row(r, results, swept) for r in results]
@@ -455,6 +512,7 @@ def _case_view(name: str, results: list[Result], index: int) -> dict:
         "rows": rows,
         "charts": [Markup(c) for c in (tp_chart, box_chart, fc_chart) if c],
         "scaling": _scaling_view(results, prefix),
+        "deployment": _deployment_view(results, prefix),
         "payback": payback,
         "tracing": tracing,
         "inputs": inputs,
