@@ -307,6 +307,8 @@ def tune(
                         command=["tfperf", *sys.argv[1:]])
     typer.echo(render_text(result))
     typer.echo(f"wrote {out_dir}/tune.md, tune.json, tuned.yaml, results.json, report.html", err=True)
+    # 1 when a case could not be tuned at all (its baseline failed), like `run` for a failed case.
+    raise typer.Exit(1 if any(t.message for t in result.cases) else 0)
 
 
 @app.command("serve-bench")
