@@ -90,6 +90,17 @@ def test_measured_pipeline_changes_become_the_advisors_verified_suggestions():
     assert "num_parallel_calls=tf.data.AUTOTUNE" in codes["parallelize-map"]["fix"]
 
 
+def test_combined_settings_merge_grappler_options_and_keep_the_rest():
+    merged = tune.merge_settings([{"intra_op_threads": 1, "inter_op_threads": 2}, {"grappler": {"remapping": False}},
+                                  {"grappler": {"layout_optimizer": False}}, {"jit": "autoclustering"}])
+    assert merged == {"intra_op_threads": 1, "inter_op_threads": 2, "jit": "autoclustering",
+                      "grappler": {"remapping": False, "layout_optimizer": False}}
+    from tfperf.tfconfig import code_for, validate
+
+    assert validate(merged) == []
+    assert 'tf.config.optimizer.set_jit("autoclustering")' in code_for(merged)
+
+
 def test_thread_grid_leaves_out_tensorflows_default():
     assert tune.thread_grid(2) == [(1, 1), (1, 2), (2, 1)]
     assert (8, 8) not in tune.thread_grid(8) and (4, 1) in tune.thread_grid(8)
