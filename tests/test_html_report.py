@@ -389,6 +389,31 @@ def test_deployment_modes_are_compared_with_function_and_xla():
     assert "Deployment" not in case_section(html, "plain")
 
 
+def test_serve_results_show_throughput_percentiles_errors_and_a_histogram():
+    """A `tfperf serve-bench` result, shaped as serve_bench.to_result writes it (built by hand: no server)."""
+    lat = [0.001 * (i + 1) for i in range(100)]  # 1..100 ms: p50 50.5 ms, max 100 ms
+    extra = {"url": "http://127.0.0.1:8501", "endpoint": "/v1/models/m<1>:predict", "concurrency": 4,
+             "requests_sent": 120, "requests_ok": 100, "requests_failed": 20,
+             "errors_by_status": {"400": 15}, "connection_errors": {"ConnectionRefusedError": 5},
+             "error_examples": {"400": ["shape <3> & co"]}, "wall_s": 2.5, "requests_per_s": 40.0,
+             "instances_per_s": 80.0, "stopped_by": "requests"}
+    serve = Result("m<1>", "serve", "endpoint", "infer", 2, samples=lat, first_call_s=0.02,
+                   model="/v1/models/m<1>:predict", extra=extra)
+    html = render_html(RunResult(suite={"name": "serve-bench-m"}, environment={}, results=[serve]))
+    sec = case_section(html, "m&lt;1&gt;")
+    assert "m<1>" not in html and "shape &lt;3&gt; &amp; co" in sec
+    assert '<dd data-serve="throughput">40 requests/s, 80 instances/s</dd>' in sec
+    assert "<dd>4</dd>" in sec and "120 sent, 100 ok, 20 failed" in sec  # concurrency, request counts
+    assert table_rows(sec, "serve-latency") == [["50.50 ms", "90.10 ms", "99.01 ms", "100.00 ms"]]
+    assert table_rows(sec, "serve-errors") == [["HTTP 400", "15", "shape &lt;3&gt; &amp; co"],
+                                               ["ConnectionRefusedError", "5", ""]]
+    texts = svg_texts(sec)
+    assert "Request latency" in texts and {"p50", "p90", "p99"} <= set(texts)
+    assert "First call vs steady state" not in texts and "Throughput (from the median step)" not in texts
+    assert "20 of 120 requests failed" in sec and "timing is noisy" not in sec
+    assert "80 instances/s" in table_rows(html[html.index('<table class="results">'):], "results")[0]
+
+
 def test_missing_and_null_fields_render():
     """An old or partial results file: no samples, empty dicts, null profile fields, odd suggestion shapes."""
     run = RunResult.from_json({"schema_version": 1, "suite": {"name": "old"}, "environment": {}, "results": [

@@ -239,6 +239,29 @@ def deployment_chart(rows: Sequence[dict], prefix: str) -> str | None:
     return to_svg(fig, prefix)
 
 
+def latency_histogram(samples_s: Sequence[float], marks: dict[str, float], prefix: str) -> str | None:
+    """Histogram of request latencies in ms, with the percentiles in `marks` ({"p50": seconds, ...}) drawn as lines."""
+    data = [v * 1000.0 for v in samples_s if math.isfinite(v)]
+    if not data:
+        return None
+    fig = _figure(4.6, 2.6)
+    with matplotlib.rc_context(RC):
+        ax = fig.add_subplot()
+        bins = max(5, min(40, int(math.sqrt(len(data))) + 1))
+        ax.hist(data, bins=bins, color=MODE_COLORS["savedmodel"], alpha=0.7, edgecolor="white", linewidth=0.5)
+        styles = {"p50": "-", "p90": "--", "p99": ":"}
+        for name, v in marks.items():
+            if v is None or not math.isfinite(v):
+                continue
+            ax.axvline(v * 1000.0, color="#333", linestyle=styles.get(name, "-."), linewidth=1)
+            ax.annotate(name, (v * 1000.0, 1), xycoords=("data", "axes fraction"), xytext=(2, -2),
+                        textcoords="offset points", fontsize=7, va="top", color="#333")
+        ax.set_xlabel("ms per request (successful requests)")
+        ax.set_ylabel("requests")
+        ax.set_title("Request latency", loc="left")
+    return to_svg(fig, prefix)
+
+
 def scaling_chart(rows: Sequence[dict], prefix: str) -> str | None:
     """tf.distribute scaling: samples/s with 1 replica and with N, the ideal linear line, efficiency annotated.
 

@@ -160,7 +160,12 @@ def case_findings(case_results: list[Result]) -> list[Finding]:
             out.append(Finding(2, "function-loss", f"tf.function is {x.median_s / eager.median_s:.2f}× slower "
                                f"than eager" + _bs(x)))
     for r in ok:
-        if r.noisy:
+        extra = r.extra if isinstance(r.extra, dict) else {}
+        if r.mode == SERVE_MODE and extra.get("requests_failed"):
+            out.append(Finding(4, "failed", f"{_job(r)}: {fmt_num(extra['requests_failed'])} of "
+                               f"{fmt_num(extra.get('requests_sent'))} requests failed"))
+        # Latency under concurrent load is spread by queueing, not by the measurement: not called noisy.
+        if r.noisy and r.mode != SERVE_MODE:
             s = r.step_time_s
             out.append(Finding(1, "noisy", f"{_job(r)} timing is noisy: IQR {s['iqr'] / s['median']:.0%} of the "
                                "median"))
@@ -267,7 +272,9 @@ def _row(r: Result, case_results: list[Result], swept: bool) -> dict:
         "iqr_pct": fmt_pct(st["iqr"] / st["median"]) if st and st["median"] else "–",
         "noisy": bool(r.samples) and r.noisy,
         "samples": len(r.samples),
-        "throughput": (f"{fmt_num(tp['samples_per_s'])} samples/s" if tp.get("samples_per_s")
+        "throughput": (f"{fmt_num(r.extra['instances_per_s'])} instances/s" if r.mode == SERVE_MODE
+                       and isinstance(r.extra, dict) and _num(r.extra.get("instances_per_s")) is not None
+                       else f"{fmt_num(tp['samples_per_s'])} samples/s" if tp.get("samples_per_s")
                        else f"{fmt_num(tp['steps_per_s'])} steps/s" if tp.get("steps_per_s") else "–"),
         "speedup": _speedup_text(speedup_over_eager(r, case_results)),
         "first_call": fmt_seconds(r.first_call_s),
@@ -477,10 +484,62 @@ def _sci(v: float | None) -> str:
     return f"{v:.2g}" if abs(v) >= 1e-3 else f"{v:.1e}"
 
 
+SERVE_MODE = "serve"  # `tfperf serve-bench`: samples are per-request latencies under concurrent load
+
+
+def serve_summary(r: Result) -> dict:
+    """The load test's figures from a serve result: throughput, latency percentiles, errors by status and kind."""
+    e = r.extra if isinstance(r.extra, dict) else {}
+    st = r.step_time_s or {}
+    pct = {k: st.get(src) for k, src in (("p50", "median"), ("p90", "p90"), ("p99", "p99"), ("max", "max"))}
+    errors = []
+    examples = e.get("error_examples") if isinstance(e.get("error_examples"), dict) else {}
+    for key, n in sorted((e.get("errors_by_status") or {}).items()):
+        errors.append({"what": f"HTTP {key}", "count": n, "example": (examples.get(key) or [None])[0]})
+    for key, n in sorted((e.get("connection_errors") or {}).items()):
+        errors.append({"what": str(key), "count": n, "example": (examples.get(key) or [None])[0]})
+    return {
+        "endpoint": e.get("endpoint") or r.model, "url": e.get("url"), "concurrency": e.get("concurrency"),
+        "instances_per_request": r.batch_size, "sent": e.get("requests_sent"), "ok": e.get("requests_ok", len(r.samples)),
+        "failed": e.get("requests_failed"), "wall_s": _num(e.get("wall_s")),
+        "requests_per_s": _num(e.get("requests_per_s")), "instances_per_s": _num(e.get("instances_per_s")),
+        "latency": pct, "errors": errors, "stopped_by": e.get("stopped_by"),
+    }
+
+
+def _serve_view(results: list[Result], prefix: str) -> list[dict]:
+    out = []
+    for i, r in enumerate(x for x in results if x.mode == SERVE_MODE):
+        s = serve_summary(r)
+        chart = charts.latency_histogram(r.samples, {k: s["latency"][k] for k in ("p50", "p90", "p99")},
+                                         f"{prefix}-lat{i}")
+        out.append({
+            "label": _job(r), "status": r.status, "chart": Markup(chart) if chart else None,
+            "facts": [(k, v) for k, v in (
+                ("endpoint", _text(s["endpoint"]) if s["endpoint"] else None),
+                ("URL", _text(s["url"]) if s["url"] else None),
+                ("concurrency", fmt_num(s["concurrency"]) if s["concurrency"] is not None else None),
+                ("instances per request", fmt_num(s["instances_per_request"])
+                 if s["instances_per_request"] is not None else None),
+                ("requests", f"{fmt_num(s['sent'])} sent, {fmt_num(s['ok'])} ok, {fmt_num(s['failed'])} failed"
+                 if s["sent"] is not None else None),
+                ("wall time", fmt_seconds(s["wall_s"]) if s["wall_s"] is not None else None),
+                ("stopped by", f"the {_text(s['stopped_by'])} cap" if s["stopped_by"] else None),
+            ) if v],
+            "throughput": (f"{fmt_num(s['requests_per_s'])} requests/s, {fmt_num(s['instances_per_s'])} instances/s"
+                           if s["requests_per_s"] is not None else "–"),
+            "latency": [(k, fmt_seconds(v)) for k, v in s["latency"].items()],
+            "errors": [{**e, "count": fmt_num(e["count"]), "example": _text(e["example"]) if e["example"] else ""}
+                       for e in s["errors"]],
+        })
+    return out
+
+
 def _case_view(name: str, results: list[Result], index: int) -> dict:
     swept = len({r.batch_size for r in results}) > 1
     rows = [_row(r, results, swept) for r in results]
-    ok = _ok(results)
+    # A serve row's latencies are under concurrent load and it has no compile: its own histogram shows it.
+    ok = [r for r in _ok(results) if r.mode != SERVE_MODE]
     prefix = f"c{index}"
     tp_chart = charts.throughput_chart(
         [{"mode": r.mode, "batch_size": r.batch_size, "value": rate(r)} for r in ok], f"{prefix}-tp")
@@ -513,6 +572,7 @@ def _case_view(name: str, results: list[Result], index: int) -> dict:
         "charts": [Markup(c) for c in (tp_chart, box_chart, fc_chart) if c],
         "scaling": _scaling_view(results, prefix),
         "deployment": _deployment_view(results, prefix),
+        "serve": _serve_view(results, prefix),
         "payback": payback,
         "tracing": tracing,
         "inputs": inputs,
