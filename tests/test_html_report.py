@@ -414,6 +414,41 @@ def test_serve_results_show_throughput_percentiles_errors_and_a_histogram():
     assert "80 instances/s" in table_rows(html[html.index('<table class="results">'):], "results")[0]
 
 
+def test_what_if_table_lists_each_change_its_speedup_verdict_and_code():
+    rng = np.random.default_rng(11)
+    base = {"baseline_median_s": 0.132, "baseline_input_wait_fraction": 0.6}
+    what_if = [
+        {"change": "prefetch(AUTOTUNE)", "code": "dataset = dataset.prefetch(tf.data.AUTOTUNE)", "combined": False,
+         "median_s": 0.0789, "speedup": 1.673, "input_wait_fraction": 0.328, "p_value": 0.000108, "helped": True,
+         **base},
+        {"change": "larger batch (8 → 16)", "code": "dataset = dataset.batch(16)  # <and> scale the LR",
+         "combined": False, "batch_size": 16, "median_s": 0.244, "speedup": 1.08, "input_wait_fraction": 0.776,
+         "p_value": 0.125, "helped": False, **base},
+        {"change": "cache()", "code": "dataset = dataset.cache()", "combined": False, "median_s": None,
+         "speedup": None, "input_wait_fraction": None, "helped": False, "skipped": "not run: over the timeout"},
+        {"change": "combined: prefetch(AUTOTUNE) + cache()", "code": "a\nb", "combined": True, "median_s": 0.0576,
+         "speedup": 2.29, "input_wait_fraction": 0.055, "p_value": 0.000108, "helped": True, **base},
+    ]
+    r = Result("naive", "function", "cpu", "train", 8, samples=lognormal(rng, 0.132), input_wait_fraction=0.6,
+               what_if=what_if)
+    html = render_html(RunResult(suite={"name": "ip"}, environment={}, results=[r]))
+    sec = case_section(html, "naive")
+    rows = [row for row in table_rows(sec, "what-if") if len(row) > 1]
+    # change, step before, step after, speed-up, input wait before, after, p, verdict
+    assert rows == [
+        ["prefetch(AUTOTUNE)", "132.00 ms", "78.90 ms", "1.67×", "60.0%", "32.8%", "1.1e-04", "helped"],
+        ["larger batch (8 → 16)", "132.00 ms", "244.00 ms", "1.08× per sample", "60.0%", "77.6%", "0.12",
+         "did not help"],
+        ["cache()", "–", "–", "–", "–", "–", "–", "not run: over the timeout"],
+        ["combined: prefetch(AUTOTUNE) + cache()", "132.00 ms", "57.60 ms", "2.29×", "60.0%", "5.5%", "1.1e-04",
+         "helped"]]
+    assert sec.count('data-what-if-helped="yes"') == 2 and sec.count('data-what-if-helped="no"') == 2
+    codes = [row[0] for row in table_rows(sec, "what-if") if len(row) == 1]
+    assert codes == ["dataset = dataset.prefetch(tf.data.AUTOTUNE)",
+                     "dataset = dataset.batch(16)  # &lt;and&gt; scale the LR", "dataset = dataset.cache()", "a\nb"]
+    assert "more than 1.10× and Mann–Whitney p &lt; 0.05" in sec
+
+
 def test_missing_and_null_fields_render():
     """An old or partial results file: no samples, empty dicts, null profile fields, odd suggestion shapes."""
     run = RunResult.from_json({"schema_version": 1, "suite": {"name": "old"}, "environment": {}, "results": [

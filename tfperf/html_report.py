@@ -22,6 +22,7 @@ import jinja2
 from markupsafe import Markup
 
 from . import charts, stats
+from .advisor import SIGNIFICANCE_ALPHA, WHAT_IF_MIN_SPEEDUP
 from .results import Result, RunResult, atomic_write_text
 from .spec import DEPLOY_MODES
 
@@ -317,7 +318,7 @@ def _details(r: Result) -> dict:
                                         ("scaling efficiency", fmt_pct(r.scaling_efficiency, 0)
                                          if r.scaling_efficiency is not None else None)) if v]
     graph = [(k, fmt_num(v)) for k, v in (r.graph or {}).items()] if isinstance(r.graph, dict) else []
-    what_if = _generic_table(r.what_if) if r.what_if else None
+    what_if = what_if_rows(r.what_if) if r.what_if else None
     err = None
     if r.error:
         raw = r.error if isinstance(r.error, dict) else {"message": r.error}
@@ -535,6 +536,39 @@ def _serve_view(results: list[Result], prefix: str) -> list[dict]:
     return out
 
 
+def what_if_rows(entries: Any) -> list[dict] | None:
+    """The what-if re-runs of one result (tfperf.whatif entries), formatted, in the order they ran."""
+    if not isinstance(entries, list):
+        return None
+    out = []
+    for w in entries:
+        if not isinstance(w, dict):
+            continue
+        speedup, p = _num(w.get("speedup")), _num(w.get("p_value"))
+        if w.get("skipped"):
+            verdict, cls = _text(w["skipped"]), "inconclusive"
+        elif w.get("error"):
+            verdict, cls = f"failed: {_text(w['error'])}", "regression"
+        elif w.get("helped"):
+            verdict, cls = "helped", "improvement"
+        else:
+            verdict, cls = "did not help", "regression"
+        out.append({
+            "change": _text(w.get("change")) if w.get("change") else "–",
+            "combined": bool(w.get("combined")),
+            "baseline": fmt_seconds(_num(w.get("baseline_median_s"))),
+            "median": fmt_seconds(_num(w.get("median_s"))),
+            "speedup": _speedup_text(speedup),
+            "wait_before": fmt_pct(_num(w.get("baseline_input_wait_fraction")), 1),
+            "wait_after": fmt_pct(_num(w.get("input_wait_fraction")), 1),
+            "p_value": (f"{p:.2g}" if p >= 1e-3 else f"{p:.1e}") if p is not None else "–",
+            "per_sample": w.get("batch_size") is not None,
+            "helped": bool(w.get("helped")), "verdict": verdict, "verdict_class": cls,
+            "code": _text(w.get("code")) if w.get("code") else None,
+        })
+    return out or None
+
+
 def _case_view(name: str, results: list[Result], index: int) -> dict:
     swept = len({r.batch_size for r in results}) > 1
     rows = [_row(r, results, swept) for r in results]
@@ -658,6 +692,7 @@ def build_report(run: RunResult, out_dir: str | Path | None = None) -> dict:
         "environment": _environment(run.environment or {}),
         "tensorboard_command": f"tfperf tensorboard {out}",
         "noisy_threshold": fmt_pct(stats.NOISY_IQR_FRACTION),
+        "what_if_rule": f"faster by more than {WHAT_IF_MIN_SPEEDUP:.2f}× and Mann–Whitney p < {SIGNIFICANCE_ALPHA:g}",
     }
 
 
