@@ -8,7 +8,7 @@ whose function mode is faster, `avoid-xla` to the xla result, `prefetch` to the 
 measured it, and so on.
 
 Thresholds start from the TensorBoard profiler's own (xprof `op_stats_to_input_pipeline_analysis.cc` and
-`op_stats_to_overview_page.h`) and are module constants so the README (docs/suggestions.md) can quote them.
+`op_stats_to_overview_page.h`) and are module constants so the README can quote them.
 A suggestion that compares two measurements also needs the difference to be statistically significant when
 both have enough samples (`SIGNIFICANCE_ALPHA`): a 12% "win" inside the noise is not a suggestion.
 """
