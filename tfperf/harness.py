@@ -38,6 +38,8 @@ SYNC_SHARE_FOR_BLOCKING = 0.02
 BLOCK_TARGET_S = 10e-3
 MAX_BLOCK_SIZE = 1000
 PROFILE_STEPS = 5
+WARMUP_MIN_S = 0.5
+WARMUP_MAX_EXTRA_STEPS = 1000
 
 
 @dataclass
@@ -298,6 +300,32 @@ class StepTimer:
         return elapsed / n, wait / n
 
 
+def _warm_up_and_time(case: CaseSpec, timer: "StepTimer", sync: Callable[[Any], None],
+                      finished: Any) -> tuple[list[float], list[float], list[float], int, float]:
+    """Warm-up, then repeats x steps timed samples: (samples, input waits, warm-up step times, block size,
+    sync cost)."""
+    warm = [timer.one_step()[0] for _ in range(case.warmup_steps)]
+    # A fixed count is not enough: measured here, steps kept getting faster for the first ~0.3 s of a
+    # fresh worker (thread pools, caches, clocks ramping up: 43 -> 22 ms, 2.0 -> 0.5 ms), so warm-up also
+    # lasts at least WARMUP_MIN_S. warmup_steps: 0 still means no warm-up at all.
+    while case.warmup_steps and sum(warm) < WARMUP_MIN_S and len(warm) < case.warmup_steps + WARMUP_MAX_EXTRA_STEPS:
+        warm.append(timer.one_step()[0])
+    estimate = min(warm) if warm else timer.one_step()[0]
+    sync_cost = measure_sync_cost(sync, finished)
+    block_size = 1
+    if estimate < BLOCKED_BELOW_S and sync_cost > SYNC_SHARE_FOR_BLOCKING * estimate:
+        block_size = int(min(MAX_BLOCK_SIZE, max(2, math.ceil(BLOCK_TARGET_S / max(estimate, 1e-7)))))
+        timer.block(block_size)  # warms the blocked loop itself
+    samples: list[float] = []
+    waits: list[float] = []
+    for _ in range(case.repeats):
+        for _ in range(case.steps):
+            s, w = timer.one_step() if block_size == 1 else timer.block(block_size)
+            samples.append(s)
+            waits.append(w)
+    return samples, waits, warm, block_size, sync_cost
+
+
 def run_job(case: CaseSpec, job: JobSpec, ctx: JobContext, resolve: Callable[[str], Any]) -> Result:
     """Measure one job. Exceptions become a failed Result; they never escape (the worker goes on)."""
     started = time.perf_counter()
@@ -320,28 +348,15 @@ def run_job(case: CaseSpec, job: JobSpec, ctx: JobContext, resolve: Callable[[st
         timer._after_call()
 
         phase = "warm-up"
-        warm = [timer.one_step()[0] for _ in range(case.warmup_steps)]
-        estimate = min(warm) if warm else timer.one_step()[0]
-        sync_cost = measure_sync_cost(sync, out)
-        block_size = 1
-        if estimate < BLOCKED_BELOW_S and sync_cost > SYNC_SHARE_FOR_BLOCKING * estimate:
-            block_size = int(min(MAX_BLOCK_SIZE, max(2, math.ceil(BLOCK_TARGET_S / max(estimate, 1e-7)))))
-            timer.block(block_size)  # warms the blocked loop itself
-
-        phase = "timed steps"
-        samples: list[float] = []
-        waits: list[float] = []
-        for _ in range(case.repeats):
-            gc.collect()
-            # Like timeit: a collection pause belongs to no particular step and only adds noise.
-            gc.disable()
-            try:
-                for _ in range(case.steps):
-                    s, w = timer.one_step() if block_size == 1 else timer.block(block_size)
-                    samples.append(s)
-                    waits.append(w)
-            finally:
-                gc.enable()
+        # Like timeit: a collection pause belongs to no particular step and only adds noise, so the collector
+        # is off from warm-up to the end of the timed pass. Collect before warm-up, not before the timed
+        # steps: measured here, the steps right after a gc.collect() ran up to 3x slower (caches evicted).
+        gc.collect()
+        gc.disable()
+        try:
+            samples, waits, warm, block_size, sync_cost = _warm_up_and_time(case, timer, sync, out)
+        finally:
+            gc.enable()
         result.samples = samples
         result.input_wait_s = waits
         result.input_wait_fraction = sum(waits) / sum(samples) if sum(samples) > 0 else None
@@ -353,6 +368,8 @@ def run_job(case: CaseSpec, job: JobSpec, ctx: JobContext, resolve: Callable[[st
             # Runnable processes per minute while the timed steps ran: above the core count, they shared the CPU.
             "load_average_1m": os.getloadavg()[0],
             "warmup_steps": case.warmup_steps,
+            "warmup_steps_run": len(warm),
+            "warmup_s": sum(warm),
             "steps": case.steps,
             "repeats": case.repeats,
             "sync": sync_name,
