@@ -44,6 +44,15 @@ def bare_loop(fn, batches: list[tuple], n: int) -> float:
     return statistics.median(times)
 
 
+def warm_up(fn, batches: list[tuple], steps: int) -> None:
+    """The same warm-up tfperf gives a job: at least `steps` calls and at least harness.WARMUP_MIN_S."""
+    t0 = time.perf_counter()
+    i = 0
+    while i <= steps or time.perf_counter() - t0 < harness.WARMUP_MIN_S:
+        tf.nest.flatten(fn(*batches[i % len(batches)]))[0].numpy()
+        i += 1
+
+
 def tfperf_median(case: CaseSpec, job: JobSpec) -> float:
     ctx = harness.JobContext(out_dir=None, tf_device="/CPU:0")
     result = harness.run_job(case, job, ctx, lambda ref: resolve_reference(ref, HERE))
@@ -55,11 +64,13 @@ def tfperf_median(case: CaseSpec, job: JobSpec) -> float:
 def tiny_step():
     f = tf.function(lambda x: x + 1.0)
     x = tf.ones((4, 4))
-    for _ in range(50):
-        f(x).numpy()
     case = CaseSpec(name="tiny", function="overhead_steps.py:add_one", inputs="overhead_steps.py:tiny_inputs",
                     warmup_steps=10, steps=50, repeats=3, profile=False)
-    return (lambda: bare_loop(f, [(x,)], 1500)), (lambda: tfperf_median(case, JobSpec("tiny", "function", "cpu", "train", None)))
+    def bare() -> float:
+        warm_up(f, [(x,)], 10)
+        return bare_loop(f, [(x,)], 1500)
+
+    return bare, (lambda: tfperf_median(case, JobSpec("tiny", "function", "cpu", "train", None)))
 
 
 def mlp_step():
@@ -90,8 +101,7 @@ def mlp_step():
             opt.apply_gradients(zip(grads, model.trainable_variables))
             return loss
 
-        for i in range(1 + warmup):
-            step(*batches[i % len(batches)]).numpy()
+        warm_up(step, batches, warmup)
         return bare_loop(step, batches, timed)
 
     case = CaseSpec(name="mlp", model="zoo:mlp", batch_sizes=(batch,), warmup_steps=warmup, steps=timed // 3,
