@@ -32,10 +32,10 @@ from pathlib import Path
 import psutil
 
 from .results import JobSpec, Result
+from .runner import _log_tail
 from .spec import CaseSpec
 
 POLL_S = 0.1
-LOG_TAIL_LINES = 15
 # Losses are all-reduced values and weights updated by the same all-reduced gradients: they agree exactly.
 # The tolerance only allows for printing/parsing round trips.
 LOSS_RTOL = 1e-6
@@ -111,14 +111,6 @@ def kill_tree(proc: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         pass
     psutil.wait_procs(children, timeout=5)
-
-
-def _log_tail(path: Path) -> str:
-    try:
-        lines = path.read_text(errors="replace").splitlines()
-    except OSError:
-        return ""
-    return "\n".join(lines[-LOG_TAIL_LINES:])
 
 
 def _read_result(path: Path) -> Result | None:

@@ -25,7 +25,7 @@ import json
 import re
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from . import attribution
 from .errors import TfperfError
@@ -327,8 +327,19 @@ def top_ops(rows: Iterable[attribution.OpRow], n: int = TOP_OPS, input_op_us: di
 def data_thread_op_time(files: Iterable[Path]) -> dict[str, float]:
     """{op name: µs} of TensorFlow ops that ran on tf.data's threads (`tf_data_*` lines of the host trace, where an
     op event is named "<op name>:<op type>"): the work of dataset functions such as a `map`."""
-    xplane_pb2 = _xplane_pb2()
     out: dict[str, float] = {}
+    for line_name, name, duration_ps in _host_events(files):
+        if not line_name.startswith("tf_data"):
+            continue
+        op, sep, op_type = name.rpartition(":")
+        if sep and op and op_type and "::" not in name and " " not in name:
+            out[op] = out.get(op, 0.0) + duration_ps / 1e6
+    return out
+
+
+def _host_events(files: Iterable[Path]) -> Iterator[tuple[str, str, int]]:
+    """(line name, event name, duration in ps) of every event on the host planes of the traces."""
+    xplane_pb2 = _xplane_pb2()
     for path in files:
         space = xplane_pb2.XSpace()
         space.ParseFromString(Path(path).read_bytes())
@@ -336,14 +347,8 @@ def data_thread_op_time(files: Iterable[Path]) -> dict[str, float]:
             if not plane.name.startswith("/host:"):
                 continue
             for line in plane.lines:
-                if not line.name.startswith("tf_data"):
-                    continue
                 for ev in line.events:
-                    name = plane.event_metadata[ev.metadata_id].name
-                    op, sep, op_type = name.rpartition(":")
-                    if sep and op and op_type and "::" not in name and " " not in name:
-                        out[op] = out.get(op, 0.0) + ev.duration_ps / 1e6
-    return out
+                    yield line.name, plane.event_metadata[ev.metadata_id].name, ev.duration_ps
 
 
 def _only_unscoped_zero_time(rows: list[attribution.OpRow]) -> bool:
@@ -355,21 +360,12 @@ def _only_unscoped_zero_time(rows: list[attribution.OpRow]) -> bool:
 def eager_op_rows(files: Iterable[Path]) -> list[attribution.OpRow]:
     """Per op type, the time of the host trace's `EagerLocalExecute: <type>` events (dispatch plus kernel: what an
     eager op costs), as op rows named by type."""
-    xplane_pb2 = _xplane_pb2()
     totals: dict[str, list[float]] = {}
-    for path in files:
-        space = xplane_pb2.XSpace()
-        space.ParseFromString(Path(path).read_bytes())
-        for plane in space.planes:
-            if not plane.name.startswith("/host:"):
-                continue
-            for line in plane.lines:
-                for ev in line.events:
-                    name = plane.event_metadata[ev.metadata_id].name
-                    if name.startswith("EagerLocalExecute: "):
-                        entry = totals.setdefault(name.split(": ", 1)[1], [0.0, 0])
-                        entry[0] += ev.duration_ps / 1e6
-                        entry[1] += 1
+    for _line, name, duration_ps in _host_events(files):
+        if name.startswith("EagerLocalExecute: "):
+            entry = totals.setdefault(name.split(": ", 1)[1], [0.0, 0])
+            entry[0] += duration_ps / 1e6
+            entry[1] += 1
     return [attribution.OpRow(name=f"EagerLocalExecute: {t}", type=t, self_time_us=us, occurrences=int(n))
             for t, (us, n) in totals.items()]
 
