@@ -93,13 +93,7 @@ def mlp_step():
                     tf.random.uniform((batch,), maxval=entry.default_labels.classes, dtype=tf.int32))
                    for _ in range(IN_MEMORY_BATCHES)]
 
-        @tf.function
-        def step(x, y):
-            with tf.GradientTape() as tape:
-                loss = loss_fn(y, model(x, training=True))
-            grads = tape.gradient(loss, model.trainable_variables)
-            opt.apply_gradients(zip(grads, model.trainable_variables))
-            return loss
+        step = tf.function(harness.train_step(model, loss_fn, opt))
 
         warm_up(step, batches, warmup)
         return bare_loop(step, batches, timed)

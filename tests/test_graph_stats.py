@@ -3,6 +3,7 @@ import pytest
 import tensorflow as tf
 
 from tfperf.graph_stats import count_hlo, example_call_args, graph_stats
+from tfperf.harness import train_step
 
 # Optimized-HLO shape of a module: a reducer, a fused computation, a while loop, and the entry.
 HLO = """HloModule m, is_scheduled=true, entry_computation_layout={(f32[3,16]{1,0})->f32[]}
@@ -63,14 +64,7 @@ def mlp_train_step():
     optimizer.build(model.trainable_variables)
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
-    def step(x, y):
-        with tf.GradientTape() as tape:
-            loss = loss_fn(y, model(x, training=True))
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return loss
-
-    return step, (tf.random.normal((8, 16)), tf.constant([0, 1, 2, 3] * 2))
+    return train_step(model, loss_fn, optimizer), (tf.random.normal((8, 16)), tf.constant([0, 1, 2, 3] * 2))
 
 
 def test_xla_mlp_hlo_is_fused_and_optimized_is_not_larger(mlp_train_step):

@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import ROOT, run_tfperf
+from tfperf.harness import train_step
 from tfperf.results import Result
 from tfperf.retracing import (check_trace_budget, explain_retraces, first_use_traces, fix_for, note_trace,
                               signature_info)
@@ -154,13 +155,7 @@ def test_keras_train_step_with_built_optimizer_traces_once():
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
     def make_step(optimizer):
-        def step(x, y):
-            with tf.GradientTape() as tape:
-                loss = loss_fn(y, model(x, training=True))
-            grads = tape.gradient(loss, model.trainable_variables)
-            optimizer.apply_gradients(zip(grads, model.trainable_variables))
-            return loss
-        return tf.function(step)
+        return tf.function(train_step(model, loss_fn, optimizer))
 
     batches = [((tf.random.normal((4, 8)), tf.constant([0, 1, 2, 0])), {})] * 3
     built = keras.optimizers.Adam()

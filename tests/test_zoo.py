@@ -49,20 +49,12 @@ def make_batch(inp: InputSpec, labels: LabelsSpec, batch: int = BATCH, seed: int
 def train_step_fn(model, labels: LabelsSpec):
     """The harness's train step: forward, loss, gradients, Adam update (optimizer built before the first call)."""
     import keras
-    import tensorflow as tf
 
-    loss_fn = (keras.losses.SparseCategoricalCrossentropy(from_logits=True) if labels.classes is not None
-               else keras.losses.MeanSquaredError())
+    from tfperf.harness import loss_for, train_step
+
     optimizer = keras.optimizers.Adam(learning_rate=1e-3)
     optimizer.build(model.trainable_variables)
-
-    def step(x, y):
-        with tf.GradientTape() as tape:
-            loss = loss_fn(y, model(x, training=True))
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return loss
-    return step
+    return train_step(model, loss_for(labels), optimizer)
 
 
 @pytest.fixture(autouse=True)

@@ -139,6 +139,22 @@ def build_model(case: CaseSpec, resolve: Callable[[str], Any]) -> tuple[Any, Inp
     return model, inp, labels
 
 
+def train_step(model: Any, loss_fn: Callable, optimizer: Any) -> Callable:
+    """A Keras train step: forward, loss, gradients, optimizer update. The name scopes are what the profile's
+    per-phase split reads (forward / backward / optimizer); they cost nothing at run time."""
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            with tf.name_scope("forward"):
+                pred = model(x, training=True)
+                loss = loss_fn(y, pred)
+        with tf.name_scope("backward"):
+            grads = tape.gradient(loss, model.trainable_variables)
+        with tf.name_scope("optimizer"):
+            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+    return step
+
+
 def wrap_mode(step: Callable[..., Any], mode: str) -> tuple[Callable[..., Any], Any | None]:
     # A step that is already a tf.function keeps its own tracing options (input_signature, reduce_retracing:
     # the retracing fixes), re-wrapped per job so each job counts its own traces and the mode sets jit_compile.
@@ -181,16 +197,7 @@ def prepare(case: CaseSpec, job: JobSpec, ctx: JobContext, resolve: Callable[[st
             # Keras train step trace twice, which is not a retrace (DESIGN.md).
             optimizer.build(model.trainable_variables)
 
-            def step(x, y):
-                with tf.GradientTape() as tape:
-                    with tf.name_scope("forward"):
-                        pred = model(x, training=True)
-                        loss = loss_fn(y, pred)
-                with tf.name_scope("backward"):
-                    grads = tape.gradient(loss, model.trainable_variables)
-                with tf.name_scope("optimizer"):
-                    optimizer.apply_gradients(zip(grads, model.trainable_variables))
-                return loss
+            step = train_step(model, loss_fn, optimizer)
         else:
             def step(x, y):
                 with tf.name_scope("forward"):
