@@ -117,13 +117,18 @@ class CaseRunner:
         self.jobs = case.jobs()
         self.device: str | None = None
         self.tensorflow: dict | None = None
+        # Kept on the instance so an interrupted run still keeps the jobs of this case that finished.
+        self.finished: dict[int, Result] = {}
+
+    def finished_results(self) -> list[Result]:
+        return [self.finished[i] for i in sorted(self.finished)]
 
     def _job(self, index: int) -> JobSpec:
         j = self.jobs[index]
         return JobSpec(j.case, j.mode, self.device or j.device, j.task, j.batch_size)
 
     def run(self) -> list[Result]:
-        results: dict[int, Result] = {}
+        results = self.finished
         deadline = time.monotonic() + self.case.timeout_s
         attempt_no = 0
         while len(results) < len(self.jobs):
@@ -233,6 +238,22 @@ class CaseRunner:
         return offset
 
 
+def _terminate_as_interrupt():
+    """A `kill` (SIGTERM) stops a run like Ctrl-C: workers killed, finished results written. Only the main
+    thread can set handlers; elsewhere (a library caller's thread) the default stays."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:
+        return None
+
+
+def _restore_terminate(previous) -> None:
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _note_load(run: RunResult) -> None:
     """Keep the busiest load average seen between cases: compare warns when other processes shared the cores."""
     try:
@@ -265,24 +286,32 @@ def run_suite(suite: Suite, out_dir: str | Path, *, reporter: Reporter | None = 
     results_path = out_dir / "results.json"
     write_results(run, results_path)
     reporter.start(len(suite.jobs()))
+    runner: CaseRunner | None = None
+    previous_term = _terminate_as_interrupt()
     try:
         for case in suite.cases:
             runner = CaseRunner(case, out_dir, reporter, fail_on_retrace, python or sys.executable)
             try:
-                run.results.extend(runner.run())
+                runner.run()
             finally:
                 if runner.tensorflow and "tensorflow" not in run.environment:
                     run.environment.update(runner.tensorflow)
+            run.results.extend(runner.finished_results())
+            runner = None
             _note_load(run)
             _attach_suggestions(run)
             write_results(run, results_path)
     except KeyboardInterrupt:
+        if runner is not None:  # the case in progress: keep the jobs it finished
+            run.results.extend(runner.finished_results())
         run.interrupted = True
         run.finished_at = now_iso()
         _attach_suggestions(run)
         write_outputs(run, out_dir)
         reporter.finish()
         raise RunInterrupted(run, out_dir) from None
+    finally:
+        _restore_terminate(previous_term)
     run.finished_at = now_iso()
     _attach_suggestions(run)
     write_outputs(run, out_dir)

@@ -47,3 +47,10 @@ def tiny_mlp(hidden: int = 16):
     import keras
 
     return keras.Sequential([keras.Input((8,)), keras.layers.Dense(hidden, activation="relu"), keras.layers.Dense(4)])
+
+
+def sleep_when_traced(x):
+    # Eager calls return at once; tracing it (mode function) hangs: the second job of the case never ends.
+    if not tf.executing_eagerly():
+        time.sleep(600)
+    return x + 1.0
