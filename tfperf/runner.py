@@ -167,6 +167,11 @@ class CaseRunner:
                     offset = self._read_events(events_path, offset, attempt, results)
                     break
                 time.sleep(POLL_S)
+        except KeyboardInterrupt:
+            # A job the worker finished just before the interrupt is on disk but maybe not polled yet: keep it.
+            _kill_group(proc)
+            self._read_events(events_path, offset, attempt, results)
+            raise
         finally:
             if proc.poll() is None:
                 _kill_group(proc)
