@@ -2,19 +2,22 @@
 
 Rows are matched by (case, mode, batch_size, task, device). For each pair of ok rows:
 
-- the ratio of medians, current / base (above 1 = slower), with a 99% percentile-bootstrap confidence
-  interval: both sample sets are resampled with replacement `BOOTSTRAP_RESAMPLES` times (fixed seed, so the
-  same files give the same interval) and the ratio of the resampled medians is taken each time;
+- the ratio of medians, current / base (above 1 = slower), with a 99% bootstrap confidence interval that
+  resamples whole repeats, then the steps within them (`BOOTSTRAP_RESAMPLES` times, fixed seed, so the same
+  files give the same interval), because steps within one repeat are not independent;
 - a two-sided Mann–Whitney U test on the raw samples (scipy.stats.mannwhitneyu), significant at p < 0.01,
-  as asv does before applying its factor.
+  as asv does before applying its factor;
+- each run's own spread: how far apart the medians of its repeats are (max / min − 1). With `processes: 2`
+  or more, the repeats come from several worker processes, so this includes the process-to-process offsets
+  that no single process shows (measured on a 2-core VM: a ~1 ms step moved 20–40% between processes).
 
-A row is a `regression` only when it is significantly slower AND its ratio is beyond the threshold
-(default 10%); an `improvement` likewise the other way. When either side is noisy (IQR above
-`stats.NOISY_IQR_FRACTION` of the median, where torch.utils.benchmark warns) the verdict needs a clear-cut
-result, the whole confidence interval beyond the threshold and the two interquartile ranges apart by more
-than the threshold (`iqr_separation`), and is `inconclusive` otherwise. A slowdown
-beyond the threshold that is not significant is `inconclusive` too: too few or too scattered samples to
-decide, and the report says so instead of passing silently. Everything else is `unchanged`.
+A row is a `regression` only when it is significantly slower, its ratio is beyond the threshold (default
+10%), its interval excludes no change, AND the change is larger than either run's spread: a move the same
+code makes between its own repeats is not evidence of anything. An `improvement` likewise the other way.
+When either side is noisy (IQR above `stats.NOISY_IQR_FRACTION` of the median, where torch.utils.benchmark
+warns) the verdict also needs the two interquartile ranges apart by more than the threshold
+(`iqr_separation`). A change beyond the threshold that fails any of these is `inconclusive`, and the reason
+says which test it failed, instead of passing silently. Everything else is `unchanged`.
 
 Beside time, the diagnostics are compared: a tracing count that grew makes the row a regression (retracing
 is a bug, not noise); input wait, the profiler's input-bound %, first-call time and peak memory are reported
@@ -46,9 +49,9 @@ MIN_SAMPLES = 3  # below this neither the U test nor the bootstrap says anything
 # Diagnostics measured as shares of the step: a move of 5 percentage points is the profiler's
 # "moderately input-bound" threshold, so smaller moves are not called worse.
 SHARE_MARGIN = 0.05
-METHOD = (f"ratio of medians (current / base) with a {CONFIDENCE:.0%} percentile-bootstrap interval "
-          f"({BOOTSTRAP_RESAMPLES} resamples of each side's raw samples); two-sided Mann-Whitney U test on the "
-          f"raw samples, significant at p < {ALPHA}")
+METHOD = (f"ratio of medians (current / base) with a {CONFIDENCE:.0%} bootstrap interval ({BOOTSTRAP_RESAMPLES} "
+          f"resamples of whole repeats, then of steps within them); two-sided Mann-Whitney U test on the raw "
+          f"samples, significant at p < {ALPHA}; a change must also exceed each run's own repeat-to-repeat spread")
 
 VERDICTS = ("regression", "improvement", "inconclusive", "unchanged")
 
@@ -85,6 +88,10 @@ class RowComparison:
     current_n: int = 0
     base_iqr_fraction: float | None = None
     current_iqr_fraction: float | None = None
+    base_processes: int = 0
+    current_processes: int = 0
+    base_spread: float | None = None  # max / min - 1 over the run's repeat medians (None: one repeat)
+    current_spread: float | None = None
     noisy: bool = False
     time_verdict: str | None = None  # the verdict from step time alone
     diagnostics: list[DiagnosticDelta] = field(default_factory=list)
@@ -156,16 +163,64 @@ def parse_threshold(text: str | float) -> float:
 
 def bootstrap_ratio_ci(base: Sequence[float], current: Sequence[float], confidence: float = CONFIDENCE,
                        resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> tuple[float, float]:
-    """Percentile-bootstrap interval of median(current) / median(base)."""
+    """Percentile-bootstrap interval of median(current) / median(base), resampling single samples."""
+    return repeat_bootstrap_ratio_ci([[x] for x in base], [[x] for x in current], confidence, resamples, seed)
+
+
+def repeat_bootstrap_ratio_ci(base: Sequence[Sequence[float]], current: Sequence[Sequence[float]],
+                              confidence: float = CONFIDENCE, resamples: int = BOOTSTRAP_RESAMPLES,
+                              seed: int = BOOTSTRAP_SEED) -> tuple[float, float]:
+    """Two-stage percentile-bootstrap interval of median(current) / median(base) over grouped samples.
+
+    Each resample draws whole repeats with replacement, then steps with replacement within each drawn repeat
+    (the hierarchical bootstrap). Steps of one repeat share the machine's state while it ran, so resampling
+    single steps, as if each were independent, gives an interval far too narrow: measured here, a repeat's
+    median moved by more than the whole single-step interval between two repeats of the same code.
+    """
     rng = np.random.default_rng(seed)
-    b = np.asarray(base, dtype=float)
-    c = np.asarray(current, dtype=float)
-    mb = np.median(rng.choice(b, size=(resamples, b.size), replace=True), axis=1)
-    mc = np.median(rng.choice(c, size=(resamples, c.size), replace=True), axis=1)
+    mb = _bootstrap_medians([np.asarray(g, dtype=float) for g in base if len(g)], resamples, rng)
+    mc = _bootstrap_medians([np.asarray(g, dtype=float) for g in current if len(g)], resamples, rng)
     ratios = mc / mb
     tail = (1 - confidence) / 2 * 100
     lo, hi = np.percentile(ratios, [tail, 100 - tail])
     return float(lo), float(hi)
+
+
+def _bootstrap_medians(groups: list[np.ndarray], resamples: int, rng: np.random.Generator) -> np.ndarray:
+    out = np.empty(resamples)
+    sizes = np.array([g.size for g in groups])
+    flat = np.concatenate(groups)
+    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    total = int(sizes.sum())
+    # A batch of resamples at a time: resamples x samples floats at once could take hundreds of MB.
+    batch = max(1, min(resamples, 4_000_000 // max(total, 1)))
+    for lo in range(0, resamples, batch):
+        n = min(batch, resamples - lo)
+        picked = rng.integers(0, len(groups), size=(n, len(groups)))  # which repeats, per resample
+        out[lo:lo + n] = _medians_of(flat, starts, sizes, picked, rng)
+    return out
+
+
+def _medians_of(flat: np.ndarray, starts: np.ndarray, sizes: np.ndarray, picked: np.ndarray,
+                rng: np.random.Generator) -> np.ndarray:
+    n, k = picked.shape
+    if np.all(sizes == sizes[0]):
+        size = int(sizes[0])
+        pos = starts[picked][:, :, None] + rng.integers(0, size, size=(n, k, size))
+        return np.median(flat[pos].reshape(n, k * size), axis=1)
+    meds = np.empty(n)
+    for i in range(n):
+        parts = [flat[starts[g] + rng.integers(0, sizes[g], size=sizes[g])] for g in picked[i]]
+        meds[i] = np.median(np.concatenate(parts))
+    return meds
+
+
+def repeat_spread(groups: Sequence[Sequence[float]]) -> float | None:
+    """How far apart the medians of a run's repeats are: max / min - 1; None with fewer than two repeats."""
+    meds = [float(np.median(g)) for g in groups if len(g)]
+    if len(meds) < 2 or min(meds) <= 0:
+        return None
+    return max(meds) / min(meds) - 1
 
 
 def mann_whitney_p(base: Sequence[float], current: Sequence[float]) -> float:
@@ -201,28 +256,33 @@ def iqr_separation(base: Sequence[float], current: Sequence[float], threshold: f
 
 
 def classify_time(ratio: float, ci: tuple[float, float], p: float, noisy: bool, threshold: float,
-                  separation: int = 0) -> tuple[str, str]:
-    """The step-time verdict and a one-line reason, from the ratio, its interval, the U test's p and, for
-    noisy samples, whether the interquartile ranges are separated by more than the threshold."""
+                  separation: int = 0, spread: float | None = None) -> tuple[str, str]:
+    """The step-time verdict and a one-line reason, from the ratio, its interval, the U test's p, for noisy
+    samples whether the interquartile ranges are separated by more than the threshold, and the larger of the
+    two runs' own repeat-to-repeat spreads (None when neither run has two repeats)."""
     slower, faster = 1 + threshold, 1 / (1 + threshold)
     significant = p < ALPHA
     change = f"{ratio - 1:+.1%}"
     sig = f"p={p:.2g}"
-    if noisy:
-        if significant and ci[0] > slower and separation > 0:
-            return "regression", f"{change} slower ({sig}), clear-cut despite noisy samples (quartiles apart)"
-        if significant and ci[1] < faster and separation < 0:
-            return "improvement", f"{change} faster ({sig}), clear-cut despite noisy samples (quartiles apart)"
-        return "inconclusive", (f"{change}, samples too noisy to decide (IQR above "
-                                f"{stats.NOISY_IQR_FRACTION:.0%} of the median; interval {ci[0]:.2f}–{ci[1]:.2f})")
-    if ratio > slower:
-        if significant:
-            return "regression", f"{change} slower ({sig}), beyond the {threshold:.0%} threshold"
-        return "inconclusive", f"{change} slower but not significant ({sig}): too few or scattered samples"
-    if ratio < faster:
-        if significant:
-            return "improvement", f"{change} faster ({sig}), beyond the {threshold:.0%} threshold"
-        return "inconclusive", f"{change} faster but not significant ({sig})"
+    interval = f"interval {ci[0]:.2f}–{ci[1]:.2f}"
+    if ratio > slower or ratio < faster:
+        word = "slower" if ratio > 1 else "faster"
+        apart = separation > 0 if ratio > 1 else separation < 0
+        if noisy and not apart:
+            return "inconclusive", (f"{change} {word}, samples too noisy to decide (IQR above "
+                                    f"{stats.NOISY_IQR_FRACTION:.0%} of the median; {interval})")
+        if not significant:
+            return "inconclusive", f"{change} {word} but not significant ({sig}): too few or scattered samples"
+        if ci[0] <= 1 <= ci[1]:
+            return "inconclusive", f"{change} {word} ({sig}), but the {interval} includes no change"
+        if spread is not None and abs(math.log(ratio)) <= math.log1p(spread):
+            return "inconclusive", (f"{change} {word} ({sig}), but within the runs' own spread: the same code's "
+                                    f"repeats differed by up to {spread:.0%}")
+        if noisy:
+            return ("regression" if ratio > 1 else "improvement",
+                    f"{change} {word} ({sig}), clear-cut despite noisy samples (quartiles apart)")
+        beyond = f"beyond the {threshold:.0%} threshold" + (f" and the runs' {spread:.0%} spread" if spread else "")
+        return ("regression" if ratio > 1 else "improvement"), f"{change} {word} ({sig}), {beyond}"
     if significant:
         return "unchanged", f"{change} ({sig}): significant but within the {threshold:.0%} threshold"
     return "unchanged", f"{change} ({sig}): within noise"
@@ -287,7 +347,8 @@ def compare_diagnostics(base: Result, current: Result, threshold: float) -> list
 def compare_results(base: Result, current: Result, threshold: float = DEFAULT_THRESHOLD) -> RowComparison:
     row = RowComparison(case=current.case, mode=current.mode, batch_size=current.batch_size, task=current.task,
                         device=current.device, verdict="unchanged", reason="", base_status=base.status,
-                        current_status=current.status, base_n=len(base.samples), current_n=len(current.samples))
+                        current_status=current.status, base_n=len(base.samples), current_n=len(current.samples),
+                        base_processes=base.process_count, current_processes=current.process_count)
     row.diagnostics = compare_diagnostics(base, current, threshold)
     b_ok, c_ok = base.ok and base.samples, current.ok and current.samples
     if base.samples:
@@ -316,13 +377,17 @@ def compare_results(base: Result, current: Result, threshold: float = DEFAULT_TH
                                                    f"{len(current.samples)}; need {MIN_SAMPLES})")
     else:
         row.ratio = row.current_median_s / row.base_median_s
-        row.ci_low, row.ci_high = bootstrap_ratio_ci(base.samples, current.samples)
+        base_groups, current_groups = base.repeat_groups(), current.repeat_groups()
+        row.ci_low, row.ci_high = repeat_bootstrap_ratio_ci(base_groups, current_groups)
         row.p_value = mann_whitney_p(base.samples, current.samples)
         row.noisy = stats.is_noisy(base.samples) or stats.is_noisy(current.samples)
+        row.base_spread, row.current_spread = repeat_spread(base_groups), repeat_spread(current_groups)
+        spreads = [x for x in (row.base_spread, row.current_spread) if x is not None]
         method = _timing_difference(base, current)
         row.verdict, row.reason = classify_time(row.ratio, (row.ci_low, row.ci_high), row.p_value,
                                                 row.noisy or bool(method), threshold,
-                                                iqr_separation(base.samples, current.samples, threshold))
+                                                iqr_separation(base.samples, current.samples, threshold),
+                                                max(spreads) if spreads else None)
         if method:
             row.reason += f"; {method}"
     row.time_verdict = row.verdict
@@ -412,7 +477,20 @@ def compare_runs(base: RunResult, current: RunResult, threshold: float = DEFAULT
     drift = drift_warning(cmp.rows, threshold)
     if drift:
         cmp.environment_warnings.append(drift)
+    cmp.environment_warnings += single_process_warnings(cmp.rows)
     return cmp
+
+
+def single_process_warnings(rows: Sequence[RowComparison]) -> list[str]:
+    """A run whose jobs each ran in one worker process cannot show how far the same code moves between
+    processes, so its spread understates the noise and a verdict on it is less safe than it looks."""
+    out = []
+    for side in ("base", "current"):
+        timed = [r for r in rows if r.ratio is not None]
+        if timed and all(getattr(r, f"{side}_processes") == 1 for r in timed):
+            out.append(f"the {side} run timed each job in one worker process: process-to-process variation is not "
+                       f"in its spread, so verdicts are less safe (run with processes: 2 or more)")
+    return out
 
 
 def drift_warning(rows: Sequence[RowComparison], threshold: float) -> str | None:

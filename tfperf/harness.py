@@ -48,6 +48,13 @@ class JobContext:
     tf_device: str  # "/CPU:0", "/GPU:0"
     multiple_batch_sizes: bool = False
     fail_on_retrace: bool = False
+    # Which of the case's `processes` this is. After the first, only the timed pass runs: the first process
+    # already read the retraces, graph, profile and summaries; again would cost time and duplicate TB runs.
+    process_no: int = 0
+
+    @property
+    def timing_only(self) -> bool:
+        return self.process_no > 0
 
 
 @dataclass
@@ -365,6 +372,8 @@ def run_job(case: CaseSpec, job: JobSpec, ctx: JobContext, resolve: Callable[[st
         finally:
             gc.enable()
         result.samples = samples
+        result.repeat_sizes = [case.steps] * case.repeats
+        result.repeat_process = [ctx.process_no] * case.repeats
         result.input_wait_s = waits
         result.input_wait_fraction = sum(waits) / sum(samples) if sum(samples) > 0 else None
         result.tracing_count = _tracing_count(prepared.traced)
@@ -387,9 +396,10 @@ def run_job(case: CaseSpec, job: JobSpec, ctx: JobContext, resolve: Callable[[st
             setattr(result, name, value)
         result.extra["trace_calls"] = timer.trace_calls
         result.peak_memory_bytes = memory.peak_bytes()
-        _after_measurement(case, job, ctx, prepared, timer, result)
+        if not ctx.timing_only:
+            _after_measurement(case, job, ctx, prepared, timer, result)
 
-        if case.profile and ctx.out_dir is not None:
+        if case.profile and ctx.out_dir is not None and not ctx.timing_only:
             phase = "profiled pass"
             _profile(case, job, ctx, timer, result)
     except Exception as exc:  # noqa: BLE001 - any failure of user code or TF is this job's result
@@ -458,7 +468,7 @@ def _profile(case: CaseSpec, job: JobSpec, ctx: JobContext, timer: StepTimer, re
 
 def _write_summaries(job: JobSpec, ctx: JobContext, result: Result) -> None:
     """TensorBoard scalars + HParams for this job, in the same <tb-run> folder as its profile."""
-    if ctx.out_dir is None or not result.ok:
+    if ctx.out_dir is None or not result.ok or ctx.timing_only:
         return
     from .tb_summaries import write_job_summaries
 

@@ -9,6 +9,9 @@ from .results import JobSpec, Result
 
 def describe(result: Result) -> str:
     if result.ok and result.median_s is not None:
+        later = result.repeat_process[0] if result.repeat_process and len(set(result.repeat_process)) == 1 else 0
+        if later:  # a later process of `processes`: it only timed steps
+            return f"ok  {result.median_s * 1000:.3f} ms/step in process {later + 1}"
         tail = f"{result.median_s * 1000:.3f} ms/step, first call {result.first_call_s:.2f} s"
         if result.tracing_count is not None:
             tail += f", {result.tracing_count} trace(s)"
@@ -34,6 +37,9 @@ class LineReporter:
     def job_finished(self, result: Result) -> None:
         self.done += 1
         print(f"[{self.done}/{self.total}] {result.spec.label}: {describe(result)}", file=self.stream, flush=True)
+
+    def skip(self, jobs: int) -> None:
+        self.total -= jobs
 
     def finish(self) -> None:
         pass
@@ -66,6 +72,10 @@ class BarReporter:
         self.console.print(f"[{style}]{escape(result.spec.label)}[/{style}]: {escape(describe(result))}",
                            markup=True, highlight=False)
         self.progress.advance(self.task)
+
+    def skip(self, jobs: int) -> None:
+        if jobs:
+            self.progress.update(self.task, total=self.progress.tasks[0].total - jobs)
 
     def finish(self) -> None:
         self.progress.stop()

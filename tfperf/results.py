@@ -62,6 +62,10 @@ class Result:
     model: str | None = None  # the reference that built it: zoo:mlp, pkg.mod:attr, file.py:attr
     timing: dict | None = None  # {method: per_step|blocked, block_size, warmup_steps, steps, repeats, sync}
     input_wait_s: list[float] = field(default_factory=list)  # per-sample wait, same order as samples
+    # How `samples` split into repeats (consecutive runs of timed steps) and which worker process, counted from
+    # 0 in the order they ran, timed each repeat. Steps within one repeat are not independent of each other.
+    repeat_sizes: list[int] = field(default_factory=list)
+    repeat_process: list[int] = field(default_factory=list)
     graph: dict | None = None  # {op_count, hlo_instructions, optimized_hlo_instructions, fusions}
     replicas: int | None = None
     global_batch_size: int | None = None
@@ -100,6 +104,37 @@ class Result:
     def noisy(self) -> bool:
         return stats.is_noisy(self.samples)
 
+    def repeat_groups(self) -> list[list[float]]:
+        """The samples split into their repeats. A file without `repeat_sizes` (written before they were
+        recorded) splits evenly by `timing.repeats`; failing that, all samples are one group."""
+        sizes = list(self.repeat_sizes)
+        if not sizes or sum(sizes) != len(self.samples):
+            n = (self.timing or {}).get("repeats") if isinstance(self.timing, dict) else None
+            if isinstance(n, int) and n > 0 and len(self.samples) % n == 0:
+                sizes = [len(self.samples) // n] * n
+            else:
+                sizes = [len(self.samples)] if self.samples else []
+        groups, start = [], 0
+        for size in sizes:
+            groups.append(self.samples[start:start + size])
+            start += size
+        return groups
+
+    @property
+    def process_count(self) -> int:
+        """How many worker processes timed this result (1 for files that did not record it)."""
+        return len(set(self.repeat_process)) if self.repeat_process else (1 if self.samples else 0)
+
+    def process_groups(self) -> list[list[float]]:
+        """The samples per worker process, in the order the processes ran."""
+        groups = self.repeat_groups()
+        if len(self.repeat_process) != len(groups):
+            return [[x for g in groups for x in g]] if groups else []
+        by: dict[int, list[float]] = {}
+        for p, g in zip(self.repeat_process, groups):
+            by.setdefault(p, []).extend(g)
+        return [by[p] for p in sorted(by)]
+
     def to_json(self) -> dict:
         d = dataclasses.asdict(self)
         d["step_time_s"] = self.step_time_s
@@ -118,6 +153,48 @@ class Result:
         return cls(case=spec.case, mode=spec.mode, device=spec.device, task=spec.task,
                    batch_size=spec.batch_size, status=status,
                    error={"type": err_type, "message": message, "hint": hint}, **kw)
+
+
+def merge_process(first: Result, later: Result, process_no: int) -> None:
+    """Fold what a later worker process timed for the same job into the first process's result.
+
+    The first process did everything (first call, tracing, read-outs, profile); later processes only timed
+    steps, so they add samples and repeats and nothing else. A later process that failed leaves the measured
+    result standing and says so in `extra["process_errors"]`.
+    """
+    if not first.ok:
+        return
+    if not later.ok or not later.samples:
+        first.extra.setdefault("process_errors", []).append(
+            {"process": process_no, "status": later.status, "error": later.error})
+        return
+    if not first.repeat_process and first.samples:
+        first.repeat_sizes = [len(g) for g in first.repeat_groups()]
+        first.repeat_process = [0] * len(first.repeat_sizes)
+    if isinstance(first.timing, dict) and "by_process" not in first.timing:
+        first.timing["by_process"] = [_process_timing(first, 0)]
+    sizes = [len(g) for g in later.repeat_groups()]
+    first.samples = first.samples + later.samples
+    first.repeat_sizes = first.repeat_sizes + sizes
+    first.repeat_process = first.repeat_process + [process_no] * len(sizes)  # the runner's count decides
+    if len(first.input_wait_s) + len(later.input_wait_s) == len(first.samples):
+        first.input_wait_s = first.input_wait_s + later.input_wait_s
+        total = sum(first.samples)
+        first.input_wait_fraction = sum(first.input_wait_s) / total if total > 0 else None
+    if first.wall_s is not None and later.wall_s is not None:
+        first.wall_s += later.wall_s
+    if isinstance(first.timing, dict):
+        # Each process's own median, first call and load: a process that compiled or ran slower shows here.
+        first.timing["by_process"].append(_process_timing(later, process_no))
+        first.timing["processes"] = len(first.timing["by_process"])
+
+
+def _process_timing(r: Result, process_no: int) -> dict:
+    t = r.timing if isinstance(r.timing, dict) else {}
+    return {"process": process_no, "first_call_s": r.first_call_s,
+            "median_s": stats.summarize(r.samples)["median"] if r.samples else None,
+            "method": t.get("method"), "block_size": t.get("block_size"),
+            "load_average_1m": t.get("load_average_1m"), "warmup_s": t.get("warmup_s")}
 
 
 @dataclass

@@ -18,7 +18,7 @@ from typing import Protocol
 
 from . import __version__
 from .environment import host_environment
-from .results import JobSpec, Result, RunResult, write_results
+from .results import JobSpec, Result, RunResult, merge_process, write_results
 from .spec import CaseSpec, Suite
 
 POLL_S = 0.05
@@ -31,6 +31,7 @@ class Reporter(Protocol):
     def start(self, total_jobs: int) -> None: ...
     def job_started(self, job: JobSpec) -> None: ...
     def job_finished(self, result: Result) -> None: ...
+    def skip(self, jobs: int) -> None: ...  # planned jobs that will not run (a later process skips failed jobs)
     def finish(self) -> None: ...
 
 
@@ -38,6 +39,7 @@ class SilentReporter:
     def start(self, total_jobs: int) -> None: ...
     def job_started(self, job: JobSpec) -> None: ...
     def job_finished(self, result: Result) -> None: ...
+    def skip(self, jobs: int) -> None: ...
     def finish(self) -> None: ...
 
 
@@ -104,17 +106,22 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 
 class CaseRunner:
-    """Supervises the worker(s) of one case."""
+    """Supervises the worker(s) of one case: in one process of `processes`, the jobs at `indices` (default all)."""
 
-    def __init__(self, case: CaseSpec, out_dir: Path, reporter: Reporter, fail_on_retrace: bool, python: str):
+    def __init__(self, case: CaseSpec, out_dir: Path, reporter: Reporter, fail_on_retrace: bool, python: str,
+                 process_no: int = 0, indices: list[int] | None = None):
         self.case, self.out_dir, self.reporter = case, out_dir, reporter
         self.fail_on_retrace, self.python = fail_on_retrace, python
+        self.process_no = process_no
         self.work = out_dir / "workers"
         self.work.mkdir(parents=True, exist_ok=True)
-        self.case_file = self.work / f"{case.name}.case.json"
+        # The first process keeps the plain names; later ones (timing only) are told apart by a suffix.
+        self.stem = case.name if process_no == 0 else f"{case.name}.p{process_no}"
+        self.case_file = self.work / f"{self.stem}.case.json"
         self.case_file.write_text(json.dumps(case.to_json(), indent=2))
-        self.log_path = self.work / f"{case.name}.log"
+        self.log_path = self.work / f"{self.stem}.log"
         self.jobs = case.jobs()
+        self.indices = list(range(len(self.jobs))) if indices is None else list(indices)
         self.device: str | None = None
         self.tensorflow: dict | None = None
         # Kept on the instance so an interrupted run still keeps the jobs of this case that finished.
@@ -123,33 +130,40 @@ class CaseRunner:
     def finished_results(self) -> list[Result]:
         return [self.finished[i] for i in sorted(self.finished)]
 
+    def finished_by_index(self) -> dict[int, Result]:
+        return dict(self.finished)
+
     def _job(self, index: int) -> JobSpec:
         j = self.jobs[index]
         return JobSpec(j.case, j.mode, self.device or j.device, j.task, j.batch_size)
+
+    def _remaining(self) -> list[int]:
+        return [i for i in self.indices if i not in self.finished]
 
     def run(self) -> list[Result]:
         results = self.finished
         deadline = time.monotonic() + self.case.timeout_s
         attempt_no = 0
-        while len(results) < len(self.jobs):
-            skip = min(i for i in range(len(self.jobs)) if i not in results)
-            outcome = self._attempt(attempt_no, skip, deadline, results)
+        while self._remaining():
+            outcome = self._attempt(attempt_no, self._remaining(), deadline, results)
             attempt_no += 1
             if outcome != "crashed":
                 break
-        return [results[i] for i in range(len(self.jobs)) if i in results]
+        return [results[i] for i in self.indices if i in results]
 
-    def _attempt(self, attempt_no: int, skip: int, deadline: float, results: dict[int, Result]) -> str:
-        """Run one worker from job `skip` on; returns "done", "timeout" or "crashed" (each crash finishes a job)."""
-        events_path = self.work / f"{self.case.name}.events{attempt_no}.jsonl"
+    def _attempt(self, attempt_no: int, todo: list[int], deadline: float, results: dict[int, Result]) -> str:
+        """Run one worker over the jobs `todo`; returns "done", "timeout" or "crashed" (each crash finishes a job)."""
+        events_path = self.work / f"{self.stem}.events{attempt_no}.jsonl"
         events_path.write_text("")
         cmd = [self.python, "-m", "tfperf.worker", str(self.case_file), str(events_path), str(self.out_dir),
-               "--skip", str(skip)]
+               "--jobs", ",".join(map(str, todo))]
+        if self.process_no:
+            cmd += ["--process", str(self.process_no)]
         if self.fail_on_retrace:
             cmd.append("--fail-on-retrace")
         attempt = _Attempt()
         with open(self.log_path, "a", encoding="utf-8") as log:
-            log.write(f"--- worker attempt {attempt_no} (from job {skip}): {' '.join(cmd)}\n")
+            log.write(f"--- worker attempt {attempt_no} (jobs {','.join(map(str, todo))}): {' '.join(cmd)}\n")
             log.flush()
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -183,7 +197,7 @@ class CaseRunner:
                     pass
         if attempt.done:
             return "done"
-        remaining = [i for i in range(len(self.jobs)) if i not in results]
+        remaining = self._remaining()
         if timed_out:
             # Killed before it started a job (a slow import on a busy machine): the first job it owed is the
             # one that ran out of time.
@@ -276,10 +290,21 @@ def _attach_suggestions(run: RunResult) -> None:
     attach_suggestions(run)
 
 
+def processes_for(case: CaseSpec) -> int:
+    """A distributed case is already several processes, each with its own role: it runs once."""
+    return 1 if case.distribute else max(1, case.processes)
+
+
 def run_suite(suite: Suite, out_dir: str | Path, *, reporter: Reporter | None = None,
               fail_on_retrace: bool = False, python: str | None = None,
               command: list[str] | None = None) -> RunResult:
-    """Run every case in its own worker and write results.json (after each case) and the reports (at the end)."""
+    """Run every case in its own worker and write results.json (after each case) and the reports (at the end).
+
+    With `processes: N`, the suite runs in N rounds, as asv does: round 1 measures everything; rounds 2..N start
+    a fresh worker per case that only times the jobs round 1 measured, and their samples join round 1's. Rounds
+    over the whole suite, rather than N processes back to back, spread each job's processes over the run, so a
+    slow minute of the machine does not land on every process of the same job.
+    """
     from .outputs import write_outputs
 
     out_dir = Path(out_dir)
@@ -290,25 +315,46 @@ def run_suite(suite: Suite, out_dir: str | Path, *, reporter: Reporter | None = 
                     started_at=now_iso(), tfperf_version=__version__, command=command)
     results_path = out_dir / "results.json"
     write_results(run, results_path)
-    reporter.start(len(suite.jobs()))
+    reporter.start(sum(len(case.jobs()) * processes_for(case) for case in suite.cases))
     runner: CaseRunner | None = None
+    firsts: dict[str, dict[int, Result]] = {}  # case -> job index -> the first process's result
     previous_term = _terminate_as_interrupt()
-    try:
-        for case in suite.cases:
-            runner = CaseRunner(case, out_dir, reporter, fail_on_retrace, python or sys.executable)
-            try:
-                runner.run()
-            finally:
-                if runner.tensorflow and "tensorflow" not in run.environment:
-                    run.environment.update(runner.tensorflow)
+
+    def fold_in(runner: CaseRunner) -> None:
+        if runner.process_no == 0:
+            firsts[runner.case.name] = dict(runner.finished)
             run.results.extend(runner.finished_results())
-            runner = None
-            _note_load(run)
-            _attach_suggestions(run)
-            write_results(run, results_path)
+        else:
+            for index, later in runner.finished.items():
+                merge_process(firsts[runner.case.name][index], later, runner.process_no)
+
+    try:
+        for process_no in range(max((processes_for(c) for c in suite.cases), default=1)):
+            for case in suite.cases:
+                if process_no >= processes_for(case):
+                    continue
+                indices = None
+                if process_no:
+                    # Only what the first process measured: a failed job would fail again, at a worker's cost.
+                    indices = [i for i, r in sorted(firsts.get(case.name, {}).items()) if r.ok and r.samples]
+                    reporter.skip(len(case.jobs()) - len(indices))
+                    if not indices:
+                        continue
+                runner = CaseRunner(case, out_dir, reporter, fail_on_retrace, python or sys.executable,
+                                    process_no=process_no, indices=indices)
+                try:
+                    runner.run()
+                finally:
+                    if runner.tensorflow and "tensorflow" not in run.environment:
+                        run.environment.update(runner.tensorflow)
+                fold_in(runner)
+                runner = None
+                _note_load(run)
+                _attach_suggestions(run)
+                write_results(run, results_path)
     except KeyboardInterrupt:
         if runner is not None:  # the case in progress: keep the jobs it finished
-            run.results.extend(runner.finished_results())
+            fold_in(runner)
         run.interrupted = True
         run.finished_at = now_iso()
         _attach_suggestions(run)

@@ -71,6 +71,10 @@ class CaseSpec:
     warmup_steps: int = 3
     steps: int = 20
     repeats: int = 3
+    # Worker processes that time each job, one after another in rounds over the suite (asv's `processes`).
+    # Measured on a 2-core VM: a ~1 ms step's median moved 20-40% from one process to the next while staying
+    # tight within each, so one process cannot show how far the same code moves between runs; compare needs it.
+    processes: int = 2
     profile: bool = True
     timeout_s: float = 300.0
     max_traces: int | None = None

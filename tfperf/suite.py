@@ -269,6 +269,7 @@ class CaseModel(_Strict):
     warmup_steps: Int(0) = None
     steps: Int(1) = None
     repeats: Int(1) = None
+    processes: Int(1) = None
     profile: Bool = None
     timeout_s: Float(0, strict=True) = None
     max_traces: Int(1, nullable=True) = None
@@ -619,6 +620,7 @@ def _case_spec(m: dict, base_dir: Path, line: int) -> CaseSpec:
         warmup_steps=m["warmup_steps"] if given("warmup_steps") else CaseSpec.warmup_steps,
         steps=m["steps"] if given("steps") else CaseSpec.steps,
         repeats=m["repeats"] if given("repeats") else CaseSpec.repeats,
+        processes=m["processes"] if given("processes") else CaseSpec.processes,
         profile=m["profile"] if given("profile") else CaseSpec.profile,
         timeout_s=float(m["timeout_s"]) if given("timeout_s") else CaseSpec.timeout_s,
         max_traces=m.get("max_traces"),

@@ -1,6 +1,6 @@
 """The worker process: runs the jobs of one case and reports each as a JSON line in an events file.
 
-    python -m tfperf.worker CASE.json EVENTS.jsonl OUT_DIR [--skip N] [--fail-on-retrace]
+    python -m tfperf.worker CASE.json EVENTS.jsonl OUT_DIR [--jobs 0,1,2] [--process N] [--fail-on-retrace]
 
 Isolation is the point: a crash, hang or out-of-memory kill here takes down this case only. The parent reads
 the events file to know which job was running when the process died.
@@ -27,7 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("case_file")
     ap.add_argument("events_file")
     ap.add_argument("out_dir")
-    ap.add_argument("--skip", type=int, default=0, help="jobs already reported by an earlier worker")
+    ap.add_argument("--jobs", default=None,
+                    help="comma-separated indices of the case's jobs to run, in order (default: all)")
+    ap.add_argument("--process", type=int, default=0,
+                    help="which of the case's `processes` this is; after the first (0), only the timed pass runs")
     ap.add_argument("--fail-on-retrace", action="store_true")
     args = ap.parse_args(argv)
     events = Path(args.events_file)
@@ -75,10 +78,11 @@ def main(argv: list[str] | None = None) -> int:
 
     jobs = case.jobs()
     ctx = harness.JobContext(out_dir=Path(args.out_dir), tf_device=harness.tf_device_name(device),
-                             multiple_batch_sizes=len(case.batch_sizes) > 1, fail_on_retrace=args.fail_on_retrace)
-    for index, planned in enumerate(jobs):
-        if index < args.skip:
-            continue
+                             multiple_batch_sizes=len(case.batch_sizes) > 1, fail_on_retrace=args.fail_on_retrace,
+                             process_no=args.process)
+    wanted = range(len(jobs)) if args.jobs is None else [int(i) for i in args.jobs.split(",") if i]
+    for index in wanted:
+        planned = jobs[index]
         job = JobSpec(planned.case, planned.mode, device, planned.task, planned.batch_size)
         emit(events, {"event": "start", "index": index})
         if device_error:
@@ -91,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                       else run_distributed_job(case, job, ctx, resolve))
         else:
             result = harness.run_job(case, job, ctx, resolve)
-            if case.what_if:
+            if case.what_if and not ctx.timing_only:
                 from .whatif import attach_what_ifs
 
                 # Input-bound jobs only: re-run with each tf.data change (tfperf/whatif.py).
@@ -99,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             if tf_config:
                 result.extra["tf_config"] = tf_config
                 result.extra["tf_config_applied"] = tf_config_applied  # what TF reports back
-            if tf_config.get("output_check") and result.ok:
+            if tf_config.get("output_check") and result.ok and not ctx.timing_only:
                 from .tfconfig import output_fingerprint
 
                 try:  # `tfperf tune` compares this across configurations to exclude one that breaks the model
