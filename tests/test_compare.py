@@ -348,3 +348,68 @@ def test_real_runs_flag_the_slower_step_and_pass_the_unchanged_one(tmp_path):
     assert grown["verdict"] == "regression", grown["reason"]
     assert 1.1 < grown["ratio"] < 1.5 and grown["p_value"] < 0.01
     assert proc.returncode == 1
+
+
+# --- processes: repeats as the unit, the runs' own spread ---------------------------------------------------------
+
+def processes_of(rng, medians: list[float], repeats: int = 3, steps: int = 15, sigma: float = 0.02) -> dict:
+    """Result fields for samples timed in one process per entry of `medians`: each process its own offset,
+    tight inside, as measured on the 2-core VM."""
+    s, sizes, owner = [], [], []
+    for p, m in enumerate(medians):
+        for _ in range(repeats):
+            s += samples(rng, m, n=steps, sigma=sigma)
+            sizes.append(steps)
+            owner.append(p)
+    return {"samples": s, "repeat_sizes": sizes, "repeat_process": owner}
+
+
+def test_a_shift_within_the_runs_process_spread_is_inconclusive_not_a_regression():
+    rng = np.random.default_rng(11)
+    # The same code: processes at 1.00, 1.25 and 1.05 ms in base; 1.20, 1.30, 1.15 ms now. The pooled medians
+    # differ by ~14% and a test on the raw steps calls that significant; the processes show it is not.
+    base = Result("a", "function", "cpu", "train", 32, **processes_of(rng, [0.00100, 0.00125, 0.00105]))
+    current = Result("a", "function", "cpu", "train", 32, **processes_of(rng, [0.00120, 0.00130, 0.00115]))
+    row = compare.compare_results(base, current)
+    assert row.ratio > 1.1 and row.p_value < 0.01
+    assert row.verdict == "inconclusive" and "within the runs' own spread" in row.reason, row.reason
+    assert row.base_processes == row.current_processes == 3
+    assert 0.2 < row.base_spread < 0.35
+
+
+def test_a_shift_beyond_every_process_is_still_a_regression():
+    rng = np.random.default_rng(12)
+    base = Result("a", "function", "cpu", "train", 32, **processes_of(rng, [0.0100, 0.0103, 0.0098]))
+    current = Result("a", "function", "cpu", "train", 32, **processes_of(rng, [0.0130, 0.0127, 0.0133]))
+    row = compare.compare_results(base, current)
+    assert row.verdict == "regression", row.reason
+    assert "spread" in row.reason and row.current_spread < 0.1
+
+
+def test_the_interval_resamples_repeats_so_process_offsets_widen_it():
+    rng = np.random.default_rng(13)
+    fields_b = processes_of(rng, [0.00100, 0.00125, 0.00105])
+    fields_c = processes_of(rng, [0.00110, 0.00112, 0.00118])
+    b = Result("a", "xla", "cpu", "train", 32, **fields_b)
+    c = Result("a", "xla", "cpu", "train", 32, **fields_c)
+    per_step = compare.bootstrap_ratio_ci(b.samples, c.samples)
+    per_repeat = compare.repeat_bootstrap_ratio_ci(b.repeat_groups(), c.repeat_groups())
+    assert per_repeat[1] - per_repeat[0] > 1.5 * (per_step[1] - per_step[0])
+    assert per_repeat[0] < 1.0 < per_repeat[1]  # with the offsets counted, no change is inside the interval
+
+
+def test_runs_timed_in_one_process_are_warned_about():
+    rng = np.random.default_rng(14)
+    one = run_of({("a", "function"): samples(rng, 0.010)})
+    many = RunResult(suite={"name": "t"}, environment=dict(ENV), results=[
+        Result("a", "function", "cpu", "train", 32, **processes_of(rng, [0.010, 0.010, 0.010]))])
+    assert any("base run timed each job in one worker process" in w
+               for w in compare.compare_runs(one, many).environment_warnings)
+    assert not any("one worker process" in w for w in compare.compare_runs(many, many).environment_warnings)
+
+
+def test_old_files_split_their_samples_by_timing_repeats():
+    r = Result("a", "eager", "cpu", "train", 32, samples=[1.0, 1.0, 2.0, 2.0, 3.0, 3.0], timing={"repeats": 3})
+    assert r.repeat_groups() == [[1.0, 1.0], [2.0, 2.0], [3.0, 3.0]] and r.process_count == 1
+    assert compare.repeat_spread(r.repeat_groups()) == pytest.approx(2.0)
+    assert compare.repeat_spread([[1.0, 1.1]]) is None

@@ -527,7 +527,7 @@ def test_real_run_writes_a_report_that_opens(tmp_path):
         """))
     (tmp_path / "suite.yaml").write_text(textwrap.dedent("""
         name: html-real
-        defaults: {modes: [eager, function, xla], warmup_steps: 1, steps: 4, repeats: 2, profile: false,
+        defaults: {modes: [eager, function, xla], warmup_steps: 1, steps: 4, repeats: 2, processes: 1, profile: false,
                    timeout_s: 120}
         cases:
           - name: chain

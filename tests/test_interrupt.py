@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 SUITE = f"""
 name: interrupted
-defaults: {{warmup_steps: 1, steps: 3, repeats: 1, profile: false, timeout_s: 300}}
+defaults: {{warmup_steps: 1, steps: 3, repeats: 1, processes: 1, profile: false, timeout_s: 300}}
 cases:
   - name: healthy
     modes: [eager]

@@ -67,3 +67,26 @@ def test_report_on_bad_file_exits_2_without_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "tfperf", "report", str(bad)], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "not valid JSON" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_merge_process_appends_a_later_process_samples_and_keeps_the_first_process_read_outs():
+    from tfperf.results import merge_process
+
+    first = Result("a", "xla", "cpu", "train", 32, first_call_s=1.5, samples=[1.0, 1.1, 1.2, 1.3],
+                   repeat_sizes=[2, 2], repeat_process=[0, 0], input_wait_s=[0.1, 0.1, 0.1, 0.1], tracing_count=1,
+                   timing={"method": "per_step", "repeats": 2})
+    later = Result("a", "xla", "cpu", "train", 32, first_call_s=1.4, samples=[2.0, 2.0, 2.2, 2.2],
+                   repeat_sizes=[2, 2], repeat_process=[1, 1], input_wait_s=[0.0] * 4, tracing_count=1,
+                   timing={"method": "per_step", "repeats": 2})
+    merge_process(first, later, 1)
+    assert first.samples == [1.0, 1.1, 1.2, 1.3, 2.0, 2.0, 2.2, 2.2]
+    assert first.repeat_process == [0, 0, 1, 1] and first.process_count == 2
+    assert [len(g) for g in first.process_groups()] == [4, 4]
+    assert first.first_call_s == 1.5  # the compile cost stays the first process's
+    assert first.input_wait_fraction == pytest.approx(0.4 / sum(first.samples))
+    assert [p["median_s"] for p in first.timing["by_process"]] == [pytest.approx(1.15), pytest.approx(2.1)]
+
+    failed = Result.not_run(later.spec, "timeout", "Timeout", "killed")
+    merge_process(first, failed, 2)
+    assert first.status == "ok" and len(first.samples) == 8
+    assert first.extra["process_errors"][0]["status"] == "timeout"

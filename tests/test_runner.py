@@ -84,3 +84,54 @@ def test_slow_pipeline_waits_on_input_and_autotune_waits_less(tmp_path):
     assert naive["input_wait_fraction"] > 0.5
     assert tuned["input_wait_fraction"] < naive["input_wait_fraction"]
     assert tuned["step_time_s"]["median"] < naive["step_time_s"]["median"]
+
+
+PROCESSES_SUITE = """
+name: processes
+defaults: {{warmup_steps: 1, steps: 3, repeats: 2, processes: 2, profile: false, timeout_s: 120}}
+cases:
+  - name: healthy
+    modes: [eager]
+    function: {data}/fault_steps.py:add_one
+    inputs: {data}/fault_steps.py:square_inputs
+  - name: string-op            # xla fails (AsString has no XLA kernel): a later process must not run it again
+    modes: [eager, xla]
+    function: {data}/fault_steps.py:string_length
+    inputs: {data}/fault_steps.py:square_inputs
+"""
+
+
+def test_processes_time_each_job_in_rounds_of_fresh_workers(tmp_path):
+    (tmp_path / "suite.yaml").write_text(PROCESSES_SUITE.format(data=DATA))
+    out = tmp_path / "out"
+    proc = run_tfperf("run", str(tmp_path / "suite.yaml"), "--out", str(out), "--quiet")
+    assert proc.returncode == 1, proc.stderr  # the xla job failed
+    by_key = {(r["case"], r["mode"]): r for r in json.loads((out / "results.json").read_text())["results"]}
+
+    healthy = by_key[("healthy", "eager")]
+    assert healthy["status"] == "ok"
+    assert len(healthy["samples"]) == 3 * 2 * 2 == healthy["step_time_s"]["samples"]
+    assert healthy["repeat_sizes"] == [3, 3, 3, 3] and healthy["repeat_process"] == [0, 0, 1, 1]
+    by_process = healthy["timing"]["by_process"]
+    assert healthy["timing"]["processes"] == 2 and [p["process"] for p in by_process] == [0, 1]
+    assert all(p["median_s"] > 0 and p["first_call_s"] > 0 for p in by_process)
+
+    # The failed job keeps its one failure; the second process ran only the job that measured.
+    assert by_key[("string-op", "xla")]["status"] == "failed"
+    assert len(by_key[("string-op", "eager")]["samples"]) == 12
+    assert "--jobs 0 " in (out / "workers" / "string-op.p1.log").read_text()
+
+    # Rounds over the suite: every case's first process before any second one.
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("[")]
+    firsts = [i for i, ln in enumerate(lines) if "in process 2" not in ln]
+    seconds = [i for i, ln in enumerate(lines) if "in process 2" in ln]
+    assert len(firsts) == 3 and len(seconds) == 2 and max(firsts) < min(seconds), lines
+
+    # The second process only timed: one set of TensorBoard summaries per job, not two.
+    events = list((out / "tensorboard" / "healthy-eager").glob("events.out.tfevents*"))
+    assert len(events) == 1, events
+
+    same = run_tfperf("compare", str(out), str(out), "--format", "json")
+    assert same.returncode == 0, same.stdout
+    rows = json.loads(same.stdout)["rows"]
+    assert {(r["base_processes"], r["current_processes"]) for r in rows if r["base_status"] == "ok"} == {(2, 2)}

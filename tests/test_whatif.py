@@ -172,6 +172,7 @@ defaults:
   warmup_steps: 2
   steps: 3
   repeats: 2
+  processes: 1
   profile: false
 cases:
   # 8 elements × 8 ms of map per step against a 30 ms step: prefetch overlaps the two, a parallel map halves

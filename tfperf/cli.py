@@ -38,6 +38,9 @@ def run(
     case: Optional[List[str]] = typer.Option(None, "--case", help="Run only this case (repeatable)."),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Timed steps per repeat."),
     repeats: Optional[int] = typer.Option(None, "--repeats", min=1, help="Repeats of the timed steps."),
+    processes: Optional[int] = typer.Option(
+        None, "--processes", min=1, help="Worker processes that time each job (default 3); compare needs 2+ "
+                                         "to see how far the same code moves between processes."),
     no_profile: bool = typer.Option(False, "--no-profile", help="Skip the profiled pass."),
     fail_on_retrace: bool = typer.Option(False, "--fail-on-retrace",
                                          help="A function/xla case that traces more than once fails."),
@@ -60,7 +63,7 @@ def run(
         raise TfperfError(f"--format {fmt}: choose one of {', '.join(FORMATS)}")
     loaded = load_suite(suite)
     planned = apply_overrides(loaded, cases=case, modes=_split_csv(modes), device=device, steps=steps,
-                              repeats=repeats, profile=False if no_profile else None,
+                              repeats=repeats, processes=processes, profile=False if no_profile else None,
                               max_traces=1 if fail_on_retrace else None)
     if what_if:
         import dataclasses

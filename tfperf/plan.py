@@ -13,6 +13,7 @@ _DEVICE = re.compile(r"^(auto|cpu|gpu(:\d+)?)$")
 
 def apply_overrides(suite: Suite, *, cases: list[str] | None = None, modes: list[str] | None = None,
                     device: str | None = None, steps: int | None = None, repeats: int | None = None,
+                    processes: int | None = None,
                     profile: bool | None = None, max_traces: int | None = None) -> Suite:
     selected = list(suite.cases)
     if cases:
@@ -41,6 +42,8 @@ def apply_overrides(suite: Suite, *, cases: list[str] | None = None, modes: list
             changes["steps"] = steps
         if repeats is not None:
             changes["repeats"] = repeats
+        if processes is not None:
+            changes["processes"] = processes
         if profile is not None:
             changes["profile"] = profile
         if max_traces is not None and c.max_traces is None:

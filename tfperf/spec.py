@@ -71,10 +71,11 @@ class CaseSpec:
     warmup_steps: int = 3
     steps: int = 20
     repeats: int = 3
-    # Worker processes that time each job, one after another in rounds over the suite (asv's `processes`).
-    # Measured on a 2-core VM: a ~1 ms step's median moved 20-40% from one process to the next while staying
-    # tight within each, so one process cannot show how far the same code moves between runs; compare needs it.
-    processes: int = 2
+    # Worker processes that time each job, in rounds over the suite (asv's `processes`). Measured on a 2-core
+    # VM: a ~1 ms step's median moved 20-40% (once 2x) from one process to the next while staying tight within
+    # each, so one process cannot show how far the same code moves between runs. Three, not asv's two: over
+    # 10 recorded processes, compare's rule flagged 7% of unchanged pairs with two processes a side, 1% with three.
+    processes: int = 3
     profile: bool = True
     timeout_s: float = 300.0
     max_traces: int | None = None
