@@ -284,7 +284,7 @@ step10 = _chain(10)
 step13 = _chain(13)
 
 
-def inputs(size: int = 384):  # ~13 ms a step on 2 cores: the ~1 ms fixed cost per call barely dilutes the 20%
+def inputs(size: int = 384):  # ~8 ms a step on 2 cores: the fixed cost per call barely dilutes the 20%
     x = tf.random.stateless_normal((size, size), seed=[1, 2])
     w = tf.random.stateless_normal((size, size), seed=[3, 4]) * 0.05
     while True:
@@ -319,10 +319,16 @@ def _run_pair(tmp_path, attempt: int) -> dict:
     return {"proc": proc, "data": data, "rows": {r["case"]: r for r in data["rows"]}, "outs": outs}
 
 
+def _spreads(rows: dict) -> dict:
+    return {f"{case} {side}": rows[case][f"{side}_spread"] for case in ("same", "grown") for side in ("base", "current")}
+
+
 def _quiet(rows: dict) -> bool:
-    """The machine held still between the two runs: the unchanged control row compares as unchanged."""
-    same = rows["same"]
-    return same["verdict"] == "unchanged" and not same["noisy"] and not rows["grown"]["noisy"]
+    """The machine held still: the unchanged control row compares as unchanged, and in both runs every row's
+    processes agreed within 10%. Measured on this VM, the same ~8 ms step moved 25% between processes
+    at times; no comparison of two runs can see a 20% change through that, and compare says so."""
+    spreads = _spreads(rows).values()
+    return rows["same"]["verdict"] == "unchanged" and all(s is not None and s < 0.10 for s in spreads)
 
 
 @pytest.mark.slow
@@ -342,8 +348,9 @@ def test_real_runs_flag_the_slower_step_and_pass_the_unchanged_one(tmp_path):
     else:
         # Another process loaded the machine during one run and not the other: even the unchanged control
         # step moved. No statistics over two runs can separate that from a code change, so say so.
-        pytest.skip(f"machine too busy to time a 20% change: the unchanged control row was "
-                    f"{rows['same']['verdict']} ({rows['same']['reason']})")
+        spreads = ", ".join(f"{k} {v:.0%}" if v is not None else f"{k} -" for k, v in _spreads(rows).items())
+        pytest.skip(f"machine too unsteady to time a 20% change: the unchanged control row was "
+                    f"{rows['same']['verdict']} ({rows['same']['reason']}); the runs' own spreads: {spreads}")
     grown = rows["grown"]
     assert grown["verdict"] == "regression", grown["reason"]
     assert 1.1 < grown["ratio"] < 1.5 and grown["p_value"] < 0.01
@@ -366,14 +373,18 @@ def processes_of(rng, medians: list[float], repeats: int = 3, steps: int = 15, s
 
 def test_a_shift_within_the_runs_process_spread_is_inconclusive_not_a_regression():
     rng = np.random.default_rng(11)
-    # The same code: processes at 1.00, 1.25 and 1.05 ms in base; 1.20, 1.30, 1.15 ms now. The pooled medians
-    # differ by ~14% and a test on the raw steps calls that significant; the processes show it is not.
-    base = Result("a", "function", "cpu", "train", 32, **processes_of(rng, [0.00100, 0.00125, 0.00105]))
-    current = Result("a", "function", "cpu", "train", 32, **processes_of(rng, [0.00120, 0.00130, 0.00115]))
+    # The same code: nine repeats at 1.00 ms and one at 1.25 ms in base (five processes of two repeats); 1.15 ms
+    # now. A test on the raw steps calls +15% significant, the pooled IQR is not noisy and the interval clears 1;
+    # but the base run itself moved 25% between its repeats, so +15% is not evidence.
+    fields = processes_of(rng, [0.00100] * 10, repeats=1)
+    fields["samples"][-15:] = samples(rng, 0.00125, n=15)
+    fields["repeat_process"] = [i // 2 for i in range(10)]
+    base = Result("a", "function", "cpu", "train", 32, **fields)
+    current = Result("a", "function", "cpu", "train", 32, **processes_of(rng, [0.00115] * 3))
     row = compare.compare_results(base, current)
-    assert row.ratio > 1.1 and row.p_value < 0.01
+    assert row.ratio > 1.1 and row.p_value < 0.01 and not row.noisy and row.ci_low > 1
     assert row.verdict == "inconclusive" and "within the runs' own spread" in row.reason, row.reason
-    assert row.base_processes == row.current_processes == 3
+    assert row.base_processes == 5 and row.current_processes == 3
     assert 0.2 < row.base_spread < 0.35
 
 
