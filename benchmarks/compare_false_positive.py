@@ -10,6 +10,10 @@ are the comparator declining to decide on noisy samples, which is the honest ans
     python benchmarks/compare_false_positive.py --runs 8 --threshold 5%
     python benchmarks/compare_false_positive.py --suite suites/smoke.yaml --runs 3
     python benchmarks/compare_false_positive.py --reuse /tmp/fp  # re-compare runs already in /tmp/fp/run-*/
+    python benchmarks/compare_false_positive.py --processes 1    # what one worker process per job gives
+
+Measured on the 2-core VM tfperf is developed on (5 runs, 60 row comparisons, 10% threshold): with one process
+per job 15 rows were flagged; with 2 processes, 7; with the default 3, none (27 inconclusive, 33 unchanged).
 
 Prints a table of verdicts per threshold and writes summary.json beside the runs. Exits 1 when any
 comparison flagged a regression at the chosen threshold, so it can gate a change to compare.py.
@@ -69,10 +73,12 @@ cases:
 '''
 
 
-def run_suite(suite: Path, out: Path) -> float:
+def run_suite(suite: Path, out: Path, processes: int | None) -> float:
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "tfperf", "run", str(suite), "--out", str(out), "--quiet"],
-                          capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    cmd = [sys.executable, "-m", "tfperf", "run", str(suite), "--out", str(out), "--quiet"]
+    if processes:
+        cmd += ["--processes", str(processes)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     if proc.returncode not in (0, 1) or not (out / "results.json").exists():
         sys.exit(f"tfperf run failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
     return time.perf_counter() - t0
@@ -85,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threshold", default="10%", help="the threshold whose figure decides the exit code")
     ap.add_argument("--out", type=Path, help="where the runs go (default: a temporary folder, kept)")
     ap.add_argument("--reuse", type=Path, help="compare the run-*/results.json already in this folder")
+    ap.add_argument("--processes", type=int, help="worker processes per job (default: the suite's, 3 unless set)")
     args = ap.parse_args(argv)
     threshold = parse_threshold(args.threshold)
 
@@ -104,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(args.runs):
             out = root / f"run-{i}"
             before = os.getloadavg()[0]
-            took = run_suite(suite.resolve(), out)
+            took = run_suite(suite.resolve(), out, args.processes)
             after = os.getloadavg()[0]
             loads.append((before, after))
             outs.append(out)
@@ -118,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     runs = [load_results(o) for o in outs]
     thresholds = sorted({0.05, 0.10, 0.20, threshold})
     summary = {"runs": [str(o) for o in outs], "pairs": len(outs) * (len(outs) - 1) // 2, "by_threshold": {},
-               "load_average_before_after": None if args.reuse else loads, "cpu_count": os.cpu_count()}
+               "load_average_before_after": None if args.reuse else loads, "cpu_count": os.cpu_count(),
+               "processes": sorted({r.process_count for run in runs for r in run.results if r.samples})}
     flagged_rows: list[dict] = []
     for t in thresholds:
         counts: Counter = Counter()
@@ -137,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
 
     rows_compared = sum(summary["by_threshold"][f"{threshold:.0%}"][v] for v in VERDICTS)
     print(f"{len(outs)} unchanged runs, {summary['pairs']} pairwise comparisons, "
-          f"{rows_compared // summary['pairs']} rows each ({rows_compared} row comparisons)")
+          f"{rows_compared // summary['pairs']} rows each ({rows_compared} row comparisons); "
+          f"worker processes per job: {', '.join(map(str, summary['processes']))}")
     print(f"{'threshold':>9}  " + "  ".join(f"{v:>12}" for v in VERDICTS))
     for t, c in summary["by_threshold"].items():
         print(f"{t:>9}  " + "  ".join(f"{c[v]:>12}" for v in VERDICTS))

@@ -10,7 +10,8 @@ measured it, and so on.
 Thresholds start from the TensorBoard profiler's own (xprof `op_stats_to_input_pipeline_analysis.cc` and
 `op_stats_to_overview_page.h`) and are module constants so the README can quote them.
 A suggestion that compares two measurements also needs the difference to be statistically significant when
-both have enough samples (`SIGNIFICANCE_ALPHA`): a 12% "win" inside the noise is not a suggestion.
+both have enough samples (`SIGNIFICANCE_ALPHA`) and larger than either side's spread between its own repeats
+and processes: a 12% "win" inside the noise is not a suggestion.
 """
 from __future__ import annotations
 
@@ -147,8 +148,18 @@ def p_value(a: list[float], b: list[float]) -> float | None:
 
 
 def significant(a: Result, b: Result) -> tuple[bool, float | None]:
-    """Is the difference between two results' step times real? (True, None) when untestable (few samples)."""
+    """Is the difference between two results' step times real? (True, None) when untestable (few samples).
+
+    Real means the U test's p < SIGNIFICANCE_ALPHA and, as in `tfperf compare`, a difference larger than
+    either result's own spread between its repeats (and processes): the same code moving that far between
+    two processes is no evidence that one mode beats the other."""
     p = p_value(a.samples, b.samples)
+    if p is not None and p < SIGNIFICANCE_ALPHA and a.median_s and b.median_s:
+        from .compare import repeat_spread
+
+        spreads = [s for s in (repeat_spread(a.repeat_groups()), repeat_spread(b.repeat_groups())) if s is not None]
+        if spreads and abs(math.log(a.median_s / b.median_s)) <= math.log1p(max(spreads)):
+            return False, p
     return (p is None or p < SIGNIFICANCE_ALPHA), p
 
 

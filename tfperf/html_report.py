@@ -168,8 +168,10 @@ def case_findings(case_results: list[Result]) -> list[Finding]:
         # Latency under concurrent load is spread by queueing, not by the measurement: not called noisy.
         if r.noisy and r.mode != SERVE_MODE:
             s = r.step_time_s
+            spread = r.process_spread
+            apart = f"; its {r.process_count} worker processes' medians {spread:.0%} apart" if spread else ""
             out.append(Finding(1, "noisy", f"{_job(r)} timing is noisy: IQR {s['iqr'] / s['median']:.0%} of the "
-                               "median"))
+                               f"median{apart}"))
     if not out:
         for r in case_results:
             for s in r.suggestions or []:

@@ -125,6 +125,14 @@ class Result:
         """How many worker processes timed this result (1 for files that did not record it)."""
         return len(set(self.repeat_process)) if self.repeat_process else (1 if self.samples else 0)
 
+    @property
+    def process_spread(self) -> float | None:
+        """max / min - 1 of the per-process medians; None when one process timed the result."""
+        meds = [stats.summarize(g)["median"] for g in self.process_groups() if g]
+        if len(meds) < 2 or min(meds) <= 0:
+            return None
+        return max(meds) / min(meds) - 1
+
     def process_groups(self) -> list[list[float]]:
         """The samples per worker process, in the order the processes ran."""
         groups = self.repeat_groups()

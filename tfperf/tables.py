@@ -6,6 +6,7 @@ from typing import Iterable
 
 from tabulate import tabulate
 
+from . import stats
 from .results import Result, RunResult
 
 FORMATS = ("table", "markdown", "json")
@@ -58,7 +59,10 @@ def summary_rows(run: RunResult) -> list[dict]:
         tp = r.throughput or {}
         notes = []
         if r.ok and r.noisy:
-            notes.append("noisy")
+            spread = r.process_spread
+            # Say where the noise is: between worker processes, or within them.
+            notes.append(f"noisy (processes {spread:.0%} apart)" if spread and spread > stats.NOISY_IQR_FRACTION
+                         else "noisy")
         if r.timing and r.timing.get("method") == "blocked":
             notes.append(f"blocked x{r.timing.get('block_size')}")
         if r.error:
