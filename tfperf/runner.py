@@ -130,9 +130,6 @@ class CaseRunner:
     def finished_results(self) -> list[Result]:
         return [self.finished[i] for i in sorted(self.finished)]
 
-    def finished_by_index(self) -> dict[int, Result]:
-        return dict(self.finished)
-
     def _job(self, index: int) -> JobSpec:
         j = self.jobs[index]
         return JobSpec(j.case, j.mode, self.device or j.device, j.task, j.batch_size)

@@ -215,9 +215,10 @@ def render_markdown(run: RunResult) -> str:
                        + s["fix"].replace("\n", "\n    ") + "\n    ```")
         out.append("")
     out.extend(_profile_markdown(run))
-    out.append("Timing: median of repeats × steps timed steps after warm-up; completion forced before each clock "
-               "read; first call (tracing + compilation + one step) timed separately. "
-               "`noisy`: interquartile range above 10% of the median.")
+    out.append("Timing: median of repeats × steps timed steps after warm-up, pooled over each job's worker "
+               "processes (`processes`); completion forced before each clock read; first call (tracing + "
+               "compilation + one step) timed separately, in the first process. `noisy`: interquartile range above "
+               "10% of the median; `processes N% apart`: the processes' own medians differ by that much.")
     return "\n".join(out) + "\n"
 
 
