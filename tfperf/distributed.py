@@ -598,18 +598,13 @@ def _profile(case: CaseSpec, job: JobSpec, ctx: Any, main: Pass, worker_index: i
         # count as all-reduce time).
         time.sleep(0.5)
         steps_with_markers()
-        if grabbing:
-            thread.join(timeout=duration_ms / 1000 + 30)
-        # Every worker stays until worker 0's capture has ended. A worker that went on and exited while its
-        # profiler server was still being traced crashed in TensorFlow's teardown now and then (SIGABRT,
-        # "double free or corruption", seen on a loaded 2-core machine), and its part of the trace was lost.
-        _barrier(strategy)
         if worker_index != 0:
             return None
         if not grabbing:
             return {"logdir": str(logdir), "capture": None,
                     "note": f"no profiler addresses: set {PROFILER_ADDRESSES_ENV}=grpc://host:port,... for worker 0 "
                             "(each worker's port in its TFPERF_PROFILER_PORT), or run `tfperf capture` while it runs"}
+        thread.join(timeout=duration_ms / 1000 + 30)
         out: dict = {}
         try:  # the profiler issue's read-out (top ops, input-bound %) over all workers' traces, when present
             from .profiling import newest_run_dir, read_profile
