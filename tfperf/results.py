@@ -184,7 +184,7 @@ def merge_process(first: Result, later: Result, process_no: int) -> None:
     sizes = [len(g) for g in later.repeat_groups()]
     first.samples = first.samples + later.samples
     first.repeat_sizes = first.repeat_sizes + sizes
-    first.repeat_process = first.repeat_process + [process_no] * len(sizes)  # the runner's count decides
+    first.repeat_process = first.repeat_process + [process_no] * len(sizes)
     if len(first.input_wait_s) + len(later.input_wait_s) == len(first.samples):
         first.input_wait_s = first.input_wait_s + later.input_wait_s
         total = sum(first.samples)
