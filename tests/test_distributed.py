@@ -292,3 +292,16 @@ def test_workers_die_with_a_killed_supervisor(tmp_path):
     finally:
         if supervisor.poll() is None:
             supervisor.kill()
+
+
+@pytest.mark.slow
+def test_a_worker_dying_in_start_up_restarts_the_cluster_once(tmp_path):
+    case, job = _multi_case(timeout_s=180)
+    env = {**os.environ, KILL_ENV: f"1:abort-once:{tmp_path / 'aborted'}"}  # worker 1 aborts before joining, once
+    r = run_local_cluster(case, job, 2, work_dir=tmp_path, env=env)
+    assert (tmp_path / "aborted").exists()
+    assert r.status == "ok", r.error
+    restarts = r.extra["cluster_restarts"]
+    assert len(restarts) == 1 and "worker 1" in restarts[0]["message"] and "SIGABRT" in restarts[0]["message"]
+    assert leftover_processes([w["pid"] for w in r.extra["per_worker"]]) == []
+    assert _no_descendants() == []

@@ -142,6 +142,36 @@ def run_local_cluster(case: CaseSpec, job: JobSpec, workers: int, *, work_dir: s
     case_file.write_text(json.dumps(case.to_json(), indent=2))
     job_file.write_text(json.dumps({"case": job.case, "mode": job.mode, "device": job.device, "task": job.task,
                                     "batch_size": job.batch_size}))
+    started = time.monotonic()
+    try:
+        first = _launch_and_supervise(case, job, workers, work, stem, case_file, job_file, out_dir, timeout_s,
+                                      python, env)
+        if not _died_starting(first, work, stem):
+            return first
+        # A worker died inside TensorFlow's start-up, before it joined the cluster (seen now and then on a 2-core
+        # machine: SIGABRT, "free(): invalid pointer", right after TF initialized). None of the user's steps ran,
+        # so start the cluster again once, on fresh ports, in the time left; a second such death is the result.
+        left = max(1.0, timeout_s - (time.monotonic() - started))
+        second = _launch_and_supervise(case, job, workers, work, stem, case_file, job_file, out_dir, left, python,
+                                       env)
+        second.extra["cluster_restarts"] = [{"message": first.error.get("message"),
+                                             "log_tail": first.error.get("log_tail")}]
+        return second
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+
+
+def _died_starting(r: Result, work: Path, stem: str) -> bool:
+    if r.status != "failed" or (r.error or {}).get("type") != "WorkerCrash":
+        return False
+    index = r.error.get("worker")
+    return index is not None and not (work / f"{stem}.worker{index}.result.json.joined").exists()
+
+
+def _launch_and_supervise(case: CaseSpec, job: JobSpec, workers: int, work: Path, stem: str, case_file: Path,
+                          job_file: Path, out_dir: str | Path | None, timeout_s: float, python: str | None,
+                          env: dict | None) -> Result:
     ports = free_ports(2 * workers)
     addresses = [f"127.0.0.1:{p}" for p in ports[:workers]]
     profiler = [f"grpc://127.0.0.1:{p}" for p in ports[workers:]]
@@ -154,12 +184,13 @@ def run_local_cluster(case: CaseSpec, job: JobSpec, workers: int, *, work_dir: s
         for i in range(workers):
             result_path = work / f"{stem}.worker{i}.result.json"
             result_path.unlink(missing_ok=True)
+            Path(f"{result_path}.joined").unlink(missing_ok=True)
             log_path = work / f"{stem}.worker{i}.log"
             cmd = [python or sys.executable, "-m", "tfperf.distributed", str(case_file), str(job_file),
                    str(result_path), "--profiler-port", str(ports[workers + i])]
             if out_dir is not None:
                 cmd += ["--out-dir", str(out_dir)]
-            with open(log_path, "w", encoding="utf-8") as log:
+            with open(log_path, "a", encoding="utf-8") as log:
                 log.write(f"--- {' '.join(cmd)}\n--- TF_CONFIG={tf_config(addresses, i)}\n")
                 log.flush()
                 proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -170,8 +201,6 @@ def run_local_cluster(case: CaseSpec, job: JobSpec, workers: int, *, work_dir: s
     finally:
         for w in procs:
             kill_tree(w.proc)
-        if tmp is not None:
-            tmp.cleanup()
 
 
 def _supervise(case: CaseSpec, job: JobSpec, procs: list[Worker], started: float, timeout_s: float) -> Result:

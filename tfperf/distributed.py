@@ -43,7 +43,8 @@ from .spec import CaseSpec
 STRATEGIES = ("one_device", "mirrored", "multi_worker")
 # Fault injection for tests and for trying out failure handling, read only in worker processes of a multi-worker
 # case: "INDEX:STEP" makes worker INDEX SIGKILL itself after STEP timed steps of the distributed pass;
-# "INDEX:hang" makes it hang at start (before joining the cluster).
+# "INDEX:hang" makes it hang at start (before joining the cluster); "INDEX:abort-once:PATH" makes it abort at
+# start unless PATH exists, creating PATH first (a start-up crash that a restart gets past).
 KILL_ENV = "TFPERF_DISTRIBUTED_KILL"
 # Every worker's profiler address (set by tfperf/cluster.py; on a real cluster, by you), so worker 0 can capture
 # all of them at once; and this worker's profiler port when it joined a cluster through TF_CONFIG.
@@ -768,6 +769,11 @@ def main(argv: list[str] | None = None) -> int:
     if task is not None and os.environ.get(KILL_ENV) == f"{task[0]}:hang":
         while True:  # fault injection: a worker that never joins (its supervisor must time out and kill it)
             time.sleep(1)
+    if task is not None and os.environ.get(KILL_ENV, "").startswith(f"{task[0]}:abort-once:"):
+        flag = Path(os.environ[KILL_ENV].split(":", 2)[2])
+        if not flag.exists():  # fault injection: die in start-up, once
+            flag.write_text("aborted")
+            os.abort()
     if args.profiler_port:
         os.environ[PROFILER_PORT_ENV] = str(args.profiler_port)
     case = CaseSpec.from_json(json.loads(Path(args.case_file).read_text()))
@@ -778,6 +784,9 @@ def main(argv: list[str] | None = None) -> int:
 
         apply_tf_config(case.tf_config)
     configure_process(case.distribute)
+    # Joined: past TensorFlow's start-up and the cluster's servers. The supervisor restarts a cluster once when a
+    # worker dies before this, and never after (a crash in the user's step is the job's result).
+    Path(args.result_file + ".joined").write_text(str(os.getpid()))
     ctx = _WorkerContext(Path(args.out_dir) if args.out_dir else None)
     result = measure_distributed(case, job, ctx)
     atomic_write_text(Path(args.result_file), json.dumps(result.to_json(), default=str) + "\n")
