@@ -217,10 +217,7 @@ def _medians_of(flat: np.ndarray, starts: np.ndarray, sizes: np.ndarray, picked:
 
 def repeat_spread(groups: Sequence[Sequence[float]]) -> float | None:
     """How far apart the medians of a run's repeats are: max / min - 1; None with fewer than two repeats."""
-    meds = [float(np.median(g)) for g in groups if len(g)]
-    if len(meds) < 2 or min(meds) <= 0:
-        return None
-    return max(meds) / min(meds) - 1
+    return stats.median_spread(groups)
 
 
 def mann_whitney_p(base: Sequence[float], current: Sequence[float]) -> float:

@@ -128,10 +128,7 @@ class Result:
     @property
     def process_spread(self) -> float | None:
         """max / min - 1 of the per-process medians; None when one process timed the result."""
-        meds = [stats.summarize(g)["median"] for g in self.process_groups() if g]
-        if len(meds) < 2 or min(meds) <= 0:
-            return None
-        return max(meds) / min(meds) - 1
+        return stats.median_spread(self.process_groups())
 
     def process_groups(self) -> list[list[float]]:
         """The samples per worker process, in the order the processes ran."""

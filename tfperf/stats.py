@@ -67,3 +67,12 @@ def throughput(median_step_s: float, batch_size: int | None) -> dict:
     steps_per_s = 1.0 / median_step_s if median_step_s > 0 else math.inf
     samples_per_s = steps_per_s * batch_size if batch_size else None
     return {"samples_per_s": samples_per_s, "steps_per_s": steps_per_s}
+
+
+def median_spread(groups) -> float | None:
+    """How far apart the medians of groups of samples (repeats, processes) are: max / min - 1; None with fewer
+    than two non-empty groups."""
+    meds = [summarize(g)["median"] for g in groups if len(g)]
+    if len(meds) < 2 or min(meds) <= 0:
+        return None
+    return max(meds) / min(meds) - 1
