@@ -112,13 +112,14 @@ def test_multi_worker_two_local_workers(suite_run):
     assert workers[0]["final_loss"] == workers[1]["final_loss"]
     assert workers[0]["probe_losses"] == workers[1]["probe_losses"]
     assert r["extra"]["losses_identical"] is True
-    # One trace per worker, captured from each worker's profiler server into the same TensorBoard run.
+    # Worker 0's trace of the distributed steps (only worker 0's: the note says why), with the read-out and the
+    # all-reduce share; the gradient all-reduce is part of every step.
     prof = r["profile"]
-    assert prof["capture"] == "remote" and len(prof["workers"]) == 2
+    assert prof["capture"] == "worker0" and prof["workers_traced"] == [0] and "worker 0" in prof["note"]
     traces = sorted(Path(prof["logdir"]).glob("plugins/profile/*/*.xplane.pb"))
-    assert [t.name.removesuffix(".xplane.pb").split("_")[-1] for t in traces] == \
-        sorted(a.rsplit(":", 1)[-1] for a in prof["workers"])
-    assert prof["allreduce_share"] is None or 0 < prof["allreduce_share"] <= 1
+    assert len(traces) == 1 and not prof.get("readout_error"), prof.get("readout_error")
+    assert prof["top_ops"], prof
+    assert 0 < prof["allreduce_share"] <= 1, prof.get("allreduce_by_host")
     assert leftover_processes([w["pid"] for w in workers]) == []
     assert "global batch" in suite_run.proc.stdout and "scaling" in suite_run.proc.stdout
 
@@ -195,7 +196,7 @@ def test_losses_agree_and_combine_flags_divergence():
     job = JobSpec("c", "function", "cpu", "train", 8)
     results = [Result("c", "function", "cpu", "train", 8, samples=[0.01, 0.02],
                       extra={"final_loss": 0.5, "probe_losses": [p]}) for p in (1.25, 1.5)]
-    procs = [SimpleNamespace(index=i, proc=SimpleNamespace(pid=100 + i), address=f"127.0.0.1:{i}", profiler_port=9)
+    procs = [SimpleNamespace(index=i, proc=SimpleNamespace(pid=100 + i), address=f"127.0.0.1:{i}")
              for i in range(2)]
     r = combine(job, results, procs, 1.0)
     assert r.status == "failed" and r.error["type"] == "WorkersDiverged"

@@ -72,7 +72,6 @@ def _die_with_parent() -> None:
 class Worker:
     index: int
     address: str
-    profiler_port: int
     proc: subprocess.Popen
     result_path: Path
     log_path: Path
@@ -172,11 +171,8 @@ def _died_starting(r: Result, work: Path, stem: str) -> bool:
 def _launch_and_supervise(case: CaseSpec, job: JobSpec, workers: int, work: Path, stem: str, case_file: Path,
                           job_file: Path, out_dir: str | Path | None, timeout_s: float, python: str | None,
                           env: dict | None) -> Result:
-    ports = free_ports(2 * workers)
-    addresses = [f"127.0.0.1:{p}" for p in ports[:workers]]
-    profiler = [f"grpc://127.0.0.1:{p}" for p in ports[workers:]]
-    base_env = {**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1",
-                "TFPERF_PROFILER_ADDRESSES": ",".join(profiler)}
+    addresses = [f"127.0.0.1:{p}" for p in free_ports(workers)]
+    base_env = {**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"}
     base_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     started = time.monotonic()
     procs: list[Worker] = []
@@ -187,7 +183,7 @@ def _launch_and_supervise(case: CaseSpec, job: JobSpec, workers: int, work: Path
             Path(f"{result_path}.joined").unlink(missing_ok=True)
             log_path = work / f"{stem}.worker{i}.log"
             cmd = [python or sys.executable, "-m", "tfperf.distributed", str(case_file), str(job_file),
-                   str(result_path), "--profiler-port", str(ports[workers + i])]
+                   str(result_path)]
             if out_dir is not None:
                 cmd += ["--out-dir", str(out_dir)]
             with open(log_path, "a", encoding="utf-8") as log:
@@ -196,7 +192,7 @@ def _launch_and_supervise(case: CaseSpec, job: JobSpec, workers: int, work: Path
                 proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                         start_new_session=True, preexec_fn=_die_with_parent,
                                         env={**base_env, "TF_CONFIG": tf_config(addresses, i)})
-            procs.append(Worker(i, addresses[i], ports[workers + i], proc, result_path, log_path))
+            procs.append(Worker(i, addresses[i], proc, result_path, log_path))
         return _supervise(case, job, procs, started, timeout_s)
     finally:
         for w in procs:
@@ -256,12 +252,10 @@ def combine(job: JobSpec, results: list[Result | None], procs: list[Worker], wal
     per_worker = []
     for w, r in zip(procs, results):
         assert r is not None
-        per_worker.append({"index": w.index, "pid": w.proc.pid, "address": w.address,
-                           "profiler": f"grpc://127.0.0.1:{w.profiler_port}", "median_s": r.median_s,
+        per_worker.append({"index": w.index, "pid": w.proc.pid, "address": w.address, "median_s": r.median_s,
                            "final_loss": r.extra.get("final_loss"), "probe_losses": r.extra.get("probe_losses"),
                            "first_call_s": r.first_call_s, "input_wait_fraction": r.input_wait_fraction})
     chief.extra["per_worker"] = per_worker
-    chief.extra["profiler_addresses"] = [p["profiler"] for p in per_worker]
     chief.wall_s = wall_s
     agree, detail = losses_agree(per_worker)
     chief.extra["losses_identical"] = agree

@@ -20,11 +20,12 @@ Process rules (TensorFlow's, not ours):
 
 Worker entry point (what tfperf/cluster.py runs):
 
-    python -m tfperf.distributed CASE.json JOB.json RESULT.json [--out-dir D] [--profiler-port P]
+    python -m tfperf.distributed CASE.json JOB.json RESULT.json [--out-dir D]
 """
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import math
 import os
@@ -46,9 +47,8 @@ STRATEGIES = ("one_device", "mirrored", "multi_worker")
 # "INDEX:hang" makes it hang at start (before joining the cluster); "INDEX:abort-once:PATH" makes it abort at
 # start unless PATH exists, creating PATH first (a start-up crash that a restart gets past).
 KILL_ENV = "TFPERF_DISTRIBUTED_KILL"
-# Every worker's profiler address (set by tfperf/cluster.py; on a real cluster, by you), so worker 0 can capture
-# all of them at once; and this worker's profiler port when it joined a cluster through TF_CONFIG.
-PROFILER_ADDRESSES_ENV = "TFPERF_PROFILER_ADDRESSES"
+# On a real cluster (TF_CONFIG set by you): start a profiler server on this port, so `tfperf capture` can trace
+# the worker while it runs. tfperf's own profiled pass does not need it (each worker traces itself).
 PROFILER_PORT_ENV = "TFPERF_PROFILER_PORT"
 PROBE_EXAMPLES = 16
 PROFILE_STEPS = 5
@@ -134,7 +134,7 @@ def configure_process(distribute: dict | DistributeSpec | None) -> dict:
         if _process_strategy is None:
             _process_strategy = tf.distribute.MultiWorkerMirroredStrategy()
             port = os.environ.get(PROFILER_PORT_ENV)
-            if port:  # so `tfperf capture grpc://host:port,...` (or worker 0's profiled pass) can trace this worker
+            if port:  # so `tfperf capture grpc://host:port,...` can trace this worker
                 tf.profiler.experimental.server.start(int(port))
                 done["profiler_port"] = int(port)
         done["joined_cluster"] = True
@@ -363,14 +363,23 @@ class PassRunner:
                     self.final_loss, probe_losses, step=self.step, iterator=self.iterator)
 
 
-def _barrier(strategy: Any) -> None:
-    """Every worker waits here until all arrive (a one-number all-reduce). Only meaningful across workers."""
-    import tensorflow as tf
+_barrier_count = 0
+BARRIER_TIMEOUT_S = 3600.0  # a bound, not a deadline: the supervisor's timeout_s ends a stuck job first
 
-    result = strategy.run(lambda: tf.distribute.get_replica_context().all_reduce(
-        tf.distribute.ReduceOp.SUM, tf.constant(1.0)))
-    for v in strategy.experimental_local_results(result):
-        v.numpy()
+
+def _barrier() -> None:
+    """Every worker waits here until all arrive. Only meaningful across workers; every worker calls the barriers
+    in the same order, so the n-th call of each meets the others' n-th.
+
+    The coordination service's barrier (an RPC to the cluster's leader) rather than a one-number all-reduce: an
+    eager all-reduce runs through a Python thread pool (TensorFlow warns it "has significant overhead"), and a
+    barrier should not take part in the collectives the profiler attributes to the step.
+    """
+    from tensorflow.python.eager import context
+
+    global _barrier_count
+    _barrier_count += 1
+    context.context().wait_at_barrier(f"tfperf-barrier-{_barrier_count}", int(BARRIER_TIMEOUT_S * 1000))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -451,12 +460,12 @@ def measure_distributed(case: CaseSpec, job: JobSpec, ctx: Any = None, resolve: 
         if with_baseline:
             phase = "one-replica baseline"
             if workers > 1:
-                _barrier(strategy)
+                _barrier()
             if worker_index == 0:
                 one = PassRunner(tf.distribute.OneDeviceStrategy(_local_device(strategy)), "one_device",
                                  case, job, resolve)
             if workers > 1:
-                _barrier(strategy)
+                _barrier()
         phase = f"{spec.strategy} pass"
         try:
             dist = PassRunner(strategy, spec.strategy, case, job, resolve)
@@ -474,11 +483,11 @@ def measure_distributed(case: CaseSpec, job: JobSpec, ctx: Any = None, resolve: 
             if with_baseline:
                 phase = "one-replica baseline"
                 if workers > 1:
-                    _barrier(strategy)
+                    _barrier()
                 if one is not None:
                     one.repeat()
                 if workers > 1:
-                    _barrier(strategy)
+                    _barrier()
             phase = f"{spec.strategy} pass"
             dist.repeat(kill)
         main = dist.finish()
@@ -507,7 +516,7 @@ def measure_distributed(case: CaseSpec, job: JobSpec, ctx: Any = None, resolve: 
         if case.profile and ctx is not None and getattr(ctx, "out_dir", None) is not None:
             phase = "profiled pass"
             try:
-                result.profile = _profile(case, job, ctx, main, worker_index, workers, strategy)
+                result.profile = _profile(case, job, ctx, main, worker_index, workers)
             except Exception as exc:  # noqa: BLE001 - a failed trace loses the trace, not the timed numbers
                 if workers > 1:
                     raise  # the peers are inside the same profiled steps: the job cannot go on consistently
@@ -516,7 +525,7 @@ def measure_distributed(case: CaseSpec, job: JobSpec, ctx: Any = None, resolve: 
             phase = "final barrier"
             # Leave together: a worker that exits while a peer still runs makes the peer's coordination
             # service report an error.
-            _barrier(strategy)
+            _barrier()
     except Exception as exc:  # noqa: BLE001 - any failure of user code or TF is this job's result
         result.status = "failed"
         result.error = _error(exc, DistributeSpec.from_dict(case.distribute) if _valid(case) else DistributeSpec(),
@@ -557,84 +566,66 @@ def _resolver(case: CaseSpec) -> Callable[[str], Any]:
 # ---------------------------------------------------------------------------------------------------------------
 # The profiled pass: separate from the timed pass, so profiling never changes the timed numbers.
 
-def _profile(case: CaseSpec, job: JobSpec, ctx: Any, main: Pass, worker_index: int, workers: int,
-             strategy: Any) -> dict | None:
-    """Trace a few distributed steps. One worker: a local trace. Several: worker 0 captures every worker's
-    profiler server at once (one xplane file per worker in the same run folder), the others just run the steps."""
-    import tensorflow as tf
-
+def _profile(case: CaseSpec, job: JobSpec, ctx: Any, main: Pass, worker_index: int, workers: int) -> dict | None:
+    """Trace a few distributed steps: the steps of this process, or with several workers, worker 0's while the
+    others run the same steps untraced (see _trace_worker0 for why)."""
     run = f"{job.case}-{job.mode}" + (f"-bs{job.batch_size}" if len(case.batch_sizes) > 1 else "")
     logdir = Path(ctx.out_dir) / "tensorboard" / run
     steps = min(PROFILE_STEPS, case.steps)
-    addresses = [a for a in os.environ.get(PROFILER_ADDRESSES_ENV, "").split(",") if a]
-
-    def steps_with_markers() -> None:
-        for i in range(steps):
-            with tf.profiler.experimental.Trace("train", step_num=i, _r=1):
-                main.step()
+    from .profiling import profile_job
 
     if workers > 1:
-        # Every worker runs the same barrier and profiled steps whatever it knows about profiler addresses (each
-        # step is a collective: a worker that skipped them would leave the others waiting). Only worker 0
-        # captures, and only when it knows every worker's address.
-        capture: dict = {}
-        grabbing = worker_index == 0 and bool(addresses)
-        if grabbing:
-            logdir.mkdir(parents=True, exist_ok=True)
-            duration_ms = int(max(2000, 1000 * (1.0 + 3 * steps * main.median_s)))
-
-            def grab() -> None:
-                try:
-                    tf.profiler.experimental.client.trace(",".join(addresses), str(logdir), duration_ms,
-                                                          num_tracing_attempts=3)
-                except Exception as exc:  # noqa: BLE001 - a failed capture loses the trace, not the timing
-                    capture["error"] = f"{type(exc).__name__}: {exc}"[:500]
-
-        _barrier(strategy)
-        if grabbing:
-            thread = threading.Thread(target=grab, daemon=True)
-            thread.start()
-        # Every worker waits the same short while, so the capture is running on all of them before the first
-        # step, and no worker's first all-reduce sits waiting for a late peer inside the trace (that wait would
-        # count as all-reduce time).
-        time.sleep(0.5)
-        steps_with_markers()
-        if worker_index != 0:
-            return None
-        if not grabbing:
-            return {"logdir": str(logdir), "capture": None,
-                    "note": f"no profiler addresses: set {PROFILER_ADDRESSES_ENV}=grpc://host:port,... for worker 0 "
-                            "(each worker's port in its TFPERF_PROFILER_PORT), or run `tfperf capture` while it runs"}
-        thread.join(timeout=duration_ms / 1000 + 30)
-        out: dict = {}
-        try:  # the profiler issue's read-out (top ops, input-bound %) over all workers' traces, when present
-            from .profiling import newest_run_dir, read_profile
-        except ImportError:
-            read_profile = None
-        if read_profile is not None and (run_dir := newest_run_dir(logdir)) is not None:
-            out.update(read_profile(run_dir))
-            run = f"{logdir.name}/{run_dir.name}"
-        out.update({"logdir": str(logdir), "run": run, "workers": addresses, "capture": "remote"})
-        if capture:
-            out["error"] = capture["error"]
-        out.update(_allreduce_share(logdir))
-        return out
+        return _trace_worker0(main, steps, logdir, worker_index, workers)
     logdir.mkdir(parents=True, exist_ok=True)
-    try:
-        from .profiling import profile_job  # the profiler issue's read-out (top ops, input-bound %), when present
-    except ImportError:
-        profile_job = None
-    if profile_job is not None:
-        out = dict(profile_job(lambda i: main.step(), steps=steps, trace_name="train", logdir=logdir) or {})
-    else:
-        tf.profiler.experimental.start(str(logdir))
-        try:
-            steps_with_markers()
-        finally:
-            tf.profiler.experimental.stop()
-        out = {"logdir": str(logdir), "run": run}
+    out = dict(profile_job(lambda i: main.step(), steps=steps, trace_name="train", logdir=logdir) or {})
     out["capture"] = "local"
-    out.update(_allreduce_share(logdir))
+    out.update(_allreduce_share(logdir / "plugins" / "profile" / out["profile_run"]))
+    return out
+
+
+# Why only worker 0 is traced, measured on TF 2.21 (2 local workers, 2 cores): stopping a profiler session on any
+# other worker crashed it in about a third of the runs (SIGABRT "free(): invalid pointer" / "double free or
+# corruption", or SIGSEGV), with the native stack in tsl::profiler::TraceMeRecorder::Stop -> Consume ->
+# SplitEventTracker::FindStartAndMerge: merging trace events that began on one thread and ended on another. It made
+# no difference whether worker 0 captured the worker's profiler server remotely or the worker traced itself.
+# Worker 0 (the collective group's leader, which resolves collectives locally) never crashed in 70 sessions.
+UNTRACED_WORKERS_NOTE = ("only worker 0 is traced: stopping the profiler on another worker of a MultiWorkerMirrored"
+                         "Strategy cluster crashed that worker in about a third of the runs on TensorFlow 2.21 "
+                         "(TraceMeRecorder::Consume, SplitEventTracker::FindStartAndMerge); the other workers ran "
+                         "the same steps untraced")
+
+
+def _trace_worker0(main: Pass, steps: int, logdir: Path, worker_index: int, workers: int) -> dict | None:
+    """Every worker runs the profiled steps (each is a collective all of them take part in), between two
+    barriers; worker 0 traces its own with a local session and reads the trace out. Returns None on the others."""
+    from .profiling import profile_job
+
+    _barrier()
+    if worker_index != 0:
+        for _ in range(steps):
+            main.step()
+        _barrier()
+        return None
+    logdir.mkdir(parents=True, exist_ok=True)
+    done = 0
+
+    def step(i: int) -> None:
+        nonlocal done
+        main.step()
+        done += 1
+
+    try:
+        out = dict(profile_job(step, steps=steps, trace_name="train", logdir=logdir) or {})
+        out.update(_allreduce_share(logdir / "plugins" / "profile" / out["profile_run"]))
+    except Exception as exc:  # noqa: BLE001 - a failed trace loses the trace, not the timed numbers
+        out = {"error": f"{type(exc).__name__}: {exc}"[:500]}
+    finally:
+        # The others run every profiled step, each a collective: run the ones the profiler did not (it failed to
+        # start, say), then meet them at the barrier.
+        for _ in range(done, steps):
+            main.step()
+        _barrier()
+    out.update({"capture": "worker0", "workers_traced": [0], "workers": workers, "note": UNTRACED_WORKERS_NOTE})
     return out
 
 
@@ -643,9 +634,10 @@ ALLREDUCE_OP_TYPES = ("CollectiveReduceV2", "CollectiveReduce", "CollectiveGathe
                       "CollectiveBcastRecvV2", "NcclAllReduce", "NcclReduce", "NcclBroadcast")
 
 
-def _allreduce_share(logdir: Path) -> dict:
-    """The all-reduce share of device op time in each captured xplane file, from the profiler's own op stats."""
-    files = sorted(Path(logdir).glob("plugins/profile/*/*.xplane.pb"))
+def _allreduce_share(run_dir: Path) -> dict:
+    """The all-reduce share of op time in each xplane file (one per worker) of a profile run folder, from the
+    profiler's own op stats."""
+    files = sorted(Path(run_dir).glob("*.xplane.pb"))
     if not files:
         return {"allreduce_share": None, "allreduce_note": "no trace file found"}
     import shutil
@@ -761,8 +753,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("job_file")
     ap.add_argument("result_file")
     ap.add_argument("--out-dir", default=None)
-    ap.add_argument("--profiler-port", type=int, default=None)
     args = ap.parse_args(argv)
+    # A native crash (SIGABRT/SIGSEGV in TensorFlow) then leaves every thread's Python stack in the worker log.
+    faulthandler.enable(all_threads=True)
     _watch_parent()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     task = tf_config_task()
@@ -774,8 +767,6 @@ def main(argv: list[str] | None = None) -> int:
         if not flag.exists():  # fault injection: die in start-up, once
             flag.write_text("aborted")
             os.abort()
-    if args.profiler_port:
-        os.environ[PROFILER_PORT_ENV] = str(args.profiler_port)
     case = CaseSpec.from_json(json.loads(Path(args.case_file).read_text()))
     job = JobSpec(**json.loads(Path(args.job_file).read_text()))
     if getattr(case, "tf_config", None):

@@ -74,6 +74,22 @@ def profile_job(step: Callable[[int], Any], steps: int, trace_name: str, logdir:
     marker ("train" / "infer"), which the input-pipeline analyzer keys on. `layer_names` (the model's top-level
     Keras layers) enable the per-layer split.
     """
+    logdir = Path(logdir)
+    run_dir, profile_wall_s = trace_steps(step, steps, trace_name, logdir)
+    out = read_profile(run_dir, layer_names=layer_names)
+    # TensorBoard's profile tab lists this trace as "<tb-run>/<timestamp>" when served from the logdir's parent.
+    out.update({"logdir": str(logdir), "tb_run": logdir.name, "run": f"{logdir.name}/{run_dir.name}",
+                "profile_run": run_dir.name, "steps": steps, "trace_name": trace_name,
+                "profile_wall_s": round(profile_wall_s, 4)})
+    return _ordered(out)
+
+
+def trace_steps(step: Callable[[int], Any], steps: int, trace_name: str, logdir: str | Path) -> tuple[Path, float]:
+    """Run `steps` steps, each in a step marker, inside a local profiler session of this process.
+
+    Returns the run folder the profiler wrote (`<logdir>/plugins/profile/<timestamp>/`) and the session's wall
+    time. Raises ProfileError when the profiler cannot start or writes nothing.
+    """
     import tensorflow as tf
 
     logdir = Path(logdir)
@@ -99,17 +115,12 @@ def profile_job(step: Callable[[int], Any], steps: int, trace_name: str, logdir:
             tf.profiler.experimental.stop()
         except Exception as exc:  # noqa: BLE001
             raise ProfileError(f"{logdir}: the profiler did not stop cleanly: {exc}") from exc
-    profile_wall_s = time.perf_counter() - t0
+    wall_s = time.perf_counter() - t0
     run_dir = newest_run_dir(logdir, since=started_wall - 2)
     if run_dir is None:
         raise ProfileError(f"{logdir}: the profiler wrote no trace under plugins/profile/ "
                            "(run `tfperf doctor` to check the profiler)")
-    out = read_profile(run_dir, layer_names=layer_names)
-    # TensorBoard's profile tab lists this trace as "<tb-run>/<timestamp>" when served from the logdir's parent.
-    out.update({"logdir": str(logdir), "tb_run": logdir.name, "run": f"{logdir.name}/{run_dir.name}",
-                "profile_run": run_dir.name, "steps": steps, "trace_name": trace_name,
-                "profile_wall_s": round(profile_wall_s, 4)})
-    return _ordered(out)
+    return run_dir, wall_s
 
 
 def newest_run_dir(logdir: str | Path, since: float | None = None) -> Path | None:
