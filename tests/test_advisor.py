@@ -289,6 +289,26 @@ def test_noisy_measurement_fires_above_10_percent_iqr_only():
     assert fired(advisor.rule_noisy_measurement, run_of(res(n=20, spread=0.15))) == []
 
 
+def test_noisy_measurement_between_processes_suggests_one_thread_per_op_on_cpu():
+    # Three processes, tight inside, their medians 10, 10.5 and 14 ms apart: the noise is between processes.
+    groups = [res(median=m, n=10).samples for m in (0.010, 0.0105, 0.014)]
+    fields = dict(samples=[x for g in groups for x in g], repeat_sizes=[10, 10, 10], repeat_process=[0, 1, 2])
+    cpu = Result(case="c", mode="function", device="cpu", task="train", batch_size=32, **fields)
+    (_, s), = fired(advisor.rule_noisy_measurement, run_of(cpu))
+    assert "3 worker processes' medians were 40% apart (10, 10.5, 14 ms)" in s["evidence"], s["evidence"]
+    assert s["fix"].startswith(advisor.STEADY_THREADS) and s["evidence_data"]["process_spread"] == 0.4
+    # Threads already pinned, or a GPU: the generic advice.
+    pinned = Result(case="c", mode="function", device="cpu", task="train", batch_size=32,
+                    extra={"tf_config": {"intra_op_threads": 1}}, **fields)
+    gpu = Result(case="c", mode="function", device="gpu:0", task="train", batch_size=32, **fields)
+    for r in (pinned, gpu):
+        (_, s), = fired(advisor.rule_noisy_measurement, run_of(r))
+        assert s["fix"].startswith("repeats: 5")
+    # Noisy within one process: no process spread to speak of.
+    (_, s), = fired(advisor.rule_noisy_measurement, run_of(res(n=20, spread=0.5)))
+    assert "worker processes" not in s["evidence"] and s["fix"].startswith("repeats: 5")
+
+
 # --- entry points ----------------------------------------------------------------------------------------
 
 def test_attach_suggestions_replaces_and_is_idempotent():

@@ -280,20 +280,30 @@ def _chain(n):
 
 
 step10 = _chain(10)
-# 30% more matmuls: about 20% slower once the fixed cost of a call (sync, the final reduction) is counted.
+# 30% more matmuls: about 25-30% slower once the fixed cost of a call (sync, the final reduction) is counted.
 step13 = _chain(13)
 
 
-def inputs(size: int = 384):  # ~8 ms a step on 2 cores: the fixed cost per call barely dilutes the 20%
+def inputs(size: int = 384):  # ~12 ms a step on one thread: the fixed cost per call barely dilutes the 20%
     x = tf.random.stateless_normal((size, size), seed=[1, 2])
     w = tf.random.stateless_normal((size, size), seed=[3, 4]) * 0.05
     while True:
         yield (x, w), {}
 """
 
+# One intra-op and one inter-op thread: on the 2-core VM the same matmul chain's median moved 59-62% between
+# worker processes with TensorFlow's default thread pools (some processes ran at 7.5 ms, some at 10-12 ms), and
+# 7-15% with one thread each (10 processes per setting). A regression-tracking suite wants the steady setting.
 SUITE = """
 name: compare-real
-defaults: {{modes: [function], warmup_steps: 3, steps: 15, repeats: 3, profile: false, timeout_s: 120}}
+defaults:
+  modes: [function]
+  warmup_steps: 3
+  steps: 30
+  repeats: 3
+  profile: false
+  timeout_s: 120
+  tf_config: {{intra_op_threads: 1, inter_op_threads: 1}}
 cases:
   - name: same
     function: steps.py:step10
@@ -323,12 +333,16 @@ def _spreads(rows: dict) -> dict:
     return {f"{case} {side}": rows[case][f"{side}_spread"] for case in ("same", "grown") for side in ("base", "current")}
 
 
+# 13 matmuls instead of 10: about 25-30% slower once the fixed cost per call is counted.
+EXPECTED_CHANGE = 0.25
+
+
 def _quiet(rows: dict) -> bool:
     """The machine held still: the unchanged control row compares as unchanged, and in both runs every row's
-    processes agreed within 10%. Measured on this VM, the same ~8 ms step moved 25% between processes
-    at times; no comparison of two runs can see a 20% change through that, and compare says so."""
+    repeats agreed within half the change under test. Noisier than that, compare rightly calls the change
+    inconclusive (it must exceed the runs' own spread), and the test cannot tell a miss from noise."""
     spreads = _spreads(rows).values()
-    return rows["same"]["verdict"] == "unchanged" and all(s is not None and s < 0.10 for s in spreads)
+    return rows["same"]["verdict"] == "unchanged" and all(s is not None and s < EXPECTED_CHANGE / 2 for s in spreads)
 
 
 @pytest.mark.slow

@@ -147,9 +147,9 @@ def run_local_cluster(case: CaseSpec, job: JobSpec, workers: int, *, work_dir: s
                                       python, env)
         if not _died_starting(first, work, stem):
             return first
-        # A worker died inside TensorFlow's start-up, before it joined the cluster (seen now and then on a 2-core
-        # machine: SIGABRT, "free(): invalid pointer", right after TF initialized). None of the user's steps ran,
-        # so start the cluster again once, on fresh ports, in the time left; a second such death is the result.
+        # A worker died before it joined the cluster (in TensorFlow's start-up, or because another process took
+        # the port free_ports released for it). None of the user's steps ran, so start the cluster again once, on
+        # fresh ports, in the time left; a second such death is the result.
         left = max(1.0, timeout_s - (time.monotonic() - started))
         second = _launch_and_supervise(case, job, workers, work, stem, case_file, job_file, out_dir, left, python,
                                        env)
