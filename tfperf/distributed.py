@@ -48,7 +48,7 @@ STRATEGIES = ("one_device", "mirrored", "multi_worker")
 # start unless PATH exists, creating PATH first (a start-up crash that a restart gets past).
 KILL_ENV = "TFPERF_DISTRIBUTED_KILL"
 # On a real cluster (TF_CONFIG set by you): start a profiler server on this port, so `tfperf capture` can trace
-# the worker while it runs. tfperf's own profiled pass does not need it (each worker traces itself).
+# the worker while it runs. tfperf's own profiled pass does not use it (worker 0 traces itself, see _trace_worker0).
 PROFILER_PORT_ENV = "TFPERF_PROFILER_PORT"
 PROBE_EXAMPLES = 16
 PROFILE_STEPS = 5
