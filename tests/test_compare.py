@@ -1,7 +1,7 @@
 """`tfperf compare`: regressions beyond noise are flagged, noise is not, unmatched rows are listed.
 
 Unit tests draw samples from known distributions with a fixed seed; the end-to-end test times a real step
-with `tfperf run` twice, once with 20% more matmuls, and runs the real `tfperf compare` command.
+with `tfperf run` twice, once with 30% more matmuls, and runs the real `tfperf compare` command.
 """
 import dataclasses
 import json
@@ -293,7 +293,7 @@ def inputs(size: int = 384):  # ~12 ms a step on one thread: the fixed cost per 
 
 # One intra-op and one inter-op thread: on the 2-core VM the same matmul chain's median moved 59-62% between
 # worker processes with TensorFlow's default thread pools (some processes ran at 7.5 ms, some at 10-12 ms), and
-# 7-15% with one thread each (10 processes per setting). A regression-tracking suite wants the steady setting.
+# 3-15% with one thread each (sets of 10 processes). A regression-tracking suite wants the steady setting.
 SUITE = """
 name: compare-real
 defaults:

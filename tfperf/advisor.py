@@ -642,8 +642,8 @@ def rule_threading(run: RunResult) -> list[Finding]:
 
 
 # On the 2-core test VM the same matmul chain's median moved 59-62% between worker processes with TensorFlow's
-# default thread pools and 3-15% with one intra-op and one inter-op thread (10 processes each, twice): the
-# steady setting for a suite that tracks regressions, at the cost of timing single-threaded speed.
+# default thread pools (two sets of 10 processes) and 3-15% with one intra-op and one inter-op thread (three
+# sets): the steady setting for a suite that tracks regressions, at the cost of timing single-threaded speed.
 STEADY_THREADS = "tf_config: {intra_op_threads: 1, inter_op_threads: 1}"
 
 
