@@ -27,6 +27,7 @@ import textwrap
 from collections import Counter
 from pathlib import Path
 
+from tfperf.advisor import STEADY_THREADS
 from tfperf.compare import VERDICTS, compare_runs, parse_threshold
 from tfperf.results import load_results
 
@@ -60,7 +61,7 @@ defaults:
   steps: 30
   repeats: 3
   profile: false
-  timeout_s: 180
+  timeout_s: 120
 {tf_config}
 cases:
   - name: same
@@ -71,7 +72,13 @@ cases:
     inputs: steps.py:inputs
 '''
 
-SETTINGS = {"default threads": "", "one thread per op": "  tf_config: {intra_op_threads: 1, inter_op_threads: 1}"}
+SETTINGS = {"default threads": "", "one thread per op": f"  {STEADY_THREADS}"}
+
+
+def suite_text(grown: str, setting: str) -> str:
+    """The suite of one side of a pair: `grown` names the step of the `grown` case (step10 or step13). Also the
+    suite of tests/test_compare.py's real two-run test."""
+    return SUITE.format(tf_config=SETTINGS[setting], grown=grown)
 
 
 def run(suite: Path, out: Path) -> None:
@@ -94,11 +101,11 @@ def main() -> int:
     counts: dict[str, dict[str, Counter]] = {s: {"same": Counter(), "grown": Counter()} for s in SETTINGS}
     ratios: dict[str, list[float]] = {s: [] for s in SETTINGS}
     for pair in range(args.pairs):
-        for n, (setting, tf_config) in enumerate(SETTINGS.items()):
+        for n, setting in enumerate(SETTINGS):
             outs = {}
             for side, grown in (("base", "step10"), ("current", "step13")):
                 suite = work / f"s{n}-{side}.yaml"
-                suite.write_text(SUITE.format(tf_config=tf_config, grown=grown))
+                suite.write_text(suite_text(grown, setting))
                 outs[side] = work / f"pair{pair}-s{n}-{side}"
                 run(suite, outs[side])
             cmp = compare_runs(load_results(outs["base"] / "results.json"),

@@ -5,6 +5,7 @@ with `tfperf run` twice, once with 30% more matmuls, and runs the real `tfperf c
 """
 import dataclasses
 import json
+import sys
 import textwrap
 
 import numpy as np
@@ -267,58 +268,19 @@ def test_cli_exit_codes(tmp_path):
 # End to end: real timings
 # ---------------------------------------------------------------------------------------------------------
 
-STEPS = """
-import tensorflow as tf
-
-
-def _chain(n):
-    def step(x, w):
-        for _ in range(n):
-            x = tf.tanh(tf.matmul(x, w))
-        return tf.reduce_sum(x)
-    return step
-
-
-step10 = _chain(10)
-# 30% more matmuls: about 25-30% slower once the fixed cost of a call (sync, the final reduction) is counted.
-step13 = _chain(13)
-
-
-def inputs(size: int = 384):  # ~12 ms a step on one thread: the fixed cost per call barely dilutes the 20%
-    x = tf.random.stateless_normal((size, size), seed=[1, 2])
-    w = tf.random.stateless_normal((size, size), seed=[3, 4]) * 0.05
-    while True:
-        yield (x, w), {}
-"""
-
-# One intra-op and one inter-op thread: on the 2-core VM the same matmul chain's median moved 59-62% between
-# worker processes with TensorFlow's default thread pools (some processes ran at 7.5 ms, some at 10-12 ms), and
-# 3-15% with one thread each (sets of 10 processes). A regression-tracking suite wants the steady setting.
-SUITE = """
-name: compare-real
-defaults:
-  modes: [function]
-  warmup_steps: 3
-  steps: 30
-  repeats: 3
-  profile: false
-  timeout_s: 120
-  tf_config: {{intra_op_threads: 1, inter_op_threads: 1}}
-cases:
-  - name: same
-    function: steps.py:step10
-    inputs: steps.py:inputs
-  - name: grown
-    function: steps.py:{grown}
-    inputs: steps.py:inputs
-"""
+# The suite is the detection benchmark's (10 vs 13 matmuls 384×384, one side each), with one intra-op and one
+# inter-op thread: on the 2-core VM the same matmul chain's median moved 59-62% between worker processes with
+# TensorFlow's default thread pools (some processes ran at 7.5 ms, some at 10-12 ms), and 3-15% with one thread
+# each (sets of 10 processes). A regression-tracking suite wants the steady setting.
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from compare_detection import STEPS, suite_text  # noqa: E402
 
 
 def _run_pair(tmp_path, attempt: int) -> dict:
     outs = {}
     for label, grown in (("base", "step10"), ("current", "step13")):
         suite = tmp_path / f"{label}.yaml"
-        suite.write_text(SUITE.format(grown=grown))
+        suite.write_text(suite_text(grown, "one thread per op"))
         outs[label] = tmp_path / f"{label}-{attempt}"
         proc = run_tfperf("run", str(suite), "--out", str(outs[label]), "--quiet")
         assert proc.returncode == 0, proc.stderr[-3000:]
