@@ -2,7 +2,8 @@
 
 Each pair is two real `tfperf run`s of a two-case suite: `same` runs 10 matmuls (384×384) in both runs (the
 control: any flag on it is a false positive), `grown` runs 10 in the base run and 13 in the current one. Every
-pair is compared with `tfperf.compare.compare_runs` at the threshold given, and the verdicts are counted per case.
+pair is compared with `tfperf.analysis.compare.compare_runs` at the threshold given, and the verdicts are counted
+per case.
 The same pairs are timed with TensorFlow's default thread pools and with one intra-op and one inter-op thread, in
 turns, so both settings see the same machine.
 
@@ -27,9 +28,9 @@ import textwrap
 from collections import Counter
 from pathlib import Path
 
-from tfperf.advisor import STEADY_THREADS
-from tfperf.compare import VERDICTS, compare_runs, parse_threshold
-from tfperf.results import load_results
+from tfperf.analysis.advisor import STEADY_THREADS
+from tfperf.analysis.compare import VERDICTS, compare_runs, parse_threshold
+from tfperf.results.model import load_results
 
 STEPS = '''
 import tensorflow as tf

@@ -1,7 +1,7 @@
 """How often does `tfperf compare` flag a change when nothing changed?
 
 Runs a small suite N times, unchanged, with the real `tfperf run`, then compares every pair of runs
-(N·(N-1)/2 comparisons, each over every row) with `tfperf.compare.compare_runs` and counts the verdicts.
+(N·(N-1)/2 comparisons, each over every row) with `tfperf.analysis.compare.compare_runs` and counts the verdicts.
 Any `regression` or `improvement` here is a false positive: the code did not change, only the machine's
 state did. The goal is none at the default threshold (10%). `inconclusive` rows are counted apart: they
 are the comparator declining to decide on noisy samples, which is the honest answer, not an alarm.
@@ -16,7 +16,7 @@ Measured on the 2-core VM tfperf is developed on (5 runs, 60 row comparisons, 10
 per job 15 rows were flagged; with 2 processes, 7; with the default 3, none (27 inconclusive, 33 unchanged).
 
 Prints a table of verdicts per threshold and writes summary.json beside the runs. Exits 1 when any
-comparison flagged a regression at the chosen threshold, so it can gate a change to compare.py.
+comparison flagged a regression at the chosen threshold, so it can gate a change to tfperf/analysis/compare.py.
 """
 from __future__ import annotations
 
@@ -32,8 +32,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from tfperf.compare import VERDICTS, compare_runs, parse_threshold
-from tfperf.results import load_results
+from tfperf.analysis.compare import VERDICTS, compare_runs, parse_threshold
+from tfperf.results.model import load_results
 
 # Two steps of different character, each in all three modes: a compute-bound matmul chain (steady) and a
 # chain of many tiny element-wise ops (dominated by per-op overhead in eager: the noisier kind).

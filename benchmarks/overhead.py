@@ -22,11 +22,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 
-from tfperf import harness  # noqa: E402
-from tfperf.inputs import IN_MEMORY_BATCHES  # noqa: E402
-from tfperf.references import resolve_reference  # noqa: E402
-from tfperf.results import JobSpec  # noqa: E402
-from tfperf.spec import CaseSpec  # noqa: E402
+from tfperf.measure import harness  # noqa: E402
+from tfperf.measure.inputs import IN_MEMORY_BATCHES  # noqa: E402
+from tfperf.suite.references import resolve_reference  # noqa: E402
+from tfperf.results.model import JobSpec  # noqa: E402
+from tfperf.suite.spec import CaseSpec  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

@@ -11,8 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from tfperf import advisor
-from tfperf.results import Result, RunResult
+from tfperf.analysis import advisor
+from tfperf.figures.decisions import p_value
+from tfperf.figures.measures import payback
+from tfperf.figures.thresholds import INPUT_BOUND_FRACTION, SIGNIFICANCE_ALPHA
+from tfperf.results.model import Result, RunResult
 
 DOCS = Path(__file__).resolve().parents[1] / "README.md"  # the README lists every code
 
@@ -42,6 +45,9 @@ def test_use_tf_function_fires_on_the_eager_result_when_function_saves_more_than
     assert "11.5 ms/step" in s["evidence"] and "10 ms/step" in s["evidence"]
     assert "tf.function(step)" in s["fix"]
     assert s["evidence_data"]["speedup"] == pytest.approx(1.15, rel=1e-3)
+    # The factor belongs to tf.function, the faster one: "eager ... vs tf.function ... (1.15× faster)" read
+    # as if eager were faster.
+    assert "tf.function 10 ms/step vs eager 11.5 ms/step (1.15× faster)" in s["evidence"], s["evidence"]
 
 
 def test_use_tf_function_silent_just_below_the_threshold():
@@ -53,7 +59,7 @@ def test_use_tf_function_silent_when_the_difference_is_not_significant():
     # Interleaved, widely spread samples: medians differ by 15% but the U test cannot tell them apart.
     eager = res("eager", 0.0115, spread=1.5)
     fn = res("function", 0.010, spread=1.5)
-    assert advisor.p_value(eager.samples, fn.samples) > advisor.SIGNIFICANCE_ALPHA
+    assert p_value(eager.samples, fn.samples) > SIGNIFICANCE_ALPHA
     assert fired(advisor.rule_use_tf_function, run_of(eager, fn)) == []
 
 
@@ -76,6 +82,8 @@ def test_xla_compile_payback_counts_the_steps_that_repay_the_compile():
     # (2.5 - 0.5) s / (10 - 8) ms per step = 1000 steps (medians are exact to within the 0.2% spread).
     assert data["payback_steps"] == pytest.approx(1000, rel=0.01)
     assert "1,000 steps" in found[0][1]["title"] or "steps" in found[0][1]["title"]
+    # The one payback definition (figures.measures.payback), which the HTML's payback point uses too.
+    assert data["payback_steps"] == payback(xla.first_call_s, xla.median_s, fn.first_call_s, fn.median_s).steps
 
 
 def test_xla_compile_payback_is_immediate_when_xla_compiles_no_slower():
@@ -150,6 +158,19 @@ def test_input_bound_silent_just_below_the_threshold():
     assert fired(advisor.rule_input_bound, run_of(res(input_wait_fraction=0.19))) == []
 
 
+def test_input_bound_is_the_measured_wait_when_measured_and_the_profilers_figure_otherwise():
+    """figures.measures.input_bound decides: a profiler figure above the threshold beside a measured wait below
+    it is evidence, not a second verdict (an eager step's "All Others" time is Python dispatch, not input)."""
+    profile = {"input_bound_percent": 31.9, "input_conclusion": "POTENTIALLY input-bound"}
+    measured_low = res("eager", input_wait_fraction=0.01, profile=profile)
+    assert fired(advisor.rule_input_bound, run_of(measured_low)) == []
+    (_, s), = fired(advisor.rule_input_bound, run_of(res(profile=profile)))
+    assert s["evidence_data"]["source"] == "profiler" and s["evidence_data"]["input_wait_fraction"] == 0.319
+    assert "32% of the step, profiler" in s["evidence"]
+    below = res(profile={"input_bound_percent": 100 * INPUT_BOUND_FRACTION - 1})
+    assert fired(advisor.rule_input_bound, run_of(below)) == []
+
+
 def test_input_bound_fix_is_the_best_measured_what_if():
     what_if = [{"change": "prefetch", "median_s": 0.008, "baseline_median_s": 0.010, "speedup": 1.25,
                 "code": "ds = ds.prefetch(tf.data.AUTOTUNE)"},
@@ -162,7 +183,7 @@ def test_input_bound_fix_is_the_best_measured_what_if():
 @pytest.mark.parametrize("change,code", [("prefetch", "prefetch"), ("parallel_map", "parallelize-map"),
                                          ("map num_parallel_calls=AUTOTUNE", "parallelize-map"),
                                          ("cache", "cache-dataset"), ("interleave", "parallel-interleave"),
-                                         # tfperf.whatif's names
+                                         # tfperf.measure.whatif's names
                                          ("prefetch(AUTOTUNE) appended", "prefetch"),
                                          ("parallel map via tf.data.Options", "parallelize-map"),
                                          ("parallel interleave(AUTOTUNE)", "parallel-interleave"),
@@ -233,7 +254,7 @@ def test_host_bound_fires_on_kernel_launch_share_and_device_idle():
 
 
 def test_host_bound_reads_the_profiling_modules_fields():
-    # tfperf.profiling: kernel_launch_ms and step_time_ms at the top, device idle under overview.
+    # tfperf.profile.profiler: kernel_launch_ms and step_time_ms at the top, device idle under overview.
     launch = res(device="gpu:0", profile={"kernel_launch_ms": 1.6, "step_time_ms": 10.0})
     (_, s), = fired(advisor.rule_host_bound, run_of(launch))
     assert s["evidence_data"]["kernel_launch_percent"] == pytest.approx(16.0)
@@ -311,6 +332,20 @@ def test_noisy_measurement_between_processes_suggests_one_thread_per_op_on_cpu()
 
 # --- entry points ----------------------------------------------------------------------------------------
 
+def test_quantize_tflite_evidence_states_the_factor_for_the_faster_mode():
+    """The quantized mode is the faster one: the old sentence put "slower" after it ("tflite-int8 5.66 ms/step
+    vs tflite 8.56 ms/step (1.51× slower)")."""
+    agreement = {"max_abs_error": 0.01, "mean_abs_error": 0.001, "max_rel_error": 0.01, "top1_agreement": 1.0,
+                 "samples": 256}
+    int8 = res("tflite-int8", 0.00566, output_agreement=agreement)
+    run = run_of(res("tflite", 0.00856), res("function", 0.0100), int8)
+    (r, s), = fired(advisor.rule_quantize_tflite, run)
+    assert r is int8
+    assert "tflite-int8 5.66 ms/step vs tflite 8.56 ms/step (1.51× faster)" in s["evidence"], s["evidence"]
+    assert "tflite-int8 5.66 ms/step vs function 10 ms/step (1.77× faster)" in s["evidence"], s["evidence"]
+    assert "slower" not in s["evidence"]
+
+
 def test_attach_suggestions_replaces_and_is_idempotent():
     eager, fn = res("eager", 0.05), res("function", 0.010)
     eager.suggestions = [{"code": "stale", "title": "", "evidence": "", "fix": ""}]
@@ -341,5 +376,5 @@ def test_every_code_is_documented_with_its_threshold():
 
 
 def test_advisor_imports_no_tensorflow():
-    code = "import sys, tfperf.advisor; sys.exit(1 if 'tensorflow' in sys.modules else 0)"
+    code = "import sys, tfperf.analysis.advisor; sys.exit(1 if 'tensorflow' in sys.modules else 0)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -1,6 +1,7 @@
 """`tfperf capture` against a real training loop in another process that started the profiler server."""
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
@@ -8,8 +9,8 @@ import textwrap
 
 import pytest
 
-from tfperf.capture import CaptureError, parse_addresses
-from tfperf.tensorboard_server import free_port
+from tfperf.profile.capture import CaptureError, parse_addresses
+from tfperf.profile.tensorboard_server import free_port
 
 # A training loop tfperf did not start: it only calls tf.profiler.experimental.server.start(PORT) and marks steps.
 TRAINING_LOOP = textwrap.dedent("""
@@ -55,7 +56,8 @@ def training_loops(tmp_path_factory):
     procs = [subprocess.Popen([sys.executable, str(script), str(port), "90"], stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, text=True, stdin=subprocess.DEVNULL) for port in ports]
     try:
-        import tensorflow  # noqa: F401 - the capture client's import overlaps the loops' own start-up
+        # The capture client's TensorFlow import overlaps the loops' own start-up.
+        importlib.import_module("tensorflow")
 
         for proc in procs:
             assert proc.stdout.readline().strip() == "ready"

@@ -14,9 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import ROOT, run_tfperf
-from tfperf import compare
+from tfperf.analysis import compare
+from tfperf.report import compare as compare_report
+from tfperf.stats import significance
 from tfperf.errors import TfperfError
-from tfperf.results import Result, RunResult, write_results
+from tfperf.results.model import Result, RunResult, write_results
 
 ENV = {"tensorflow": "2.21.0", "keras": "3.15.0", "python": "3.11.7", "cpu_model": "Test CPU", "cpu_count": 2,
        "gpus": [], "env": {}}
@@ -89,7 +91,7 @@ def test_noisy_rows_are_inconclusive_unless_clear_cut():
     rows = {r.case: r for r in cmp.rows}
     assert rows["noisy"].noisy and rows["noisy"].verdict == "inconclusive" and "noisy" in rows["noisy"].reason
     assert rows["noisy-but-2x"].verdict == "regression" and "clear-cut" in rows["noisy-but-2x"].reason
-    assert "inconclusive" in compare.render_table(cmp)
+    assert "inconclusive" in compare_report.render_table(cmp)
 
 
 def test_contention_that_shifts_the_median_is_not_a_regression():
@@ -139,9 +141,9 @@ def test_rows_in_one_file_only_are_listed_in_every_format():
     assert [i["case"] for i in cmp.only_in_base] == ["dropped"]
     assert [i["case"] for i in cmp.only_in_current] == ["added"]
     for fmt in ("table", "markdown", "html"):
-        text = compare.render(cmp, fmt)
+        text = compare_report.render(cmp, fmt)
         assert "dropped" in text and "added" in text, fmt
-    data = json.loads(compare.render_json(cmp))
+    data = json.loads(compare_report.render_json(cmp))
     assert data["only_in_base"][0]["case"] == "dropped" and data["exit_code"] == 0
 
 
@@ -165,10 +167,41 @@ def test_diagnostics_are_compared():
         "profile": {"input_bound_percent": 45.0}}})
     row = compare.compare_runs(base, current).rows[0]
     d = {x.name: x.verdict for x in row.diagnostics}
-    assert d == {"input_wait_fraction": "worse", "input_bound": "worse", "first_call_s": "worse",
-                 "peak_memory_bytes": "same"}
+    assert d == {"input_bound": "worse", "first_call_s": "worse", "peak_memory_bytes": "same"}
     assert row.verdict == "unchanged"  # diagnostics other than retracing warn; they do not fail the gate
-    assert "input_wait_fraction worse" in compare.render_table(compare.compare_runs(base, current))
+    # One input-bound figure (the measured wait), with the profiler's quoted beside it for readers.
+    (inputs,) = [x for x in row.diagnostics if x.name == "input_bound"]
+    assert (inputs.base, inputs.current) == (0.02, 0.40)
+    assert inputs.note == "2% → 40% of the step, measured; the profiler's figure 3% → 45%"
+    assert "input_bound worse" in compare_report.render_table(compare.compare_runs(base, current))
+
+
+def test_input_bound_is_compared_once_by_the_one_definition():
+    """The measured wait and the profiler's figure used to be two verdicts that could disagree (here the wait
+    is flat while the profiler's figure, which for an eager step counts Python dispatch, jumps): now the
+    measured wait decides, as in the advisor, and figures of different sources are not compared at all."""
+    rng = np.random.default_rng(8)
+    s = samples(rng, 0.01)
+
+    def rows(base_fields: dict, current_fields: dict):
+        base = run_of({("a", "eager"): s}, fields={("a", "eager"): base_fields})
+        current = run_of({("a", "eager"): list(s)}, fields={("a", "eager"): current_fields})
+        return [x for x in compare.compare_runs(base, current).rows[0].diagnostics if x.name == "input_bound"]
+
+    (flat,) = rows({"input_wait_fraction": 0.02, "profile": {"input_bound_percent": 3.0}},
+                   {"input_wait_fraction": 0.03, "profile": {"input_bound_percent": 32.0}})
+    assert flat.verdict == "same" and (flat.base, flat.current) == (0.02, 0.03)
+    (profiler,) = rows({"profile": {"input_bound_percent": 3.0}}, {"profile": {"input_bound_percent": 32.0}})
+    assert profiler.verdict == "worse" and "profiler" in profiler.note
+    (mixed,) = rows({"profile": {"input_bound_percent": 3.0}}, {"input_wait_fraction": 0.30})
+    assert mixed.verdict == "n/a" and "not comparable" in mixed.note
+    assert rows({}, {}) == []
+
+
+def test_rows_are_labelled_by_their_job_spec():
+    r = Result("a", "function", "gpu:0", "infer", 32)
+    assert compare.key_label(r.spec.key) == f"{r.spec.label} infer gpu:0" == "a [function bs=32] infer gpu:0"
+    assert compare.spec_of(r.spec.key) == r.spec
 
 
 def test_a_row_that_now_fails_is_a_regression():
@@ -187,7 +220,7 @@ def test_environment_differences_are_warned():
                                run_of({("a", "eager"): samples(rng, 0.01)}, env=other))
     text = "\n".join(cmp.environment_warnings)
     assert "TensorFlow version" in text and "CPU model" in text and "NVIDIA L4" in text
-    assert "environments differ" in compare.render_markdown(cmp)
+    assert "environments differ" in compare_report.render_markdown(cmp)
     busy = compare.environment_warnings(ENV, {**ENV, "load_average": [7.9, 7.5, 6.0]})
     assert busy == ["the machine was busy during the current run (load average 7.9 on 2 CPUs): its timings "
                     "include waiting for other processes"]
@@ -223,8 +256,8 @@ def test_any_samples_give_a_verdict_and_a_run_never_regresses_against_itself(bas
 def test_bootstrap_interval_is_deterministic_and_covers_the_true_ratio():
     rng = np.random.default_rng(11)
     b, c = samples(rng, 0.010, n=40), samples(rng, 0.015, n=40)
-    assert compare.bootstrap_ratio_ci(b, c) == compare.bootstrap_ratio_ci(b, c)
-    lo, hi = compare.bootstrap_ratio_ci(b, c)
+    assert significance.bootstrap_ratio_ci(b, c) == significance.bootstrap_ratio_ci(b, c)
+    lo, hi = significance.bootstrap_ratio_ci(b, c)
     assert lo < 1.5 < hi and hi - lo < 0.1
 
 
@@ -243,7 +276,7 @@ def test_markdown_escapes_table_breaking_names():
     rng = np.random.default_rng(12)
     s = samples(rng, 0.01)
     cmp = compare.compare_runs(run_of({("a|b<i>", "eager"): s}), run_of({("a|b<i>", "eager"): list(s)}))
-    md = compare.render_markdown(cmp)
+    md = compare_report.render_markdown(cmp)
     assert "a\\|b&lt;i&gt;" in md and "<i>" not in md
 
 
@@ -309,8 +342,6 @@ def _quiet(rows: dict) -> bool:
 
 @pytest.mark.slow
 def test_real_runs_flag_the_slower_step_and_pass_the_unchanged_one(tmp_path):
-    if not (ROOT / "tfperf" / "suite.py").exists():
-        pytest.skip("the suite loader (tfperf/suite.py) has not landed")
     (tmp_path / "steps.py").write_text(textwrap.dedent(STEPS))
     for attempt in range(2):
         got = _run_pair(tmp_path, attempt)
@@ -379,8 +410,8 @@ def test_the_interval_resamples_repeats_so_process_offsets_widen_it():
     fields_c = processes_of(rng, [0.00110, 0.00112, 0.00118])
     b = Result("a", "xla", "cpu", "train", 32, **fields_b)
     c = Result("a", "xla", "cpu", "train", 32, **fields_c)
-    per_step = compare.bootstrap_ratio_ci(b.samples, c.samples)
-    per_repeat = compare.repeat_bootstrap_ratio_ci(b.repeat_groups(), c.repeat_groups())
+    per_step = significance.bootstrap_ratio_ci(b.samples, c.samples)
+    per_repeat = significance.repeat_bootstrap_ratio_ci(b.repeat_groups(), c.repeat_groups())
     assert per_repeat[1] - per_repeat[0] > 1.5 * (per_step[1] - per_step[0])
     assert per_repeat[0] < 1.0 < per_repeat[1]  # with the offsets counted, no change is inside the interval
 
@@ -398,5 +429,5 @@ def test_runs_timed_in_one_process_are_warned_about():
 def test_old_files_split_their_samples_by_timing_repeats():
     r = Result("a", "eager", "cpu", "train", 32, samples=[1.0, 1.0, 2.0, 2.0, 3.0, 3.0], timing={"repeats": 3})
     assert r.repeat_groups() == [[1.0, 1.0], [2.0, 2.0], [3.0, 3.0]] and r.process_count == 1
-    assert compare.repeat_spread(r.repeat_groups()) == pytest.approx(2.0)
-    assert compare.repeat_spread([[1.0, 1.1]]) is None
+    assert significance.repeat_spread(r.repeat_groups()) == pytest.approx(2.0)
+    assert significance.repeat_spread([[1.0, 1.1]]) is None

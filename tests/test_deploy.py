@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tfperf import advisor
-from tfperf.deploy import UnsupportedOpError, output_agreement, unsupported_ops
-from tfperf.results import Result, RunResult
-from tfperf.spec import CaseSpec
+from tfperf.analysis import advisor
+from tfperf.deploy.modes import UnsupportedOpError, output_agreement, unsupported_ops
+from tfperf.results.model import Result, RunResult
+from tfperf.suite.spec import CaseSpec
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -86,7 +86,7 @@ def _outputs(predict, x: np.ndarray, batch: int) -> np.ndarray:
 
 @pytest.mark.slow
 def test_every_deployment_mode_agrees_and_quantization_shrinks(classifier, tmp_path, monkeypatch):
-    from tfperf.deploy import load_tflite, prepare_deploy
+    from tfperf.deploy.modes import load_tflite, prepare_deploy
 
     model, train_x, test_x = classifier
     reference = model(test_x, training=False).numpy()
@@ -145,7 +145,7 @@ def test_an_op_tflite_lacks_is_named_and_savedmodel_still_runs(tmp_path):
     import keras
     import tensorflow as tf
 
-    from tfperf.deploy import prepare_deploy
+    from tfperf.deploy.modes import prepare_deploy
 
     inp = keras.Input((8,))
     # Digamma has no TF Lite builtin kernel (it needs select TF ops); checked with TF 2.21's converter.
@@ -166,8 +166,8 @@ def test_an_op_tflite_lacks_is_named_and_savedmodel_still_runs(tmp_path):
 
 @pytest.mark.slow
 def test_harness_times_deployment_modes_and_names_the_missing_op(tmp_path):
-    from tfperf import harness
-    from tfperf.references import resolve_reference
+    from tfperf.measure import harness
+    from tfperf.suite.references import resolve_reference
 
     ctx = harness.JobContext(out_dir=tmp_path, tf_device="/CPU:0")
     common = dict(task="infer", batch_sizes=(8,), warmup_steps=1, steps=3, repeats=2, profile=False,

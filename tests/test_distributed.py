@@ -13,10 +13,15 @@ from types import SimpleNamespace
 import psutil
 import pytest
 
-from tfperf.cluster import combine, exit_description, free_ports, leftover_processes, losses_agree, run_local_cluster
-from tfperf.distributed import KILL_ENV, DistributeError, DistributeSpec, scaling_efficiency, tf_config_task
-from tfperf.results import JobSpec, Result
-from tfperf.spec import CaseSpec
+from tfperf.distributed.cluster import combine, free_ports, leftover_processes, losses_agree, run_local_cluster
+from tfperf.distributed.faults import KILL_ENV
+from tfperf.distributed.measure import scaling_efficiency
+from tfperf.distributed.setup import tf_config_task
+from tfperf.distributed.trace import allreduce_share_of_op_stats
+from tfperf.host.processes import exit_description
+from tfperf.suite.distribute import DistributeError, DistributeSpec
+from tfperf.results.model import JobSpec, Result
+from tfperf.suite.spec import CaseSpec
 
 from conftest import run_tfperf
 
@@ -209,8 +214,31 @@ def test_exit_description_and_ports():
     assert len(set(ports)) == 4 and all(1024 <= p < 65536 for p in ports)
 
 
+def test_allreduce_share_counts_collective_self_time_of_the_op_table():
+    """framework_op_stats as xprof writes it: the op table including IDLE, then the same without IDLE (ignored).
+    The share is of host and device op self time, IDLE excluded."""
+    cols = ["rank", "host_or_device", "type", "operation", "occurrences", "total_self_time"]
+
+    def table(rows):
+        return {"cols": [{"id": c, "label": c, "type": "string"} for c in cols],
+                "rows": [{"c": [{"v": v} for v in r]} for r in rows]}
+
+    with_idle = table([[1, "Host", "IDLE", "IDLE", 1, 5000.0],
+                       [2, "Host", "CollectiveReduceV2", "optimizer/CollectiveReduceV2", 4, 300.0],
+                       [3, "Device", "NcclAllReduce", "optimizer/NcclAllReduce", 4, 100.0],
+                       [4, "Host", "_MklMatMul", "forward/dense/MatMul", 4, 600.0],
+                       [5, "Other", "CollectiveReduceV2", "elsewhere", 1, 9999.0]])
+    without_idle = table([[1, "Host", "_MklMatMul", "forward/dense/MatMul", 4, 1.0]])
+    out = allreduce_share_of_op_stats([with_idle, without_idle])
+    assert out == {"share": pytest.approx(0.4), "collective_us": 400.0, "total_us": 1000.0}
+    assert allreduce_share_of_op_stats(table([[1, "Host", "IDLE", "IDLE", 1, 10.0]]))["share"] is None
+    with pytest.raises(ValueError, match="op table"):
+        allreduce_share_of_op_stats([{"cols": [{"id": "rank"}], "rows": []}])
+
+
 def test_distributed_modules_do_not_import_tensorflow():
-    code = "import sys, tfperf.cluster, tfperf.distributed; print('tensorflow' in sys.modules)"
+    code = ("import sys, tfperf.distributed.cluster, tfperf.distributed.job, tfperf.distributed.measure, "
+            "tfperf.distributed.trace; print('tensorflow' in sys.modules)")
     import subprocess
 
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
@@ -273,8 +301,8 @@ def test_workers_die_with_a_killed_supervisor(tmp_path):
     import subprocess
 
     script = (
-        "import sys; from tfperf.cluster import run_local_cluster; from tfperf.spec import CaseSpec; "
-        "from tfperf.results import JobSpec; "
+        "import sys; from tfperf.distributed.cluster import run_local_cluster; from tfperf.suite.spec import CaseSpec; "
+        "from tfperf.results.model import JobSpec; "
         "case = CaseSpec(name='mw', model='zoo:mlp', distribute={'strategy': 'multi_worker', 'workers': 2}, "
         "batch_sizes=(8,), steps=1000, repeats=100, profile=False); "
         f"run_local_cluster(case, JobSpec('mw', 'function', 'cpu', 'train', 8), 2, work_dir={str(tmp_path)!r})")
@@ -284,7 +312,7 @@ def test_workers_die_with_a_killed_supervisor(tmp_path):
         workers: list[psutil.Process] = []
         while time.monotonic() < deadline and len(workers) < 2:
             time.sleep(0.2)
-            workers = [p for p in psutil.Process(supervisor.pid).children() if "tfperf.distributed" in " ".join(p.cmdline())]
+            workers = [p for p in psutil.Process(supervisor.pid).children() if "tfperf.distributed.job" in " ".join(p.cmdline())]
         assert len(workers) == 2
         supervisor.send_signal(signal.SIGKILL)
         supervisor.wait(timeout=10)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tfperf import doctor
-from tfperf.doctor import FAIL, PASS, SKIP, Check
+from tfperf.profile import doctor
+from tfperf.profile.doctor import FAIL, PASS, SKIP, Check
 
 
 def test_duplicate_plugins_are_found_by_plugin_name():

@@ -15,8 +15,8 @@ import sys
 import pytest
 
 from conftest import ROOT, run_tfperf
-from tfperf.export import benchmark_name, to_pytest_benchmark
-from tfperf.results import Result, RunResult, load_results, write_results
+from tfperf.report.export import benchmark_name, to_pytest_benchmark
+from tfperf.results.model import Result, RunResult, load_results, write_results
 
 ENV = {"tensorflow": "2.21.0", "keras": "3.15.0", "python": "3.11.7", "platform": "Linux-6.1-x86_64-with-glibc2.36",
        "machine": "x86_64", "cpu_model": "Test CPU", "cpu_count": 2, "gpus": [], "env": {}, "git_commit": "abc123"}

@@ -5,8 +5,8 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from tfperf.inputs import is_file_source, synthetic_pipeline  # noqa: E402
-from tfperf.spec import AUTOTUNE, InputSpec, LabelsSpec, PipelineSpec  # noqa: E402
+from tfperf.measure.inputs import is_file_source, synthetic_pipeline  # noqa: E402
+from tfperf.suite.spec import AUTOTUNE, InputSpec, LabelsSpec, PipelineSpec  # noqa: E402
 
 
 def one_pass(pipeline: PipelineSpec, batch_size: int = 4, warm_passes: int = 0):

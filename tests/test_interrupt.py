@@ -31,7 +31,7 @@ def _workers_of(out) -> list[psutil.Process]:
     found = []
     for proc in psutil.process_iter(["cmdline"]):
         cmd = proc.info["cmdline"] or []
-        if "tfperf.worker" in cmd and any(str(out) in part for part in cmd):
+        if "tfperf.run.worker" in cmd and any(str(out) in part for part in cmd):
             found.append(proc)
     return found
 

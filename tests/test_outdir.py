@@ -1,7 +1,7 @@
 import pytest
 
 from tfperf.errors import TfperfError
-from tfperf.outdir import choose_out_dir, update_latest
+from tfperf.run.outdir import choose_out_dir, update_latest
 
 
 def test_default_is_a_new_timestamped_folder_and_latest_follows(tmp_path):

@@ -68,14 +68,14 @@ def benchmarks_of(path) -> dict:
 
 
 def test_importing_the_plugin_does_not_import_tensorflow():
-    code = ("import sys, tfperf.pytest_plugin; "
+    code = ("import sys, tfperf.integrations.pytest_plugin; "
             "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_plugin_is_registered_through_the_pytest11_entry_point(pytestconfig):
-    assert [e.value for e in entry_points(group="pytest11") if e.name == "tfperf"] == ["tfperf.pytest_plugin"]
+    assert [e.value for e in entry_points(group="pytest11") if e.name == "tfperf"] == ["tfperf.integrations.pytest_plugin"]
     # ...and loaded into this very run (it adds its options to every project's pytest).
     assert pytestconfig.pluginmanager.has_plugin("tfperf")
     assert pytestconfig.getoption("tfperf_suites") == []
@@ -126,7 +126,7 @@ def test_model(tf_benchmark):
 
 
 def test_slow_input(tf_benchmark):
-    from tfperf.inputs import naive_options
+    from tfperf.measure.inputs import naive_options
 
     def slow(i):
         time.sleep(0.02)  # a preprocessing stage far slower than the step

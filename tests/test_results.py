@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from tfperf.errors import ResultsFileError
-from tfperf.results import SCHEMA_VERSION, JobSpec, Result, RunResult, load_results, write_results
+from tfperf.results.model import SCHEMA_VERSION, JobSpec, Result, RunResult, load_results, write_results
 
 FIELDS = {"case", "mode", "device", "task", "batch_size", "status", "error", "first_call_s", "step_time_s",
           "samples", "throughput", "tracing_count", "retraces", "input_wait_fraction", "peak_memory_bytes",
@@ -70,7 +70,7 @@ def test_report_on_bad_file_exits_2_without_traceback(tmp_path):
 
 
 def test_merge_process_appends_a_later_process_samples_and_keeps_the_first_process_read_outs():
-    from tfperf.results import merge_process
+    from tfperf.results.model import merge_process
 
     first = Result("a", "xla", "cpu", "train", 32, first_call_s=1.5, samples=[1.0, 1.1, 1.2, 1.3],
                    repeat_sizes=[2, 2], repeat_process=[0, 0], input_wait_s=[0.1, 0.1, 0.1, 0.1], tracing_count=1,

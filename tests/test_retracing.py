@@ -1,5 +1,6 @@
 """Retracing explained: real tf.function objects driven like the harness drives them (count read after every
-call), the demonstrators of suites/retracing.yaml, their fixes, and the retrace budget."""
+call), the demonstrators of suites/retracing.yaml, the fixes written for them, and the retrace budget end to end.
+The fix and the budget on hand-written entries are in test_retrace_fixes.py."""
 import gc
 import importlib.util
 import itertools
@@ -11,10 +12,9 @@ import pytest
 import tensorflow as tf
 
 from conftest import ROOT, run_tfperf
-from tfperf.harness import train_step
-from tfperf.results import Result
-from tfperf.retracing import (check_trace_budget, explain_retraces, first_use_traces, fix_for, note_trace,
-                              signature_info)
+from tfperf.measure.harness import train_step
+from tfperf.measure.retrace_fixes import fix_for
+from tfperf.measure.retracing import explain_retraces, first_use_traces, note_trace, signature_info
 
 SUITE = ROOT / "suites" / "retracing.yaml"
 
@@ -102,7 +102,7 @@ def test_new_python_object_names_its_class(demo):
 
 
 def test_fixed_variants_trace_once(demo):
-    from tfperf.harness import wrap_mode
+    from tfperf.measure.harness import wrap_mode
 
     fixed = tf.function(demo.scaled)
     drive(fixed, demo.tensor_scale_inputs(), 6)
@@ -170,52 +170,10 @@ def test_keras_train_step_with_built_optimizer_traces_once():
     assert explain_retraces(lazy, calls) == [] and first_use_traces(lazy) == 1
 
 
-def _result(**kw) -> Result:
-    base = dict(case="c", mode="function", device="cpu", task="train", batch_size=None)
-    base.update(kw)
-    return Result(**base)
-
-
-SCALE_RETRACE = {"call": 1, "changed": "scale: 3.0 -> 4.0 (python float)", "argument": "scale",
-                 "kind": "python_value", "before": 3.0, "after": 4.0, "dims": []}
-
-
-def test_trace_budget_fails_with_reasons_and_fix():
-    r = _result(tracing_count=3, retraces=[SCALE_RETRACE, dict(SCALE_RETRACE, call=2, before=4.0, after=5.0,
-                                                                changed="scale: 4.0 -> 5.0 (python float)")])
-    check_trace_budget(r, 1)
-    assert r.status == "failed" and r.error["type"] == "RetraceBudgetExceeded"
-    assert "traced 3 times" in r.error["message"] and "scale: 3.0 -> 4.0 (python float)" in r.error["message"]
-    assert "scale=tf.constant(" in r.error["hint"]
-    within = _result(tracing_count=3, retraces=[SCALE_RETRACE])
-    check_trace_budget(within, 3)
-    assert within.status == "ok" and within.error is None
-    eager = _result(mode="eager", tracing_count=None)
-    check_trace_budget(eager, 1)
-    assert eager.status == "ok"
-    first_use = _result(tracing_count=2, extra={"first_use_traces": 1})
-    check_trace_budget(first_use, 1)
-    assert first_use.status == "ok"  # the variable-creating first call's second trace is not a retrace
-
-
-def test_fix_for_without_signature_and_from_a_result():
-    shape = {"call": 1, "changed": "x: shape (8, 16) -> (9, 16) (dim 0)", "argument": "x", "kind": "shape",
-             "before": [8, 16], "after": [9, 16], "dims": [0], "dtype": "float32"}
-    fix = fix_for([shape])
-    assert "reduce_retracing=True" in fix and "tf.TensorSpec([None, 16], tf.float32)" in fix
-    signature = {"function": "train", "parameters": [
-        {"name": "x", "kind": "tensor", "shape": [None, 16], "dtype": "float32"},
-        {"name": "y", "kind": "tensor", "shape": [None], "dtype": "int32"}]}
-    r = _result(tracing_count=2, retraces=[shape], extra={"trace_signature": signature})
-    assert fix_for(r).startswith(
-        "@tf.function(input_signature=[tf.TensorSpec([None, 16], tf.float32), tf.TensorSpec([None], tf.int32)])")
-    assert fix_for([]) == ""
-
-
 def _run_in_process(namespace, function, inputs, mode, **case_keys):
     """The harness's run_job on a demonstrator, in this process (no worker): the wiring, not the CLI."""
-    from tfperf.harness import JobContext, run_job
-    from tfperf.spec import CaseSpec
+    from tfperf.measure.harness import JobContext, run_job
+    from tfperf.suite.spec import CaseSpec
 
     case = CaseSpec(name="demo", function=f"demo:{function}", inputs=f"demo:{inputs}", modes=(mode,),
                     device="cpu", warmup_steps=1, steps=2, repeats=1, profile=False, **case_keys)

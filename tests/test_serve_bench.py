@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tfperf.serve_bench import (ServeBenchConfig, instances_from_metadata, render_summary, run_bench,
+from tfperf.deploy.serve_bench import (ServeBenchConfig, instances_from_metadata, render_summary, run_bench,
                                 serve_bench, synthetic_instances)
 
 FEATURES = 6
@@ -115,7 +115,7 @@ class PredictServer:
 def savedmodel(tmp_path_factory) -> Path:
     import keras
 
-    from tfperf.deploy import export_savedmodel
+    from tfperf.deploy.modes import export_savedmodel
 
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((FEATURES,)), keras.layers.Dense(8, activation="relu"),
@@ -163,7 +163,7 @@ def test_columnar_inputs_and_metadata_shaped_instances(server):
 
 
 def test_instances_from_a_suite_case(server, tmp_path):
-    from tfperf.serve_bench import ServeBenchError, instances_from_suite
+    from tfperf.deploy.serve_bench import ServeBenchError, instances_from_suite
 
     suite = tmp_path / "s.yaml"
     suite.write_text("name: s\ncases:\n  - name: clf\n    model: zoo:mlp\n    task: infer\n"
@@ -225,7 +225,7 @@ def test_time_cap_ends_an_unbounded_request_count(server):
 
 @pytest.mark.slow
 def test_cli_writes_results_that_compare_reads(server, tmp_path, tfperf_cli):
-    from tfperf.results import load_results
+    from tfperf.results.model import load_results
 
     instances = tmp_path / "instances.json"
     instances.write_text(json.dumps({"instances": synthetic_instances((FEATURES,), "float32", batch=2)}))

@@ -17,9 +17,10 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from tfperf.errors import SuiteError, TfperfError
-from tfperf.references import check_reference, parse_reference, resolve_reference
-from tfperf.spec import MODES, CaseSpec, PipelineSpec
-from tfperf.suite import load_suite
+from tfperf.suite.distribute import DistributeError, DistributeSpec
+from tfperf.suite.references import check_reference, parse_reference, resolve_reference
+from tfperf.suite.spec import MODES, CaseSpec, PipelineSpec
+from tfperf.suite.loader import load_suite
 
 ROOT = Path(__file__).resolve().parents[1]
 BAD = Path(__file__).resolve().parent / "data" / "bad_suites"
@@ -72,6 +73,14 @@ BAD_SUITES: dict[str, list[tuple[int, str | None, str]]] = {
     "missing_module.yaml": [(4, "model", "module not found: 'no_such_package_tfperf'")],
     "missing_attr_module.yaml": [(4, "model", "module json has no top-level name 'no_such_factory'")],
     "unknown_zoo.yaml": [(4, "model", "zoo:mpl: no built-in model 'mpl' (did you mean 'zoo:mlp'?)")],
+    # distribute: rules the worker would otherwise enforce at run time, after the other jobs had run.
+    "distribute_mirrored_workers.yaml": [
+        (7, "workers", "case 'a': distribute.workers: mirrored runs in one worker; use strategy: multi_worker")],
+    "distribute_one_device_default.yaml": [  # once, at the default's line, not once per case
+        (3, "devices", "defaults.distribute.devices: one_device runs on one device of one worker")],
+    "distribute_task_and_modes.yaml": [
+        (3, "task", "case 'a': distribute: only task: train is measured under a strategy (the task is infer)"),
+        (7, "modes", "case 'a': distribute: mode savedmodel cannot run under a strategy")],
 }
 
 
@@ -161,7 +170,6 @@ cases:
       pipeline: {map_cost_ms: 1.5, num_parallel_calls: autotune, prefetch: 2, cache: true,
                  file_open_ms: 3, element_read_ms: 0.5, num_files: 4, interleave: autotune}
     labels: {shape: [1], dtype: float32}
-    distribute: {strategy: mirrored, devices: 2}
     max_traces: 1
     what_if: true
     device: gpu:1
@@ -170,6 +178,10 @@ cases:
     inputs: models.py:inputs
     model: null
     input: null
+  - name: dist
+    model: zoo:mlp
+    task: train
+    distribute: {strategy: mirrored, devices: 2}
 """
 
 
@@ -180,7 +192,7 @@ def test_good_suite_merges_defaults_and_expands_the_sweep(tmp_path):
     assert suite.path == str(path)
     assert suite.text == GOOD
     assert suite.sha256 == hashlib.sha256(GOOD.encode()).hexdigest()
-    sweep, own, fn = suite.cases
+    sweep, own, fn, dist = suite.cases
     # Defaults fill what the case does not say.
     assert sweep.modes == ("eager", "function") and sweep.task == "infer"
     assert (sweep.steps, sweep.repeats, sweep.warmup_steps, sweep.profile, sweep.timeout_s) == (5, 2, 1, False, 30.0)
@@ -196,14 +208,15 @@ def test_good_suite_merges_defaults_and_expands_the_sweep(tmp_path):
                                               num_files=4, interleave="autotune")
     assert isinstance(own.input.pipeline.file_open_ms, float)  # YAML's 3 becomes the spec's float
     assert own.labels.classes is None and own.labels.shape == (1,) and own.labels.dtype == "float32"
-    assert own.distribute == {"strategy": "mirrored", "devices": 2}
+    assert own.distribute is None and dist.distribute == {"strategy": "mirrored", "devices": 2}
     assert (own.max_traces, own.what_if, own.device, own.batch_sizes, own.line) == (1, True, "gpu:1", (32,), 19)
     # null in a case drops a default.
-    assert fn.model is None and fn.input is None and fn.function == "models.py:step" and fn.line == 35
+    assert fn.model is None and fn.input is None and fn.function == "models.py:step" and fn.line == 34
     # Jobs: case × batch size × mode; a function case has no batch size of its own.
     jobs = [(j.case, j.mode, j.batch_size) for j in suite.jobs()]
     assert jobs == [("sweep", m, b) for b in (8, 16, 32) for m in ("eager", "function")] + [
-        ("own-values", "xla", 32), ("own-values", "tflite", 32), ("fn", "eager", None), ("fn", "function", None)]
+        ("own-values", "xla", 32), ("own-values", "tflite", 32), ("fn", "eager", None), ("fn", "function", None),
+        ("dist", "eager", 32), ("dist", "function", 32)]
     # A CaseSpec survives the trip to its worker.
     for case in suite.cases:
         assert CaseSpec.from_json(json.loads(json.dumps(case.to_json()))) == case
@@ -216,6 +229,43 @@ def test_every_issue_is_reported_at_once(tmp_path):
         load_suite(path)
     # Structural problems come first; reference checks need a structurally valid suite.
     assert [(i.line, i.key) for i in info.value.issues] == [(3, "stpes"), (7, "device")]
+
+
+def test_distribute_needs_a_model(tmp_path):
+    path = _write(tmp_path, "name: d\ncases:\n  - name: f\n    function: models.py:step\n"
+                            "    inputs: models.py:inputs\n    distribute: {strategy: mirrored, devices: 2}\n")
+    with pytest.raises(SuiteError) as info:
+        load_suite(path)
+    assert [(i.line, i.key) for i in info.value.issues] == [(4, "function")]
+    assert "a 'distribute' case trains a Keras model" in info.value.issues[0].message
+
+
+def test_distribute_rules_match_the_workers(tmp_path):
+    """The loader and the worker apply one rule set: what loads, DistributeSpec.from_dict accepts."""
+    for block in ("{}", "{strategy: mirrored}", "{strategy: mirrored, devices: 3, workers: 1}",
+                  "{strategy: multi_worker, workers: 3}", "{strategy: one_device, devices: 1}"):
+        suite = load_suite(_write(tmp_path, f"name: d\ncases:\n  - name: a\n    model: zoo:mlp\n"
+                                            f"    distribute: {block}\n"))
+        DistributeSpec.from_dict(suite.cases[0].distribute)
+    for block in ("{workers: 2}", "{strategy: mirrored, workers: 3}", "{strategy: one_device, devices: 2}"):
+        with pytest.raises(DistributeError):
+            DistributeSpec.from_dict(YAML(typ="safe").load(block))
+        with pytest.raises(SuiteError) as info:
+            load_suite(_write(tmp_path, f"name: d\ncases:\n  - name: a\n    model: zoo:mlp\n"
+                                        f"    distribute: {block}\n"))
+        assert info.value.exit_code == 2 and info.value.issues[0].line == 5, block
+
+
+def test_run_refuses_a_distribute_block_that_cannot_run(tmp_path, capsys):
+    """Before, `strategy: mirrored, workers: 2` passed validation and failed in the worker, after the other
+    cases had run. Now: exit 2, the file:line, nothing written."""
+    from tfperf.cli import main
+
+    path = BAD / "distribute_mirrored_workers.yaml"
+    out = tmp_path / "out"
+    assert main(["run", str(path), "--out", str(out)]) == 2
+    assert f"{path}:7: case 'a': distribute.workers: mirrored runs in one worker" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_bad_default_is_reported_once_at_its_own_line(tmp_path):
@@ -292,7 +342,7 @@ def test_loading_imports_no_tensorflow():
     """The CLI validates a suite before any worker starts: no TensorFlow (3-6 s) in the parent process."""
     code = (
         "import sys, glob\n"
-        "from tfperf.suite import load_suite\n"
+        "from tfperf.suite.loader import load_suite\n"
         "from tfperf.errors import SuiteError\n"
         "shipped = glob.glob('suites/*.yaml')\n"
         "assert 'suites/smoke.yaml' in shipped, shipped\n"
@@ -333,13 +383,19 @@ PIPELINE = st.fixed_dictionaries({}, optional={
 INPUT = st.fixed_dictionaries({"shape": st.lists(st.integers(1, 64), max_size=3)}, optional={
     "dtype": st.sampled_from(["float32", "float16", "int32", "int64"]), "maxval": st.integers(1, 1000),
     "pipeline": PIPELINE})
+# The combinations that can run: one_device on one device of one worker, mirrored in one worker.
+DISTRIBUTE = st.one_of(
+    st.fixed_dictionaries({"strategy": st.just("one_device")}, optional={"devices": st.just(1), "workers": st.just(1)}),
+    st.fixed_dictionaries({"strategy": st.just("mirrored")}, optional={"devices": st.integers(1, 4),
+                                                                       "workers": st.just(1)}),
+    st.fixed_dictionaries({"strategy": st.just("multi_worker")}, optional={"devices": st.integers(1, 4),
+                                                                           "workers": st.integers(1, 4)}))
 CASE_EXTRA = st.fixed_dictionaries({}, optional={
     # zoo:mlp's own parameters: an unknown zoo parameter is (rightly) a suite error.
     **KNOBS, "params": st.dictionaries(st.sampled_from(["hidden", "layers", "features", "classes"]),
                                        st.integers(1, 9), max_size=3),
     "input": INPUT, "labels": st.fixed_dictionaries({"classes": st.integers(1, 100)}),
-    "distribute": st.fixed_dictionaries({"strategy": st.sampled_from(["one_device", "mirrored", "multi_worker"])},
-                                        optional={"devices": st.integers(1, 4), "workers": st.integers(1, 4)})})
+    "distribute": DISTRIBUTE})
 
 
 @st.composite
@@ -347,6 +403,9 @@ def suites(draw):
     names = draw(st.lists(NAMES, min_size=1, max_size=4, unique=True))
     cases = [{"name": n, "model": draw(st.sampled_from(["zoo:mlp", "models.py:build"])), **draw(CASE_EXTRA)}
              for n in names]
+    for case in cases:
+        if "distribute" in case:
+            case["task"] = "train"  # only a training step runs under a strategy (defaults may say infer)
     doc = {"name": draw(NAMES), "cases": cases}
     defaults = draw(st.fixed_dictionaries({}, optional=KNOBS))
     if defaults:

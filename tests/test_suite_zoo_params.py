@@ -2,7 +2,7 @@
 import pytest
 
 from tfperf.errors import SuiteError
-from tfperf.suite import load_suite
+from tfperf.suite.loader import load_suite
 
 
 def test_unknown_zoo_param_is_reported_at_its_line(tmp_path):

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from tfperf.errors import TfperfError
-from tfperf.results import Result
-from tfperf.tensorboard_server import free_port, tensorboard_logdir
+from tfperf.results.model import Result
+from tfperf.profile.tensorboard_server import free_port, tensorboard_logdir
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,8 +52,8 @@ def tfperf_output(tmp_path_factory):
     """<out>/tensorboard/<case>-<mode>/ for two modes: a profile trace and the HParams/scalars, as a run writes."""
     import tensorflow as tf
 
-    from tfperf.profiling import profile_job
-    from tfperf.tb_summaries import write_job_summaries
+    from tfperf.profile.profiler import profile_job
+    from tfperf.profile.tb_summaries import write_job_summaries
 
     out = tmp_path_factory.mktemp("run")
     w = tf.Variable(tf.random.normal((256, 256)))
@@ -148,8 +148,8 @@ def test_tfperf_tensorboard_serves_profiles_and_hparams_and_stops_on_ctrl_c(tfpe
 
 def test_job_summaries_are_written_without_tensorflow(tmp_path):
     """The runner process stays TensorFlow-free: scalars and HParams use TensorBoard's own writer."""
-    code = ("import sys; from pathlib import Path; from tfperf.results import Result; "
-            "from tfperf.tb_summaries import write_job_summaries; "
+    code = ("import sys; from pathlib import Path; from tfperf.results.model import Result; "
+            "from tfperf.profile.tb_summaries import write_job_summaries; "
             "r = Result(case='c', mode='xla', device='cpu', task='train', batch_size=None, samples=[0.01, 0.02]); "
             f"write_job_summaries(Path({str(tmp_path / 'c-xla')!r}), r); "
             "assert 'tensorflow' not in sys.modules, 'tensorflow imported'")

@@ -1,5 +1,6 @@
-"""`tfperf tune`: ranking and exclusion over constructed results (no TensorFlow), and one real tune of a small case
-that must finish within its budget and whose winner is not slower than the baseline when re-measured."""
+"""`tfperf tune`: candidates, ranking and exclusion over constructed results (no TensorFlow), the rendering, and
+one real tune of a small case that must finish within its budget and whose winner is not slower than the
+baseline when re-measured."""
 from __future__ import annotations
 
 import json
@@ -8,9 +9,14 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from tfperf import tune
-from tfperf.results import Result
-from tfperf.suite import load_suite
+from tfperf import units
+from tfperf.figures.thresholds import INPUT_BOUND_FRACTION
+from tfperf.results.model import Result, RunResult
+from tfperf.suite.loader import load_suite
+from tfperf.tune.candidates import Candidate, merge_settings, setting_candidates, thread_grid
+from tfperf.tune.ranking import MIN_GAIN, CaseTuning, Row, TuneRun, evaluate, gain
+from tfperf.tune.render import ranking_rows, render_markdown, summary_lines, tuned_yaml
+from tfperf.tune.search import record_what_ifs
 
 from conftest import run_tfperf
 
@@ -21,20 +27,20 @@ def _result(mode: str, median: float, *, batch_size: int = 32, values=(1.0, -2.0
                   extra={"output_fingerprint": {"values": list(values)}})
 
 
-def _tuning(*rows: tune.Row) -> tune.CaseTuning:
-    t = tune.CaseTuning("c", 60.0, rows=list(rows), baseline=rows[0])
-    tune.evaluate(t)
+def _tuning(*rows: Row) -> CaseTuning:
+    t = CaseTuning("c", 60.0, rows=list(rows), baseline=rows[0])
+    evaluate(t)
     return t
 
 
-BASE = tune.Candidate("baseline", "baseline", modes=("function", "xla"))
+BASE = Candidate("baseline", "baseline", modes=("function", "xla"))
 
 
 def test_significantly_faster_config_is_best_and_ranked_first():
-    base = tune.Row(BASE, _result("function", 0.010))
-    threads = tune.Row(tune.Candidate("threads-1x1", "threads", {"intra_op_threads": 1, "inter_op_threads": 1}),
+    base = Row(BASE, _result("function", 0.010))
+    threads = Row(Candidate("threads-1x1", "threads", {"intra_op_threads": 1, "inter_op_threads": 1}),
                        _result("function", 0.008))
-    slower = tune.Row(tune.Candidate("grappler-off", "grappler", {"grappler": {"disable_meta_optimizer": True}}),
+    slower = Row(Candidate("grappler-off", "grappler", {"grappler": {"disable_meta_optimizer": True}}),
                       _result("function", 0.012))
     t = _tuning(base, threads, slower)
     assert t.best is threads and threads.verdict == "faster" and slower.verdict == "slower"
@@ -45,44 +51,43 @@ def test_significantly_faster_config_is_best_and_ranked_first():
 
 
 def test_a_config_that_changes_the_outputs_is_excluded_even_when_faster():
-    base = tune.Row(BASE, _result("function", 0.010))
-    broken = tune.Row(tune.Candidate("no-remapping", "grappler", {"grappler": {"remapping": False}}),
+    base = Row(BASE, _result("function", 0.010))
+    broken = Row(Candidate("no-remapping", "grappler", {"grappler": {"remapping": False}}),
                       _result("function", 0.005, values=(1.0, -2.0, 0.6)))  # 5% of the largest output off
-    ok = tune.Row(tune.Candidate("autoclustering", "jit", {"jit": "autoclustering"}),
+    ok = Row(Candidate("autoclustering", "jit", {"jit": "autoclustering"}),
                   _result("function", 0.009, values=(1.0, -2.0, 0.5000001)))
     t = _tuning(base, broken, ok)
     assert broken.excluded and "outputs differ" in broken.excluded and broken.verdict == "excluded"
     assert t.best is ok
     assert all(r is not broken for r in t.ranked()[:2])
-    assert any("excluded no-remapping" in line for line in tune.summary_lines(t))
+    assert any("excluded no-remapping" in line for line in summary_lines(t))
 
 
 def test_a_batch_size_is_compared_per_sample():
-    base = tune.Row(BASE, _result("function", 0.010, batch_size=32))
-    bigger = tune.Row(BASE, _result("function", 0.016, batch_size=64))  # 1.6x the step for 2x the samples
+    base = Row(BASE, _result("function", 0.010, batch_size=32))
+    bigger = Row(BASE, _result("function", 0.016, batch_size=64))  # 1.6x the step for 2x the samples
     t = _tuning(base, bigger)
     assert bigger.speedup == pytest.approx(1.25, rel=0.01) and t.best is bigger
     assert "dataset = dataset.batch(64)" in bigger.code()
 
 
 def test_a_gain_below_min_gain_is_not_a_winner():
-    base = tune.Row(BASE, _result("function", 0.010))
-    tiny = tune.Row(tune.Candidate("threads-1x2", "threads", {"intra_op_threads": 1, "inter_op_threads": 2}),
+    base = Row(BASE, _result("function", 0.010))
+    tiny = Row(Candidate("threads-1x2", "threads", {"intra_op_threads": 1, "inter_op_threads": 2}),
                     _result("function", 0.0098))
     t = _tuning(base, tiny)
     assert tiny.verdict == "faster" and t.best is None and t.recommended is base
 
 
 def test_measured_pipeline_changes_become_the_advisors_verified_suggestions():
-    from tfperf import advisor
-    from tfperf.results import RunResult
+    from tfperf.analysis import advisor
 
-    base = tune.Row(BASE, _result("function", 0.020))
-    par = tune.Row(tune.Candidate("parallel-map", "pipeline", pipeline={"num_parallel_calls": "autotune"}),
+    base = Row(BASE, _result("function", 0.020))
+    par = Row(Candidate("parallel-map", "pipeline", pipeline={"num_parallel_calls": "autotune"}),
                    _result("function", 0.010))
-    useless = tune.Row(tune.Candidate("cache", "pipeline", pipeline={"cache": True}), _result("function", 0.0199))
+    useless = Row(Candidate("cache", "pipeline", pipeline={"cache": True}), _result("function", 0.0199))
     t = _tuning(base, par, useless)
-    tune.record_what_ifs(t)
+    record_what_ifs(t)
     run = RunResult(suite={}, environment={}, results=[base.result, par.result, useless.result])
     advisor.attach_suggestions(run)
     codes = {s["code"]: s for s in base.result.suggestions}
@@ -91,32 +96,97 @@ def test_measured_pipeline_changes_become_the_advisors_verified_suggestions():
 
 
 def test_combined_settings_merge_grappler_options_and_keep_the_rest():
-    merged = tune.merge_settings([{"intra_op_threads": 1, "inter_op_threads": 2}, {"grappler": {"remapping": False}},
+    merged = merge_settings([{"intra_op_threads": 1, "inter_op_threads": 2}, {"grappler": {"remapping": False}},
                                   {"grappler": {"layout_optimizer": False}}, {"jit": "autoclustering"}])
     assert merged == {"intra_op_threads": 1, "inter_op_threads": 2, "jit": "autoclustering",
                       "grappler": {"remapping": False, "layout_optimizer": False}}
-    from tfperf.tfconfig import code_for, validate
+    from tfperf.suite.tf_config import code_for, validate
 
     assert validate(merged) == []
     assert 'tf.config.optimizer.set_jit("autoclustering")' in code_for(merged)
 
 
 def test_thread_grid_leaves_out_tensorflows_default():
-    assert tune.thread_grid(2) == [(1, 1), (1, 2), (2, 1)]
-    assert (8, 8) not in tune.thread_grid(8) and (4, 1) in tune.thread_grid(8)
+    assert thread_grid(2) == [(1, 1), (1, 2), (2, 1)]
+    assert (8, 8) not in thread_grid(8) and (4, 1) in thread_grid(8)
+
+
+def _pipeline_candidate_ids(tmp_path: Path, **measured) -> list[str]:
+    src = tmp_path / "p.yaml"
+    src.write_text("name: p\ncases:\n  - name: p\n    model: zoo:mlp\n    input:\n      shape: [8]\n"
+                   "      pipeline: {map_cost_ms: 1, num_parallel_calls: 1, prefetch: 0, cache: false}\n")
+    case = load_suite(src).cases[0]
+    baseline = Result(case="p", mode="function", device="cpu", task="train", batch_size=8, samples=[0.01] * 5,
+                      **measured)
+    return [c.id for c in setting_candidates(case, "cpu", baseline, {"cpu_count": 2}) if c.group == "pipeline"]
+
+
+def test_tf_data_candidates_follow_the_one_input_bound_figure(tmp_path):
+    every = ["prefetch", "parallel-map", "cache", "pipeline-all"]
+    assert _pipeline_candidate_ids(tmp_path, input_wait_fraction=0.30) == every
+    assert _pipeline_candidate_ids(tmp_path, input_wait_fraction=INPUT_BOUND_FRACTION) == []
+    # The measured wait decides over the profiler's figure (which counts Python dispatch as input)...
+    assert _pipeline_candidate_ids(tmp_path, input_wait_fraction=0.05, profile={"input_bound_percent": 31.9}) == []
+    # ...which decides only when nothing was measured, as everywhere else.
+    assert _pipeline_candidate_ids(tmp_path, profile={"input_bound_percent": 31.9}) == every
+
+
+@pytest.mark.parametrize("capability, wanted", [("8.6", True), ([7, 0], True), ("6.1", False), (None, False)])
+def test_mixed_precision_is_a_candidate_only_on_a_tensor_core_gpu(tmp_path, capability, wanted):
+    src = tmp_path / "g.yaml"
+    src.write_text("name: g\ncases:\n  - name: g\n    model: zoo:mlp\n")
+    case = load_suite(src).cases[0]
+    base = Result(case="g", mode="function", device="gpu:0", task="train", batch_size=8, samples=[0.01] * 5)
+    ids = [c.id for c in setting_candidates(case, "gpu:0", base, {"gpus": [{"compute_capability": capability}]})]
+    assert ("mixed-float16" in ids) is wanted
+    assert not any(i.startswith("threads-") for i in ids)  # thread counts are a CPU search
+
+
+def test_too_few_samples_to_test_is_no_win_however_large_the_ratio():
+    base = Row(BASE, _result("function", 0.010, n=2))
+    fast = Row(Candidate("threads-1x1", "threads", {"intra_op_threads": 1}), _result("function", 0.005, n=2))
+    t = _tuning(base, fast)
+    assert fast.speedup == pytest.approx(2.0, rel=0.01) and fast.p_value is None and fast.ci is None
+    assert fast.verdict == "no significant difference" and t.best is None
+    assert not gain(base, fast).faster
+
+
+def test_a_win_is_significant_and_at_least_min_gain():
+    base = Row(BASE, _result("function", 0.010))
+    enough = gain(base, Row(BASE, _result("function", 0.010 / (1 + MIN_GAIN + 0.01))))
+    tiny = gain(base, Row(BASE, _result("function", 0.010 / (1 + MIN_GAIN / 2))))
+    slower = gain(base, Row(BASE, _result("function", 0.012)))
+    assert enough.wins and tiny.faster and not tiny.wins
+    assert slower.significant and not slower.faster and slower.speedup < 1
+
+
+def test_the_ranking_table_and_summary_write_figures_the_shared_way():
+    base = Row(BASE, _result("function", 0.010))
+    threads = Row(Candidate("threads-1x1", "threads", {"intra_op_threads": 1, "inter_op_threads": 1}),
+                  _result("function", 0.008))
+    t = _tuning(base, threads)
+    first = ranking_rows(t)[0]
+    assert first["configuration"] == "threads-1x1 (best)"
+    assert first["median ms/step"] == units.ms_column(threads.result.median_s)
+    assert first["p"] == units.p_column(threads.p_value) and first["p"] != "-"
+    assert first["speed-up [99% CI]"].startswith("1.25×")
+    t.confirmation = {"status": "confirmed", "speedup": 1.24, "p_value": 1e-6}
+    assert "re-measured in fresh workers: 1.24× (p<1e-4)" in summary_lines(t)[0]
+    md = render_markdown(TuneRun(RunResult(suite={"name": "s"}, environment={}), [t], Path(".")))
+    assert "(p < 0.01)" in md and "| threads-1x1 (best) |" in md
 
 
 def test_tuned_yaml_is_a_valid_suite_with_the_winning_settings(tmp_path):
     src = tmp_path / "s.yaml"
     src.write_text("name: s\ndefaults: {steps: 3}\ncases:\n  - name: c\n    model: zoo:mlp\n    batch_size: [16, 32]\n")
     suite = load_suite(src)
-    base = tune.Row(BASE, _result("function", 0.010, batch_size=16))
-    win = tune.Row(tune.Candidate("combined", "combined", {"intra_op_threads": 1, "grappler": {"remapping": False}}),
+    base = Row(BASE, _result("function", 0.010, batch_size=16))
+    win = Row(Candidate("combined", "combined", {"intra_op_threads": 1, "grappler": {"remapping": False}}),
                    _result("xla", 0.010, batch_size=32))
     t = _tuning(base, win)
     assert t.best is win
     out = tmp_path / "tuned.yaml"
-    out.write_text(tune.tuned_yaml(suite, [t]))
+    out.write_text(tuned_yaml(suite, [t]))
     case = load_suite(out).cases[0]
     assert case.modes == ("xla",) and case.batch_sizes == (32,)
     assert case.tf_config == {"intra_op_threads": 1, "grappler": {"remapping": False}}
@@ -159,7 +229,7 @@ def test_tune_a_small_case_within_budget_and_its_winner_holds_when_re_measured(t
     else:  # no winner, or one that could not be proven: the baseline is what tune recommends
         assert (case["confirmation"] or {}).get("status") in (None, "not run", "not confirmed", "failed")
     # Every configuration ran in a worker that applied its settings before TF ran anything, and checked outputs.
-    from tfperf.results import load_results
+    from tfperf.results.model import load_results
 
     for r in load_results(out).results:
         if not r.ok:  # only a job the budget cut short may be missing
@@ -183,7 +253,7 @@ def test_tune_a_small_case_within_budget_and_its_winner_holds_when_re_measured(t
         yaml.dump(tuned, f)
     proc = run_tfperf("run", str(check), "--out", str(tmp_path / "check"), "--quiet", "--no-profile")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    from tfperf.compare import compare_results
+    from tfperf.analysis.compare import compare_results
 
     results = {r.case: r for r in load_results(tmp_path / "check").results}
     base, best = results["baseline"], results["tuned"]

@@ -6,10 +6,12 @@ import textwrap
 import pytest
 
 from conftest import ROOT, run_tfperf
-from tfperf import advisor, whatif
-from tfperf.results import Result, RunResult
-from tfperf.spec import AUTOTUNE, CaseSpec, InputSpec, LabelsSpec, PipelineSpec
-from tfperf.tables import render_markdown, render_table, what_if_rows
+from tfperf.analysis import advisor
+from tfperf.figures import thresholds
+from tfperf.measure import whatif
+from tfperf.results.model import Result, RunResult
+from tfperf.suite.spec import AUTOTUNE, CaseSpec, InputSpec, LabelsSpec, PipelineSpec
+from tfperf.report.tables import render_markdown, render_table, what_if_rows
 
 NAIVE_FILES = PipelineSpec(map_cost_ms=3, num_files=4, file_open_ms=10, element_read_ms=0.5, num_elements=64)
 
@@ -28,7 +30,7 @@ def case(pipeline: PipelineSpec | None = NAIVE_FILES, **kw) -> CaseSpec:
 # --- the threshold, as plain functions ---------------------------------------------------------------------
 
 def test_input_bound_is_the_advisors_threshold():
-    t = advisor.INPUT_BOUND_FRACTION
+    t = thresholds.INPUT_BOUND_FRACTION
     assert whatif.is_input_bound(result(t + 0.01))
     assert not whatif.is_input_bound(result(t))  # "above" the threshold, as the advisor's rule
     assert not whatif.is_input_bound(result(0.05))
@@ -112,7 +114,7 @@ def test_entries_say_whether_a_change_helped_and_only_those_that_did_are_suggest
     # A faster-looking change marked as not helping (not significant) is never suggested either.
     base.what_if = [{**good, "helped": False}]
     assert advisor.rule_what_if(RunResult(suite={}, environment={}, results=[base])) == []
-    assert advisor._best_what_if(base) is None
+    assert advisor.best_what_if(base) is None
 
 
 def test_larger_batch_is_compared_per_sample_and_a_failed_rerun_is_not_a_speedup():
@@ -202,7 +204,7 @@ def what_if_run(tmp_path_factory):
 @pytest.mark.slow
 def test_prefetch_and_parallel_map_each_reduce_the_step_of_a_slow_pipeline(what_if_run):
     slow = what_if_run[0]["slow"]
-    assert slow["status"] == "ok" and slow["input_wait_fraction"] > advisor.INPUT_BOUND_FRACTION
+    assert slow["status"] == "ok" and slow["input_wait_fraction"] > thresholds.INPUT_BOUND_FRACTION
     entries = {w["change"]: w for w in slow["what_if"]}
     for name in ("prefetch(AUTOTUNE)", "map num_parallel_calls=AUTOTUNE"):
         w = entries[name]
@@ -225,7 +227,7 @@ def test_prefetch_and_parallel_map_each_reduce_the_step_of_a_slow_pipeline(what_
 @pytest.mark.slow
 def test_a_job_that_is_not_input_bound_gets_no_what_if_and_no_input_suggestion(what_if_run):
     fast = what_if_run[0]["fast"]
-    assert fast["status"] == "ok" and fast["input_wait_fraction"] < advisor.INPUT_BOUND_FRACTION
+    assert fast["status"] == "ok" and fast["input_wait_fraction"] < thresholds.INPUT_BOUND_FRACTION
     assert fast["what_if"] is None
     assert not {s["code"] for s in fast["suggestions"]} & {"input-bound", "prefetch", "parallelize-map",
                                                            "cache-dataset", "parallel-interleave"}

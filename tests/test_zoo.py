@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from tfperf.spec import InputSpec, LabelsSpec
+from tfperf.suite.spec import InputSpec, LabelsSpec
 from tfperf.errors import TfperfError
 from tfperf.zoo import MODELS, ZooModel, describe_models, get_model, resolve_input, resolve_labels
 
@@ -50,7 +50,7 @@ def train_step_fn(model, labels: LabelsSpec):
     """The harness's train step: forward, loss, gradients, Adam update (optimizer built before the first call)."""
     import keras
 
-    from tfperf.harness import loss_for, train_step
+    from tfperf.measure.harness import loss_for, train_step
 
     optimizer = keras.optimizers.Adam(learning_rate=1e-3)
     optimizer.build(model.trainable_variables)

@@ -9,11 +9,10 @@ Public API (importing tfperf does not import TensorFlow; only measuring does):
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from .errors import ResultsFileError, SuiteError, TfperfError
-from .results import JobSpec, Result, RunResult, load_results
-from .spec import MODES, TASKS, CaseSpec, Suite
+from tfperf.version import __version__
+from tfperf.errors import ResultsFileError, SuiteError, TfperfError
+from tfperf.results.model import JobSpec, Result, RunResult, load_results
+from tfperf.suite.spec import MODES, TASKS, CaseSpec, Suite
 
 __all__ = [
     "MODES", "TASKS", "CaseSpec", "Suite", "JobSpec", "Result", "RunResult",
@@ -23,12 +22,18 @@ __all__ = [
 
 
 def load_suite(path, **kwargs):
-    from .suite import load_suite as _load
+    from tfperf.suite.loader import load_suite as _load
 
     return _load(path, **kwargs)
 
 
 def run_suite(suite, out_dir, **kwargs):
-    from .runner import run_suite as _run
+    """Run a suite, attach the advisor's suggestions and write every output (results.json and the reports)."""
+    from tfperf.analysis.advisor import attach_suggestions
+    from tfperf.report.outputs import finish_run
+    from tfperf.run.runner import run_suite as _run
 
-    return _run(suite, out_dir, **kwargs)
+    kwargs.setdefault("annotate", attach_suggestions)
+    run = _run(suite, out_dir, **kwargs)
+    finish_run(run, out_dir)
+    return run

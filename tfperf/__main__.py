@@ -1,5 +1,5 @@
 import sys
 
-from .cli import main
+from tfperf.cli import main
 
 sys.exit(main())

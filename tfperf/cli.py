@@ -11,8 +11,8 @@ from typing import List, Optional
 
 import typer
 
-from . import __version__
-from .errors import TfperfError
+from tfperf.version import __version__
+from tfperf.errors import TfperfError
 
 app = typer.Typer(
     name="tfperf",
@@ -52,12 +52,14 @@ def run(
                                       "map, interleave, cache, larger batch) and measure its speed-up."),
 ) -> None:
     """Run every case of SUITE in every mode and batch size; write results.json, results.csv, report.md, report.html."""
-    from .outdir import choose_out_dir, update_latest
-    from .plan import apply_overrides
-    from .progress import reporter_for
-    from .runner import RunInterrupted, run_suite
-    from .suite import load_suite
-    from .tables import FORMATS, render
+    from tfperf.analysis.advisor import attach_suggestions
+    from tfperf.report.outputs import finish_run
+    from tfperf.report.tables import FORMATS, render
+    from tfperf.run.outdir import choose_out_dir, update_latest
+    from tfperf.run.progress import reporter_for
+    from tfperf.run.runner import RunInterrupted, run_suite
+    from tfperf.suite.loader import load_suite
+    from tfperf.suite.plan import apply_overrides
 
     if fmt not in FORMATS:
         raise TfperfError(f"--format {fmt}: choose one of {', '.join(FORMATS)}")
@@ -72,12 +74,14 @@ def run(
     out_dir = choose_out_dir(planned.name, out, force)
     try:
         result = run_suite(planned, out_dir, reporter=reporter_for(quiet), fail_on_retrace=fail_on_retrace,
-                           command=["tfperf", *sys.argv[1:]])
+                           command=["tfperf", *sys.argv[1:]], annotate=attach_suggestions)
     except RunInterrupted as exc:
+        finish_run(exc.run, exc.out_dir)
         typer.echo(render(exc.run, fmt))
         typer.echo(f"tfperf: interrupted; {len(exc.run.results)} finished result(s) kept in {exc.out_dir}/results.json",
                    err=True)
         raise typer.Exit(130)
+    finish_run(result, out_dir)
     update_latest(out_dir)
     typer.echo(render(result, fmt))
     typer.echo(f"\nwrote {out_dir}/results.json, results.csv, report.md, report.html", err=True)
@@ -91,13 +95,13 @@ def report(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
 ) -> None:
     """Re-render a run's tables from its results.json, without running anything."""
-    from .results import atomic_write_text, load_results
-    from .tables import FORMATS, render
+    from tfperf.results.model import atomic_write_text, load_results
+    from tfperf.report.tables import FORMATS, render
 
     if fmt not in (*FORMATS, "html"):
         raise TfperfError(f"--format {fmt}: choose one of {', '.join((*FORMATS, 'html'))}")
     if fmt == "html":
-        from .html_report import render_html
+        from tfperf.report.html import render_html
 
         run_dir = results if results.is_dir() else results.parent
         text = render_html(load_results(results), out_dir=run_dir)
@@ -118,8 +122,9 @@ def compare(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
 ) -> None:
     """Compare two runs row by row; exit 1 when any row regressed (significantly slower beyond the threshold)."""
-    from .compare import RENDERERS, compare_runs, exit_code, parse_threshold, render
-    from .results import atomic_write_text, load_results
+    from tfperf.analysis.compare import compare_runs, exit_code, parse_threshold
+    from tfperf.report.compare import RENDERERS, render
+    from tfperf.results.model import atomic_write_text, load_results
 
     if fmt not in RENDERERS:
         raise TfperfError(f"--format {fmt}: choose one of {', '.join(RENDERERS)}")
@@ -144,8 +149,8 @@ def export(
     Failed, timed-out and skipped results are left out, each named on stderr."""
     import json
 
-    from .export import FORMATS, to_pytest_benchmark
-    from .results import atomic_write_text, load_results
+    from tfperf.report.export import FORMATS, to_pytest_benchmark
+    from tfperf.results.model import atomic_write_text, load_results
 
     if fmt not in FORMATS:
         raise TfperfError(f"--format {fmt}: choose one of {', '.join(FORMATS)}")
@@ -169,7 +174,7 @@ def list_models(fmt: str = typer.Option("table", "--format", help="table | json"
 
     from tabulate import tabulate
 
-    from .zoo import describe_models
+    from tfperf.zoo import describe_models
 
     models = describe_models()
     if fmt == "json":
@@ -186,13 +191,31 @@ def list_models(fmt: str = typer.Option("table", "--format", help="table | json"
 
 
 @app.command()
+def schema(what: str = typer.Argument(..., help="suite | results")) -> None:
+    """Print the JSON Schema of a suite file or of results.json, generated from the models that read them."""
+    import json
+
+    if what == "suite":
+        from tfperf.suite.json_schema import suite_schema
+
+        document = suite_schema()
+    elif what == "results":
+        from tfperf.results.json_schema import results_schema
+
+        document = results_schema()
+    else:
+        raise TfperfError(f"schema: unknown schema '{what}'; choose suite or results")
+    typer.echo(json.dumps(document, indent=2))
+
+
+@app.command()
 def env(fmt: str = typer.Option("table", "--format", help="table | json")) -> None:
     """What TensorFlow sees here: versions, CPU, GPUs, XLA, threads and the flags that change performance."""
     import json
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from .environment import gpu_memory, host_environment, tensorflow_environment
+    from tfperf.host.environment import gpu_memory, host_environment, tensorflow_environment
 
     info = {**host_environment(), **tensorflow_environment()}
     info["gpus"] = gpu_memory(info["gpus"])
@@ -227,7 +250,7 @@ def tensorboard(
     """Serve a run's profiler traces and HParams in TensorBoard on 127.0.0.1; Ctrl-C stops it."""
     import time
 
-    from .tensorboard_server import start_tensorboard, tensorboard_logdir
+    from tfperf.profile.tensorboard_server import start_tensorboard, tensorboard_logdir
 
     logdir = tensorboard_logdir(out)
     server = start_tensorboard(logdir, port=port)
@@ -249,8 +272,8 @@ def doctor(no_trace: bool = typer.Option(False, "--no-trace", help="Skip the che
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from .doctor import render as render_checks
-    from .doctor import run_checks
+    from tfperf.profile.doctor import render as render_checks
+    from tfperf.profile.doctor import run_checks
 
     checks = run_checks(trace=not no_trace)
     typer.echo(render_checks(checks))
@@ -270,9 +293,9 @@ def capture(
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from .capture import capture as capture_trace
-    from .capture import parse_addresses
-    from .profiling import summarize
+    from tfperf.profile.capture import capture as capture_trace
+    from tfperf.profile.capture import parse_addresses
+    from tfperf.profile.profiler import summarize
 
     if fmt not in ("text", "json"):
         raise TfperfError(f"--format {fmt}: choose one of text, json")
@@ -298,10 +321,10 @@ def tune(
 ) -> None:
     """Measure configurations of each case (mode, batch, threads, XLA auto-clustering, Grappler, tf.data, mixed
     precision), each in its own worker, rank them against the baseline and write tuned.yaml."""
-    from .outdir import choose_out_dir
-    from .plan import apply_overrides
-    from .suite import load_suite
-    from .tune import progress_for, render_text, tune_suite
+    from tfperf.run.outdir import choose_out_dir
+    from tfperf.suite.plan import apply_overrides
+    from tfperf.suite.loader import load_suite
+    from tfperf.tune import progress_for, render_text, tune_suite
 
     loaded = load_suite(suite)
     planned = apply_overrides(loaded, cases=case, steps=steps, repeats=repeats)
@@ -335,9 +358,9 @@ def serve_bench(
 ) -> None:
     """Load-test a TF Serving REST predict endpoint: throughput, latency p50/p90/p99/max, errors by HTTP status and
     connection error kind. Bounded by a request cap and a time cap. Writes results.json (mode "serve") and reports."""
-    from .outdir import choose_out_dir
-    from .outputs import write_outputs
-    from .serve_bench import (ServeBenchConfig, ServeBenchError, instances_from_file, instances_from_metadata,
+    from tfperf.report.outputs import finish_run
+    from tfperf.run.outdir import choose_out_dir
+    from tfperf.deploy.serve_bench import (ServeBenchConfig, ServeBenchError, instances_from_file, instances_from_metadata,
                               instances_from_suite, render_summary, serve_bench as bench)
 
     config = ServeBenchConfig(url=url.rstrip("/"), model=model, signature=signature, version=version,
@@ -355,7 +378,7 @@ def serve_bench(
     out_dir = choose_out_dir(f"serve-bench-{model}", out, force)
     run = bench(config, payload, command=["tfperf", *sys.argv[1:]])
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_outputs(run, out_dir)
+    finish_run(run, out_dir)
     typer.echo(render_summary(run.results[0]))
     typer.echo(f"\nwrote {out_dir}/results.json, results.csv, report.md, report.html", err=True)
     raise typer.Exit(run.exit_code)

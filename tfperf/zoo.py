@@ -16,8 +16,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .errors import TfperfError
-from .spec import InputSpec, LabelsSpec
+from tfperf.errors import TfperfError
+from tfperf.suite.spec import InputSpec, LabelsSpec
 
 INT_DTYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
 

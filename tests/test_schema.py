@@ -1,0 +1,147 @@
+"""`tfperf schema suite|results`: JSON Schemas generated from the models that read the files. The suite schema
+must accept every suite tfperf ships and reject what the loader rejects for a key or a type; the results schema
+must accept a results.json written by an earlier tfperf."""
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+from ruamel.yaml import YAML
+
+from tfperf.results.json_schema import derived_fields
+from tfperf.results.model import Result, RunResult
+from tfperf.suite.loader import load_suite
+
+ROOT = Path(__file__).resolve().parents[1]
+BAD = ROOT / "tests" / "data" / "bad_suites"
+OLD_RESULTS = ROOT / "tests" / "data" / "results_v1_before_layout.json"
+
+
+def _schema(what: str) -> dict:
+    """The command's output, from a fresh interpreter that must not import TensorFlow."""
+    code = ("import sys\nfrom tfperf.cli import main\nrc = main(['schema', sys.argv[1]])\n"
+            "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]\n"
+            "assert not bad, bad\nsys.exit(rc)\n")
+    proc = subprocess.run([sys.executable, "-c", code, what], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    schema = json.loads(proc.stdout)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return schema
+
+
+@pytest.fixture(scope="module")
+def suite_validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(_schema("suite"))
+
+
+@pytest.fixture(scope="module")
+def results_validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(_schema("results"))
+
+
+def _yaml(path: Path) -> dict:
+    return YAML(typ="safe").load(path.read_text())
+
+
+SHIPPED = sorted((ROOT / "suites").rglob("*.yaml")) + [ROOT / "tests/data/faults.yaml",
+                                                        ROOT / "tests/data/pipelines.yaml"]
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_shipped_suite_validates(path, suite_validator):
+    load_suite(path)  # the loader accepts it too: the two agree on a good suite
+    errors = [e.message for e in suite_validator.iter_errors(_yaml(path))]
+    assert errors == []
+
+
+def test_shipped_suites_are_found():
+    assert ROOT / "suites/smoke.yaml" in SHIPPED and len(SHIPPED) >= 10
+
+
+# What the loader rejects for a key or a value's type or range, the schema rejects as well. (References that do
+# not resolve, duplicate names and rules over a merged case are the loader's alone.)
+STRUCTURAL = ["unknown_key_top.yaml", "unknown_key_defaults.yaml", "unknown_key_case.yaml", "unknown_key_nested.yaml",
+              "wrong_types.yaml", "out_of_range.yaml", "unknown_mode.yaml", "bad_device.yaml", "unknown_task.yaml",
+              "empty_cases.yaml", "bad_name.yaml", "missing_name.yaml", "top_not_mapping.yaml",
+              "distribute_mirrored_workers.yaml", "distribute_one_device_default.yaml"]
+
+
+@pytest.mark.parametrize("name", STRUCTURAL)
+def test_schema_rejects_what_the_loader_rejects_for_keys_and_types(name, suite_validator):
+    assert not suite_validator.is_valid(_yaml(BAD / name))
+
+
+GOOD = {"name": "s", "defaults": {"steps": 5, "input": {"shape": [4], "pipeline": {"prefetch": "autotune"}}},
+        "cases": [{"name": "a", "model": "zoo:mlp", "batch_size": [8, 16],
+                   "distribute": {"strategy": "multi_worker", "workers": 2},
+                   "tf_config": {"intra_op_threads": 1, "grappler": {"remapping": False}}},
+                  {"name": "b", "function": "steps.py:step", "inputs": "steps.py:inputs", "model": None}]}
+
+
+@pytest.mark.parametrize("change", [
+    lambda d: d.update(descripton="typo"),
+    lambda d: d["cases"][0].update(batchsize=8),
+    lambda d: d["defaults"]["input"]["pipeline"].update(prefetch="lots"),
+    lambda d: d["defaults"].update(steps="ten"),
+    lambda d: d["defaults"].update(steps=0),
+    lambda d: d["defaults"].update(name="x"),  # a default cannot name the cases
+    lambda d: d["cases"][1].pop("name"),
+    lambda d: d["cases"][0].update(modes=["eager", "jit"]),
+    lambda d: d["cases"][0].update(model="not a reference"),
+    lambda d: d["cases"][0]["distribute"].update(strategy="mirrored"),  # mirrored runs in one worker
+    lambda d: d["cases"][0].update(distribute={"devices": 2}),  # one_device (the default) on one device
+    lambda d: d["cases"][0]["tf_config"].update(jit="always"),
+], ids=["top-key", "case-key", "pipeline-type", "int-type", "minimum", "default-name", "case-without-name",
+        "mode", "reference", "mirrored-workers", "one-device-devices", "tf-config"])
+def test_schema_rejects_a_bad_key_or_value(change, suite_validator):
+    assert suite_validator.is_valid(GOOD)
+    bad = copy.deepcopy(GOOD)
+    change(bad)
+    assert not suite_validator.is_valid(bad)
+
+
+def test_suite_schema_describes_keys_and_gives_the_defaults(suite_validator):
+    case = suite_validator.schema["$defs"]["CaseModel"]["properties"]
+    assert case["steps"]["default"] == 20 and case["modes"]["default"] == ["eager", "function", "xla"]
+    assert case["batch_size"]["default"] == 32 and "default" not in case["model"]
+    assert all(prop.get("description") for prop in case.values())
+
+
+# --- results -------------------------------------------------------------------------------------------------------
+
+def test_results_schema_validates_a_file_written_by_the_previous_version(results_validator):
+    old = json.loads(OLD_RESULTS.read_text())
+    assert {"step_time_s", "throughput", "noisy"} <= set(old["results"][0])  # the derived fields are there
+    assert [e.message for e in results_validator.iter_errors(old)] == []
+
+
+@pytest.mark.parametrize("change", [
+    lambda d: d.update(schema_version=2),
+    lambda d: d["results"][0].update(samples="fast"),
+    lambda d: d["results"][0].update(status="done"),
+    lambda d: d["results"][0].pop("case"),
+    lambda d: d["results"][0].update(noisy="very"),
+    lambda d: d["results"][0].update(step_time_s=[1, 2]),
+], ids=["schema-version", "samples", "status", "case", "noisy", "step-time"])
+def test_results_schema_rejects_a_wrong_type(change, results_validator):
+    bad = json.loads(OLD_RESULTS.read_text())
+    change(bad)
+    assert not results_validator.is_valid(bad)
+
+
+def test_results_schema_validates_what_this_version_writes(results_validator):
+    result = Result(case="a", mode="xla", device="cpu", task="train", batch_size=32, samples=[0.01, 0.011, 0.012],
+                    timing={"method": "per_step", "repeats": 1}, repeat_sizes=[3], repeat_process=[0])
+    failed = Result.not_run(result.spec, "failed", "ValueError", "boom")
+    run = RunResult(suite={"name": "s"}, environment={}, results=[result, failed], tfperf_version="x")
+    written = json.loads(json.dumps(run.to_json()))
+    assert [e.message for e in results_validator.iter_errors(written)] == []
+
+
+def test_derived_fields_are_what_to_json_adds():
+    assert set(derived_fields()) == {"step_time_s", "throughput", "noisy"}

@@ -1,0 +1,154 @@
+"""Device and host rules: mixed precision on tensor-core GPUs, a GPU starved by its host, and CPU thread pools
+that measured faster than TensorFlow's defaults."""
+from __future__ import annotations
+
+from collections import defaultdict
+
+from tfperf import units
+from tfperf.analysis.advisor.input import what_if_speedup
+from tfperf.analysis.advisor.suggestion import Finding, base_case, config_settings, suggestion
+from tfperf.figures.decisions import significant
+from tfperf.figures.measures import job_without_mode, measured, tune_config
+from tfperf.figures.thresholds import (DEVICE_IDLE_PERCENT, KERNEL_LAUNCH_PERCENT, MIXED_PRECISION_MAX_16BIT_PERCENT,
+                                       MIXED_PRECISION_MIN_CC, SMALL_OP_MIN_COUNT, SMALL_OP_US, THREADING_MIN_SPEEDUP)
+from tfperf.host.environment import compute_capability
+from tfperf.results.model import Result, RunResult
+from tfperf.units import ms
+
+
+def uses_mixed_precision(r: Result) -> bool:
+    settings = config_settings(r)
+    policy = str(settings.get("mixed_precision") or (r.extra or {}).get("dtype_policy") or "")
+    return "16" in policy
+
+
+def rule_mixed_precision(run: RunResult) -> list[Finding]:
+    # One per job (the fastest mode): the advice is about the model, not the mode.
+    best: dict[tuple, Result] = {}
+    for r in measured(run.results):
+        if not r.device.startswith("gpu") or uses_mixed_precision(r):
+            continue
+        key = job_without_mode(r)
+        if key not in best or r.median_s < best[key].median_s:
+            best[key] = r
+    out = []
+    for r in best.values():
+        cc = compute_capability(run.environment, r.device)
+        if cc is None or cc < MIXED_PRECISION_MIN_CC:
+            continue
+        half = (r.profile or {}).get("fp16_percent")
+        if half is not None and half >= MIXED_PRECISION_MAX_16BIT_PERCENT:
+            continue
+        gpu = (run.environment.get("gpus") or [{}])[int(r.device.partition(':')[2] or 0)].get("name", r.device)
+        share = f"{half:.0f}% of device compute ran in 16-bit" if half is not None else "the model computes in float32"
+        out.append((r, suggestion(
+            "mixed-precision", "Use mixed precision: this GPU has tensor cores",
+            f"{gpu} has compute capability {cc:g} (≥ {MIXED_PRECISION_MIN_CC:.1f}, tensor cores) and {share}; "
+            f"{r.mode} runs at {ms(r.median_s)} ms/step.",
+            'keras.mixed_precision.set_global_policy("mixed_float16")  # before building the model',
+            f"GPU compute capability ≥ {MIXED_PRECISION_MIN_CC:.1f} and 16-bit share < "
+            f"{MIXED_PRECISION_MAX_16BIT_PERCENT:g}%",
+            compute_capability=cc, fp16_percent=half, median_s=r.median_s)))
+    return out
+
+
+def profile_number(profile: dict, *names: str) -> float | None:
+    """A number from the profile read-out, wherever the profiling module put it (top level or a breakdown)."""
+    for holder in (profile, profile.get("step_time_breakdown_ms") or {}, profile.get("overview") or {}):
+        for n in names:
+            v = holder.get(n) if isinstance(holder, dict) else None
+            if isinstance(v, (int, float)):
+                return float(v)
+    return None
+
+
+def rule_host_bound(run: RunResult) -> list[Finding]:
+    out = []
+    for r in measured(run.results):
+        if not r.device.startswith("gpu") or not r.profile:
+            continue
+        p = r.profile
+        step_ms = profile_number(p, "step_time_ms", "steptime_ms_average") or r.median_s * 1e3
+        launch = profile_number(p, "kernel_launch_percent")
+        if launch is None:
+            launch_ms = profile_number(p, "kernel_launch_ms", "kernel_launch")
+            launch = 100 * launch_ms / step_ms if launch_ms is not None and step_ms else None
+        idle = profile_number(p, "device_idle_percent", "device_idle_time_percent")
+        device_ms = profile_number(p, "device_compute_ms", "device_compute")
+        ops = profile_number(p, "device_op_count", "ops_per_step") or (r.graph or {}).get("op_count")
+        per_op_us = 1e3 * device_ms / ops if device_ms is not None and ops else None
+        reasons = []
+        if launch is not None and launch >= KERNEL_LAUNCH_PERCENT:
+            reasons.append(f"kernel launch takes {launch:.1f}% of the step (≥ {KERNEL_LAUNCH_PERCENT:g}%)")
+        if idle is not None and idle >= DEVICE_IDLE_PERCENT:
+            reasons.append(f"the GPU idles {idle:.1f}% of the step (≥ {DEVICE_IDLE_PERCENT:g}%)")
+        if per_op_us is not None and ops >= SMALL_OP_MIN_COUNT and per_op_us < SMALL_OP_US:
+            reasons.append(f"{ops:.0f} ops per step average {per_op_us:.1f} us of device time each "
+                           f"(< {SMALL_OP_US:g} us: launch overhead dominates)")
+        if not reasons:
+            continue
+        fix = ("step = tf.function(step, jit_compile=True)  # XLA fuses small kernels"
+               if r.mode != "xla" else "model.compile(..., steps_per_execution=32)  # fewer host round trips")
+        out.append((r, suggestion(
+            "host-bound", "Host-bound: the GPU waits for the host to launch work",
+            "; ".join(reasons) + f" (step {step_ms:.3g} ms).", fix,
+            f"kernel launch ≥ {KERNEL_LAUNCH_PERCENT:g}% or device idle ≥ {DEVICE_IDLE_PERCENT:g}% of the step, "
+            f"or ≥ {SMALL_OP_MIN_COUNT} ops under {SMALL_OP_US:g} us",
+            kernel_launch_percent=launch, device_idle_percent=idle, device_us_per_op=per_op_us, ops=ops)))
+    return out
+
+
+# The settings a `tfperf tune` configuration or a what-if changes TensorFlow's thread pools with.
+THREAD_KEYS = ("intra_op_threads", "inter_op_threads")
+
+
+def threading_fix(settings: dict) -> str:
+    lines = []
+    if settings.get("intra_op_threads") is not None:
+        lines.append(f"tf.config.threading.set_intra_op_parallelism_threads({settings['intra_op_threads']})")
+    if settings.get("inter_op_threads") is not None:
+        lines.append(f"tf.config.threading.set_inter_op_parallelism_threads({settings['inter_op_threads']})")
+    return "\n".join(lines) + "  # at program start, before any op runs"
+
+
+def rule_threading(run: RunResult) -> list[Finding]:
+    """CPU thread counts that measured faster than TensorFlow's defaults, from `tfperf tune` or a what-if."""
+    out = []
+    groups: dict[tuple, list[Result]] = defaultdict(list)
+    for r in measured(run.results):
+        if r.device == "cpu":
+            groups[(base_case(r), r.mode, r.device, r.task, r.batch_size)].append(r)
+    for results in groups.values():
+        baseline = next((r for r in results if not any(k in config_settings(r) for k in THREAD_KEYS)
+                         and tune_config(r) is not None and set(config_settings(r)) <= {"mode"}), None)
+        threaded = [r for r in results if set(config_settings(r)) - {"mode"} <= set(THREAD_KEYS)
+                    and any(k in config_settings(r) for k in THREAD_KEYS)]
+        if baseline is None or not threaded:
+            continue
+        best = min(threaded, key=lambda r: r.median_s)
+        speedup = baseline.median_s / best.median_s
+        sig, p = significant(baseline, best)
+        if speedup > THREADING_MIN_SPEEDUP and sig:
+            s = config_settings(best)
+            out.append((baseline, suggestion(
+                "threading", f"Set TensorFlow's thread pools: measured {speedup:.2f}× faster",
+                f"{tune_config(best)}: {ms(best.median_s)} ms/step vs {ms(baseline.median_s)} ms/step with the "
+                f"default thread pools ({units.p_value(p)}).",
+                threading_fix(s), f"measured speed-up > {THREADING_MIN_SPEEDUP:.2f}×",
+                speedup=speedup, median_s=best.median_s, baseline_median_s=baseline.median_s, p_value=p,
+                **{k: s.get(k) for k in THREAD_KEYS})))
+    # What-if entries that changed thread counts (settings in the entry).
+    for r in run.results:
+        for w in r.what_if or []:
+            if "thread" not in str(w.get("change", "")).lower():
+                continue
+            speedup = what_if_speedup(w)
+            if speedup is None or w.get("error") or speedup <= THREADING_MIN_SPEEDUP:
+                continue
+            out.append((r, suggestion(
+                "threading", f"{w.get('change')}: measured {speedup:.2f}× faster",
+                f"re-run with {w.get('change')}: {ms(w.get('baseline_median_s') or 0)} → "
+                f"{ms(w.get('median_s') or 0)} ms/step.",
+                w.get("code") or threading_fix(w.get("settings") or {}),
+                f"measured speed-up > {THREADING_MIN_SPEEDUP:.2f}×", change=w.get("change"), speedup=speedup)))
+    return out

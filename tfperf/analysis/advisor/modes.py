@@ -1,0 +1,135 @@
+"""Mode rules: tf.function over eager, XLA over tf.function (or not), and when XLA's compile time pays back.
+
+Each compares the modes of one job (`figures.measures.job_without_mode`) and fires only when the difference is
+beyond its threshold and real (`figures.decisions.significant`: the U test, and larger than either side's own
+spread between repeats and processes).
+"""
+from __future__ import annotations
+
+from tfperf import units
+from tfperf.analysis.advisor.suggestion import Finding, by_job_without_mode, suggestion
+from tfperf.figures.decisions import significant
+from tfperf.figures.measures import measured, payback
+from tfperf.figures.thresholds import (AVOID_XLA_MIN_LOSS, EAGER_OP_PERCENT, ENABLE_XLA_MIN_SAVING,
+                                       USE_TF_FUNCTION_MIN_SAVING, XLA_PAYBACK_MIN_SAVING)
+from tfperf.results.model import Result, RunResult
+from tfperf.units import ms
+
+
+def rule_use_tf_function(run: RunResult) -> list[Finding]:
+    out = []
+    for modes in by_job_without_mode(run).values():
+        eager, fn = modes.get("eager"), modes.get("function")
+        if not (eager and fn and eager.ok and fn.ok and eager.samples and fn.samples):
+            continue
+        e, f = eager.median_s, fn.median_s
+        saving = 1 - f / e
+        sig, p = significant(eager, fn)
+        if saving > USE_TF_FUNCTION_MIN_SAVING and sig:
+            out.append((eager, suggestion(
+                "use-tf-function", f"Wrap the step in tf.function: measured {e / f:.2f}× faster than eager",
+                f"{units.versus('tf.function', f, 'eager', e)}: saves {saving:.0%} of the step "
+                f"({units.p_value(p)}).",
+                "step = tf.function(step)  # Keras: model.compile(..., run_eagerly=False)",
+                f"tf.function saves > {USE_TF_FUNCTION_MIN_SAVING:.0%} of the eager step",
+                eager_median_s=e, function_median_s=f, speedup=e / f, p_value=p)))
+    # In a traced mode, the profiler still sees ops run eagerly: part of the step is outside the tf.function.
+    for r in measured(run.results):
+        eager_pct = ((r.profile or {}).get("overview") or {}).get("host_op_time_eager_percent")
+        if r.mode == "eager" or not isinstance(eager_pct, (int, float)) or eager_pct <= EAGER_OP_PERCENT:
+            continue
+        out.append((r, suggestion(
+            "use-tf-function", f"{eager_pct:.0f}% of host op time still runs eagerly in {r.mode} mode",
+            f"the profiler's overview: {eager_pct:.1f}% of op time on the host used eager execution "
+            f"(profiled {r.mode} step of {ms(r.median_s)} ms): part of the step runs outside the tf.function.",
+            "move the eager part (preprocessing, metrics, Python loops over tensors) inside the tf.function",
+            f"host op time eager > {EAGER_OP_PERCENT:g}% (profiler: kEagerReportThresholdInPercent)",
+            host_op_time_eager_percent=eager_pct)))
+    return out
+
+
+def xla_pair(modes: dict[str, Result]) -> tuple[Result, Result] | None:
+    """The job's measured tf.function and XLA results, when both ran."""
+    fn, xla = modes.get("function"), modes.get("xla")
+    if fn and xla and fn.ok and xla.ok and fn.samples and xla.samples:
+        return fn, xla
+    return None
+
+
+def rule_enable_xla(run: RunResult) -> list[Finding]:
+    out = []
+    for modes in by_job_without_mode(run).values():
+        pair = xla_pair(modes)
+        if not pair:
+            continue
+        fn, xla = pair
+        f, x = fn.median_s, xla.median_s
+        saving = 1 - x / f
+        sig, p = significant(fn, xla)
+        if saving > ENABLE_XLA_MIN_SAVING and sig:
+            out.append((fn, suggestion(
+                "enable-xla", f"Compile the step with XLA: measured {f / x:.2f}× faster than tf.function",
+                f"tf.function {ms(f)} ms/step vs XLA {ms(x)} ms/step (saves {saving:.0%} of the step; "
+                f"{units.p_value(p)}).",
+                "step = tf.function(step, jit_compile=True)  # Keras: model.compile(..., jit_compile=True)",
+                f"XLA saves > {ENABLE_XLA_MIN_SAVING:.0%} of the tf.function step",
+                function_median_s=f, xla_median_s=x, speedup=f / x, p_value=p)))
+    return out
+
+
+def rule_xla_compile_payback(run: RunResult) -> list[Finding]:
+    out = []
+    for modes in by_job_without_mode(run).values():
+        pair = xla_pair(modes)
+        if not pair or pair[0].first_call_s is None or pair[1].first_call_s is None:
+            continue
+        fn, xla = pair
+        f, x = fn.median_s, xla.median_s
+        sig, p = significant(fn, xla)
+        if (f - x) / f <= XLA_PAYBACK_MIN_SAVING or not sig:
+            continue
+        # Cheaper steps are guaranteed above, so the payback point is a number of steps, never None.
+        pb = payback(xla.first_call_s, x, fn.first_call_s, f)
+        steps, extra_s, saving_s = pb.steps, pb.extra_first_call_s, pb.saving_per_step_s
+        when = ("from the first step: its first call is not slower" if steps == 0
+                else f"after {steps:,} steps")
+        out.append((xla, suggestion(
+            "xla-compile-payback", f"XLA's compile cost pays back {when}",
+            f"XLA's first call takes {xla.first_call_s:.2f} s vs {fn.first_call_s:.2f} s for tf.function "
+            f"({extra_s:+.2f} s); each step then saves {ms(saving_s)} ms ({ms(f)} → {ms(x)} ms/step; "
+            f"{units.p_value(p)}): payback = {max(extra_s, 0):.2f} s / {ms(saving_s)} ms = {steps:,} steps.",
+            f"step = tf.function(step, jit_compile=True)  # pays off for runs longer than {steps:,} steps",
+            f"XLA saves > {XLA_PAYBACK_MIN_SAVING:.0%} of the tf.function step",
+            payback_steps=steps, xla_first_call_s=xla.first_call_s, function_first_call_s=fn.first_call_s,
+            function_median_s=f, xla_median_s=x, p_value=p)))
+    return out
+
+
+def rule_avoid_xla(run: RunResult) -> list[Finding]:
+    out = []
+    for modes in by_job_without_mode(run).values():
+        fn, xla = modes.get("function"), modes.get("xla")
+        if fn and xla and fn.ok and xla.status == "failed" and xla.error and "XLA" in str(xla.error.get("message")):
+            out.append((xla, suggestion(
+                "avoid-xla", "XLA cannot compile this step: keep plain tf.function",
+                f"the XLA run failed: {xla.error.get('message')}; tf.function ran at {ms(fn.median_s)} ms/step.",
+                "step = tf.function(step)  # no jit_compile=True; or compile only the numeric part with XLA",
+                "the XLA run failed while tf.function ran",
+                function_median_s=fn.median_s, xla_error=xla.error.get("message"))))
+            continue
+        pair = xla_pair(modes)
+        if not pair:
+            continue
+        fn, xla = pair
+        f, x = fn.median_s, xla.median_s
+        loss = x / f - 1
+        sig, p = significant(fn, xla)
+        if loss > AVOID_XLA_MIN_LOSS and sig:
+            out.append((xla, suggestion(
+                "avoid-xla", f"XLA is {x / f:.2f}× slower than tf.function here: leave jit_compile off",
+                f"XLA {ms(x)} ms/step vs tf.function {ms(f)} ms/step: {loss:.0%} slower, "
+                f"{ms(x - f)} ms lost per step ({units.p_value(p)}).",
+                "step = tf.function(step)  # jit_compile=False; Keras: model.compile(..., jit_compile=False)",
+                f"XLA step > {AVOID_XLA_MIN_LOSS:.0%} slower than tf.function",
+                function_median_s=f, xla_median_s=x, slowdown=x / f, loss_per_step_s=x - f, p_value=p)))
+    return out

@@ -1,0 +1,255 @@
+"""A local multi-worker cluster for one job: N worker processes on free loopback ports, each with its own TF_CONFIG,
+supervised until every worker has written its result, one dies, or the time is up.
+
+No TensorFlow here: the supervisor only launches, watches and reads JSON. Each worker runs
+`python -m tfperf.distributed.job` (`main` in tfperf/distributed/job.py), which creates the
+MultiWorkerMirroredStrategy at start. Starting, killing and describing the child processes is
+tfperf/host/processes.py, shared with the suite runner.
+
+Guarantees:
+- A worker that dies ends the job as `failed`, naming the worker and its exit signal or code; a worker that is
+  still running at the deadline ends it as `timeout`, naming the worker(s) still running.
+- No orphans: every path out of `run_local_cluster` (return, exception, Ctrl-C) kills every worker's process group
+  and each worker's remaining children (psutil), and waits for them. Workers also get PR_SET_PDEATHSIG on Linux,
+  so a supervisor killed with SIGKILL takes its workers with it.
+- The workers' losses after the same steps must agree (synchronous training): a disagreement fails the job.
+
+Joining a real cluster instead: when TF_CONFIG is already set, tfperf/distributed/job.py joins that cluster as the
+worker it names and nothing is launched here (README, "On a real cluster").
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from tfperf.results.model import JobSpec, Result
+from tfperf.host.processes import die_with_parent, exit_description, kill_group, log_tail
+from tfperf.suite.spec import CaseSpec
+
+POLL_S = 0.1
+# Losses are all-reduced values and weights updated by the same all-reduced gradients: they agree exactly.
+# The tolerance only allows for printing/parsing round trips.
+LOSS_RTOL = 1e-6
+
+
+def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
+    """n distinct free TCP ports on host: all bound at once (so they differ), then released for the workers."""
+    sockets = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((host, 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def tf_config(addresses: list[str], index: int) -> str:
+    return json.dumps({"cluster": {"worker": addresses}, "task": {"type": "worker", "index": index}})
+
+
+@dataclass
+class Worker:
+    index: int
+    address: str
+    proc: subprocess.Popen
+    result_path: Path
+    log_path: Path
+
+    @property
+    def name(self) -> str:
+        return f"worker {self.index} (pid {self.proc.pid}, {self.address})"
+
+
+def _read_result(path: Path) -> Result | None:
+    try:
+        return Result.from_json(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        return None
+
+
+def run_local_cluster(case: CaseSpec, job: JobSpec, workers: int, *, work_dir: str | Path | None = None,
+                      out_dir: str | Path | None = None, timeout_s: float | None = None,
+                      python: str | None = None, env: dict | None = None) -> Result:
+    """Run one job on `workers` local worker processes and combine what they measured into one Result.
+
+    The combined result is worker 0's measurement (it also ran the one-replica baseline) with every worker's
+    summary in extra["per_worker"]. Never raises for a worker's failure; that is the job's result.
+    """
+    import tempfile
+
+    timeout_s = case.timeout_s if timeout_s is None else timeout_s
+    tmp = None
+    if work_dir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="tfperf-cluster-")
+        work_dir = tmp.name
+    work = Path(work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    stem = f"{job.case}-{job.mode}" + (f"-bs{job.batch_size}" if job.batch_size is not None else "")
+    case_file, job_file = work / f"{stem}.cluster-case.json", work / f"{stem}.cluster-job.json"
+    case_file.write_text(json.dumps(case.to_json(), indent=2))
+    job_file.write_text(json.dumps({"case": job.case, "mode": job.mode, "device": job.device, "task": job.task,
+                                    "batch_size": job.batch_size}))
+    started = time.monotonic()
+    try:
+        first = _launch_and_supervise(case, job, workers, work, stem, case_file, job_file, out_dir, timeout_s,
+                                      python, env)
+        if not _died_starting(first, work, stem):
+            return first
+        # A worker died before it joined the cluster (in TensorFlow's start-up, or because another process took
+        # the port free_ports released for it). None of the user's steps ran, so start the cluster again once, on
+        # fresh ports, in the time left; a second such death is the result.
+        left = max(1.0, timeout_s - (time.monotonic() - started))
+        second = _launch_and_supervise(case, job, workers, work, stem, case_file, job_file, out_dir, left, python,
+                                       env)
+        second.extra["cluster_restarts"] = [{"message": first.error.get("message"),
+                                             "log_tail": first.error.get("log_tail")}]
+        return second
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+
+
+def _died_starting(r: Result, work: Path, stem: str) -> bool:
+    if r.status != "failed" or (r.error or {}).get("type") != "WorkerCrash":
+        return False
+    index = r.error.get("worker")
+    return index is not None and not (work / f"{stem}.worker{index}.result.json.joined").exists()
+
+
+def _launch_and_supervise(case: CaseSpec, job: JobSpec, workers: int, work: Path, stem: str, case_file: Path,
+                          job_file: Path, out_dir: str | Path | None, timeout_s: float, python: str | None,
+                          env: dict | None) -> Result:
+    addresses = [f"127.0.0.1:{p}" for p in free_ports(workers)]
+    base_env = {**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"}
+    base_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    started = time.monotonic()
+    procs: list[Worker] = []
+    try:
+        for i in range(workers):
+            result_path = work / f"{stem}.worker{i}.result.json"
+            result_path.unlink(missing_ok=True)
+            Path(f"{result_path}.joined").unlink(missing_ok=True)
+            log_path = work / f"{stem}.worker{i}.log"
+            cmd = [python or sys.executable, "-m", "tfperf.distributed.job", str(case_file), str(job_file),
+                   str(result_path)]
+            if out_dir is not None:
+                cmd += ["--out-dir", str(out_dir)]
+            with open(log_path, "a", encoding="utf-8") as log:
+                log.write(f"--- {' '.join(cmd)}\n--- TF_CONFIG={tf_config(addresses, i)}\n")
+                log.flush()
+                proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                        start_new_session=True, preexec_fn=die_with_parent,
+                                        env={**base_env, "TF_CONFIG": tf_config(addresses, i)})
+            procs.append(Worker(i, addresses[i], proc, result_path, log_path))
+        return _supervise(case, job, procs, started, timeout_s)
+    finally:
+        for w in procs:
+            kill_group(w.proc)
+
+
+def _supervise(case: CaseSpec, job: JobSpec, procs: list[Worker], started: float, timeout_s: float) -> Result:
+    deadline = started + timeout_s
+    while True:
+        finished = [w for w in procs if w.proc.poll() is not None]
+        for w in finished:
+            res = _read_result(w.result_path)
+            if res is None:
+                return _worker_died(job, w, procs)
+            if not res.ok:
+                return _worker_failed(job, w, res, procs)
+        if len(finished) == len(procs):
+            return combine(job, [_read_result(w.result_path) for w in procs], procs, time.monotonic() - started)
+        if time.monotonic() > deadline:
+            running = [w for w in procs if w.proc.poll() is None]
+            names = ", ".join(w.name for w in running)
+            r = Result.not_run(job, "timeout", "Timeout",
+                               f"{names} still running after the case's timeout_s of {timeout_s:g} s; all workers killed",
+                               "raise timeout_s, lower steps/repeats, or look at the worker log for a hang "
+                               f"(e.g. a collective waiting for a peer): {running[0].log_path if running else ''}")
+            r.error["workers"] = [w.index for w in running]
+            r.error["log_tail"] = log_tail(running[0].log_path) if running else ""
+            r.extra["worker_pids"] = [w.proc.pid for w in procs]
+            return r
+        time.sleep(POLL_S)
+
+
+def _worker_died(job: JobSpec, w: Worker, procs: list[Worker]) -> Result:
+    how = exit_description(w.proc.returncode)
+    r = Result.not_run(job, "failed", "WorkerCrash", f"worker {w.index} (pid {w.proc.pid}) {how} before reporting",
+                       f"the other workers were stopped; worker log: {w.log_path}")
+    r.error.update({"worker": w.index, "pid": w.proc.pid, "returncode": w.proc.returncode,
+                    "log_tail": log_tail(w.log_path)})
+    r.extra["workers"] = len(procs)
+    r.extra["worker_pids"] = [p.proc.pid for p in procs]
+    return r
+
+
+def _worker_failed(job: JobSpec, w: Worker, res: Result, procs: list[Worker]) -> Result:
+    res.error = dict(res.error or {})
+    res.error["message"] = f"worker {w.index}: {res.error.get('message')}"
+    res.error["worker"] = w.index
+    res.extra["failed_worker"] = w.index
+    res.extra["worker_pids"] = [p.proc.pid for p in procs]
+    return res
+
+
+def combine(job: JobSpec, results: list[Result | None], procs: list[Worker], wall_s: float) -> Result:
+    """Worker 0's measurement, every worker's summary, and the identical-loss check across workers."""
+    chief = results[0]
+    assert chief is not None
+    per_worker = []
+    for w, r in zip(procs, results):
+        assert r is not None
+        per_worker.append({"index": w.index, "pid": w.proc.pid, "address": w.address, "median_s": r.median_s,
+                           "final_loss": r.extra.get("final_loss"), "probe_losses": r.extra.get("probe_losses"),
+                           "first_call_s": r.first_call_s, "input_wait_fraction": r.input_wait_fraction})
+    chief.extra["per_worker"] = per_worker
+    chief.wall_s = wall_s
+    agree, detail = losses_agree(per_worker)
+    chief.extra["losses_identical"] = agree
+    if not agree:
+        chief.status = "failed"
+        chief.error = {"type": "WorkersDiverged", "message": f"workers disagree on the loss after the same steps: {detail}",
+                       "hint": "synchronous training keeps every worker's weights identical; a difference means "
+                               "gradients were not all-reduced (a custom optimizer or a step outside strategy.run)"}
+    return chief
+
+
+def losses_agree(per_worker: list[dict]) -> tuple[bool, str]:
+    """Every worker's final training loss and probe loss equal (within LOSS_RTOL)."""
+    for key in ("final_loss", "probe_losses"):
+        values = []
+        for w in per_worker:
+            v = w.get(key)
+            values.extend(v if isinstance(v, list) else [v])
+        if any(v is None or not math.isfinite(v) for v in values):
+            return False, f"{key} missing or not finite: {values}"
+        lo, hi = min(values), max(values)
+        if not math.isclose(lo, hi, rel_tol=LOSS_RTOL, abs_tol=1e-12):
+            return False, f"{key} ranges from {lo!r} to {hi!r} across workers"
+    return True, ""
+
+
+def leftover_processes(pids: list[int]) -> list[int]:
+    """Those of pids still alive (zombies count as gone): what a no-orphans check asserts is empty."""
+    alive = []
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                alive.append(pid)
+        except psutil.NoSuchProcess:
+            pass
+    return alive
+

@@ -1,0 +1,206 @@
+"""One timed pass under one strategy: the training step built under the strategy, warmed up, and timed one repeat at
+a time; and the dataset of global batches it reads."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from tfperf.results.model import JobSpec
+from tfperf.suite.distribute import DistributeError
+from tfperf.suite.spec import CaseSpec
+
+PROBE_EXAMPLES = 16
+
+
+@dataclass
+class Pass:
+    """What one timed pass under one strategy measured."""
+
+    strategy: str
+    replicas: int
+    global_batch: int
+    first_call_s: float
+    samples: list[float]
+    waits: list[float]
+    tracing_count: int | None
+    final_loss: float  # the reduced training loss of the last timed step
+    probe_losses: list[float]  # the loss of a fixed batch on each local replica's copy of the model, after the steps
+    step: Callable[..., Any] | None = None  # kept for the profiled pass
+    iterator: Any = None
+
+    @property
+    def median_s(self) -> float:
+        s = sorted(self.samples)
+        n = len(s)
+        return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
+
+    @property
+    def samples_per_s(self) -> float:
+        return self.global_batch / self.median_s if self.median_s > 0 else math.inf
+
+
+def _global_dataset(case: CaseSpec, inp: Any, labels: Any, global_batch: int, resolve: Callable[[str], Any]) -> Any:
+    """A dataset of global batches: the case's own pipeline or dataset when it has one, else in-memory batches."""
+    import numpy as np
+    import tensorflow as tf
+
+    from tfperf.measure.inputs import IN_MEMORY_BATCHES, synthetic_features, synthetic_labels, synthetic_pipeline
+
+    if case.dataset is not None:
+        ds = resolve(case.dataset)(global_batch)
+        if not isinstance(ds, tf.data.Dataset):
+            raise TypeError(f"dataset: {case.dataset} returned {type(ds).__name__}, not a tf.data.Dataset")
+        ds = ds.repeat()
+    elif inp.pipeline is not None:
+        ds, _ = synthetic_pipeline(inp, labels, global_batch)
+    else:
+        rng = np.random.default_rng(0)  # the same data in every worker: auto-sharding gives each its part
+        n = global_batch * IN_MEMORY_BATCHES
+        x, y = synthetic_features(inp, n, rng), synthetic_labels(labels, n, rng)
+        ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(global_batch, drop_remainder=True).cache().repeat()
+        ds = ds.prefetch(2)
+    options = tf.data.Options()
+    # In-memory data has no files to shard by: shard by element, which is what FILE would fall back to anyway,
+    # minus the warning.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(options)
+
+
+def _probe_batch(inp: Any, labels: Any) -> tuple[Any, Any]:
+    import numpy as np
+
+    from tfperf.measure.inputs import synthetic_features, synthetic_labels
+
+    rng = np.random.default_rng(1234)
+    return synthetic_features(inp, PROBE_EXAMPLES, rng), synthetic_labels(labels, PROBE_EXAMPLES, rng)
+
+
+def _per_example_loss(labels: Any) -> Any:
+    import keras
+
+    if labels.classes is not None:
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=None)
+    return keras.losses.MeanSquaredError(reduction=None)
+
+
+def _wrap(step: Callable[..., Any], mode: str) -> tuple[Callable[..., Any], Any | None]:
+    import tensorflow as tf
+
+    if mode == "eager":
+        return step, None
+    if mode == "function":
+        fn = tf.function(step)
+    elif mode == "xla":
+        fn = tf.function(step, jit_compile=True)
+    else:
+        raise DistributeError(f"mode {mode!r}: distributed cases run in eager, function or xla")
+    return fn, fn
+
+
+class PassRunner:
+    """One strategy's training step, built and warmed up; timed one repeat at a time, so the one-replica baseline
+    and the distributed pass can take turns (repeat by repeat) and see the same machine load."""
+
+    def __init__(self, strategy: Any, label: str, case: CaseSpec, job: JobSpec, resolve: Callable[[str], Any]):
+        import keras
+        import tensorflow as tf
+
+        from tfperf.measure.harness import build_model
+
+        if job.task != "train":
+            raise DistributeError("distribute: only task: train is measured under a strategy")
+        self.strategy, self.label, self.case = strategy, label, case
+        keras.backend.clear_session()  # the same layer names in every worker and every pass
+        keras.utils.set_random_seed(0)  # the same initial weights in every worker (MWMS also broadcasts them)
+        self.replicas = replicas = strategy.num_replicas_in_sync
+        self.global_batch = global_batch = job.batch_size * replicas
+        with strategy.scope():
+            model, inp, labels = build_model(case, resolve)
+            px, py = _probe_batch(inp, labels)
+            if not model.built:
+                model(px[:1])  # variables created here are mirrored; created inside strategy.run they would fail
+            optimizer = keras.optimizers.Adam(learning_rate=1e-3)
+            # Optimizer variables built now, not inside the first traced call: tf.function traces a call that
+            # creates variables a second time.
+            optimizer.build(model.trainable_variables)
+            loss_fn = _per_example_loss(labels)
+
+        dataset = strategy.experimental_distribute_dataset(_global_dataset(case, inp, labels, global_batch, resolve))
+        self.iterator = iter(dataset)
+
+        def replica_fn(x, y):
+            with tf.GradientTape() as tape:
+                with tf.name_scope("forward"):
+                    pred = model(x, training=True)
+                    loss = tf.nn.compute_average_loss(loss_fn(y, pred), global_batch_size=global_batch)
+                    if model.losses:
+                        loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
+            with tf.name_scope("backward"):
+                grads = tape.gradient(loss, model.trainable_variables)
+            with tf.name_scope("optimizer"):  # the gradient all-reduce happens in here
+                optimizer.apply_gradients(zip(grads, model.trainable_variables))
+            return loss
+
+        def train_step(batch):
+            per_replica = strategy.run(replica_fn, args=tuple(batch))
+            return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+
+        self.call, self.traced = _wrap(train_step, job.mode)
+        self.model, self.loss_fn, self.probe_xy = model, loss_fn, (px, py)
+        self.samples: list[float] = []
+        self.waits: list[float] = []
+        self.final_loss = math.nan
+
+        batch = next(self.iterator)
+        t0 = time.perf_counter()
+        float(self.call(batch).numpy())
+        self.first_call_s = time.perf_counter() - t0
+        for _ in range(case.warmup_steps):
+            self.step()
+
+    def step(self) -> tuple[float, float, float]:
+        """(step seconds, input wait seconds, reduced loss) of one complete step."""
+        t0 = time.perf_counter()
+        batch = next(self.iterator)
+        t1 = time.perf_counter()
+        loss = self.call(batch)
+        value = float(loss.numpy())  # fetching the reduced loss waits for every replica's step
+        return time.perf_counter() - t0, t1 - t0, value
+
+    def repeat(self, on_timed_step: Callable[[int], None] | None = None) -> None:
+        """One repeat of `steps` timed steps."""
+        import gc
+
+        gc.collect()
+        gc.disable()  # like timeit: a collection pause belongs to no particular step
+        try:
+            for _ in range(self.case.steps):
+                s, w, self.final_loss = self.step()
+                self.samples.append(s)
+                self.waits.append(w)
+                if on_timed_step is not None:
+                    on_timed_step(len(self.samples))
+        finally:
+            gc.enable()
+
+    def finish(self) -> Pass:
+        """The pass's numbers, and the loss of one fixed batch on each local replica's copy of the weights.
+
+        Synchronous training keeps every copy identical: a forward pass (no update) over the same batch must
+        give the same loss on every replica and every worker; a difference means gradients were not all-reduced.
+        """
+        import tensorflow as tf
+
+        model, loss_fn = self.model, self.loss_fn
+        probe_x, probe_y = tf.constant(self.probe_xy[0]), tf.constant(self.probe_xy[1])
+
+        def probe():
+            return tf.reduce_mean(loss_fn(probe_y, model(probe_x, training=False)))
+
+        per_replica = self.strategy.run(tf.function(probe))
+        probe_losses = [float(v.numpy()) for v in self.strategy.experimental_local_results(per_replica)]
+        return Pass(self.label, self.replicas, self.global_batch, self.first_call_s, self.samples, self.waits,
+                    self.traced.experimental_get_tracing_count() if self.traced is not None else None,
+                    self.final_loss, probe_losses, step=self.step, iterator=self.iterator)

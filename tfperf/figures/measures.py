@@ -1,0 +1,148 @@
+"""Figures derived from results: each defined once, here, and called by every output that shows it.
+
+A result's raw samples and recorded fields are the truth; these functions derive what the tables, report.md,
+the HTML page, the suggestions, `compare` and `tune` say about them.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable
+
+from tfperf import stats
+from tfperf.figures.thresholds import INPUT_BOUND_FRACTION, INPUT_BOUND_MODERATE_FRACTION
+from tfperf.results.model import Result
+
+
+def measured(results: Iterable[Result]) -> list[Result]:
+    """The results that ran and have step times."""
+    return [r for r in results if r.ok and r.samples]
+
+
+# --- noise ---------------------------------------------------------------------------------------------------
+
+def noise_fraction(r: Result) -> float | None:
+    """The interquartile range of a result's step times as a share of their median."""
+    return stats.noise_fraction(r.samples)
+
+
+# --- input pipeline ------------------------------------------------------------------------------------------
+
+def profiler_input_bound_fraction(r: Result) -> float | None:
+    """The profiler's input-bound share of the step (its `input_bound_percent`, 0..1), when profiled."""
+    v = r.profile.get("input_bound_percent") if isinstance(r.profile, dict) else None
+    return float(v) / 100.0 if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+@dataclass(frozen=True)
+class InputBound:
+    """How much of the step waits for input, which measurement says so, and the other for comparison."""
+
+    fraction: float
+    source: str  # "measured" (time in next(iterator) per step) or "profiler" (xprof's input_bound_percent)
+    measured: float | None
+    profiler: float | None
+
+    @property
+    def level(self) -> str | None:
+        """The profiler's words: "highly" above 20% of the step, "moderately" above 5%, else None."""
+        if self.fraction > INPUT_BOUND_FRACTION:
+            return "highly"
+        if self.fraction > INPUT_BOUND_MODERATE_FRACTION:
+            return "moderately"
+        return None
+
+
+def input_bound(r: Result) -> InputBound | None:
+    """The input-bound share of a result's step.
+
+    The wait tfperf measured around `next(iterator)` on every timed step decides when there is one; the
+    profiler's figure decides only when nothing was measured. The profiler's number comes from one profiled
+    pass and counts what xprof attributes to input, which for an eager step includes Python dispatch ("All
+    Others" time), so it is evidence beside the measured wait, not a second verdict.
+    """
+    wait = r.input_wait_fraction
+    profiler = profiler_input_bound_fraction(r)
+    if wait is not None:
+        return InputBound(float(wait), "measured", float(wait), profiler)
+    if profiler is not None:
+        return InputBound(profiler, "profiler", None, profiler)
+    return None
+
+
+def input_bound_fraction(r: Result) -> float | None:
+    ib = input_bound(r)
+    return ib.fraction if ib else None
+
+
+# --- modes side by side --------------------------------------------------------------------------------------
+
+def tune_config(r: Result) -> str | None:
+    """The `tfperf tune` configuration a result measured; None for a suite's own results."""
+    return ((r.extra or {}).get("tune") or {}).get("config") if isinstance(r.extra, dict) else None
+
+
+def job_without_mode(r: Result) -> tuple:
+    """What must match for two results to be the same job in two modes: case, device, task, batch, config."""
+    return (r.case, r.device, r.task, r.batch_size, tune_config(r))
+
+
+def same_job_in_mode(results: Iterable[Result], r: Result, mode: str) -> Result | None:
+    """The measured result of the same job as `r` in another mode."""
+    key = job_without_mode(r)
+    return next((o for o in measured(results) if o.mode == mode and job_without_mode(o) == key), None)
+
+
+def eager_baseline(results: Iterable[Result], r: Result) -> Result | None:
+    """The eager result of the same case, batch size, task and device: what speed-ups are relative to."""
+    return same_job_in_mode(results, r, "eager")
+
+
+def speedup_over_eager(r: Result, results: Iterable[Result]) -> float | None:
+    """eager median / this median for the same job; above 1 is faster than eager. None without an eager run."""
+    if not (r.ok and r.median_s):
+        return None
+    base = eager_baseline(results, r)
+    return base.median_s / r.median_s if base is not None and base.median_s else None
+
+
+def rate(r: Result) -> float | None:
+    """Samples per second when the job has a batch size, else steps per second."""
+    tp = r.throughput
+    if not tp:
+        return None
+    return tp["samples_per_s"] if tp.get("samples_per_s") else tp["steps_per_s"]
+
+
+def fastest(results: Iterable[Result]) -> Result | None:
+    """The result with the highest throughput among those that ran.
+
+    Throughput, not the median step: across a batch-size sweep a smaller batch has the shorter step but does
+    less work per step. Without batch sizes both orders agree (steps per second).
+    """
+    ok = [r for r in measured(results) if rate(r)]
+    return max(ok, key=rate) if ok else None
+
+
+# --- compile cost --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Payback:
+    """When a mode with a dearer first call and cheaper steps (XLA) has cost less in total than another.
+
+    n calls cost first_call + (n - 1) × step; `steps` is how many steps after the first call it takes for the
+    saving per step to repay the extra first-call time: ceil(extra / saving), 0 when the first call is not
+    dearer, None when the steps are not cheaper (it never pays back).
+    """
+
+    steps: int | None
+    extra_first_call_s: float
+    saving_per_step_s: float
+
+
+def payback(first_a: float, step_a: float, first_b: float, step_b: float) -> Payback:
+    """Payback of mode A (first call `first_a`, steady step `step_a`) against mode B."""
+    extra, saving = first_a - first_b, step_b - step_a
+    if saving <= 0:
+        return Payback(None, extra, saving)
+    return Payback(max(0, math.ceil(extra / saving)), extra, saving)

@@ -1,0 +1,149 @@
+"""results.json -> pytest-benchmark's JSON, for `pytest-benchmark compare` and github-action-benchmark's `pytest` tool.
+
+Reads results.json and nothing else; no TensorFlow. The statistics are computed from each result's raw samples with
+pytest-benchmark's own `Stats` class, so every field (q1/q3 method, ld15iqr, outliers, ops) is exactly what
+pytest-benchmark would have written for the same samples. Times are seconds per iteration (per step).
+
+Only `ok` results with samples become benchmarks: pytest-benchmark itself leaves out benchmarks that errored, and
+its compare table and github-action-benchmark both need `stats` for every entry. Each result left out is named in
+the returned `skipped` list (the CLI prints them on stderr).
+"""
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+
+from tfperf.results.model import Result, RunResult
+
+FORMATS = ("pytest-benchmark",)
+
+
+@dataclass
+class Export:
+    document: dict
+    skipped: list[str] = field(default_factory=list)  # "case [mode bs=N]: status (reason)" per result left out
+
+
+def benchmark_name(result: Result) -> str:
+    """`<case>[<mode>-bs<N>]`: pytest's `func[param]` shape, so pytest-benchmark's group-by func/param work."""
+    param = result.mode + (f"-bs{result.batch_size}" if result.batch_size is not None else "")
+    return f"{result.case}[{param}]"
+
+
+def _pytest_benchmark_version() -> str:
+    try:
+        return metadata.version("pytest-benchmark")
+    except metadata.PackageNotFoundError:
+        return "5.0.0"  # the format this module writes; pytest-benchmark's compare does not check it
+
+
+def _stats(samples: list[float], iterations: int) -> dict:
+    from pytest_benchmark.stats import Stats  # pure Python, no pytest import
+
+    s = Stats()
+    for value in samples:
+        s.update(float(value))
+    out = s.as_dict()
+    out["iterations"] = iterations
+    out["data"] = [float(v) for v in samples]
+    return out
+
+
+def machine_info(environment: dict) -> dict:
+    """pytest-benchmark's machine_info keys, from the run's recorded environment (not from this machine)."""
+    plat = environment.get("platform") or ""
+    python = environment.get("python") or ""
+    return {
+        "node": environment.get("hostname") or "",
+        "processor": environment.get("machine") or "",
+        "machine": environment.get("machine") or "",
+        "python_compiler": "",
+        "python_implementation": environment.get("python_implementation") or "CPython",
+        "python_implementation_version": python,
+        "python_version": python,
+        "python_build": [],
+        "release": "",
+        "system": plat.split("-")[0] if plat else platform.system(),
+        "cpu": {"brand_raw": environment.get("cpu_model"), "count": environment.get("cpu_count"),
+                "arch": environment.get("machine")},
+        # tfperf's own: what TensorFlow saw, so two exports can be told apart.
+        "tensorflow": environment.get("tensorflow"),
+        "keras": environment.get("keras"),
+        "gpus": environment.get("gpus") or [],
+        "env": environment.get("env") or {},
+    }
+
+
+def commit_info(run: RunResult) -> dict:
+    commit = run.environment.get("git_commit")
+    return {"id": commit or "unversioned", "time": None, "author_time": None, "dirty": None,
+            "project": (run.suite or {}).get("name") or "tfperf", "branch": None}
+
+
+def _extra_info(r: Result) -> dict:
+    timing = r.timing or {}
+    throughput = r.throughput or {}
+    return {
+        "tool": "tfperf",
+        "case": r.case, "mode": r.mode, "device": r.device, "task": r.task, "batch_size": r.batch_size,
+        "model": r.model,
+        "tracing_count": r.tracing_count,
+        "first_call_s": r.first_call_s,
+        "input_wait_fraction": r.input_wait_fraction,
+        "peak_memory_bytes": r.peak_memory_bytes,
+        "samples_per_s": throughput.get("samples_per_s"),
+        "noisy": r.noisy,
+        "timing_method": timing.get("method"),
+        "suggestions": [s.get("code") for s in r.suggestions],
+    }
+
+
+def _skip_reason(r: Result) -> str | None:
+    if r.status != "ok":
+        message = ((r.error or {}).get("message") or "").splitlines()
+        return f"{r.status}" + (f" ({message[0][:200]})" if message else "")
+    if not r.samples:
+        return "no timed samples"
+    return None
+
+
+def to_pytest_benchmark(run: RunResult) -> Export:
+    """The pytest-benchmark document for a run: one benchmark per ok result (case × mode × batch size)."""
+    suite = (run.suite or {}).get("name") or "tfperf"
+    benchmarks, skipped = [], []
+    for r in run.results:
+        reason = _skip_reason(r)
+        if reason:
+            skipped.append(f"{r.spec.label}: {reason}")
+            continue
+        timing = r.timing or {}
+        name = benchmark_name(r)
+        benchmarks.append({
+            "group": r.case,
+            "name": name,
+            "fullname": f"{suite}::{name}",
+            "params": {"case": r.case, "mode": r.mode, "batch_size": r.batch_size, "task": r.task, "device": r.device},
+            "param": name[len(r.case) + 1:-1],
+            "extra_info": _extra_info(r),
+            "options": {
+                "disable_gc": bool(timing.get("gc_disabled_while_timing", False)),
+                "timer": "perf_counter",
+                "min_rounds": len(r.samples),
+                "max_time": None,
+                "min_time": None,
+                "warmup": timing.get("warmup_steps", False),
+            },
+            # Blocked timing: each sample is the mean over block_size steps, i.e. one round of block_size iterations.
+            "stats": _stats(r.samples, int(timing.get("block_size") or 1)),
+        })
+    document = {
+        "machine_info": machine_info(run.environment or {}),
+        "commit_info": commit_info(run),
+        "benchmarks": benchmarks,
+        "datetime": run.finished_at or run.started_at or datetime.now(timezone.utc).isoformat(),
+        "version": _pytest_benchmark_version(),
+        "tfperf": {"version": run.tfperf_version, "suite": run.suite, "started_at": run.started_at},
+    }
+    return Export(document, skipped)

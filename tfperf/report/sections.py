@@ -1,0 +1,199 @@
+"""The page's per-case sections beyond the results table: scaling (tf.distribute), deployment modes, a
+serve-bench load test and the what-if re-runs. Each takes a case's results and returns plain, formatted view
+dicts (charts as inline SVG); the template lays them out."""
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable
+
+from markupsafe import Markup
+
+from tfperf import units
+from tfperf.figures import measures
+from tfperf.report import charts
+from tfperf.report.summary import SERVE_MODE
+from tfperf.report.verdicts import job
+from tfperf.results.model import Result
+from tfperf.suite.spec import DEPLOY_MODES
+
+
+def finite(v: Any) -> float | None:
+    """A JSON number read from a result's free-form fields (extra, agreement), else None: no NaN, no bool."""
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+
+
+def allreduce_share(r: Result) -> float | None:
+    """The all-reduce share of op time (0..1), from the profile read-out or, failing that, extra."""
+    for src in (r.profile, r.extra):
+        if isinstance(src, dict) and finite(src.get("allreduce_share")) is not None:
+            return finite(src["allreduce_share"])
+    return None
+
+
+def scaling_rows(results: Iterable[Result]) -> list[dict]:
+    """One row per tf.distribute result: N replicas against the one-replica baseline measured in the same run."""
+    out = []
+    for r in results:
+        if not r.replicas:
+            continue
+        extra = r.extra if isinstance(r.extra, dict) else {}
+        base = extra.get("baseline") if isinstance(extra.get("baseline"), dict) else {}
+        value = finite(extra.get("samples_per_s")) or (measures.rate(r) if r.ok and r.samples else None)
+        out.append({
+            "label": job(r), "mode": r.mode, "status": r.status,
+            "strategy": units.text(extra.get("strategy")) if extra.get("strategy") else units.MISSING,
+            "workers": extra.get("workers"),
+            "replicas": r.replicas, "per_replica_batch": r.batch_size, "global_batch": r.global_batch_size,
+            "base": finite(base.get("samples_per_s")), "value": value if r.ok else None,
+            "speedup": (value / base["samples_per_s"]) if value and finite(base.get("samples_per_s")) else None,
+            "efficiency": finite(r.scaling_efficiency), "allreduce": allreduce_share(r),
+            "diverged": bool(extra.get("replicas_diverged")),
+        })
+    return out
+
+
+def scaling_view(results: list[Result], prefix: str) -> dict | None:
+    rows = scaling_rows(results)
+    if not rows:
+        return None
+    chart = charts.scaling_chart(rows, f"{prefix}-scale")
+    return {
+        "chart": Markup(chart) if chart else None,
+        "rows": [{**row, "replicas": units.number(row["replicas"]), "per_replica_batch": units.number(row["per_replica_batch"]),
+                  "global_batch": units.number(row["global_batch"]),
+                  "workers": units.number(row["workers"]) if row["workers"] is not None else units.MISSING,
+                  "base": f"{units.number(row['base'])} samples/s" if row["base"] else units.MISSING,
+                  "value": f"{units.number(row['value'])} samples/s" if row["value"] else units.MISSING,
+                  "speedup": units.speedup(row["speedup"]), "efficiency": units.percent(row["efficiency"]),
+                  "allreduce": units.percent(row["allreduce"], 1)} for row in rows],
+        "any_allreduce": any(row["allreduce"] is not None for row in rows),
+    }
+
+
+# Deployment modes are compared with these (same case, same batch size): the model as it was trained and measured.
+DEPLOY_REFERENCE_MODES = ("function", "xla")
+
+
+def deployment_rows(results: Iterable[Result]) -> list[dict]:
+    """The deployment comparison of one case: every deployment result and its function/xla references,
+    per batch size, with latency against tf.function's, size, load time and output agreement."""
+    results = [r for r in results if r.mode in DEPLOY_MODES or r.mode in DEPLOY_REFERENCE_MODES]
+    if not any(r.mode in DEPLOY_MODES for r in results):
+        return []
+    order = {m: i for i, m in enumerate(DEPLOY_REFERENCE_MODES + DEPLOY_MODES)}
+    results = sorted(results, key=lambda r: (r.batch_size is None, r.batch_size or 0, order[r.mode]))
+    out = []
+    for r in results:
+        ref = measures.same_job_in_mode(results, r, "function")
+        agree = r.output_agreement if isinstance(r.output_agreement, dict) else {}
+        extra = r.extra if isinstance(r.extra, dict) else {}
+        ok = r.ok and bool(r.samples)
+        out.append({
+            "mode": r.mode, "batch_size": r.batch_size, "status": r.status, "label": job(r),
+            "latency_s": r.median_s if ok else None,
+            "vs_function": (ref.median_s / r.median_s) if ok and ref and r.median_s else None,
+            "size_bytes": finite(r.model_size_bytes), "load_time_s": finite(r.load_time_s),
+            "max_abs_error": finite(agree.get("max_abs_error")), "mean_abs_error": finite(agree.get("mean_abs_error")),
+            "top1_agreement": finite(agree.get("top1_agreement")),
+            "num_threads": extra.get("num_threads") if isinstance(extra.get("num_threads"), int) else None,
+            "error_type": (r.error or {}).get("type") if isinstance(r.error, dict) else None,
+        })
+    return out
+
+
+def deployment_view(results: list[Result], prefix: str) -> dict | None:
+    rows = deployment_rows(results)
+    if not rows:
+        return None
+    chart = charts.deployment_chart(rows, f"{prefix}-deploy")
+    return {
+        "chart": Markup(chart) if chart else None,
+        "rows": [{"mode": r["mode"], "label": r["label"], "status": r["status"], "error_type": r["error_type"],
+                  "latency": units.seconds(r["latency_s"]), "vs_function": units.speedup(r["vs_function"]),
+                  "size": units.size(r["size_bytes"]), "load_time": units.seconds(r["load_time_s"]),
+                  "max_abs_error": units.error_figure(r["max_abs_error"]),
+                  "mean_abs_error": units.error_figure(r["mean_abs_error"]),
+                  "top1": units.percent(r["top1_agreement"], 1), "threads": units.number(r["num_threads"]),
+                  "reference": r["mode"] in DEPLOY_REFERENCE_MODES} for r in rows],
+    }
+
+
+def serve_summary(r: Result) -> dict:
+    """The load test's figures from a serve result: throughput, latency percentiles, errors by status and kind."""
+    e = r.extra if isinstance(r.extra, dict) else {}
+    st = r.step_time_s or {}
+    pct = {k: st.get(src) for k, src in (("p50", "median"), ("p90", "p90"), ("p99", "p99"), ("max", "max"))}
+    errors = []
+    examples = e.get("error_examples") if isinstance(e.get("error_examples"), dict) else {}
+    for key, n in sorted((e.get("errors_by_status") or {}).items()):
+        errors.append({"what": f"HTTP {key}", "count": n, "example": (examples.get(key) or [None])[0]})
+    for key, n in sorted((e.get("connection_errors") or {}).items()):
+        errors.append({"what": str(key), "count": n, "example": (examples.get(key) or [None])[0]})
+    return {
+        "endpoint": e.get("endpoint") or r.model, "url": e.get("url"), "concurrency": e.get("concurrency"),
+        "instances_per_request": r.batch_size, "sent": e.get("requests_sent"), "ok": e.get("requests_ok", len(r.samples)),
+        "failed": e.get("requests_failed"), "wall_s": finite(e.get("wall_s")),
+        "requests_per_s": finite(e.get("requests_per_s")), "instances_per_s": finite(e.get("instances_per_s")),
+        "latency": pct, "errors": errors, "stopped_by": e.get("stopped_by"),
+    }
+
+
+def serve_view(results: list[Result], prefix: str) -> list[dict]:
+    out = []
+    for i, r in enumerate(x for x in results if x.mode == SERVE_MODE):
+        s = serve_summary(r)
+        chart = charts.latency_histogram(r.samples, {k: s["latency"][k] for k in ("p50", "p90", "p99")},
+                                         f"{prefix}-lat{i}")
+        out.append({
+            "label": job(r), "status": r.status, "chart": Markup(chart) if chart else None,
+            "facts": [(k, v) for k, v in (
+                ("endpoint", units.text(s["endpoint"]) if s["endpoint"] else None),
+                ("URL", units.text(s["url"]) if s["url"] else None),
+                ("concurrency", units.number(s["concurrency"]) if s["concurrency"] is not None else None),
+                ("instances per request", units.number(s["instances_per_request"])
+                 if s["instances_per_request"] is not None else None),
+                ("requests", f"{units.number(s['sent'])} sent, {units.number(s['ok'])} ok, {units.number(s['failed'])} failed"
+                 if s["sent"] is not None else None),
+                ("wall time", units.seconds(s["wall_s"]) if s["wall_s"] is not None else None),
+                ("stopped by", f"the {units.text(s['stopped_by'])} cap" if s["stopped_by"] else None),
+            ) if v],
+            "throughput": (f"{units.number(s['requests_per_s'])} requests/s, {units.number(s['instances_per_s'])} instances/s"
+                           if s["requests_per_s"] is not None else units.MISSING),
+            "latency": [(k, units.seconds(v)) for k, v in s["latency"].items()],
+            "errors": [{**e, "count": units.number(e["count"]), "example": units.text(e["example"]) if e["example"] else ""}
+                       for e in s["errors"]],
+        })
+    return out
+
+
+def what_if_rows(entries: Any) -> list[dict] | None:
+    """The what-if re-runs of one result (tfperf.measure.whatif entries), formatted, in the order they ran."""
+    if not isinstance(entries, list):
+        return None
+    out = []
+    for w in entries:
+        if not isinstance(w, dict):
+            continue
+        speedup, p = finite(w.get("speedup")), finite(w.get("p_value"))
+        if w.get("skipped"):
+            verdict, cls = units.text(w["skipped"]), "inconclusive"
+        elif w.get("error"):
+            verdict, cls = f"failed: {units.text(w['error'])}", "regression"
+        elif w.get("helped"):
+            verdict, cls = "helped", "improvement"
+        else:
+            verdict, cls = "did not help", "regression"
+        out.append({
+            "change": units.text(w.get("change")) if w.get("change") else units.MISSING,
+            "combined": bool(w.get("combined")),
+            "baseline": units.seconds(finite(w.get("baseline_median_s"))),
+            "median": units.seconds(finite(w.get("median_s"))),
+            "speedup": units.speedup(speedup),
+            "wait_before": units.percent(finite(w.get("baseline_input_wait_fraction")), 1),
+            "wait_after": units.percent(finite(w.get("input_wait_fraction")), 1),
+            "p_value": units.p_column(p),
+            "per_sample": w.get("batch_size") is not None,
+            "helped": bool(w.get("helped")), "verdict": verdict, "verdict_class": cls,
+            "code": units.text(w.get("code")) if w.get("code") else None,
+        })
+    return out or None

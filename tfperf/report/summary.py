@@ -1,0 +1,107 @@
+"""The HTML page's findings and summary: what the advisor said, ranked, plus what failed.
+
+Findings are not a second rule set. They are the failures (a job that failed or timed out, a load test with
+failed requests) and the suggestions the advisor attached to the case's results (`tfperf.analysis.advisor`),
+ranked by how much each kind of suggestion costs a reader who ignores it. So the summary's worst finding is
+always one of the suggestions on the same page, or a failure.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+from tfperf import units
+from tfperf.figures import measures
+from tfperf.report.verdicts import job, suggestion_field
+from tfperf.results.model import Result, RunResult
+
+SERVE_MODE = "serve"  # `tfperf serve-bench`: samples are per-request latencies under concurrent load
+
+# A job that did not run: nothing else about the case can be trusted to be complete.
+FAILED_SEVERITY = 5
+# Per advisor code, worst first: 4 costs a large share of every step or breaks the measurement (retraces,
+# waiting for input, a load test's failed requests); 3 is a mode or setting measured slower than another;
+# 2 is a measured opportunity; 1 is context (how long a win takes to pay back, noisy timing).
+SEVERITY = {
+    "retracing": 4, "input-bound": 4,
+    "avoid-xla": 3, "use-tf-function": 3, "host-bound": 3,
+    "prefetch": 2, "parallelize-map": 2, "cache-dataset": 2, "parallel-interleave": 2, "enable-xla": 2,
+    "small-batch": 2, "mixed-precision": 2, "threading": 2, "quantize-tflite": 2,
+    "xla-compile-payback": 1, "noisy-measurement": 1,
+}
+UNKNOWN_CODE_SEVERITY = 1  # a code written by a newer tfperf than this one
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Something worth a reader's attention in one case. Higher severity is worse."""
+
+    severity: int
+    kind: str  # "failed" or the advisor's suggestion code
+    text: str
+
+
+def failures(case_results: Iterable[Result]) -> list[Finding]:
+    out = []
+    for r in case_results:
+        if r.status in ("failed", "timeout"):
+            err = r.error if isinstance(r.error, dict) else {}
+            out.append(Finding(FAILED_SEVERITY, "failed", f"{job(r)} {r.status}: {err.get('type') or r.status}"))
+        extra = r.extra if isinstance(r.extra, dict) else {}
+        if r.ok and r.mode == SERVE_MODE and extra.get("requests_failed"):
+            out.append(Finding(4, "failed", f"{job(r)}: {units.number(extra['requests_failed'])} of "
+                               f"{units.number(extra.get('requests_sent'))} requests failed"))
+    return out
+
+
+def case_findings(case_results: list[Result]) -> list[Finding]:
+    """What stands out in one case, worst first: failures, then the advisor's suggestions by severity."""
+    out = failures(case_results)
+    for r in case_results:
+        for s in r.suggestions or []:
+            code, title = suggestion_field(s, "code"), suggestion_field(s, "title")
+            if not code:
+                continue
+            out.append(Finding(SEVERITY.get(code, UNKNOWN_CODE_SEVERITY), str(code),
+                               f"{job(r)}: {units.text(title) if title else code}"))
+    return sorted(out, key=lambda f: -f.severity)  # stable: within a severity, in run order
+
+
+def case_summary(name: str, anchor: str, findings: list[Finding], counts: dict, results: list[Result]) -> dict:
+    """One row of the page's summary table: the fastest job, its speed-up over eager, the worst finding."""
+    best = measures.fastest(results)
+    swept = len({r.batch_size for r in results}) > 1
+    return {
+        "name": name,
+        "anchor": anchor,
+        "fastest": (best.mode + (f" (batch {best.batch_size})" if best.batch_size is not None and swept else ""))
+        if best else units.MISSING,
+        "fastest_median": units.seconds(best.median_s) if best else units.MISSING,
+        "speedup": units.speedup(measures.speedup_over_eager(best, results)) if best else units.MISSING,
+        "worst": findings[0].text if findings else "none",
+        "worst_severity": findings[0].severity if findings else 0,
+        **counts,
+    }
+
+
+def evidence_items(v) -> list[tuple[str, str]] | str:
+    if isinstance(v, dict):
+        return [(str(k), units.text(x)) for k, x in v.items()]
+    return units.text(v)
+
+
+def suggestion_groups(run: RunResult) -> list[dict]:
+    """Every suggestion of the run, grouped by code: the page's Suggestions section."""
+    groups: dict[str, dict] = {}
+    for r in run.results:
+        for s in r.suggestions or []:
+            if not (isinstance(s, dict) or hasattr(s, "code")):
+                continue
+            code = str(suggestion_field(s, "code") or "other")
+            title, fix = suggestion_field(s, "title"), suggestion_field(s, "fix")
+            g = groups.setdefault(code, {"code": code, "title": units.text(title) if title else code,
+                                         "entries": []})
+            g["entries"].append({"where": f"{r.case} · {job(r)}", "title": units.text(title),
+                                 "evidence": evidence_items(suggestion_field(s, "evidence")),
+                                 "fix": units.text(fix) if fix is not None else None})
+    return sorted(groups.values(), key=lambda g: g["code"])

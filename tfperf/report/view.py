@@ -1,0 +1,235 @@
+"""The page's view of one case: its result rows, each result's details and the case section around them.
+
+Every figure comes from `tfperf.figures.measures` (speed-up over eager, input-bound share, noise, rate) and
+every number is written by `tfperf.units`, so a row here says what the terminal table and report.md say.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from markupsafe import Markup
+
+from tfperf import units
+from tfperf.figures import measures
+from tfperf.report import charts, sections
+from tfperf.report.summary import SERVE_MODE, case_findings, case_summary
+from tfperf.report.verdicts import (input_bound_cell, input_bound_difference, input_bound_verdict, job,
+                                    profiler_conclusion, xla_verdict)
+from tfperf.results.model import Result
+
+TOP_OPS = 10
+
+
+def result_row(r: Result, case_results: list[Result], swept: bool) -> dict:
+    """One row of the results tables."""
+    st = r.step_time_s
+    tp = r.throughput or {}
+    err = r.error if isinstance(r.error, dict) else {}
+    extra = r.extra if isinstance(r.extra, dict) else {}
+    if r.mode == SERVE_MODE and sections.finite(extra.get("instances_per_s")) is not None:
+        throughput = f"{units.number(extra['instances_per_s'])} instances/s"
+    elif tp.get("samples_per_s"):
+        throughput = f"{units.number(tp['samples_per_s'])} samples/s"
+    elif tp.get("steps_per_s"):
+        throughput = f"{units.number(tp['steps_per_s'])} steps/s"
+    else:
+        throughput = units.MISSING
+    return {
+        "case": r.case,
+        "mode": r.mode,
+        "batch_size": r.batch_size,
+        "label": r.mode + (f" bs={r.batch_size}" if swept and r.batch_size is not None else ""),
+        "task": r.task,
+        "device": r.device,
+        "status": r.status,
+        "median": units.seconds(st["median"]) if st else units.MISSING,
+        "iqr_pct": units.percent(measures.noise_fraction(r)),
+        "noisy": bool(r.samples) and r.noisy,
+        "samples": len(r.samples),
+        "throughput": throughput,
+        "speedup": units.speedup(measures.speedup_over_eager(r, case_results)),
+        "first_call": units.seconds(r.first_call_s),
+        "tracing_count": units.number(r.tracing_count),
+        "retraces": len(r.retraces or []),
+        "input_bound": input_bound_cell(r),
+        "peak_memory": units.size(r.peak_memory_bytes),
+        "error_type": err.get("type"),
+    }
+
+
+# The profiler figures a reader looks for first; every other scalar of the read-out goes under "more". The
+# input-bound figure and conclusion are not here: they are shown with tfperf's verdict (`input_facts`).
+PROFILE_HEADLINE = (
+    ("step_time_ms", "profiled step", "ms"),
+    ("host_compute_ms", "host compute", "ms"),
+    ("device_compute_ms", "device compute", "ms"),
+    ("step_time_breakdown_ms", "step breakdown (ms)", ""),
+    ("breakdown", "breakdown", ""),
+    ("run", "TensorBoard run", ""),
+)
+INPUT_KEYS = ("input_bound_percent", "input_conclusion")
+
+
+def profile_value(v: Any, unit: str) -> str:
+    if unit == "ms" and isinstance(v, (int, float)) and not isinstance(v, bool):
+        return units.seconds(v / 1e3)
+    if isinstance(v, dict):  # a breakdown: drop the zero phases, they only add noise
+        return units.text({k: x for k, x in v.items() if x}) or units.MISSING
+    return units.text(v)
+
+
+def input_facts(r: Result) -> list[tuple[str, str]]:
+    """tfperf's input-bound verdict first, then the profiler's figure and words as evidence, and why they
+    differ when they do (xprof's "All Others" time is not input time)."""
+    verdict = input_bound_verdict(r)
+    if verdict is None and profiler_conclusion(r) is None:
+        return []
+    ib = measures.input_bound(r)
+    facts = [("input-bound (tfperf)", verdict or units.MISSING)]
+    if ib and ib.profiler is not None:
+        facts.append(("profiler's input share", units.percent(ib.profiler, 1)))
+    if profiler_conclusion(r):
+        facts.append(("profiler's conclusion", profiler_conclusion(r)))
+    why = input_bound_difference(r)
+    if why:
+        facts.append(("why they differ", why))
+    return facts
+
+
+PROCESS_COLUMNS = ("process", "method", "block size", "warm-up", "median", "first call", "load average")
+# Run-level timing fields shown beside the per-process table; `by_process` and `processes` are the table.
+TIMING_FIELDS = (("steps", "timed steps per repeat"), ("repeats", "repeats"), ("warmup_steps", "warm-up steps"),
+                 ("warmup_steps_run", "warm-up steps run"), ("sync", "completion forced by"),
+                 ("sync_cost_s", "cost of forcing completion"), ("gc_disabled_while_timing", "gc off while timing"))
+
+
+def timing_view(timing: Any) -> dict | None:
+    """A result's timing as one row per worker process (`timing.by_process`) plus the run-level fields."""
+    if not isinstance(timing, dict) or not timing:
+        return None
+    procs = timing.get("by_process") if isinstance(timing.get("by_process"), list) else None
+    if not procs:  # one process: its own figures are the run-level ones
+        procs = [dict(timing, process=0)]
+    rows = [[units.number(p.get("process")), units.text(p.get("method")), units.number(p.get("block_size")),
+             units.seconds(p.get("warmup_s")), units.seconds(p.get("median_s")), units.seconds(p.get("first_call_s")),
+             units.number(p.get("load_average_1m"))] for p in procs if isinstance(p, dict)]
+    fields = []
+    for key, label in TIMING_FIELDS:
+        v = timing.get(key)
+        if v is not None:
+            fields.append((label, units.seconds(v) if key.endswith("_s") else units.number(v)))
+    known = {k for k, _ in TIMING_FIELDS} | {"by_process", "processes", "method", "block_size", "warmup_s",
+                                             "load_average_1m", "median_s", "first_call_s", "process"}
+    fields += [(k, units.text(v)) for k, v in timing.items() if k not in known and v is not None]
+    return {"columns": PROCESS_COLUMNS, "rows": rows, "fields": fields}
+
+
+def result_details(r: Result) -> dict:
+    """The per-result extras, each only when present: profile, graph, deployment, distribution, what-if."""
+    prof = r.profile if isinstance(r.profile, dict) else {}
+    top_ops = []
+    for op in (prof.get("top_ops") or [])[:TOP_OPS]:
+        if isinstance(op, dict):
+            self_us = op.get("self_time_us")
+            top_ops.append({"name": units.text(op.get("name")), "type": units.text(op.get("type")),
+                            "self_time": units.seconds(self_us / 1e6) if isinstance(self_us, (int, float))
+                            else units.MISSING,
+                            "share": units.percent(op.get("share"), 1),
+                            "phase": units.text(op.get("phase")) if op.get("phase") else ""})
+    headline = [(label, profile_value(prof.get(key), unit)) for key, label, unit in PROFILE_HEADLINE
+                if prof.get(key) not in (None, "", {}, [])]
+    shown = {key for key, _, _ in PROFILE_HEADLINE} | {"top_ops"} | set(INPUT_KEYS)
+    more = [(k, units.text(v)) for k, v in prof.items() if k not in shown and v not in (None, "", {}, [])
+            and not isinstance(v, list)]
+    deployment = [(k, v) for k, v in (
+        ("model size", units.size(r.model_size_bytes)),
+        ("load time", units.seconds(r.load_time_s) if r.load_time_s is not None else None),
+        ("output agreement", units.text(r.output_agreement) if r.output_agreement else None))
+        if v not in (None, units.MISSING)]
+    distribution = [(k, v) for k, v in (
+        ("replicas", units.number(r.replicas) if r.replicas else None),
+        ("global batch size", units.number(r.global_batch_size) if r.global_batch_size else None),
+        ("scaling efficiency", units.percent(r.scaling_efficiency) if r.scaling_efficiency is not None else None))
+        if v]
+    graph = [(k, units.number(v)) for k, v in r.graph.items()] if isinstance(r.graph, dict) else []
+    err = None
+    if r.error:
+        raw = r.error if isinstance(r.error, dict) else {"message": r.error}
+        err = {k: (units.text(raw[k]) if raw.get(k) is not None else None)
+               for k in ("type", "message", "hint", "phase", "traceback")}
+    return {
+        "label": job(r),
+        "mode": r.mode,
+        "batch_size": r.batch_size,
+        "model": r.model,
+        "top_ops": top_ops,
+        "profile_facts": input_facts(r) if prof else [],
+        "profile_headline": headline,
+        "profile_more": more,
+        "top_ops_phase": any(op["phase"] for op in top_ops),
+        "deployment": deployment,
+        "distribution": distribution,
+        "graph": graph,
+        "what_if": sections.what_if_rows(r.what_if) if r.what_if else None,
+        "error": err,
+        "status": r.status,
+        "timing": timing_view(r.timing),
+        "extra": json.dumps(r.extra, indent=1, default=str, sort_keys=True) if r.extra else None,
+    }
+
+
+def generic_table(items: Any) -> dict | None:
+    """A list of dicts as {columns, rows} with the union of their keys; anything else as one column."""
+    if not isinstance(items, list) or not items:
+        return None
+    cols = list(dict.fromkeys(k for it in items if isinstance(it, dict) for k in it))
+    if not cols:
+        return {"columns": ["value"], "rows": [[units.text(it)] for it in items]}
+    return {"columns": cols, "rows": [[units.text(it.get(c)) if isinstance(it, dict) else units.text(it)
+                                       for c in cols] for it in items]}
+
+
+def case_view(name: str, results: list[Result], index: int) -> tuple[dict, dict]:
+    """One case's section of the page, and its row in the summary table."""
+    swept = len({r.batch_size for r in results}) > 1
+    # A serve row's latencies are under concurrent load and it has no compile: its own histogram shows it.
+    ok = [r for r in measures.measured(results) if r.mode != SERVE_MODE]
+    prefix = f"c{index}"
+    tp_chart = charts.throughput_chart(
+        [{"mode": r.mode, "batch_size": r.batch_size, "value": measures.rate(r)} for r in ok], f"{prefix}-tp")
+    box_chart = charts.step_time_boxplot(
+        [(r.mode + (f"\nbs={r.batch_size}" if swept else ""), r.mode, r.samples) for r in ok], f"{prefix}-box")
+    xla = xla_verdict(results)
+    # Cost lines at one batch size (XLA's, else the first): mixing sizes would compare unlike work.
+    bs = xla.batch_size if xla else (ok[0].batch_size if ok else None)
+    lines = [{"label": r.mode, "mode": r.mode, "first_call_s": r.first_call_s, "median_s": r.median_s}
+             for r in ok if r.batch_size == bs]
+    fc_chart = charts.first_call_chart(lines, {"steps": xla.steps, "label": xla.label} if xla else None,
+                                       f"{prefix}-fc")
+    tracing = [{"label": job(r), "count": units.number(r.tracing_count),
+                "retraces": generic_table([x for x in (r.retraces or []) if x])}
+               for r in results if r.tracing_count is not None or r.retraces]
+    inputs = [{"label": job(r), "bound": input_bound_verdict(r), "why": input_bound_difference(r)}
+              for r in results if measures.input_bound(r) is not None]
+    counts = {s: sum(1 for r in results if r.status == s) for s in ("ok", "failed", "timeout", "skipped")}
+    findings = case_findings(results)
+    case = {
+        "name": name,
+        "anchor": f"case-{index}",
+        "models": list(dict.fromkeys(r.model for r in results if r.model)),
+        "task": ", ".join(dict.fromkeys(r.task for r in results)),
+        "device": ", ".join(dict.fromkeys(r.device for r in results)),
+        "rows": [result_row(r, results, swept) for r in results],
+        "charts": [Markup(c) for c in (tp_chart, box_chart, fc_chart) if c],
+        "scaling": sections.scaling_view(results, prefix),
+        "deployment": sections.deployment_view(results, prefix),
+        "serve": sections.serve_view(results, prefix),
+        "xla": xla,
+        "tracing": tracing,
+        "inputs": inputs,
+        "details": [result_details(r) for r in results],
+        "findings": findings,
+        "counts": counts,
+    }
+    return case, case_summary(name, case["anchor"], findings, counts, results)

@@ -1,0 +1,304 @@
+"""The results contract (DESIGN.md, schema_version 1): what ran, what was measured, and the file that holds it.
+
+`results.json` is the source of truth: every renderer, `compare` and `export` read it and nothing else.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from tfperf import stats
+from tfperf.errors import ResultsFileError
+
+SCHEMA_VERSION = 1
+STATUSES = ("ok", "failed", "timeout", "skipped")
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What runs: one case in one mode at one batch size. Frozen: it is the key results are matched by."""
+
+    case: str
+    mode: str
+    device: str
+    task: str
+    batch_size: int | None
+
+    @property
+    def key(self) -> tuple:
+        return (self.case, self.mode, self.batch_size, self.task, self.device)
+
+    @property
+    def label(self) -> str:
+        bs = f" bs={self.batch_size}" if self.batch_size is not None else ""
+        return f"{self.case} [{self.mode}{bs}]"
+
+
+@dataclass
+class Result:
+    """What was measured for one JobSpec. The raw `samples` are the truth; statistics derive from them."""
+
+    case: str
+    mode: str
+    device: str
+    task: str
+    batch_size: int | None
+    status: str = "ok"
+    error: dict | None = None  # {type, message, hint}
+    first_call_s: float | None = None
+    samples: list[float] = field(default_factory=list)
+    tracing_count: int | None = None
+    retraces: list[dict] = field(default_factory=list)  # [{call, changed}]
+    input_wait_fraction: float | None = None
+    peak_memory_bytes: int | None = None
+    profile: dict | None = None
+    suggestions: list[dict] = field(default_factory=list)  # [{code, title, evidence, fix}]
+    # Extensions (schema_version 1 grows by adding fields, never renaming).
+    model: str | None = None  # the reference that built it: zoo:mlp, pkg.mod:attr, file.py:attr
+    timing: dict | None = None  # {method: per_step|blocked, block_size, warmup_steps, steps, repeats, sync}
+    input_wait_s: list[float] = field(default_factory=list)  # per-sample wait, same order as samples
+    # How `samples` split into repeats (consecutive runs of timed steps) and which worker process, counted from
+    # 0 in the order they ran, timed each repeat. Steps within one repeat are not independent of each other.
+    repeat_sizes: list[int] = field(default_factory=list)
+    repeat_process: list[int] = field(default_factory=list)
+    graph: dict | None = None  # {op_count, hlo_instructions, optimized_hlo_instructions, fusions}
+    replicas: int | None = None
+    global_batch_size: int | None = None
+    scaling_efficiency: float | None = None
+    model_size_bytes: int | None = None
+    load_time_s: float | None = None
+    output_agreement: dict | None = None
+    what_if: list[dict] | None = None
+    extra: dict = field(default_factory=dict)  # anything else an extension measured
+    wall_s: float | None = None  # worker wall time for this job, all passes included
+
+    @property
+    def spec(self) -> JobSpec:
+        return JobSpec(self.case, self.mode, self.device, self.task, self.batch_size)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def step_time_s(self) -> dict | None:
+        return stats.summarize(self.samples) if self.samples else None
+
+    @property
+    def median_s(self) -> float | None:
+        st = self.step_time_s
+        return st["median"] if st else None
+
+    @property
+    def throughput(self) -> dict | None:
+        st = self.step_time_s
+        # Under tf.distribute batch_size is per replica; a step processes the global batch.
+        return stats.throughput(st["median"], self.global_batch_size or self.batch_size) if st else None
+
+    @property
+    def noisy(self) -> bool:
+        return stats.is_noisy(self.samples)
+
+    def repeat_groups(self) -> list[list[float]]:
+        """The samples split into their repeats. A file without `repeat_sizes` (written before they were
+        recorded) splits evenly by `timing.repeats`; failing that, all samples are one group."""
+        sizes = list(self.repeat_sizes)
+        if not sizes or sum(sizes) != len(self.samples):
+            n = (self.timing or {}).get("repeats") if isinstance(self.timing, dict) else None
+            if isinstance(n, int) and n > 0 and len(self.samples) % n == 0:
+                sizes = [len(self.samples) // n] * n
+            else:
+                sizes = [len(self.samples)] if self.samples else []
+        groups, start = [], 0
+        for size in sizes:
+            groups.append(self.samples[start:start + size])
+            start += size
+        return groups
+
+    @property
+    def process_count(self) -> int:
+        """How many worker processes timed this result (1 for files that did not record it)."""
+        return len(set(self.repeat_process)) if self.repeat_process else (1 if self.samples else 0)
+
+    @property
+    def process_spread(self) -> float | None:
+        """max / min - 1 of the per-process medians; None when one process timed the result."""
+        return stats.median_spread(self.process_groups())
+
+    def process_groups(self) -> list[list[float]]:
+        """The samples per worker process, in the order the processes ran."""
+        groups = self.repeat_groups()
+        if len(self.repeat_process) != len(groups):
+            return [[x for g in groups for x in g]] if groups else []
+        by: dict[int, list[float]] = {}
+        for p, g in zip(self.repeat_process, groups):
+            by.setdefault(p, []).extend(g)
+        return [by[p] for p in sorted(by)]
+
+    def to_json(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["step_time_s"] = self.step_time_s
+        d["throughput"] = self.throughput
+        d["noisy"] = self.noisy if self.samples else None
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Result":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    @classmethod
+    def not_run(cls, spec: JobSpec, status: str, err_type: str, message: str, hint: str | None = None,
+                **kw: Any) -> "Result":
+        return cls(case=spec.case, mode=spec.mode, device=spec.device, task=spec.task,
+                   batch_size=spec.batch_size, status=status,
+                   error={"type": err_type, "message": message, "hint": hint}, **kw)
+
+
+def merge_process(first: Result, later: Result, process_no: int) -> None:
+    """Fold what a later worker process timed for the same job into the first process's result.
+
+    The first process did everything (first call, tracing, read-outs, profile); later processes only timed
+    steps, so they add samples and repeats and nothing else. A later process that failed leaves the measured
+    result standing and says so in `extra["process_errors"]`.
+    """
+    if not first.ok:
+        return
+    if not later.ok or not later.samples:
+        first.extra.setdefault("process_errors", []).append(
+            {"process": process_no, "status": later.status, "error": later.error})
+        return
+    if not first.repeat_process and first.samples:
+        first.repeat_sizes = [len(g) for g in first.repeat_groups()]
+        first.repeat_process = [0] * len(first.repeat_sizes)
+    if isinstance(first.timing, dict) and "by_process" not in first.timing:
+        first.timing["by_process"] = [_process_timing(first, 0)]
+    sizes = [len(g) for g in later.repeat_groups()]
+    first.samples = first.samples + later.samples
+    first.repeat_sizes = first.repeat_sizes + sizes
+    first.repeat_process = first.repeat_process + [process_no] * len(sizes)
+    if len(first.input_wait_s) + len(later.input_wait_s) == len(first.samples):
+        first.input_wait_s = first.input_wait_s + later.input_wait_s
+        total = sum(first.samples)
+        first.input_wait_fraction = sum(first.input_wait_s) / total if total > 0 else None
+    if first.wall_s is not None and later.wall_s is not None:
+        first.wall_s += later.wall_s
+    if isinstance(first.timing, dict):
+        # Each process's own median, first call and load: a process that compiled or ran slower shows here.
+        first.timing["by_process"].append(_process_timing(later, process_no))
+        first.timing["processes"] = len(first.timing["by_process"])
+
+
+def _process_timing(r: Result, process_no: int) -> dict:
+    t = r.timing if isinstance(r.timing, dict) else {}
+    return {"process": process_no, "first_call_s": r.first_call_s,
+            "median_s": stats.summarize(r.samples)["median"] if r.samples else None,
+            "method": t.get("method"), "block_size": t.get("block_size"),
+            "load_average_1m": t.get("load_average_1m"), "warmup_s": t.get("warmup_s")}
+
+
+@dataclass
+class RunResult:
+    """A whole run: the suite, the environment and every result."""
+
+    suite: dict  # {name, path, sha256}
+    environment: dict
+    results: list[Result] = field(default_factory=list)
+    started_at: str | None = None
+    finished_at: str | None = None
+    tfperf_version: str = ""
+    schema_version: int = SCHEMA_VERSION
+    command: list[str] | None = None
+    interrupted: bool = False
+
+    def to_json(self) -> dict:
+        return {
+            "schema_version": self.schema_version,
+            "tfperf_version": self.tfperf_version,
+            "suite": self.suite,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "interrupted": self.interrupted,
+            "command": self.command,
+            "environment": self.environment,
+            "results": [r.to_json() for r in self.results],
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> "RunResult":
+        return cls(
+            suite=d.get("suite") or {},
+            environment=d.get("environment") or {},
+            results=[Result.from_json(r) for r in d.get("results", [])],
+            started_at=d.get("started_at"),
+            finished_at=d.get("finished_at"),
+            tfperf_version=d.get("tfperf_version", ""),
+            schema_version=d.get("schema_version", SCHEMA_VERSION),
+            command=d.get("command"),
+            interrupted=bool(d.get("interrupted", False)),
+        )
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every result is ok (or deliberately skipped), 1 when any failed or timed out."""
+        return 1 if any(r.status in ("failed", "timeout") for r in self.results) else 0
+
+
+def now_iso() -> str:
+    """A run's timestamps (started_at, finished_at): local time with its UTC offset, to the second."""
+    return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temp file in the same folder and rename, so a reader or a kill never sees half a file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        # mkstemp creates 0600; a report is an ordinary file, readable as the umask allows.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_results(run: RunResult, path: Path) -> None:
+    atomic_write_text(Path(path), json.dumps(run.to_json(), indent=2, allow_nan=False, default=str) + "\n")
+
+
+def load_results(path: str | Path) -> RunResult:
+    """Read a results.json, with a clear message for a missing file, bad JSON or an unknown schema."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "results.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ResultsFileError(f"{path}: no such file") from None
+    except json.JSONDecodeError as e:
+        raise ResultsFileError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
+    except OSError as e:
+        raise ResultsFileError(f"{path}: cannot read ({e.strerror})") from None
+    if not isinstance(data, dict) or "results" not in data:
+        raise ResultsFileError(f"{path}: not a tfperf results file (no 'results' list)")
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION:
+        newer = isinstance(version, int) and version > SCHEMA_VERSION
+        raise ResultsFileError(
+            f"{path}: schema_version {version!r} is "
+            + ("newer than this tfperf understands (upgrade tfperf)" if newer else f"not supported (expected {SCHEMA_VERSION})")
+        )
+    return RunResult.from_json(data)

@@ -1,0 +1,223 @@
+"""The structured fields of a result, typed: an error, the timing method, a retrace, a what-if re-run, a
+suggestion. Each is a dataclass with a JSON round trip.
+
+`results.json` is a public format (schema_version 1) that grows by adding keys, never renaming them. So each record
+keeps the keys it does not know — written by a newer tfperf, or by an extension — in `details`, and writes them
+back: loading and saving a file never loses anything. Keys in `ALWAYS` are written even when null (the public
+contract promises them); other known keys are written when set.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+
+R = TypeVar("R", bound="Record")
+
+
+@dataclass
+class Record:
+    details: dict[str, Any] = field(default_factory=dict, kw_only=True)
+
+    ALWAYS: ClassVar[tuple[str, ...]] = ()
+    NESTED: ClassVar[dict[str, type["Record"]]] = {}  # field -> record type of its list items or value
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls) if f.name != "details")
+
+    @classmethod
+    def from_json(cls: type[R], d: Any) -> R:
+        """A record from its JSON object (or the record itself). Unknown keys go to `details`."""
+        if isinstance(d, cls):
+            return d
+        if not isinstance(d, dict):
+            raise TypeError(f"{cls.__name__}: expected a JSON object, got {type(d).__name__}")
+        names = set(cls.field_names())
+        known = {k: v for k, v in d.items() if k in names}
+        for name, record_type in cls.NESTED.items():
+            value = known.get(name)
+            if isinstance(value, list):
+                known[name] = [record_type.from_json(x) if isinstance(x, dict) else x for x in value]
+            elif isinstance(value, dict):
+                known[name] = record_type.from_json(value)
+        return cls(**known, details={k: v for k, v in d.items() if k not in names})
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in self.field_names():
+            value = getattr(self, name)
+            if value is None and name not in self.ALWAYS:
+                continue
+            if isinstance(value, Record):
+                value = value.to_json()
+            elif isinstance(value, list):
+                value = [x.to_json() if isinstance(x, Record) else x for x in value]
+            out[name] = value
+        for k, v in self.details.items():
+            out.setdefault(k, v)
+        return out
+
+
+@dataclass
+class ErrorInfo(Record):
+    """Why a job did not produce a measurement: the exception type, its message and a hint at the fix."""
+
+    type: str = "Error"
+    message: str = ""
+    hint: str | None = None
+    phase: str | None = None  # build | first_call | warmup | timed | profile ...: where it failed
+    returncode: int | None = None  # a crashed worker process's exit code (negative: the signal)
+    log_tail: str | None = None  # the last lines of the worker's log
+    worker: int | None = None  # which worker of a multi-worker case
+    workers: list[int] | None = None
+
+    ALWAYS: ClassVar[tuple[str, ...]] = ("type", "message", "hint")
+
+    @property
+    def summary(self) -> str:
+        return f"{self.type}: {self.message}" if self.message else self.type
+
+
+@dataclass
+class ProcessTiming(Record):
+    """What one worker process measured of a job (`timing.by_process`)."""
+
+    process: int = 0
+    first_call_s: float | None = None
+    median_s: float | None = None
+    method: str | None = None
+    block_size: int | None = None
+    load_average_1m: float | None = None
+    warmup_s: float | None = None
+
+
+@dataclass
+class Timing(Record):
+    """How the timed steps were taken: per step or in blocks, the sync, the warm-up, the processes."""
+
+    method: str | None = None  # per_step | blocked
+    block_size: int | None = None
+    sync: str | None = None  # fetch | sync_devices
+    sync_cost_s: float | None = None
+    warmup_steps: int | None = None
+    warmup_steps_run: int | None = None
+    warmup_s: float | None = None
+    steps: int | None = None
+    repeats: int | None = None
+    load_average_1m: float | None = None
+    gc_disabled_while_timing: bool | None = None
+    processes: int | None = None
+    by_process: list[ProcessTiming] | None = None
+
+    NESTED: ClassVar[dict[str, type[Record]]] = {"by_process": ProcessTiming}
+
+
+@dataclass
+class Retrace(Record):
+    """One retrace of the step function: which call traced it again, and what changed (`retraces` entries)."""
+
+    call: int | None = None
+    changed: str | None = None
+    argument: str | None = None
+    kind: str | None = None  # shape | dtype | python | object | ...
+    before: Any = None
+    after: Any = None
+    dims: list[int] | None = None
+    path: str | None = None
+    nearest_call: int | None = None
+    changes: list[dict] | None = None
+
+    ALWAYS: ClassVar[tuple[str, ...]] = ("call", "changed")
+
+
+@dataclass
+class WhatIf(Record):
+    """One tf.data change re-measured against the unchanged job (`what_if` entries)."""
+
+    change: str = ""
+    code: str | None = None
+    combined: bool | None = None
+    batch_size: int | None = None
+    median_s: float | None = None
+    baseline_median_s: float | None = None
+    baseline_input_wait_fraction: float | None = None
+    speedup: float | None = None
+    input_wait_fraction: float | None = None
+    p_value: float | None = None
+    samples: list[float] | None = None
+    helped: bool | None = None
+    error: str | None = None
+    skipped: str | None = None
+
+    ALWAYS: ClassVar[tuple[str, ...]] = ("change", "code", "median_s", "baseline_median_s", "speedup",
+                                         "input_wait_fraction", "helped")
+
+
+@dataclass
+class Suggestion(Record):
+    """What to change, the numbers that say so, and the code to write (`suggestions` entries)."""
+
+    code: str = ""
+    title: str = ""
+    evidence: str = ""
+    fix: str = ""
+    threshold: str | None = None
+    evidence_data: dict[str, Any] = field(default_factory=dict)
+
+    ALWAYS: ClassVar[tuple[str, ...]] = ("code", "title", "evidence", "fix", "threshold", "evidence_data")
+
+
+@dataclass
+class Profile(Record):
+    """The read-out of a job's profiled pass (xprof's converters over the trace) and where the trace is.
+
+    Fractions xprof reports in percent keep its unit (`input_bound_percent`); the `figures` functions turn them
+    into shares of the step.
+    """
+
+    logdir: str | None = None  # the TensorBoard logdir the trace was written under
+    tb_run: str | None = None  # the run folder TensorBoard lists
+    run: str | None = None  # `<tb_run>/<profile timestamp>`, as the profile plugin names it
+    profile_run: str | None = None
+    hosts: list[str] | None = None
+    profile_wall_s: float | None = None
+    readout_s: float | None = None
+    readout_error: str | None = None
+    input_bound_percent: float | None = None
+    input_conclusion: str | None = None  # xprof's own sentence ("HIGHLY input-bound because ...")
+    step_time_ms: float | None = None
+    host_compute_ms: float | None = None
+    step_time_breakdown_ms: dict[str, float] | None = None
+    top_ops: list[dict[str, Any]] | None = None  # [{name, type, self_time_us, share, ...}]
+    phases: dict[str, Any] | None = None  # forward | backward | optimizer | input | other
+    layers: list[dict[str, Any]] | None = None
+    overview: dict[str, Any] | None = None
+    memory_peak_bytes: int | None = None
+    memory_peak_by_allocator: dict[str, int] | None = None
+    memory_note: str | None = None  # why there is no memory profile
+
+    ALWAYS: ClassVar[tuple[str, ...]] = ("logdir", "run")
+
+
+@dataclass
+class GraphStats(Record):
+    """The size of the traced step: TF ops before and after Grappler, HLO instructions before and after XLA."""
+
+    op_count: int | None = None
+    grappler_op_count: int | None = None
+    hlo_instructions: int | None = None
+    optimized_hlo_instructions: int | None = None
+    fusions: int | None = None
+    fused_instructions: int | None = None
+
+
+@dataclass
+class OutputAgreement(Record):
+    """How closely a deployment mode's outputs match the eager Keras model's on the same examples."""
+
+    samples: int | None = None
+    top1_agreement: float | None = None
+    max_abs_error: float | None = None
+    max_rel_error: float | None = None
+    mean_abs_error: float | None = None

@@ -1,0 +1,292 @@
+"""Loading and validating a suite file: every problem found, each named by file, line and key, before anything runs.
+
+How: the YAML → plain Python data plus a map from each path to its line (tfperf.suite.yaml_lines) → pydantic
+models with `extra="forbid"` for keys and types (tfperf.suite.schema; messages written there, not pydantic's)
+→ the `distribute:` blocks' combination rules → defaults merged into each case → checks that need the merged
+case (model xor function, references, ...) → CaseSpecs.
+No TensorFlow import: validating a suite takes a fraction of a second.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from pydantic import ValidationError
+
+from tfperf.errors import SuiteError, SuiteIssue
+from tfperf.suite.distribute import case_problems, problem
+from tfperf.suite.references import check_reference, parse_reference
+from tfperf.suite.schema import KEYS, REFERENCE_KEYS, SuiteModel, did_you_mean, show
+from tfperf.suite.spec import DEPLOY_MODES, CaseSpec, InputSpec, LabelsSpec, PipelineSpec, Suite
+from tfperf.suite.yaml_lines import DocPath, line_of, read_document
+
+
+class _Issues:
+    def __init__(self, file: str, lines: dict[DocPath, int]):
+        self.file, self.lines, self.items = file, lines, []  # type: ignore[var-annotated]
+        self._seen: set[tuple[int | None, str]] = set()
+
+    def add(self, path: DocPath | int | None, key: str | None, message: str) -> None:
+        line = path if isinstance(path, int) or path is None else line_of(self.lines, path)
+        if (line, message) not in self._seen:  # a bad default would otherwise be reported once per case
+            self._seen.add((line, message))
+            self.items.append(SuiteIssue(self.file, line, key, message))
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Read, validate and expand a suite file. Raises SuiteError listing every problem found."""
+    shown = str(path)
+    doc = read_document(path)
+    plain = doc.data
+    base_dir = Path(path).resolve().parent
+    issues = _Issues(shown, doc.lines)
+
+    _validate_structure(plain, issues)
+    if not issues.items:  # the checks below read values of the types the models checked
+        _validate_distribute(plain, issues)
+        cases = _build_cases(plain, base_dir, issues)
+    if issues.items:
+        raise SuiteError(sorted(issues.items, key=lambda i: i.line or 0))
+    return Suite(name=plain["name"], path=shown, sha256=doc.sha256, text=doc.text, cases=tuple(cases))
+
+
+def _level(loc: DocPath, doc: dict) -> tuple[str, str]:
+    """(kind of mapping at loc, how to name it in a message), e.g. ("pipeline", "under case 'x' input.pipeline")."""
+    if not loc:
+        return "top", "at the top level"
+    kind = "case"
+    for part in loc:
+        if part in ("input", "labels", "distribute", "pipeline"):
+            kind = str(part)
+    return kind, f"under {_where(loc, doc)}"
+
+
+def _where(loc: DocPath, doc: dict) -> str:
+    """defaults / defaults.input / case 'mlp' / case 'mlp' input.pipeline, from a path into the document."""
+    if loc[0] == "defaults":
+        return ".".join(map(str, loc))
+    if loc[0] == "cases" and len(loc) >= 2 and isinstance(loc[1], int):
+        name = None
+        cases = doc.get("cases")
+        if isinstance(cases, list) and loc[1] < len(cases) and isinstance(cases[loc[1]], dict):
+            name = cases[loc[1]].get("name")
+        label = f"case '{name}'" if isinstance(name, str) else f"cases[{loc[1]}]"
+        rest = ".".join(map(str, loc[2:]))
+        return f"{label} {rest}" if rest else label
+    return ".".join(map(str, loc))
+
+
+def _validate_structure(doc: dict, issues: _Issues) -> None:
+    try:
+        SuiteModel.model_validate(doc)
+    except ValidationError as exc:
+        for err in exc.errors():
+            _report(err, doc, issues)
+    cases = doc.get("cases")
+    if isinstance(cases, list) and not cases:
+        issues.add(("cases",), "cases", "cases is empty: a suite needs at least one case")
+    if isinstance(doc.get("defaults"), dict) and "name" in doc["defaults"]:
+        issues.add(("defaults", "name"), "name", "name cannot be a default: each case needs its own name")
+
+
+def _validate_distribute(doc: dict, issues: _Issues) -> None:
+    """The strategy/devices/workers combinations the per-key types cannot say (mirrored runs in one worker,
+    one_device on one device), at the line of the key that breaks them. The worker checks them again for a
+    CaseSpec built in code; here a suite that cannot run fails before anything runs."""
+    owners: list[tuple[DocPath, dict]] = [(("defaults",), doc.get("defaults") or {})]
+    owners += [(("cases", i), case) for i, case in enumerate(doc["cases"])]
+    for owner_path, owner in owners:
+        block = owner.get("distribute")
+        found = problem(block) if block is not None else None
+        if found:
+            key, reason = found
+            name = f"distribute.{key}" if key else "distribute"
+            path = owner_path + ("distribute",) + ((key,) if key in block else ())
+            where = "defaults." if owner_path == ("defaults",) else f"{_where(owner_path, doc)}: "
+            issues.add(path, key or "distribute", f"{where}{name}: {reason}")
+
+
+def _report(err: dict, doc: dict, issues: _Issues) -> None:
+    loc: DocPath = tuple(err["loc"])
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        key, parent = loc[-1], loc[:-1]
+        level, where = _level(parent, doc)
+        issues.add(loc, str(key), f"unknown key '{key}' {where}{did_you_mean(key, KEYS[level])}")
+        return
+    if kind == "missing":
+        key, parent = loc[-1], loc[:-1]
+        if not parent:
+            hint = " (the suite's name: letters, digits, _ . -)" if key == "name" else " (a list of cases)"
+            issues.add(1, str(key), f"missing required key '{key}'{hint}")
+        else:
+            issues.add(parent, str(key), f"missing required key '{key}' {_level(parent, doc)[1]}")
+        return
+    key = next((str(p) for p in reversed(loc) if isinstance(p, str)), None)
+    if kind == "model_type" or kind == "dict_type":
+        message = f"expected a mapping, got {show(err.get('input'))}"
+    elif kind == "list_type":
+        message = f"expected a list, got {show(err.get('input'))}"
+    else:
+        message = err["msg"]
+    if loc == ("cases",) or (len(loc) == 2 and loc[0] == "cases" and isinstance(loc[1], int) and kind == "model_type"):
+        label = "cases" if loc == ("cases",) else _where(loc, doc)
+        issues.add(loc, key, f"{label}: {message}" if loc != ("cases",) else f"cases: {message} of case mappings")
+        return
+    if len(loc) == 1:
+        issues.add(loc, key, f"{loc[0]}: {message}")
+        return
+    if loc[0] == "cases" and len(loc) >= 3:
+        where = _where(loc[:2], doc)
+        issues.add(loc, key, f"{where}: {'.'.join(map(str, loc[2:]))}: {message}")
+        return
+    issues.add(loc, key, f"{'.'.join(map(str, loc))}: {message}")
+
+
+def _build_cases(doc: dict, base_dir: Path, issues: _Issues) -> list[CaseSpec]:
+    defaults: dict = doc.get("defaults") or {}
+    out: list[CaseSpec] = []
+    first_line: dict[str, int] = {}
+    checked_refs: dict[str, str | None] = {}
+    for index, raw in enumerate(doc["cases"]):
+        case_path: DocPath = ("cases", index)
+        merged = {**defaults, **raw}
+
+        def at(key: str) -> DocPath:
+            """Where the merged value of `key` was written: in the case, else in defaults, else the case start."""
+            if key in raw:
+                return case_path + (key,)
+            if key in defaults:
+                return ("defaults", key)
+            return case_path
+
+        name = raw.get("name")
+        if name is None:
+            issues.add(case_path, "name", f"cases[{index}] has no name")
+            continue
+        label = f"case '{name}'"
+        if name in first_line:
+            issues.add(at("name"), "name", f"duplicate case name '{name}' (first at line {first_line[name]})")
+        else:
+            first_line[name] = line_of(issues.lines, at("name"))
+
+        model, function = merged.get("model"), merged.get("function")
+        if model is None and function is None:
+            issues.add(case_path, "model", f"{label} has neither 'model' nor 'function': give one of them")
+        elif model is not None and function is not None:
+            where = "model" if "model" in raw else "function"
+            issues.add(at(where), where, f"{label} has both 'model' and 'function': give only one"
+                       + (" (set the other to null to drop a default)" if ("model" in raw) != ("function" in raw) else ""))
+        if function is not None and merged.get("inputs") is None:
+            issues.add(at("function"), "function", f"{label}: 'function' needs 'inputs' "
+                       "(a callable returning an iterable of (args, kwargs) per step)")
+        if function is None and merged.get("inputs") is not None:
+            issues.add(at("inputs"), "inputs", f"{label}: 'inputs' only applies to a 'function' case")
+        if function is not None and merged.get("dataset") is not None:
+            issues.add(at("dataset"), "dataset", f"{label}: 'dataset' feeds a model; a 'function' case is fed by 'inputs'")
+        inp = merged.get("input")
+        if merged.get("dataset") is not None and isinstance(inp, dict) and inp.get("pipeline") is not None:
+            issues.add(at("dataset"), "dataset", f"{label}: 'dataset' and 'input.pipeline' both say how to feed the "
+                       "model; give only one")
+        if isinstance(inp, dict) and "shape" not in inp:
+            issues.add(at("input"), "input", f"{label}: 'input' needs a 'shape' (the shape of one example, "
+                       "without the batch dimension)")
+        labels = merged.get("labels")
+        if isinstance(labels, dict):
+            if labels.get("classes") is not None and labels.get("shape") is not None:
+                issues.add(at("labels"), "labels", f"{label}: labels take either 'classes' or 'shape' (+ 'dtype'), not both")
+            elif labels.get("classes") is None and labels.get("shape") is None:
+                issues.add(at("labels"), "labels", f"{label}: labels need 'classes' (integer labels) or 'shape' (+ 'dtype')")
+        task = merged.get("task") or CaseSpec.task
+        modes = merged.get("modes") or list(CaseSpec.modes)
+        deploy = [m for m in modes if m in DEPLOY_MODES]
+        if deploy and function is not None:
+            issues.add(at("modes"), "modes", f"{label}: deployment mode{'s' if len(deploy) > 1 else ''} "
+                       f"{', '.join(deploy)} export a Keras model: give the case a 'model', not a 'function'")
+        elif deploy and task != "infer":
+            issues.add(at("modes"), "modes", f"{label}: deployment mode{'s' if len(deploy) > 1 else ''} "
+                       f"{', '.join(deploy)} need{'' if len(deploy) > 1 else 's'} task: infer (the task is {task})")
+
+        if merged.get("distribute") is not None:
+            for key, reason in case_problems(task, modes, has_model=function is None):
+                issues.add(at(key), key, f"{label}: distribute: {reason}")
+
+        for key in REFERENCE_KEYS:
+            ref = merged.get(key)
+            if ref is None:
+                continue
+            if ref not in checked_refs:
+                checked_refs[ref] = check_reference(ref, base_dir)
+            problem = checked_refs[ref]
+            if problem:
+                issues.add(at(key), key, f"{key}: {problem}")
+
+        if model is not None and not checked_refs.get(model) and isinstance(merged.get("params"), dict):
+            problem = _zoo_params_problem(model, merged["params"])
+            if problem:
+                issues.add(at("params"), "params", f"{label}: {problem}")
+
+        if not issues.items:
+            out.append(_case_spec(merged, base_dir, line_of(issues.lines, case_path)))
+    return out
+
+
+def _zoo_params_problem(model: str, params: dict) -> str | None:
+    """A misspelled zoo parameter is caught here, with its line, not later as a TypeError in the worker."""
+    ref = parse_reference(model)
+    if ref.kind != "zoo":
+        return None
+    from tfperf.zoo import MODELS
+
+    entry = MODELS.get(ref.target)
+    unknown = sorted(set(params) - set(entry.params)) if entry else []
+    if not unknown:
+        return None
+    hints = [f"'{u}'" + did_you_mean(u, tuple(entry.params)) for u in unknown]
+    return (f"zoo:{entry.name} has no parameter{'s' if len(unknown) > 1 else ''} {', '.join(hints)}; "
+            f"valid: {', '.join(entry.params)}")
+
+
+_FLOAT_KEYS = frozenset({"map_cost_ms", "file_open_ms", "element_read_ms"})
+
+
+def _case_spec(m: dict, base_dir: Path, line: int) -> CaseSpec:
+    inp = m.get("input")
+    pipeline = inp.get("pipeline") if inp else None
+    labels = m.get("labels")
+    batch = m.get("batch_size", CaseSpec.batch_sizes[0])
+    given: Callable[[str], bool] = lambda key: m.get(key) is not None  # noqa: E731
+    return CaseSpec(
+        name=m["name"],
+        model=m.get("model"),
+        function=m.get("function"),
+        inputs=m.get("inputs"),
+        dataset=m.get("dataset"),
+        params=dict(m.get("params") or {}),
+        input=None if inp is None else InputSpec(
+            shape=tuple(inp.get("shape") or ()),
+            dtype=inp.get("dtype") or "float32",
+            maxval=inp.get("maxval"),
+            pipeline=None if pipeline is None else PipelineSpec(**{
+                k: float(v) if k in _FLOAT_KEYS else v for k, v in pipeline.items() if v is not None})),
+        labels=None if labels is None else LabelsSpec(
+            classes=labels.get("classes"),
+            shape=tuple(labels["shape"]) if labels.get("shape") is not None else None,
+            dtype=labels.get("dtype") or ("float32" if labels.get("shape") is not None else None)),
+        modes=tuple(m["modes"]) if given("modes") else CaseSpec.modes,
+        device=m["device"] if given("device") else CaseSpec.device,
+        task=m["task"] if given("task") else CaseSpec.task,
+        batch_sizes=tuple(batch) if isinstance(batch, list) else (batch,),
+        warmup_steps=m["warmup_steps"] if given("warmup_steps") else CaseSpec.warmup_steps,
+        steps=m["steps"] if given("steps") else CaseSpec.steps,
+        repeats=m["repeats"] if given("repeats") else CaseSpec.repeats,
+        processes=m["processes"] if given("processes") else CaseSpec.processes,
+        profile=m["profile"] if given("profile") else CaseSpec.profile,
+        timeout_s=float(m["timeout_s"]) if given("timeout_s") else CaseSpec.timeout_s,
+        max_traces=m.get("max_traces"),
+        what_if=m["what_if"] if given("what_if") else CaseSpec.what_if,
+        distribute=dict(m["distribute"]) if m.get("distribute") is not None else None,
+        tf_config=dict(m["tf_config"]) if m.get("tf_config") else None,
+        base_dir=str(base_dir),
+        line=line,
+    )
