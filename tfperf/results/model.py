@@ -1,4 +1,4 @@
-"""The results contract (DESIGN.md, schema_version 1): what ran, what was measured, and the file that holds it.
+"""The results contract (schema_version 1): what ran, what was measured, and the file that holds it.
 
 `results.json` is the source of truth: every renderer, `compare` and `export` read it and nothing else.
 """
@@ -11,10 +11,12 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from tfperf import stats
 from tfperf.errors import ResultsFileError
+from tfperf.results.records import (ErrorInfo, GraphStats, OutputAgreement, ProcessTiming, Profile, Record, Retrace,
+                                    Suggestion, Timing, WhatIf)
 
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "failed", "timeout", "skipped")
@@ -50,33 +52,51 @@ class Result:
     task: str
     batch_size: int | None
     status: str = "ok"
-    error: dict | None = None  # {type, message, hint}
+    error: ErrorInfo | None = None  # {type, message, hint}
     first_call_s: float | None = None
     samples: list[float] = field(default_factory=list)
     tracing_count: int | None = None
-    retraces: list[dict] = field(default_factory=list)  # [{call, changed}]
+    retraces: list[Retrace] = field(default_factory=list)  # [{call, changed}]
     input_wait_fraction: float | None = None
     peak_memory_bytes: int | None = None
-    profile: dict | None = None
-    suggestions: list[dict] = field(default_factory=list)  # [{code, title, evidence, fix}]
+    profile: Profile | None = None
+    suggestions: list[Suggestion] = field(default_factory=list)  # [{code, title, evidence, fix}]
     # Extensions (schema_version 1 grows by adding fields, never renaming).
     model: str | None = None  # the reference that built it: zoo:mlp, pkg.mod:attr, file.py:attr
-    timing: dict | None = None  # {method: per_step|blocked, block_size, warmup_steps, steps, repeats, sync}
+    timing: Timing | None = None  # {method: per_step|blocked, block_size, warmup_steps, steps, repeats, sync}
     input_wait_s: list[float] = field(default_factory=list)  # per-sample wait, same order as samples
     # How `samples` split into repeats (consecutive runs of timed steps) and which worker process, counted from
     # 0 in the order they ran, timed each repeat. Steps within one repeat are not independent of each other.
     repeat_sizes: list[int] = field(default_factory=list)
     repeat_process: list[int] = field(default_factory=list)
-    graph: dict | None = None  # {op_count, hlo_instructions, optimized_hlo_instructions, fusions}
+    graph: GraphStats | None = None  # {op_count, hlo_instructions, optimized_hlo_instructions, fusions}
     replicas: int | None = None
     global_batch_size: int | None = None
     scaling_efficiency: float | None = None
     model_size_bytes: int | None = None
     load_time_s: float | None = None
-    output_agreement: dict | None = None
-    what_if: list[dict] | None = None
-    extra: dict = field(default_factory=dict)  # anything else an extension measured
+    output_agreement: OutputAgreement | None = None
+    what_if: list[WhatIf] | None = None
+    # Anything else an extension measured: an open mapping by design (the typed fields above are the contract).
+    extra: dict = field(default_factory=dict)
     wall_s: float | None = None  # worker wall time for this job, all passes included
+
+    # The structured fields and the record type each holds (a list of records for the list fields).
+    RECORDS: ClassVar[dict[str, type[Record]]] = {
+        "error": ErrorInfo, "timing": Timing, "profile": Profile, "graph": GraphStats,
+        "output_agreement": OutputAgreement, "retraces": Retrace, "what_if": WhatIf, "suggestions": Suggestion,
+    }
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # results.json and the writers hand over JSON objects: every assignment, the constructor's included,
+        # holds them as records from here on, so a reader always finds the typed record.
+        record_type = self.RECORDS.get(name)
+        if record_type is not None:
+            if isinstance(value, list):
+                value = [record_type.from_json(x) for x in value]
+            elif value is not None:
+                value = record_type.from_json(value)
+        object.__setattr__(self, name, value)
 
     @property
     def spec(self) -> JobSpec:
@@ -110,7 +130,7 @@ class Result:
         recorded) splits evenly by `timing.repeats`; failing that, all samples are one group."""
         sizes = list(self.repeat_sizes)
         if not sizes or sum(sizes) != len(self.samples):
-            n = (self.timing or {}).get("repeats") if isinstance(self.timing, dict) else None
+            n = self.timing.repeats if self.timing else None
             if isinstance(n, int) and n > 0 and len(self.samples) % n == 0:
                 sizes = [len(self.samples) // n] * n
             else:
@@ -142,7 +162,16 @@ class Result:
         return [by[p] for p in sorted(by)]
 
     def to_json(self) -> dict:
-        d = dataclasses.asdict(self)
+        d: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Record):
+                value = value.to_json()
+            elif isinstance(value, list):
+                value = [x.to_json() if isinstance(x, Record) else x for x in value]
+            elif isinstance(value, (dict, list)):
+                value = json.loads(json.dumps(value, default=str))
+            d[f.name] = value
         d["step_time_s"] = self.step_time_s
         d["throughput"] = self.throughput
         d["noisy"] = self.noisy if self.samples else None
@@ -158,7 +187,7 @@ class Result:
                 **kw: Any) -> "Result":
         return cls(case=spec.case, mode=spec.mode, device=spec.device, task=spec.task,
                    batch_size=spec.batch_size, status=status,
-                   error={"type": err_type, "message": message, "hint": hint}, **kw)
+                   error=ErrorInfo(type=err_type, message=message, hint=hint), **kw)
 
 
 def merge_process(first: Result, later: Result, process_no: int) -> None:
@@ -172,13 +201,13 @@ def merge_process(first: Result, later: Result, process_no: int) -> None:
         return
     if not later.ok or not later.samples:
         first.extra.setdefault("process_errors", []).append(
-            {"process": process_no, "status": later.status, "error": later.error})
+            {"process": process_no, "status": later.status, "error": later.error.to_json() if later.error else None})
         return
     if not first.repeat_process and first.samples:
         first.repeat_sizes = [len(g) for g in first.repeat_groups()]
         first.repeat_process = [0] * len(first.repeat_sizes)
-    if isinstance(first.timing, dict) and "by_process" not in first.timing:
-        first.timing["by_process"] = [_process_timing(first, 0)]
+    if first.timing is not None and first.timing.by_process is None:
+        first.timing.by_process = [process_timing(first, 0)]
     sizes = [len(g) for g in later.repeat_groups()]
     first.samples = first.samples + later.samples
     first.repeat_sizes = first.repeat_sizes + sizes
@@ -189,18 +218,19 @@ def merge_process(first: Result, later: Result, process_no: int) -> None:
         first.input_wait_fraction = sum(first.input_wait_s) / total if total > 0 else None
     if first.wall_s is not None and later.wall_s is not None:
         first.wall_s += later.wall_s
-    if isinstance(first.timing, dict):
+    if first.timing is not None:
         # Each process's own median, first call and load: a process that compiled or ran slower shows here.
-        first.timing["by_process"].append(_process_timing(later, process_no))
-        first.timing["processes"] = len(first.timing["by_process"])
+        first.timing.by_process.append(process_timing(later, process_no))
+        first.timing.processes = len(first.timing.by_process)
 
 
-def _process_timing(r: Result, process_no: int) -> dict:
-    t = r.timing if isinstance(r.timing, dict) else {}
-    return {"process": process_no, "first_call_s": r.first_call_s,
-            "median_s": stats.summarize(r.samples)["median"] if r.samples else None,
-            "method": t.get("method"), "block_size": t.get("block_size"),
-            "load_average_1m": t.get("load_average_1m"), "warmup_s": t.get("warmup_s")}
+def process_timing(r: Result, process_no: int) -> ProcessTiming:
+    """What one worker process measured of a job, for `timing.by_process`."""
+    t = r.timing or Timing()
+    return ProcessTiming(process=process_no, first_call_s=r.first_call_s,
+                         median_s=stats.summarize(r.samples)["median"] if r.samples else None,
+                         method=t.method, block_size=t.block_size, load_average_1m=t.load_average_1m,
+                         warmup_s=t.warmup_s)
 
 
 @dataclass

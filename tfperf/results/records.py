@@ -21,6 +21,7 @@ class Record:
 
     ALWAYS: ClassVar[tuple[str, ...]] = ()
     NESTED: ClassVar[dict[str, type["Record"]]] = {}  # field -> record type of its list items or value
+    _null_keys: ClassVar[frozenset[str]] = frozenset()  # set per record by from_json
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
@@ -41,13 +42,16 @@ class Record:
                 known[name] = [record_type.from_json(x) if isinstance(x, dict) else x for x in value]
             elif isinstance(value, dict):
                 known[name] = record_type.from_json(value)
-        return cls(**known, details={k: v for k, v in d.items() if k not in names})
+        record = cls(**known, details={k: v for k, v in d.items() if k not in names})
+        # A key written as null stays written as null: a file loaded and saved again is the same file.
+        record._null_keys = frozenset(k for k, v in known.items() if v is None)
+        return record
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for name in self.field_names():
             value = getattr(self, name)
-            if value is None and name not in self.ALWAYS:
+            if value is None and name not in self.ALWAYS and name not in self._null_keys:
                 continue
             if isinstance(value, Record):
                 value = value.to_json()
