@@ -57,7 +57,7 @@ def tfperf_median(case: CaseSpec, job: JobSpec) -> float:
     ctx = harness.JobContext(out_dir=None, tf_device="/CPU:0")
     result = harness.run_job(case, job, ctx, lambda ref: resolve_reference(ref, HERE))
     if not result.ok:
-        raise SystemExit(f"tfperf run failed: {result.error}")
+        raise SystemExit(f"tfperf run failed: {result.error.summary if result.error else result.status}")
     return result.median_s
 
 

@@ -19,6 +19,7 @@ from tfperf.report import compare as compare_report
 from tfperf.stats import significance
 from tfperf.errors import TfperfError
 from tfperf.results.model import Result, RunResult, write_results
+from tfperf.results.records import ErrorInfo
 
 ENV = {"tensorflow": "2.21.0", "keras": "3.15.0", "python": "3.11.7", "cpu_model": "Test CPU", "cpu_count": 2,
        "gpus": [], "env": {}}
@@ -121,6 +122,15 @@ def test_a_change_of_timing_method_needs_a_clear_cut_result():
     assert row.verdict == "inconclusive" and "timed differently (per_step in base, blocked×16 now)" in row.reason
     same_method = run_of({("a", "xla"): s_cur}, fields={("a", "xla"): {"timing": {"method": "per_step"}}})
     assert compare.compare_runs(base, same_method).rows[0].verdict == "regression"
+
+
+def test_a_row_that_fails_now_is_a_regression_naming_the_error():
+    rng = np.random.default_rng(17)
+    base = run_of({("a", "xla"): samples(rng, 0.001)})
+    current = run_of({("a", "xla"): []}, fields={("a", "xla"): {
+        "status": "failed", "error": ErrorInfo(type="InvalidArgumentError", message="XLA cannot compile")}})
+    row = compare.compare_runs(base, current).rows[0]
+    assert row.verdict == "regression" and row.reason == "ran in base, failed now (InvalidArgumentError)"
 
 
 def test_slower_beyond_threshold_without_significance_is_inconclusive():

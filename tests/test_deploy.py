@@ -32,13 +32,13 @@ def test_output_agreement_counts_rows_and_argmax():
     got[1] = [0.0, 5.5, 1.0]  # argmax moves from class 0 to class 1
     got[3, 2] += 0.25
     a = output_agreement(ref, got)
-    assert a["samples"] == 4
-    assert a["top1_agreement"] == pytest.approx(0.75)
-    assert a["max_abs_error"] == pytest.approx(5.5)
-    assert a["mean_abs_error"] == pytest.approx((5.0 + 5.5 + 0.25) / 12)
-    assert a["max_rel_error"] == pytest.approx(5.5 / 5.0)
+    assert a.samples == 4
+    assert a.top1_agreement == pytest.approx(0.75)
+    assert a.max_abs_error == pytest.approx(5.5)
+    assert a.mean_abs_error == pytest.approx((5.0 + 5.5 + 0.25) / 12)
+    assert a.max_rel_error == pytest.approx(5.5 / 5.0)
     # A regression output (one column) has no top-1.
-    assert output_agreement(ref[:, :1], got[:, :1])["top1_agreement"] is None
+    assert output_agreement(ref[:, :1], got[:, :1]).top1_agreement is None
     with pytest.raises(ValueError, match="shapes differ"):
         output_agreement(ref, got[:2])
 
@@ -112,13 +112,13 @@ def test_every_deployment_mode_agrees_and_quantization_shrinks(classifier, tmp_p
     scale = float(np.abs(reference).max())
     assert scale > 1.0  # trained logits, not an untrained model's near-zero ones
     for mode in ("savedmodel", "tflite"):
-        assert agreement[mode]["max_abs_error"] <= 1e-4 * scale, (mode, agreement[mode])
-        assert agreement[mode]["top1_agreement"] == 1.0, (mode, agreement[mode])
+        assert agreement[mode].max_abs_error <= 1e-4 * scale, (mode, agreement[mode])
+        assert agreement[mode].top1_agreement == 1.0, (mode, agreement[mode])
     for mode in ("tflite-dynamic", "tflite-int8"):
         a = agreement[mode]
-        assert 0 < a["max_abs_error"] <= 0.1 * scale, (mode, a)  # quantized: close, but not bit-identical
-        assert a["top1_agreement"] >= 0.9, (mode, a)
-        assert a["samples"] == len(test_x)
+        assert 0 < a.max_abs_error <= 0.1 * scale, (mode, a)  # quantized: close, but not bit-identical
+        assert a.top1_agreement >= 0.9, (mode, a)
+        assert a.samples == len(test_x)
 
     tfl = {m: deployed[m] for m in ("tflite", "tflite-dynamic", "tflite-int8")}
     for d in tfl.values():
@@ -137,7 +137,7 @@ def test_every_deployment_mode_agrees_and_quantization_shrinks(classifier, tmp_p
         predict, _, _, name, _ = load_tflite(deployed["tflite-int8"].path, (BATCH, *INPUT_SHAPE), 1)
     assert name.startswith("tf.lite.Interpreter (deprecated")
     assert output_agreement(_outputs(deployed["tflite-int8"].predict, test_x, BATCH),
-                            _outputs(predict, test_x, BATCH))["max_abs_error"] < 1e-6
+                            _outputs(predict, test_x, BATCH)).max_abs_error < 1e-6
 
 
 @pytest.mark.slow
@@ -159,7 +159,7 @@ def test_an_op_tflite_lacks_is_named_and_savedmodel_still_runs(tmp_path):
     assert "SELECT_TF_OPS" in str(info.value)
 
     d = prepare_deploy("savedmodel", model, x, None, tmp_path / "savedmodel")
-    assert output_agreement(model(x).numpy(), d.predict(x))["max_abs_error"] < 1e-5
+    assert output_agreement(model(x).numpy(), d.predict(x)).max_abs_error < 1e-5
 
 
 # --- the harness path -------------------------------------------------------------------------------------------
@@ -180,22 +180,22 @@ def test_harness_times_deployment_modes_and_names_the_missing_op(tmp_path):
     for mode, r in by_mode.items():
         assert r.status == "ok", (mode, r.error)
         assert len(r.samples) == 6 and r.first_call_s is not None and r.load_time_s is not None
-        assert r.output_agreement["samples"] == 256  # 32 batches of 8, drawn like the case's inputs
+        assert r.output_agreement.samples == 256  # 32 batches of 8, drawn like the case's inputs
         assert r.tracing_count is None  # nothing is traced: the artefact is timed
     int8 = by_mode["tflite-int8"]
     artefact = Path(int8.extra["artefact"])
     assert artefact.is_file() and int8.model_size_bytes == artefact.stat().st_size
     assert int8.extra["num_threads"] >= 1 and int8.extra["input_dtype"] == "int8"
-    assert int8.output_agreement["max_rel_error"] > 0
-    assert by_mode["savedmodel"].output_agreement["max_abs_error"] < 1e-5
+    assert int8.output_agreement.max_rel_error > 0
+    assert by_mode["savedmodel"].output_agreement.max_abs_error < 1e-5
     assert by_mode["savedmodel"].model_size_bytes > int8.model_size_bytes
 
     odd = CaseSpec(name="odd", model="deploy_models.py:digamma_classifier", modes=("tflite", "savedmodel"),
                    **common)
     failed, ok = (harness.run_job(odd, job, ctx, resolve) for job in odd.jobs())
-    assert failed.status == "failed" and failed.error["type"] == "UnsupportedOpError"
-    assert "Digamma" in failed.error["message"] and failed.error["phase"] == "build"
-    assert ok.status == "ok" and ok.output_agreement["max_abs_error"] < 1e-5
+    assert failed.status == "failed" and failed.error.type == "UnsupportedOpError"
+    assert "Digamma" in failed.error.message and failed.error.phase == "build"
+    assert ok.status == "ok" and ok.output_agreement.max_abs_error < 1e-5
 
 
 # --- the advisor rule (no TensorFlow) ---------------------------------------------------------------------------
@@ -213,7 +213,7 @@ def _agree(top1: float | None, rel: float) -> dict:
 
 def _quantize_findings(*results: Result):
     run = RunResult(suite={"name": "t"}, environment={}, results=list(results))
-    return [(r, s) for r, s in advisor.advise(run) if s["code"] == "quantize-tflite"]
+    return [(r, s) for r, s in advisor.advise(run) if s.code == "quantize-tflite"]
 
 
 def test_quantize_tflite_fires_when_faster_and_within_tolerance():
@@ -225,10 +225,10 @@ def test_quantize_tflite_fires_when_faster_and_within_tolerance():
     assert len(findings) == 1
     r, s = findings[0]
     assert r.mode == "tflite-dynamic"
-    assert "2.00× faster than tflite" in s["title"]
-    assert "top-1 agreement 99.6%" in s["evidence"] and "0.40 MB float" in s["evidence"]
-    assert "tf.lite.Optimize.DEFAULT" in s["fix"]
-    assert s["evidence_data"]["tflite_median_s"] == pytest.approx(1e-3)
+    assert "2.00× faster than tflite" in s.title
+    assert "top-1 agreement 99.6%" in s.evidence and "0.40 MB float" in s.evidence
+    assert "tf.lite.Optimize.DEFAULT" in s.fix
+    assert s.evidence_data["tflite_median_s"] == pytest.approx(1e-3)
 
 
 def test_quantize_tflite_is_silent_just_outside_each_threshold():

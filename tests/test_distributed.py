@@ -142,8 +142,8 @@ def test_killed_worker_fails_naming_it_and_leaves_no_process(tmp_path):
     env = {**os.environ, KILL_ENV: "1:2"}  # worker 1 SIGKILLs itself after 2 timed steps
     r = run_local_cluster(case, job, 2, work_dir=tmp_path, env=env)
     assert r.status == "failed"
-    assert r.error["worker"] == 1 and r.error["returncode"] == -9
-    assert "worker 1" in r.error["message"] and "SIGKILL" in r.error["message"]
+    assert r.error.worker == 1 and r.error.returncode == -9
+    assert "worker 1" in r.error.message and "SIGKILL" in r.error.message
     assert len(r.extra["worker_pids"]) == 2
     assert leftover_processes(r.extra["worker_pids"]) == []
     assert _no_descendants() == []
@@ -157,7 +157,7 @@ def test_hanging_worker_times_out_naming_it_and_leaves_no_process(tmp_path):
     r = run_local_cluster(case, job, 2, work_dir=tmp_path, env=env, timeout_s=6)
     assert time.monotonic() - started < 60
     assert r.status == "timeout"
-    assert 1 in r.error["workers"] and "worker 1" in r.error["message"]
+    assert 1 in r.error.workers and "worker 1" in r.error.message
     assert leftover_processes(r.extra["worker_pids"]) == []
     assert _no_descendants() == []
 
@@ -204,7 +204,7 @@ def test_losses_agree_and_combine_flags_divergence():
     procs = [SimpleNamespace(index=i, proc=SimpleNamespace(pid=100 + i), address=f"127.0.0.1:{i}")
              for i in range(2)]
     r = combine(job, results, procs, 1.0)
-    assert r.status == "failed" and r.error["type"] == "WorkersDiverged"
+    assert r.status == "failed" and r.error.type == "WorkersDiverged"
 
 
 def test_exit_description_and_ports():

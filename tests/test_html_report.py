@@ -27,6 +27,7 @@ from tfperf.report.html import render_html, write_html
 from tfperf.report.summary import SEVERITY, case_findings
 from tfperf.report.view import timing_view
 from tfperf.results.model import Result, RunResult, load_results, write_results
+from tfperf.results.records import Timing
 
 CHROMIUM = "/usr/bin/chromium"
 needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
@@ -175,7 +176,7 @@ def sample_run(suite_name: str = "smoke", case_name: str = "mlp") -> RunResult:
     results.append(Result("slow-input", "eager", "cpu", "train", 32, samples=lognormal(rng, 0.05, sigma=0.2),
                           first_call_s=0.2, input_wait_fraction=0.6,
                           suggestions=[{"code": "prefetch", "title": "Overlap input with compute",
-                                        "evidence": {"input_wait_fraction": 0.6},
+                                        "evidence": "60% of the step waits for input",
                                         "fix": "ds = ds.prefetch(tf.data.AUTOTUNE)"}]))
     results.append(Result("slow-input", "function", "cpu", "train", 32, samples=lognormal(rng, 0.045),
                           first_call_s=0.5, tracing_count=4, input_wait_fraction=0.7,
@@ -455,11 +456,11 @@ def test_what_if_table_lists_each_change_its_speedup_verdict_and_code():
 
 
 def test_missing_and_null_fields_render():
-    """An old or partial results file: no samples, empty dicts, null profile fields, odd suggestion shapes."""
+    """An old or partial results file: no samples, empty dicts, null profile fields, a suggestion with only a code."""
     run = RunResult.from_json({"schema_version": 1, "suite": {"name": "old"}, "environment": {}, "results": [
         {"case": "a", "mode": "eager", "device": "cpu", "task": "train", "batch_size": None, "status": "ok",
          "samples": [], "profile": {"input_bound_percent": None, "top_ops": None}, "retraces": [{}],
-         "suggestions": [{"code": "retracing"}, "not a dict"], "what_if": [{"change": "prefetch", "speedup": 1.4}]},
+         "suggestions": [{"code": "retracing"}], "what_if": [{"change": "prefetch", "speedup": 1.4}]},
         {"case": "a", "mode": "xla", "device": "cpu", "task": "train", "batch_size": None, "status": "failed",
          "error": None, "samples": [0.01, 0.011, 0.012], "first_call_s": None, "tracing_count": 1,
          "graph": {"op_count": None}, "output_agreement": {"max_abs_diff": 1e-6}},
@@ -482,7 +483,7 @@ def test_findings_are_failures_then_the_advisors_suggestions_by_severity():
     kinds = [f.kind for f in case_findings(slow)]
     assert kinds[0] == "failed" and "input-bound" in kinds and "retracing" in kinds
     # Every finding but the failure is a suggestion the advisor attached, and nothing else.
-    assert sorted(kinds[1:]) == sorted(s["code"] for r in slow for s in r.suggestions)
+    assert sorted(kinds[1:]) == sorted(s.code for r in slow for s in r.suggestions)
     rng = np.random.default_rng(1)
     losing = RunResult(suite={"name": "x"}, environment={}, results=[
         Result("m", "function", "cpu", "train", 32, samples=lognormal(rng, 0.008)),
@@ -498,7 +499,7 @@ def test_details_show_timing_as_one_row_per_worker_process():
                    "first_call_s": 0.1 * (p + 1), "load_average_1m": 0.5 + p} for p, m in enumerate((0.0346, 0.0533))]
     timing = {"method": "per_step", "block_size": 1, "steps": 10, "repeats": 3, "sync": "fetch",
               "by_process": by_process, "processes": 2}
-    view = timing_view(timing)
+    view = timing_view(Timing.from_json(timing))
     assert view["columns"] == ("process", "method", "block size", "warm-up", "median", "first call", "load average")
     assert view["rows"] == [["0", "per_step", "1", "500.00 ms", "34.60 ms", "100.00 ms", "0.5"],
                             ["1", "per_step", "1", "500.00 ms", "53.30 ms", "200.00 ms", "1.5"]]

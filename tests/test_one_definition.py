@@ -160,26 +160,26 @@ def test_input_bound_and_speedup_over_eager_agree_across_table_markdown_and_page
 
 def test_input_bound_verdict_matches_the_advisor_and_explains_the_profiler(run, page):
     by = {(r.case, r.mode): r for r in run.results}
-    assert not [s for s in by[("pipeline", "eager")].suggestions if s["code"] == "input-bound"]
+    assert not [s for s in by[("pipeline", "eager")].suggestions if s.code == "input-bound"]
     sec = htmllib.unescape(case_section(page, "pipeline"))
     assert "input-bound" not in [k for k, _ in findings(sec)]
     # tfperf's verdict beside xprof's own words, and why they differ.
     assert "3.0% of the step waits for input" in sec and "not input-bound" in sec
     assert ALL_OTHERS in sec and "not time waiting for input" in sec
     profiled = by[("profiled", "function")]
-    [s] = [s for s in profiled.suggestions if s["code"] == "input-bound"]
-    assert s["evidence_data"]["input_wait_fraction"] == measures.input_bound_fraction(profiled) == 0.25
-    assert ("input-bound", f"function (batch 32): {s['title']}") in findings(case_section(page, "profiled"))
+    [s] = [s for s in profiled.suggestions if s.code == "input-bound"]
+    assert s.evidence_data["input_wait_fraction"] == measures.input_bound_fraction(profiled) == 0.25
+    assert ("input-bound", f"function (batch 32): {s.title}") in findings(case_section(page, "profiled"))
 
 
 def test_page_findings_are_the_suggestions_and_nothing_else(run, page):
     for case in dict.fromkeys(r.case for r in run.results):
         results = [r for r in run.results if r.case == case]
-        expected = sorted((s["code"], f"{r.mode} (batch 32): {s['title']}") for r in results for s in r.suggestions)
+        expected = sorted((s.code, f"{r.mode} (batch 32): {s.title}") for r in results for s in r.suggestions)
         assert sorted(findings(case_section(page, case))) == expected, case
     # The noisy rows' finding is the advisor's noisy-measurement suggestion (the old page wrote its own).
     noisy = [r for r in run.results if r.noisy]
-    assert noisy and all("noisy-measurement" in {s["code"] for s in r.suggestions} for r in noisy)
+    assert noisy and all("noisy-measurement" in {s.code for s in r.suggestions} for r in noisy)
     table = terminal_rows(render_table(run), len(run.results))
     assert all("noisy" in table[key(r.case, r.mode, r.device)]["notes"] for r in noisy)
 
@@ -193,7 +193,7 @@ def xla_text(page: str, case: str) -> str:
 def test_xla_inside_the_noise_is_no_finding_and_the_page_says_why(run, page):
     by = {(r.case, r.mode): r for r in run.results}
     for case in ("xla-tie", "xla-noise"):
-        codes = {s["code"] for r in run.results if r.case == case for s in r.suggestions}
+        codes = {s.code for r in run.results if r.case == case for s in r.suggestions}
         assert not codes & {"avoid-xla", "enable-xla", "xla-compile-payback"}, case
         assert not {k for k, _ in findings(case_section(page, case))} & {"avoid-xla", "xla-loss"}, case
     tie = xla_text(page, "xla-tie")
@@ -210,12 +210,12 @@ def test_xla_inside_the_noise_is_no_finding_and_the_page_says_why(run, page):
 def test_xla_payback_steps_are_the_advisors(run, page):
     by = {(r.case, r.mode): r for r in run.results}
     fn, xla = by[("xla-win", "function")], by[("xla-win", "xla")]
-    [s] = [s for s in xla.suggestions if s["code"] == "xla-compile-payback"]
-    steps = s["evidence_data"]["payback_steps"]
+    [s] = [s for s in xla.suggestions if s.code == "xla-compile-payback"]
+    steps = s.evidence_data["payback_steps"]
     assert steps == measures.payback(xla.first_call_s, xla.median_s, fn.first_call_s, fn.median_s).steps
     text = xla_text(page, "xla-win")
     assert f"XLA pays back against tf.function after {steps:,} steps" in text
-    assert f"after {steps:,} steps" in s["title"]
+    assert f"after {steps:,} steps" in s.title
     # The chart marks the same point.
     assert f"XLA pays back: {steps:,} steps" in case_section(page, "xla-win")
-    assert ("xla-compile-payback", f"xla (batch 32): {s['title']}") in findings(case_section(page, "xla-win"))
+    assert ("xla-compile-payback", f"xla (batch 32): {s.title}") in findings(case_section(page, "xla-win"))

@@ -1,11 +1,17 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from tfperf.errors import ResultsFileError
 from tfperf.results.model import SCHEMA_VERSION, JobSpec, Result, RunResult, load_results, write_results
+from tfperf.results.records import (ErrorInfo, GraphStats, OutputAgreement, ProcessTiming, Profile, Record, Retrace,
+                                    Suggestion, Timing, WhatIf)
+
+ROOT = Path(__file__).resolve().parents[1]
+OLD_RESULTS = ROOT / "tests" / "data" / "results_v1_before_layout.json"
 
 FIELDS = {"case", "mode", "device", "task", "batch_size", "status", "error", "first_call_s", "step_time_s",
           "samples", "throughput", "tracing_count", "retraces", "input_wait_fraction", "peak_memory_bytes",
@@ -84,9 +90,144 @@ def test_merge_process_appends_a_later_process_samples_and_keeps_the_first_proce
     assert [len(g) for g in first.process_groups()] == [4, 4]
     assert first.first_call_s == 1.5  # the compile cost stays the first process's
     assert first.input_wait_fraction == pytest.approx(0.4 / sum(first.samples))
-    assert [p["median_s"] for p in first.timing["by_process"]] == [pytest.approx(1.15), pytest.approx(2.1)]
+    assert [p.median_s for p in first.timing.by_process] == [pytest.approx(1.15), pytest.approx(2.1)]
+    assert all(isinstance(p, ProcessTiming) for p in first.timing.by_process) and first.timing.processes == 2
 
     failed = Result.not_run(later.spec, "timeout", "Timeout", "killed")
     merge_process(first, failed, 2)
     assert first.status == "ok" and len(first.samples) == 8
     assert first.extra["process_errors"][0]["status"] == "timeout"
+
+
+# --- the typed records: each JSON object a writer produces reads into its record and writes back unchanged -------
+
+RECORDS = {
+    ErrorInfo: {"type": "WorkerCrash", "message": "worker 1 (pid 7) killed by SIGKILL before reporting",
+                "hint": "the other workers were stopped", "phase": "timed", "returncode": -9, "log_tail": "...",
+                "worker": 1, "workers": [1]},
+    Timing: {"method": "per_step", "block_size": 1, "sync": "fetch", "sync_cost_s": 2.2e-06, "warmup_steps": 2,
+             "warmup_steps_run": 302, "warmup_s": 0.5, "steps": 10, "repeats": 3, "load_average_1m": 0.68,
+             "gc_disabled_while_timing": True, "processes": 2,
+             "by_process": [{"process": 0, "first_call_s": 0.7, "median_s": 0.0016, "method": "per_step",
+                             "block_size": 1, "load_average_1m": 0.68, "warmup_s": 0.5},
+                            {"process": 1, "first_call_s": 0.99, "median_s": 0.0024, "method": "per_step",
+                             "block_size": 1, "load_average_1m": 1.04, "warmup_s": 0.5}]},
+    ProcessTiming: {"process": 3, "first_call_s": 0.7, "median_s": 0.0016, "method": "blocked", "block_size": 8,
+                    "load_average_1m": 0.68, "warmup_s": 0.5},
+    Retrace: {"call": 3, "changed": "x: shape (32, 4) -> (16, 4)", "argument": "x", "kind": "shape",
+              "before": [32, 4], "after": [16, 4], "dims": [0], "path": "x", "nearest_call": 2,
+              "changes": [{"argument": "x", "kind": "shape"}]},
+    WhatIf: {"change": "prefetch", "code": "dataset = dataset.prefetch(tf.data.AUTOTUNE)", "combined": False,
+             "batch_size": 32, "median_s": 0.01, "baseline_median_s": 0.02, "baseline_input_wait_fraction": 0.5,
+             "speedup": 2.0, "input_wait_fraction": 0.01, "p_value": 0.001, "samples": [0.01, 0.011],
+             "helped": True, "error": None, "skipped": None},
+    Suggestion: {"code": "noisy-measurement", "title": "Noisy timing", "evidence": "the IQR is 41% of the median",
+                 "fix": "tf_config: {intra_op_threads: 1}", "threshold": "IQR > 10% of the median",
+                 "evidence_data": {"iqr_fraction": 0.41, "samples": 90}},
+    Profile: {"logdir": "out/tensorboard/mlp-xla", "tb_run": "mlp-xla", "run": "mlp-xla/2024_01_01_00_00_00",
+              "profile_run": "2024_01_01_00_00_00", "hosts": ["h"], "profile_wall_s": 1.2, "readout_s": 0.4,
+              "readout_error": None, "input_bound_percent": 31.9, "input_conclusion": "POTENTIALLY input-bound",
+              "step_time_ms": 1.5, "host_compute_ms": 1.2, "step_time_breakdown_ms": {"input": 0.3},
+              "top_ops": [{"name": "MatMul", "type": "MatMul", "self_time_us": 10.0, "share": 0.4}],
+              "phases": {"forward": 0.5}, "layers": [{"name": "dense", "share": 0.9}], "overview": {"a": 1},
+              "memory_peak_bytes": 1024, "memory_peak_by_allocator": {"cpu": 1024}, "memory_note": None},
+    GraphStats: {"op_count": 303, "grappler_op_count": 228, "hlo_instructions": 391,
+                 "optimized_hlo_instructions": 76, "fusions": 38, "fused_instructions": 329},
+    OutputAgreement: {"samples": 8, "top1_agreement": 1.0, "max_abs_error": 1e-6, "max_rel_error": 2e-6,
+                      "mean_abs_error": 5e-7},
+}
+
+
+def _record_types() -> set[type]:
+    todo, seen = list(Record.__subclasses__()), set()
+    while todo:
+        cls = todo.pop()
+        seen.add(cls)
+        todo.extend(cls.__subclasses__())
+    return seen
+
+
+def test_every_record_type_is_covered_and_declares_every_key_of_its_example():
+    assert _record_types() == set(RECORDS)
+    for cls, d in RECORDS.items():
+        record = cls.from_json(d)
+        assert record.details == {}, cls.__name__  # every key of the example is a declared field
+
+
+@pytest.mark.parametrize("cls", list(RECORDS), ids=lambda c: c.__name__)
+def test_a_record_reads_its_json_object_and_writes_it_back_unchanged(cls):
+    d = RECORDS[cls]
+    record = cls.from_json(json.loads(json.dumps(d)))
+    assert isinstance(record, cls)
+    assert record.to_json() == d
+    assert json.loads(json.dumps(record.to_json())) == d  # JSON-able as written
+    assert cls.from_json(record) is record
+
+
+@pytest.mark.parametrize("cls", list(RECORDS), ids=lambda c: c.__name__)
+def test_unknown_keys_are_kept_in_details_and_written_back(cls):
+    d = {**RECORDS[cls], "written_by_a_newer_tfperf": {"nested": [1, 2]}, "note": "kept"}
+    record = cls.from_json(d)
+    assert record.details == {"written_by_a_newer_tfperf": {"nested": [1, 2]}, "note": "kept"}
+    assert record.to_json() == d
+
+
+def test_nested_records_are_typed_and_keep_their_own_unknown_keys():
+    d = {"method": "per_step", "by_process": [{"process": 0, "median_s": 0.1, "host": "a"}]}
+    timing = Timing.from_json(d)
+    assert isinstance(timing.by_process[0], ProcessTiming) and timing.by_process[0].details == {"host": "a"}
+    assert timing.to_json() == d
+
+
+def test_null_keys_stay_written_and_always_keys_are_written_when_unset():
+    assert ErrorInfo.from_json({"type": "E", "message": "m", "phase": None}).to_json() == \
+        {"type": "E", "message": "m", "hint": None, "phase": None}
+    assert ErrorInfo(type="E", message="m").to_json() == {"type": "E", "message": "m", "hint": None}
+    assert Profile(error="no trace").to_json() == {"error": "no trace"}
+
+
+def test_a_record_from_something_else_than_an_object_is_a_type_error():
+    with pytest.raises(TypeError, match="ErrorInfo"):
+        ErrorInfo.from_json("boom")
+
+
+def test_result_built_with_dicts_holds_records():
+    r = Result("a", "function", "cpu", "train", 8, **{name: RECORDS[cls] for name, cls in
+                                                       [("error", ErrorInfo), ("timing", Timing),
+                                                        ("profile", Profile), ("graph", GraphStats),
+                                                        ("output_agreement", OutputAgreement)]},
+               retraces=[RECORDS[Retrace]], what_if=[RECORDS[WhatIf]], suggestions=[RECORDS[Suggestion]])
+    assert isinstance(r.error, ErrorInfo) and r.error.worker == 1
+    assert isinstance(r.timing, Timing) and isinstance(r.timing.by_process[1], ProcessTiming)
+    assert isinstance(r.profile, Profile) and r.profile.input_bound_percent == 31.9
+    assert isinstance(r.graph, GraphStats) and isinstance(r.output_agreement, OutputAgreement)
+    assert [type(x) for x in r.retraces + r.what_if + r.suggestions] == [Retrace, WhatIf, Suggestion]
+    assert r.suggestions[0].code == "noisy-measurement" and r.what_if[0].speedup == 2.0
+    # Assigning a JSON object later converts it too; None stays None.
+    r.profile = {"logdir": "x", "run": "y", "steps": 5}
+    assert isinstance(r.profile, Profile) and r.profile.details == {"steps": 5}
+    r.error = None
+    assert r.error is None
+    written = r.to_json()
+    for name, cls in [("timing", Timing), ("graph", GraphStats), ("output_agreement", OutputAgreement)]:
+        assert written[name] == RECORDS[cls]
+    assert written["what_if"] == [RECORDS[WhatIf]] and written["suggestions"] == [RECORDS[Suggestion]]
+    assert Result.from_json(json.loads(json.dumps(written))).to_json() == written
+
+
+def test_not_run_builds_an_error_record():
+    r = Result.not_run(JobSpec("a", "xla", "cpu", "train", 8), "failed", "ValueError", "boom", "try eager")
+    assert r.error == ErrorInfo(type="ValueError", message="boom", hint="try eager")
+    assert r.error.summary == "ValueError: boom"
+
+
+def test_a_file_written_before_the_records_loads_into_them_and_writes_back_equal():
+    raw = json.loads(OLD_RESULTS.read_text())
+    run = load_results(OLD_RESULTS)
+    for r in run.results:
+        assert isinstance(r.timing, Timing) and all(isinstance(p, ProcessTiming) for p in r.timing.by_process)
+        assert isinstance(r.profile, Profile) and r.profile.logdir
+        assert r.suggestions and all(isinstance(s, Suggestion) and s.code for s in r.suggestions)
+    assert sum(isinstance(r.graph, GraphStats) for r in run.results) == 6
+    assert [json.loads(json.dumps(r.to_json())) for r in run.results] == raw["results"]
+    assert json.loads(json.dumps(run.to_json())) == raw

@@ -2,6 +2,7 @@
 signature_info write into a Result; test_retracing.py derives them from real tf.functions)."""
 from tfperf.measure.retrace_fixes import check_trace_budget, effective_traces, fix_for, tensor_spec_code
 from tfperf.results.model import Result
+from tfperf.results.records import Retrace
 
 
 def _result(**kw) -> Result:
@@ -18,9 +19,9 @@ def test_trace_budget_fails_with_reasons_and_fix():
     r = _result(tracing_count=3, retraces=[SCALE_RETRACE, dict(SCALE_RETRACE, call=2, before=4.0, after=5.0,
                                                                 changed="scale: 4.0 -> 5.0 (python float)")])
     check_trace_budget(r, 1)
-    assert r.status == "failed" and r.error["type"] == "RetraceBudgetExceeded"
-    assert "traced 3 times" in r.error["message"] and "scale: 3.0 -> 4.0 (python float)" in r.error["message"]
-    assert "scale=tf.constant(" in r.error["hint"]
+    assert r.status == "failed" and r.error.type == "RetraceBudgetExceeded"
+    assert "traced 3 times" in r.error.message and "scale: 3.0 -> 4.0 (python float)" in r.error.message
+    assert "scale=tf.constant(" in r.error.hint
     within = _result(tracing_count=3, retraces=[SCALE_RETRACE])
     check_trace_budget(within, 3)
     assert within.status == "ok" and within.error is None
@@ -35,7 +36,7 @@ def test_trace_budget_fails_with_reasons_and_fix():
 def test_fix_for_without_signature_and_from_a_result():
     shape = {"call": 1, "changed": "x: shape (8, 16) -> (9, 16) (dim 0)", "argument": "x", "kind": "shape",
              "before": [8, 16], "after": [9, 16], "dims": [0], "dtype": "float32"}
-    fix = fix_for([shape])
+    fix = fix_for([Retrace.from_json(shape)])
     assert "reduce_retracing=True" in fix and "tf.TensorSpec([None, 16], tf.float32)" in fix
     signature = {"function": "train", "parameters": [
         {"name": "x", "kind": "tensor", "shape": [None, 16], "dtype": "float32"},

@@ -46,12 +46,12 @@ def test_python_float_names_the_argument_and_its_values(demo):
     calls = drive(fn, demo.python_scale_inputs(), 6)  # 3.0, 4.0, 5.0, 3.0, 4.0, 5.0
     assert fn.experimental_get_tracing_count() == 3 and calls == [0, 1, 2]
     retraces = explain_retraces(fn, calls)
-    assert [r["call"] for r in retraces] == [1, 2]
+    assert [r.call for r in retraces] == [1, 2]
     first = retraces[0]
-    assert first["argument"] == "scale" and first["kind"] == "python_value"
-    assert (first["before"], first["after"]) == (3.0, 4.0)
-    assert "scale: 3.0 -> 4.0 (python float)" in first["changed"]
-    assert json.dumps(retraces)  # results.json-ready
+    assert first.argument == "scale" and first.kind == "python_value"
+    assert (first.before, first.after) == (3.0, 4.0)
+    assert "scale: 3.0 -> 4.0 (python float)" in first.changed
+    assert json.dumps([r.to_json() for r in retraces])  # results.json-ready
     fix = fix_for(retraces, "scaled")
     assert "scale=tf.constant(" in fix and fix.startswith("scaled(")
 
@@ -62,9 +62,9 @@ def test_varying_shape_names_the_dimension(demo):
     retraces = explain_retraces(fn, calls)
     assert len(retraces) == 3
     first = retraces[0]
-    assert first["argument"] == "tokens" and first["kind"] == "shape" and first["dims"] == [1]
-    assert "tokens: shape (4, 8) -> (4, 12) (dim 1)" in first["changed"]
-    assert all(r["dims"] == [1] for r in retraces)
+    assert first.argument == "tokens" and first.kind == "shape" and first.dims == [1]
+    assert "tokens: shape (4, 8) -> (4, 12) (dim 1)" in first.changed
+    assert all(r.dims == [1] for r in retraces)
 
 
 def test_nearest_earlier_trace_is_the_one_with_fewest_differences():
@@ -74,15 +74,15 @@ def test_nearest_earlier_trace_is_the_one_with_fewest_differences():
     calls = drive(fn, iter(inputs), 3)
     last = explain_retraces(fn, calls)[-1]
     # Against the first trace both x and scale differ; against the second only scale: that one is reported.
-    assert last["nearest_call"] == 1 and last["argument"] == "scale" and "shape" not in last["changed"]
+    assert last.nearest_call == 1 and last.argument == "scale" and "shape" not in last.changed
 
 
 def test_two_arguments_changed_at_once_are_both_listed():
     fn = tf.function(lambda x, scale: x * scale)
     inputs = [((tf.ones((8, 16)),), {"scale": 3.0}), ((tf.ones((9, 16)),), {"scale": 4.0})]
     (r,) = explain_retraces(fn, drive(fn, iter(inputs), 2))
-    assert [c["argument"] for c in r["changes"]] == ["x", "scale"]
-    assert "x: shape (8, 16) -> (9, 16) (dim 0)" in r["changed"] and "scale: 3.0 -> 4.0" in r["changed"]
+    assert [c["argument"] for c in r.changes] == ["x", "scale"]
+    assert "x: shape (8, 16) -> (9, 16) (dim 0)" in r.changed and "scale: 3.0 -> 4.0" in r.changed
     fix = fix_for([r], "f")
     assert "scale=tf.constant(4.0)" in fix and "reduce_retracing=True" in fix
 
@@ -92,13 +92,13 @@ def test_new_python_object_names_its_class(demo):
     calls = drive(fn, demo.new_object_inputs(), 3)
     gc.collect()  # the objects are gone: their class is known from note_trace
     retraces = explain_retraces(fn, calls)
-    assert len(retraces) == 2 and all(r["kind"] == "new_object" and r["argument"] == "config" for r in retraces)
-    assert "a new Python object (a new instance of class Scale" in retraces[0]["changed"]
+    assert len(retraces) == 2 and all(r.kind == "new_object" and r.argument == "config" for r in retraces)
+    assert "a new Python object (a new instance of class Scale" in retraces[0].changed
     assert "class Scale(tf.experimental.ExtensionType)" in fix_for(retraces)
     # Without note_trace the kind and the argument are still read from the cache.
     fn2 = tf.function(demo.apply_scale)
     bare = explain_retraces(fn2, drive(fn2, demo.new_object_inputs(), 3, note=False))
-    assert [r["kind"] for r in bare] == ["new_object", "new_object"] and bare[0]["argument"] == "config"
+    assert [r.kind for r in bare] == ["new_object", "new_object"] and bare[0].argument == "config"
 
 
 def test_fixed_variants_trace_once(demo):
@@ -122,7 +122,7 @@ def test_fixed_variants_trace_once(demo):
     calls = drive(relaxed, demo.varying_length_inputs(), 8)
     assert relaxed.experimental_get_tracing_count() == 2
     (only,) = explain_retraces(relaxed, calls)
-    assert only["after"] == [4, None] and only["dims"] == [1]
+    assert only.after == [4, None] and only.dims == [1]
 
 
 def test_applying_the_suggested_input_signature_removes_the_retraces(demo):
@@ -143,9 +143,9 @@ def test_dtype_and_structure_changes():
     inputs = [((tf.ones(3),), {}), ((tf.ones(3, tf.float64),), {}),
               ((tf.ones(3),), {"d": {"a": tf.ones(2)}}), ((tf.ones(3),), {"d": {"a": tf.ones(2), "b": 1}})]
     retraces = explain_retraces(fn, drive(fn, iter(inputs), 4))
-    assert [(r["argument"], r["kind"]) for r in retraces] == [("x", "dtype"), ("d", "structure"), ("d", "structure")]
-    assert "x: dtype float32 -> float64" in retraces[0]["changed"]
-    assert "['a', 'b']" in retraces[2]["changed"]
+    assert [(r.argument, r.kind) for r in retraces] == [("x", "dtype"), ("d", "structure"), ("d", "structure")]
+    assert "x: dtype float32 -> float64" in retraces[0].changed
+    assert "['a', 'b']" in retraces[2].changed
 
 
 def test_keras_train_step_with_built_optimizer_traces_once():
@@ -184,15 +184,15 @@ def _run_in_process(namespace, function, inputs, mode, **case_keys):
 
 def test_harness_explains_budgets_and_reads_the_graph(demo):
     bad = _run_in_process(demo, "scaled", "python_scale_inputs", "xla", max_traces=1)
-    assert bad.status == "failed" and bad.error["type"] == "RetraceBudgetExceeded", bad.error
-    assert bad.tracing_count == 3 and [r["call"] for r in bad.retraces] == [1, 2]
-    assert "scale: 3.0 -> 4.0 (python float)" in bad.error["message"]
-    assert bad.error["hint"].startswith("scaled(..., scale=tf.constant(")
-    assert bad.graph["fusions"] > 0 and bad.graph["hlo_instructions"] >= bad.graph["optimized_hlo_instructions"]
+    assert bad.status == "failed" and bad.error.type == "RetraceBudgetExceeded", bad.error
+    assert bad.tracing_count == 3 and [r.call for r in bad.retraces] == [1, 2]
+    assert "scale: 3.0 -> 4.0 (python float)" in bad.error.message
+    assert bad.error.hint.startswith("scaled(..., scale=tf.constant(")
+    assert bad.graph.fusions > 0 and bad.graph.hlo_instructions >= bad.graph.optimized_hlo_instructions
 
     good = _run_in_process(demo, "encode_with_signature", "varying_length_inputs", "function", max_traces=1)
     assert good.status == "ok" and good.tracing_count == 1 and good.retraces == []
-    assert good.graph["op_count"] > 0 and "fusions" not in good.graph
+    assert good.graph.op_count > 0 and good.graph.fusions is None
 
 
 def lazy_dense(x):

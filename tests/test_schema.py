@@ -14,7 +14,9 @@ import pytest
 from ruamel.yaml import YAML
 
 from tfperf.results.json_schema import derived_fields
-from tfperf.results.model import Result, RunResult
+from tfperf.results.model import Result, RunResult, merge_process
+from tfperf.results.records import (ErrorInfo, GraphStats, OutputAgreement, Profile, Retrace, Suggestion, Timing,
+                                    WhatIf)
 from tfperf.suite.loader import load_suite
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -141,6 +143,56 @@ def test_results_schema_validates_what_this_version_writes(results_validator):
     run = RunResult(suite={"name": "s"}, environment={}, results=[result, failed], tfperf_version="x")
     written = json.loads(json.dumps(run.to_json()))
     assert [e.message for e in results_validator.iter_errors(written)] == []
+
+
+def _typed_run() -> RunResult:
+    """A run whose results hold every record type, built the way the writers build them (constructors, unknown
+    keys in details, a second worker process merged in)."""
+    first = Result(case="a", mode="function", device="cpu", task="train", batch_size=32, samples=[0.01, 0.011, 0.012],
+                   timing=Timing(method="blocked", block_size=4, sync="fetch", repeats=1, warmup_s=0.1,
+                                 gc_disabled_while_timing=True),
+                   repeat_sizes=[3], repeat_process=[0],
+                   profile=Profile(logdir="out/tb/a", run="a/1", input_bound_percent=31.9, top_ops=[{"name": "x"}],
+                                   details={"steps": 5, "capture": "local"}),
+                   graph=GraphStats(op_count=10, hlo_instructions=20),
+                   output_agreement=OutputAgreement(samples=8, top1_agreement=1.0),
+                   retraces=[Retrace(call=2, changed="x: shape", kind="shape", before=[32, 4], after=[16, 4])],
+                   what_if=[WhatIf(change="prefetch", code="ds.prefetch(tf.data.AUTOTUNE)", median_s=0.01,
+                                   baseline_median_s=0.02, speedup=2.0, p_value=0.01, details={"source": "tfperf tune"})],
+                   suggestions=[Suggestion(code="prefetch", title="t", evidence="e", fix="f",
+                                           evidence_data={"wait": 0.5})])
+    later = Result(case="a", mode="function", device="cpu", task="train", batch_size=32, samples=[0.02, 0.021],
+                   timing=Timing(method="blocked", block_size=4), repeat_sizes=[2], repeat_process=[0])
+    merge_process(first, later, 1)
+    failed = Result.not_run(first.spec, "failed", "WorkerCrash", "worker 1 killed", "see the log")
+    failed.error.worker, failed.error.returncode = 1, -9
+    failed.error.details["pid"] = 42
+    noprofile = Result(case="b", mode="eager", device="cpu", task="train", batch_size=8, samples=[0.1],
+                       profile=Profile(error="no trace"),
+                       error=ErrorInfo(type="E", message="m", phase="profile", details={"traceback": "..."}))
+    return RunResult(suite={"name": "s"}, environment={}, results=[first, failed, noprofile], tfperf_version="x")
+
+
+def test_results_schema_validates_every_typed_record_as_written(results_validator):
+    written = json.loads(json.dumps(_typed_run().to_json()))
+    assert written["results"][0]["timing"]["by_process"][1]["process"] == 1
+    assert [e.message for e in results_validator.iter_errors(written)] == []
+
+
+@pytest.mark.parametrize("change", [
+    lambda r: r[1]["error"].update(returncode="nine"),
+    lambda r: r[1]["error"].update(message=None),
+    lambda r: r[0]["timing"]["by_process"][0].update(median_s="slow"),
+    lambda r: r[0]["suggestions"][0].update(code=3),
+    lambda r: r[0]["what_if"][0].update(speedup="2x"),
+    lambda r: r[0].update(retraces={"call": 1}),
+    lambda r: r[0]["profile"].update(input_bound_percent="high"),
+    lambda r: r[0]["graph"].update(op_count=1.5),
+], ids=["error", "error-message", "by-process", "suggestion", "what-if", "retraces", "profile", "graph"])
+def test_results_schema_rejects_a_wrong_type_inside_a_record(change, results_validator):
+    written = json.loads(json.dumps(_typed_run().to_json()))
+    change(written["results"])
+    assert not results_validator.is_valid(written)
 
 
 def test_derived_fields_are_what_to_json_adds():

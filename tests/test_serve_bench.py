@@ -194,7 +194,7 @@ def test_http_errors_are_counted_not_fatal(server):
     # 404: a model the server does not have; the run still ends and becomes a failed result naming the status.
     missing = ServeBenchConfig(server.url, "nope", max_requests=3, warmup_requests=0)
     run = serve_bench(missing, synthetic_instances((FEATURES,), "float32", batch=1))
-    assert run.results[0].status == "failed" and "HTTP 404" in run.results[0].error["message"]
+    assert run.results[0].status == "failed" and "HTTP 404" in run.results[0].error.message
     assert run.exit_code == 1
 
 
@@ -205,7 +205,7 @@ def test_refused_connection_is_counted_by_kind():
     (r,) = run.results
     assert r.extra["connection_errors"] == {"ConnectionRefusedError": 8}
     assert r.extra["requests_sent"] == 8 and r.samples == [] and r.status == "failed"
-    assert "ConnectionRefusedError" in r.error["message"]
+    assert "ConnectionRefusedError" in r.error.message
 
 
 def test_timeouts_are_counted_by_kind(server):

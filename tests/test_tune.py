@@ -90,9 +90,9 @@ def test_measured_pipeline_changes_become_the_advisors_verified_suggestions():
     record_what_ifs(t)
     run = RunResult(suite={}, environment={}, results=[base.result, par.result, useless.result])
     advisor.attach_suggestions(run)
-    codes = {s["code"]: s for s in base.result.suggestions}
+    codes = {s.code: s for s in base.result.suggestions}
     assert "parallelize-map" in codes and "cache-dataset" not in codes
-    assert "num_parallel_calls=tf.data.AUTOTUNE" in codes["parallelize-map"]["fix"]
+    assert "num_parallel_calls=tf.data.AUTOTUNE" in codes["parallelize-map"].fix
 
 
 def test_combined_settings_merge_grappler_options_and_keep_the_rest():

@@ -1,5 +1,6 @@
 """What-if runs (tfperf/whatif.py): which jobs and which tf.data changes, as plain functions over specs and results;
 then one real run where a slow pipeline is re-measured with each change and a fast one is left alone."""
+import dataclasses
 import json
 import textwrap
 
@@ -10,6 +11,7 @@ from tfperf.analysis import advisor
 from tfperf.figures import thresholds
 from tfperf.measure import whatif
 from tfperf.results.model import Result, RunResult
+from tfperf.results.records import ErrorInfo
 from tfperf.suite.spec import AUTOTUNE, CaseSpec, InputSpec, LabelsSpec, PipelineSpec
 from tfperf.report.tables import render_markdown, render_table, what_if_rows
 
@@ -52,7 +54,7 @@ def test_what_if_runs_only_when_asked_fed_by_tf_data_and_input_bound():
 
 def test_the_input_bound_rule_fires_on_the_same_results():
     run = RunResult(suite={}, environment={}, results=[result(0.6, waits=[0.06] * 6), result(0.1)])
-    fired = [r for r, s in advisor.rule_input_bound(run) if s["code"] == "input-bound"]
+    fired = [r for r, s in advisor.rule_input_bound(run) if s.code == "input-bound"]
     assert fired == [r for r in run.results if whatif.is_input_bound(r)] == [run.results[0]]
 
 
@@ -106,13 +108,13 @@ def test_entries_say_whether_a_change_helped_and_only_those_that_did_are_suggest
     prefetch, pmap = whatif.applicable_changes(case(), 8)[:2]
     good = whatif.what_if_entry(prefetch, base, faster)
     bad = whatif.what_if_entry(pmap, base, same)
-    assert good["helped"] and good["speedup"] == pytest.approx(2.0, rel=0.05) and good["input_wait_fraction"] == 0.1
-    assert not bad["helped"]
+    assert good.helped and good.speedup == pytest.approx(2.0, rel=0.05) and good.input_wait_fraction == 0.1
+    assert not bad.helped
     base.what_if = [good, bad]
-    codes = [s["code"] for _, s in advisor.rule_what_if(RunResult(suite={}, environment={}, results=[base]))]
+    codes = [s.code for _, s in advisor.rule_what_if(RunResult(suite={}, environment={}, results=[base]))]
     assert codes == ["prefetch"]
     # A faster-looking change marked as not helping (not significant) is never suggested either.
-    base.what_if = [{**good, "helped": False}]
+    base.what_if = [dataclasses.replace(good, helped=False)]
     assert advisor.rule_what_if(RunResult(suite={}, environment={}, results=[base])) == []
     assert advisor.best_what_if(base) is None
 
@@ -122,11 +124,11 @@ def test_larger_batch_is_compared_per_sample_and_a_failed_rerun_is_not_a_speedup
     double = result(0.6, samples=[0.2] * 6, batch_size=16)  # twice the step for twice the batch: no gain
     bigger = whatif.applicable_changes(case(), 8)[-1]
     entry = whatif.what_if_entry(bigger, base, double)
-    assert entry["speedup"] == pytest.approx(1.0) and not entry["helped"] and entry["batch_size"] == 16
+    assert entry.speedup == pytest.approx(1.0) and not entry.helped and entry.batch_size == 16
     failed = result(None, samples=(), status="failed")
-    failed.error = {"type": "ValueError", "message": "boom"}
+    failed.error = ErrorInfo(type="ValueError", message="boom")
     entry = whatif.what_if_entry(bigger, base, failed)
-    assert entry["speedup"] is None and not entry["helped"] and "boom" in entry["error"]
+    assert entry.speedup is None and not entry.helped and "boom" in entry.error
 
 
 def test_baseline_pools_the_runs_before_and_after_the_what_ifs():
@@ -146,7 +148,7 @@ def test_what_ifs_stop_before_the_case_timeout_and_say_so():
     base.what_if = [whatif.skipped_entry(whatif.applicable_changes(case(), 8)[0], timeout_s=60)]
     run = RunResult(suite={"name": "t"}, environment={}, results=[base])
     assert advisor.rule_what_if(run) == [] and what_if_rows(run)[0]["helped"] == "skipped (timeout_s)"
-    assert "60 s" in base.what_if[0]["skipped"]
+    assert "60 s" in base.what_if[0].skipped
 
 
 def test_tables_list_each_what_if_with_its_speedup():

@@ -277,7 +277,7 @@ def compare_results(base: Result, current: Result, threshold: float = REGRESSION
         row.current_iqr_fraction = noise_fraction(current)
 
     if b_ok and not c_ok:
-        err = (current.error or {}).get("type") if isinstance(current.error, dict) else None
+        err = current.error.type if current.error else None
         row.verdict, row.reason = "regression", f"ran in base, {current.status} now" + (f" ({err})" if err else "")
         return row
     if c_ok and not b_ok:
@@ -320,10 +320,10 @@ def _timing_difference(base: Result, current: Result) -> str | None:
     """The two runs timed the step differently (one sync per step vs per block): the per-step sync cost is
     in one set of samples and not the other, so the row is held to the noisy rows' clear-cut standard."""
     def method(r: Result) -> str | None:
-        t = r.timing if isinstance(r.timing, dict) else {}
-        if not t.get("method"):
+        t = r.timing
+        if t is None or not t.method:
             return None
-        return t["method"] + (f"×{t['block_size']}" if t.get("method") == "blocked" and t.get("block_size") else "")
+        return t.method + (f"×{t.block_size}" if t.method == "blocked" and t.block_size else "")
 
     b, c = method(base), method(current)
     if b and c and b.split("×")[0] != c.split("×")[0]:

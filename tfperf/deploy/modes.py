@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from tfperf.results.records import OutputAgreement
 from tfperf.suite.spec import DEPLOY_MODES
 
 TFLITE_MODES = ("tflite", "tflite-dynamic", "tflite-int8")
@@ -87,7 +88,7 @@ def default_num_threads() -> int:
 
 # --- agreement -------------------------------------------------------------------------------------------------
 
-def output_agreement(reference: Any, got: Any) -> dict:
+def output_agreement(reference: Any, got: Any) -> OutputAgreement:
     """How far a deployed model's outputs are from the reference (eager Keras) outputs on the same inputs.
 
     max/mean absolute error over all elements; `max_rel_error` scales the max error by the reference's largest
@@ -100,16 +101,14 @@ def output_agreement(reference: Any, got: Any) -> dict:
         raise ValueError(f"output shapes differ: reference {ref.shape}, deployed {out.shape}")
     diff = np.abs(ref - out)
     scale = float(np.max(np.abs(ref))) if ref.size else 0.0
-    result = {
-        "max_abs_error": float(diff.max()) if diff.size else 0.0,
-        "mean_abs_error": float(diff.mean()) if diff.size else 0.0,
-        "max_rel_error": float(diff.max() / scale) if diff.size and scale > 0 else None,
-        "top1_agreement": None,
-        "samples": int(ref.shape[0]) if ref.ndim else 1,
-    }
-    if ref.ndim == 2 and ref.shape[1] > 1:
-        result["top1_agreement"] = float(np.mean(ref.argmax(axis=1) == out.argmax(axis=1)))
-    return result
+    classifier = ref.ndim == 2 and ref.shape[1] > 1
+    return OutputAgreement(
+        max_abs_error=float(diff.max()) if diff.size else 0.0,
+        mean_abs_error=float(diff.mean()) if diff.size else 0.0,
+        max_rel_error=float(diff.max() / scale) if diff.size and scale > 0 else None,
+        top1_agreement=float(np.mean(ref.argmax(axis=1) == out.argmax(axis=1))) if classifier else None,
+        samples=int(ref.shape[0]) if ref.ndim else 1,
+    )
 
 
 # --- conversion errors ----------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from tfperf import stats, units
 from tfperf.errors import TfperfError
 from tfperf.host.environment import host_environment
 from tfperf.results.model import Result, RunResult, now_iso
+from tfperf.results.records import ErrorInfo, Timing
 from tfperf.version import __version__
 
 # With neither --requests nor --duration a run sends this many requests.
@@ -358,8 +359,8 @@ def to_result(config: ServeBenchConfig, outcome: BenchOutcome, batch: int) -> Re
     result = Result(case=case, mode="serve", device="endpoint", task="infer", batch_size=batch,
                     model=predict_path(config), samples=list(outcome.latencies_s),
                     first_call_s=outcome.warmup.get("first_s"))
-    result.timing = {"method": "per_request", "warmup_steps": config.warmup_requests,
-                     "steps": outcome.sent, "repeats": 1, "sync": "http response read"}
+    result.timing = Timing(method="per_request", warmup_steps=config.warmup_requests, steps=outcome.sent, repeats=1,
+                           sync="http response read")
     rate = outcome.ok / outcome.wall_s if outcome.wall_s > 0 else None
     result.extra = {
         "url": config.url,
@@ -389,11 +390,11 @@ def to_result(config: ServeBenchConfig, outcome: BenchOutcome, batch: int) -> Re
         worst = max(counts, key=counts.get) if counts else "no request sent"
         first = next(iter(outcome.error_examples.values()), [None])
         result.status = "failed"
-        result.error = {"type": "NoSuccessfulRequest",
-                        "message": f"0 of {outcome.sent} requests succeeded; most common: {worst}"
-                                   + (f" ({first[0]})" if first and first[0] else ""),
-                        "hint": "check the URL, the model name and the input shape (GET "
-                                f"{predict_path(config).removesuffix(':predict')}/metadata shows the signature)"}
+        result.error = ErrorInfo(type="NoSuccessfulRequest",
+                                 message=f"0 of {outcome.sent} requests succeeded; most common: {worst}"
+                                         + (f" ({first[0]})" if first and first[0] else ""),
+                                 hint="check the URL, the model name and the input shape (GET "
+                                      f"{predict_path(config).removesuffix(':predict')}/metadata shows the signature)")
     return result
 
 
@@ -432,5 +433,5 @@ def render_summary(result: Result) -> str:
         example = (e["error_examples"].get(kind) or [""])[0]
         lines.append(f"{kind:<12} {n}" + (f"  e.g. {example}" if example else ""))
     if result.error:
-        lines.append(f"FAILED: {result.error['message']}")
+        lines.append(f"FAILED: {result.error.message}")
     return "\n".join(lines)

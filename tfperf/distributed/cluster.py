@@ -31,8 +31,9 @@ from pathlib import Path
 
 import psutil
 
-from tfperf.results.model import JobSpec, Result
 from tfperf.host.processes import die_with_parent, exit_description, kill_group, log_tail
+from tfperf.results.model import JobSpec, Result
+from tfperf.results.records import ErrorInfo
 from tfperf.suite.spec import CaseSpec
 
 POLL_S = 0.1
@@ -113,8 +114,7 @@ def run_local_cluster(case: CaseSpec, job: JobSpec, workers: int, *, work_dir: s
         left = max(1.0, timeout_s - (time.monotonic() - started))
         second = _launch_and_supervise(case, job, workers, work, stem, case_file, job_file, out_dir, left, python,
                                        env)
-        second.extra["cluster_restarts"] = [{"message": first.error.get("message"),
-                                             "log_tail": first.error.get("log_tail")}]
+        second.extra["cluster_restarts"] = [{"message": first.error.message, "log_tail": first.error.log_tail}]
         return second
     finally:
         if tmp is not None:
@@ -122,9 +122,9 @@ def run_local_cluster(case: CaseSpec, job: JobSpec, workers: int, *, work_dir: s
 
 
 def _died_starting(r: Result, work: Path, stem: str) -> bool:
-    if r.status != "failed" or (r.error or {}).get("type") != "WorkerCrash":
+    if r.status != "failed" or r.error is None or r.error.type != "WorkerCrash":
         return False
-    index = r.error.get("worker")
+    index = r.error.worker
     return index is not None and not (work / f"{stem}.worker{index}.result.json.joined").exists()
 
 
@@ -178,8 +178,8 @@ def _supervise(case: CaseSpec, job: JobSpec, procs: list[Worker], started: float
                                f"{names} still running after the case's timeout_s of {timeout_s:g} s; all workers killed",
                                "raise timeout_s, lower steps/repeats, or look at the worker log for a hang "
                                f"(e.g. a collective waiting for a peer): {running[0].log_path if running else ''}")
-            r.error["workers"] = [w.index for w in running]
-            r.error["log_tail"] = log_tail(running[0].log_path) if running else ""
+            r.error.workers = [w.index for w in running]
+            r.error.log_tail = log_tail(running[0].log_path) if running else ""
             r.extra["worker_pids"] = [w.proc.pid for w in procs]
             return r
         time.sleep(POLL_S)
@@ -189,17 +189,18 @@ def _worker_died(job: JobSpec, w: Worker, procs: list[Worker]) -> Result:
     how = exit_description(w.proc.returncode)
     r = Result.not_run(job, "failed", "WorkerCrash", f"worker {w.index} (pid {w.proc.pid}) {how} before reporting",
                        f"the other workers were stopped; worker log: {w.log_path}")
-    r.error.update({"worker": w.index, "pid": w.proc.pid, "returncode": w.proc.returncode,
-                    "log_tail": log_tail(w.log_path)})
+    r.error.worker, r.error.returncode, r.error.log_tail = w.index, w.proc.returncode, log_tail(w.log_path)
+    r.error.details["pid"] = w.proc.pid
     r.extra["workers"] = len(procs)
     r.extra["worker_pids"] = [p.proc.pid for p in procs]
     return r
 
 
 def _worker_failed(job: JobSpec, w: Worker, res: Result, procs: list[Worker]) -> Result:
-    res.error = dict(res.error or {})
-    res.error["message"] = f"worker {w.index}: {res.error.get('message')}"
-    res.error["worker"] = w.index
+    if res.error is None:
+        res.error = ErrorInfo()
+    res.error.message = f"worker {w.index}: {res.error.message}"
+    res.error.worker = w.index
     res.extra["failed_worker"] = w.index
     res.extra["worker_pids"] = [p.proc.pid for p in procs]
     return res
@@ -221,9 +222,10 @@ def combine(job: JobSpec, results: list[Result | None], procs: list[Worker], wal
     chief.extra["losses_identical"] = agree
     if not agree:
         chief.status = "failed"
-        chief.error = {"type": "WorkersDiverged", "message": f"workers disagree on the loss after the same steps: {detail}",
-                       "hint": "synchronous training keeps every worker's weights identical; a difference means "
-                               "gradients were not all-reduced (a custom optimizer or a step outside strategy.run)"}
+        chief.error = ErrorInfo(
+            type="WorkersDiverged", message=f"workers disagree on the loss after the same steps: {detail}",
+            hint="synchronous training keeps every worker's weights identical; a difference means gradients were "
+                 "not all-reduced (a custom optimizer or a step outside strategy.run)")
     return chief
 
 

@@ -13,11 +13,12 @@ from tfperf.distributed.passes import Pass, PassRunner
 from tfperf.distributed.setup import local_device, make_strategy, tf_config_task
 from tfperf.distributed.trace import profile_pass
 from tfperf.results.model import JobSpec, Result
+from tfperf.results.records import ErrorInfo, Profile, Timing
 from tfperf.suite.distribute import DistributeError, DistributeSpec
 from tfperf.suite.spec import CaseSpec
 
 
-def describe_error(exc: BaseException, spec: DistributeSpec, mode: str, phase: str) -> dict:
+def describe_error(exc: BaseException, spec: DistributeSpec, mode: str, phase: str) -> ErrorInfo:
     """A failed job's error: XLA's known refusals under a strategy said plainly, with what to run instead."""
     import traceback
 
@@ -38,8 +39,8 @@ def describe_error(exc: BaseException, spec: DistributeSpec, mode: str, phase: s
 
         m, h = xla_hint(exc)
         message, hint = m or message, h
-    return {"type": type(exc).__name__, "message": message, "hint": hint, "phase": phase,
-            "traceback": "".join(traceback.format_exception(exc))[-4000:]}
+    return ErrorInfo(type=type(exc).__name__, message=message, hint=hint, phase=phase,
+                     traceback="".join(traceback.format_exception(exc))[-4000:])
 
 
 def measure_distributed(case: CaseSpec, job: JobSpec, ctx: Any = None, resolve: Callable[[str], Any] | None = None,
@@ -121,9 +122,8 @@ def measure_distributed(case: CaseSpec, job: JobSpec, ctx: Any = None, resolve: 
         result.tracing_count = main.tracing_count
         result.replicas = main.replicas
         result.global_batch_size = main.global_batch
-        result.timing = {"method": "per_step", "block_size": 1, "warmup_steps": case.warmup_steps,
-                         "steps": case.steps, "repeats": case.repeats, "sync": "fetch reduced loss",
-                         "gc_disabled_while_timing": True}
+        result.timing = Timing(method="per_step", block_size=1, warmup_steps=case.warmup_steps, steps=case.steps,
+                               repeats=case.repeats, sync="fetch reduced loss", gc_disabled_while_timing=True)
         result.extra.update({"final_loss": main.final_loss, "probe_losses": main.probe_losses,
                              "samples_per_s": main.samples_per_s})
         if base is not None:
@@ -138,7 +138,7 @@ def measure_distributed(case: CaseSpec, job: JobSpec, ctx: Any = None, resolve: 
             except Exception as exc:  # noqa: BLE001 - a failed trace loses the trace, not the timed numbers
                 if workers > 1:
                     raise  # the peers are inside the same profiled steps: the job cannot go on consistently
-                result.profile = {"error": f"{type(exc).__name__}: {exc}"[:500]}
+                result.profile = Profile(error=f"{type(exc).__name__}: {exc}"[:500])
         if workers > 1:
             phase = "final barrier"
             # Leave together: a worker that exits while a peer still runs makes the peer's coordination

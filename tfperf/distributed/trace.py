@@ -14,12 +14,14 @@ from tfperf.distributed.passes import Pass
 from tfperf.profile import xprof_tables
 from tfperf.profile.profiler import profile_job
 from tfperf.results.model import JobSpec
+from tfperf.results.records import Profile
 from tfperf.suite.spec import CaseSpec
 
 PROFILE_STEPS = 5
 
 
-def profile_pass(case: CaseSpec, job: JobSpec, ctx: Any, main: Pass, worker_index: int, workers: int) -> dict | None:
+def profile_pass(case: CaseSpec, job: JobSpec, ctx: Any, main: Pass, worker_index: int,
+                 workers: int) -> Profile | None:
     """Trace a few distributed steps: the steps of this process, or with several workers, worker 0's while the
     others run the same steps untraced (see trace_worker0 for why)."""
     run = f"{job.case}-{job.mode}" + (f"-bs{job.batch_size}" if len(case.batch_sizes) > 1 else "")
@@ -31,7 +33,7 @@ def profile_pass(case: CaseSpec, job: JobSpec, ctx: Any, main: Pass, worker_inde
     out = dict(profile_job(lambda i: main.step(), steps=steps, trace_name="train", logdir=logdir) or {})
     out["capture"] = "local"
     out.update(allreduce_share(logdir / "plugins" / "profile" / out["profile_run"]))
-    return out
+    return Profile.from_json(out)
 
 
 # Why only worker 0 is traced, measured on TF 2.21 (2 local workers, 2 cores): stopping a profiler session on any
@@ -46,7 +48,7 @@ UNTRACED_WORKERS_NOTE = ("only worker 0 is traced: stopping the profiler on anot
                          "the same steps untraced")
 
 
-def trace_worker0(main: Pass, steps: int, logdir: Path, worker_index: int, workers: int) -> dict | None:
+def trace_worker0(main: Pass, steps: int, logdir: Path, worker_index: int, workers: int) -> Profile | None:
     """Every worker runs the profiled steps (each is a collective all of them take part in), between two
     barriers; worker 0 traces its own with a local session and reads the trace out. Returns None on the others."""
     barrier()
@@ -75,7 +77,7 @@ def trace_worker0(main: Pass, steps: int, logdir: Path, worker_index: int, worke
             main.step()
         barrier()
     out.update({"capture": "worker0", "workers_traced": [0], "workers": workers, "note": UNTRACED_WORKERS_NOTE})
-    return out
+    return Profile.from_json(out)
 
 
 # Op types that are the cross-replica gradient exchange, as the profiler's framework op stats name them.

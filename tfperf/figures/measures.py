@@ -30,7 +30,7 @@ def noise_fraction(r: Result) -> float | None:
 
 def profiler_input_bound_fraction(r: Result) -> float | None:
     """The profiler's input-bound share of the step (its `input_bound_percent`, 0..1), when profiled."""
-    v = r.profile.get("input_bound_percent") if isinstance(r.profile, dict) else None
+    v = r.profile.input_bound_percent if r.profile else None
     return float(v) / 100.0 if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
@@ -79,7 +79,7 @@ def input_bound_fraction(r: Result) -> float | None:
 
 def tune_config(r: Result) -> str | None:
     """The `tfperf tune` configuration a result measured; None for a suite's own results."""
-    return ((r.extra or {}).get("tune") or {}).get("config") if isinstance(r.extra, dict) else None
+    return ((r.extra or {}).get("tune") or {}).get("config")
 
 
 def job_without_mode(r: Result) -> tuple:

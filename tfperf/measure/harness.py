@@ -25,6 +25,7 @@ from tfperf.measure.memory import PeakMemory
 from tfperf.measure.retrace_fixes import check_trace_budget, effective_traces
 from tfperf.measure.retracing import explain_retraces, first_use_traces, note_trace, signature_info
 from tfperf.results.model import JobSpec, Result
+from tfperf.results.records import ErrorInfo, Profile, Timing
 from tfperf.suite.spec import DEPLOY_MODES, CaseSpec, InputSpec, LabelsSpec
 
 # Steps shorter than this are timed in blocks with one sync per block (torch.utils.benchmark's blocked
@@ -246,14 +247,15 @@ def xla_hint(exc: BaseException) -> tuple[str, str | None]:
     return message, hint
 
 
-def error_dict(exc: BaseException, mode: str) -> dict:
+def error_info(exc: BaseException, mode: str) -> ErrorInfo:
+    """A failed job's error: the exception's type and first line, a hint at the fix, and its traceback."""
     message, hint = xla_hint(exc) if mode == "xla" else (None, None)
     if message is None:
         message = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:1000]
     if hint is None and isinstance(exc, tf.errors.ResourceExhaustedError):
         hint = "out of memory: lower batch_size"
-    return {"type": type(exc).__name__, "message": message, "hint": hint,
-            "traceback": "".join(traceback.format_exception(exc))[-4000:]}
+    return ErrorInfo(type=type(exc).__name__, message=message, hint=hint,
+                     traceback="".join(traceback.format_exception(exc))[-4000:])
 
 
 def block_size_for(step_s: float) -> int:
@@ -386,20 +388,20 @@ def run_job(case: CaseSpec, job: JobSpec, ctx: JobContext, resolve: Callable[[st
         result.input_wait_s = waits
         result.input_wait_fraction = sum(waits) / sum(samples) if sum(samples) > 0 else None
         result.tracing_count = tracing_count(prepared.traced)
-        result.timing = {
-            "method": "per_step" if block_size == 1 else "blocked",
-            "block_size": block_size,
-            "sync_cost_s": sync_cost,
+        result.timing = Timing(
+            method="per_step" if block_size == 1 else "blocked",
+            block_size=block_size,
+            sync_cost_s=sync_cost,
             # Runnable processes per minute while the timed steps ran: above the core count, they shared the CPU.
-            "load_average_1m": os.getloadavg()[0],
-            "warmup_steps": case.warmup_steps,
-            "warmup_steps_run": len(warm),
-            "warmup_s": sum(warm),
-            "steps": case.steps,
-            "repeats": case.repeats,
-            "sync": sync_name,
-            "gc_disabled_while_timing": True,
-        }
+            load_average_1m=os.getloadavg()[0],
+            warmup_steps=case.warmup_steps,
+            warmup_steps_run=len(warm),
+            warmup_s=sum(warm),
+            steps=case.steps,
+            repeats=case.repeats,
+            sync=sync_name,
+            gc_disabled_while_timing=True,
+        )
         result.extra.update(prepared.notes)
         for name, value in prepared.result_fields.items():
             setattr(result, name, value)
@@ -413,8 +415,8 @@ def run_job(case: CaseSpec, job: JobSpec, ctx: JobContext, resolve: Callable[[st
             _profile(case, job, ctx, timer, result)
     except Exception as exc:  # noqa: BLE001 - any failure of user code or TF is this job's result
         result.status = "failed"
-        result.error = error_dict(exc, job.mode)
-        result.error["phase"] = phase
+        result.error = error_info(exc, job.mode)
+        result.error.phase = phase
     result.wall_s = time.perf_counter() - started
     _write_summaries(job, ctx, result)
     return result
@@ -469,7 +471,7 @@ def _profile(case: CaseSpec, job: JobSpec, ctx: JobContext, timer: StepTimer, re
         result.profile = profile_job(lambda i: timer.one_step(), steps=min(PROFILE_STEPS, case.steps),
                                      trace_name=job.task, logdir=logdir, layer_names=layer_names)
     except ProfileError as exc:  # no trace: the timed numbers stand, the profile says why it is missing
-        result.profile = {"logdir": str(logdir), "tb_run": run, "error": str(exc)}
+        result.profile = Profile(logdir=str(logdir), tb_run=run, error=str(exc))
 
 
 def _write_summaries(job: JobSpec, ctx: JobContext, result: Result) -> None:

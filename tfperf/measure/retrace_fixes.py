@@ -1,8 +1,8 @@
 """What to do about retraces: the line of code that stops them, and the retrace budget that fails a job.
 
-Reads the plain entries `tfperf.measure.retracing.explain_retraces` and `signature_info` wrote into a Result
-(`Result.retraces`, `extra["trace_signature"]`), so it works on a results.json as well as in a worker; it never
-touches TensorFlow.
+Reads the `Retrace` records `tfperf.measure.retracing.explain_retraces` and the plain signature `signature_info`
+wrote into a Result (`Result.retraces`, `extra["trace_signature"]`), so it works on a results.json as well as in a
+worker; it never touches TensorFlow.
 
 Public functions:
 - `fix_for(retraces, fn_name="step", signature=None)` -> the line of code to write (the advisor's `retracing`
@@ -14,7 +14,8 @@ Public functions:
 """
 from __future__ import annotations
 
-from typing import Any
+from tfperf.results.model import Result
+from tfperf.results.records import ErrorInfo, Retrace
 
 # Shown per retrace in messages; the rest are counted ("and N more").
 MAX_REASONS_IN_MESSAGE = 3
@@ -33,10 +34,10 @@ def _shape_with_none(entry: dict) -> list | None:
     return [None if i in dims else d for i, d in enumerate(after)]
 
 
-def fix_for(retraces: Any, fn_name: str | None = None, signature: dict | None = None) -> str:
+def fix_for(retraces: list[Retrace] | Result, fn_name: str | None = None, signature: dict | None = None) -> str:
     """The line(s) of code that stop these retraces, by cause. For the advisor's `retracing` suggestion.
 
-    `retraces` is the list from `explain_retraces` (or a Result, whose `retraces` and
+    `retraces` is the list of `Retrace` from `explain_retraces` (or a Result, whose `retraces` and
     `extra["trace_signature"]` are used). `signature` is `signature_info(fn)`: with it, a shape fix is a
     complete `@tf.function(input_signature=[...])` with None in the dims that varied.
 
@@ -48,17 +49,16 @@ def fix_for(retraces: Any, fn_name: str | None = None, signature: dict | None = 
     - a different structure: keep the nesting (keys, lengths) fixed
     Returns "" when there is nothing to fix.
     """
-    if hasattr(retraces, "retraces"):  # a Result
-        extra = getattr(retraces, "extra", None) or {}
-        signature = signature or extra.get("trace_signature")
+    if isinstance(retraces, Result):
+        signature = signature or retraces.extra.get("trace_signature")
         retraces = retraces.retraces
-    retraces = [r for r in (retraces or []) if isinstance(r, dict)]
     if not retraces:
         return ""
     fn_name = fn_name or (signature or {}).get("function") or "step"
+    # Each difference as a plain object: a retrace's own `changes`, or the retrace itself when one argument changed.
     changes: list[dict] = []
     for r in retraces:
-        changes.extend(r.get("changes") or [r])
+        changes.extend(r.changes or [r.to_json()])
     lines: list[str] = []
 
     def add(line: str) -> None:
@@ -115,28 +115,27 @@ def _dtype_of(arg: str, params: list[dict]) -> str | None:
 
 # --- the retrace budget -----------------------------------------------------------------------------------
 
-def retrace_message(result: Any, max_traces: int) -> str:
+def retrace_message(result: Result, max_traces: int) -> str:
     """'traced 3 times, more than max_traces: 1 — call 1: scale: 3.0 -> 4.0 (python float); ...'"""
     retraces = result.retraces or []
     shown = retraces[:MAX_REASONS_IN_MESSAGE]
     text = f"traced {effective_traces(result)} times, more than max_traces: {max_traces}"
     if shown:
-        text += " — " + "; ".join(f"call {r.get('call')}: {r.get('changed')}" for r in shown)
+        text += " — " + "; ".join(f"call {r.call}: {r.changed}" for r in shown)
         if len(retraces) > len(shown):
             text += f" (and {len(retraces) - len(shown)} more)"
     return text
 
 
-def effective_traces(result: Any) -> int:
+def effective_traces(result: Result) -> int:
     """Traces that count against the budget: the first-use re-trace of a variable-creating call is not one."""
-    extra = getattr(result, "extra", None) or {}
-    return int(result.tracing_count or 0) - int(extra.get("first_use_traces") or 0)
+    return int(result.tracing_count or 0) - int(result.extra.get("first_use_traces") or 0)
 
 
-def check_trace_budget(result: Any, max_traces: int | None) -> None:
+def check_trace_budget(result: Result, max_traces: int | None) -> None:
     """Fail an ok function/xla Result that traced more than `max_traces` times (`max_traces:` / --fail-on-retrace).
 
-    The error is {type: RetraceBudgetExceeded, message: the retrace reasons, hint: the fix}; the measurement
+    The error is ErrorInfo(type=RetraceBudgetExceeded, message=the retrace reasons, hint=the fix); the measurement
     itself is kept, so the table still shows what the retracing cost.
     """
     if max_traces is None or result.tracing_count is None or result.status != "ok":
@@ -144,8 +143,5 @@ def check_trace_budget(result: Any, max_traces: int | None) -> None:
     if effective_traces(result) <= max_traces:
         return
     result.status = "failed"
-    result.error = {
-        "type": "RetraceBudgetExceeded",
-        "message": retrace_message(result, max_traces),
-        "hint": fix_for(result) or "@tf.function(reduce_retracing=True)",
-    }
+    result.error = ErrorInfo(type="RetraceBudgetExceeded", message=retrace_message(result, max_traces),
+                             hint=fix_for(result) or "@tf.function(reduce_retracing=True)")

@@ -7,7 +7,7 @@ nearest earlier one names the argument that made TensorFlow trace again: a Pytho
 shape or dtype, a new Python object, a different nesting structure.
 
 Public functions:
-- `explain_retraces(fn, trace_calls)` -> `[{call, changed, argument, kind, before, after, dims, ...}]`
+- `explain_retraces(fn, trace_calls)` -> `[Retrace(call, changed, argument, kind, before, after, dims, ...)]`
 - `signature_info(fn, fn_name)` -> per-parameter specs generalised over every trace (None where a dim varied);
   `tfperf.measure.retrace_fixes.fix_for` turns it into a complete `input_signature`.
 - `note_trace(fn, call)` -> record the traces of a call while its arguments are alive (names the class of a
@@ -15,7 +15,7 @@ Public functions:
 - `first_use_traces(fn)` -> traces that only re-ran the first call because it created variables (not retraces).
 
 What to do about retraces (the fix, the message, the retrace budget) is in tfperf.measure.retrace_fixes, which
-reads only the plain dicts these functions return.
+reads only the records and plain dicts these functions return.
 
 TensorFlow is only touched through the objects passed in: importing this module does not import TensorFlow.
 """
@@ -25,6 +25,8 @@ import math
 import weakref
 from dataclasses import dataclass
 from typing import Any
+
+from tfperf.results.records import Retrace
 
 KINDS: tuple[str, ...] = ("python_value", "shape", "dtype", "new_object", "structure", "other")
 
@@ -311,18 +313,19 @@ def describe_change(path: str, a: Leaf | None, b: Leaf | None) -> dict:
     return entry
 
 
-def explain_retraces(fn: Any, trace_calls: list[int]) -> list[dict]:
+def explain_retraces(fn: Any, trace_calls: list[int]) -> list[Retrace]:
     """For each trace after the first: the call that traced and what differed from the nearest earlier trace.
 
     `trace_calls` are the call indices at which `fn.experimental_get_tracing_count()` grew. The nearest earlier
     trace is the one with the fewest differing arguments (the latest on a tie), so a shape that grows by one
     each call is reported against the previous shape, and a value that comes back is not blamed on a new one.
-    Each entry: {call, changed, argument, kind, before, after, dims, nearest_call}; `changed` joins every
-    difference, `argument`/`kind`/`before`/`after`/`dims` describe the first one; when more than one argument
-    differed, `changes` lists each the same way. Tensor changes also carry the new `dtype`.
+    Each entry is a `Retrace`: {call, changed, argument, kind, before, after, dims, nearest_call}; `changed` joins
+    every difference, `argument`/`kind`/`before`/`after`/`dims` describe the first one; when more than one argument
+    differed, `changes` lists each the same way (plain objects). A single tensor change also carries the new
+    `dtype` (in `details`; each of `changes` has its own).
     """
     traces = _traces(fn, trace_calls)
-    out: list[dict] = []
+    out: list[Retrace] = []
     earlier: list[Trace] = []
     for trace in traces:
         if trace.first_use:
@@ -347,21 +350,14 @@ def explain_retraces(fn: Any, trace_calls: list[int]) -> list[dict]:
                                 f"after {str(prev.scope).lower()}"),
                 }]
             first = changes[0]
-            entry = {
-                "call": trace.call,
-                "changed": "; ".join(c["changed"] for c in changes),
-                "argument": first["argument"],
-                "kind": first["kind"],
-                "before": first["before"],
-                "after": first["after"],
-                "dims": first["dims"],
-                "nearest_call": prev.call,
-            }
+            entry = Retrace(call=trace.call, changed="; ".join(c["changed"] for c in changes),
+                            argument=first["argument"], kind=first["kind"], before=first["before"],
+                            after=first["after"], dims=first["dims"], nearest_call=prev.call)
             if len(changes) > 1:  # the first is already spelled out above; list them all only when there are more
-                entry["changes"] = [{k: c[k] for k in ("argument", "path", "kind", "before", "after", "dims",
-                                                       "changed", "dtype") if k in c} for c in changes]
+                entry.changes = [{k: c[k] for k in ("argument", "path", "kind", "before", "after", "dims",
+                                                    "changed", "dtype") if k in c} for c in changes]
             elif "dtype" in first:
-                entry["dtype"] = first["dtype"]
+                entry.details["dtype"] = first["dtype"]
             out.append(entry)
         earlier.append(trace)
     return out

@@ -15,8 +15,8 @@ The baseline is the unchanged job measured twice: its own timed pass before the 
 them, pooled (`Result.extra["what_if_baseline"]` has both medians and the drift between them), so load that drifts
 while the what-ifs run does not land on one side of every ratio.
 
-Each entry of `Result.what_if` is `{change, code, median_s, baseline_median_s, speedup, input_wait_fraction,
-helped, ...}` (what tfperf.analysis.advisor's rules read). `helped` needs a speed-up above
+Each entry of `Result.what_if` is a `WhatIf` record (change, code, median_s, baseline_median_s, speedup,
+input_wait_fraction, helped, ...: what tfperf.analysis.advisor's rules read). `helped` needs a speed-up above
 `thresholds.WHAT_IF_MIN_SPEEDUP` and, with enough samples, a significant difference
 (`tfperf.figures.decisions.helped`): a change that did not help is recorded, never suggested.
 
@@ -39,6 +39,7 @@ from tfperf.figures.decisions import p_value
 from tfperf.figures.measures import input_bound_fraction
 from tfperf.figures.thresholds import INPUT_BOUND_FRACTION, WHAT_IF_MIN_SPEEDUP
 from tfperf.results.model import JobSpec, Result
+from tfperf.results.records import WhatIf
 from tfperf.suite.spec import AUTOTUNE, CaseSpec, PipelineSpec
 
 # cache() keeps every element in memory: only when the data is below this and below a quarter of the memory
@@ -184,26 +185,27 @@ def applicable_changes(case: CaseSpec, batch_size: int | None, *, dataset_facts:
     return out
 
 
-def what_if_entry(change: Change, baseline: Result, measured: Result) -> dict:
+def what_if_entry(change: Change, baseline: Result, measured: Result) -> WhatIf:
     """One `Result.what_if` entry: the measured re-run against the unchanged job. A larger batch is compared per
     sample (a step of twice the batch does twice the work)."""
-    entry: dict[str, Any] = {"change": change.name, "code": change.code, "combined": change.combined,
-                             "baseline_median_s": baseline.median_s,
-                             "baseline_input_wait_fraction": baseline.input_wait_fraction}
-    if change.batch_factor != 1:
-        entry["batch_size"] = measured.batch_size
+    entry = WhatIf(change=change.name, code=change.code, combined=change.combined,
+                   baseline_median_s=baseline.median_s,
+                   baseline_input_wait_fraction=baseline.input_wait_fraction,
+                   batch_size=measured.batch_size if change.batch_factor != 1 else None, helped=False)
     if not measured.ok or not measured.samples or not baseline.median_s:
-        error = measured.error or {}
-        entry.update(median_s=None, speedup=None, input_wait_fraction=None, helped=False,
-                     error=f"{error.get('type', 'no samples')}: {error.get('message', '')}"[:300])
+        error = measured.error
+        entry.error = (f"{error.type}: {error.message}" if error else "no samples: ")[:300]
         return entry
     per_sample = (baseline.batch_size or 1) / (measured.batch_size or 1) if change.batch_factor != 1 else 1.0
     speedup = baseline.median_s / (measured.median_s * per_sample)
     # Per-sample times for a larger batch: the test compares like with like.
     p = p_value(baseline.samples, [t * per_sample for t in measured.samples])
-    entry.update(median_s=measured.median_s, speedup=speedup, input_wait_fraction=measured.input_wait_fraction,
-                 p_value=p, samples=list(measured.samples),
-                 helped=helped(speedup, p))
+    entry.median_s = measured.median_s
+    entry.speedup = speedup
+    entry.input_wait_fraction = measured.input_wait_fraction
+    entry.p_value = p
+    entry.samples = list(measured.samples)
+    entry.helped = helped(speedup, p)
     return entry
 
 
@@ -313,7 +315,7 @@ def baseline_note(before: Result, after: Result | None) -> dict:
 
 
 def run_what_ifs(case: CaseSpec, job: JobSpec, ctx: Any, resolve: Callable[[str], Any],
-                 baseline: Result) -> tuple[list[dict], dict]:
+                 baseline: Result) -> tuple[list[WhatIf], dict]:
     """Measure every applicable change for this job, in this process (tf.data changes need no fresh TensorFlow),
     then the unchanged job once more. Returns the what-if entries and how the baseline was measured."""
     from tfperf.measure import harness
@@ -348,10 +350,10 @@ def run_what_ifs(case: CaseSpec, job: JobSpec, ctx: Any, resolve: Callable[[str]
     return entries, baseline_note(baseline, unchanged)
 
 
-def skipped_entry(change: Change, timeout_s: float) -> dict:
-    return {"change": change.name, "code": change.code, "combined": change.combined, "median_s": None,
-            "baseline_median_s": None, "speedup": None, "input_wait_fraction": None, "helped": False,
-            "skipped": f"not run: it would pass {units.percent(TIMEOUT_SHARE)} of the case's timeout_s ({timeout_s:g} s)"}
+def skipped_entry(change: Change, timeout_s: float) -> WhatIf:
+    return WhatIf(change=change.name, code=change.code, combined=change.combined, helped=False,
+                  skipped=f"not run: it would pass {units.percent(TIMEOUT_SHARE)} of the case's timeout_s "
+                          f"({timeout_s:g} s)")
 
 
 class Budget:

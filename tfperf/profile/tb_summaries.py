@@ -43,7 +43,7 @@ def metric_values(result: Result) -> dict[str, float]:
         "first_call_s": result.first_call_s,
         "tracing_count": result.tracing_count,
         "input_wait_percent": 100 * result.input_wait_fraction if result.input_wait_fraction is not None else None,
-        "input_bound_percent": (result.profile or {}).get("input_bound_percent"),
+        "input_bound_percent": result.profile.input_bound_percent if result.profile else None,
     }
     return {k: float(v) for k, v in values.items()
             if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}

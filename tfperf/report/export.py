@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from importlib import metadata
 
 from tfperf.results.model import Result, RunResult
+from tfperf.results.records import Timing
 
 FORMATS = ("pytest-benchmark",)
 
@@ -83,7 +84,6 @@ def commit_info(run: RunResult) -> dict:
 
 
 def _extra_info(r: Result) -> dict:
-    timing = r.timing or {}
     throughput = r.throughput or {}
     return {
         "tool": "tfperf",
@@ -95,14 +95,14 @@ def _extra_info(r: Result) -> dict:
         "peak_memory_bytes": r.peak_memory_bytes,
         "samples_per_s": throughput.get("samples_per_s"),
         "noisy": r.noisy,
-        "timing_method": timing.get("method"),
-        "suggestions": [s.get("code") for s in r.suggestions],
+        "timing_method": r.timing.method if r.timing else None,
+        "suggestions": [s.code for s in r.suggestions],
     }
 
 
 def _skip_reason(r: Result) -> str | None:
     if r.status != "ok":
-        message = ((r.error or {}).get("message") or "").splitlines()
+        message = ((r.error.message if r.error else None) or "").splitlines()
         return f"{r.status}" + (f" ({message[0][:200]})" if message else "")
     if not r.samples:
         return "no timed samples"
@@ -118,7 +118,7 @@ def to_pytest_benchmark(run: RunResult) -> Export:
         if reason:
             skipped.append(f"{r.spec.label}: {reason}")
             continue
-        timing = r.timing or {}
+        timing = r.timing or Timing()
         name = benchmark_name(r)
         benchmarks.append({
             "group": r.case,
@@ -128,15 +128,15 @@ def to_pytest_benchmark(run: RunResult) -> Export:
             "param": name[len(r.case) + 1:-1],
             "extra_info": _extra_info(r),
             "options": {
-                "disable_gc": bool(timing.get("gc_disabled_while_timing", False)),
+                "disable_gc": bool(timing.gc_disabled_while_timing),
                 "timer": "perf_counter",
                 "min_rounds": len(r.samples),
                 "max_time": None,
                 "min_time": None,
-                "warmup": timing.get("warmup_steps", False),
+                "warmup": timing.warmup_steps if timing.warmup_steps is not None else False,
             },
             # Blocked timing: each sample is the mean over block_size steps, i.e. one round of block_size iterations.
-            "stats": _stats(r.samples, int(timing.get("block_size") or 1)),
+            "stats": _stats(r.samples, int(timing.block_size or 1)),
         })
     document = {
         "machine_info": machine_info(run.environment or {}),

@@ -14,6 +14,7 @@ from tfperf.report import charts
 from tfperf.report.summary import SERVE_MODE
 from tfperf.report.verdicts import job
 from tfperf.results.model import Result
+from tfperf.results.records import WhatIf
 from tfperf.suite.spec import DEPLOY_MODES
 
 
@@ -24,10 +25,8 @@ def finite(v: Any) -> float | None:
 
 def allreduce_share(r: Result) -> float | None:
     """The all-reduce share of op time (0..1), from the profile read-out or, failing that, extra."""
-    for src in (r.profile, r.extra):
-        if isinstance(src, dict) and finite(src.get("allreduce_share")) is not None:
-            return finite(src["allreduce_share"])
-    return None
+    share = finite(r.profile.allreduce_share) if r.profile else None
+    return share if share is not None else finite((r.extra or {}).get("allreduce_share"))
 
 
 def scaling_rows(results: Iterable[Result]) -> list[dict]:
@@ -36,7 +35,7 @@ def scaling_rows(results: Iterable[Result]) -> list[dict]:
     for r in results:
         if not r.replicas:
             continue
-        extra = r.extra if isinstance(r.extra, dict) else {}
+        extra = r.extra or {}
         base = extra.get("baseline") if isinstance(extra.get("baseline"), dict) else {}
         value = finite(extra.get("samples_per_s")) or (measures.rate(r) if r.ok and r.samples else None)
         out.append({
@@ -85,18 +84,19 @@ def deployment_rows(results: Iterable[Result]) -> list[dict]:
     out = []
     for r in results:
         ref = measures.same_job_in_mode(results, r, "function")
-        agree = r.output_agreement if isinstance(r.output_agreement, dict) else {}
-        extra = r.extra if isinstance(r.extra, dict) else {}
+        agree = r.output_agreement
+        extra = r.extra or {}
         ok = r.ok and bool(r.samples)
         out.append({
             "mode": r.mode, "batch_size": r.batch_size, "status": r.status, "label": job(r),
             "latency_s": r.median_s if ok else None,
             "vs_function": (ref.median_s / r.median_s) if ok and ref and r.median_s else None,
             "size_bytes": finite(r.model_size_bytes), "load_time_s": finite(r.load_time_s),
-            "max_abs_error": finite(agree.get("max_abs_error")), "mean_abs_error": finite(agree.get("mean_abs_error")),
-            "top1_agreement": finite(agree.get("top1_agreement")),
+            "max_abs_error": finite(agree.max_abs_error) if agree else None,
+            "mean_abs_error": finite(agree.mean_abs_error) if agree else None,
+            "top1_agreement": finite(agree.top1_agreement) if agree else None,
             "num_threads": extra.get("num_threads") if isinstance(extra.get("num_threads"), int) else None,
-            "error_type": (r.error or {}).get("type") if isinstance(r.error, dict) else None,
+            "error_type": r.error.type if r.error else None,
         })
     return out
 
@@ -120,7 +120,7 @@ def deployment_view(results: list[Result], prefix: str) -> dict | None:
 
 def serve_summary(r: Result) -> dict:
     """The load test's figures from a serve result: throughput, latency percentiles, errors by status and kind."""
-    e = r.extra if isinstance(r.extra, dict) else {}
+    e = r.extra or {}
     st = r.step_time_s or {}
     pct = {k: st.get(src) for k, src in (("p50", "median"), ("p90", "p90"), ("p99", "p99"), ("max", "max"))}
     errors = []
@@ -166,34 +166,29 @@ def serve_view(results: list[Result], prefix: str) -> list[dict]:
     return out
 
 
-def what_if_rows(entries: Any) -> list[dict] | None:
+def what_if_rows(entries: list[WhatIf] | None) -> list[dict] | None:
     """The what-if re-runs of one result (tfperf.measure.whatif entries), formatted, in the order they ran."""
-    if not isinstance(entries, list):
-        return None
     out = []
-    for w in entries:
-        if not isinstance(w, dict):
-            continue
-        speedup, p = finite(w.get("speedup")), finite(w.get("p_value"))
-        if w.get("skipped"):
-            verdict, cls = units.text(w["skipped"]), "inconclusive"
-        elif w.get("error"):
-            verdict, cls = f"failed: {units.text(w['error'])}", "regression"
-        elif w.get("helped"):
+    for w in entries or []:
+        if w.skipped:
+            verdict, cls = units.text(w.skipped), "inconclusive"
+        elif w.error:
+            verdict, cls = f"failed: {units.text(w.error)}", "regression"
+        elif w.helped:
             verdict, cls = "helped", "improvement"
         else:
             verdict, cls = "did not help", "regression"
         out.append({
-            "change": units.text(w.get("change")) if w.get("change") else units.MISSING,
-            "combined": bool(w.get("combined")),
-            "baseline": units.seconds(finite(w.get("baseline_median_s"))),
-            "median": units.seconds(finite(w.get("median_s"))),
-            "speedup": units.speedup(speedup),
-            "wait_before": units.percent(finite(w.get("baseline_input_wait_fraction")), 1),
-            "wait_after": units.percent(finite(w.get("input_wait_fraction")), 1),
-            "p_value": units.p_column(p),
-            "per_sample": w.get("batch_size") is not None,
-            "helped": bool(w.get("helped")), "verdict": verdict, "verdict_class": cls,
-            "code": units.text(w.get("code")) if w.get("code") else None,
+            "change": units.text(w.change) if w.change else units.MISSING,
+            "combined": bool(w.combined),
+            "baseline": units.seconds(finite(w.baseline_median_s)),
+            "median": units.seconds(finite(w.median_s)),
+            "speedup": units.speedup(finite(w.speedup)),
+            "wait_before": units.percent(finite(w.baseline_input_wait_fraction), 1),
+            "wait_after": units.percent(finite(w.input_wait_fraction), 1),
+            "p_value": units.p_column(finite(w.p_value)),
+            "per_sample": w.batch_size is not None,
+            "helped": bool(w.helped), "verdict": verdict, "verdict_class": cls,
+            "code": units.text(w.code) if w.code else None,
         })
     return out or None

@@ -12,7 +12,7 @@ from typing import Iterable
 
 from tfperf import units
 from tfperf.figures import measures
-from tfperf.report.verdicts import job, suggestion_field
+from tfperf.report.verdicts import job
 from tfperf.results.model import Result, RunResult
 
 SERVE_MODE = "serve"  # `tfperf serve-bench`: samples are per-request latencies under concurrent load
@@ -45,9 +45,9 @@ def failures(case_results: Iterable[Result]) -> list[Finding]:
     out = []
     for r in case_results:
         if r.status in ("failed", "timeout"):
-            err = r.error if isinstance(r.error, dict) else {}
-            out.append(Finding(FAILED_SEVERITY, "failed", f"{job(r)} {r.status}: {err.get('type') or r.status}"))
-        extra = r.extra if isinstance(r.extra, dict) else {}
+            kind = (r.error.type if r.error else None) or r.status
+            out.append(Finding(FAILED_SEVERITY, "failed", f"{job(r)} {r.status}: {kind}"))
+        extra = r.extra or {}
         if r.ok and r.mode == SERVE_MODE and extra.get("requests_failed"):
             out.append(Finding(4, "failed", f"{job(r)}: {units.number(extra['requests_failed'])} of "
                                f"{units.number(extra.get('requests_sent'))} requests failed"))
@@ -58,12 +58,11 @@ def case_findings(case_results: list[Result]) -> list[Finding]:
     """What stands out in one case, worst first: failures, then the advisor's suggestions by severity."""
     out = failures(case_results)
     for r in case_results:
-        for s in r.suggestions or []:
-            code, title = suggestion_field(s, "code"), suggestion_field(s, "title")
-            if not code:
+        for s in r.suggestions:
+            if not s.code:
                 continue
-            out.append(Finding(SEVERITY.get(code, UNKNOWN_CODE_SEVERITY), str(code),
-                               f"{job(r)}: {units.text(title) if title else code}"))
+            out.append(Finding(SEVERITY.get(s.code, UNKNOWN_CODE_SEVERITY), s.code,
+                               f"{job(r)}: {units.text(s.title) if s.title else s.code}"))
     return sorted(out, key=lambda f: -f.severity)  # stable: within a severity, in run order
 
 
@@ -84,24 +83,15 @@ def case_summary(name: str, anchor: str, findings: list[Finding], counts: dict, 
     }
 
 
-def evidence_items(v) -> list[tuple[str, str]] | str:
-    if isinstance(v, dict):
-        return [(str(k), units.text(x)) for k, x in v.items()]
-    return units.text(v)
-
-
 def suggestion_groups(run: RunResult) -> list[dict]:
     """Every suggestion of the run, grouped by code: the page's Suggestions section."""
     groups: dict[str, dict] = {}
     for r in run.results:
-        for s in r.suggestions or []:
-            if not (isinstance(s, dict) or hasattr(s, "code")):
-                continue
-            code = str(suggestion_field(s, "code") or "other")
-            title, fix = suggestion_field(s, "title"), suggestion_field(s, "fix")
-            g = groups.setdefault(code, {"code": code, "title": units.text(title) if title else code,
+        for s in r.suggestions:
+            code = s.code or "other"
+            g = groups.setdefault(code, {"code": code, "title": units.text(s.title) if s.title else code,
                                          "entries": []})
-            g["entries"].append({"where": f"{r.case} · {job(r)}", "title": units.text(title),
-                                 "evidence": evidence_items(suggestion_field(s, "evidence")),
-                                 "fix": units.text(fix) if fix is not None else None})
+            g["entries"].append({"where": f"{r.case} · {job(r)}", "title": units.text(s.title),
+                                 "evidence": units.text(s.evidence),
+                                 "fix": units.text(s.fix) if s.fix is not None else None})
     return sorted(groups.values(), key=lambda g: g["code"])

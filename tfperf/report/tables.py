@@ -35,10 +35,10 @@ def summary_rows(run: RunResult) -> list[dict]:
             # Say where the noise is: between worker processes, or within them.
             notes.append(f"noisy (processes {units.percent(spread)} apart)" if spread and spread > NOISY_FRACTION
                          else "noisy")
-        if r.timing and r.timing.get("method") == "blocked":
-            notes.append(f"blocked x{r.timing.get('block_size')}")
+        if r.timing and r.timing.method == "blocked":
+            notes.append(f"blocked x{r.timing.block_size}")
         if r.error:
-            notes.append(f"{r.error.get('type')}: {r.error.get('message')}"[:120])
+            notes.append(f"{r.error.type}: {r.error.message}"[:120])
         row = {
             "case": r.case,
             "mode": r.mode,
@@ -62,17 +62,17 @@ def summary_rows(run: RunResult) -> list[dict]:
 
 def _extension_columns(r: Result, row: dict) -> None:
     """Columns the profiler, graph, deployment and distribution read-outs add when they measured something."""
-    prof = r.profile or {}
-    top = (prof.get("top_ops") or [None])[0]
+    top = ((r.profile.top_ops if r.profile else None) or [None])[0]
     row["top op"] = f"{top['name']} ({units.percent(top.get('share', 0))})"[:48] if top else ""
-    row["fusions"] = (r.graph or {}).get("fusions", "") if r.mode == "xla" else ""
+    fusions = r.graph.fusions if r.graph and r.mode == "xla" else None
+    row["fusions"] = fusions if fusions is not None else ""
     row["replicas"] = r.replicas if r.replicas is not None else ""
     row["global batch"] = r.global_batch_size if r.global_batch_size is not None else ""  # batch is per replica
     row["scaling"] = units.percent(r.scaling_efficiency, missing="")
     row["size"] = units.size(r.model_size_bytes) if r.model_size_bytes else ""
-    agreement = r.output_agreement or {}
-    row["top-1 agree"] = units.percent(agreement.get("top1_agreement"), missing="")
-    row["max err"] = units.error_figure(agreement.get("max_abs_error"), missing="")
+    agreement = r.output_agreement
+    row["top-1 agree"] = units.percent(agreement.top1_agreement if agreement else None, missing="")
+    row["max err"] = units.error_figure(agreement.max_abs_error if agreement else None, missing="")
     # serve-bench: concurrent clients, so throughput is completed requests over wall time, not 1 / median latency.
     serve = (r.extra or {}) if r.mode == "serve" else {}
     if serve.get("instances_per_s") is not None:
@@ -97,18 +97,19 @@ def what_if_rows(run: RunResult) -> list[dict]:
     rows = []
     for r in run.results:
         for w in r.what_if or []:
-            speedup = w.get("speedup")
-            helped = ("failed: " + str(w["error"])[:60] if w.get("error") else "skipped (timeout_s)"
-                      if w.get("skipped") else "yes" if w.get("helped") else "no")
+            helped = ("failed: " + str(w.error)[:60] if w.error else "skipped (timeout_s)"
+                      if w.skipped else "yes" if w.helped else "no")
+            # An entry that did not record the wait before the change: the job's own wait is that baseline.
+            wait_before = (w.baseline_input_wait_fraction if w.baseline_input_wait_fraction is not None
+                           else r.input_wait_fraction)
             rows.append({
                 "job": r.spec.label,
-                "change": w.get("change", "?"),
-                "ms/step": f"{units.ms_column(w.get('baseline_median_s'), NA)} → "
-                           f"{units.ms_column(w.get('median_s'), NA)}",
-                "speed-up": units.speedup(speedup, NA) + (" (per sample)" if speedup is not None and w.get("batch_size")
-                                                          else ""),
-                "input wait": units.percent(w.get("baseline_input_wait_fraction", r.input_wait_fraction), missing=NA)
-                + " → " + units.percent(w.get("input_wait_fraction"), missing=NA),
+                "change": w.change or "?",
+                "ms/step": f"{units.ms_column(w.baseline_median_s, NA)} → {units.ms_column(w.median_s, NA)}",
+                "speed-up": units.speedup(w.speedup, NA) + (" (per sample)" if w.speedup is not None and w.batch_size
+                                                            else ""),
+                "input wait": units.percent(wait_before, missing=NA)
+                + " → " + units.percent(w.input_wait_fraction, missing=NA),
                 "helped": helped,
             })
     return rows
@@ -129,14 +130,14 @@ def render_table(run: RunResult) -> str:
         lines.append("\nwhat-if runs (each tf.data change re-measured on the input-bound job):")
         lines.append(tabulate(what_ifs, headers="keys", tablefmt="simple", disable_numparse=True))
     for r in failures(run):
-        hint = f"\n    hint: {r.error.get('hint')}" if r.error and r.error.get("hint") else ""
-        lines.append(f"{r.status.upper()} {r.spec.label}: {r.error.get('message') if r.error else ''}{hint}")
+        hint = f"\n    hint: {r.error.hint}" if r.error and r.error.hint else ""
+        lines.append(f"{r.status.upper()} {r.spec.label}: {r.error.message if r.error else ''}{hint}")
     for r in run.results:
         for s in r.suggestions:
-            if s["code"] in QUIET_IN_TERMINAL:
+            if s.code in QUIET_IN_TERMINAL:
                 continue
-            fix = s["fix"].replace("\n", "\n         ")
-            lines.append(f"[{s['code']}] {r.spec.label}: {s['title']}\n    evidence: {s['evidence']}\n    fix: {fix}")
+            fix = s.fix.replace("\n", "\n         ")
+            lines.append(f"[{s.code}] {r.spec.label}: {s.title}\n    evidence: {s.evidence}\n    fix: {fix}")
     return "\n".join(lines)
 
 
@@ -162,10 +163,10 @@ def render_markdown(run: RunResult) -> str:
         out.append("## Failures")
         out.append("")
         for r in fails:
-            out.append(f"- **{r.spec.label}** ({r.status}): `{r.error.get('type') if r.error else ''}` "
-                       f"{r.error.get('message') if r.error else ''}")
-            if r.error and r.error.get("hint"):
-                out.append(f"  - hint: {r.error['hint']}")
+            out.append(f"- **{r.spec.label}** ({r.status}): `{r.error.type if r.error else ''}` "
+                       f"{r.error.message if r.error else ''}")
+            if r.error and r.error.hint:
+                out.append(f"  - hint: {r.error.hint}")
         out.append("")
     what_ifs = what_if_rows(run)
     if what_ifs:
@@ -183,10 +184,10 @@ def render_markdown(run: RunResult) -> str:
         out.append("## Suggestions")
         out.append("")
         for r, s in suggestions:
-            out.append(f"- `{s['code']}` **{r.spec.label}**: {s['title']}")
-            out.append(f"  - evidence: {s['evidence']}")
-            out.append(f"  - fix: `{s['fix']}`" if "\n" not in s["fix"] else "  - fix:\n\n    ```python\n    "
-                       + s["fix"].replace("\n", "\n    ") + "\n    ```")
+            out.append(f"- `{s.code}` **{r.spec.label}**: {s.title}")
+            out.append(f"  - evidence: {s.evidence}")
+            out.append(f"  - fix: `{s.fix}`" if "\n" not in s.fix else "  - fix:\n\n    ```python\n    "
+                       + s.fix.replace("\n", "\n    ") + "\n    ```")
         out.append("")
     out.extend(_xla_markdown(run))
     out.extend(_profile_markdown(run))
@@ -214,15 +215,16 @@ def _profile_markdown(run: RunResult) -> list[str]:
     beside tfperf's input-bound verdict and the profiler's own figure; why the two differ, when they do."""
     rows, differences = [], []
     for r in run.results:
-        prof = r.profile or {}
-        phases = prof.get("phases") or {}
-        if not (prof.get("top_ops") or phases):
+        prof = r.profile
+        phases = (prof.phases if prof else None) or {}
+        top_ops = (prof.top_ops if prof else None) or []
+        if not (top_ops or phases):
             continue
         split = ", ".join(f"{k} {units.percent(v['share'])}" for k, v in phases.items()
                           if isinstance(v, dict) and v.get("share"))
-        layers = ", ".join(f"{e['layer']} {units.percent(e['share'])}" for e in (prof.get("layers") or [])[:3]
+        layers = ", ".join(f"{e['layer']} {units.percent(e['share'])}" for e in (prof.layers or [])[:3]
                            if e.get("share") is not None)
-        ops = ", ".join(f"`{o['name']}` {units.percent(o['share'])}" for o in (prof.get("top_ops") or [])[:3]
+        ops = ", ".join(f"`{o['name']}` {units.percent(o['share'])}" for o in top_ops[:3]
                         if o.get("share") is not None)
         why = input_bound_difference(r)
         if why:
@@ -232,7 +234,7 @@ def _profile_markdown(run: RunResult) -> list[str]:
                      "profiler input": units.percent(measures.profiler_input_bound_fraction(r), 1, NA),
                      "phases": split or "-",
                      "top layers": layers or "-", "top ops": ops or "-",
-                     "trace": f"`{prof.get('run')}`" if prof.get("run") else "-"})
+                     "trace": f"`{prof.run}`" if prof.run else "-"})
     if not rows:
         return []
     return ["## Where the time goes (profiled pass)", "",
@@ -277,14 +279,13 @@ def to_dataframe(run: RunResult):
         ib = measures.input_bound(r)
         rec["input_bound_fraction"] = ib.fraction if ib else None
         rec["input_bound_source"] = ib.source if ib else None
-        rec["timing_method"] = (r.timing or {}).get("method")
+        rec["timing_method"] = r.timing.method if r.timing else None
         rec["retraces"] = len(r.retraces)
-        prof = r.profile or {}
-        rec["profile.input_bound_percent"] = prof.get("input_bound_percent")
-        top = (prof.get("top_ops") or [None])[0]
+        rec["profile.input_bound_percent"] = r.profile.input_bound_percent if r.profile else None
+        top = ((r.profile.top_ops if r.profile else None) or [None])[0]
         rec["profile.top_op"] = top["name"] if top else None
-        rec["error.type"] = (r.error or {}).get("type")
-        rec["error.message"] = (r.error or {}).get("message")
-        rec["suggestions"] = ";".join(s["code"] for s in r.suggestions)
+        rec["error.type"] = r.error.type if r.error else None
+        rec["error.message"] = r.error.message if r.error else None
+        rec["suggestions"] = ";".join(s.code for s in r.suggestions)
         records.append(rec)
     return pd.DataFrame.from_records(records)

@@ -7,7 +7,7 @@ the advisor's suggestions; this module only puts them into words. No TensorFlow,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Iterable
 
 from tfperf import units
 from tfperf.figures import measures
@@ -15,18 +15,12 @@ from tfperf.figures.decisions import significant, within_spread
 from tfperf.figures.thresholds import (AVOID_XLA_MIN_LOSS, SHARE_MARGIN, SIGNIFICANCE_ALPHA,
                                        XLA_PAYBACK_MIN_SAVING)
 from tfperf.results.model import Result
+from tfperf.results.records import Suggestion
 
 
-def suggestion_field(s: Any, name: str) -> Any:
-    """A suggestion's field, whether it is the advisor's dict or a typed object; None when absent."""
-    if isinstance(s, dict):
-        return s.get(name)
-    return getattr(s, name, None)
-
-
-def suggestions_of(r: Result, code: str) -> list:
+def suggestions_of(r: Result, code: str) -> list[Suggestion]:
     """The advisor's suggestions with this code attached to one result."""
-    return [s for s in r.suggestions or [] if suggestion_field(s, "code") == code]
+    return [s for s in r.suggestions if s.code == code]
 
 
 def job(r: Result) -> str:
@@ -59,8 +53,7 @@ def input_bound_verdict(r: Result) -> str | None:
 
 
 def profiler_conclusion(r: Result) -> str | None:
-    p = r.profile if isinstance(r.profile, dict) else {}
-    c = p.get("input_conclusion")
+    c = r.profile.input_conclusion if r.profile else None
     return c if isinstance(c, str) and c.strip() else None
 
 

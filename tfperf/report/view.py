@@ -17,6 +17,7 @@ from tfperf.report.summary import SERVE_MODE, case_findings, case_summary
 from tfperf.report.verdicts import (input_bound_cell, input_bound_difference, input_bound_verdict, job,
                                     profiler_conclusion, xla_verdict)
 from tfperf.results.model import Result
+from tfperf.results.records import ProcessTiming, Timing
 
 TOP_OPS = 10
 
@@ -25,8 +26,7 @@ def result_row(r: Result, case_results: list[Result], swept: bool) -> dict:
     """One row of the results tables."""
     st = r.step_time_s
     tp = r.throughput or {}
-    err = r.error if isinstance(r.error, dict) else {}
-    extra = r.extra if isinstance(r.extra, dict) else {}
+    extra = r.extra or {}
     if r.mode == SERVE_MODE and sections.finite(extra.get("instances_per_s")) is not None:
         throughput = f"{units.number(extra['instances_per_s'])} instances/s"
     elif tp.get("samples_per_s"):
@@ -51,10 +51,10 @@ def result_row(r: Result, case_results: list[Result], swept: bool) -> dict:
         "speedup": units.speedup(measures.speedup_over_eager(r, case_results)),
         "first_call": units.seconds(r.first_call_s),
         "tracing_count": units.number(r.tracing_count),
-        "retraces": len(r.retraces or []),
+        "retraces": len(r.retraces),
         "input_bound": input_bound_cell(r),
         "peak_memory": units.size(r.peak_memory_bytes),
-        "error_type": err.get("type"),
+        "error_type": r.error.type if r.error else None,
     }
 
 
@@ -104,39 +104,41 @@ TIMING_FIELDS = (("steps", "timed steps per repeat"), ("repeats", "repeats"), ("
                  ("sync_cost_s", "cost of forcing completion"), ("gc_disabled_while_timing", "gc off while timing"))
 
 
-def timing_view(timing: Any) -> dict | None:
+def timing_view(timing: Timing | None) -> dict | None:
     """A result's timing as one row per worker process (`timing.by_process`) plus the run-level fields."""
-    if not isinstance(timing, dict) or not timing:
+    d = timing.to_json() if timing else {}
+    if not d:
         return None
-    procs = timing.get("by_process") if isinstance(timing.get("by_process"), list) else None
+    procs = timing.by_process
     if not procs:  # one process: its own figures are the run-level ones
-        procs = [dict(timing, process=0)]
-    rows = [[units.number(p.get("process")), units.text(p.get("method")), units.number(p.get("block_size")),
-             units.seconds(p.get("warmup_s")), units.seconds(p.get("median_s")), units.seconds(p.get("first_call_s")),
-             units.number(p.get("load_average_1m"))] for p in procs if isinstance(p, dict)]
+        procs = [ProcessTiming(process=0, method=timing.method, block_size=timing.block_size,
+                               warmup_s=timing.warmup_s, load_average_1m=timing.load_average_1m)]
+    rows = [[units.number(p.process), units.text(p.method), units.number(p.block_size), units.seconds(p.warmup_s),
+             units.seconds(p.median_s), units.seconds(p.first_call_s), units.number(p.load_average_1m)]
+            for p in procs]
     fields = []
     for key, label in TIMING_FIELDS:
-        v = timing.get(key)
+        v = d.get(key)
         if v is not None:
             fields.append((label, units.seconds(v) if key.endswith("_s") else units.number(v)))
     known = {k for k, _ in TIMING_FIELDS} | {"by_process", "processes", "method", "block_size", "warmup_s",
                                              "load_average_1m", "median_s", "first_call_s", "process"}
-    fields += [(k, units.text(v)) for k, v in timing.items() if k not in known and v is not None]
+    fields += [(k, units.text(v)) for k, v in d.items() if k not in known and v is not None]
     return {"columns": PROCESS_COLUMNS, "rows": rows, "fields": fields}
 
 
 def result_details(r: Result) -> dict:
     """The per-result extras, each only when present: profile, graph, deployment, distribution, what-if."""
-    prof = r.profile if isinstance(r.profile, dict) else {}
+    # The read-out as its JSON object: the page lists every figure it holds, declared or written by a newer tfperf.
+    prof = r.profile.to_json() if r.profile else {}
     top_ops = []
-    for op in (prof.get("top_ops") or [])[:TOP_OPS]:
-        if isinstance(op, dict):
-            self_us = op.get("self_time_us")
-            top_ops.append({"name": units.text(op.get("name")), "type": units.text(op.get("type")),
-                            "self_time": units.seconds(self_us / 1e6) if isinstance(self_us, (int, float))
-                            else units.MISSING,
-                            "share": units.percent(op.get("share"), 1),
-                            "phase": units.text(op.get("phase")) if op.get("phase") else ""})
+    for op in ((r.profile.top_ops if r.profile else None) or [])[:TOP_OPS]:
+        self_us = op.get("self_time_us")
+        top_ops.append({"name": units.text(op.get("name")), "type": units.text(op.get("type")),
+                        "self_time": units.seconds(self_us / 1e6) if isinstance(self_us, (int, float))
+                        else units.MISSING,
+                        "share": units.percent(op.get("share"), 1),
+                        "phase": units.text(op.get("phase")) if op.get("phase") else ""})
     headline = [(label, profile_value(prof.get(key), unit)) for key, label, unit in PROFILE_HEADLINE
                 if prof.get(key) not in (None, "", {}, [])]
     shown = {key for key, _, _ in PROFILE_HEADLINE} | {"top_ops"} | set(INPUT_KEYS)
@@ -145,26 +147,26 @@ def result_details(r: Result) -> dict:
     deployment = [(k, v) for k, v in (
         ("model size", units.size(r.model_size_bytes)),
         ("load time", units.seconds(r.load_time_s) if r.load_time_s is not None else None),
-        ("output agreement", units.text(r.output_agreement) if r.output_agreement else None))
+        ("output agreement", units.text(r.output_agreement.to_json()) if r.output_agreement else None))
         if v not in (None, units.MISSING)]
     distribution = [(k, v) for k, v in (
         ("replicas", units.number(r.replicas) if r.replicas else None),
         ("global batch size", units.number(r.global_batch_size) if r.global_batch_size else None),
         ("scaling efficiency", units.percent(r.scaling_efficiency) if r.scaling_efficiency is not None else None))
         if v]
-    graph = [(k, units.number(v)) for k, v in r.graph.items()] if isinstance(r.graph, dict) else []
+    graph = [(k, units.number(v)) for k, v in r.graph.to_json().items()] if r.graph else []
     err = None
     if r.error:
-        raw = r.error if isinstance(r.error, dict) else {"message": r.error}
-        err = {k: (units.text(raw[k]) if raw.get(k) is not None else None)
-               for k in ("type", "message", "hint", "phase", "traceback")}
+        raw = {"type": r.error.type, "message": r.error.message, "hint": r.error.hint, "phase": r.error.phase,
+               "traceback": r.error.traceback}
+        err = {k: (units.text(v) if v is not None else None) for k, v in raw.items()}
     return {
         "label": job(r),
         "mode": r.mode,
         "batch_size": r.batch_size,
         "model": r.model,
         "top_ops": top_ops,
-        "profile_facts": input_facts(r) if prof else [],
+        "profile_facts": input_facts(r) if r.profile else [],
         "profile_headline": headline,
         "profile_more": more,
         "top_ops_phase": any(op["phase"] for op in top_ops),
@@ -179,15 +181,12 @@ def result_details(r: Result) -> dict:
     }
 
 
-def generic_table(items: Any) -> dict | None:
-    """A list of dicts as {columns, rows} with the union of their keys; anything else as one column."""
-    if not isinstance(items, list) or not items:
+def generic_table(items: list[dict]) -> dict | None:
+    """JSON objects (records' `to_json()`) as {columns, rows} with the union of their keys."""
+    if not items:
         return None
-    cols = list(dict.fromkeys(k for it in items if isinstance(it, dict) for k in it))
-    if not cols:
-        return {"columns": ["value"], "rows": [[units.text(it)] for it in items]}
-    return {"columns": cols, "rows": [[units.text(it.get(c)) if isinstance(it, dict) else units.text(it)
-                                       for c in cols] for it in items]}
+    cols = list(dict.fromkeys(k for it in items for k in it))
+    return {"columns": cols, "rows": [[units.text(it.get(c)) for c in cols] for it in items]}
 
 
 def case_view(name: str, results: list[Result], index: int) -> tuple[dict, dict]:
@@ -208,7 +207,7 @@ def case_view(name: str, results: list[Result], index: int) -> tuple[dict, dict]
     fc_chart = charts.first_call_chart(lines, {"steps": xla.steps, "label": xla.label} if xla else None,
                                        f"{prefix}-fc")
     tracing = [{"label": job(r), "count": units.number(r.tracing_count),
-                "retraces": generic_table([x for x in (r.retraces or []) if x])}
+                "retraces": generic_table([x.to_json() for x in r.retraces])}
                for r in results if r.tracing_count is not None or r.retraces]
     inputs = [{"label": job(r), "bound": input_bound_verdict(r), "why": input_bound_difference(r)}
               for r in results if measures.input_bound(r) is not None]

@@ -331,4 +331,7 @@ def load_results(path: str | Path) -> RunResult:
             f"{path}: schema_version {version!r} is "
             + ("newer than this tfperf understands (upgrade tfperf)" if newer else f"not supported (expected {SCHEMA_VERSION})")
         )
-    return RunResult.from_json(data)
+    try:
+        return RunResult.from_json(data)
+    except (TypeError, ValueError) as e:  # a field of the wrong shape: name the file, no traceback
+        raise ResultsFileError(f"{path}: not a valid tfperf results file ({e})") from None

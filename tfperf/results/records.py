@@ -75,6 +75,7 @@ class ErrorInfo(Record):
     log_tail: str | None = None  # the last lines of the worker's log
     worker: int | None = None  # which worker of a multi-worker case
     workers: list[int] | None = None
+    traceback: str | None = None  # the last frames of an unexpected exception
 
     ALWAYS: ClassVar[tuple[str, ...]] = ("type", "message", "hint")
 
@@ -132,7 +133,8 @@ class Retrace(Record):
     nearest_call: int | None = None
     changes: list[dict] | None = None
 
-    ALWAYS: ClassVar[tuple[str, ...]] = ("call", "changed")
+    ALWAYS: ClassVar[tuple[str, ...]] = ("call", "changed", "argument", "kind", "before", "after", "dims",
+                                         "nearest_call")
 
 
 @dataclass
@@ -155,7 +157,7 @@ class WhatIf(Record):
     skipped: str | None = None
 
     ALWAYS: ClassVar[tuple[str, ...]] = ("change", "code", "median_s", "baseline_median_s", "speedup",
-                                         "input_wait_fraction", "helped")
+                                         "input_wait_fraction")
 
 
 @dataclass
@@ -193,6 +195,8 @@ class Profile(Record):
     step_time_ms: float | None = None
     host_compute_ms: float | None = None
     step_time_breakdown_ms: dict[str, float] | None = None
+    kernel_launch_ms: float | None = None  # GPU: time the host spends launching kernels per step
+    device_compute_ms: float | None = None  # GPU: time the device computes per step
     top_ops: list[dict[str, Any]] | None = None  # [{name, type, self_time_us, share, ...}]
     phases: dict[str, Any] | None = None  # forward | backward | optimizer | input | other
     layers: list[dict[str, Any]] | None = None
@@ -200,8 +204,8 @@ class Profile(Record):
     memory_peak_bytes: int | None = None
     memory_peak_by_allocator: dict[str, int] | None = None
     memory_note: str | None = None  # why there is no memory profile
-
-    ALWAYS: ClassVar[tuple[str, ...]] = ("logdir", "run")
+    error: str | None = None  # why the profiled pass produced no trace
+    allreduce_share: float | None = None  # tf.distribute: the collectives' share of op time (worker 0's trace)
 
 
 @dataclass
@@ -225,3 +229,6 @@ class OutputAgreement(Record):
     max_abs_error: float | None = None
     max_rel_error: float | None = None
     mean_abs_error: float | None = None
+
+    ALWAYS: ClassVar[tuple[str, ...]] = ("samples", "top1_agreement", "max_abs_error", "max_rel_error",
+                                         "mean_abs_error")

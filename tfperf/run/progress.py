@@ -18,8 +18,8 @@ def describe(result: Result) -> str:
         if result.tracing_count is not None:
             tail += f", {result.tracing_count} trace(s)"
         return f"ok  {tail}"
-    err = result.error or {}
-    return f"{result.status}  {err.get('type', '')}: {err.get('message', '')}"[:200]
+    err = result.error
+    return f"{result.status}  {err.type if err else ''}: {err.message if err else ''}"[:200]
 
 
 class LineReporter:

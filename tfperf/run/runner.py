@@ -172,14 +172,14 @@ class CaseRunner:
             return "done"
         r = Result.not_run(self._job(crashed), "failed", "WorkerCrash", message,
                            f"{hint}; worker log: {self.log_path}")
-        r.error["returncode"] = proc.returncode
-        r.error["log_tail"] = tail
+        r.error.returncode = proc.returncode
+        r.error.log_tail = tail
         self._finish(crashed, r, results)
         if attempt.current is None:
             # The worker died before starting any job (import error, bad environment): retrying would only
             # crash again, so every remaining job carries the same failure.
             for i in remaining[1:]:
-                self._finish(i, Result.not_run(self._job(i), "failed", "WorkerCrash", message, r.error["hint"]), results)
+                self._finish(i, Result.not_run(self._job(i), "failed", "WorkerCrash", message, r.error.hint), results)
         return "crashed"
 
     def _finish(self, index: int, result: Result, results: dict[int, Result]) -> None:

@@ -46,7 +46,7 @@ class LineTuneProgress(SilentTuneProgress):
         for r in rows:
             self.line(f"      {r.mode}{f' bs={r.batch_size}' if r.batch_size else ''}: "
                       + (f"{units.ms(r.result.median_s)} ms/step" if r.result.ok and r.result.samples
-                         else f"{r.result.status} {(r.result.error or {}).get('message', '')}"[:160])
+                         else f"{r.result.status} {r.result.error.message if r.result.error else ''}"[:160])
                       + f"  ({wall_s:.0f} s)")
 
     def config_skipped(self, case: str, candidate: Candidate, reason: str) -> None:

@@ -184,7 +184,7 @@ def evaluate(tuning: CaseTuning) -> None:
     reference = ((base.result.extra or {}).get("output_fingerprint") or {}).get("values") if base else None
     for row in tuning.rows:
         if not row.result.ok or not row.result.samples:
-            row.verdict, row.excluded = "failed", (row.result.error or {}).get("message") or row.result.status
+            row.verdict, row.excluded = "failed", (row.result.error and row.result.error.message) or row.result.status
             continue
         if reference is not None and row is not base:
             row.excluded = output_exclusion(row, reference)

@@ -30,6 +30,7 @@ from pathlib import Path
 from tfperf.host.environment import host_environment
 from tfperf.report.outputs import finish_run
 from tfperf.results.model import Result, RunResult, atomic_write_text, now_iso, write_results
+from tfperf.results.records import WhatIf
 from tfperf.run.runner import CaseRunner, SilentReporter
 from tfperf.suite.spec import CaseSpec, Suite
 from tfperf.tune.candidates import Candidate, merge_settings, pipeline_code, setting_candidates
@@ -146,7 +147,10 @@ class CaseTuner:
         tuning.baseline = next((r for r in rows if r.mode == "function" and
                                 (r.batch_size == sizes[0] or case.function is not None)), None)
         if tuning.baseline is None or not tuning.baseline.result.ok:
-            err = (tuning.baseline.result.error or {}).get("message") if tuning.baseline else "no result"
+            if tuning.baseline is None:
+                err = "no result"
+            else:
+                err = tuning.baseline.result.error.message if tuning.baseline.result.error else None
             tuning.message = f"the baseline (function mode) did not run: {err}"
             evaluate(tuning)
             return
@@ -255,12 +259,12 @@ def record_what_ifs(t: CaseTuning) -> None:
     rows = [r for r in t.rows if r.candidate.group == "pipeline" and r.speedup is not None and not r.excluded]
     if base is None or not rows or base.result.what_if:
         return
-    base.result.what_if = [{
-        "change": " + ".join(_CHANGE_NAMES.get(k, k) for k in r.candidate.pipeline),
-        "median_s": r.result.median_s, "baseline_median_s": base.result.median_s, "speedup": r.speedup,
-        "p_value": r.p_value, "input_wait_fraction": r.result.input_wait_fraction,
-        "code": "\n".join(pipeline_code(r.candidate.pipeline)), "source": "tfperf tune",
-    } for r in rows]
+    base.result.what_if = [WhatIf(
+        change=" + ".join(_CHANGE_NAMES.get(k, k) for k in r.candidate.pipeline),
+        median_s=r.result.median_s, baseline_median_s=base.result.median_s, speedup=r.speedup,
+        p_value=r.p_value, input_wait_fraction=r.result.input_wait_fraction,
+        code="\n".join(pipeline_code(r.candidate.pipeline)), details={"source": "tfperf tune"},
+    ) for r in rows]
 
 
 def tune_suite(suite: Suite, out_dir: str | Path, *, budget_s: float = DEFAULT_BUDGET_S,

@@ -1,11 +1,11 @@
 """The advisor: rules over measured results that say what to change, each backed by the numbers that fired it.
 
 Every rule is a plain function `rule(run) -> list[(Result, suggestion)]` over a RunResult: no TensorFlow, no
-re-measuring. A suggestion (`advisor.suggestion`) is a dict with the public keys `{code, title, evidence, fix}`
-plus `evidence_data` (the numbers behind the evidence sentence, for scripts) and `threshold` (what the rule
-compares against). A suggestion is attached to the result it concerns: `use-tf-function` to the eager result of a
-case whose function mode is faster, `avoid-xla` to the xla result, `prefetch` to the result whose what-if run
-measured it, and so on.
+re-measuring. A suggestion (`advisor.suggestion`) is a `Suggestion` record (`tfperf.results.records`) with the
+public fields `code, title, evidence, fix` plus `evidence_data` (the numbers behind the evidence sentence, for
+scripts) and `threshold` (what the rule compares against). A suggestion is attached to the result it concerns:
+`use-tf-function` to the eager result of a case whose function mode is faster, `avoid-xla` to the xla result,
+`prefetch` to the result whose what-if run measured it, and so on.
 
 The rules live by concept: `modes` (tf.function, XLA, compile payback), `retracing`, `input` (input-bound,
 what-ifs, batch size), `device` (mixed precision, host-bound, threading), `noise`, `deploy` (quantization). Their
@@ -29,8 +29,9 @@ from tfperf.analysis.advisor.modes import (rule_avoid_xla, rule_enable_xla, rule
                                            rule_xla_compile_payback)
 from tfperf.analysis.advisor.noise import STEADY_THREADS, rule_noisy_measurement
 from tfperf.analysis.advisor.retracing import fallback_retrace_fix, retrace_fix, rule_retracing
-from tfperf.analysis.advisor.suggestion import Finding, Suggestion, by_job_without_mode, suggestion
+from tfperf.analysis.advisor.suggestion import Finding, by_job_without_mode, suggestion
 from tfperf.results.model import Result, RunResult
+from tfperf.results.records import Suggestion
 
 
 # Every code, in the order the README documents them and reports group them.
@@ -66,8 +67,8 @@ def suggestions_by_code(run: RunResult) -> dict[str, list[tuple[Result, Suggesti
     out: dict[str, list[tuple[Result, Suggestion]]] = {}
     order = {c: i for i, c in enumerate(CODES)}
     pairs = [(r, s) for r in run.results for s in r.suggestions]
-    for r, s in sorted(pairs, key=lambda rs: order.get(rs[1]["code"], len(order))):
-        out.setdefault(s["code"], []).append((r, s))
+    for r, s in sorted(pairs, key=lambda rs: order.get(rs[1].code, len(order))):
+        out.setdefault(s.code, []).append((r, s))
     return out
 
 

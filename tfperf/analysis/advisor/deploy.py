@@ -8,6 +8,7 @@ from tfperf.figures.decisions import significant
 from tfperf.figures.thresholds import (QUANTIZE_MAX_REL_ERROR, QUANTIZE_MIN_AGREEMENT_SAMPLES, QUANTIZE_MIN_SAVING,
                                        QUANTIZE_MIN_TOP1_AGREEMENT)
 from tfperf.results.model import RunResult
+from tfperf.results.records import OutputAgreement
 
 QUANTIZED_MODES = {
     "tflite-dynamic": "converter.optimizations = [tf.lite.Optimize.DEFAULT]  # dynamic-range: int8 weights",
@@ -19,15 +20,15 @@ QUANTIZED_MODES = {
 FLOAT_BASELINES = ("tflite", "function")
 
 
-def within_quantization_tolerance(agreement: dict | None) -> bool:
+def within_quantization_tolerance(agreement: OutputAgreement | None) -> bool:
     """Top-1 agreement >= 99% (when the output is a classifier's) and max error <= 5% of the largest output, over at
     least 100 examples."""
-    if not agreement or agreement.get("max_rel_error") is None:
+    if agreement is None or agreement.max_rel_error is None:
         return False
-    if (agreement.get("samples") or 0) < QUANTIZE_MIN_AGREEMENT_SAMPLES:
+    if (agreement.samples or 0) < QUANTIZE_MIN_AGREEMENT_SAMPLES:
         return False
-    top1 = agreement.get("top1_agreement")
-    return agreement["max_rel_error"] <= QUANTIZE_MAX_REL_ERROR and (top1 is None or top1 >= QUANTIZE_MIN_TOP1_AGREEMENT)
+    top1 = agreement.top1_agreement
+    return agreement.max_rel_error <= QUANTIZE_MAX_REL_ERROR and (top1 is None or top1 >= QUANTIZE_MIN_TOP1_AGREEMENT)
 
 
 def rule_quantize_tflite(run: RunResult) -> list[Finding]:
@@ -54,20 +55,20 @@ def rule_quantize_tflite(run: RunResult) -> list[Finding]:
         float_tflite = modes.get("tflite")
         size = (f"; model {q.model_size_bytes / 1e6:.2f} MB vs {float_tflite.model_size_bytes / 1e6:.2f} MB float"
                 if q.model_size_bytes and float_tflite and float_tflite.model_size_bytes else "")
-        top1 = f"top-1 agreement {a['top1_agreement']:.1%}, " if a.get("top1_agreement") is not None else ""
+        top1 = f"top-1 agreement {a.top1_agreement:.1%}, " if a.top1_agreement is not None else ""
         out.append((q, suggestion(
             "quantize-tflite",
             f"Deploy with {q.mode}: {baselines[0].median_s / q.median_s:.2f}× faster than {baselines[0].mode}, "
             "within the accuracy tolerance",
             f"{versus}{size}; against the eager Keras outputs on "
-            f"{a.get('samples')} examples: {top1}max abs error {a['max_abs_error']:.3g} "
-            f"({a['max_rel_error']:.1%} of the largest output).",
+            f"{a.samples} examples: {top1}max abs error {a.max_abs_error:.3g} "
+            f"({a.max_rel_error:.1%} of the largest output).",
             "converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)\n" + QUANTIZED_MODES[q.mode],
             f"saves > {QUANTIZE_MIN_SAVING:.0%} of the step of {' and '.join(b.mode for b in baselines)}; top-1 "
             f"agreement >= {QUANTIZE_MIN_TOP1_AGREEMENT:.0%}; max abs error <= {QUANTIZE_MAX_REL_ERROR:.0%} of the "
             "largest output",
             quantized_median_s=q.median_s, **{f"{b.mode}_median_s": b.median_s for b in baselines},
             **{f"p_value_vs_{b.mode}": p for b, _, _, p in tests},
-            top1_agreement=a.get("top1_agreement"), max_abs_error=a["max_abs_error"],
-            max_rel_error=a["max_rel_error"], model_size_bytes=q.model_size_bytes)))
+            top1_agreement=a.top1_agreement, max_abs_error=a.max_abs_error,
+            max_rel_error=a.max_rel_error, model_size_bytes=q.model_size_bytes)))
     return out

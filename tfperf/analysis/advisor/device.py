@@ -13,6 +13,7 @@ from tfperf.figures.thresholds import (DEVICE_IDLE_PERCENT, KERNEL_LAUNCH_PERCEN
                                        MIXED_PRECISION_MIN_CC, SMALL_OP_MIN_COUNT, SMALL_OP_US, THREADING_MIN_SPEEDUP)
 from tfperf.host.environment import compute_capability
 from tfperf.results.model import Result, RunResult
+from tfperf.results.records import Profile
 from tfperf.units import ms
 
 
@@ -36,7 +37,7 @@ def rule_mixed_precision(run: RunResult) -> list[Finding]:
         cc = compute_capability(run.environment, r.device)
         if cc is None or cc < MIXED_PRECISION_MIN_CC:
             continue
-        half = (r.profile or {}).get("fp16_percent")
+        half = r.profile.details.get("fp16_percent") if r.profile else None
         if half is not None and half >= MIXED_PRECISION_MAX_16BIT_PERCENT:
             continue
         gpu = (run.environment.get("gpus") or [{}])[int(r.device.partition(':')[2] or 0)].get("name", r.device)
@@ -52,11 +53,12 @@ def rule_mixed_precision(run: RunResult) -> list[Finding]:
     return out
 
 
-def profile_number(profile: dict, *names: str) -> float | None:
-    """A number from the profile read-out, wherever the profiling module put it (top level or a breakdown)."""
-    for holder in (profile, profile.get("step_time_breakdown_ms") or {}, profile.get("overview") or {}):
+def profile_number(profile: Profile, *names: str) -> float | None:
+    """A number from the profile read-out, wherever the profiling module put it: at the top level (a field of the
+    record or a key it keeps in `details`), in the step-time breakdown or in the overview."""
+    for holder in (profile.to_json(), profile.step_time_breakdown_ms or {}, profile.overview or {}):
         for n in names:
-            v = holder.get(n) if isinstance(holder, dict) else None
+            v = holder.get(n)
             if isinstance(v, (int, float)):
                 return float(v)
     return None
@@ -75,7 +77,7 @@ def rule_host_bound(run: RunResult) -> list[Finding]:
             launch = 100 * launch_ms / step_ms if launch_ms is not None and step_ms else None
         idle = profile_number(p, "device_idle_percent", "device_idle_time_percent")
         device_ms = profile_number(p, "device_compute_ms", "device_compute")
-        ops = profile_number(p, "device_op_count", "ops_per_step") or (r.graph or {}).get("op_count")
+        ops = profile_number(p, "device_op_count", "ops_per_step") or (r.graph.op_count if r.graph else None)
         per_op_us = 1e3 * device_ms / ops if device_ms is not None and ops else None
         reasons = []
         if launch is not None and launch >= KERNEL_LAUNCH_PERCENT:
@@ -140,15 +142,14 @@ def rule_threading(run: RunResult) -> list[Finding]:
     # What-if entries that changed thread counts (settings in the entry).
     for r in run.results:
         for w in r.what_if or []:
-            if "thread" not in str(w.get("change", "")).lower():
+            if "thread" not in w.change.lower():
                 continue
             speedup = what_if_speedup(w)
-            if speedup is None or w.get("error") or speedup <= THREADING_MIN_SPEEDUP:
+            if speedup is None or w.error or speedup <= THREADING_MIN_SPEEDUP:
                 continue
             out.append((r, suggestion(
-                "threading", f"{w.get('change')}: measured {speedup:.2f}× faster",
-                f"re-run with {w.get('change')}: {ms(w.get('baseline_median_s') or 0)} → "
-                f"{ms(w.get('median_s') or 0)} ms/step.",
-                w.get("code") or threading_fix(w.get("settings") or {}),
-                f"measured speed-up > {THREADING_MIN_SPEEDUP:.2f}×", change=w.get("change"), speedup=speedup)))
+                "threading", f"{w.change}: measured {speedup:.2f}× faster",
+                f"re-run with {w.change}: {ms(w.baseline_median_s or 0)} → {ms(w.median_s or 0)} ms/step.",
+                w.code or threading_fix(w.details.get("settings") or {}),
+                f"measured speed-up > {THREADING_MIN_SPEEDUP:.2f}×", change=w.change, speedup=speedup)))
     return out

@@ -13,6 +13,7 @@ from tfperf.figures.measures import input_bound, measured, tune_config
 from tfperf.figures.thresholds import (INPUT_BOUND_FRACTION, SIGNIFICANCE_ALPHA, SMALL_BATCH_MIN_GAIN,
                                        WHAT_IF_MIN_SPEEDUP)
 from tfperf.results.model import Result, RunResult
+from tfperf.results.records import WhatIf
 from tfperf.units import ms
 
 # What-if changes by code; a change whose name matches none (e.g. a combination) only informs `input-bound`.
@@ -30,14 +31,14 @@ WHAT_IF_CODES: tuple[tuple[str, str, str], ...] = (
 _COMBINED = re.compile(r"\+|,|\band\b|\bcombined\b|\ball\b", re.I)
 
 
-def what_if_speedup(w: dict) -> float | None:
+def what_if_speedup(w: WhatIf) -> float | None:
     """The measured speed-up of a what-if; None when unmeasured or, if it was tested, not significant."""
-    if w.get("p_value") is not None and w["p_value"] >= SIGNIFICANCE_ALPHA:
+    if w.p_value is not None and w.p_value >= SIGNIFICANCE_ALPHA:
         return None
-    if w.get("speedup") is not None:
-        return float(w["speedup"])
-    if w.get("median_s") and w.get("baseline_median_s"):
-        return w["baseline_median_s"] / w["median_s"]
+    if w.speedup is not None:
+        return float(w.speedup)
+    if w.median_s and w.baseline_median_s:
+        return w.baseline_median_s / w.median_s
     return None
 
 
@@ -51,11 +52,10 @@ def what_if_code(change: str) -> str | None:
     return None
 
 
-def best_what_if(r: Result) -> dict | None:
+def best_what_if(r: Result) -> WhatIf | None:
     """The result's fastest what-if, when it measured faster than the margin (and significantly, if tested)."""
     # `helped: False` (tfperf.measure.whatif: not faster by the margin, or not significantly): never a fix to suggest.
-    done = [w for w in (r.what_if or []) if what_if_speedup(w) is not None and not w.get("error")
-            and w.get("helped") is not False]
+    done = [w for w in (r.what_if or []) if what_if_speedup(w) is not None and not w.error and w.helped is not False]
     best = max(done, key=what_if_speedup, default=None)
     return best if best and what_if_speedup(best) > WHAT_IF_MIN_SPEEDUP else None
 
@@ -71,13 +71,12 @@ def rule_input_bound(run: RunResult) -> list[Finding]:
         if ib is None or ib.fraction <= INPUT_BOUND_FRACTION:
             continue
         frac, source = ib.fraction, ib.source
-        profile = r.profile or {}
         wait = _mean(r.input_wait_s)
         # The fraction is total wait / total step time: quote the mean step beside the mean wait (a median
         # step next to a mean wait can read as a wait longer than the step).
         step_s = _mean(r.samples) if wait is not None else r.median_s
         wait_s = wait if wait is not None else frac * r.median_s
-        conclusion = profile.get("input_conclusion")
+        conclusion = r.profile.input_conclusion if r.profile else None
         evidence = (f"the step waits {ms(wait_s)} ms for its next batch out of {ms(step_s)} ms on average "
                     f"({frac:.0%} of the step, {source})")
         if ib.profiler is not None and source == "measured":
@@ -85,8 +84,8 @@ def rule_input_bound(run: RunResult) -> list[Finding]:
         evidence += f"; profiler: \"{conclusion}\"." if conclusion else "."
         best = best_what_if(r)
         if best:
-            fix = best.get("code") or "dataset = dataset.prefetch(tf.data.AUTOTUNE)"
-            evidence += f" Best measured fix: {best.get('change')} ({what_if_speedup(best):.2f}× faster)."
+            fix = best.code or "dataset = dataset.prefetch(tf.data.AUTOTUNE)"
+            evidence += f" Best measured fix: {best.change} ({what_if_speedup(best):.2f}× faster)."
         else:
             fix = ("dataset = dataset.map(fn, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)"
                    "  # run `tfperf run --what-if` to measure each change")
@@ -94,8 +93,8 @@ def rule_input_bound(run: RunResult) -> list[Finding]:
             "input-bound", f"Input-bound: {frac:.0%} of each step waits for data",
             evidence, fix, f"input wait > {INPUT_BOUND_FRACTION:.0%} of the step (profiler: 'highly' input-bound)",
             input_wait_fraction=frac, input_wait_ms_per_step=wait_s * 1e3, median_s=r.median_s,
-            input_bound_percent=profile.get("input_bound_percent"), source=source,
-            best_what_if=best.get("change") if best else None)))
+            input_bound_percent=r.profile.input_bound_percent if r.profile else None, source=source,
+            best_what_if=best.change if best else None)))
     return out
 
 
@@ -104,22 +103,21 @@ def rule_what_if(run: RunResult) -> list[Finding]:
     out = []
     for r in run.results:
         for w in r.what_if or []:
-            code = what_if_code(str(w.get("change", "")))
+            code = what_if_code(w.change)
             speedup = what_if_speedup(w)
-            if (code is None or speedup is None or w.get("error") or speedup <= WHAT_IF_MIN_SPEEDUP
-                    or w.get("helped") is False):
+            if code is None or speedup is None or w.error or speedup <= WHAT_IF_MIN_SPEEDUP or w.helped is False:
                 continue
             default_fix = next(fix for c, _, fix in WHAT_IF_CODES if c == code)
-            base, new = w.get("baseline_median_s"), w.get("median_s")
+            base, new = w.baseline_median_s, w.median_s
             steps = f": {ms(base)} → {ms(new)} ms/step" if base and new else ""
-            wait = (f"; input wait {w['input_wait_fraction']:.0%} of the step afterwards"
-                    if w.get("input_wait_fraction") is not None else "")
+            wait = (f"; input wait {w.input_wait_fraction:.0%} of the step afterwards"
+                    if w.input_wait_fraction is not None else "")
             out.append((r, suggestion(
-                code, f"{w.get('change')}: measured {speedup:.2f}× faster",
-                f"re-run with {w.get('change')}: {speedup:.2f}× faster{steps}{wait}.",
-                w.get("code") or default_fix, f"measured speed-up > {WHAT_IF_MIN_SPEEDUP:.2f}×",
-                change=w.get("change"), speedup=speedup, median_s=new, baseline_median_s=base,
-                input_wait_fraction=w.get("input_wait_fraction"))))
+                code, f"{w.change}: measured {speedup:.2f}× faster",
+                f"re-run with {w.change}: {speedup:.2f}× faster{steps}{wait}.",
+                w.code or default_fix, f"measured speed-up > {WHAT_IF_MIN_SPEEDUP:.2f}×",
+                change=w.change, speedup=speedup, median_s=new, baseline_median_s=base,
+                input_wait_fraction=w.input_wait_fraction)))
     return out
 
 

@@ -35,7 +35,7 @@ def rule_use_tf_function(run: RunResult) -> list[Finding]:
                 eager_median_s=e, function_median_s=f, speedup=e / f, p_value=p)))
     # In a traced mode, the profiler still sees ops run eagerly: part of the step is outside the tf.function.
     for r in measured(run.results):
-        eager_pct = ((r.profile or {}).get("overview") or {}).get("host_op_time_eager_percent")
+        eager_pct = ((r.profile.overview if r.profile else None) or {}).get("host_op_time_eager_percent")
         if r.mode == "eager" or not isinstance(eager_pct, (int, float)) or eager_pct <= EAGER_OP_PERCENT:
             continue
         out.append((r, suggestion(
@@ -109,13 +109,13 @@ def rule_avoid_xla(run: RunResult) -> list[Finding]:
     out = []
     for modes in by_job_without_mode(run).values():
         fn, xla = modes.get("function"), modes.get("xla")
-        if fn and xla and fn.ok and xla.status == "failed" and xla.error and "XLA" in str(xla.error.get("message")):
+        if fn and xla and fn.ok and xla.status == "failed" and xla.error and "XLA" in str(xla.error.message):
             out.append((xla, suggestion(
                 "avoid-xla", "XLA cannot compile this step: keep plain tf.function",
-                f"the XLA run failed: {xla.error.get('message')}; tf.function ran at {ms(fn.median_s)} ms/step.",
+                f"the XLA run failed: {xla.error.message}; tf.function ran at {ms(fn.median_s)} ms/step.",
                 "step = tf.function(step)  # no jit_compile=True; or compile only the numeric part with XLA",
                 "the XLA run failed while tf.function ran",
-                function_median_s=fn.median_s, xla_error=xla.error.get("message"))))
+                function_median_s=fn.median_s, xla_error=xla.error.message)))
             continue
         pair = xla_pair(modes)
         if not pair:

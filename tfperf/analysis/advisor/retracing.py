@@ -5,23 +5,25 @@ from tfperf.analysis.advisor.suggestion import Finding, suggestion
 from tfperf.figures.thresholds import MAX_TRACES_OK
 from tfperf.measure.retrace_fixes import effective_traces, fix_for
 from tfperf.results.model import Result, RunResult
+from tfperf.results.records import Retrace
 
 
-def describe_retrace(entry: dict) -> str:
-    if entry.get("changed"):
-        return str(entry["changed"])
-    arg = entry.get("argument", "an argument")
-    return f"{arg}: {entry.get('before')} -> {entry.get('after')} ({entry.get('kind', 'changed')})"
+def describe_retrace(entry: Retrace) -> str:
+    if entry.changed:
+        return str(entry.changed)
+    arg = entry.argument or "an argument"
+    return f"{arg}: {entry.before} -> {entry.after} ({entry.kind or 'changed'})"
 
 
-def fallback_retrace_fix(entries: list[dict]) -> str:
+def fallback_retrace_fix(entries: list[Retrace]) -> str:
     """The fix when `tfperf.measure.retrace_fixes.fix_for` has none: by the kind of change that caused the retrace."""
-    entry = next((e for e in entries if e.get("kind")), entries[0] if entries else {})
-    kind = str(entry.get("kind") or "").lower()
-    arg = entry.get("argument") or "the argument"
-    changed = str(entry.get("changed") or "")
+    entry = next((e for e in entries if e.kind), entries[0] if entries else Retrace())
+    kind = str(entry.kind or "").lower()
+    arg = entry.argument or "the argument"
+    changed = str(entry.changed or "")
     if "python" in kind or "python" in changed:
-        return f"pass {arg} as a tensor, not a Python value: f(..., {arg}=tf.constant({entry.get('after', '...')}))"
+        after = "..." if entry.after is None else entry.after
+        return f"pass {arg} as a tensor, not a Python value: f(..., {arg}=tf.constant({after}))"
     if "shape" in kind or "shape" in changed:
         return ("@tf.function(input_signature=[tf.TensorSpec([None, ...], dtype)])  # None in the dims that vary; "
                 "or @tf.function(reduce_retracing=True)")
@@ -49,5 +51,5 @@ def rule_retracing(run: RunResult) -> list[Finding]:
             f"changed: {what}{more}.",
             retrace_fix(r), f"tracing_count > {MAX_TRACES_OK}",
             tracing_count=r.tracing_count, retraces=len(r.retraces),
-            arguments=sorted({str(e.get("argument")) for e in r.retraces if e.get("argument")}))))
+            arguments=sorted({str(e.argument) for e in r.retraces if e.argument}))))
     return out

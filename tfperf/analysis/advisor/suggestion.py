@@ -1,10 +1,10 @@
-"""What a rule returns: the suggestion dict, and the groupings of results the rules share.
+"""What a rule returns: a `Suggestion` record, and the groupings of results the rules share.
 
-A suggestion is a dict with the public keys `{code, title, evidence, fix}` (the README's "Suggestions" section
-lists every code) plus `evidence_data` (the numbers behind the evidence sentence, for scripts) and `threshold`
-(what the rule compares against). It lives in its own module, not the package's `__init__`, because every rule
-module builds suggestions and the `__init__` imports every rule module: one of them importing the package back
-would be an import circle.
+A suggestion (`tfperf.results.records.Suggestion`) has the public fields `code, title, evidence, fix` (the README's
+"Suggestions" section lists every code) plus `evidence_data` (the numbers behind the evidence sentence, for
+scripts) and `threshold` (what the rule compares against). `suggestion()` lives in its own module, not the
+package's `__init__`, because every rule module builds suggestions and the `__init__` imports every rule module:
+one of them importing the package back would be an import circle.
 """
 from __future__ import annotations
 
@@ -13,15 +13,15 @@ from collections import defaultdict
 
 from tfperf.figures.measures import job_without_mode
 from tfperf.results.model import Result, RunResult
+from tfperf.results.records import Suggestion
 
-Suggestion = dict
 Finding = tuple[Result, Suggestion]
 
 
 def suggestion(code: str, title: str, evidence: str, fix: str, threshold: str | None = None,
                **evidence_data) -> Suggestion:
-    return {"code": code, "title": title, "evidence": evidence, "fix": fix, "threshold": threshold,
-            "evidence_data": {k: _round(v) for k, v in evidence_data.items()}}
+    return Suggestion(code=code, title=title, evidence=evidence, fix=fix, threshold=threshold,
+                      evidence_data={k: _round(v) for k, v in evidence_data.items()})
 
 
 def _round(v):
