@@ -210,8 +210,7 @@ def test_input_bound_is_compared_once_by_the_one_definition():
 
 def test_rows_are_labelled_by_their_job_spec():
     r = Result("a", "function", "gpu:0", "infer", 32)
-    assert compare.key_label(r.spec.key) == f"{r.spec.label} infer gpu:0" == "a [function bs=32] infer gpu:0"
-    assert compare.spec_of(r.spec.key) == r.spec
+    assert r.spec.full_label == f"{r.spec.label} infer gpu:0" == "a [function bs=32] infer gpu:0"
 
 
 def test_a_row_that_now_fails_is_a_regression():

@@ -27,7 +27,6 @@ from tfperf.report.html import render_html, write_html
 from tfperf.report.summary import SEVERITY, case_findings
 from tfperf.report.view import timing_view
 from tfperf.results.model import Result, RunResult, load_results, write_results
-from tfperf.results.records import Timing
 
 CHROMIUM = "/usr/bin/chromium"
 needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
@@ -499,7 +498,7 @@ def test_details_show_timing_as_one_row_per_worker_process():
                    "first_call_s": 0.1 * (p + 1), "load_average_1m": 0.5 + p} for p, m in enumerate((0.0346, 0.0533))]
     timing = {"method": "per_step", "block_size": 1, "steps": 10, "repeats": 3, "sync": "fetch",
               "by_process": by_process, "processes": 2}
-    view = timing_view(Timing.from_json(timing))
+    view = timing_view(Result("t", "function", "cpu", "train", 8, samples=[0.03] * 6, timing=timing))
     assert view["columns"] == ("process", "method", "block size", "warm-up", "median", "first call", "load average")
     assert view["rows"] == [["0", "per_step", "1", "500.00 ms", "34.60 ms", "100.00 ms", "0.5"],
                             ["1", "per_step", "1", "500.00 ms", "53.30 ms", "200.00 ms", "1.5"]]
@@ -508,6 +507,10 @@ def test_details_show_timing_as_one_row_per_worker_process():
     sec = case_section(render_html(RunResult(suite={"name": "t"}, environment={}, results=[r])), "t")
     assert table_rows(sec, "timing")[1] == ["1", "per_step", "1", "500.00 ms", "53.30 ms", "200.00 ms", "1.5"]
     assert "by_process=" not in sec  # not one long key=value run any more
+    # One process: its row is the result's own median and first call, not blanks.
+    one = Result("t", "function", "cpu", "train", 8, samples=[0.03] * 6, first_call_s=0.2,
+                 timing={"method": "per_step", "block_size": 1, "warmup_s": 0.5, "load_average_1m": 0.7})
+    assert timing_view(one)["rows"] == [["0", "per_step", "1", "500.00 ms", "30.00 ms", "200.00 ms", "0.7"]]
 
 
 def test_render_modules_do_not_import_tensorflow():

@@ -101,7 +101,7 @@ class RowComparison:
 
     @property
     def label(self) -> str:
-        return key_label(self.key)
+        return self.spec.full_label
 
 
 @dataclass
@@ -132,18 +132,6 @@ class Comparison:
 def exit_code(cmp: Comparison) -> int:
     """1 when any row regressed, else 0. (2, unreadable input, is raised by load_results as ResultsFileError.)"""
     return 1 if cmp.regressed else 0
-
-
-def spec_of(key: Sequence) -> JobSpec:
-    """The JobSpec of a row key (`JobSpec.key`: case, mode, batch size, task, device)."""
-    case, mode, bs, task, device = key
-    return JobSpec(case, mode, device, task, bs)
-
-
-def key_label(key: Sequence) -> str:
-    """The job's label (`JobSpec.label`) with its task and device: two runs may hold the same case on several."""
-    spec = spec_of(key)
-    return f"{spec.label} {spec.task} {spec.device}"
 
 
 def parse_threshold(text: str | float) -> float:
@@ -333,7 +321,7 @@ def _timing_difference(base: Result, current: Result) -> str | None:
 
 def _brief(r: Result) -> dict:
     return {"case": r.case, "mode": r.mode, "batch_size": r.batch_size, "task": r.task, "device": r.device,
-            "status": r.status, "label": key_label(r.spec.key)}
+            "status": r.status, "label": r.spec.full_label}
 
 
 def environment_warnings(base: dict, current: dict) -> list[str]:

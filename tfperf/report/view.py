@@ -16,8 +16,7 @@ from tfperf.report import charts, sections
 from tfperf.report.summary import SERVE_MODE, case_findings, case_summary
 from tfperf.report.verdicts import (input_bound_cell, input_bound_difference, input_bound_verdict, job,
                                     profiler_conclusion, xla_verdict)
-from tfperf.results.model import Result
-from tfperf.results.records import ProcessTiming, Timing
+from tfperf.results.model import Result, process_timing
 
 TOP_OPS = 10
 
@@ -104,15 +103,14 @@ TIMING_FIELDS = (("steps", "timed steps per repeat"), ("repeats", "repeats"), ("
                  ("sync_cost_s", "cost of forcing completion"), ("gc_disabled_while_timing", "gc off while timing"))
 
 
-def timing_view(timing: Timing | None) -> dict | None:
+def timing_view(r: Result) -> dict | None:
     """A result's timing as one row per worker process (`timing.by_process`) plus the run-level fields."""
+    timing = r.timing
     d = timing.to_json() if timing else {}
     if not d:
         return None
-    procs = timing.by_process
-    if not procs:  # one process: its own figures are the run-level ones
-        procs = [ProcessTiming(process=0, method=timing.method, block_size=timing.block_size,
-                               warmup_s=timing.warmup_s, load_average_1m=timing.load_average_1m)]
+    # One process: its row is the result itself, as merge_process records the first of several.
+    procs = timing.by_process or [process_timing(r, 0)]
     rows = [[units.number(p.process), units.text(p.method), units.number(p.block_size), units.seconds(p.warmup_s),
              units.seconds(p.median_s), units.seconds(p.first_call_s), units.number(p.load_average_1m)]
             for p in procs]
@@ -176,7 +174,7 @@ def result_details(r: Result) -> dict:
         "what_if": sections.what_if_rows(r.what_if) if r.what_if else None,
         "error": err,
         "status": r.status,
-        "timing": timing_view(r.timing),
+        "timing": timing_view(r),
         "extra": json.dumps(r.extra, indent=1, default=str, sort_keys=True) if r.extra else None,
     }
 

@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import os
@@ -40,6 +41,11 @@ class JobSpec:
     def label(self) -> str:
         bs = f" bs={self.batch_size}" if self.batch_size is not None else ""
         return f"{self.case} [{self.mode}{bs}]"
+
+    @property
+    def full_label(self) -> str:
+        """`label` with the task and device: two runs compared may hold the same case on several."""
+        return f"{self.label} {self.task} {self.device}"
 
 
 @dataclass
@@ -168,9 +174,9 @@ class Result:
             if isinstance(value, Record):
                 value = value.to_json()
             elif isinstance(value, list):
-                value = [x.to_json() if isinstance(x, Record) else x for x in value]
-            elif isinstance(value, (dict, list)):
-                value = json.loads(json.dumps(value, default=str))
+                value = [x.to_json() if isinstance(x, Record) else copy.deepcopy(x) for x in value]
+            else:  # `extra` and the scalars: a copy, so the JSON object never aliases the live result
+                value = copy.deepcopy(value)
             d[f.name] = value
         d["step_time_s"] = self.step_time_s
         d["throughput"] = self.throughput
@@ -228,7 +234,7 @@ def process_timing(r: Result, process_no: int) -> ProcessTiming:
     """What one worker process measured of a job, for `timing.by_process`."""
     t = r.timing or Timing()
     return ProcessTiming(process=process_no, first_call_s=r.first_call_s,
-                         median_s=stats.summarize(r.samples)["median"] if r.samples else None,
+                         median_s=r.median_s,
                          method=t.method, block_size=t.block_size, load_average_1m=t.load_average_1m,
                          warmup_s=t.warmup_s)
 
