@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -13,7 +14,8 @@ from types import SimpleNamespace
 import psutil
 import pytest
 
-from tfperf.distributed.cluster import combine, free_ports, leftover_processes, losses_agree, run_local_cluster
+from tfperf.distributed.cluster import (Worker, _supervise, combine, free_ports, leftover_processes, losses_agree,
+                                       run_local_cluster)
 from tfperf.distributed.faults import KILL_ENV
 from tfperf.distributed.measure import scaling_efficiency
 from tfperf.distributed.setup import tf_config_task
@@ -147,6 +149,24 @@ def test_killed_worker_fails_naming_it_and_leaves_no_process(tmp_path):
     assert len(r.extra["worker_pids"]) == 2
     assert leftover_processes(r.extra["worker_pids"]) == []
     assert _no_descendants() == []
+
+
+def test_dead_worker_is_blamed_over_the_peer_that_lost_it(tmp_path):
+    """The race CI hit: worker 1 is SIGKILLed, worker 0 reports UnavailableError from its all-reduce, and both have
+    ended by the time the supervisor polls. The dead worker is the cause; worker 0 is listed as a consequence."""
+    case, job = _multi_case()
+    peer = Result.not_run(job, "failed", "UnavailableError", "Graph execution error: Collective ops is aborted")
+    (tmp_path / "w0.json").write_text(json.dumps(peer.to_json()))
+    reporter = subprocess.Popen([sys.executable, "-c", "pass"])
+    victim = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    victim.kill()
+    reporter.wait(), victim.wait()
+    procs = [Worker(0, "127.0.0.1:1", reporter, tmp_path / "w0.json", tmp_path / "w0.log"),
+             Worker(1, "127.0.0.1:2", victim, tmp_path / "w1.json", tmp_path / "w1.log")]
+    r = _supervise(case, job, procs, time.monotonic(), timeout_s=30)
+    assert r.status == "failed" and r.error.type == "WorkerCrash"
+    assert r.error.worker == 1 and r.error.returncode == -9 and "SIGKILL" in r.error.message
+    assert r.extra["also_failed_workers"] == [0]
 
 
 @pytest.mark.slow

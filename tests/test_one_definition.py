@@ -219,3 +219,24 @@ def test_xla_payback_steps_are_the_advisors(run, page):
     # The chart marks the same point.
     assert f"XLA pays back: {steps:,} steps" in case_section(page, "xla-win")
     assert ("xla-compile-payback", f"xla (batch 32): {s.title}") in findings(case_section(page, "xla-win"))
+
+
+def test_throughput_is_one_figure_in_table_markdown_and_page():
+    """serve-bench's throughput is completed instances over wall time (concurrent clients), not 1 / median
+    latency; the terminal table, report.md and the page all show measures.throughput's figure."""
+    serve = Result("served", "serve", "cpu", "predict", 8, samples=tight(0.004),
+                   extra={"instances_per_s": 5321.0, "requests_per_s": 665.1, "concurrency": 4})
+    steps = Result("steps", "function", "cpu", "train", None, samples=tight(0.010))
+    batched = job("batched", "function", tight(0.010))
+    run = RunResult(suite={"name": "throughput"}, environment={}, results=[serve, steps, batched])
+    assert measures.throughput(serve) == (5321.0, "instances/s")
+    assert measures.throughput(steps)[1] == "steps/s" and measures.throughput(batched)[1] == "samples/s"
+    table, md = terminal_rows(render_table(run), 3), markdown_rows(render_markdown(run))
+    web = html_rows(render_html(run))
+    for r in run.results:
+        value, unit = measures.throughput(r)
+        k = key(r.case, r.mode)
+        expected = units.number(value) if unit != "steps/s" else f"{units.number(value)} {unit}"
+        assert table[k]["samples/s"] == md[k]["samples/s"] == expected, k
+        assert web[k]["throughput"] == f"{units.number(value)} {unit}", k
+    assert table[key("served", "serve")]["samples/s"] == units.number(5321.0)  # not 8 / 4 ms = 2,000

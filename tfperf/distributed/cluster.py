@@ -37,6 +37,10 @@ from tfperf.results.records import ErrorInfo
 from tfperf.suite.spec import CaseSpec
 
 POLL_S = 0.1
+# When one worker dies, its peers fail moments later with UnavailableError from a collective, and a poll can see
+# both at once. After the first failure the supervisor waits this long for the others to end, so it can name the
+# worker that died rather than the one that reported losing it.
+SETTLE_S = 2.0
 # Losses are all-reduced values and weights updated by the same all-reduced gradients: they agree exactly.
 # The tolerance only allows for printing/parsing round trips.
 LOSS_RTOL = 1e-6
@@ -163,12 +167,8 @@ def _supervise(case: CaseSpec, job: JobSpec, procs: list[Worker], started: float
     deadline = started + timeout_s
     while True:
         finished = [w for w in procs if w.proc.poll() is not None]
-        for w in finished:
-            res = _read_result(w.result_path)
-            if res is None:
-                return _worker_died(job, w, procs)
-            if not res.ok:
-                return _worker_failed(job, w, res, procs)
+        if any(_failure(w) for w in finished):
+            return _first_cause(job, procs)
         if len(finished) == len(procs):
             return combine(job, [_read_result(w.result_path) for w in procs], procs, time.monotonic() - started)
         if time.monotonic() > deadline:
@@ -183,6 +183,40 @@ def _supervise(case: CaseSpec, job: JobSpec, procs: list[Worker], started: float
             r.extra["worker_pids"] = [w.proc.pid for w in procs]
             return r
         time.sleep(POLL_S)
+
+
+def _failure(w: Worker) -> str | None:
+    """'died' (ended without a result), 'failed' (reported a failure), or None for a finished or running worker."""
+    if w.proc.poll() is None:
+        return None
+    res = _read_result(w.result_path)
+    if res is None:
+        return "died"
+    return None if res.ok else "failed"
+
+
+def _first_cause(job: JobSpec, procs: list[Worker]) -> Result:
+    """The failure to report once any worker has failed: a worker that died beats one that reported an error.
+
+    A dead worker is the cause; a worker that reports an error right after is usually its peer losing the
+    collective (UnavailableError), so it is listed as a consequence, not blamed."""
+    settle_until = time.monotonic() + SETTLE_S
+    while time.monotonic() < settle_until and any(w.proc.poll() is None for w in procs):
+        time.sleep(POLL_S)
+    kinds = {w.index: _failure(w) for w in procs}
+    died = [w for w in procs if kinds[w.index] == "died"]
+    failed = [w for w in procs if kinds[w.index] == "failed"]
+    cause = died[0] if died else failed[0]
+    if died:
+        r = _worker_died(job, cause, procs)
+    else:
+        res = _read_result(cause.result_path)
+        assert res is not None
+        r = _worker_failed(job, cause, res, procs)
+    others = [w.index for w in died + failed if w is not cause]
+    if others:
+        r.extra["also_failed_workers"] = others
+    return r
 
 
 def _worker_died(job: JobSpec, w: Worker, procs: list[Worker]) -> Result:

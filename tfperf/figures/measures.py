@@ -106,12 +106,32 @@ def speedup_over_eager(r: Result, results: Iterable[Result]) -> float | None:
     return base.median_s / r.median_s if base is not None and base.median_s else None
 
 
+# `tfperf serve-bench` results: samples are per-request latencies under concurrent load.
+SERVE_MODE = "serve"
+
+
 def rate(r: Result) -> float | None:
     """Samples per second when the job has a batch size, else steps per second."""
     tp = r.throughput
     if not tp:
         return None
     return tp["samples_per_s"] if tp.get("samples_per_s") else tp["steps_per_s"]
+
+
+def throughput(r: Result) -> tuple[float, str] | None:
+    """A result's throughput with its unit, as every table shows it. serve-bench has concurrent clients, so its
+    throughput is completed instances over wall time, not 1 / median latency; other results give samples/s
+    when the job has a batch size, else steps/s."""
+    if r.mode == SERVE_MODE:
+        v = (r.extra or {}).get("instances_per_s")
+        if isinstance(v, (int, float)) and math.isfinite(v):
+            return float(v), "instances/s"
+    tp = r.throughput or {}
+    if tp.get("samples_per_s"):
+        return tp["samples_per_s"], "samples/s"
+    if tp.get("steps_per_s"):
+        return tp["steps_per_s"], "steps/s"
+    return None
 
 
 def fastest(results: Iterable[Result]) -> Result | None:

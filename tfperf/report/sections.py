@@ -11,7 +11,7 @@ from markupsafe import Markup
 from tfperf import units
 from tfperf.figures import measures
 from tfperf.report import charts
-from tfperf.report.summary import SERVE_MODE
+from tfperf.figures.measures import SERVE_MODE
 from tfperf.report.verdicts import job
 from tfperf.results.model import Result
 from tfperf.results.records import WhatIf

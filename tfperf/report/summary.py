@@ -15,7 +15,6 @@ from tfperf.figures import measures
 from tfperf.report.verdicts import job
 from tfperf.results.model import Result, RunResult
 
-SERVE_MODE = "serve"  # `tfperf serve-bench`: samples are per-request latencies under concurrent load
 
 # A job that did not run: nothing else about the case can be trusted to be complete.
 FAILED_SEVERITY = 5
@@ -48,7 +47,7 @@ def failures(case_results: Iterable[Result]) -> list[Finding]:
             kind = (r.error.type if r.error else None) or r.status
             out.append(Finding(FAILED_SEVERITY, "failed", f"{job(r)} {r.status}: {kind}"))
         extra = r.extra or {}
-        if r.ok and r.mode == SERVE_MODE and extra.get("requests_failed"):
+        if r.ok and r.mode == measures.SERVE_MODE and extra.get("requests_failed"):
             out.append(Finding(4, "failed", f"{job(r)}: {units.number(extra['requests_failed'])} of "
                                f"{units.number(extra.get('requests_sent'))} requests failed"))
     return out

@@ -28,7 +28,6 @@ def summary_rows(run: RunResult) -> list[dict]:
     """One row per result, in run order: the numbers a reader compares across modes."""
     rows = []
     for r in run.results:
-        tp = r.throughput or {}
         notes = []
         if r.ok and r.noisy:
             spread = r.process_spread
@@ -45,8 +44,7 @@ def summary_rows(run: RunResult) -> list[dict]:
             "batch": "-" if r.batch_size is None else r.batch_size,
             "status": r.status,
             "median ms": units.ms_column(r.median_s, NA),
-            "samples/s": units.number(tp.get("samples_per_s"), missing=NA) if tp.get("samples_per_s") else
-                         (f"{units.number(tp.get('steps_per_s'))} steps/s" if tp else NA),
+            "samples/s": throughput_cell(r),
             "first call": units.seconds(r.first_call_s, NA),
             "vs eager": units.speedup(measures.speedup_over_eager(r, run.results), NA),
             "traces": NA if r.tracing_count is None else r.tracing_count,
@@ -58,6 +56,16 @@ def summary_rows(run: RunResult) -> list[dict]:
         rows.append(row)
     _drop_empty_columns(rows)
     return rows
+
+
+def throughput_cell(r: Result) -> str:
+    """The "samples/s" column: the number alone for samples (and serve-bench's instances) per second, with its
+    unit when the job has no batch size and the figure is steps per second."""
+    tp = measures.throughput(r)
+    if tp is None:
+        return NA
+    value, unit = tp
+    return units.number(value) if unit != "steps/s" else f"{units.number(value)} {unit}"
 
 
 def _extension_columns(r: Result, row: dict) -> None:
@@ -73,10 +81,7 @@ def _extension_columns(r: Result, row: dict) -> None:
     agreement = r.output_agreement
     row["top-1 agree"] = units.percent(agreement.top1_agreement if agreement else None, missing="")
     row["max err"] = units.error_figure(agreement.max_abs_error if agreement else None, missing="")
-    # serve-bench: concurrent clients, so throughput is completed requests over wall time, not 1 / median latency.
-    serve = (r.extra or {}) if r.mode == "serve" else {}
-    if serve.get("instances_per_s") is not None:
-        row["samples/s"] = units.number(serve["instances_per_s"])
+    serve = (r.extra or {}) if r.mode == measures.SERVE_MODE else {}
     row["p99 ms"] = units.ms_column((serve.get("latency_s") or {}).get("p99"), NA) if serve.get("latency_s") else ""
     row["clients"] = serve.get("concurrency", "")
     row["errors"] = serve.get("requests_failed", "")

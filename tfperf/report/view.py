@@ -13,7 +13,7 @@ from markupsafe import Markup
 from tfperf import units
 from tfperf.figures import measures
 from tfperf.report import charts, sections
-from tfperf.report.summary import SERVE_MODE, case_findings, case_summary
+from tfperf.report.summary import case_findings, case_summary
 from tfperf.report.verdicts import (input_bound_cell, input_bound_difference, input_bound_verdict, job,
                                     profiler_conclusion, xla_verdict)
 from tfperf.results.model import Result, process_timing
@@ -24,16 +24,8 @@ TOP_OPS = 10
 def result_row(r: Result, case_results: list[Result], swept: bool) -> dict:
     """One row of the results tables."""
     st = r.step_time_s
-    tp = r.throughput or {}
-    extra = r.extra or {}
-    if r.mode == SERVE_MODE and sections.finite(extra.get("instances_per_s")) is not None:
-        throughput = f"{units.number(extra['instances_per_s'])} instances/s"
-    elif tp.get("samples_per_s"):
-        throughput = f"{units.number(tp['samples_per_s'])} samples/s"
-    elif tp.get("steps_per_s"):
-        throughput = f"{units.number(tp['steps_per_s'])} steps/s"
-    else:
-        throughput = units.MISSING
+    tp = measures.throughput(r)
+    throughput = f"{units.number(tp[0])} {tp[1]}" if tp else units.MISSING
     return {
         "case": r.case,
         "mode": r.mode,
@@ -191,7 +183,7 @@ def case_view(name: str, results: list[Result], index: int) -> tuple[dict, dict]
     """One case's section of the page, and its row in the summary table."""
     swept = len({r.batch_size for r in results}) > 1
     # A serve row's latencies are under concurrent load and it has no compile: its own histogram shows it.
-    ok = [r for r in measures.measured(results) if r.mode != SERVE_MODE]
+    ok = [r for r in measures.measured(results) if r.mode != measures.SERVE_MODE]
     prefix = f"c{index}"
     tp_chart = charts.throughput_chart(
         [{"mode": r.mode, "batch_size": r.batch_size, "value": measures.rate(r)} for r in ok], f"{prefix}-tp")
