@@ -82,7 +82,9 @@ def test_xla_compile_payback_counts_the_steps_that_repay_the_compile():
     data = found[0][1].evidence_data
     # (2.5 - 0.5) s / (10 - 8) ms per step = 1000 steps (medians are exact to within the 0.2% spread).
     assert data["payback_steps"] == pytest.approx(1000, rel=0.01)
-    assert "1,000 steps" in found[0][1].title or "steps" in found[0][1].title
+    # The title says the computed number of steps, written the one way numbers are written.
+    assert found[0][1].title == f"XLA's compile cost pays back after {data['payback_steps']:,} steps"
+    assert 990 <= data["payback_steps"] <= 1010
     # The one payback definition (figures.measures.payback), which the HTML's payback point uses too.
     assert data["payback_steps"] == payback(xla.first_call_s, xla.median_s, fn.first_call_s, fn.median_s).steps
 
@@ -240,8 +242,12 @@ def test_mixed_precision_fires_on_a_tensor_core_gpu_only():
 
 
 def test_mixed_precision_silent_when_the_profile_shows_16_bit_compute():
-    r = res(device="gpu:0", profile={"fp16_percent": 60.0})
+    # xprof's overview figure, as tfperf.profile.profiler reads it out.
+    r = res(device="gpu:0", profile={"overview": {"device_compute_16bit_percent": 60.0}})
     assert fired(advisor.rule_mixed_precision, run_of(r, environment=_gpu_env("8.0"))) == []
+    low = res(device="gpu:0", profile={"overview": {"device_compute_16bit_percent": 4.0}})
+    (_, s), = fired(advisor.rule_mixed_precision, run_of(low, environment=_gpu_env("8.0")))
+    assert "4% of device compute in 16-bit" in s.evidence
 
 
 def test_host_bound_fires_on_kernel_launch_share_and_device_idle():

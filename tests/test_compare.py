@@ -154,7 +154,11 @@ def test_rows_in_one_file_only_are_listed_in_every_format():
         text = compare_report.render(cmp, fmt)
         assert "dropped" in text and "added" in text, fmt
     data = json.loads(compare_report.render_json(cmp))
-    assert data["only_in_base"][0]["case"] == "dropped" and data["exit_code"] == 0
+    # A base row missing from the current run fails the gate, unless missing rows are allowed.
+    assert data["only_in_base"][0]["case"] == "dropped" and data["exit_code"] == compare.EXIT_GATE_FAILED
+    assert [g["kind"] for g in data["gate_failures"]] == ["missing"]
+    allowed = compare.compare_runs(base, current, allow_missing=True)
+    assert compare.exit_code(allowed) == 0 and allowed.gate_failures and not allowed.gate_failed
 
 
 def test_retrace_growth_is_a_regression_even_at_equal_speed():
@@ -230,7 +234,7 @@ def test_environment_differences_are_warned():
     text = "\n".join(cmp.environment_warnings)
     assert "TensorFlow version" in text and "CPU model" in text and "NVIDIA L4" in text
     assert "environments differ" in compare_report.render_markdown(cmp)
-    busy = compare.environment_warnings(ENV, {**ENV, "load_average": [7.9, 7.5, 6.0]})
+    busy = compare.busy_warnings(ENV, {**ENV, "load_average": [7.9, 7.5, 6.0]})
     assert busy == ["the machine was busy during the current run (load average 7.9 on 2 CPUs): its timings "
                     "include waiting for other processes"]
 
@@ -240,9 +244,9 @@ def test_every_row_moving_together_is_warned_as_drift():
     keys = [("a", "eager"), ("b", "function"), ("c", "xla")]
     base = run_of({k: samples(rng, 0.01) for k in keys})
     slower = run_of({k: samples(rng, 0.013) for k in keys})
-    assert any("moved the same way" in w for w in compare.compare_runs(base, slower).environment_warnings)
+    assert any("moved the same way" in w for w in compare.compare_runs(base, slower).warnings)
     mixed = run_of({k: samples(rng, 0.013 if k[0] == "a" else 0.01) for k in keys})
-    assert not any("moved the same way" in w for w in compare.compare_runs(base, mixed).environment_warnings)
+    assert not any("moved the same way" in w for w in compare.compare_runs(base, mixed).warnings)
 
 
 step_times = st.lists(st.floats(min_value=1e-5, max_value=10.0, allow_nan=False), min_size=0, max_size=40)
@@ -270,14 +274,19 @@ def test_bootstrap_interval_is_deterministic_and_covers_the_true_ratio():
     assert lo < 1.5 < hi and hi - lo < 0.1
 
 
-@pytest.mark.parametrize("text, value", [("10%", 0.10), ("0.1", 0.10), ("5", 0.05), ("2.5%", 0.025)])
+@pytest.mark.parametrize("text, value", [("10%", 0.10), ("0.1", 0.10), ("2.5%", 0.025), ("1000%", 10.0),
+                                         ("0.99", 0.99), ("1.5%", 0.015), ("150%", 1.5)])
 def test_parse_threshold(text, value):
     assert compare.parse_threshold(text) == pytest.approx(value)
 
 
-@pytest.mark.parametrize("text", ["ten", "0", "-5%"])
-def test_parse_threshold_rejects(text):
-    with pytest.raises(TfperfError):
+@pytest.mark.parametrize("text, why", [("ten", "expected a percentage"), ("0", "above 0%"), ("-5%", "above 0%"),
+                                       ("inf", "finite"), ("nan", "finite"), ("1e999%", "finite"),
+                                       ("1.0", "ambiguous: write 1.0% for a percentage, or 100%"),
+                                       ("1.5", "ambiguous: write 1.5% for a percentage, or 150%"),
+                                       ("5", "ambiguous")])
+def test_parse_threshold_rejects(text, why):
+    with pytest.raises(TfperfError, match=why.replace("(", r"\(")):
         compare.parse_threshold(text)
 
 
@@ -430,9 +439,8 @@ def test_runs_timed_in_one_process_are_warned_about():
     one = run_of({("a", "function"): samples(rng, 0.010)})
     many = RunResult(suite={"name": "t"}, environment=dict(ENV), results=[
         Result("a", "function", "cpu", "train", 32, **processes_of(rng, [0.010, 0.010, 0.010]))])
-    assert any("base run timed each job in one worker process" in w
-               for w in compare.compare_runs(one, many).environment_warnings)
-    assert not any("one worker process" in w for w in compare.compare_runs(many, many).environment_warnings)
+    assert any("base run timed each job in one worker process" in w for w in compare.compare_runs(one, many).warnings)
+    assert not any("one worker process" in w for w in compare.compare_runs(many, many).warnings)
 
 
 def test_old_files_split_their_samples_by_timing_repeats():

@@ -43,6 +43,45 @@ def test_output_agreement_counts_rows_and_argmax():
         output_agreement(ref, got[:2])
 
 
+def test_agreement_on_outputs_that_ignore_the_input_is_not_meaningful():
+    rng = np.random.default_rng(0)
+    # An untrained MobileNetV2 with a softmax top: exactly 0.1 for each of ten classes, whatever the image. Any
+    # conversion that outputs the same passes "top-1 100%, max error 0": the check must say it proves nothing.
+    uniform = np.full((256, 10), 0.1)
+    a = output_agreement(uniform, uniform.copy())
+    assert a.top1_agreement == 1.0 and a.max_abs_error == 0.0
+    assert a.details["meaningful"] is False and "same for every input" in a.details["not_meaningful"]
+    # Logits that vanished (1e-11, as the zoo's untrained MobileNetV2 gives): varied relative to their own largest
+    # value, but their softmax is uniform to 1e-10, so top-1 is chance.
+    tiny = rng.standard_normal((256, 10)) * 1e-11
+    a = output_agreement(tiny, tiny * 1.01)
+    assert a.details["meaningful"] is False and "near-uniform over the 10 classes" in a.details["not_meaningful"]
+    # A regression output that hardly moves with the input: an error 4x its whole variation is within 5% of 1000.
+    offset = 1000 + rng.standard_normal((256, 1))
+    assert output_agreement(offset, offset + 4).details["meaningful"] is False
+    # Logits of a classifier that separates its classes, and a regression output that varies: meaningful.
+    logits = rng.standard_normal((256, 10)) * 3
+    a = output_agreement(logits, logits + 0.01, inputs="the case's user dataset d.py:ds")
+    assert a.details == {"meaningful": True, "inputs": "the case's user dataset d.py:ds"}
+    assert output_agreement(offset - 1000, offset - 1000).details["meaningful"] is True
+    # Kept through results.json: the record keeps the keys it does not know yet in `details`.
+    r = Result.from_json(_res("tflite-int8", 1e-3, output_agreement(uniform, uniform).to_json()).to_json())
+    assert r.output_agreement.details["meaningful"] is False
+
+
+@pytest.mark.slow
+def test_untrained_zoo_mobilenet_agreement_is_not_meaningful():
+    """The issue's own case, with real TensorFlow: the zoo's untrained MobileNetV2 (random weights) gives the same
+    logits for any image, so even a comparison of the model with itself is flagged, not counted as a pass."""
+    from tfperf.zoo import get_model
+
+    model = get_model("mobilenet_v2").build({})
+    x = np.random.default_rng(0).standard_normal((16, 32, 32, 3)).astype("float32")
+    reference = np.asarray(model(x, training=False))
+    a = output_agreement(reference, reference)
+    assert a.max_abs_error == 0.0 and a.details["meaningful"] is False, a
+
+
 def test_unsupported_ops_parses_the_converter_messages():
     text = ("error: loc(...): 'tf.Digamma' op is neither a custom op nor a flex op\n"
             "Some ops in the model are custom ops, See instructions ...\n"
@@ -196,6 +235,63 @@ def test_harness_times_deployment_modes_and_names_the_missing_op(tmp_path):
     assert failed.status == "failed" and failed.error.type == "UnsupportedOpError"
     assert "Digamma" in failed.error.message and failed.error.phase == "build"
     assert ok.status == "ok" and ok.output_agreement.max_abs_error < 1e-5
+
+
+DATASET_MODULE = """
+import numpy as np
+import tensorflow as tf
+
+
+def examples(batch_size):
+    rng = np.random.default_rng(5)
+    x = rng.uniform(-2, 2, (512, 20)).astype("float32")
+    return tf.data.Dataset.from_tensor_slices((x, (x[:, 0] > 0).astype("int32"))).batch(batch_size)
+"""
+
+
+@pytest.mark.slow
+def test_deployment_first_call_is_the_first_predict_and_the_suite_dataset_feeds_the_check(tmp_path, monkeypatch):
+    """first_call_s is the reloaded artefact's first predict, timed before the agreement check's predicts (up to
+    128 of them, which made the harness's "first call" a warm one); the check runs on the case's own dataset."""
+    from tfperf.deploy import modes
+    from tfperf.measure import harness
+    from tfperf.suite.references import resolve_reference
+
+    (tmp_path / "data.py").write_text(DATASET_MODULE)
+    calls: list[str] = []  # every predict of the deployed artefact, in order: "first" is the one first_predict_s made
+    timed: list[float] = []
+    in_first = [False]
+    real_prepare, real_first = modes.prepare_deploy, getattr(modes, "first_predict_s", None)
+
+    def logging_prepare(*args, **kwargs):
+        deployed = real_prepare(*args, **kwargs)
+        predict = deployed.predict
+
+        def logged(batch):
+            calls.append("first" if in_first[0] else "other")
+            return predict(batch)
+        deployed.predict = logged
+        return deployed
+
+    def recording_first(predict, batch):
+        in_first[0] = True
+        timed.append(real_first(predict, batch))
+        in_first[0] = False
+        return timed[-1]
+
+    monkeypatch.setattr(modes, "prepare_deploy", logging_prepare)
+    monkeypatch.setattr(modes, "first_predict_s", recording_first, raising=False)
+    case = CaseSpec(name="mlp", model="zoo:mlp", params={"hidden": 32, "features": 20, "classes": 5},
+                    dataset="data.py:examples", modes=("tflite",), task="infer", batch_sizes=(8,), warmup_steps=1,
+                    steps=2, repeats=1, profile=False, base_dir=str(tmp_path))
+    job, = case.jobs()
+    r = harness.run_job(case, job, harness.JobContext(out_dir=tmp_path / "out", tf_device="/CPU:0"),
+                        lambda ref: resolve_reference(ref, tmp_path))
+    assert r.status == "ok", r.error
+    assert calls[0] == "first" and calls.count("first") == 1 and len(calls) > 32  # then the check's 32 batches
+    assert r.first_call_s == timed[0] > 0  # the recorded first call is that predict, not the harness's warm one
+    assert "data.py:examples" in r.output_agreement.details["inputs"]
+    assert r.output_agreement.samples == 256 and r.output_agreement.details["meaningful"] is True
 
 
 # --- the advisor rule (no TensorFlow) ---------------------------------------------------------------------------

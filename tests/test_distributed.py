@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from tfperf.distributed.cluster import (Worker, _supervise, combine, free_ports, leftover_processes, losses_agree,
-                                       run_local_cluster)
+                                       run_local_cluster, worker_gpu_env)
 from tfperf.distributed.faults import KILL_ENV
 from tfperf.distributed.measure import scaling_efficiency
 from tfperf.distributed.setup import tf_config_task
@@ -91,6 +91,8 @@ def test_mirrored_two_logical_cpu_devices(suite_run):
     _assert_scaled(r)
     assert r["extra"]["strategy"] == "mirrored"
     assert [d.rsplit("/", 1)[-1] for d in r["extra"]["replica_devices"]] == ["device:CPU:0", "device:CPU:1"]
+    # Each timed step waited for both replicas' own losses, not only the reduced one.
+    assert r["timing"]["sync"] == "fetch every replica's loss" and r["extra"]["synced_replicas"] == 2
     # Both replicas' copies of the weights give the same loss on a fixed batch after the same steps.
     probe = r["extra"]["probe_losses"]
     assert len(probe) == 2 and math.isfinite(probe[0]) and probe[0] == probe[1]
@@ -354,3 +356,70 @@ def test_a_worker_dying_in_start_up_restarts_the_cluster_once(tmp_path):
     assert len(restarts) == 1 and "worker 1" in restarts[0]["message"] and "SIGABRT" in restarts[0]["message"]
     assert leftover_processes([w["pid"] for w in r.extra["per_worker"]]) == []
     assert _no_descendants() == []
+
+
+# Runs in a fresh interpreter: the two logical CPU devices must exist before TensorFlow initializes its devices.
+MIRRORED_FLOAT16 = r"""
+import json, os
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+from tfperf.distributed.setup import configure_process
+configure_process({"strategy": "mirrored", "devices": 2})
+from tfperf.distributed.measure import measure_distributed
+from tfperf.measure.tf_config import apply_tf_config
+from tfperf.results.model import JobSpec
+from tfperf.suite.spec import CaseSpec
+
+settings = {"mixed_precision": "mixed_float16"}
+apply_tf_config(settings)  # as a worker does at start; each pass's build clears the Keras session after this
+case = CaseSpec(name="m16", model="zoo:mlp", params={"hidden": 16, "layers": 1}, batch_sizes=(8,), warmup_steps=1,
+                steps=3, repeats=1, profile=False, distribute={"strategy": "mirrored", "devices": 2}, tf_config=settings)
+r = measure_distributed(case, JobSpec("m16", "function", "cpu", "train", 8))
+print("RESULT " + json.dumps(r.to_json(), default=str))
+"""
+
+
+@pytest.mark.slow
+def test_mirrored_float16_is_loss_scaled_and_syncs_every_replica():
+    proc = subprocess.run([sys.executable, "-c", MIRRORED_FLOAT16], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parents[1])
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, proc.stderr[-3000:]
+    r = json.loads(lines[-1].removeprefix("RESULT "))
+    assert r["status"] == "ok", r["error"]
+    extra = r["extra"]
+    assert extra["model_compute_dtype"] == "float16" and extra["loss_scale_optimizer"] is True
+    assert extra["tf_config_applied"]["mixed_precision"] == "mixed_float16"
+    assert r["replicas"] == 2 and extra["synced_replicas"] == 2
+    assert r["timing"]["sync"] == "fetch every replica's loss"
+    # Loss-scaled updates stay synchronous: both replicas' weights give the same finite loss.
+    assert math.isfinite(extra["probe_losses"][0]) and extra["probe_losses"][0] == extra["probe_losses"][1]
+
+
+def test_local_workers_get_one_gpu_each_round_robin_with_memory_growth():
+    gpus = ["0", "1"]
+    envs = [worker_gpu_env(i, gpus, "gpu:0") for i in range(3)]
+    assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["0", "1", "0"]  # the third worker shares GPU 0
+    assert all(e["TF_FORCE_GPU_ALLOW_GROWTH"] == "true" for e in envs)
+    # The ids of the GPUs the case worker sees (its own CUDA_VISIBLE_DEVICES), not 0..n-1.
+    assert worker_gpu_env(1, ["3", "5"], "gpu:0")["CUDA_VISIBLE_DEVICES"] == "5"
+    # A CPU job hides the GPUs, so it runs where its result says; no GPUs: nothing is set.
+    assert worker_gpu_env(0, gpus, "cpu") == {"CUDA_VISIBLE_DEVICES": "-1"}
+    assert worker_gpu_env(0, [], "gpu:0") == {} and worker_gpu_env(0, None, "cpu") == {}
+
+
+@pytest.mark.slow
+def test_local_workers_on_a_gpu_machine_each_see_their_own_gpu(tmp_path):
+    from tfperf.distributed.setup import visible_gpus
+
+    gpus = visible_gpus()
+    if not gpus:
+        pytest.skip("needs a GPU: checks that each local worker sees one GPU (CUDA_VISIBLE_DEVICES) and that "
+                    "each step syncs the replica's device (sync_devices); TensorFlow sees no GPU here")
+    case, job = _multi_case(timeout_s=240)
+    job = JobSpec(job.case, job.mode, "gpu:0", job.task, job.batch_size)
+    r = run_local_cluster(case, job, 2, work_dir=tmp_path, gpus=gpus)
+    assert r.status == "ok", r.error
+    seen = [w["cuda_visible_devices"] for w in r.extra["per_worker"]]
+    assert seen == [gpus[0], gpus[1 % len(gpus)]]
+    assert r.timing.sync == "sync_devices"
+    assert all("GPU" in d.upper() for d in r.extra["replica_devices"])

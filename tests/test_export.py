@@ -90,6 +90,43 @@ def test_every_ok_result_becomes_a_benchmark_with_stats_from_its_samples():
     assert any("big [function bs=4096]" in s and "timeout" in s for s in exported.skipped)
 
 
+def test_machine_info_is_what_the_run_recorded_or_empty(monkeypatch):
+    """node, processor, the Python implementation and the format version are the real values or empty: the
+    export used to write "CPython" and pytest-benchmark "5.0.0" when it did not know, and read a host name the run
+    never recorded."""
+    import platform
+    from importlib import metadata
+
+    from tfperf.host.environment import host_environment
+    from tfperf.report import export
+
+    # A results.json written before these were recorded: empty, not guessed (nor read from this machine).
+    info = to_pytest_benchmark(make_run()).document["machine_info"]
+    assert info["node"] == "" and info["processor"] == "" and info["python_compiler"] == "" and info["release"] == ""
+    assert info["python_implementation"] == "" and info["python_implementation_version"] == ""
+    assert info["python_version"] == "3.11.7" and info["system"] == "Linux"  # from the recorded platform string
+    # A run that records its host: the values of the machine it ran on.
+    run = make_run()
+    run.environment = host_environment()
+    info = to_pytest_benchmark(run).document["machine_info"]
+    assert info["node"] == platform.node() and info["node"]
+    assert info["python_implementation"] == platform.python_implementation()
+    assert info["python_implementation_version"] == platform.python_version()  # CPython's are the same
+    assert info["python_compiler"] == platform.python_compiler() and info["release"] == platform.release()
+    assert info["system"] == platform.system() and info["processor"] == platform.processor()
+    # The version is the installed pytest-benchmark's (its Stats made the numbers), never a made-up one.
+    import pytest_benchmark
+
+    assert to_pytest_benchmark(run).document["version"] == metadata.version("pytest-benchmark")
+
+    def missing(name):
+        raise metadata.PackageNotFoundError(name)
+    monkeypatch.setattr(export.metadata, "version", missing)
+    assert to_pytest_benchmark(run).document["version"] == pytest_benchmark.__version__
+    monkeypatch.setattr(pytest_benchmark, "__version__", None, raising=False)
+    assert to_pytest_benchmark(run).document["version"] == ""
+
+
 def test_github_action_benchmark_pytest_tool_fields():
     """github-action-benchmark's `pytest` tool reads, per benchmark, fullname as the name, stats.ops as the value
     (iter/sec), stats.stddev for the range and stats.mean + stats.rounds for the detail line."""

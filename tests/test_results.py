@@ -93,9 +93,13 @@ def test_merge_process_appends_a_later_process_samples_and_keeps_the_first_proce
     assert [p.median_s for p in first.timing.by_process] == [pytest.approx(1.15), pytest.approx(2.1)]
     assert all(isinstance(p, ProcessTiming) for p in first.timing.by_process) and first.timing.processes == 2
 
+    # A later process that ran out of time fails the job; the samples of the processes that finished stay.
     failed = Result.not_run(later.spec, "timeout", "Timeout", "killed")
-    merge_process(first, failed, 2)
-    assert first.status == "ok" and len(first.samples) == 8
+    merge_process(first, failed, 2, log_path="out/workers/a.p2.log")
+    assert first.status == "failed" and not first.ok and len(first.samples) == 8
+    assert first.error.process == 2 and first.error.type == "Timeout"
+    assert "process 3 of this job failed" in first.error.message and "measured it: killed" in first.error.message
+    assert first.error.log_path == "out/workers/a.p2.log" and "out/workers/a.p2.log" in first.error.hint
     assert first.extra["process_errors"][0]["status"] == "timeout"
 
 

@@ -200,7 +200,7 @@ def what_if_run(tmp_path_factory):
     proc = run_tfperf("run", str(suite), "--out", str(out), "--quiet", "--what-if")
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads((out / "results.json").read_text())
-    return {r["case"]: r for r in data["results"]}, (out / "report.md").read_text()
+    return {r["case"]: r for r in data["results"]}, (out / "report.md").read_text(), out
 
 
 @pytest.mark.slow
@@ -240,3 +240,29 @@ def test_report_lists_the_what_if_runs(what_if_run):
     report = what_if_run[1]
     assert "## What-if runs" in report and "prefetch(AUTOTUNE)" in report and "| slow [function bs=8]" in report
     assert "fast [function" not in report.split("## What-if runs")[1].split("##")[0]
+
+
+@pytest.mark.slow
+def test_what_if_reruns_write_nothing_into_the_jobs_tensorboard_run(what_if_run):
+    """The job's TensorBoard run holds the job's own summaries only: one event file whose step-time series is the
+    job's samples. The what-if re-runs (five here: two changes, their combination, a larger batch, the unchanged
+    job) used to add theirs to the same run, under the same tags."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.util.tensor_util import make_ndarray
+
+    results, _, out = what_if_run
+    slow = results["slow"]
+    assert len(slow["what_if"]) >= 3
+    run = out / "tensorboard" / "slow-function"
+    events = sorted(run.glob("events.out.tfevents.*"))
+    assert len(events) == 1, [e.name for e in events]
+    acc = EventAccumulator(str(run), size_guidance={"tensors": 0})  # 0: keep every event
+    acc.Reload()
+
+    def values(tag: str) -> list[float]:
+        return [float(make_ndarray(e.tensor_proto)) for e in acc.Tensors(tag)]
+
+    assert values("tfperf/step_time_ms") == pytest.approx([1e3 * s for s in slow["samples"]])
+    assert values("tfperf/median_step_time_ms") == pytest.approx([1e3 * slow["step_time_s"]["median"]])
+    # Nor a run of their own under another name: the run folder lists the two jobs only.
+    assert sorted(p.name for p in (out / "tensorboard").iterdir()) == ["fast-function", "slow-function"]

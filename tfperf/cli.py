@@ -97,9 +97,12 @@ def report(
     """Re-render a run's tables from its results.json, without running anything."""
     from tfperf.results.model import atomic_write_text, load_results
     from tfperf.report.tables import FORMATS, render
+    from tfperf.run.outdir import check_output_file
 
     if fmt not in (*FORMATS, "html"):
         raise TfperfError(f"--format {fmt}: choose one of {', '.join((*FORMATS, 'html'))}")
+    if output:
+        check_output_file(output)
     if fmt == "html":
         from tfperf.report.html import render_html
 
@@ -117,19 +120,32 @@ def report(
 def compare(
     base: Path = typer.Argument(..., help="The baseline results.json (or its run folder)."),
     current: Path = typer.Argument(..., help="The results.json to check against it."),
-    threshold: str = typer.Option("10%", "--threshold", help="Slowdown beyond which a significant change counts."),
+    threshold: str = typer.Option("10%", "--threshold",
+                                  help="Slowdown beyond which a significant change counts: a percentage (10%, "
+                                       "150%) or a fraction below 1 (0.1). A bare 1 or more is refused as "
+                                       "ambiguous."),
     fmt: str = typer.Option("table", "--format", help="table | markdown | json | html"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
+    allow_missing: bool = typer.Option(
+        False, "--allow-missing", help="Pass the gate even when base rows are missing, failed or under-sampled "
+                                       "in the current run, or the current run was interrupted (still listed)."),
 ) -> None:
-    """Compare two runs row by row; exit 1 when any row regressed (significantly slower beyond the threshold)."""
-    from tfperf.analysis.compare import compare_runs, exit_code, parse_threshold
+    """Compare two runs row by row.
+
+    Exit codes: 0 no regression; 1 a row regressed (significantly slower beyond the threshold); 2 unreadable input.
+
+    3 the gate failed: a base row missing, failed or under-sampled now, or an interrupted run (see --allow-missing).
+    """
+    from tfperf.analysis.compare import compare_runs, exit_code, read_threshold
     from tfperf.report.compare import RENDERERS, render
     from tfperf.results.model import atomic_write_text, load_results
 
     if fmt not in RENDERERS:
         raise TfperfError(f"--format {fmt}: choose one of {', '.join(RENDERERS)}")
-    cmp = compare_runs(load_results(base), load_results(current), parse_threshold(threshold),
-                       base_path=base, current_path=current)
+    limit = read_threshold(threshold)
+    typer.echo(f"tfperf: compare: {limit.reading}", err=True)
+    cmp = compare_runs(load_results(base), load_results(current), limit.value,
+                       base_path=base, current_path=current, allow_missing=allow_missing)
     text = render(cmp, fmt)
     if output:
         atomic_write_text(output, text)
@@ -151,9 +167,12 @@ def export(
 
     from tfperf.report.export import FORMATS, to_pytest_benchmark
     from tfperf.results.model import atomic_write_text, load_results
+    from tfperf.run.outdir import check_output_file
 
     if fmt not in FORMATS:
         raise TfperfError(f"--format {fmt}: choose one of {', '.join(FORMATS)}")
+    if output:
+        check_output_file(output)
     exported = to_pytest_benchmark(load_results(results))
     for line in exported.skipped:
         typer.echo(f"tfperf: export: left out {line}", err=True)
@@ -176,6 +195,8 @@ def list_models(fmt: str = typer.Option("table", "--format", help="table | json"
 
     from tfperf.zoo import describe_models
 
+    if fmt not in ("table", "json"):
+        raise TfperfError(f"--format {fmt}: choose one of table, json")
     models = describe_models()
     if fmt == "json":
         typer.echo(json.dumps(models, indent=2, default=str))
@@ -214,6 +235,8 @@ def env(fmt: str = typer.Option("table", "--format", help="table | json")) -> No
     import json
     import os
 
+    if fmt not in ("table", "json"):  # before TensorFlow is imported: a typo costs no wait
+        raise TfperfError(f"--format {fmt}: choose one of table, json")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from tfperf.host.environment import gpu_memory, host_environment, tensorflow_environment
 
@@ -245,7 +268,8 @@ def env(fmt: str = typer.Option("table", "--format", help="table | json")) -> No
 @app.command()
 def tensorboard(
     out: Optional[Path] = typer.Argument(None, help="A run folder (default: the latest under reports/)."),
-    port: Optional[int] = typer.Option(None, "--port", help="Port on 127.0.0.1 (default: a free one)."),
+    port: Optional[int] = typer.Option(None, "--port", min=1, max=65535,
+                                       help="Port on 127.0.0.1 (default: a free one)."),
 ) -> None:
     """Serve a run's profiler traces and HParams in TensorBoard on 127.0.0.1; Ctrl-C stops it."""
     import time
@@ -297,9 +321,15 @@ def capture(
     from tfperf.profile.capture import parse_addresses
     from tfperf.profile.profiler import summarize
 
+    from tfperf.profile.capture import default_out_dir
+    from tfperf.run.outdir import check_out_folder
+
     if fmt not in ("text", "json"):
         raise TfperfError(f"--format {fmt}: choose one of text, json")
-    profile = capture_trace(parse_addresses(addresses), duration_ms, out)
+    parsed = parse_addresses(addresses)
+    out = out or default_out_dir()
+    check_out_folder(out, "--out")  # before TensorFlow is imported and the target asked for a trace
+    profile = capture_trace(parsed, duration_ms, out)
     if fmt == "json":
         typer.echo(json.dumps(profile, indent=2, default=str))
     else:
@@ -400,13 +430,26 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         typer.echo("tfperf: interrupted", err=True)
         return 130
-    except Exception as exc:  # click usage errors arrive here in standalone_mode=False
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return 2
+    except Exception as exc:  # click's usage errors arrive here in standalone_mode=False
+        if isinstance(exc, click_exception_types()):
+            exc.show()  # "Usage: ... Error: ...", or the help for a bare command, as click prints them
+            return exc.exit_code  # 2 for every usage error
         raise
+
+
+def click_exception_types() -> tuple[type[Exception], ...]:
+    """The ClickException classes typer may raise. Typer 0.29 raises its own vendored copy of click
+    (`typer._click`), which is not the click package's class; older typer raises the click package's. Both are
+    matched, so a usage error is click's message and exit 2 whichever typer is installed."""
+    import importlib
+
+    found = []
+    for module in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            found.append(importlib.import_module(module).ClickException)
+        except (ImportError, AttributeError):
+            continue
+    return tuple(found)
 
 
 if __name__ == "__main__":

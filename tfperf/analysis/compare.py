@@ -25,6 +25,9 @@ worse / better when they move beyond their margins, as warnings. The input-bound
 `tfperf.figures.measures.input_bound` defines (the measured wait when there is one, else the profiler's), compared
 once and only between figures of the same source; the other figure is quoted beside it.
 
+The gate fails closed (`gate_failures`, exit `EXIT_GATE_FAILED`): a base row missing, failed or with too few
+samples in the current run, or an interrupted current run, is not "no regression" (`--allow-missing` accepts it).
+
 Nothing here imports TensorFlow.
 """
 from __future__ import annotations
@@ -49,6 +52,11 @@ METHOD = (f"ratio of medians (current / base) with a {CONFIDENCE:.0%} bootstrap 
           f"repeat-to-repeat spread")
 
 VERDICTS = ("regression", "improvement", "inconclusive", "unchanged")
+
+# Exit codes of `tfperf compare` and of any command that gates on a comparison (2, unreadable input, is raised by
+# load_results). A failed gate is distinct from a regression, so CI can tell "slower" from "not measured".
+EXIT_REGRESSED = 1
+EXIT_GATE_FAILED = 3
 
 
 @dataclass
@@ -105,6 +113,15 @@ class RowComparison:
 
 
 @dataclass
+class GateFailure:
+    """Why the gate cannot say "no regression", the sentence, and the row it is about."""
+
+    kind: str  # interrupted | missing | failed | too_few_samples | nothing_compared
+    message: str
+    label: str | None = None
+
+
+@dataclass
 class Comparison:
     base_path: str | None
     current_path: str | None
@@ -113,7 +130,12 @@ class Comparison:
     rows: list[RowComparison] = field(default_factory=list)
     only_in_base: list[dict] = field(default_factory=list)  # {case, mode, batch_size, task, device, status}
     only_in_current: list[dict] = field(default_factory=list)
+    # What differs between the two machines or software stacks (TensorFlow, CPU, GPUs, environment variables).
     environment_warnings: list[str] = field(default_factory=list)
+    # What makes the verdicts less safe without being a difference: a busy machine, drift, one process per job.
+    warnings: list[str] = field(default_factory=list)
+    gate_failures: list[GateFailure] = field(default_factory=list)
+    allow_missing: bool = False  # --allow-missing: gate failures are listed but do not fail the comparison
 
     def counts(self) -> dict[str, int]:
         return {v: sum(1 for r in self.rows if r.verdict == v) for v in VERDICTS}
@@ -122,33 +144,69 @@ class Comparison:
     def regressed(self) -> bool:
         return any(r.verdict == "regression" for r in self.rows)
 
+    @property
+    def gate_failed(self) -> bool:
+        return bool(self.gate_failures) and not self.allow_missing
+
     def to_json(self) -> dict:
         d = dataclasses.asdict(self)
         d["counts"] = self.counts()
+        d["gate_failed"] = self.gate_failed
         d["exit_code"] = exit_code(self)
         return d
 
 
 def exit_code(cmp: Comparison) -> int:
-    """1 when any row regressed, else 0. (2, unreadable input, is raised by load_results as ResultsFileError.)"""
-    return 1 if cmp.regressed else 0
+    """EXIT_GATE_FAILED (3) when the gate failed, else EXIT_REGRESSED (1) when any row regressed, else 0. A failed
+    gate comes first: with rows unmeasured, "regressed" would not be the whole answer."""
+    return EXIT_GATE_FAILED if cmp.gate_failed else EXIT_REGRESSED if cmp.regressed else 0
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A threshold as read: `value` is a fraction (0.1 = 10%), `reading` says how the text was read."""
+
+    value: float
+    reading: str
+
+
+THRESHOLD_FORMS = "a percentage such as 10% or a fraction below 1 such as 0.1"
+
+
+def read_threshold(text: str | float) -> Threshold:
+    """'10%' and '1000%' are percentages; a bare number below 1 ('0.1') is a fraction. A bare number of 1 or
+    more ('5', '1.5') is refused: either reading is a plausible threshold (5% or 500%), so the user writes
+    which one they mean. A Python number is a fraction, as REGRESSION_THRESHOLD is."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        value, reading = float(text), "a fraction"
+    else:
+        s = str(text).strip()
+        percent = s.endswith("%")
+        try:
+            value = float(s[:-1] if percent else s)
+        except ValueError:
+            raise TfperfError(f"--threshold {text}: expected {THRESHOLD_FORMS}") from None
+        if math.isfinite(value) and not percent and value >= 1:
+            raise TfperfError(f"--threshold {text}: ambiguous: write {s}% for a percentage, or "
+                              f"{threshold_text(value)} if {s} is a fraction")
+        value, reading = (value / 100.0, "a percentage") if percent else (value, "a fraction")
+    if not math.isfinite(value):
+        raise TfperfError(f"--threshold {text}: must be a finite number, {THRESHOLD_FORMS}")
+    if value <= 0:
+        raise TfperfError(f"--threshold {text}: must be above 0%")
+    return Threshold(value, f"--threshold {text} read as {reading}: {threshold_text(value)}")
 
 
 def parse_threshold(text: str | float) -> float:
-    """'10%' -> 0.10, '0.1' -> 0.1, '10' -> 0.10 (a bare number of 1 or more is read as a percentage)."""
-    if isinstance(text, (int, float)):
-        value = float(text)
-    else:
-        s = str(text).strip()
-        try:
-            value = float(s[:-1]) / 100.0 if s.endswith("%") else float(s)
-        except ValueError:
-            raise TfperfError(f"--threshold {text}: expected a percentage such as 10% or a fraction such as 0.1") from None
-        if not s.endswith("%") and value >= 1:
-            value /= 100.0
-    if not (0 < value < 10) or math.isnan(value):
-        raise TfperfError(f"--threshold {text}: must be above 0%")
-    return value
+    """The threshold as a fraction (see `read_threshold`): '10%' -> 0.10, '0.1' -> 0.1."""
+    return read_threshold(text).value
+
+
+def threshold_text(value: float) -> str:
+    """A threshold as a percentage with the digits it has (1.5% stays 1.5%, not 2%), up to three decimals."""
+    pct = value * 100
+    digits = next((d for d in range(4) if abs(round(pct, d) - pct) <= 1e-9 * max(1.0, abs(pct))), 3)
+    return units.percent(value, digits)
 
 
 def classify_time(ratio: float, ci: tuple[float, float], p: float, noisy: bool, threshold: float,
@@ -177,10 +235,11 @@ def classify_time(ratio: float, ci: tuple[float, float], p: float, noisy: bool, 
         if noisy:
             return ("regression" if ratio > 1 else "improvement",
                     f"{change} {word} ({sig}), clear-cut despite noisy samples (quartiles apart)")
-        beyond = f"beyond the {threshold:.0%} threshold" + (f" and the runs' {spread:.0%} spread" if spread else "")
+        beyond = (f"beyond the {threshold_text(threshold)} threshold"
+                  + (f" and the runs' {spread:.0%} spread" if spread else ""))
         return ("regression" if ratio > 1 else "improvement"), f"{change} {word} ({sig}), {beyond}"
     if significant:
-        return "unchanged", f"{change} ({sig}): significant but within the {threshold:.0%} threshold"
+        return "unchanged", f"{change} ({sig}): significant but within the {threshold_text(threshold)} threshold"
     return "unchanged", f"{change} ({sig}): within noise"
 
 
@@ -339,15 +398,6 @@ def environment_warnings(base: dict, current: dict) -> list[str]:
     bg, cg = gpus(base), gpus(current)
     if bg != cg:
         out.append(f"GPUs differ: {', '.join(bg) or 'none'} (base) vs {', '.join(cg) or 'none'} (current)")
-    for label, env in (("base", base), ("current", current)):
-        # Optional: a run that recorded the load average (1-minute first) while it ran. Above one runnable
-        # process per CPU, other processes share the cores the steps were timed on.
-        load = env.get("load_average")
-        load = load[0] if isinstance(load, (list, tuple)) and load else load
-        cpus = env.get("cpu_count")
-        if isinstance(load, (int, float)) and isinstance(cpus, int) and cpus > 0 and load > cpus:
-            out.append(f"the machine was busy during the {label} run (load average {load:.1f} on {cpus} CPUs): "
-                       f"its timings include waiting for other processes")
     be, ce = base.get("env") or {}, current.get("env") or {}
     for k in sorted(set(be) | set(ce)):
         if be.get(k) != ce.get(k):
@@ -355,12 +405,28 @@ def environment_warnings(base: dict, current: dict) -> list[str]:
     return out
 
 
+def busy_warnings(base: dict, current: dict) -> list[str]:
+    """A run that recorded a load average (1-minute first) above one runnable process per CPU: other processes
+    shared the cores its steps were timed on. Not a difference between the runs: the same run can be busy."""
+    out = []
+    for label, env in (("base", base), ("current", current)):
+        load = env.get("load_average")
+        load = load[0] if isinstance(load, (list, tuple)) and load else load
+        cpus = env.get("cpu_count")
+        if isinstance(load, (int, float)) and isinstance(cpus, int) and cpus > 0 and load > cpus:
+            out.append(f"the machine was busy during the {label} run (load average {load:.1f} on {cpus} CPUs): "
+                       f"its timings include waiting for other processes")
+    return out
+
+
 def compare_runs(base: RunResult, current: RunResult, threshold: float = REGRESSION_THRESHOLD,
-                 base_path: str | Path | None = None, current_path: str | Path | None = None) -> Comparison:
-    """Match rows by (case, mode, batch size, task, device) and compare each pair; list the unmatched ones."""
+                 base_path: str | Path | None = None, current_path: str | Path | None = None,
+                 allow_missing: bool = False) -> Comparison:
+    """Match rows by (case, mode, batch size, task, device) and compare each pair; list the unmatched ones, and
+    what keeps the gate from vouching for the base's rows (`gate_failures`)."""
     cmp = Comparison(base_path=str(base_path) if base_path else None,
                      current_path=str(current_path) if current_path else None,
-                     threshold=threshold, method=METHOD)
+                     threshold=threshold, method=METHOD, allow_missing=allow_missing)
     base_by_key = {}
     for r in base.results:
         base_by_key.setdefault(r.spec.key, r)  # a duplicated key keeps the first, like the runner would never write
@@ -375,24 +441,57 @@ def compare_runs(base: RunResult, current: RunResult, threshold: float = REGRESS
         else:
             cmp.only_in_current.append(_brief(r))
     cmp.only_in_base = [_brief(r) for k, r in base_by_key.items() if k not in seen]
+    cmp.gate_failures = gate_failures(cmp, current)
     cmp.environment_warnings = environment_warnings(base.environment or {}, current.environment or {})
+    cmp.warnings = busy_warnings(base.environment or {}, current.environment or {})
+    if base.interrupted:
+        cmp.warnings.append("the base run was interrupted: rows it did not reach are not compared")
     drift = drift_warning(cmp.rows, threshold)
     if drift:
-        cmp.environment_warnings.append(drift)
-    cmp.environment_warnings += single_process_warnings(cmp.rows)
+        cmp.warnings.append(drift)
+    cmp.warnings += single_process_warnings(cmp.rows)
     return cmp
+
+
+def gate_failures(cmp: Comparison, current: RunResult) -> list[GateFailure]:
+    """What keeps "no regression" from being a claim about every row of the base: the gate fails closed.
+
+    A row the base measured must have been measured again, with enough samples to test; a row the base has must
+    be in the current run at all; an interrupted current run never passes. A row that failed in both runs is not
+    here: the base vouched for nothing, and the current run's own exit code reports its failure.
+    """
+    out = []
+    if current.interrupted:
+        out.append(GateFailure("interrupted", f"the current run was interrupted ({len(current.results)} "
+                                              f"result(s) written): rows it did not reach were not measured"))
+    for b in cmp.only_in_base:
+        out.append(GateFailure("missing", f"{b['label']}: in the base ({b['status']}), missing from the current run",
+                               b["label"]))
+    for r in cmp.rows:
+        base_measured, current_measured = r.base_status == "ok" and r.base_n, r.current_status == "ok" and r.current_n
+        if base_measured and not current_measured:
+            out.append(GateFailure("failed", f"{r.label}: {r.reason}", r.label))
+        elif base_measured and min(r.base_n, r.current_n) < MIN_SAMPLES:
+            out.append(GateFailure("too_few_samples", f"{r.label}: {r.base_n} sample(s) in base, {r.current_n} now; "
+                                                      f"a verdict needs {MIN_SAMPLES} in each", r.label))
+    if not out and not any(r.base_status == "ok" and r.base_n and r.current_status == "ok" and r.current_n
+                           for r in cmp.rows):
+        out.append(GateFailure("nothing_compared", "no row was measured in both runs: nothing was compared"))
+    return out
 
 
 def single_process_warnings(rows: Sequence[RowComparison]) -> list[str]:
     """A run whose jobs each ran in one worker process cannot show how far the same code moves between
     processes, so its spread understates the noise and a verdict on it is less safe than it looks."""
-    out = []
-    for side in ("base", "current"):
-        timed = [r for r in rows if r.ratio is not None]
-        if timed and all(getattr(r, f"{side}_processes") == 1 for r in timed):
-            out.append(f"the {side} run timed each job in one worker process: process-to-process variation is not "
-                       f"in its spread, so verdicts are less safe (run with processes: 2 or more)")
-    return out
+    timed = [r for r in rows if r.ratio is not None]
+    sides = [side for side in ("base", "current")
+             if timed and all(getattr(r, f"{side}_processes") == 1 for r in timed)]
+    if not sides:
+        return []
+    which = "both runs" if len(sides) == 2 else f"the {sides[0]} run"
+    return [f"{which} timed each job in one worker process: process-to-process variation is not in "
+            f"{'their' if len(sides) == 2 else 'its'} spread, so verdicts are less safe (run with processes: 2 "
+            f"or more)"]
 
 
 def drift_warning(rows: Sequence[RowComparison], threshold: float) -> str | None:

@@ -13,7 +13,9 @@ TF Lite models run in the `ai-edge-litert` interpreter (`tf.lite.Interpreter` is
 cannot be imported the deprecated one is used and `Deployed.interpreter` says so.
 
 `output_agreement` compares a deployed model's outputs with the eager Keras outputs on the same inputs; it is plain
-numpy, usable without TensorFlow. TensorFlow is imported inside the functions that export or load.
+numpy, usable without TensorFlow. It also says when that comparison cannot mean anything: eager outputs that do not
+depend on the input, or a classifier's near-uniform ones (an untrained model), pass the tolerance whatever the
+conversion did. TensorFlow is imported inside the functions that export or load.
 """
 from __future__ import annotations
 
@@ -28,6 +30,8 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from tfperf import units
+from tfperf.figures.thresholds import QUANTIZE_MAX_REL_ERROR
 from tfperf.results.records import OutputAgreement
 from tfperf.suite.spec import DEPLOY_MODES
 
@@ -88,12 +92,16 @@ def default_num_threads() -> int:
 
 # --- agreement -------------------------------------------------------------------------------------------------
 
-def output_agreement(reference: Any, got: Any) -> OutputAgreement:
+def output_agreement(reference: Any, got: Any, inputs: str | None = None) -> OutputAgreement:
     """How far a deployed model's outputs are from the reference (eager Keras) outputs on the same inputs.
 
     max/mean absolute error over all elements; `max_rel_error` scales the max error by the reference's largest
     magnitude (logits of different models differ in scale); `top1_agreement`, for classifier outputs (2-D, more than
     one class), is the share of rows whose argmax matches; `samples` is the number of rows compared.
+
+    `details["meaningful"]` is False, with the reason in `details["not_meaningful"]`, when the reference outputs are
+    such that a deployed model ignoring its input would pass the tolerance too (see `not_meaningful`): the numbers
+    are kept, but they prove nothing about the conversion. `details["inputs"]` says what the examples were.
     """
     ref = np.asarray(reference, dtype=np.float64)
     out = np.asarray(got, dtype=np.float64)
@@ -102,13 +110,66 @@ def output_agreement(reference: Any, got: Any) -> OutputAgreement:
     diff = np.abs(ref - out)
     scale = float(np.max(np.abs(ref))) if ref.size else 0.0
     classifier = ref.ndim == 2 and ref.shape[1] > 1
+    reason = not_meaningful(ref)
+    details: dict[str, Any] = {"meaningful": reason is None}
+    if reason:
+        details["not_meaningful"] = reason
+    if inputs:
+        details["inputs"] = inputs
     return OutputAgreement(
         max_abs_error=float(diff.max()) if diff.size else 0.0,
         mean_abs_error=float(diff.mean()) if diff.size else 0.0,
         max_rel_error=float(diff.max() / scale) if diff.size and scale > 0 else None,
         top1_agreement=float(np.mean(ref.argmax(axis=1) == out.argmax(axis=1))) if classifier else None,
         samples=int(ref.shape[0]) if ref.ndim else 1,
+        details=details,
     )
+
+
+def _probabilities(rows: np.ndarray) -> np.ndarray:
+    """A classifier's rows as class probabilities: as given when they already are (softmax outputs), else the
+    softmax of the logits."""
+    if np.all(rows >= 0) and np.allclose(rows.sum(axis=1), 1.0, atol=1e-3):
+        return rows
+    z = np.exp(rows - rows.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+def not_meaningful(reference: Any, tolerance: float = QUANTIZE_MAX_REL_ERROR) -> str | None:
+    """Why an agreement check against these reference outputs proves nothing, or None when it can.
+
+    The check allows an error of `tolerance` of the largest output. It says nothing when an output that ignores the
+    input would be within that tolerance too:
+    - outputs (nearly) the same for every example: the mean output row is within the tolerance of every row (a
+      model whose activations vanish, or a constant softmax: an untrained MobileNetV2 outputs 0.1 for each of ten
+      classes whatever the image);
+    - a classifier whose class probabilities all stay within `tolerance` (relative) of uniform: chance itself is
+      within the tolerance, and top-1 is decided by differences the tolerance allows (logits of 1e-11 look varied
+      relative to their own largest value, but their softmax is uniform).
+    """
+    ref = np.asarray(reference, dtype=np.float64)
+    if not ref.size:
+        return "no outputs to compare"
+    rows = ref.reshape(ref.shape[0], -1) if ref.ndim > 1 else ref.reshape(-1, 1)
+    n = rows.shape[0]
+    scale = float(np.max(np.abs(rows)))
+    hint = ("check on real inputs (give the case a dataset: of real examples) and a trained model before "
+            "trusting a quantized one")
+    if n >= 2:
+        spread = float(np.max(np.abs(rows - rows.mean(axis=0))))
+        if scale == 0.0 or spread <= tolerance * scale:
+            moved = units.percent(spread / scale, 1) if scale else "0%"
+            return (f"the eager outputs are the same for every input (they vary by {moved} of the largest output "
+                    f"over {n} examples; the tolerance allows {units.percent(tolerance)}): a conversion that "
+                    f"ignored its input would pass; {hint}")
+    if ref.ndim == 2 and ref.shape[1] > 1:
+        k = ref.shape[1]
+        deviation = float(np.max(np.abs(_probabilities(rows) * k - 1.0)))
+        if deviation <= tolerance:
+            return (f"the eager outputs are near-uniform over the {k} classes (every class probability within "
+                    f"{units.percent(deviation, 1)} of 1/{k}; the tolerance allows {units.percent(tolerance)}): "
+                    f"top-1 and the error tolerance cannot tell the conversion from chance; {hint}")
+    return None
 
 
 # --- conversion errors ----------------------------------------------------------------------------------------
@@ -359,10 +420,18 @@ AGREEMENT_SAMPLES = 256
 MAX_AGREEMENT_BATCHES = 128
 
 
+def agreement_inputs(source: Any, inp: Any) -> str:
+    """What the calibration and agreement examples are: the suite's own (its `dataset:`, representative of real
+    use) or synthetic ones drawn from the input spec (random: fine for timing, weak evidence of accuracy)."""
+    if source.kind == "dataset" or inp is None:
+        return f"the case's {source.description}" if getattr(source, "description", None) else "the case's dataset"
+    return "synthetic examples from the case's input spec"
+
+
 def _agreement_batches(source: Any, inp: Any, batch_size: int, seed: int) -> list[np.ndarray]:
-    """Inputs for calibration or the agreement check, drawn like the case's own: fresh synthetic examples from
-    its input spec (the in-memory source only cycles 4 batches, which would make calibration and evaluation the
-    same data), or the next batches of a user dataset."""
+    """Inputs for calibration or the agreement check, drawn like the case's own: the next batches of the case's
+    `dataset:` (the suite's representative inputs), or fresh synthetic examples from its input spec (the in-memory
+    source only cycles 4 batches, which would make calibration and evaluation the same data)."""
     n = max(1, min(MAX_AGREEMENT_BATCHES, -(-AGREEMENT_SAMPLES // batch_size)))
     if source.kind == "dataset" or inp is None:
         return [_as_numpy(source.next_args()[0][0]) for _ in range(n)]
@@ -370,6 +439,14 @@ def _agreement_batches(source: Any, inp: Any, batch_size: int, seed: int) -> lis
 
     rng = np.random.default_rng(seed)
     return [synthetic_features(inp, batch_size, rng) for _ in range(n)]
+
+
+def first_predict_s(predict: Callable[[Any], np.ndarray], batch: np.ndarray) -> float:
+    """Seconds of one predict on `batch`: called on a freshly loaded artefact, its cold first call (`predict`
+    returns numpy, so the work is complete when it returns)."""
+    t0 = time.perf_counter()
+    predict(batch)
+    return time.perf_counter() - t0
 
 
 def deployment_threads() -> int | None:
@@ -383,8 +460,12 @@ def deployment_threads() -> int | None:
 def deployment_step(mode: str, model: Any, inp: Any, source: Any, batch_size: int,
                     workdir: Path) -> tuple[Callable[..., Any], dict, dict]:
     """What the harness times in a deployment mode: (call(x, y) -> numpy outputs, notes for `extra`, Result fields
-    model_size_bytes / load_time_s / output_agreement).
+    model_size_bytes / load_time_s / first_call_s / output_agreement).
 
+    `first_call_s` is the first predict of the reloaded artefact, made here right after loading, before anything
+    else calls it: the agreement check runs up to MAX_AGREEMENT_BATCHES predicts, after which the harness's own
+    "first call" would be a warm one (interpreter buffers allocated, SavedModel functions traced). The harness sets
+    the Result fields after its own first call, so this value is the one recorded.
     The agreement is against the eager Keras outputs on the same inputs, computed here (untimed) before any step.
     """
     x0 = source.next_args()[0]
@@ -393,6 +474,7 @@ def deployment_step(mode: str, model: Any, inp: Any, source: Any, batch_size: in
     example = _as_numpy(x0[0])
     calibration = _agreement_batches(source, inp, batch_size, seed=11) if mode == "tflite-int8" else None
     deployed = prepare_deploy(mode, model, example, calibration, workdir, deployment_threads())
+    first_call_s = first_predict_s(deployed.predict, example)
     if mode != "savedmodel":
         shutil.rmtree(workdir / "savedmodel", ignore_errors=True)  # the intermediate export; the .tflite stays
 
@@ -400,7 +482,8 @@ def deployment_step(mode: str, model: Any, inp: Any, source: Any, batch_size: in
     reference = np.concatenate([np.asarray(model(b, training=False)) for b in check])
     got = np.concatenate([deployed.predict(b) for b in check])
     fields = {"model_size_bytes": deployed.model_size_bytes, "load_time_s": deployed.load_time_s,
-              "output_agreement": output_agreement(reference, got)}
+              "first_call_s": first_call_s,
+              "output_agreement": output_agreement(reference, got, agreement_inputs(source, inp))}
     notes = deployed.extra()
     if mode in TFLITE_MODES:
         notes["runs_on"] = "cpu (TF Lite interpreter, XNNPACK)"

@@ -64,6 +64,24 @@ def tf_config(addresses: list[str], index: int) -> str:
     return json.dumps({"cluster": {"worker": addresses}, "task": {"type": "worker", "index": index}})
 
 
+def worker_gpu_env(index: int, gpus: list[str] | None, device: str) -> dict[str, str]:
+    """The GPU environment of local worker `index`: what TensorFlow's multi-worker guidance asks of several
+    workers on one machine. Without it every worker sees every GPU, MultiWorkerMirroredStrategy gives each
+    worker all of them, and each process maps nearly all of every GPU's memory.
+
+    - one GPU per worker, round robin over the GPUs the case worker sees (`gpus`: CUDA ids), by
+      CUDA_VISIBLE_DEVICES;
+    - TF_FORCE_GPU_ALLOW_GROWTH (tf.config.experimental.set_memory_growth for every GPU of the process): with
+      more workers than GPUs, workers share one; and the launching case worker runs TensorFlow on the same GPUs;
+    - a job on the CPU (`device: cpu`) hides the GPUs, so the step runs where the result says it ran.
+    No GPUs (or `gpus` not given): nothing is set."""
+    if not gpus:
+        return {}
+    if device.startswith("cpu"):
+        return {"CUDA_VISIBLE_DEVICES": "-1"}
+    return {"CUDA_VISIBLE_DEVICES": gpus[index % len(gpus)], "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
+
+
 @dataclass
 class Worker:
     index: int
@@ -86,11 +104,12 @@ def _read_result(path: Path) -> Result | None:
 
 def run_local_cluster(case: CaseSpec, job: JobSpec, workers: int, *, work_dir: str | Path | None = None,
                       out_dir: str | Path | None = None, timeout_s: float | None = None,
-                      python: str | None = None, env: dict | None = None) -> Result:
+                      python: str | None = None, env: dict | None = None, gpus: list[str] | None = None) -> Result:
     """Run one job on `workers` local worker processes and combine what they measured into one Result.
 
     The combined result is worker 0's measurement (it also ran the one-replica baseline) with every worker's
-    summary in extra["per_worker"]. Never raises for a worker's failure; that is the job's result.
+    summary in extra["per_worker"]. Never raises for a worker's failure; that is the job's result. `gpus`: the
+    CUDA ids of the machine's GPUs (setup.visible_gpus), shared out one per worker (worker_gpu_env).
     """
     import tempfile
 
@@ -109,7 +128,7 @@ def run_local_cluster(case: CaseSpec, job: JobSpec, workers: int, *, work_dir: s
     started = time.monotonic()
     try:
         first = _launch_and_supervise(case, job, workers, work, stem, case_file, job_file, out_dir, timeout_s,
-                                      python, env)
+                                      python, env, gpus)
         if not _died_starting(first, work, stem):
             return first
         # A worker died before it joined the cluster (in TensorFlow's start-up, or because another process took
@@ -117,7 +136,7 @@ def run_local_cluster(case: CaseSpec, job: JobSpec, workers: int, *, work_dir: s
         # fresh ports, in the time left; a second such death is the result.
         left = max(1.0, timeout_s - (time.monotonic() - started))
         second = _launch_and_supervise(case, job, workers, work, stem, case_file, job_file, out_dir, left, python,
-                                       env)
+                                       env, gpus)
         second.extra["cluster_restarts"] = [{"message": first.error.message, "log_tail": first.error.log_tail}]
         return second
     finally:
@@ -134,7 +153,7 @@ def _died_starting(r: Result, work: Path, stem: str) -> bool:
 
 def _launch_and_supervise(case: CaseSpec, job: JobSpec, workers: int, work: Path, stem: str, case_file: Path,
                           job_file: Path, out_dir: str | Path | None, timeout_s: float, python: str | None,
-                          env: dict | None) -> Result:
+                          env: dict | None, gpus: list[str] | None = None) -> Result:
     addresses = [f"127.0.0.1:{p}" for p in free_ports(workers)]
     base_env = {**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"}
     base_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -150,12 +169,15 @@ def _launch_and_supervise(case: CaseSpec, job: JobSpec, workers: int, work: Path
                    str(result_path)]
             if out_dir is not None:
                 cmd += ["--out-dir", str(out_dir)]
+            gpu_env = worker_gpu_env(i, gpus, job.device)
             with open(log_path, "a", encoding="utf-8") as log:
                 log.write(f"--- {' '.join(cmd)}\n--- TF_CONFIG={tf_config(addresses, i)}\n")
+                if gpu_env:
+                    log.write(f"--- {' '.join(f'{k}={v}' for k, v in gpu_env.items())}\n")
                 log.flush()
                 proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                         start_new_session=True, preexec_fn=die_with_parent,
-                                        env={**base_env, "TF_CONFIG": tf_config(addresses, i)})
+                                        env={**base_env, **gpu_env, "TF_CONFIG": tf_config(addresses, i)})
             procs.append(Worker(i, addresses[i], proc, result_path, log_path))
         return _supervise(case, job, procs, started, timeout_s)
     finally:
@@ -249,7 +271,8 @@ def combine(job: JobSpec, results: list[Result | None], procs: list[Worker], wal
         assert r is not None
         per_worker.append({"index": w.index, "pid": w.proc.pid, "address": w.address, "median_s": r.median_s,
                            "final_loss": r.extra.get("final_loss"), "probe_losses": r.extra.get("probe_losses"),
-                           "first_call_s": r.first_call_s, "input_wait_fraction": r.input_wait_fraction})
+                           "first_call_s": r.first_call_s, "input_wait_fraction": r.input_wait_fraction,
+                           "cuda_visible_devices": r.extra.get("cuda_visible_devices")})
     chief.extra["per_worker"] = per_worker
     chief.wall_s = wall_s
     agree, detail = losses_agree(per_worker)

@@ -23,7 +23,7 @@ import psutil
 from tfperf.distributed.cluster import run_local_cluster
 from tfperf.distributed.faults import inject_start_fault
 from tfperf.distributed.measure import measure_distributed
-from tfperf.distributed.setup import configure_process, tf_config_task
+from tfperf.distributed.setup import configure_process, tf_config_task, visible_gpus
 from tfperf.results.model import JobSpec, Result, atomic_write_text
 from tfperf.suite.distribute import DistributeError, DistributeSpec
 from tfperf.suite.spec import CaseSpec
@@ -46,7 +46,8 @@ def run_distributed_job(case: CaseSpec, job: JobSpec, ctx: Any, resolve: Callabl
         work_dir = Path(out_dir) / "workers" if out_dir is not None else None
         if deadline_s is None:
             deadline_s = remaining_case_time(case)
-        return run_local_cluster(case, job, spec.workers, work_dir=work_dir, out_dir=out_dir, timeout_s=deadline_s)
+        return run_local_cluster(case, job, spec.workers, work_dir=work_dir, out_dir=out_dir, timeout_s=deadline_s,
+                                 gpus=visible_gpus())
     return measure_distributed(case, job, ctx, resolve)
 
 

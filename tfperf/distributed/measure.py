@@ -72,6 +72,8 @@ def measure_distributed(case: CaseSpec, job: JobSpec, ctx: Any = None, resolve: 
         result.extra.update({"strategy": spec.strategy, "devices": spec.devices, "workers": workers,
                              "worker_index": worker_index, "pid": os.getpid(),
                              "replica_devices": list(strategy.extended.worker_devices)})
+        if spec.strategy == "multi_worker":  # the GPUs this worker was given (cluster.worker_gpu_env)
+            result.extra["cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES")
         result.replicas = strategy.num_replicas_in_sync
         result.global_batch_size = job.batch_size * result.replicas if job.batch_size else None
         one: PassRunner | None = None
@@ -123,9 +125,12 @@ def measure_distributed(case: CaseSpec, job: JobSpec, ctx: Any = None, resolve: 
         result.replicas = main.replicas
         result.global_batch_size = main.global_batch
         result.timing = Timing(method="per_step", block_size=1, warmup_steps=case.warmup_steps, steps=case.steps,
-                               repeats=case.repeats, sync="fetch reduced loss", gc_disabled_while_timing=True)
+                               repeats=case.repeats, sync=main.sync, gc_disabled_while_timing=True)
         result.extra.update({"final_loss": main.final_loss, "probe_losses": main.probe_losses,
-                             "samples_per_s": main.samples_per_s})
+                             "samples_per_s": main.samples_per_s,
+                             "synced_replicas": main.synced_replicas,  # every local replica's loss, each step
+                             **main.model_dtypes, "loss_scale_optimizer": main.loss_scale_optimizer,
+                             **applied_settings(case)})
         if base is not None:
             result.scaling_efficiency = scaling_efficiency(main.samples_per_s, base.samples_per_s, main.replicas)
         if len(set(main.probe_losses)) > 1:
@@ -150,6 +155,17 @@ def measure_distributed(case: CaseSpec, job: JobSpec, ctx: Any = None, resolve: 
                               job.mode, phase)
     result.wall_s = time.perf_counter() - started
     return result
+
+
+def applied_settings(case: CaseSpec) -> dict:
+    """`extra.tf_config` and `extra.tf_config_applied` of a distributed job, as the case worker records them for
+    a single-process job: the settings, and what was in force after the model was built (the dtype policy, which
+    the builder sets again after clearing the Keras session)."""
+    if not case.tf_config:
+        return {}
+    from tfperf.measure.tf_config import settings_in_force
+
+    return {"tf_config": dict(case.tf_config), "tf_config_applied": settings_in_force(case.tf_config)}
 
 
 def _record_baseline(result: Result, base: Pass, strategy: Any) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from tfperf.results.model import JobSpec
@@ -29,6 +29,10 @@ class Pass:
     probe_losses: list[float]  # the loss of a fixed batch on each local replica's copy of the model, after the steps
     step: Callable[..., Any] | None = None  # kept for the profiled pass
     iterator: Any = None
+    sync: str = "fetch every replica's loss"  # how each timed step was forced to complete (Timing.sync)
+    synced_replicas: int = 0  # how many local replicas' losses each step waited for
+    model_dtypes: dict = field(default_factory=dict)  # harness.model_dtypes of the built model
+    loss_scale_optimizer: bool = False
 
     @property
     def median_s(self) -> float:
@@ -85,6 +89,29 @@ def _per_example_loss(labels: Any) -> Any:
     return keras.losses.MeanSquaredError(reduction=None)
 
 
+def replica_sync(strategy: Any) -> tuple[Callable[[Any], int], str]:
+    """How a timed step is forced to complete on every local replica, and its name (Timing.sync).
+
+    Fetching the reduced loss waits only for the ops that loss depends on, on whichever device reduced it. On
+    GPUs, kernels run asynchronously on each replica's own stream: `tf.test.experimental.sync_devices()` (outside
+    tf.function, as here) waits for every local device, as the harness does for one GPU. On CPUs, a host read of
+    each replica's own loss (`experimental_local_results`) waits for each replica's step. The sync returns how
+    many replicas' values it waited for, so a result can show that it was every local replica."""
+    import tensorflow as tf
+
+    gpu = any("GPU" in d.upper() for d in strategy.extended.worker_devices)
+
+    def sync(per_replica: Any) -> int:
+        values = strategy.experimental_local_results(per_replica)
+        if gpu:
+            tf.test.experimental.sync_devices()
+        else:
+            for v in values:
+                v.numpy()
+        return len(values)
+    return sync, "sync_devices" if gpu else "fetch every replica's loss"
+
+
 def _wrap(step: Callable[..., Any], mode: str) -> tuple[Callable[..., Any], Any | None]:
     import tensorflow as tf
 
@@ -107,12 +134,14 @@ class PassRunner:
         import keras
         import tensorflow as tf
 
-        from tfperf.measure.harness import build_model
+        from tfperf.measure.harness import build_model, model_dtypes, training_optimizer
 
         if job.task != "train":
             raise DistributeError("distribute: only task: train is measured under a strategy")
         self.strategy, self.label, self.case = strategy, label, case
-        keras.backend.clear_session()  # the same layer names in every worker and every pass
+        # The same layer names in every worker and every pass. It also resets Keras' global dtype policy, which
+        # build_model sets again from the case's tf_config.mixed_precision.
+        keras.backend.clear_session()
         keras.utils.set_random_seed(0)  # the same initial weights in every worker (MWMS also broadcasts them)
         self.replicas = replicas = strategy.num_replicas_in_sync
         self.global_batch = global_batch = job.batch_size * replicas
@@ -121,7 +150,7 @@ class PassRunner:
             px, py = _probe_batch(inp, labels)
             if not model.built:
                 model(px[:1])  # variables created here are mirrored; created inside strategy.run they would fail
-            optimizer = keras.optimizers.Adam(learning_rate=1e-3)
+            optimizer = training_optimizer(model)  # Adam; loss-scaled when the model computes in float16
             # Optimizer variables built now, not inside the first traced call: tf.function traces a call that
             # creates variables a second time.
             optimizer.build(model.trainable_variables)
@@ -137,25 +166,34 @@ class PassRunner:
                     loss = tf.nn.compute_average_loss(loss_fn(y, pred), global_batch_size=global_batch)
                     if model.losses:
                         loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
+                    scaled = optimizer.scale_loss(loss)  # unchanged unless a LossScaleOptimizer (float16)
             with tf.name_scope("backward"):
-                grads = tape.gradient(loss, model.trainable_variables)
+                grads = tape.gradient(scaled, model.trainable_variables)
             with tf.name_scope("optimizer"):  # the gradient all-reduce happens in here
                 optimizer.apply_gradients(zip(grads, model.trainable_variables))
             return loss
 
         def train_step(batch):
+            # Every replica's own loss is returned beside the reduced one, so each timed step can wait for each
+            # replica (replica_sync), not only for the device that reduced the loss.
             per_replica = strategy.run(replica_fn, args=tuple(batch))
-            return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+            return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None), per_replica
 
         self.call, self.traced = _wrap(train_step, job.mode)
+        self.sync, self.sync_name = replica_sync(strategy)
+        self.synced_replicas = 0
         self.model, self.loss_fn, self.probe_xy = model, loss_fn, (px, py)
+        self.model_dtypes = model_dtypes(model)
+        self.loss_scale_optimizer = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
         self.samples: list[float] = []
         self.waits: list[float] = []
         self.final_loss = math.nan
 
         batch = next(self.iterator)
         t0 = time.perf_counter()
-        float(self.call(batch).numpy())
+        loss, per_replica = self.call(batch)
+        self.synced_replicas = self.sync(per_replica)
+        float(loss.numpy())
         self.first_call_s = time.perf_counter() - t0
         for _ in range(case.warmup_steps):
             self.step()
@@ -165,8 +203,9 @@ class PassRunner:
         t0 = time.perf_counter()
         batch = next(self.iterator)
         t1 = time.perf_counter()
-        loss = self.call(batch)
-        value = float(loss.numpy())  # fetching the reduced loss waits for every replica's step
+        loss, per_replica = self.call(batch)
+        self.sync(per_replica)  # every local replica's step, not only the reduced loss (replica_sync)
+        value = float(loss.numpy())
         return time.perf_counter() - t0, t1 - t0, value
 
     def repeat(self, on_timed_step: Callable[[int], None] | None = None) -> None:
@@ -203,4 +242,6 @@ class PassRunner:
         probe_losses = [float(v.numpy()) for v in self.strategy.experimental_local_results(per_replica)]
         return Pass(self.label, self.replicas, self.global_batch, self.first_call_s, self.samples, self.waits,
                     self.traced.experimental_get_tracing_count() if self.traced is not None else None,
-                    self.final_loss, probe_losses, step=self.step, iterator=self.iterator)
+                    self.final_loss, probe_losses, step=self.step, iterator=self.iterator, sync=self.sync_name,
+                    synced_replicas=self.synced_replicas, model_dtypes=self.model_dtypes,
+                    loss_scale_optimizer=self.loss_scale_optimizer)

@@ -51,6 +51,18 @@ def configure_process(distribute: dict | DistributeSpec | None) -> dict:
             raise DistributeError(f"distribute: cannot create {spec.devices} logical CPU devices after TensorFlow "
                                   f"initialized its devices ({exc})") from None
         done["logical_cpu_devices"] = spec.devices
+    if spec.strategy == "multi_worker" and tf_config_task() is None:
+        # The case worker that launches a local cluster: should anything here initialize the GPUs, it must not
+        # take the memory its workers need (TensorFlow maps nearly all of every visible GPU by default).
+        gpus = tf.config.list_physical_devices("GPU")
+        try:
+            for gpu in gpus:
+                tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError as exc:
+            raise DistributeError(f"distribute: cannot enable GPU memory growth after TensorFlow initialized its "
+                                  f"devices ({exc})") from None
+        if gpus:
+            done["gpu_memory_growth"] = True
     if spec.strategy == "multi_worker" and tf_config_task() is not None:
         global _process_strategy
         if _process_strategy is None:
@@ -61,6 +73,18 @@ def configure_process(distribute: dict | DistributeSpec | None) -> dict:
                 done["profiler_port"] = int(port)
         done["joined_cluster"] = True
     return done
+
+
+def visible_gpus() -> list[str]:
+    """The CUDA ids of the GPUs this process sees, for a local cluster to share out one per worker: the ids in
+    CUDA_VISIBLE_DEVICES when it is set (in the order TensorFlow numbers them), else 0..n-1."""
+    import tensorflow as tf
+
+    n = len(tf.config.list_physical_devices("GPU"))
+    listed = [g.strip() for g in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if g.strip()]
+    if "CUDA_VISIBLE_DEVICES" in os.environ:
+        return listed[:n]
+    return [str(i) for i in range(n)]
 
 
 def make_strategy(spec: DistributeSpec, device: str = "cpu") -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+from tfperf import stats
 from tfperf.figures.thresholds import SIGNIFICANCE_ALPHA, SIGNIFICANCE_MIN_SAMPLES
 from tfperf.results.model import Result
 from tfperf.stats import significance
@@ -20,23 +21,43 @@ def p_value(a: Sequence[float], b: Sequence[float]) -> float | None:
     return significance.p_value(a, b, min_samples=SIGNIFICANCE_MIN_SAMPLES)
 
 
-def within_spread(a: Result, b: Result) -> float | None:
-    """The larger of the two results' repeat/process spreads when their medians differ by no more than it
-    (the difference is inside the noise the same code shows); None otherwise."""
-    if not (a.median_s and b.median_s):
+def per_sample(r: Result) -> list[float]:
+    """A result's step times per sample: a step of twice the batch does twice the work, so two batch sizes of one
+    job compare like with like (under tf.distribute a step processes the global batch)."""
+    size = r.global_batch_size or r.batch_size or 1
+    return [s / size for s in r.samples]
+
+
+def largest_spread(*results: Result) -> float | None:
+    """The largest repeat/process spread (max / min - 1 of repeat medians) among the results; None when none of
+    them has two repeats. Scale-free, so it holds per step and per sample alike."""
+    spreads = [s for s in (significance.repeat_spread(r.repeat_groups()) for r in results) if s is not None]
+    return max(spreads) if spreads else None
+
+
+def within_spread(a: Result, b: Result, ratio: float | None = None) -> float | None:
+    """The larger of the two results' repeat/process spreads when their medians (or the given ratio of them)
+    differ by no more than it (the difference is inside the noise the same code shows); None otherwise."""
+    if ratio is None:
+        if not (a.median_s and b.median_s):
+            return None
+        ratio = a.median_s / b.median_s
+    if not ratio or ratio <= 0:
         return None
-    spreads = [s for s in (significance.repeat_spread(a.repeat_groups()),
-                           significance.repeat_spread(b.repeat_groups())) if s is not None]
-    if spreads and abs(math.log(a.median_s / b.median_s)) <= math.log1p(max(spreads)):
-        return max(spreads)
+    spread = largest_spread(a, b)
+    if spread is not None and abs(math.log(ratio)) <= math.log1p(spread):
+        return spread
     return None
 
 
-def significant(a: Result, b: Result) -> tuple[bool, float | None]:
+def significant(a: Result, b: Result, *, per_sample_times: bool = False) -> tuple[bool, float | None]:
     """Is the difference between two results' step times real? (True, None) when untestable (few samples):
-    the ratio alone then decides and the evidence says so."""
-    p = p_value(a.samples, b.samples)
-    if p is not None and p < SIGNIFICANCE_ALPHA and within_spread(a, b) is not None:
+    the ratio alone then decides and the evidence says so. `per_sample_times` compares time per sample, for two
+    batch sizes of one job."""
+    xa, xb = (per_sample(a), per_sample(b)) if per_sample_times else (a.samples, b.samples)
+    p = p_value(xa, xb)
+    ratio = stats.summarize(xa)["median"] / stats.summarize(xb)["median"] if xa and xb else None
+    if p is not None and p < SIGNIFICANCE_ALPHA and within_spread(a, b, ratio) is not None:
         return False, p
     return (p is None or p < SIGNIFICANCE_ALPHA), p
 
@@ -44,3 +65,12 @@ def significant(a: Result, b: Result) -> tuple[bool, float | None]:
 def helped(speedup: float | None, p: float | None, min_speedup: float) -> bool:
     """A change helped when it was faster by more than `min_speedup` and, when testable, significantly."""
     return speedup is not None and speedup > min_speedup and (p is None or p < SIGNIFICANCE_ALPHA)
+
+
+def re_measure_helped(r: Result, speedup: float | None, p: float | None, min_speedup: float) -> bool:
+    """A change re-measured against `r` (a what-if) helped: `helped`, and faster by more than `r`'s own spread
+    between its repeats and processes (the same code moving that far is no evidence the change did it)."""
+    if not helped(speedup, p, min_speedup):
+        return False
+    spread = largest_spread(r)
+    return spread is None or math.log(speedup) > math.log1p(spread)

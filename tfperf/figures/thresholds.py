@@ -38,6 +38,16 @@ SMALL_BATCH_MIN_GAIN = 0.10
 MIXED_PRECISION_MIN_CC = 7.0
 # The profiler: under 10% of device compute in 16-bit on a tensor-core GPU suggests mixed precision.
 MIXED_PRECISION_MAX_16BIT_PERCENT = 10.0
+# A measured mixed-precision configuration (`tfperf tune`: mixed_float16 on a tensor-core GPU, mixed_bfloat16 on a
+# CPU with bfloat16 hardware) is suggested when more than 5% faster than the same job in float32, the margin tune
+# asks of any configuration (TUNE_MIN_GAIN): it changes the numbers, so a tie is no reason to.
+MIXED_PRECISION_MIN_SPEEDUP = 1.05
+# A configuration whose forward output differs from the baseline's by more than this (max |difference| relative
+# to the baseline's largest magnitude) changed the model, not just its speed: float32 reordering stays ~1e-6.
+OUTPUT_TOLERANCE = 1e-3
+# ...under a 16-bit policy: float16 rounds at ~1e-3 and bfloat16 (8 significand bits) at ~4e-3 per op, which
+# compounds over a few layers.
+MIXED_PRECISION_OUTPUT_TOLERANCE = 3e-2
 # The profiler: kernel launch "highly" bound at 15% of the step (kHighlyKernelLaunchBoundThresholdInPercent).
 KERNEL_LAUNCH_PERCENT = 15.0
 # The GPU idles more than 20% of the step: the host does not keep it fed.
@@ -60,6 +70,9 @@ SIGNIFICANCE_MIN_SAMPLES = 5
 REGRESSION_ALPHA = 0.01
 # `tfperf compare`'s default: a change smaller than 10% is within the threshold.
 REGRESSION_THRESHOLD = 0.10
+# `tfperf tune` decides with compare's rule (REGRESSION_ALPHA, the interval, each side's own spread) at a smaller
+# threshold: a configuration must be more than 5% faster per sample to be recommended, and again when re-measured.
+TUNE_MIN_GAIN = 0.05
 # Diagnostics measured as shares of the step: a move of 5 percentage points is the profiler's "moderately
 # input-bound" threshold, so smaller moves are not called worse.
 SHARE_MARGIN = INPUT_BOUND_MODERATE_FRACTION

@@ -6,6 +6,7 @@ import platform
 import subprocess
 import sys
 from pathlib import Path
+from typing import Iterable
 
 # Environment variables that change TensorFlow's performance; recorded so two runs can be told apart.
 RELEVANT_ENV = (
@@ -25,6 +26,46 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+# x86 CPU flags (as /proc/cpuinfo names them) that change which TensorFlow settings are worth measuring; only these
+# are recorded (`environment.cpu_features`), so two runs' machines can be told apart without the whole flag list.
+RECORDED_CPU_FEATURES = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile",
+                         "amx_bf16", "amx_int8")
+# bfloat16 arithmetic in hardware: oneDNN runs `mixed_bfloat16` matmuls and convolutions natively with AVX512-BF16
+# or AMX-BF16. Without them bfloat16 is converted in software and is slower than float32, so tune does not try it.
+BF16_CPU_FEATURES = ("amx_bf16", "avx512_bf16")
+
+
+def cpu_flags(cpuinfo: str) -> list[str]:
+    """The feature flags of the first processor in /proc/cpuinfo's text ("flags" on x86, "Features" on ARM)."""
+    for line in cpuinfo.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() in ("flags", "Features"):
+            return value.split()
+    return []
+
+
+def cpu_features(flags: Iterable[str]) -> list[str]:
+    """The recorded features among a CPU's flags, in `RECORDED_CPU_FEATURES` order."""
+    have = set(flags)
+    return [f for f in RECORDED_CPU_FEATURES if f in have]
+
+
+def bf16_features(features: Iterable[str] | None) -> list[str]:
+    """The bfloat16 hardware features among a CPU's features; empty when it has none (or they are unknown)."""
+    have = set(features or ())
+    return [f for f in BF16_CPU_FEATURES if f in have]
+
+
+def host_cpu_features() -> list[str] | None:
+    """This machine's recorded CPU features from /proc/cpuinfo; None where there is no /proc/cpuinfo (not Linux),
+    so "unknown" is not read as "none"."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    return cpu_features(cpu_flags(text))
+
+
 def git_commit(cwd: str | Path | None = None) -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5)
@@ -37,10 +78,19 @@ def host_environment(suite_dir: str | Path | None = None) -> dict:
     """Everything that needs no TensorFlow import."""
     return {
         "python": sys.version.split()[0],
+        # What pytest-benchmark's machine_info holds (`tfperf export`): recorded here, where the run happened.
+        "python_implementation": platform.python_implementation(),
+        "python_implementation_version": ".".join(str(v) for v in sys.implementation.version[:3]),
+        "python_compiler": platform.python_compiler(),
+        "hostname": platform.node(),
+        "system": platform.system(),
+        "release": platform.release(),
+        "processor": platform.processor(),
         "platform": platform.platform(),
         "machine": platform.machine(),
         "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
+        "cpu_features": host_cpu_features(),
         "env": {k: os.environ[k] for k in RELEVANT_ENV if k in os.environ},
         "git_commit": git_commit(suite_dir),
     }

@@ -7,7 +7,6 @@ is read, the first call is never a timed step, and the raw samples are kept (the
 from __future__ import annotations
 
 import gc
-import math
 import os
 import re
 import tempfile
@@ -23,26 +22,16 @@ from tfperf.figures.thresholds import MAX_TRACES_OK
 from tfperf.measure.inputs import InputSource, make_source
 from tfperf.measure.memory import PeakMemory
 from tfperf.measure.retrace_fixes import check_trace_budget, effective_traces
-from tfperf.measure.retracing import explain_retraces, first_use_traces, note_trace, signature_info
+from tfperf.measure.retracing import explain_retraces, first_use_traces, signature_info
+# The timing core lives in tfperf.measure.timing; its names stay importable from here (the pytest plugin and
+# benchmarks/ read harness.sync_for, harness.StepTimer, harness.block_size_for, harness.BLOCKED_BELOW_S ...).
+from tfperf.measure.timing import (BLOCKED_BELOW_S, WARMUP_MIN_S, Clock, StepTimer, block_size_for,  # noqa: F401
+                                   sync_for, tracing_count, warm_up_and_time)
 from tfperf.results.model import JobSpec, Result
 from tfperf.results.records import ErrorInfo, Profile, Timing
 from tfperf.suite.spec import DEPLOY_MODES, CaseSpec, InputSpec, LabelsSpec
 
-# Steps shorter than this are timed in blocks with one sync per block (torch.utils.benchmark's blocked
-# autorange does the same) when the sync is a noticeable share of the step: sync_devices costs tens of
-# microseconds and would otherwise be part of every sample.
-BLOCKED_BELOW_S = 1e-3
-# ...but only when the sync costs more than this share of the step. On the CPU the sync is a value fetch
-# of a finished tensor (about a microsecond), and measured here, calls issued back to back without a fetch
-# ran slower than calls each followed by one (0.3 vs 0.8 ms for x + 1.0 under load): blocking there would
-# inflate the number it means to sharpen.
-SYNC_SHARE_FOR_BLOCKING = 0.02
-# A block lasts about this long, so the per-block sync and clock reads are a small share of it.
-BLOCK_TARGET_S = 10e-3
-MAX_BLOCK_SIZE = 1000
 PROFILE_STEPS = 5
-WARMUP_MIN_S = 0.5
-WARMUP_MAX_EXTRA_STEPS = 1000
 
 
 @dataclass
@@ -79,7 +68,8 @@ def tf_device_name(device: str) -> str:
 
 
 def resolve_device(requested: str) -> str:
-    """auto -> the first GPU, else the CPU. A GPU request on a machine without one is an error for that job."""
+    """auto -> the first GPU, else the CPU. A device the process does not have is an error for that job: with
+    soft placement (TensorFlow's default) the step would silently run elsewhere while the result named it."""
     gpus = tf.config.list_physical_devices("GPU")
     if requested == "auto":
         return "gpu:0" if gpus else "cpu"
@@ -88,30 +78,18 @@ def resolve_device(requested: str) -> str:
         if index >= len(gpus):
             raise NoSuchDevice(f"device {requested!r} requested but TensorFlow sees {len(gpus)} GPU(s)")
         return f"gpu:{index}"
+    index = int(requested.partition(":")[2] or 0)
+    if index > 0:
+        # Only cpu:N (N > 0) lists logical devices, which initializes them: a plain "cpu" must not, so that a
+        # caller can still split the CPU into logical devices afterwards.
+        cpus = tf.config.list_logical_devices("CPU")
+        if index >= len(cpus):
+            raise NoSuchDevice(f"device {requested!r} requested but TensorFlow sees {len(cpus)} CPU device(s)")
     return requested
 
 
 class NoSuchDevice(RuntimeError):
     pass
-
-
-def sync_for(device: str) -> tuple[Callable[[Any], None], str]:
-    """How to force completion before reading the clock.
-
-    On a GPU an op returns long before the kernel finishes, so wait for the device itself
-    (sync_devices must run outside tf.function, which is where we call it). On the CPU, fetching a value of
-    the step's result waits for the ops that produce it.
-    """
-    if device.startswith("gpu"):
-        def sync_gpu(out: Any) -> None:
-            tf.test.experimental.sync_devices()
-        return sync_gpu, "sync_devices"
-
-    def sync_cpu(out: Any) -> None:
-        for t in tf.nest.flatten(out):
-            if hasattr(t, "numpy"):
-                t.numpy()
-    return sync_cpu, "fetch"
 
 
 def loss_for(labels: LabelsSpec):
@@ -122,12 +100,36 @@ def loss_for(labels: LabelsSpec):
     return keras.losses.MeanSquaredError()
 
 
+def apply_dtype_policy(case: CaseSpec) -> str:
+    """Put the case's `tf_config.mixed_precision` in force; returns the Keras global dtype policy now in force.
+
+    Keras keeps the global policy in the global state `keras.backend.clear_session()` resets (Keras 3.15), and
+    every builder clears the session first (fresh layer names per job): set at worker start only, the policy was
+    gone by the time the model was built. So it is set here, after clearing and before building."""
+    import keras
+
+    policy = (case.tf_config or {}).get("mixed_precision")
+    if policy:
+        keras.mixed_precision.set_global_policy(policy)
+    return keras.mixed_precision.global_policy().name
+
+
+def model_dtypes(model: Any) -> dict:
+    """What the built model computes in: `extra.model_compute_dtype` and `extra.dtype_policy` (the advisor's
+    mixed-precision rule reads the policy, so a model already in 16 bits is not told to switch)."""
+    policy = getattr(model, "dtype_policy", None)
+    return {"model_compute_dtype": str(getattr(policy, "compute_dtype", None) or getattr(model, "compute_dtype", None)),
+            "dtype_policy": str(getattr(policy, "name", policy))}
+
+
 def build_model(case: CaseSpec, resolve: Callable[[str], Any]) -> tuple[Any, InputSpec, LabelsSpec]:
-    """The case's Keras model and the input/label specs it is fed with."""
+    """The case's Keras model and the input/label specs it is fed with, built under the case's dtype policy
+    (apply_dtype_policy: callers clear the Keras session first, which resets it)."""
     import keras
 
     from tfperf.zoo import ZooModel, resolve_input, resolve_labels
 
+    apply_dtype_policy(case)
     target = resolve(case.model)
     if isinstance(target, ZooModel):
         # The params decide the implied input (features, image size, vocabulary) unless the case gives one.
@@ -151,14 +153,19 @@ def build_model(case: CaseSpec, resolve: Callable[[str], Any]) -> tuple[Any, Inp
 
 def train_step(model: Any, loss_fn: Callable, optimizer: Any) -> Callable:
     """A Keras train step: forward, loss, gradients, optimizer update. The name scopes are what the profile's
-    per-phase split reads (forward / backward / optimizer); they cost nothing at run time."""
+    per-phase split reads (forward / backward / optimizer); they cost nothing at run time.
+
+    The gradients are of `optimizer.scale_loss(loss)`: a LossScaleOptimizer (float16 training, see
+    training_optimizer) scales the loss up so small float16 gradients do not underflow, and unscales them in
+    apply_gradients; any other Keras optimizer returns the loss unchanged, adding no op."""
     def step(x, y):
         with tf.GradientTape() as tape:
             with tf.name_scope("forward"):
                 pred = model(x, training=True)
                 loss = loss_fn(y, pred)
+                scaled = optimizer.scale_loss(loss)
         with tf.name_scope("backward"):
-            grads = tape.gradient(loss, model.trainable_variables)
+            grads = tape.gradient(scaled, model.trainable_variables)
         with tf.name_scope("optimizer"):
             optimizer.apply_gradients(zip(grads, model.trainable_variables))
         return loss
@@ -185,6 +192,36 @@ def wrap_mode(step: Callable[..., Any], mode: str) -> tuple[Callable[..., Any], 
     return fn, fn
 
 
+def pinned(call: Callable[..., Any], tf_device: str) -> Callable[..., Any]:
+    """The call made under tf.device(tf_device), every time. Building under the scope is not enough: a step
+    traced and called outside it runs where TensorFlow's placer puts it (GPU:0 when there is one), whatever the
+    job's device says. A tf.function called in the scope runs its unplaced ops on that device (TensorFlow places
+    a function's ops on the device of its call), so its graph and its trace cache are the same as unpinned."""
+    def on_device(*args: Any, **kwargs: Any) -> Any:
+        with tf.device(tf_device):
+            return call(*args, **kwargs)
+    on_device.__name__ = getattr(call, "__name__", "step")
+    return on_device
+
+
+def placed_on(out: Any) -> list[str]:
+    """Where the step's output tensors were computed (`extra.placed_on`): the devices TensorFlow reports for
+    them after a real call, not the device that was asked for. Empty when the step returns no tensors."""
+    return sorted({t.device for t in tf.nest.flatten(out) if isinstance(getattr(t, "device", None), str) and t.device})
+
+
+def training_optimizer(model: Any) -> Any:
+    """The optimizer of a train step: Adam, wrapped in a LossScaleOptimizer when the model computes in float16
+    (as Keras' own `compile` does): float16 gradients underflow to zero without loss scaling. bfloat16 has
+    float32's exponent range and needs none."""
+    import keras
+
+    optimizer = keras.optimizers.Adam(learning_rate=1e-3)
+    if model_dtypes(model)["model_compute_dtype"] == "float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
+
+
 def prepare(case: CaseSpec, job: JobSpec, ctx: JobContext, resolve: Callable[[str], Any]) -> PreparedStep:
     if case.function is not None:
         if job.mode in DEPLOY_MODES:
@@ -192,7 +229,7 @@ def prepare(case: CaseSpec, job: JobSpec, ctx: JobContext, resolve: Callable[[st
         fn = resolve(case.function)
         source = make_source(case, None, None, None, ctx.tf_device, resolve)
         call, traced = wrap_mode(fn, job.mode)
-        return PreparedStep(call, source, traced)
+        return PreparedStep(pinned(call, ctx.tf_device), source, traced)
 
     import keras
 
@@ -202,7 +239,7 @@ def prepare(case: CaseSpec, job: JobSpec, ctx: JobContext, resolve: Callable[[st
         source = make_source(case, inp, labels, job.batch_size, ctx.tf_device, resolve)
         if job.task == "train":
             loss_fn = loss_for(labels)
-            optimizer = keras.optimizers.Adam(learning_rate=1e-3)
+            optimizer = training_optimizer(model)
             # Build the optimizer's variables now: created inside the first traced call, they would make a
             # Keras train step trace twice (one trace that may create variables, one that may not), which is
             # not a retrace but would read as one.
@@ -225,14 +262,15 @@ def prepare(case: CaseSpec, job: JobSpec, ctx: JobContext, resolve: Callable[[st
             traced = None
         else:
             call, traced = wrap_mode(step, job.mode)
-    notes = {"input_source": source.kind, **deploy_notes}
+    notes = {"input_source": source.kind, **deploy_notes, **model_dtypes(model)}
+    if job.task == "train":
+        notes["loss_scale_optimizer"] = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+    if (case.tf_config or {}).get("mixed_precision"):
+        # The policy in force when the model was built (the worker merges it into what apply_tf_config saw).
+        notes["tf_config_applied"] = {"mixed_precision": keras.mixed_precision.global_policy().name}
     if source.options_note:
         notes["input_pipeline"] = source.options_note
-    return PreparedStep(call, source, traced, model, notes, deploy_fields)
-
-
-def tracing_count(traced: Any | None) -> int | None:
-    return traced.experimental_get_tracing_count() if traced is not None else None
+    return PreparedStep(pinned(call, ctx.tf_device), source, traced, model, notes, deploy_fields)
 
 
 def xla_hint(exc: BaseException) -> tuple[str, str | None]:
@@ -258,101 +296,13 @@ def error_info(exc: BaseException, mode: str) -> ErrorInfo:
                      traceback="".join(traceback.format_exception(exc))[-4000:])
 
 
-def block_size_for(step_s: float) -> int:
-    """Steps per timed block for a step of about `step_s`, so a block lasts about BLOCK_TARGET_S."""
-    return int(min(MAX_BLOCK_SIZE, max(2, math.ceil(BLOCK_TARGET_S / max(step_s, 1e-7)))))
+def run_job(case: CaseSpec, job: JobSpec, ctx: JobContext, resolve: Callable[[str], Any], *,
+            block_size: int | None = None, clock: Clock = time.perf_counter) -> Result:
+    """Measure one job. Exceptions become a failed Result; they never escape (the worker goes on).
 
-
-def measure_sync_cost(sync: Callable[[Any], None], finished: Any, n: int = 20) -> float:
-    """Median cost of forcing completion when nothing is pending: what each per-step sample pays for it."""
-    sync(finished)
-    costs = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        sync(finished)
-        costs.append(time.perf_counter() - t0)
-    costs.sort()
-    return costs[len(costs) // 2]
-
-
-class StepTimer:
-    """Runs steps and times them; every step goes through `one_step` so the tracing count is read per call."""
-
-    def __init__(self, prepared: PreparedStep, sync: Callable[[Any], None]):
-        self.p = prepared
-        self.sync = sync
-        self.calls = 0
-        self.trace_calls: list[int] = []  # call indices at which the tf.function traced
-        self._last_count = tracing_count(prepared.traced) or 0
-
-    def after_call(self) -> None:
-        """Count a call of the step, and note a trace it made (call after every call, the first included)."""
-        if self.p.traced is not None:
-            count = self.p.traced.experimental_get_tracing_count()
-            if count != self._last_count:
-                self.trace_calls.append(self.calls)
-                self._last_count = count
-                # Read the new trace's signature now, while the call's arguments are alive (a new Python
-                # object's class is gone once its weak reference dies). Only on a call that traced.
-                note_trace(self.p.traced, self.calls)
-        self.calls += 1
-
-    def one_step(self) -> tuple[float, float]:
-        """(step seconds, input wait seconds) of one complete step."""
-        t0 = time.perf_counter()
-        args, kwargs = self.p.source.next_args()
-        t1 = time.perf_counter()
-        out = self.p.call(*args, **kwargs)
-        self.sync(out)
-        t2 = time.perf_counter()
-        self.after_call()
-        return t2 - t0, t1 - t0
-
-    def block(self, n: int) -> tuple[float, float]:
-        """(per-step seconds, per-step input wait) over n calls with a single sync at the end."""
-        source, call = self.p.source.next_args, self.p.call
-        wait = 0.0
-        out = None
-        t0 = time.perf_counter()
-        for _ in range(n):
-            a = time.perf_counter()
-            args, kwargs = source()
-            wait += time.perf_counter() - a
-            out = call(*args, **kwargs)
-            self.after_call()
-        self.sync(out)
-        elapsed = time.perf_counter() - t0
-        return elapsed / n, wait / n
-
-
-def _warm_up_and_time(case: CaseSpec, timer: "StepTimer", sync: Callable[[Any], None],
-                      finished: Any) -> tuple[list[float], list[float], list[float], int, float]:
-    """Warm-up, then repeats x steps timed samples: (samples, input waits, warm-up step times, block size,
-    sync cost)."""
-    warm = [timer.one_step()[0] for _ in range(case.warmup_steps)]
-    # A fixed count is not enough: measured here, steps kept getting faster for the first ~0.3 s of a
-    # fresh worker (thread pools, caches, clocks ramping up: 43 -> 22 ms, 2.0 -> 0.5 ms), so warm-up also
-    # lasts at least WARMUP_MIN_S. warmup_steps: 0 still means no warm-up at all.
-    while case.warmup_steps and sum(warm) < WARMUP_MIN_S and len(warm) < case.warmup_steps + WARMUP_MAX_EXTRA_STEPS:
-        warm.append(timer.one_step()[0])
-    estimate = min(warm) if warm else timer.one_step()[0]
-    sync_cost = measure_sync_cost(sync, finished)
-    block_size = 1
-    if estimate < BLOCKED_BELOW_S and sync_cost > SYNC_SHARE_FOR_BLOCKING * estimate:
-        block_size = block_size_for(estimate)
-        timer.block(block_size)  # warms the blocked loop itself
-    samples: list[float] = []
-    waits: list[float] = []
-    for _ in range(case.repeats):
-        for _ in range(case.steps):
-            s, w = timer.one_step() if block_size == 1 else timer.block(block_size)
-            samples.append(s)
-            waits.append(w)
-    return samples, waits, warm, block_size, sync_cost
-
-
-def run_job(case: CaseSpec, job: JobSpec, ctx: JobContext, resolve: Callable[[str], Any]) -> Result:
-    """Measure one job. Exceptions become a failed Result; they never escape (the worker goes on)."""
+    `block_size`: how the job's first worker process timed it (`timing.block_size`; 1 = per step), which a later
+    process reuses so that every process's samples are of one kind; None decides from this process's steps.
+    `clock` reads seconds (perf_counter; tests pass their own)."""
     started = time.perf_counter()
     result = Result(case=job.case, mode=job.mode, device=job.device, task=job.task,
                     batch_size=job.batch_size, model=case.model or case.function)
@@ -362,15 +312,16 @@ def run_job(case: CaseSpec, job: JobSpec, ctx: JobContext, resolve: Callable[[st
         memory.reset()
         prepared = prepare(case, job, ctx, resolve)
         sync, sync_name = sync_for(job.device)
-        timer = StepTimer(prepared, sync)
+        timer = StepTimer(prepared, sync, clock)
 
         phase = "first call"
         args, kwargs = prepared.source.next_args()
-        t0 = time.perf_counter()
+        t0 = clock()
         out = prepared.call(*args, **kwargs)
         sync(out)
-        result.first_call_s = time.perf_counter() - t0
+        result.first_call_s = clock() - t0
         timer.after_call()
+        prepared.notes["placed_on"] = placed_on(out)  # where the pinned step really ran (extra.placed_on)
 
         phase = "warm-up"
         # Like timeit: a collection pause belongs to no particular step and only adds noise, so the collector
@@ -379,9 +330,10 @@ def run_job(case: CaseSpec, job: JobSpec, ctx: JobContext, resolve: Callable[[st
         gc.collect()
         gc.disable()
         try:
-            samples, waits, warm, block_size, sync_cost = _warm_up_and_time(case, timer, sync, out)
+            timed = warm_up_and_time(case, timer, sync, out, block_size)
         finally:
             gc.enable()
+        samples, waits, warm = timed.samples, timed.waits, timed.warm
         result.samples = samples
         result.repeat_sizes = [case.steps] * case.repeats
         result.repeat_process = [ctx.process_no] * case.repeats
@@ -389,9 +341,9 @@ def run_job(case: CaseSpec, job: JobSpec, ctx: JobContext, resolve: Callable[[st
         result.input_wait_fraction = sum(waits) / sum(samples) if sum(samples) > 0 else None
         result.tracing_count = tracing_count(prepared.traced)
         result.timing = Timing(
-            method="per_step" if block_size == 1 else "blocked",
-            block_size=block_size,
-            sync_cost_s=sync_cost,
+            method=timed.method,
+            block_size=timed.block_size,
+            sync_cost_s=timed.sync_cost_s,
             # Runnable processes per minute while the timed steps ran: above the core count, they shared the CPU.
             load_average_1m=os.getloadavg()[0],
             warmup_steps=case.warmup_steps,
@@ -411,8 +363,7 @@ def run_job(case: CaseSpec, job: JobSpec, ctx: JobContext, resolve: Callable[[st
             _after_measurement(case, job, ctx, prepared, timer, result)
 
         if case.profile and ctx.out_dir is not None and not ctx.timing_only:
-            phase = "profiled pass"
-            _profile(case, job, ctx, timer, result)
+            _profile(case, job, ctx, timer, result)  # never fails the job: its error goes in result.profile
     except Exception as exc:  # noqa: BLE001 - any failure of user code or TF is this job's result
         result.status = "failed"
         result.error = error_info(exc, job.mode)
@@ -472,6 +423,12 @@ def _profile(case: CaseSpec, job: JobSpec, ctx: JobContext, timer: StepTimer, re
                                      trace_name=job.task, logdir=logdir, layer_names=layer_names)
     except ProfileError as exc:  # no trace: the timed numbers stand, the profile says why it is missing
         result.profile = Profile(logdir=str(logdir), tb_run=run, error=str(exc))
+    except Exception as exc:  # noqa: BLE001 - the step or the read-out failed in the untimed pass: the timing
+        # above was measured and stands; the profile record says what failed, and the worker log has the traceback.
+        traceback.print_exc()
+        first = (str(exc).strip().splitlines() or [""])[0][:500]
+        result.profile = Profile(logdir=str(logdir), tb_run=run,
+                                 error=f"the profiled pass failed: {type(exc).__name__}: {first}".rstrip(": "))
 
 
 def _write_summaries(job: JobSpec, ctx: JobContext, result: Result) -> None:

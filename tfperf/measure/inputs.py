@@ -196,16 +196,35 @@ def dataset_source(ds: tf.data.Dataset, kind: str, description: str, note: str |
     return InputSource(kind, next_args, description, note)
 
 
-def user_inputs_source(factory: Callable[[], Any]) -> InputSource:
-    """`inputs:` is a callable returning an iterable of (args, kwargs); it is called again when exhausted."""
-    state: dict[str, Iterator] = {"it": iter(factory())}
+class EmptyInputsError(ValueError):
+    """An `inputs:` callable whose iterable has no item at all: there is no step to time."""
+
+
+_NONE_LEFT = object()
+
+
+def user_inputs_source(factory: Callable[[], Any], name: str = "inputs") -> InputSource:
+    """`inputs:` is a callable returning an iterable of (args, kwargs); it is called again when exhausted.
+    `name` is the suite's reference, for the message when the iterable is empty."""
+    state: dict[str, Any] = {"it": iter(factory()), "items": 0}
 
     def next_args():
         try:
             item = next(state["it"])
         except StopIteration:
             state["it"] = iter(factory())
-            item = next(state["it"])
+            # A fresh iterable that is empty too would escape as a bare StopIteration, with no word of why.
+            item = next(state["it"], _NONE_LEFT)
+            if item is _NONE_LEFT:
+                if state["items"]:
+                    raise EmptyInputsError(
+                        f"inputs: {name} ran out after {state['items']} item(s) and, called again, gave none: "
+                        "return a new iterable on every call (not one shared, already used generator)") from None
+                raise EmptyInputsError(
+                    f"inputs: {name} gave no (args, kwargs) at all: its iterable must yield at least one item, "
+                    "e.g. `yield (x,), {}` (a generator that returns before its first yield, or an empty list, "
+                    "gives nothing to time)") from None
+        state["items"] += 1
         if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], dict)):
             raise TypeError("inputs: each item must be (args, kwargs), e.g. ((x,), {}); got " + type(item).__name__)
         return tuple(item[0]), dict(item[1])
@@ -217,7 +236,7 @@ def make_source(case: CaseSpec, inp: InputSpec | None, labels: LabelsSpec | None
                 device: str, resolve: Callable[[str], Any]) -> InputSource:
     """Pick the input source a case asks for. `resolve` turns a reference into the object it names."""
     if case.function is not None:
-        return user_inputs_source(resolve(case.inputs))
+        return user_inputs_source(resolve(case.inputs), case.inputs or "inputs")
     assert batch_size is not None and inp is not None and labels is not None
     if case.dataset is not None:
         ds = resolve(case.dataset)(batch_size)

@@ -28,13 +28,30 @@ def apply_tf_config(settings: dict) -> dict:
     if settings.get("mixed_precision"):
         import keras
 
+        # In force for a `function:` case's own layers. A model case's builder clears the Keras session, which
+        # resets the policy, and sets it again before building (harness.apply_dtype_policy); what was in force
+        # then is what the job records (extra.tf_config_applied.mixed_precision).
         keras.mixed_precision.set_global_policy(settings["mixed_precision"])
-    return {
+    return settings_in_force(settings)
+
+
+def settings_in_force(settings: dict) -> dict:
+    """What TensorFlow reports back for the settings now (`extra.tf_config_applied`): the thread pools, jit and
+    Grappler options, and with `mixed_precision` the Keras global dtype policy. Read after a model was built,
+    the policy is the one it was built under."""
+    import tensorflow as tf
+
+    applied = {
         "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
         "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
         "jit": str(tf.config.optimizer.get_jit() or "off"),
         "grappler": tf.config.optimizer.get_experimental_options(),
     }
+    if settings.get("mixed_precision"):
+        import keras
+
+        applied["mixed_precision"] = keras.mixed_precision.global_policy().name
+    return applied
 
 
 def output_fingerprint(case, job, tf_device: str, resolve: Callable[[str], Any], seed: int = DEFAULT_SEED) -> dict:
@@ -54,9 +71,10 @@ def output_fingerprint(case, job, tf_device: str, resolve: Callable[[str], Any],
     if case.function is not None:
         fn, _ = wrap_mode(resolve(case.function), job.mode)
         args, kwargs = next(iter(resolve(case.inputs)()))
-        out = fn(*args, **kwargs)
+        with tf.device(tf_device):  # on the job's device, as the timed step ran (harness.pinned)
+            out = fn(*args, **kwargs)
     else:
-        keras.backend.clear_session()
+        keras.backend.clear_session()  # build_model sets the case's dtype policy again after this
         with tf.device(tf_device):
             model, inp, _ = build_model(case, resolve)
             x = tf.constant(synthetic_features(inp, FINGERPRINT_SAMPLES, np.random.default_rng(seed)))

@@ -29,8 +29,10 @@ import contextlib
 import dataclasses
 import gc
 import math
+import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 from tfperf import units
@@ -318,8 +320,6 @@ def run_what_ifs(case: CaseSpec, job: JobSpec, ctx: Any, resolve: Callable[[str]
                  baseline: Result) -> tuple[list[WhatIf], dict]:
     """Measure every applicable change for this job, in this process (tf.data changes need no fresh TensorFlow),
     then the unchanged job once more. Returns the what-if entries and how the baseline was measured."""
-    from tfperf.measure import harness
-
     facts = None
     if case.dataset is not None and job.batch_size:
         try:
@@ -327,7 +327,18 @@ def run_what_ifs(case: CaseSpec, job: JobSpec, ctx: Any, resolve: Callable[[str]
         except Exception as exc:  # noqa: BLE001
             facts = {"error": f"{type(exc).__name__}: {exc}"[:200]}
     changes = applicable_changes(case, job.batch_size, dataset_facts=facts, available_bytes=_available_bytes())
-    quiet_ctx = dataclasses.replace(ctx, fail_on_retrace=False)
+    with tempfile.TemporaryDirectory(prefix="tfperf-whatif-") as scratch:
+        # The re-runs write into a scratch folder, deleted after them, never into the run's: the harness names a
+        # job's TensorBoard run (and its deployment artefacts) by case, mode and batch size, so in the run folder
+        # every variant's summaries would land in the job's own run, mixed with its numbers.
+        quiet_ctx = dataclasses.replace(ctx, fail_on_retrace=False, out_dir=Path(scratch))
+        return _measure_changes(case, job, quiet_ctx, resolve, baseline, changes)
+
+
+def _measure_changes(case: CaseSpec, job: JobSpec, quiet_ctx: Any, resolve: Callable[[str], Any], baseline: Result,
+                     changes: list[Change]) -> tuple[list[WhatIf], dict]:
+    from tfperf.measure import harness
+
     budget = Budget(case.timeout_s * TIMEOUT_SHARE, baseline.wall_s or 0.0)
     measured: list[tuple[Change, Result | None]] = []
     for change in changes:

@@ -10,7 +10,7 @@ profile tabs), so the numbers match what a user sees there:
 
     input_pipeline_analyzer  -> step-time breakdown (ms), input-bound %, the profiler's input conclusion text
     framework_op_stats       -> top ops by self time (IDLE excluded), and per-layer / per-phase attribution
-    overview_page            -> eager-op and device-idle percentages
+    overview_page            -> eager-op, device-idle and 16-bit compute percentages
     memory_profile           -> peak bytes in use per allocator
 
 Each converter returns (bytes, content type); the tables are Google DataTable JSON (`cols`, `rows`, `p`), read
@@ -359,9 +359,12 @@ def _xplane_pb2():
 
 
 def parse_overview(data: Any) -> dict:
-    """overview_page's analysis properties as numbers (percent strings like "12.5%")."""
+    """overview_page's analysis properties as numbers (percent strings like "12.5%"). The 16- and 32-bit shares of
+    device compute (`device_compute_16bit_percent`, `..._32bit_percent`) are what the mixed-precision rule reads;
+    xprof fills them where it counts device ops by precision (GPU, TPU) and leaves them out on a CPU."""
     keep = ("host_op_time_eager_percent", "device_op_time_eager_percent", "device_idle_time_percent",
-            "host_idle_time_percent", "device_duty_cycle_percent", "host_tf_op_percent", "device_tf_op_percent")
+            "host_idle_time_percent", "device_duty_cycle_percent", "host_tf_op_percent", "device_tf_op_percent",
+            "device_compute_16bit_percent", "device_compute_32bit_percent")
     for t in xprof_tables.tables(data):
         p = t.get("p") or {}
         if any(k in p for k in keep):

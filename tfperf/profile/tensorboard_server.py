@@ -110,7 +110,10 @@ def start_tensorboard(logdir: str | Path, port: int | None = None, host: str = H
     if not logdir.is_dir():
         raise TensorBoardError(f"{logdir}: no such folder (a tfperf run with profile: true writes <out>/tensorboard)")
     check_installed()
-    port = port or free_port(host)
+    if port is None:
+        port = free_port(host)
+    else:
+        check_port(port, host)
     if log_path is None:
         fd, name = tempfile.mkstemp(prefix="tfperf-tensorboard-", suffix=".log")
         os.close(fd)
@@ -173,11 +176,30 @@ def tensorboard_logdir(out: Path | None) -> Path:
         out = latest_run_dir()
         if out is None:
             raise TensorBoardError("no run under reports/: run `tfperf run SUITE` first, or pass the run folder")
-    out = Path(out)
-    if out.is_file():  # a results.json
+    given = out = Path(out)
+    if not out.exists():
+        raise TensorBoardError(f"{given}: no such folder (give a run folder, e.g. reports/<suite>/latest)")
+    if out.is_file():
+        if out.name != "results.json":
+            raise TensorBoardError(f"{given}: a file, not a run folder (give the folder a run wrote, or its "
+                                   "results.json)")
         out = out.parent
     if (out / "tensorboard").is_dir():
         return out / "tensorboard"
     if (out / "plugins").is_dir() or any(out.glob("*/plugins/profile")):
         return out
-    raise TensorBoardError(f"{out}: no tensorboard/ folder (was the run made with --no-profile?)")
+    if not (out / "results.json").is_file():
+        raise TensorBoardError(f"{given}: not a tfperf run folder (no results.json, no tensorboard/ folder)")
+    raise TensorBoardError(f"{given}: the run wrote no tensorboard/ folder (was it made with --no-profile?)")
+
+
+def check_port(port: int, host: str = HOST) -> None:
+    """Refuse a port TensorBoard could not serve on, before starting it (its own message is a traceback)."""
+    if not 1 <= port <= 65535:
+        raise TensorBoardError(f"--port {port}: not a TCP port (1-65535)")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise TensorBoardError(f"--port {port}: cannot listen on {host}:{port} ({exc.strerror or exc}); "
+                                   "leave --port out to take a free one") from None

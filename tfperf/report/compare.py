@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from tfperf import units
-from tfperf.analysis.compare import VERDICTS, Comparison, RowComparison
+from tfperf.analysis.compare import VERDICTS, Comparison, RowComparison, exit_code, threshold_text
 from tfperf.errors import TfperfError
 from tfperf.figures.thresholds import NOISY_FRACTION
 from tfperf.stats.significance import CONFIDENCE
@@ -42,14 +42,28 @@ HEADERS = ["row", "base median", "current median", f"ratio [{CONFIDENCE:.0%} CI]
 
 def _summary_line(cmp: Comparison) -> str:
     c = cmp.counts()
-    return (f"{c['regression']} regression(s), {c['improvement']} improvement(s), {c['inconclusive']} inconclusive, "
-            f"{c['unchanged']} unchanged; threshold {units.percent(cmp.threshold)}")
+    line = (f"{c['regression']} regression(s), {c['improvement']} improvement(s), {c['inconclusive']} inconclusive, "
+            f"{c['unchanged']} unchanged; threshold {threshold_text(cmp.threshold)}")
+    if cmp.gate_failures:  # the HTML page shows this line: a failed gate must be in it
+        line += f"; {_gate_headline(cmp)}"
+    return line
+
+
+def _gate_headline(cmp: Comparison) -> str:
+    gaps = f"the comparison is incomplete ({len(cmp.gate_failures)} gap(s))"
+    return f"GATE FAILED (exit {exit_code(cmp)}): {gaps}" if cmp.gate_failed else f"{gaps}, allowed by --allow-missing"
+
+
+def _gate_lines(cmp: Comparison) -> list[str]:
+    return [f"{g.kind}: {g.message}" for g in cmp.gate_failures]
 
 
 def render_table(cmp: Comparison) -> str:
     from tabulate import tabulate
 
     lines = [_summary_line(cmp), ""]
+    if cmp.gate_failures:
+        lines += [_gate_headline(cmp) + ":"] + [f"  {x}" for x in _gate_lines(cmp)] + [""]
     if cmp.rows:
         lines.append(tabulate(_table_rows(cmp), headers=HEADERS, tablefmt="simple", disable_numparse=True))
     for title, items in (("only in base", cmp.only_in_base), ("only in current", cmp.only_in_current)):
@@ -58,6 +72,8 @@ def render_table(cmp: Comparison) -> str:
     if cmp.environment_warnings:
         lines += ["", "Warning: the environments differ, so timings may not be comparable:"]
         lines += [f"  {w}" for w in cmp.environment_warnings]
+    if cmp.warnings:
+        lines += ["", "Warning: verdicts are less safe:"] + [f"  {w}" for w in cmp.warnings]
     lines += ["", f"Method: {cmp.method}."]
     return "\n".join(lines) + "\n"
 
@@ -69,11 +85,18 @@ def _md_escape(s: str) -> str:
 def render_markdown(cmp: Comparison) -> str:
     """For a pull-request comment or $GITHUB_STEP_SUMMARY: a headline, the rows that moved, then the rest."""
     icon = {"regression": "🔴", "improvement": "🟢", "inconclusive": "🟡", "unchanged": "⚪"}
-    head = "❌ Performance regression" if cmp.regressed else "✅ No performance regression"
+    head = ("⚠️ Comparison incomplete" if cmp.gate_failed else "❌ Performance regression" if cmp.regressed
+            else "✅ No performance regression")
     lines = [f"### tfperf compare: {head}", "", _md_escape(_summary_line(cmp)) + ".", ""]
+    if cmp.gate_failures:
+        lines += [f"**{_md_escape(_gate_headline(cmp))}:**", ""]
+        lines += [f"- {_md_escape(x)}" for x in _gate_lines(cmp)] + [""]
     if cmp.environment_warnings:
         lines += ["> **Warning:** the environments differ, so timings may not be comparable:"]
         lines += [f"> - {_md_escape(w)}" for w in cmp.environment_warnings] + [""]
+    if cmp.warnings:
+        lines += ["> **Warning:** verdicts are less safe:"]
+        lines += [f"> - {_md_escape(w)}" for w in cmp.warnings] + [""]
     if cmp.rows:
         lines += ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
         for row, r in zip(_table_rows(cmp), sorted(cmp.rows, key=lambda r: (VERDICTS.index(r.verdict), r.case,
@@ -112,7 +135,8 @@ def render_html(cmp: Comparison) -> str:
 
     return template_env().get_template("compare.html.j2").render(
         cmp=cmp, rows=view, counts=cmp.counts(), summary=_summary_line(cmp), chart=Markup(chart) if chart else None,
-        regressed=cmp.regressed, threshold=units.percent(cmp.threshold), noisy_threshold=units.percent(NOISY_FRACTION))
+        regressed=cmp.regressed, threshold=threshold_text(cmp.threshold),
+        noisy_threshold=units.percent(NOISY_FRACTION))
 
 
 RENDERERS = {"table": render_table, "markdown": render_markdown, "json": render_json, "html": render_html}

@@ -10,7 +10,6 @@ the returned `skipped` list (the CLI prints them on stderr).
 """
 from __future__ import annotations
 
-import platform
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
@@ -34,10 +33,16 @@ def benchmark_name(result: Result) -> str:
 
 
 def _pytest_benchmark_version() -> str:
+    """The installed pytest-benchmark's version (its `Stats` computed the numbers); empty when it cannot be read,
+    never a made-up one."""
     try:
         return metadata.version("pytest-benchmark")
     except metadata.PackageNotFoundError:
-        return "5.0.0"  # the format this module writes; pytest-benchmark's compare does not check it
+        try:
+            import pytest_benchmark
+        except ImportError:
+            return ""
+        return str(getattr(pytest_benchmark, "__version__", "") or "")
 
 
 def _stats(samples: list[float], iterations: int) -> dict:
@@ -53,20 +58,23 @@ def _stats(samples: list[float], iterations: int) -> dict:
 
 
 def machine_info(environment: dict) -> dict:
-    """pytest-benchmark's machine_info keys, from the run's recorded environment (not from this machine)."""
+    """pytest-benchmark's machine_info keys, from the run's recorded environment (not from this machine): a value
+    the run did not record is left empty, never filled with a guess (a results.json written before tfperf recorded
+    the host name or the Python implementation exports those empty)."""
     plat = environment.get("platform") or ""
     python = environment.get("python") or ""
     return {
         "node": environment.get("hostname") or "",
-        "processor": environment.get("machine") or "",
+        "processor": environment.get("processor") or "",
         "machine": environment.get("machine") or "",
-        "python_compiler": "",
-        "python_implementation": environment.get("python_implementation") or "CPython",
-        "python_implementation_version": python,
+        "python_compiler": environment.get("python_compiler") or "",
+        "python_implementation": environment.get("python_implementation") or "",
+        "python_implementation_version": environment.get("python_implementation_version") or "",
         "python_version": python,
         "python_build": [],
-        "release": "",
-        "system": plat.split("-")[0] if plat else platform.system(),
+        "release": environment.get("release") or "",
+        # platform.platform() begins with the system name ("Linux-6.1-x86_64-...").
+        "system": environment.get("system") or (plat.split("-")[0] if plat else ""),
         "cpu": {"brand_raw": environment.get("cpu_model"), "count": environment.get("cpu_count"),
                 "arch": environment.get("machine")},
         # tfperf's own: what TensorFlow saw, so two exports can be told apart.

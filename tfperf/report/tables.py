@@ -126,10 +126,11 @@ def failures(run: RunResult) -> list[Result]:
 
 def render_table(run: RunResult) -> str:
     rows = summary_rows(run)
+    notice = interrupted_notice(run)
     if not rows:
-        return "no results"
+        return f"{notice}\nno results" if notice else "no results"
     text = tabulate(rows, headers="keys", tablefmt="simple", disable_numparse=True)
-    lines = [text]
+    lines = [notice, text] if notice else [text]
     what_ifs = what_if_rows(run)
     if what_ifs:
         lines.append("\nwhat-if runs (each tf.data change re-measured on the input-bound job):")
@@ -252,7 +253,18 @@ def _profile_markdown(run: RunResult) -> list[str]:
 
 
 def render_json(run: RunResult) -> str:
-    return json.dumps(summary_rows(run), indent=2)
+    """The rows as numbers (results.csv's columns, not the table's display strings), and whether the run was
+    interrupted: a script reading it must not take a stopped run's rows for a whole run."""
+    return json.dumps({"suite": run.suite.get("name"), "started_at": run.started_at, "finished_at": run.finished_at,
+                       "interrupted": bool(run.interrupted), "rows": flat_rows(run)}, indent=2, default=str)
+
+
+def interrupted_notice(run: RunResult) -> str | None:
+    """What the terminal table says about a run stopped before it finished (report.md says it in its header)."""
+    if not run.interrupted:
+        return None
+    return (f"INTERRUPTED: this run was stopped before it finished; the {len(run.results)} result(s) below are "
+            "those that finished")
 
 
 def render(run: RunResult, fmt: str) -> str:
@@ -269,6 +281,11 @@ def to_dataframe(run: RunResult):
     """One flat row per result (results.csv). The raw samples stay in results.json."""
     import pandas as pd
 
+    return pd.DataFrame.from_records(flat_rows(run))
+
+
+def flat_rows(run: RunResult) -> list[dict]:
+    """One flat record of numbers per result: results.csv's rows and `--format json`'s."""
     records = []
     for r in run.results:
         d = r.to_json()
@@ -293,4 +310,4 @@ def to_dataframe(run: RunResult):
         rec["error.message"] = r.error.message if r.error else None
         rec["suggestions"] = ";".join(s.code for s in r.suggestions)
         records.append(rec)
-    return pd.DataFrame.from_records(records)
+    return records

@@ -12,6 +12,7 @@ from markupsafe import Markup
 
 from tfperf import units
 from tfperf.figures import measures
+from tfperf.measure import memory
 from tfperf.report import charts, sections
 from tfperf.report.summary import case_findings, case_summary
 from tfperf.report.verdicts import (input_bound_cell, input_bound_difference, input_bound_verdict, job,
@@ -44,9 +45,18 @@ def result_row(r: Result, case_results: list[Result], swept: bool) -> dict:
         "tracing_count": units.number(r.tracing_count),
         "retraces": len(r.retraces),
         "input_bound": input_bound_cell(r),
-        "peak_memory": units.size(r.peak_memory_bytes),
+        "peak_memory": peak_memory_cell(r),
         "error_type": r.error.type if r.error else None,
     }
+
+
+def peak_memory_cell(r: Result) -> str:
+    """A real peak only (`tfperf.measure.memory.peak_memory`): the GPU allocator's, or the profiled pass's memory
+    profile, marked as such; a CPU job without a memory profile has no peak to show."""
+    peak = memory.peak_memory(r)
+    if peak is None:
+        return units.MISSING
+    return units.size(peak.bytes) + (" (profile)" if peak.source == "profile" else "")
 
 
 # The profiler figures a reader looks for first; every other scalar of the read-out goes under "more". The

@@ -21,6 +21,56 @@ from tfperf.results.records import (ErrorInfo, GraphStats, OutputAgreement, Proc
 
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "failed", "timeout", "skipped")
+JOB_KEYS = ("case", "mode", "device", "task", "batch_size")  # what a result entry cannot be read without
+
+
+def json_type(v: Any) -> str:
+    """A JSON value's kind, as a message about a results file names it."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, (int, float)):
+        return "a number"
+    if isinstance(v, str):
+        return "a string"
+    return "a list" if isinstance(v, list) else "an object" if isinstance(v, dict) else type(v).__name__
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _integer(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _list_of(check):
+    return lambda v: isinstance(v, list) and all(check(x) for x in v)
+
+
+def _optional(check):
+    return lambda v: v is None or check(v)
+
+
+# The shape of a result entry's plain fields (the records check their own): what the readers rely on.
+SHAPES: dict[str, tuple[Any, str]] = {
+    **{k: (lambda v: isinstance(v, str), "a string") for k in ("case", "mode", "device", "task", "status")},
+    "batch_size": (_optional(_integer), "an integer or null"),
+    "samples": (_list_of(_number), "a list of numbers"),
+    "input_wait_s": (_list_of(_number), "a list of numbers"),
+    "repeat_sizes": (_list_of(_integer), "a list of integers"),
+    "repeat_process": (_list_of(_integer), "a list of integers"),
+    # Counts and sizes too: a renderer writes a float as well as an int, and a reader must not refuse a file
+    # over a shape nothing breaks on.
+    **{k: (_optional(_number), "a number or null") for k in (
+        "first_call_s", "input_wait_fraction", "scaling_efficiency", "load_time_s", "wall_s", "tracing_count",
+        "peak_memory_bytes", "replicas", "global_batch_size", "model_size_bytes")},
+    "model": (_optional(lambda v: isinstance(v, str)), "a string or null"),
+    "extra": (lambda v: isinstance(v, dict), "an object"),
+    **{k: (lambda v: isinstance(v, list), "a list") for k in ("retraces", "suggestions")},
+    "what_if": (_optional(lambda v: isinstance(v, list)), "a list or null"),
+}
 
 
 @dataclass(frozen=True)
@@ -184,9 +234,30 @@ class Result:
         return d
 
     @classmethod
-    def from_json(cls, d: dict) -> "Result":
+    def from_json(cls, d: Any) -> "Result":
+        """A result from its JSON object. Raises ValueError naming the first key of the wrong shape, so a reader
+        of a damaged file gets one line instead of an error deep inside a renderer."""
+        if not isinstance(d, dict):
+            raise ValueError(f"expected a JSON object, got {json_type(d)}")
+        missing = [k for k in JOB_KEYS if k not in d]
+        if missing:
+            raise ValueError(f"missing {', '.join(missing)}")
+        for key, (check, expected) in SHAPES.items():
+            if key in d and not check(d[key]):
+                raise ValueError(f"{key}: expected {expected}, got {json_type(d[key])}")
+        if d.get("status", "ok") not in STATUSES:
+            raise ValueError(f"status {d['status']!r}: expected one of {', '.join(STATUSES)}")
+        for name in cls.RECORDS:
+            value = d.get(name)
+            for where, item in ([(f"{name}[{j}]", x) for j, x in enumerate(value)] if isinstance(value, list)
+                                else [(name, value)]):
+                if item is not None and not isinstance(item, (dict, Record)):
+                    raise ValueError(f"{where}: expected a JSON object, got {json_type(item)}")
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        try:
+            return cls(**{k: v for k, v in d.items() if k in names})
+        except TypeError as e:  # a record field (error, timing, ...) that is not a JSON object
+            raise ValueError(str(e)) from None
 
     @classmethod
     def not_run(cls, spec: JobSpec, status: str, err_type: str, message: str, hint: str | None = None,
@@ -196,18 +267,19 @@ class Result:
                    error=ErrorInfo(type=err_type, message=message, hint=hint), **kw)
 
 
-def merge_process(first: Result, later: Result, process_no: int) -> None:
+def merge_process(first: Result, later: Result, process_no: int, log_path: str | Path | None = None) -> None:
     """Fold what a later worker process timed for the same job into the first process's result.
 
     The first process did everything (first call, tracing, read-outs, profile); later processes only timed
-    steps, so they add samples and repeats and nothing else. A later process that failed leaves the measured
-    result standing and says so in `extra["process_errors"]`.
+    steps, so they add samples and repeats and nothing else. A later process that failed (crashed, raised, ran
+    out of time, timed nothing) fails the job: the same code that ran once and then crashed is not a
+    measurement to report as ok. The samples of the processes that finished stay, for inspection;
+    `extra["process_errors"]` lists every later process that failed. `log_path` is that process's worker log.
     """
-    if not first.ok:
-        return
+    if not first.ok and not (first.error and first.error.process is not None):
+        return  # the first process's own failure stands: later processes never ran the job
     if not later.ok or not later.samples:
-        first.extra.setdefault("process_errors", []).append(
-            {"process": process_no, "status": later.status, "error": later.error.to_json() if later.error else None})
+        _process_failed(first, later, process_no, log_path)
         return
     if not first.repeat_process and first.samples:
         first.repeat_sizes = [len(g) for g in first.repeat_groups()]
@@ -228,6 +300,34 @@ def merge_process(first: Result, later: Result, process_no: int) -> None:
         # Each process's own median, first call and load: a process that compiled or ran slower shows here.
         first.timing.by_process.append(process_timing(later, process_no))
         first.timing.processes = len(first.timing.by_process)
+
+
+def _process_failed(first: Result, later: Result, process_no: int, log_path: str | Path | None) -> None:
+    """Mark `first` failed by its later process `process_no` (the first such failure names the job's error)."""
+    err = later.error
+    log = str(log_path) if log_path is not None else None
+    entry: dict[str, Any] = {"process": process_no, "status": later.status, "error": err.to_json() if err else None}
+    if log:
+        entry["log_path"] = log
+    first.extra.setdefault("process_errors", []).append(entry)
+    if not first.ok:
+        return  # already failed by an earlier process: that one is the job's error
+    # The type stays the later error's own (WorkerCrash, Timeout, RuntimeError), so the message carries its words.
+    why = (err.message or err.type) if err else f"{later.status}, no samples timed"
+    hint = err.hint if err else None
+    if log and log not in (hint or ""):  # a crash's hint already names the log
+        hint = f"{hint}; worker log: {log}" if hint else f"worker log: {log}"
+    kept = first.process_count
+    # Processes are counted from 1 in words (as the progress lines say "in process 2"), from 0 in `process`.
+    first.status = "failed"
+    first.error = ErrorInfo(
+        type=err.type if err else "ProcessFailed",
+        message=(f"process {process_no + 1} of this job failed after process 1 measured it: {why} "
+                 f"(the samples of the {kept} process{'es' if kept != 1 else ''} that finished are kept for "
+                 f"inspection)"),
+        hint=hint, phase=err.phase if err else None, returncode=err.returncode if err else None,
+        log_tail=err.log_tail if err else None, traceback=err.traceback if err else None,
+        process=process_no, log_path=log)
 
 
 def process_timing(r: Result, process_no: int) -> ProcessTiming:
@@ -268,10 +368,24 @@ class RunResult:
 
     @classmethod
     def from_json(cls, d: dict) -> "RunResult":
+        """A run from its JSON object. Raises ValueError naming the key, or the index of the result entry, that
+        has the wrong shape."""
+        for key in ("suite", "environment"):
+            if d.get(key) is not None and not isinstance(d[key], dict):
+                raise ValueError(f"{key}: expected a JSON object, got {json_type(d[key])}")
+        entries = d.get("results", [])
+        if not isinstance(entries, list):
+            raise ValueError(f"results: expected a list, got {json_type(entries)}")
+        results = []
+        for i, entry in enumerate(entries):
+            try:
+                results.append(Result.from_json(entry))
+            except ValueError as e:
+                raise ValueError(f"results[{i}]: {e}") from None
         return cls(
             suite=d.get("suite") or {},
             environment=d.get("environment") or {},
-            results=[Result.from_json(r) for r in d.get("results", [])],
+            results=results,
             started_at=d.get("started_at"),
             finished_at=d.get("finished_at"),
             tfperf_version=d.get("tfperf_version", ""),
@@ -339,5 +453,7 @@ def load_results(path: str | Path) -> RunResult:
         )
     try:
         return RunResult.from_json(data)
-    except (TypeError, ValueError) as e:  # a field of the wrong shape: name the file, no traceback
+    except ValueError as e:  # a field or entry of the wrong shape, named (results[3]: missing case)
+        raise ResultsFileError(f"{path}: {e}") from None
+    except TypeError as e:  # a shape no check above names: still the file, no traceback
         raise ResultsFileError(f"{path}: not a valid tfperf results file ({e})") from None

@@ -76,6 +76,10 @@ class ErrorInfo(Record):
     worker: int | None = None  # which worker of a multi-worker case
     workers: list[int] | None = None
     traceback: str | None = None  # the last frames of an unexpected exception
+    # A job that one of its later worker processes failed (`merge_process`): which one, counted from 0 like
+    # `repeat_process`, and that process's log, so the failure can be read where it happened.
+    process: int | None = None
+    log_path: str | None = None
 
     ALWAYS: ClassVar[tuple[str, ...]] = ("type", "message", "hint")
 

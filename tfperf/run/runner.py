@@ -63,13 +63,17 @@ class _Attempt:
 
 
 class CaseRunner:
-    """Supervises the worker(s) of one case: in one process of `processes`, the jobs at `indices` (default all)."""
+    """Supervises the worker(s) of one case: in one process of `processes`, the jobs at `indices` (default all).
+
+    `block_sizes` (job index -> `timing.block_size` of the job's first process) makes a later process time each
+    job the way the first did: per step or in blocks of the same size, so the merged samples are of one kind."""
 
     def __init__(self, case: CaseSpec, out_dir: Path, reporter: Reporter, fail_on_retrace: bool, python: str,
-                 process_no: int = 0, indices: list[int] | None = None):
+                 process_no: int = 0, indices: list[int] | None = None, block_sizes: dict[int, int] | None = None):
         self.case, self.out_dir, self.reporter = case, out_dir, reporter
         self.fail_on_retrace, self.python = fail_on_retrace, python
         self.process_no = process_no
+        self.block_sizes = dict(block_sizes or {})
         self.work = out_dir / "workers"
         self.work.mkdir(parents=True, exist_ok=True)
         # The first process keeps the plain names; later ones (timing only) are told apart by a suffix.
@@ -112,6 +116,9 @@ class CaseRunner:
                "--jobs", ",".join(map(str, todo))]
         if self.process_no:
             cmd += ["--process", str(self.process_no)]
+        sizes = {i: self.block_sizes[i] for i in todo if i in self.block_sizes}
+        if sizes:
+            cmd += ["--block-sizes", ",".join(f"{i}:{n}" for i, n in sizes.items())]
         if self.fail_on_retrace:
             cmd.append("--fail-on-retrace")
         attempt = _Attempt()
@@ -237,6 +244,12 @@ def _note_load(run: RunResult) -> None:
         run.environment["load_average"] = [round(x, 2) for x in load]
 
 
+def first_block_sizes(firsts: dict[int, Result]) -> dict[int, int]:
+    """How the first process timed each job (job index -> `timing.block_size`, 1 = per step): the method is
+    decided once per job, by its first process, and every later process reuses it."""
+    return {i: r.timing.block_size for i, r in firsts.items() if r.timing is not None and r.timing.block_size}
+
+
 def processes_for(case: CaseSpec) -> int:
     """A distributed case is already several processes, each with its own role: it runs once."""
     return 1 if case.distribute else max(1, case.processes)
@@ -282,7 +295,7 @@ def run_suite(suite: Suite, out_dir: str | Path, *, reporter: Reporter | None = 
             run.results.extend(runner.finished_results())
         else:
             for index, later in runner.finished.items():
-                merge_process(firsts[runner.case.name][index], later, runner.process_no)
+                merge_process(firsts[runner.case.name][index], later, runner.process_no, log_path=runner.log_path)
 
     try:
         for process_no in range(max((processes_for(c) for c in suite.cases), default=1)):
@@ -297,7 +310,8 @@ def run_suite(suite: Suite, out_dir: str | Path, *, reporter: Reporter | None = 
                     if not indices:
                         continue
                 runner = CaseRunner(case, out_dir, reporter, fail_on_retrace, python or sys.executable,
-                                    process_no=process_no, indices=indices)
+                                    process_no=process_no, indices=indices,
+                                    block_sizes=first_block_sizes(firsts.get(case.name, {})))
                 try:
                     runner.run()
                 finally:

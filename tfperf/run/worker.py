@@ -1,6 +1,7 @@
 """The worker process: runs the jobs of one case and reports each as a JSON line in an events file.
 
-    python -m tfperf.run.worker CASE.json EVENTS.jsonl OUT_DIR [--jobs 0,1,2] [--process N] [--fail-on-retrace]
+    python -m tfperf.run.worker CASE.json EVENTS.jsonl OUT_DIR [--jobs 0,1,2] [--process N]
+                                [--block-sizes 0:1,2:250] [--fail-on-retrace]
 
 Isolation is the point: a crash, hang or out-of-memory kill here takes down this case only. The parent reads
 the events file to know which job was running when the process died.
@@ -23,6 +24,17 @@ def emit(events_path: Path, event: dict) -> None:
         os.fsync(f.fileno())
 
 
+def block_sizes(text: str) -> dict[int, int]:
+    """`--block-sizes 0:1,2:250` -> {0: 1, 2: 250}."""
+    try:
+        sizes = {int(index): int(size) for index, size in (item.split(":") for item in text.split(",") if item)}
+        if all(size >= 1 for size in sizes.values()):
+            return sizes
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"expected index:size pairs with sizes >= 1, such as 0:1,2:250; got {text!r}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tfperf.run.worker")
     ap.add_argument("case_file")
@@ -32,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="comma-separated indices of the case's jobs to run, in order (default: all)")
     ap.add_argument("--process", type=int, default=0,
                     help="which of the case's `processes` this is; after the first (0), only the timed pass runs")
+    ap.add_argument("--block-sizes", type=block_sizes, default={},
+                    help="job index:block size pairs, how the job's first process timed it (1 = per step); this "
+                         "process times those jobs the same way, so the merged samples are of one kind")
     ap.add_argument("--fail-on-retrace", action="store_true")
     args = ap.parse_args(argv)
     events = Path(args.events_file)
@@ -95,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             result = (Result.not_run(job, "failed", "DistributeError", distribute_error) if distribute_error
                       else run_distributed_job(case, job, ctx, resolve))
         else:
-            result = harness.run_job(case, job, ctx, resolve)
+            result = harness.run_job(case, job, ctx, resolve, block_size=args.block_sizes.get(index))
             if case.what_if and not ctx.timing_only:
                 from tfperf.measure.whatif import attach_what_ifs
 
@@ -103,7 +118,9 @@ def main(argv: list[str] | None = None) -> int:
                 attach_what_ifs(case, job, ctx, resolve, result)
             if tf_config:
                 result.extra["tf_config"] = tf_config
-                result.extra["tf_config_applied"] = tf_config_applied  # what TF reports back
+                # What TF reports back at start, and what the job found in force when it built its model (the
+                # Keras dtype policy, reset by the clear_session before each build: harness.apply_dtype_policy).
+                result.extra["tf_config_applied"] = {**tf_config_applied, **result.extra.get("tf_config_applied", {})}
             if tf_config.get("output_check") and result.ok and not ctx.timing_only:
                 from tfperf.measure.tf_config import output_fingerprint
 

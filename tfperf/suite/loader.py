@@ -20,6 +20,15 @@ from tfperf.suite.schema import KEYS, REFERENCE_KEYS, SuiteModel, did_you_mean, 
 from tfperf.suite.spec import DEPLOY_MODES, CaseSpec, InputSpec, LabelsSpec, PipelineSpec, Suite
 from tfperf.suite.yaml_lines import DocPath, line_of, read_document
 
+# Keys that shape what a model case is fed, and what each is for: a 'function' case has no model factory and no
+# synthetic data (CaseSpec.jobs gives it no batch size), so any of these written in one would be silently unused.
+MODEL_ONLY_KEYS: dict[str, str] = {
+    "params": "holds keyword arguments for a model factory",
+    "input": "shapes a model's synthetic features",
+    "labels": "shapes a model's synthetic labels",
+    "batch_size": "sets the batch of a model's synthetic data",
+}
+
 
 class _Issues:
     def __init__(self, file: str, lines: dict[DocPath, int]):
@@ -70,7 +79,8 @@ def _where(loc: DocPath, doc: dict) -> str:
         cases = doc.get("cases")
         if isinstance(cases, list) and loc[1] < len(cases) and isinstance(cases[loc[1]], dict):
             name = cases[loc[1]].get("name")
-        label = f"case '{name}'" if isinstance(name, str) else f"cases[{loc[1]}]"
+        # A name too long to be one is named by its index: quoting it whole would bury the message.
+        label = f"case '{name}'" if isinstance(name, str) and len(name) <= 60 else f"cases[{loc[1]}]"
         rest = ".".join(map(str, loc[2:]))
         return f"{label} {rest}" if rest else label
     return ".".join(map(str, loc))
@@ -184,6 +194,12 @@ def _build_cases(doc: dict, base_dir: Path, issues: _Issues) -> list[CaseSpec]:
             issues.add(at("inputs"), "inputs", f"{label}: 'inputs' only applies to a 'function' case")
         if function is not None and merged.get("dataset") is not None:
             issues.add(at("dataset"), "dataset", f"{label}: 'dataset' feeds a model; a 'function' case is fed by 'inputs'")
+        if function is not None:
+            # Written in the case itself only: a default (batch_size: 64 for the suite) is meant for its model cases.
+            for key, why in MODEL_ONLY_KEYS.items():
+                if raw.get(key) is not None:
+                    issues.add(case_path + (key,), key, f"{label}: '{key}' {why}; a 'function' case ignores it "
+                               "(its 'inputs' give every argument and shape)")
         inp = merged.get("input")
         if merged.get("dataset") is not None and isinstance(inp, dict) and inp.get("pipeline") is not None:
             issues.add(at("dataset"), "dataset", f"{label}: 'dataset' and 'input.pipeline' both say how to feed the "

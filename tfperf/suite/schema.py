@@ -18,7 +18,8 @@ from tfperf.suite.distribute import json_schema as distribute_rules
 from tfperf.suite.tf_config import json_schema as tf_config_schema
 from tfperf.suite.tf_config import validate as validate_tf_config
 from tfperf.suite.references import parse_reference
-from tfperf.suite.spec import ALL_MODES, AUTOTUNE, TASKS
+from tfperf.suite.spec import (ALL_MODES, AUTOTUNE, MAX_NAME_BYTES, NAME_SUFFIX_BYTES, PATH_COMPONENT_MAX_BYTES,
+                               TASKS)
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 DEVICE_RE = re.compile(r"^(auto|cpu|gpu(:\d+)?)$")
@@ -187,6 +188,10 @@ def _device(v: Any) -> str:
 def _name(v: Any) -> str:
     if not isinstance(v, str) or not NAME_RE.match(v):
         raise _fail(f"bad name {show(v)}: use letters, digits, '_', '.' and '-' only")
+    if len(v.encode()) > MAX_NAME_BYTES:
+        raise _fail(f"name '{v[:40]}...' is {len(v.encode())} characters; at most {MAX_NAME_BYTES}: it starts file "
+                    f"names in the output folder, which tfperf extends by up to {NAME_SUFFIX_BYTES} characters and "
+                    f"which hold at most {PATH_COMPONENT_MAX_BYTES}")
     return v
 
 
@@ -220,7 +225,7 @@ def _tf_config(v: Any) -> dict | None:
     return v
 
 
-Name = _checked(_name, {"type": "string", "pattern": NAME_RE.pattern})
+Name = _checked(_name, {"type": "string", "pattern": NAME_RE.pattern, "maxLength": MAX_NAME_BYTES})
 Reference = _checked(_reference_syntax, _nullable({"type": "string", "pattern": REFERENCE_PATTERN}))
 BatchSize = _checked(_batch_size, {"anyOf": [
     {"type": "integer", "minimum": 1},

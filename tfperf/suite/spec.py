@@ -18,6 +18,18 @@ ALL_MODES: tuple[str, ...] = MODES + DEPLOY_MODES
 TASKS: tuple[str, ...] = ("train", "infer")
 AUTOTUNE = "autotune"
 
+# The longest file or folder name, in bytes, that Linux (ext4, xfs, tmpfs), macOS (APFS) and Windows (NTFS) take.
+PATH_COMPONENT_MAX_BYTES = 255
+# A suite's and a case's names start file and folder names tfperf writes (reports/<suite>-tune/, workers/<case>.log,
+# tensorboard/<case>-<mode>-bs<N>/ ...). The longest it adds to a case's name is a tuned configuration's
+# (`+<id>`, ids of at most 32 bytes) distributed job's worker marker,
+#   <case>+<id>-<mode>-bs<batch size>.worker<index>.result.json.joined,
+# with a batch size below 10^9 and at most 9999 workers.
+NAME_SUFFIX_BYTES = (len("+") + 32 + len("-") + max(len(m) for m in ALL_MODES) + len("-bs") + 9
+                     + len(".worker") + 4 + len(".result.json.joined"))
+# A longer name would pass every other check, then fail the run with "File name too long".
+MAX_NAME_BYTES = PATH_COMPONENT_MAX_BYTES - NAME_SUFFIX_BYTES
+
 
 @dataclass(frozen=True)
 class PipelineSpec:

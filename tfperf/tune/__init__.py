@@ -4,8 +4,9 @@ prove the winner by re-measuring it, and write tune.json, tune.md, tuned.yaml an
 The modules, in the order a tune uses them:
 
 - `candidates` — the configurations worth measuring and the code that makes each one;
-- `ranking` — speed-up per sample, significance, the output check, verdicts and the best;
-- `search` — the budgeted search (one worker per configuration), the confirmation, the run's outputs;
+- `ranking` — speed-up per sample judged by compare's decision, the output check, verdicts and the best;
+- `search` — the budgeted search (each configuration in its own `processes` workers), the confirmation, the run's
+  outputs;
 - `progress` — what the user sees while it searches;
 - `render` — the ranked tables, the summary and tuned.yaml.
 

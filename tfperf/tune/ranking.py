@@ -1,39 +1,45 @@
 """How `tfperf tune` judges a measured configuration against the baseline: speed-up per sample, its interval and
 significance, the output check, the verdicts and the best.
 
-A configuration is "faster" when the two-sided Mann-Whitney U test on per-sample step times gives
-p < REGRESSION_ALPHA (the between-runs level `tfperf compare` uses: configurations run in different worker
-processes), and the best must also be `MIN_GAIN` faster.
+A configuration is judged against the baseline with `tfperf compare`'s own decision
+(`tfperf.analysis.compare.compare_results`) on time per sample, at tune's threshold `TUNE_MIN_GAIN` (5%): it is
+"faster" only when it is significantly faster (p < REGRESSION_ALPHA, two-sided Mann-Whitney U), more than 5% faster,
+its bootstrap interval (resampling whole repeats) excludes no change, and the gain is larger than either side's own
+spread between its repeats and worker processes. The best is the fastest such configuration, and it must clear the
+same test again when re-measured against the baseline in fresh workers.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tfperf.figures.thresholds import REGRESSION_ALPHA
+from tfperf.analysis.compare import compare_results
+from tfperf.figures.decisions import per_sample
+from tfperf.figures.thresholds import (MIXED_PRECISION_OUTPUT_TOLERANCE, OUTPUT_TOLERANCE, REGRESSION_ALPHA,
+                                       TUNE_MIN_GAIN)
 from tfperf.measure.tf_config import output_difference
 from tfperf.results.model import Result, RunResult
-from tfperf.stats.descriptive import summarize
-from tfperf.stats import significance
 from tfperf.suite.tf_config import code_for
 from tfperf.tune.candidates import Candidate, pipeline_code
 
-# A configuration whose forward output differs from the baseline's by more than this (max |diff| relative to
-# the baseline's largest magnitude) changed the model, not just its speed. float16 rounds at ~1e-3.
-OUTPUT_TOLERANCE = 1e-3
-MIXED_PRECISION_OUTPUT_TOLERANCE = 3e-2
-# The best configuration must be significantly faster AND at least this much faster than the baseline.
-MIN_GAIN = 0.05
+# The best configuration must be faster by more than this, per sample, by compare's decision (tune.json's min_gain).
+MIN_GAIN = TUNE_MIN_GAIN
+
+# compare's verdict on (baseline, configuration), current / base, in tune's words.
+VERDICTS = {"improvement": "faster", "regression": "slower"}
 
 
 @dataclass(frozen=True)
 class Gain:
     """One configuration against a reference, per sample: reference median / its median, the interval of that
-    speed-up, and the U test's p (None with too few samples to test)."""
+    speed-up, the U test's p (None with too few samples to test), and compare's verdict with its reason."""
 
     speedup: float | None
     ci: tuple[float, float] | None
     p_value: float | None
+    verdict: str = "inconclusive"  # compare's: improvement | regression | unchanged | inconclusive
+    reason: str = ""
 
     @property
     def significant(self) -> bool:
@@ -41,12 +47,13 @@ class Gain:
 
     @property
     def faster(self) -> bool:
-        return self.significant and self.speedup > 1
+        """Faster by compare's decision at MIN_GAIN: significant, beyond the threshold, the interval and the spread."""
+        return self.verdict == "improvement"
 
     @property
     def wins(self) -> bool:
-        """Faster by enough to recommend."""
-        return self.faster and self.speedup >= 1 + MIN_GAIN
+        """Faster by enough to recommend (compare's improvement already means more than MIN_GAIN faster)."""
+        return self.faster and self.speedup is not None and self.speedup > 1 + MIN_GAIN
 
 
 @dataclass
@@ -58,9 +65,10 @@ class Row:
     speedup: float | None = None  # baseline time per sample / this time per sample
     ci: tuple[float, float] | None = None  # of the speed-up
     p_value: float | None = None
-    verdict: str = ""  # baseline | faster | slower | no significant difference | excluded | failed
+    verdict: str = ""  # baseline | faster | slower | within ±5% | inconclusive | excluded | failed
     excluded: str | None = None  # why it is not ranked (outputs differ, failed)
     output_difference: float | None = None
+    reason: str = ""  # compare's one-line reason for the verdict
 
     @property
     def mode(self) -> str:
@@ -78,8 +86,7 @@ class Row:
         return " · ".join(bits)
 
     def per_sample(self) -> list[float]:
-        bs = self.batch_size or 1
-        return [s / bs for s in self.result.samples]
+        return per_sample(self.result)
 
     def code(self) -> list[str]:
         lines = code_for(self.candidate.settings)
@@ -101,7 +108,8 @@ class Row:
             "mode": self.mode, "batch_size": self.batch_size, "status": self.result.status,
             "median_s": self.result.median_s, "samples_per_s": (self.result.throughput or {}).get("samples_per_s"),
             "speedup": self.speedup, "speedup_ci": list(self.ci) if self.ci else None, "p_value": self.p_value,
-            "verdict": self.verdict, "excluded": self.excluded, "output_difference": self.output_difference,
+            "verdict": self.verdict, "reason": self.reason, "excluded": self.excluded,
+            "output_difference": self.output_difference, "processes": self.result.process_count,
             "code": self.code(),
         }
 
@@ -127,13 +135,22 @@ class CaseTuning:
     def recommended(self) -> Row | None:
         return self.best or self.baseline
 
+    def recommended_code(self) -> list[str]:
+        """The lines to change: the best's code without the lines the baseline's code has too (its mode line when
+        it runs the baseline's mode, its batch line at the baseline's batch size). Empty when the baseline stayed
+        best: there is nothing to change."""
+        if self.best is None:
+            return []
+        unchanged = set(self.baseline.code()) if self.baseline else set()
+        return [line for line in self.best.code() if line not in unchanged]
+
     def to_json(self) -> dict:
-        rec = self.recommended
         return {
             "case": self.case, "budget_s": self.budget_s, "elapsed_s": self.elapsed_s, "message": self.message,
             "baseline": self.baseline.to_json() if self.baseline else None,
             "best": self.best.to_json() if self.best else None,
-            "recommended_code": rec.code() if rec else None,
+            # [] when the baseline stayed best: no change to make.
+            "recommended_code": self.recommended_code() if self.baseline else None,
             "confirmation": self.confirmation,
             "ranking": [r.to_json() for r in self.ranked()],
             "not_run": self.not_run,
@@ -149,17 +166,23 @@ class TuneRun:
     out_dir: Path
 
 
+def per_sample_result(r: Result) -> Result:
+    """The result with its step times per sample (same repeats and processes): what compare's decision is given,
+    so two batch sizes compare fairly and the spread rule still sees each repeat and process."""
+    return dataclasses.replace(r, samples=per_sample(r))
+
+
 def gain(base: Row, row: Row) -> Gain:
-    """`row` against `base`, per sample (so batch sizes compare fairly)."""
-    b, c = base.per_sample(), row.per_sample()
-    if not b or not c:
+    """`row` against `base`, per sample, by `tfperf compare`'s decision at the MIN_GAIN threshold."""
+    if not base.result.samples or not row.result.samples:
         return Gain(None, None, None)
-    speedup = summarize(b)["median"] / summarize(c)["median"]
-    p = significance.p_value(b, c)  # None with too few samples for the test
-    if p is None:
-        return Gain(speedup, None, None)
-    lo, hi = significance.bootstrap_ratio_ci(b, c)  # of median(current) / median(base): invert for a speed-up
-    return Gain(speedup, (1 / hi, 1 / lo), p)
+    cmp = compare_results(per_sample_result(base.result), per_sample_result(row.result), MIN_GAIN)
+    speedup = 1 / cmp.ratio if cmp.ratio else None
+    ci = (1 / cmp.ci_high, 1 / cmp.ci_low) if cmp.ci_low and cmp.ci_high else None
+    # Tune ranks step times: compare's verdict from time alone (a tracing count that grew would make its row a
+    # regression whatever the time; a configuration that changes what the step computes is the output check's).
+    verdict = cmp.time_verdict or cmp.verdict
+    return Gain(speedup, ci, cmp.p_value, verdict, cmp.reason)
 
 
 def output_exclusion(row: Row, reference: list | None) -> str | None:
@@ -193,13 +216,24 @@ def evaluate(tuning: CaseTuning) -> None:
         if base is None or not base.result.ok:
             continue
         g = gain(base, row)
-        row.speedup, row.ci, row.p_value = g.speedup, g.ci, g.p_value
+        row.speedup, row.ci, row.p_value, row.reason = g.speedup, g.ci, g.p_value, g.reason
         if row is base:
-            row.verdict = "baseline"
+            row.verdict, row.reason = "baseline", ""
         elif not row.excluded:
-            if g.significant:
-                row.verdict = "faster" if g.faster else "slower"
-            else:
-                row.verdict = "no significant difference"
-    winners = [r for r in tuning.rows if r.verdict == "faster" and r.speedup >= 1 + MIN_GAIN]
+            row.verdict = verdict_of(g)
+    winners = [r for r in tuning.rows if r.verdict == "faster" and gain_wins(r)]
     tuning.best = max(winners, key=lambda r: r.speedup, default=None)
+
+
+def verdict_of(g: Gain) -> str:
+    """compare's verdict in tune's words: faster / slower beyond MIN_GAIN, within ±MIN_GAIN, or inconclusive (the
+    reason says which test it failed: too few samples, not significant, the interval, the spread)."""
+    if g.verdict in VERDICTS:
+        return VERDICTS[g.verdict]
+    if g.verdict == "unchanged":
+        return f"within ±{MIN_GAIN:.0%}" if g.significant else "no significant difference"
+    return "inconclusive"
+
+
+def gain_wins(r: Row) -> bool:
+    return r.speedup is not None and r.speedup > 1 + MIN_GAIN

@@ -9,11 +9,13 @@ from tfperf import units
 from tfperf.figures.thresholds import REGRESSION_ALPHA
 from tfperf.stats.significance import CONFIDENCE
 from tfperf.suite.spec import Suite
-from tfperf.tune.ranking import MIN_GAIN, OUTPUT_TOLERANCE, CaseTuning, Row, TuneRun
+from tfperf.tune.ranking import MIN_GAIN, MIXED_PRECISION_OUTPUT_TOLERANCE, OUTPUT_TOLERANCE, CaseTuning, Row, TuneRun
 from tfperf.version import __version__
 
 # Tune's tables write a missing figure as "-" (its tables predate units.MISSING; tune.md stays as it was).
 MISSING = "-"
+# What tune says when the baseline stayed best: the suite's case as written is the recommendation.
+NO_CHANGE = "no change: keep the case as the suite writes it"
 # Keys of a suite whose value may be a file reference relative to the suite file.
 REFERENCE_KEYS = ("model", "function", "inputs", "dataset")
 
@@ -43,7 +45,8 @@ def ranking_rows(t: CaseTuning) -> list[dict]:
             if r.result.samples and r.result.throughput and r.result.throughput.get("samples_per_s") else MISSING,
             f"speed-up [{CONFIDENCE:.0%} CI]": speedup_cell(r),
             "p": units.p_column(r.p_value, MISSING),
-            "verdict": r.excluded and f"excluded: {r.excluded}" or r.verdict,
+            "verdict": r.excluded and f"excluded: {r.excluded}" or (
+                f"{r.verdict}: {r.reason}" if r.verdict == "inconclusive" and r.reason else r.verdict),
             "what": ("jit_compile=True; " if r.mode == "xla" else "") + r.candidate.label,
         })
     return out
@@ -71,7 +74,7 @@ def summary_lines(t: CaseTuning) -> list[str]:
             lines.append(f"best: the baseline — {t.unconfirmed.name} measured {t.unconfirmed.speedup:.2f}× but could "
                          f"not be re-measured to prove it ({c.get('reason')}); a larger --budget-s would")
         else:
-            lines.append(f"best: the baseline — no configuration was significantly ≥{MIN_GAIN:.0%} faster")
+            lines.append(f"best: the baseline — no configuration was significantly more than {MIN_GAIN:.0%} faster")
     for r in t.rows:
         if r.excluded and r.verdict == "excluded":
             lines.append(f"excluded {r.name}: {r.excluded}")
@@ -81,9 +84,11 @@ def summary_lines(t: CaseTuning) -> list[str]:
     for n in t.not_run:
         if not n["reason"].startswith("budget"):
             lines.append(f"not run {n['config']}: {n['reason']}")
-    if rec is not None:
+    if t.best is not None:
         lines.append("code:")
-        lines.extend(f"    {line}" for line in rec.code())
+        lines.extend(f"    {line}" for line in t.recommended_code())
+    elif rec is not None:
+        lines.append(NO_CHANGE)
     lines.append(f"{t.elapsed_s:.0f} s of a {t.budget_s:g} s budget")
     return lines
 
@@ -106,11 +111,14 @@ def render_markdown(result: TuneRun) -> str:
     from tabulate import tabulate
 
     out = [f"# tfperf tune: {result.run.suite.get('name', '?')}", "",
-           f"Each configuration ran in its own worker process. Speed-up = the baseline's time per sample / the "
-           f"configuration's (median), with a {CONFIDENCE:.0%} bootstrap interval; p from a two-sided Mann-Whitney "
-           f"U test on per-sample step times. The best must be significant (p < {REGRESSION_ALPHA:g}) and at least "
-           f"{MIN_GAIN:.0%} faster, and is then re-measured against the baseline in fresh workers. A configuration "
-           f"whose forward output differs from the baseline's beyond {OUTPUT_TOLERANCE:g} (relative) is excluded.",
+           f"Each configuration ran in its own worker processes (the case's `processes`). Speed-up = the baseline's "
+           f"time per sample / the configuration's (median), with a {CONFIDENCE:.0%} bootstrap interval over whole "
+           f"repeats; p from a two-sided Mann-Whitney U test on per-sample step times. A configuration is faster by "
+           f"`tfperf compare`'s decision: significant (p < {REGRESSION_ALPHA:g}), more than {MIN_GAIN:.0%} faster, "
+           f"its interval excluding no change, and beyond either side's own spread between repeats and processes. "
+           f"The best is then re-measured against the baseline in fresh workers and must pass the same test again. "
+           f"A configuration whose forward output differs from the baseline's beyond {OUTPUT_TOLERANCE:g} "
+           f"(relative; {MIXED_PRECISION_OUTPUT_TOLERANCE:g} under a 16-bit policy) is excluded.",
            ""]
     for t in result.cases:
         out.append(f"## {t.case}")
@@ -119,15 +127,14 @@ def render_markdown(result: TuneRun) -> str:
         if rows:
             out.append(tabulate(rows, headers="keys", tablefmt="github", disable_numparse=True))
             out.append("")
-        rec = t.recommended
         for line in summary_lines(t):
             if line == "code:" or line.startswith("    "):
                 continue
             out.append(f"- {line}")
-        if rec is not None:
+        if t.best is not None:
             out.append("")
             out.append("```python")
-            out.extend(rec.code())
+            out.extend(t.recommended_code())
             out.append("```")
         out.append("")
     return "\n".join(out) + "\n"

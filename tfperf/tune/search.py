@@ -3,16 +3,20 @@ prove the winner by re-measuring it.
 
 The search, per case, within a time budget:
 
-1. **baseline worker** — the case as the suite gives it, under TensorFlow's default settings, in `function`
+Every configuration is timed in the case's `processes` worker processes (default 3), as `tfperf run` times a
+job: the first does everything, the later ones only time steps and their samples join the first's, so each
+result carries the spread between processes that compare's decision needs.
+
+1. **baseline** — the case as the suite gives it, under TensorFlow's default settings, in `function`
    and `xla` modes at every batch size of its sweep. The suite's baseline configuration is `function` at the
    first batch size. The fastest (mode, batch size) by time per sample is where the next phase searches.
-2. **one worker per process-wide setting** (tfperf.tune.candidates), so no setting leaks into another
-   configuration: tf.data what-ifs first when the baseline is input-bound (synthetic pipelines), CPU thread
-   counts, XLA auto-clustering, Grappler off (the reference) and single Grappler optimizations off, mixed
-   precision on a tensor-core GPU.
+2. **one configuration per process-wide setting** (tfperf.tune.candidates), each in its own workers, so no
+   setting leaks into another: tf.data what-ifs first when the baseline is input-bound (synthetic pipelines),
+   mixed precision where the hardware computes in 16-bit (a tensor-core GPU, a CPU with bfloat16 instructions),
+   CPU thread counts, XLA auto-clustering, Grappler off (the reference) and single Grappler optimizations off.
 3. **combined** — the winners of different groups together, when more than one group won.
-4. **confirm** — the best configuration and the baseline re-measured in fresh workers; a winner that does not
-   hold up is not recommended.
+4. **confirm** — the best configuration and the baseline re-measured in fresh workers, alternating; a winner
+   that does not pass the same test again is not recommended.
 
 How a configuration is judged (speed-up, significance, the output check) is tfperf.tune.ranking; what is
 written for a reader, tfperf.tune.render.
@@ -29,9 +33,9 @@ from pathlib import Path
 
 from tfperf.host.environment import host_environment
 from tfperf.report.outputs import finish_run
-from tfperf.results.model import Result, RunResult, atomic_write_text, now_iso, write_results
+from tfperf.results.model import Result, RunResult, atomic_write_text, merge_process, now_iso, write_results
 from tfperf.results.records import WhatIf
-from tfperf.run.runner import CaseRunner, SilentReporter
+from tfperf.run.runner import CaseRunner, SilentReporter, processes_for
 from tfperf.suite.spec import CaseSpec, Suite
 from tfperf.tune.candidates import Candidate, merge_settings, pipeline_code, setting_candidates
 from tfperf.tune.progress import SilentTuneProgress, TuneProgress
@@ -65,28 +69,41 @@ class CaseTuner:
     def remaining(self) -> float:
         return self.budget_s - (time.monotonic() - self.started)
 
-    def estimate(self, jobs: int = 1) -> float:
+    def estimate(self, jobs: int = 1, workers: int = 1) -> float:
+        """Wall time of `workers` worker processes of `jobs` jobs each, from the running means of the workers so far."""
         if self.worker_overhead_s is None or self.job_s is None:
             # No complete worker yet (the budget cut the first one short): assume the next costs as much.
-            return self.last_wall_s
-        return self.worker_overhead_s + jobs * self.job_s
+            return self.last_wall_s * workers
+        return workers * (self.worker_overhead_s + jobs * self.job_s)
 
-    def measure(self, cand: Candidate, modes: tuple[str, ...], batch_sizes: tuple[int, ...],
-                planned: int) -> list[Row]:
-        """One worker for one candidate; its results become rows (and results for results.json)."""
+    @property
+    def processes(self) -> int:
+        """Worker processes per configuration: the case's `processes`, as `tfperf run` times it, so the spread
+        between processes is in every result compare's decision is given."""
+        return processes_for(self.case)
+
+    def search_environment(self) -> dict:
+        """The run's environment with what the workers' TensorFlow reported (its `gpus` and their compute
+        capability): the parent imports no TensorFlow, so the host environment alone lists no GPU."""
+        return {**self.environment, **(self.tensorflow_env or {})}
+
+    def spec_for(self, cand: Candidate, modes: tuple[str, ...], batch_sizes: tuple[int, ...]) -> CaseSpec:
         spec = self.case
         if cand.pipeline and spec.input and spec.input.pipeline:
             spec = spec.replace(input=dataclasses.replace(
                 spec.input, pipeline=dataclasses.replace(spec.input.pipeline, **cand.pipeline)))
-        name = f"{self.case.name}+{cand.id}"
-        timeout = max(1.0, min(self.case.timeout_s, self.remaining()))
-        spec = spec.replace(name=name, modes=modes, batch_sizes=batch_sizes if self.case.function is None else
-                            self.case.batch_sizes, profile=False, what_if=False, timeout_s=timeout,
+        return spec.replace(name=f"{self.case.name}+{cand.id}", modes=modes,
+                            batch_sizes=batch_sizes if self.case.function is None else self.case.batch_sizes,
+                            profile=False, what_if=False, timeout_s=self.case.timeout_s,
                             tf_config={**cand.settings, "output_check": True, "seed": SEED})
-        self.count += 1
-        self.progress.config_started(self.case.name, cand, self.count, planned)
+
+    def worker(self, spec: CaseSpec, process_no: int, indices: list[int] | None) -> tuple[dict[int, Result], float]:
+        """One worker process of a configuration (the jobs at `indices`, default all), killed at the budget's end;
+        returns its results by job index and its wall time."""
+        spec = spec.replace(timeout_s=max(1.0, min(self.case.timeout_s, self.remaining())))
         t0 = time.monotonic()
-        runner = CaseRunner(spec, self.out_dir, SilentReporter(), False, self.python)
+        runner = CaseRunner(spec, self.out_dir, SilentReporter(), False, self.python, process_no=process_no,
+                            indices=indices)
         results = runner.run()
         wall = self.last_wall_s = time.monotonic() - t0
         if runner.tensorflow and self.tensorflow_env is None:
@@ -97,15 +114,58 @@ class CaseTuner:
             self.observations.append((max(0.0, wall - jobs_wall), jobs_wall / len(results)))
             self.worker_overhead_s = sum(o for o, _ in self.observations) / len(self.observations)
             self.job_s = sum(j for _, j in self.observations) / len(self.observations)
-        rows = []
-        for r in results:
-            r.extra["tune"] = {"case": self.case.name, "config": cand.id, "group": cand.group,
-                               "settings": cand.settings, "pipeline": cand.pipeline, "label": cand.label}
-            self.results.append(r)
-            rows.append(Row(cand, r))
-        self.tuning.rows.extend(rows)
-        self.progress.config_finished(self.case.name, cand, rows, wall)
-        return rows
+        return dict(runner.finished), wall
+
+    def measure(self, cand: Candidate, modes: tuple[str, ...], batch_sizes: tuple[int, ...],
+                planned: int) -> list[Row]:
+        """One configuration in `processes` workers; its results become rows (and results for results.json)."""
+        return self.measure_together([(cand, modes, batch_sizes)], planned)[0]
+
+    def measure_together(self, configs: list[tuple[Candidate, tuple[str, ...], tuple[int, ...]]],
+                         planned: int) -> list[list[Row]]:
+        """Several configurations in rounds, as `tfperf run` measures a suite: round 1 runs every configuration's
+        first worker, rounds 2..N a fresh worker each that only times what round 1 measured, its samples joining
+        round 1's (`merge_process`). Alternating the configurations spreads a slow minute of the machine over
+        both sides of a comparison. A later round the budget cannot pay for is left out, and the result shows
+        fewer processes."""
+        specs = [self.spec_for(cand, modes, sizes) for cand, modes, sizes in configs]
+        firsts: list[dict[int, Result]] = []
+        walls = [0.0] * len(configs)
+        for k, ((cand, _, _), spec) in enumerate(zip(configs, specs)):
+            self.count += 1
+            self.progress.config_started(self.case.name, cand, self.count, planned)
+            done, walls[k] = self.worker(spec, 0, None)
+            firsts.append(done)
+        for process_no in range(1, self.processes):
+            for k, spec in enumerate(specs):
+                indices = [i for i, r in sorted(firsts[k].items()) if r.ok and r.samples]
+                if not indices:
+                    continue
+                need = self.estimate(len(indices)) * ESTIMATE_MARGIN
+                if self.remaining() < need:
+                    # Said, not silent: the result then holds fewer processes than the case asks for.
+                    cand = configs[k][0]
+                    reason = f"budget: {self.remaining():.0f} s left, about {need:.0f} s needed"
+                    self.tuning.not_run.append({"config": f"{cand.id} (process {process_no + 1} of "
+                                                          f"{self.processes})", "label": cand.label, "reason": reason})
+                    continue
+                later, wall = self.worker(spec, process_no, indices)
+                walls[k] += wall
+                for i, r in later.items():
+                    merge_process(firsts[k][i], r, process_no)
+        out = []
+        for k, (cand, _, _) in enumerate(configs):
+            rows = []
+            for i in sorted(firsts[k]):
+                r = firsts[k][i]
+                r.extra["tune"] = {"case": self.case.name, "config": cand.id, "group": cand.group,
+                                   "settings": cand.settings, "pipeline": cand.pipeline, "label": cand.label}
+                self.results.append(r)
+                rows.append(Row(cand, r))
+            self.tuning.rows.extend(rows)
+            self.progress.config_finished(self.case.name, cand, rows, walls[k])
+            out.append(rows)
+        return out
 
     def confirm_reserve(self) -> float:
         """Time kept to re-measure the winner, once there is one: the search may not eat the proof."""
@@ -114,11 +174,16 @@ class CaseTuner:
         return self.confirm_need()
 
     def confirm_need(self) -> float:
-        return (self.estimate(2) if self._confirm_in_one_worker() else 2 * self.estimate(1)) * ESTIMATE_MARGIN
+        one = self._confirm_in_one_worker()
+        return self.estimate(2 if one else 1, (1 if one else 2) * self.processes) * ESTIMATE_MARGIN
 
     def _confirm_in_one_worker(self) -> bool:
         best = self.tuning.best
         return best is not None and not best.candidate.settings and not best.candidate.pipeline
+
+    def candidate_need(self, jobs: int) -> float:
+        """What measuring one configuration of `jobs` jobs in `processes` workers is expected to take."""
+        return self.estimate(jobs, self.processes) * ESTIMATE_MARGIN
 
     def affordable(self, cand: Candidate, need: float, reserve_s: float) -> bool:
         if self.remaining() - reserve_s >= need:
@@ -160,11 +225,11 @@ class CaseTuner:
         anchor = max(ranked, key=lambda r: r.speedup)
         mode, bs = anchor.mode, anchor.batch_size
         device = tuning.baseline.result.device
-        candidates = setting_candidates(case, device, tuning.baseline.result, self.environment)
+        candidates = setting_candidates(case, device, tuning.baseline.result, self.search_environment())
         planned = 1 + len(candidates) + 2
         for cand in candidates:
             cmodes = cand.modes if cand.group == "jit" else (mode,)
-            if self.affordable(cand, self.estimate(len(cmodes)) * ESTIMATE_MARGIN, self.confirm_reserve()):
+            if self.affordable(cand, self.candidate_need(len(cmodes)), self.confirm_reserve()):
                 self.measure(cand, cmodes, (bs,) if bs is not None else case.batch_sizes, planned)
                 evaluate(tuning)
 
@@ -186,7 +251,7 @@ class CaseTuner:
                               pipeline={k: v for p in parts for k, v in p.candidate.pipeline.items()},
                               note="the winners of " + ", ".join(sorted(group_best)))
             cmode = "function" if uses_autoclustering else mode
-            if self.affordable(combo, self.estimate(1) * ESTIMATE_MARGIN, self.confirm_reserve()):
+            if self.affordable(combo, self.candidate_need(1), self.confirm_reserve()):
                 self.measure(combo, (cmode,), (bs,) if bs is not None else case.batch_sizes, planned)
                 evaluate(tuning)
 
@@ -225,8 +290,9 @@ class CaseTuner:
             new_best, new_base = new_best[:1], new_base[:1]
             rows_to_drop: list[Row] = []
         else:
-            new_best = self.measure(confirm_best, (best.mode,), best_bs, planned)
-            new_base = self.measure(confirm_base, (base.mode,), base_bs, planned)
+            # Baseline and winner in alternating workers: a slow stretch of the machine lands on both.
+            new_base, new_best = self.measure_together([(confirm_base, (base.mode,), base_bs),
+                                                        (confirm_best, (best.mode,), best_bs)], planned)
             rows_to_drop = new_best + new_base
         # Rows of the confirmation are not ranked: they only decide whether the winner holds.
         for r in rows_to_drop:
@@ -235,10 +301,12 @@ class CaseTuner:
             tuning.confirmation = {"status": "failed", "reason": "a confirmation worker did not finish"}
             tuning.unconfirmed, tuning.best = best, None
             return
+        # The same test the winner passed, again: compare's decision at MIN_GAIN, not just "faster at all".
         g = gain(new_base[0], new_best[0])
-        held = g.faster
+        held = g.wins
         tuning.confirmation = {"status": "confirmed" if held else "not confirmed", "speedup": g.speedup,
                                "speedup_ci": list(g.ci) if g.ci else None, "p_value": g.p_value,
+                               "verdict": g.verdict, "reason": g.reason,
                                "baseline_median_s": new_base[0].result.median_s,
                                "best_median_s": new_best[0].result.median_s}
         if not held:

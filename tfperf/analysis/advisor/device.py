@@ -1,56 +1,18 @@
-"""Device and host rules: mixed precision on tensor-core GPUs, a GPU starved by its host, and CPU thread pools
-that measured faster than TensorFlow's defaults."""
+"""Device and host rules: a GPU starved by its host, and CPU thread pools that measured faster than TensorFlow's
+defaults. (Mixed precision, on GPUs and CPUs alike, is `advisor.precision`.)"""
 from __future__ import annotations
 
 from collections import defaultdict
 
 from tfperf import units
-from tfperf.analysis.advisor.input import what_if_speedup
 from tfperf.analysis.advisor.suggestion import Finding, base_case, config_settings, suggestion
-from tfperf.figures.decisions import significant
-from tfperf.figures.measures import job_without_mode, measured, tune_config
-from tfperf.figures.thresholds import (DEVICE_IDLE_PERCENT, KERNEL_LAUNCH_PERCENT, MIXED_PRECISION_MAX_16BIT_PERCENT,
-                                       MIXED_PRECISION_MIN_CC, SMALL_OP_MIN_COUNT, SMALL_OP_US, THREADING_MIN_SPEEDUP)
-from tfperf.host.environment import compute_capability
+from tfperf.figures.decisions import p_value, re_measure_helped, significant
+from tfperf.figures.measures import measured, tune_config
+from tfperf.figures.thresholds import (DEVICE_IDLE_PERCENT, KERNEL_LAUNCH_PERCENT, SMALL_OP_MIN_COUNT, SMALL_OP_US,
+                                       THREADING_MIN_SPEEDUP)
 from tfperf.results.model import Result, RunResult
 from tfperf.results.records import Profile
 from tfperf.units import ms
-
-
-def uses_mixed_precision(r: Result) -> bool:
-    settings = config_settings(r)
-    policy = str(settings.get("mixed_precision") or (r.extra or {}).get("dtype_policy") or "")
-    return "16" in policy
-
-
-def rule_mixed_precision(run: RunResult) -> list[Finding]:
-    # One per job (the fastest mode): the advice is about the model, not the mode.
-    best: dict[tuple, Result] = {}
-    for r in measured(run.results):
-        if not r.device.startswith("gpu") or uses_mixed_precision(r):
-            continue
-        key = job_without_mode(r)
-        if key not in best or r.median_s < best[key].median_s:
-            best[key] = r
-    out = []
-    for r in best.values():
-        cc = compute_capability(run.environment, r.device)
-        if cc is None or cc < MIXED_PRECISION_MIN_CC:
-            continue
-        half = r.profile.details.get("fp16_percent") if r.profile else None
-        if half is not None and half >= MIXED_PRECISION_MAX_16BIT_PERCENT:
-            continue
-        gpu = (run.environment.get("gpus") or [{}])[int(r.device.partition(':')[2] or 0)].get("name", r.device)
-        share = f"{half:.0f}% of device compute ran in 16-bit" if half is not None else "the model computes in float32"
-        out.append((r, suggestion(
-            "mixed-precision", "Use mixed precision: this GPU has tensor cores",
-            f"{gpu} has compute capability {cc:g} (≥ {MIXED_PRECISION_MIN_CC:.1f}, tensor cores) and {share}; "
-            f"{r.mode} runs at {ms(r.median_s)} ms/step.",
-            'keras.mixed_precision.set_global_policy("mixed_float16")  # before building the model',
-            f"GPU compute capability ≥ {MIXED_PRECISION_MIN_CC:.1f} and 16-bit share < "
-            f"{MIXED_PRECISION_MAX_16BIT_PERCENT:g}%",
-            compute_capability=cc, fp16_percent=half, median_s=r.median_s)))
-    return out
 
 
 def profile_number(profile: Profile, *names: str) -> float | None:
@@ -139,17 +101,24 @@ def rule_threading(run: RunResult) -> list[Finding]:
                 threading_fix(s), f"measured speed-up > {THREADING_MIN_SPEEDUP:.2f}×",
                 speedup=speedup, median_s=best.median_s, baseline_median_s=baseline.median_s, p_value=p,
                 **{k: s.get(k) for k in THREAD_KEYS})))
-    # What-if entries that changed thread counts (settings in the entry).
-    for r in run.results:
+    # What-if entries that changed thread counts (settings in the entry): held to the same standard as the
+    # configurations above, the U test when testable and a gain beyond the job's own repeat/process spread.
+    for r in measured(run.results):
         for w in r.what_if or []:
-            if "thread" not in w.change.lower():
+            if "thread" not in w.change.lower() or w.error or w.helped is False:
                 continue
-            speedup = what_if_speedup(w)
-            if speedup is None or w.error or speedup <= THREADING_MIN_SPEEDUP:
+            speedup = w.speedup
+            if speedup is None and w.median_s and w.baseline_median_s:
+                speedup = w.baseline_median_s / w.median_s
+            p = w.p_value if w.p_value is not None else (p_value(r.samples, w.samples) if w.samples else None)
+            if speedup is None or not re_measure_helped(r, speedup, p, THREADING_MIN_SPEEDUP):
                 continue
+            tested = units.p_value(p) if p is not None else "too few samples to test"
             out.append((r, suggestion(
                 "threading", f"{w.change}: measured {speedup:.2f}× faster",
-                f"re-run with {w.change}: {ms(w.baseline_median_s or 0)} → {ms(w.median_s or 0)} ms/step.",
+                f"re-run with {w.change}: {ms(w.baseline_median_s or r.median_s)} → {ms(w.median_s or 0)} ms/step "
+                f"({tested}).",
                 w.code or threading_fix(w.details.get("settings") or {}),
-                f"measured speed-up > {THREADING_MIN_SPEEDUP:.2f}×", change=w.change, speedup=speedup)))
+                f"measured speed-up > {THREADING_MIN_SPEEDUP:.2f}×, significant and beyond the job's own spread",
+                change=w.change, speedup=speedup, p_value=p)))
     return out

@@ -8,8 +8,10 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 
+from tfperf import units
 from tfperf.analysis.advisor.suggestion import Finding, suggestion
-from tfperf.figures.measures import input_bound, measured, tune_config
+from tfperf.figures.decisions import significant
+from tfperf.figures.measures import SERVE_MODE, input_bound, measured, tune_config
 from tfperf.figures.thresholds import (INPUT_BOUND_FRACTION, SIGNIFICANCE_ALPHA, SMALL_BATCH_MIN_GAIN,
                                        WHAT_IF_MIN_SPEEDUP)
 from tfperf.results.model import Result, RunResult
@@ -60,6 +62,24 @@ def best_what_if(r: Result) -> WhatIf | None:
     return best if best and what_if_speedup(best) > WHAT_IF_MIN_SPEEDUP else None
 
 
+# The fixes for an input-bound step, by what feeds it.
+PIPELINE_FIX = ("dataset = dataset.map(fn, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)"
+                "  # run `tfperf run --what-if` to measure each change")
+GENERATOR_FIX = ("dataset = tf.data.Dataset.from_generator(make_inputs, output_signature=...)"
+                 ".prefetch(tf.data.AUTOTUNE)  # the generator runs ahead of the step; or make it cheaper")
+
+
+def fed_by_python(r: Result) -> bool:
+    """Were the step's inputs a Python iterable (a `function:` case's `inputs:`), not a tf.data pipeline?
+
+    The worker records the source as `extra.input_source` ("inputs" for that iterable). A result without it is a
+    `function:` case's when it has no batch size: every other case (model, dataset, distributed) is batched."""
+    source = (r.extra or {}).get("input_source")
+    if source is not None:
+        return source == "inputs"
+    return r.batch_size is None and r.global_batch_size is None and r.mode != SERVE_MODE
+
+
 def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
@@ -83,18 +103,23 @@ def rule_input_bound(run: RunResult) -> list[Finding]:
             evidence += f"; the profiler measured {ib.profiler * 100:.1f}% input"
         evidence += f"; profiler: \"{conclusion}\"." if conclusion else "."
         best = best_what_if(r)
+        python_source = fed_by_python(r)
         if best:
             fix = best.code or "dataset = dataset.prefetch(tf.data.AUTOTUNE)"
             evidence += f" Best measured fix: {best.change} ({what_if_speedup(best):.2f}× faster)."
+        elif python_source:
+            # No tf.data pipeline to add map/prefetch to: the Python generator is the bottleneck.
+            fix = GENERATOR_FIX
+            evidence += (" The inputs come from a Python iterable (the case's `inputs:`): producing them is the "
+                         "bottleneck, and it runs in the step's thread, so nothing overlaps it with compute.")
         else:
-            fix = ("dataset = dataset.map(fn, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)"
-                   "  # run `tfperf run --what-if` to measure each change")
+            fix = PIPELINE_FIX
         out.append((r, suggestion(
             "input-bound", f"Input-bound: {frac:.0%} of each step waits for data",
             evidence, fix, f"input wait > {INPUT_BOUND_FRACTION:.0%} of the step (profiler: 'highly' input-bound)",
             input_wait_fraction=frac, input_wait_ms_per_step=wait_s * 1e3, median_s=r.median_s,
             input_bound_percent=r.profile.input_bound_percent if r.profile else None, source=source,
-            best_what_if=best.change if best else None)))
+            best_what_if=best.change if best else None, python_inputs=python_source)))
     return out
 
 
@@ -136,13 +161,17 @@ def rule_small_batch(run: RunResult) -> list[Finding]:
         prev, last = by_size[sizes[-2]], by_size[sizes[-1]]
         t_prev, t_last = prev.throughput["samples_per_s"], last.throughput["samples_per_s"]
         gain = t_last / t_prev - 1
-        if gain > SMALL_BATCH_MIN_GAIN:
+        # Per sample, the same test and spread rule as every other comparison of two results.
+        sig, p = significant(prev, last, per_sample_times=True)
+        if gain > SMALL_BATCH_MIN_GAIN and sig:
             bigger = sizes[-1] * 2
+            tested = units.p_value(p) if p is not None else "too few samples to test"
             out.append((last, suggestion(
                 "small-batch", f"Throughput still rises with batch size: try batch {bigger}",
                 f"{t_prev:,.0f} samples/s at batch {sizes[-2]} → {t_last:,.0f} at batch {sizes[-1]} "
-                f"(+{gain:.0%}): the largest batch measured does not yet fill the device.",
+                f"(+{gain:.0%}, {tested}): the largest batch measured does not yet fill the device.",
                 f"dataset = dataset.batch({bigger})  # and scale the learning rate with the batch",
-                f"throughput gain > {SMALL_BATCH_MIN_GAIN:.0%} between the two largest batches",
-                batch_sizes=sizes, samples_per_s_prev=t_prev, samples_per_s_last=t_last, gain=gain)))
+                f"throughput gain > {SMALL_BATCH_MIN_GAIN:.0%} between the two largest batches, significant and "
+                f"beyond either's own spread",
+                batch_sizes=sizes, samples_per_s_prev=t_prev, samples_per_s_last=t_last, gain=gain, p_value=p)))
     return out
