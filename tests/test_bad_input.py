@@ -40,7 +40,8 @@ def suite_text(name: str, extra: str = "") -> str:
 
 
 # The commands that write one file with -o, and what each reads.
-OUTPUT_COMMANDS = {"report": (str(RESULTS),), "export": (str(RESULTS),)}
+OUTPUT_COMMANDS = {"report": (str(RESULTS),), "export": (str(RESULTS),),
+                   "compare": (str(RESULTS), "{tmp}/a-run/results.json")}
 COMMANDS_WITH_ARGUMENTS = ("run", "report", "compare", "export", "tune", "capture", "schema", "serve-bench")
 
 BAD = [

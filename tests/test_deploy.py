@@ -50,23 +50,23 @@ def test_agreement_on_outputs_that_ignore_the_input_is_not_meaningful():
     uniform = np.full((256, 10), 0.1)
     a = output_agreement(uniform, uniform.copy())
     assert a.top1_agreement == 1.0 and a.max_abs_error == 0.0
-    assert a.details["meaningful"] is False and "same for every input" in a.details["not_meaningful"]
+    assert a.meaningful is False and "same for every input" in a.not_meaningful
     # Logits that vanished (1e-11, as the zoo's untrained MobileNetV2 gives): varied relative to their own largest
     # value, but their softmax is uniform to 1e-10, so top-1 is chance.
     tiny = rng.standard_normal((256, 10)) * 1e-11
     a = output_agreement(tiny, tiny * 1.01)
-    assert a.details["meaningful"] is False and "near-uniform over the 10 classes" in a.details["not_meaningful"]
+    assert a.meaningful is False and "near-uniform over the 10 classes" in a.not_meaningful
     # A regression output that hardly moves with the input: an error 4x its whole variation is within 5% of 1000.
     offset = 1000 + rng.standard_normal((256, 1))
-    assert output_agreement(offset, offset + 4).details["meaningful"] is False
+    assert output_agreement(offset, offset + 4).meaningful is False
     # Logits of a classifier that separates its classes, and a regression output that varies: meaningful.
     logits = rng.standard_normal((256, 10)) * 3
     a = output_agreement(logits, logits + 0.01, inputs="the case's user dataset d.py:ds")
-    assert a.details == {"meaningful": True, "inputs": "the case's user dataset d.py:ds"}
-    assert output_agreement(offset - 1000, offset - 1000).details["meaningful"] is True
+    assert (a.meaningful, a.not_meaningful, a.inputs) == (True, None, "the case's user dataset d.py:ds") and a.details == {}
+    assert output_agreement(offset - 1000, offset - 1000).meaningful is True
     # Kept through results.json: the record keeps the keys it does not know yet in `details`.
     r = Result.from_json(_res("tflite-int8", 1e-3, output_agreement(uniform, uniform).to_json()).to_json())
-    assert r.output_agreement.details["meaningful"] is False
+    assert r.output_agreement.meaningful is False
 
 
 @pytest.mark.slow
@@ -79,7 +79,7 @@ def test_untrained_zoo_mobilenet_agreement_is_not_meaningful():
     x = np.random.default_rng(0).standard_normal((16, 32, 32, 3)).astype("float32")
     reference = np.asarray(model(x, training=False))
     a = output_agreement(reference, reference)
-    assert a.max_abs_error == 0.0 and a.details["meaningful"] is False, a
+    assert a.max_abs_error == 0.0 and a.meaningful is False, a
 
 
 def test_unsupported_ops_parses_the_converter_messages():
@@ -290,8 +290,8 @@ def test_deployment_first_call_is_the_first_predict_and_the_suite_dataset_feeds_
     assert r.status == "ok", r.error
     assert calls[0] == "first" and calls.count("first") == 1 and len(calls) > 32  # then the check's 32 batches
     assert r.first_call_s == timed[0] > 0  # the recorded first call is that predict, not the harness's warm one
-    assert "data.py:examples" in r.output_agreement.details["inputs"]
-    assert r.output_agreement.samples == 256 and r.output_agreement.details["meaningful"] is True
+    assert "data.py:examples" in r.output_agreement.inputs
+    assert r.output_agreement.samples == 256 and r.output_agreement.meaningful is True
 
 
 # --- the advisor rule (no TensorFlow) ---------------------------------------------------------------------------
@@ -342,3 +342,10 @@ def test_quantize_tflite_is_silent_just_outside_each_threshold():
     assert not _quantize_findings(*base, _res("tflite-int8", 0.5e-3, few))
     # Within every threshold: fires.
     assert _quantize_findings(*base, _res("tflite-int8", 0.85e-3, _agree(0.99, 0.05)))
+
+
+def test_quantize_tflite_is_silent_when_the_agreement_check_is_not_meaningful():
+    base = [_res("function", 4e-3), _res("tflite", 1e-3, _agree(1.0, 0.0))]
+    hollow = {**_agree(1.0, 0.0), "meaningful": False, "not_meaningful": "the eager outputs are the same for every input"}
+    assert not _quantize_findings(*base, _res("tflite-int8", 0.5e-3, hollow))
+    assert _quantize_findings(*base, _res("tflite-int8", 0.5e-3, {**_agree(1.0, 0.0), "meaningful": True}))

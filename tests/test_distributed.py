@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -79,7 +80,12 @@ def _assert_scaled(r: dict) -> None:
     assert base["replicas"] == 1 and base["global_batch_size"] == PER_REPLICA
     expected = r["throughput"]["samples_per_s"] / (2 * base["samples_per_s"])
     assert r["scaling_efficiency"] == pytest.approx(expected)
-    assert 0 < r["scaling_efficiency"] < 10
+    # The baseline's figures are its own samples' (median, then global batch over it), so the efficiency is
+    # one-replica step time over two-replica step time, halved: two replicas sharing two cores stay below 2.
+    assert base["median_s"] == pytest.approx(statistics.median(base["samples"]))
+    assert base["samples_per_s"] == pytest.approx(PER_REPLICA / base["median_s"])
+    assert r["scaling_efficiency"] == pytest.approx(base["median_s"] / r["step_time_s"]["median"])
+    assert 0 < r["scaling_efficiency"] < 2
     assert len(r["samples"]) == TINY["steps"] * TINY["repeats"]
     assert r["tracing_count"] == 1  # optimizer built before the first call: one trace, no retrace
     assert 0 <= r["input_wait_fraction"] < 1

@@ -171,6 +171,16 @@ def test_merge_process_leaves_the_first_process_own_failure_alone():
     assert first.error.type == "InvalidArgumentError" and first.error.process is None and not first.extra
 
 
+
+def test_merge_process_refuses_to_pool_samples_timed_another_way():
+    """A job's processes time it one way (the runner hands the first process's block size on): per-step samples
+    and block means are not one distribution, so a process that timed otherwise fails the job, unmerged."""
+    first, later = _first_and_later()
+    later.timing.method, later.timing.block_size = "blocked", 32
+    merge_process(first, later, 1)
+    assert first.status == "failed" and first.error.type == "TimingMethodMismatch" and first.error.process == 1
+    assert len(first.samples) == 4  # the other process's block means were not pooled
+
 # --- item 3: the compare gate fails closed ------------------------------------------------------------------------
 
 def test_an_interrupted_current_run_with_no_results_fails_the_gate():

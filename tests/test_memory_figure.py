@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from tfperf import units
-from tfperf.measure.memory import PeakFigure, PeakMemory, peak_memory
+from tfperf.figures.measures import PeakFigure, peak_memory
+from tfperf.measure.memory import PeakMemory
 from tfperf.report.html import render_html
 from tfperf.report.view import result_row
 from tfperf.results.model import Result, RunResult, load_results

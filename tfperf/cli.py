@@ -139,9 +139,12 @@ def compare(
     from tfperf.analysis.compare import compare_runs, exit_code, read_threshold
     from tfperf.report.compare import RENDERERS, render
     from tfperf.results.model import atomic_write_text, load_results
+    from tfperf.run.outdir import check_output_file
 
     if fmt not in RENDERERS:
         raise TfperfError(f"--format {fmt}: choose one of {', '.join(RENDERERS)}")
+    if output:
+        check_output_file(output)  # before any work: a bad -o is exit 2 with nothing written
     limit = read_threshold(threshold)
     typer.echo(f"tfperf: compare: {limit.reading}", err=True)
     cmp = compare_runs(load_results(base), load_results(current), limit.value,

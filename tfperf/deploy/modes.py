@@ -99,9 +99,9 @@ def output_agreement(reference: Any, got: Any, inputs: str | None = None) -> Out
     magnitude (logits of different models differ in scale); `top1_agreement`, for classifier outputs (2-D, more than
     one class), is the share of rows whose argmax matches; `samples` is the number of rows compared.
 
-    `details["meaningful"]` is False, with the reason in `details["not_meaningful"]`, when the reference outputs are
+    `meaningful` is False, with the reason in `not_meaningful`, when the reference outputs are
     such that a deployed model ignoring its input would pass the tolerance too (see `not_meaningful`): the numbers
-    are kept, but they prove nothing about the conversion. `details["inputs"]` says what the examples were.
+    are kept, but they prove nothing about the conversion. `inputs` says what the examples were.
     """
     ref = np.asarray(reference, dtype=np.float64)
     out = np.asarray(got, dtype=np.float64)
@@ -122,7 +122,7 @@ def output_agreement(reference: Any, got: Any, inputs: str | None = None) -> Out
         max_rel_error=float(diff.max() / scale) if diff.size and scale > 0 else None,
         top1_agreement=float(np.mean(ref.argmax(axis=1) == out.argmax(axis=1))) if classifier else None,
         samples=int(ref.shape[0]) if ref.ndim else 1,
-        details=details,
+        **details,
     )
 
 

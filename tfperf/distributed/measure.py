@@ -113,6 +113,7 @@ def measure_distributed(case: CaseSpec, job: JobSpec, ctx: Any = None, resolve: 
             dist.repeat(kill)
         main = dist.finish()
         result.peak_memory_bytes = memory.peak_bytes()  # this process (worker), both passes' models included
+        result.extra["rss_growth_bytes"] = memory.rss_growth_bytes()  # not a peak: see measure/memory.py
         base = one.finish() if one is not None else None
         if base is not None:
             _record_baseline(result, base, strategy)

@@ -166,3 +166,25 @@ def payback(first_a: float, step_a: float, first_b: float, step_b: float) -> Pay
     if saving <= 0:
         return Payback(None, extra, saving)
     return Payback(max(0, math.ceil(extra / saving)), extra, saving)
+
+
+# --- memory --------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PeakFigure:
+    """A job's peak memory and where it was read."""
+
+    bytes: int
+    source: str  # "allocator" (the device's, during the timed job) | "profile" (the profiler's memory profile)
+
+
+def peak_memory(result: Result) -> PeakFigure | None:
+    """The job's peak memory from a real peak only: the GPU allocator's (`peak_memory_bytes`), else the peak of the
+    profiler's memory profile. A CPU result's `peak_memory_bytes` is never used: older results files hold the
+    growth of the resident-memory high-water mark there, which is not a peak."""
+    if result.device.startswith("gpu") and isinstance(result.peak_memory_bytes, int):
+        return PeakFigure(result.peak_memory_bytes, "allocator")
+    profiled = result.profile.memory_peak_bytes if result.profile else None
+    if isinstance(profiled, int) and profiled > 0:
+        return PeakFigure(profiled, "profile")
+    return None

@@ -184,16 +184,9 @@ def _placed(call: Callable[..., Any], device: str) -> Callable[..., Any]:
     """A step pinned to an explicitly requested device; with "auto" its tensors decide, as in plain TensorFlow."""
     if device == "auto":
         return call
-    import tensorflow as tf
+    from tfperf.measure.harness import pinned, tf_device_name
 
-    from tfperf.measure.harness import tf_device_name
-
-    name = tf_device_name(_resolve_device(device))
-
-    def on_device(*args: Any, **kwargs: Any) -> Any:
-        with tf.device(name):
-            return call(*args, **kwargs)
-    return on_device
+    return pinned(call, tf_device_name(_resolve_device(device)))
 
 
 def _resolve_device(device: str) -> str:

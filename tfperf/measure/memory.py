@@ -10,16 +10,13 @@
   None, and that growth is `rss_growth_bytes()`, named for what it is: a lower bound of the new resident memory
   the job needed, not what it used.
 
-`peak_memory` is the one definition of the peak every output shows: the device allocator's, else the peak of the
+`tfperf.figures.measures.peak_memory` is the one definition of the peak every output shows: the device allocator's, else the peak of the
 profiler's memory profile (xprof builds it from the allocation events in the profiled pass's trace; on the CPU
 TensorFlow writes them only with oneDNN on). Neither: no peak is shown.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-
-from tfperf.results.model import Result
 
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
@@ -74,23 +71,3 @@ class PeakMemory:
         if peak is None or self._baseline_rss_kib is None:
             return None
         return max(0, peak - self._baseline_rss_kib) * 1024
-
-
-@dataclass(frozen=True)
-class PeakFigure:
-    """A job's peak memory and where it was read."""
-
-    bytes: int
-    source: str  # "allocator" (the device's, during the timed job) | "profile" (the profiler's memory profile)
-
-
-def peak_memory(result: Result) -> PeakFigure | None:
-    """The job's peak memory from a real peak only: the GPU allocator's (`peak_memory_bytes`), else the peak of the
-    profiler's memory profile. A CPU result's `peak_memory_bytes` is never used: tfperf before this change wrote
-    the resident-memory growth there, which is not a peak."""
-    if result.device.startswith("gpu") and isinstance(result.peak_memory_bytes, int):
-        return PeakFigure(result.peak_memory_bytes, "allocator")
-    profiled = result.profile.memory_peak_bytes if result.profile else None
-    if isinstance(profiled, int) and profiled > 0:
-        return PeakFigure(profiled, "profile")
-    return None

@@ -340,6 +340,8 @@ def _measure_changes(case: CaseSpec, job: JobSpec, quiet_ctx: Any, resolve: Call
     from tfperf.measure import harness
 
     budget = Budget(case.timeout_s * TIMEOUT_SHARE, baseline.wall_s or 0.0)
+    # Timed the way the baseline was (per step, or blocks of its size), so before and after are samples of one kind.
+    block_size = baseline.timing.block_size if baseline.timing else None
     measured: list[tuple[Change, Result | None]] = []
     for change in changes:
         if not budget.allows_another():
@@ -347,13 +349,14 @@ def _measure_changes(case: CaseSpec, job: JobSpec, quiet_ctx: Any, resolve: Call
             continue
         new_case, new_job, new_resolve = variant(case, job, change, resolve)
         with budget.timing():
-            measured.append((change, harness.run_job(new_case, new_job, quiet_ctx, new_resolve)))
+            measured.append((change, harness.run_job(new_case, new_job, quiet_ctx, new_resolve,
+                                                            block_size=block_size)))
             # The re-run's iterator (and its prefetch/interleave threads) must be gone before the next is timed.
             gc.collect()
     unchanged = None
     if budget.allows_another():
         unchanged = harness.run_job(case.replace(profile=False, what_if=False, max_traces=None), job, quiet_ctx,
-                                    resolve)
+                                    resolve, block_size=block_size)
         gc.collect()
     pooled = pooled_baseline(baseline, unchanged)
     entries = [what_if_entry(change, pooled, r) if r is not None else skipped_entry(change, case.timeout_s)

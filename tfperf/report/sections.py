@@ -95,6 +95,8 @@ def deployment_rows(results: Iterable[Result]) -> list[dict]:
             "max_abs_error": finite(agree.max_abs_error) if agree else None,
             "mean_abs_error": finite(agree.mean_abs_error) if agree else None,
             "top1_agreement": finite(agree.top1_agreement) if agree else None,
+            # The reason the check proves nothing here (outputs that ignore the input would pass it too).
+            "agreement_not_meaningful": agree.not_meaningful if agree and agree.meaningful is False else None,
             "num_threads": extra.get("num_threads") if isinstance(extra.get("num_threads"), int) else None,
             "error_type": r.error.type if r.error else None,
         })
@@ -113,7 +115,9 @@ def deployment_view(results: list[Result], prefix: str) -> dict | None:
                   "size": units.size(r["size_bytes"]), "load_time": units.seconds(r["load_time_s"]),
                   "max_abs_error": units.error_figure(r["max_abs_error"]),
                   "mean_abs_error": units.error_figure(r["mean_abs_error"]),
-                  "top1": units.percent(r["top1_agreement"], 1), "threads": units.number(r["num_threads"]),
+                  "top1": units.percent(r["top1_agreement"], 1) + (
+                      f" (not meaningful: {r['agreement_not_meaningful']})" if r["agreement_not_meaningful"] else ""),
+                  "threads": units.number(r["num_threads"]),
                   "reference": r["mode"] in DEPLOY_REFERENCE_MODES} for r in rows],
     }
 

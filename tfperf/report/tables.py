@@ -36,6 +36,8 @@ def summary_rows(run: RunResult) -> list[dict]:
                          else "noisy")
         if r.timing and r.timing.method == "blocked":
             notes.append(f"blocked x{r.timing.block_size}")
+        if r.profile and r.profile.error:
+            notes.append(f"profile failed: {r.profile.error}"[:120])
         if r.error:
             notes.append(f"{r.error.type}: {r.error.message}"[:120])
         row = {
@@ -79,7 +81,8 @@ def _extension_columns(r: Result, row: dict) -> None:
     row["scaling"] = units.percent(r.scaling_efficiency, missing="")
     row["size"] = units.size(r.model_size_bytes) if r.model_size_bytes else ""
     agreement = r.output_agreement
-    row["top-1 agree"] = units.percent(agreement.top1_agreement if agreement else None, missing="")
+    row["top-1 agree"] = units.percent(agreement.top1_agreement if agreement else None, missing="") + (
+        " (not meaningful)" if agreement and agreement.meaningful is False else "")
     row["max err"] = units.error_figure(agreement.max_abs_error if agreement else None, missing="")
     serve = (r.extra or {}) if r.mode == measures.SERVE_MODE else {}
     row["p99 ms"] = units.ms_column((serve.get("latency_s") or {}).get("p99"), NA) if serve.get("latency_s") else ""

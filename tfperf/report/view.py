@@ -12,7 +12,6 @@ from markupsafe import Markup
 
 from tfperf import units
 from tfperf.figures import measures
-from tfperf.measure import memory
 from tfperf.report import charts, sections
 from tfperf.report.summary import case_findings, case_summary
 from tfperf.report.verdicts import (input_bound_cell, input_bound_difference, input_bound_verdict, job,
@@ -51,9 +50,9 @@ def result_row(r: Result, case_results: list[Result], swept: bool) -> dict:
 
 
 def peak_memory_cell(r: Result) -> str:
-    """A real peak only (`tfperf.measure.memory.peak_memory`): the GPU allocator's, or the profiled pass's memory
+    """A real peak only (`tfperf.figures.measures.peak_memory`): the GPU allocator's, or the profiled pass's memory
     profile, marked as such; a CPU job without a memory profile has no peak to show."""
-    peak = memory.peak_memory(r)
+    peak = measures.peak_memory(r)
     if peak is None:
         return units.MISSING
     return units.size(peak.bytes) + (" (profile)" if peak.source == "profile" else "")

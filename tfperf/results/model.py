@@ -281,6 +281,16 @@ def merge_process(first: Result, later: Result, process_no: int, log_path: str |
     if not later.ok or not later.samples:
         _process_failed(first, later, process_no, log_path)
         return
+    ft, lt = first.timing, later.timing
+    if ft is not None and lt is not None and (ft.method, ft.block_size) != (lt.method, lt.block_size):
+        # Per-step samples and block means are not one distribution. The runner hands the first process's
+        # block size on, so a mismatch means a worker ignored it: fail rather than pool them.
+        later.status = "failed"
+        later.error = ErrorInfo(type="TimingMethodMismatch",
+                                message=f"process {process_no} timed {lt.method} x{lt.block_size}, the first process "
+                                        f"{ft.method} x{ft.block_size}: samples not merged")
+        _process_failed(first, later, process_no, log_path)
+        return
     if not first.repeat_process and first.samples:
         first.repeat_sizes = [len(g) for g in first.repeat_groups()]
         first.repeat_process = [0] * len(first.repeat_sizes)

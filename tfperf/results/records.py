@@ -233,6 +233,12 @@ class OutputAgreement(Record):
     max_abs_error: float | None = None
     max_rel_error: float | None = None
     mean_abs_error: float | None = None
+    # False when a deployed model ignoring its input would pass the same check (outputs the same for every input,
+    # or a classifier's near-uniform probabilities): the numbers then prove nothing about the conversion.
+    meaningful: bool | None = None
+    not_meaningful: str | None = None  # why (tfperf.deploy.modes.not_meaningful)
+    inputs: str | None = None  # the examples: the case's dataset, or synthetic ones from its input spec
 
+    # The three fields above are left out when unset, so files written before them load and save unchanged.
     ALWAYS: ClassVar[tuple[str, ...]] = ("samples", "top1_agreement", "max_abs_error", "max_rel_error",
                                          "mean_abs_error")
