@@ -43,7 +43,7 @@ defaults:
   timeout_s: 240
 cases:
   - name: mirrored
-    modes: [function, xla]
+    modes: [function, xla, eager]
     profile: false
     distribute: {{strategy: mirrored, devices: 2}}
   - name: multi
@@ -102,6 +102,18 @@ def test_mirrored_two_logical_cpu_devices(suite_run):
     # Both replicas' copies of the weights give the same loss on a fixed batch after the same steps.
     probe = r["extra"]["probe_losses"]
     assert len(probe) == 2 and math.isfinite(probe[0]) and probe[0] == probe[1]
+
+
+@pytest.mark.slow
+def test_eager_after_function_under_the_same_mirrored_devices(suite_run):
+    """Jobs of one case share the worker process. A second MirroredStrategy over the same devices would number
+    its collective instances from the start again and collide with the first's ("Shape mismatch in the
+    collective instance 100"); the eager job after function and xla must run."""
+    r = suite_run.results[("mirrored", "eager")]
+    assert r["status"] == "ok", r["error"]
+    assert r["replicas"] == 2 and r["global_batch_size"] == 2 * PER_REPLICA
+    assert len(r["samples"]) == TINY["steps"] * TINY["repeats"] and r["tracing_count"] is None  # eager: no trace
+    assert r["scaling_efficiency"] > 0
 
 
 @pytest.mark.slow

@@ -13,6 +13,7 @@ from tfperf.suite.distribute import DistributeError, DistributeSpec
 PROFILER_PORT_ENV = "TFPERF_PROFILER_PORT"
 
 _process_strategy: Any = None  # the MultiWorkerMirroredStrategy of a joined cluster: one per process
+_mirrored_strategies: dict[tuple[str, ...], Any] = {}  # see make_strategy
 
 
 def tf_config_task() -> tuple[int, int] | None:
@@ -99,7 +100,13 @@ def make_strategy(spec: DistributeSpec, device: str = "cpu") -> Any:
         if len(devices) < spec.devices:
             raise DistributeError(f"distribute: mirrored over {spec.devices} devices, but TensorFlow sees "
                                   f"{len(devices)} {kind} device(s) (was configure_process called at process start?)")
-        return tf.distribute.MirroredStrategy(devices[: spec.devices])
+        chosen = tuple(devices[: spec.devices])
+        # One MirroredStrategy per device set and process. A new strategy numbers its collective instances from
+        # the start again while the runtime still holds the earlier strategy's instances under those keys, so a
+        # second job (eager after function) died with "Shape mismatch in the collective instance 100".
+        if chosen not in _mirrored_strategies:
+            _mirrored_strategies[chosen] = tf.distribute.MirroredStrategy(list(chosen))
+        return _mirrored_strategies[chosen]
     if _process_strategy is None:
         raise DistributeError("distribute: multi_worker needs TF_CONFIG and configure_process() at process start")
     return _process_strategy
