@@ -46,7 +46,7 @@ COMMANDS_WITH_ARGUMENTS = ("run", "report", "compare", "export", "tune", "captur
 
 BAD = [
     # a mistyped command or option (typer 0.29 raises its vendored click's exceptions)
-    Bad("unknown-command", ("ab", "x.yaml"), "No such command 'ab'"),
+    Bad("unknown-command", ("bench", "x.yaml"), "No such command 'bench'"),
     Bad("unknown-option", ("run", str(SUITE), "--bogus"), "No such option: --bogus"),
     Bad("bare-tfperf", (), "Usage: tfperf"),
     *(Bad(f"{command}-without-arguments", (command,), "Missing ") for command in COMMANDS_WITH_ARGUMENTS),
@@ -121,7 +121,7 @@ def test_the_installed_executable_prints_usage_errors(tmp_path: Path):
     if exe is None:
         pytest.skip("tfperf is not installed as a command")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    for args, says in ((["ab", "x.yaml"], "Error: No such command 'ab'"),
+    for args, says in ((["bench", "x.yaml"], "Error: No such command 'bench'"),
                        (["run", "--bogus"], "Error: No such option: --bogus")):
         proc = subprocess.run([exe, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
                               stdin=subprocess.DEVNULL)

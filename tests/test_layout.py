@@ -21,7 +21,7 @@ STAGES: list[tuple[str, ...]] = [
     ("tfperf.run",),
     ("tfperf.analysis",),
     ("tfperf.report",),
-    ("tfperf.tune",),
+    ("tfperf.tune", "tfperf.ab"),
     ("tfperf.cli", "tfperf.integrations", "tfperf.__main__", "tfperf"),
 ]
 

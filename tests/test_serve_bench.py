@@ -1,8 +1,11 @@
 """serve-bench against a small TF Serving REST stand-in started here on 127.0.0.1 (a free port), serving a real
 SavedModel. The server is test code, not a product feature: it implements the predict request/response format
 (`instances` row format and `inputs` columnar), the metadata GET, a 400 for an input the signature rejects, and a
-500 injected on every Nth request to the "flaky" model. All traffic stays on the loopback address; every run is
-capped in requests and time.
+500 injected on every Nth request to the "flaky" model, and TF Serving's Prometheus page
+(/monitoring/prometheus/metrics) in its exact metric names, labels and bucket layout (TfServingMetrics: the
+request and runtime latency histograms in microseconds, 10 us growing by 1.8x over 33 buckets; the batching
+session's queuing latency, 100 us growing by 1.2x over 52; the batch op's batch size, 1 growing by 1.5x over 20).
+All traffic stays on the loopback address; every run is capped in requests and time.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tfperf import stats
 from tfperf.deploy.serve_bench import (ServeBenchConfig, instances_from_metadata, render_summary, run_bench,
                                 serve_bench, synthetic_instances)
 
@@ -23,12 +27,66 @@ FEATURES = 6
 CLASSES = 3
 FLAKY_EVERY = 4  # the flaky model answers 500 to every 4th predict request
 SLOW_S = 0.6  # the slow model's delay
+SLEEPY_S = 0.05  # the sleepy model's service time: slower than the open-loop arrivals it gets
+METRICS_PATH = "/monitoring/prometheus/metrics"
+
+
+def exponential_buckets(scale: float, growth: float, count: int) -> list[float]:
+    """TensorFlow's monitoring::Buckets::Exponential: scale * growth^i for i < count (then +Inf)."""
+    return [scale * growth ** i for i in range(count)]
+
+
+class TfServingMetrics:
+    """The counters and histograms TF Serving exports, written as its Prometheus exporter writes them: metric
+    names with "/" as ":", TYPE lines without HELP, bucket bounds in six significant digits, a "+Inf" bucket."""
+
+    LATENCY_BUCKETS = exponential_buckets(10, 1.8, 33)  # microseconds
+    QUEUE_BUCKETS = exponential_buckets(100, 1.2, 52)
+    BATCH_SIZE_BUCKETS = exponential_buckets(1, 1.5, 20)  # examples
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.request_count: dict[tuple, int] = {}
+        self.histograms: dict[str, dict[tuple, list[float]]] = {}  # family -> labels -> observations
+
+    def count(self, model: str, status: str) -> None:
+        with self.lock:
+            key = (("model_name", model), ("status", status))
+            self.request_count[key] = self.request_count.get(key, 0) + 1
+
+    def observe(self, family: str, labels: tuple, value: float) -> None:
+        with self.lock:
+            self.histograms.setdefault(family, {}).setdefault(labels, []).append(value)
+
+    @staticmethod
+    def _labels(labels: tuple, **more: str) -> str:
+        return ",".join(f'{k}="{v}"' for k, v in (*labels, *more.items()))
+
+    def page(self) -> str:
+        with self.lock:
+            lines = ["# TYPE :tensorflow:serving:request_count counter"]
+            lines += [f":tensorflow:serving:request_count{{{self._labels(k)}}} {v}"
+                      for k, v in sorted(self.request_count.items())]
+            for family, series in sorted(self.histograms.items()):
+                bounds = (self.QUEUE_BUCKETS if "queuing" in family else
+                          self.BATCH_SIZE_BUCKETS if family.endswith("batch_size") else self.LATENCY_BUCKETS)
+                lines.append(f"# TYPE {family} histogram")
+                for labels, values in sorted(series.items()):
+                    for b in bounds:
+                        lines.append(f'{family}_bucket{{{self._labels(labels, le=f"{b:.6g}")}}} '
+                                     f"{sum(1 for v in values if v < b)}")
+                    lines.append(f'{family}_bucket{{{self._labels(labels, le="+Inf")}}} {len(values)}')
+                    lines.append(f"{family}_sum{{{self._labels(labels)}}} {sum(values)}")
+                    lines.append(f"{family}_count{{{self._labels(labels)}}} {len(values)}")
+        return "\n".join(lines) + "\n"
 
 
 class PredictServer:
     """ThreadingHTTPServer speaking TF Serving's REST predict API over one SavedModel signature."""
 
-    def __init__(self, savedmodel: Path):
+    def __init__(self, savedmodel: Path, metrics: str | None = "tfserving"):
+        """metrics: "tfserving" serves TF Serving's Prometheus page; "html" a page that is not Prometheus text;
+        None no page (404), as TF Serving without --monitoring_config_file."""
         import tensorflow as tf
 
         self.tf = tf
@@ -39,10 +97,16 @@ class PredictServer:
         self.lock = threading.Lock()
         self.predicts: dict[str, int] = {}  # model -> predict requests received
         self.injected_500 = 0
+        self.metrics_mode = metrics
+        self.metrics = TfServingMetrics()
+        self.model_lock = threading.Lock()  # one model runner, like a single batching thread: requests queue for it
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, like TF Serving
+            # TCP_NODELAY: the reply's headers and body are two writes; with Nagle on, the body would wait for the
+            # client's delayed ACK (~40 ms on Linux), a stand-in artefact the server metrics made visible.
+            disable_nagle_algorithm = True
 
             def log_message(self, *args):  # quiet
                 pass
@@ -55,8 +119,20 @@ class PredictServer:
                 self.end_headers()
                 self.wfile.write(body)
 
+            def _text(self, status: int, text: str, content_type: str) -> None:
+                body = text.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
             def do_GET(self):
-                if self.path == "/v1/models/clf/metadata":
+                if self.path == METRICS_PATH and server.metrics_mode == "tfserving":
+                    self._text(200, server.metrics.page(), "text/plain; version=0.0.4")
+                elif self.path == METRICS_PATH and server.metrics_mode == "html":
+                    self._text(200, "<html><body>metrics are elsewhere</body></html>", "text/html")
+                elif self.path == "/v1/models/clf/metadata":
                     dims = [{"size": str(d if d is not None else -1)} for d in server.input_spec.shape]
                     sig = {"inputs": {server.input_name: {"dtype": "DT_FLOAT", "tensor_shape": {"dim": dims},
                                                           "name": server.input_name}},
@@ -67,31 +143,56 @@ class PredictServer:
                     self._reply(404, {"error": f"no route {self.path}"})
 
             def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                t0 = time.perf_counter()
                 model = self.path.removeprefix("/v1/models/").split(":")[0].split("/")[0]
+                status = self._predict(model)
+                server.metrics.count(model, status)
+                if status == "OK":  # TF Serving observes the latency of requests it served
+                    server.metrics.observe(":tensorflow:serving:request_latency",
+                                           (("model_name", model), ("API", "predict"), ("entrypoint", "REST")),
+                                           (time.perf_counter() - t0) * 1e6)
+
+            def _predict(self, model: str) -> str:
+                """Answer one predict request; returns TF Serving's status name for request_count."""
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 if model == "slow":  # answers later than the client's timeout
                     time.sleep(SLOW_S)
-                if not self.path.endswith(":predict") or model not in ("clf", "flaky", "slow"):
+                if not self.path.endswith(":predict") or model not in ("clf", "flaky", "slow", "sleepy"):
                     self._reply(404, {"error": f"Servable not found for request: {self.path}"})
-                    return
+                    return "NOT_FOUND"
                 with server.lock:
                     n = server.predicts[model] = server.predicts.get(model, 0) + 1
                     inject = model == "flaky" and n % FLAKY_EVERY == 0
                     server.injected_500 += inject
                 if inject:
                     self._reply(500, {"error": "injected failure"})
-                    return
+                    return "INTERNAL"
                 if body.get("signature_name", "serving_default") != "serving_default":
                     self._reply(400, {"error": f"Serving signature name: \"{body['signature_name']}\" not found"})
-                    return
+                    return "INVALID_ARGUMENT"
                 columnar = "inputs" in body
+                queued = time.perf_counter()
                 try:
-                    x = server.tf.constant(body["inputs" if columnar else "instances"], dtype=server.input_spec.dtype)
-                    y = server.fn(**{server.input_name: x})[server.output_name].numpy()
+                    with server.model_lock:
+                        started = time.perf_counter()
+                        server.metrics.observe(":tensorflow:serving:batching_session:queuing_latency",
+                                               (("thread_pool_name", f"model_{model}_batch_threads"),),
+                                               (started - queued) * 1e6)
+                        if model == "sleepy":
+                            time.sleep(SLEEPY_S)
+                        x = server.tf.constant(body["inputs" if columnar else "instances"],
+                                               dtype=server.input_spec.dtype)
+                        y = server.fn(**{server.input_name: x})[server.output_name].numpy()
+                        server.metrics.observe(":tensorflow:serving:batching:batch_size",
+                                               (("model_name", model), ("op_name", "batch")), float(len(y)))
+                        server.metrics.observe(":tensorflow:serving:runtime_latency",
+                                               (("model_name", model), ("API", "Predict"), ("runtime", "TF1")),
+                                               (time.perf_counter() - started) * 1e6)
                 except Exception as exc:  # noqa: BLE001 - TF Serving answers a bad input with 400
                     self._reply(400, {"error": str(exc).splitlines()[0][:200]})
-                    return
+                    return "INVALID_ARGUMENT"
                 self._reply(200, {"outputs": y.tolist()} if columnar else {"predictions": y.tolist()})
+                return "OK"
 
         class Server(ThreadingHTTPServer):
             def handle_error(self, request, client_address):  # a client that timed out and left: expected
@@ -247,3 +348,122 @@ def test_cli_writes_results_that_compare_reads(server, tmp_path, tfperf_cli):
 
     proc = tfperf_cli("serve-bench", "ftp://nowhere", "--model", "clf")
     assert proc.returncode == 2 and "http://HOST:PORT" in proc.stderr
+
+    # Open loop from the command line: the verdict is printed, and INVALID (20 samples cannot give a p99) is exit 1.
+    out = tmp_path / "open"
+    proc = tfperf_cli("serve-bench", server.url, "--model", "clf", "--qps", "50", "--requests", "20",
+                      "--p99-bound-ms", "1000", "--instances", str(instances), "--out", str(out))
+    assert proc.returncode == 1, proc.stderr
+    assert "INVALID" in proc.stdout and "657 needed" in proc.stdout and "server req" in proc.stdout
+    extra = load_results(out / "results.json").results[0].extra
+    assert extra["load"] == "open" and extra["open_loop"]["target_qps"] == 50 and extra["concurrency"] == 16
+    assert "INVALID at p99 bound" in (out / "report.html").read_text()
+    proc = tfperf_cli("serve-bench", server.url, "--model", "clf", "--p99-bound-ms", "10")
+    assert proc.returncode == 2 and "give --qps" in proc.stderr
+
+
+# --- the server's own metrics page ----------------------------------------------------------------------------
+
+def test_server_metrics_deltas_beside_client_latency(server, tmp_path):
+    from tfperf.report.outputs import finish_run
+
+    config = ServeBenchConfig(server.url, "clf", concurrency=2, max_requests=30, warmup_requests=3)
+    run = serve_bench(config, synthetic_instances((FEATURES,), "float32", batch=2))
+    (r,) = run.results
+    s = r.extra["server"]
+    assert s["status"] == "read" and s["path"] == METRICS_PATH
+    # Deltas over the timed load only: the warm-up requests were served before the first read.
+    assert s["request_count"] == {"OK": 30}
+    request, runtime = s["request_latency_s"], s["runtime_latency_s"]
+    assert request["count"] == runtime["count"] == 30
+    # The server times a part of what the client times, and the runtime a part of the server's request.
+    assert runtime["mean"] <= request["mean"] <= r.extra["latency_s"]["mean"]
+    assert s["overhead_mean_s"] == pytest.approx(request["mean"] - runtime["mean"])
+    for q in ("p50", "p90", "p99"):
+        lo, hi = request[q + "_bucket"]
+        assert lo <= request[q] <= hi and hi == pytest.approx(lo * 1.8, rel=1e-4)  # TF Serving's 1.8x buckets
+    assert "1.8x" in s["resolution"]
+    queue = s["batching"]["batching_session:queuing_latency"]
+    assert queue["count"] == 30 and queue["unit"] == "s"
+    sizes = s["batching"]["batching:batch_size"]
+    assert sizes["unit"] == "examples" and sizes["mean"] == 2 and sizes["count"] == 30  # 2 instances per request
+    text = render_summary(r)
+    assert "OK 30" in text and "server overhead" in text
+
+    finish_run(run, tmp_path)
+    html = (tmp_path / "report.html").read_text()
+    assert "server request (histogram)" in html and "client (raw samples)" in html
+    assert "server p99 ms" in (tmp_path / "report.md").read_text()
+
+
+@pytest.mark.parametrize("mode, status", [(None, "absent"), ("html", "not_prometheus")])
+def test_a_missing_or_broken_page_is_said_once_and_the_load_is_kept(savedmodel, mode, status):
+    with PredictServer(savedmodel, metrics=mode) as srv:
+        config = ServeBenchConfig(srv.url, "clf", max_requests=5, warmup_requests=0)
+        run = serve_bench(config, synthetic_instances((FEATURES,), "float32", batch=1))
+    (r,) = run.results
+    assert r.status == "ok" and len(r.samples) == 5 and run.exit_code == 0
+    assert r.extra["server"]["status"] == status and METRICS_PATH in r.extra["server"]["note"]
+    lines = [line for line in render_summary(r).splitlines() if "metrics page" in line]
+    assert len(lines) == 1
+
+
+# --- open loop ------------------------------------------------------------------------------------------------
+
+def test_open_loop_counts_latency_from_the_due_time(server):
+    """The sleepy model serves one request per 50 ms; at 40 requests/s arrivals outrun it. The closed loop slows
+    down with the server and sees ~50 ms; the open loop keeps the schedule and sees the queue grow."""
+    instances = synthetic_instances((FEATURES,), "float32", batch=1)
+    closed = run_bench(ServeBenchConfig(server.url, "sleepy", max_requests=20, warmup_requests=1), instances)
+    config = ServeBenchConfig(server.url, "sleepy", max_requests=20, warmup_requests=1, qps=40.0, concurrency=1,
+                              p99_bound_s=0.2)
+    opened = run_bench(config, instances)
+    assert opened.ok == opened.sent == 20 and opened.open_loop["scheduled"] == 20
+    ol = opened.open_loop
+    assert ol["late_starts"] > 0  # one connection, busy: requests waited for it
+    assert stats.quantile(sorted(opened.latencies_s), 0.9) > 2 * stats.quantile(sorted(closed.latencies_s), 0.9)
+    assert ol["achieved_qps"] < ol["scheduled_qps"]
+    assert ol["verdict"] == "INVALID"
+    assert any("samples" in reason for reason in ol["reasons"])  # 20 samples cannot give a p99
+    assert ol["percentiles"]["p99"] == {**ol["percentiles"]["p99"], "samples": 20, "needed": 657, "enough": False}
+
+
+def test_open_loop_verdict():
+    from tfperf.deploy.open_loop import Dispatch, open_loop_figures
+
+    latencies = [0.001 * (1 + i % 10) for i in range(700)]  # 1..10 ms; p99 10 ms
+    run = Dispatch(scheduled=700, sent=700, start_delays_s=[0.0] * 700, wall_s=7.0, last_due_s=7.0)
+    valid = open_loop_figures(100.0, run, latencies, failed=0, p99_bound_s=0.015)
+    assert valid["verdict"] == "VALID" and not valid["reasons"] and valid["percentiles"]["p99"]["enough"]
+    tight = open_loop_figures(100.0, run, latencies, failed=0, p99_bound_s=0.005)
+    assert tight["verdict"] == "INVALID" and "above the bound" in tight["reasons"][0]
+    failing = open_loop_figures(100.0, run, latencies, failed=3, p99_bound_s=0.015)
+    assert failing["verdict"] == "INVALID" and "3 request(s) failed" in failing["reasons"]
+    slow = Dispatch(scheduled=700, sent=700, start_delays_s=[0.0] * 700, wall_s=9.0, last_due_s=7.0)
+    behind = open_loop_figures(100.0, slow, latencies, failed=0, p99_bound_s=0.015)
+    assert behind["verdict"] == "INVALID" and "did not keep up" in behind["reasons"][0]
+    assert open_loop_figures(100.0, run, latencies, failed=0, p99_bound_s=None)["verdict"] is None
+
+
+def test_arrivals_are_poisson_at_the_rate_and_capped():
+    from tfperf.deploy.open_loop import arrival_offsets
+
+    offsets = arrival_offsets(100.0, 20_000, 1e9, seed=1)
+    gaps = np.diff([0.0, *offsets])
+    assert len(offsets) == 20_000 and np.all(gaps >= 0)
+    assert np.mean(gaps) == pytest.approx(0.01, rel=0.03)  # 1/qps; the standard error is 0.7%
+    assert np.std(gaps) == pytest.approx(np.mean(gaps), rel=0.05)  # exponential: sd equals the mean
+    assert arrival_offsets(100.0, 20_000, 1e9, seed=1) == offsets  # seeded: the same schedule again
+    short = arrival_offsets(100.0, 20_000, 2.0, seed=1)
+    assert short and short[-1] <= 2.0 and len(short) < 400
+
+
+def test_histogram_quantile_interpolates_as_prometheus_does():
+    from tfperf.deploy.server_metrics import histogram_quantile
+
+    inf = float("inf")
+    # 10 observations in (1, 2]: the median is halfway through that bucket.
+    assert histogram_quantile(0.5, [(1.0, 0), (2.0, 10), (inf, 10)]) == (1.5, 1.0, 2.0)
+    # The rank falls in the +Inf bucket: its lower bound is the best known value.
+    assert histogram_quantile(0.99, [(1.0, 5), (inf, 10)]) == (1.0, 1.0, inf)
+    assert histogram_quantile(0.5, [(1.0, 0), (inf, 0)]) is None

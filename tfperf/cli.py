@@ -159,23 +159,73 @@ def compare(
 
 
 @app.command()
+def ab(
+    suite: Path = typer.Argument(..., help="The suite YAML file, in the working tree."),
+    baseline: Optional[str] = typer.Option(None, "--baseline", help="A git ref (origin/main, the merge base) checked "
+                                                                     "out in a temporary worktree."),
+    baseline_dir: Optional[Path] = typer.Option(None, "--baseline-dir", help="Or a second checkout or copy."),
+    threshold: str = typer.Option("10%", "--threshold", help="As in compare: 10% or 0.1."),
+    confidence: str = typer.Option("99%", "--confidence", help="Of the ratio's interval (99%: at least 8 pairs)."),
+    statistic: str = typer.Option("min", "--statistic", help="Each process's figure: min | p10 | median of its steps."),
+    max_pairs: int = typer.Option(20, "--max-pairs", min=1, help="Stop after this many pairs (then inconclusive)."),
+    budget_s: float = typer.Option(900.0, "--budget-s", min=1, help="Stop before a round would pass this."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the random order within rounds."),
+    case: Optional[List[str]] = typer.Option(None, "--case", help="Run only this case (repeatable)."),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Timed steps per repeat."),
+    repeats: Optional[int] = typer.Option(None, "--repeats", min=1, help="Repeats per process."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: reports/<suite>-ab/<timestamp>/)."),
+    force: bool = typer.Option(False, "--force", help="Allow a non-empty --out folder."),
+    fmt: str = typer.Option("table", "--format", help="table | markdown | json | html"),
+) -> None:
+    """Run SUITE from the baseline and the working tree in one run, their worker processes interleaved, and
+    compare them pair by pair. Exit 0 no regression, 1 a regression, 2 bad input, 3 a row missing or failed."""
+    from tfperf.ab import ABOptions, read_confidence, render, run_ab
+    from tfperf.analysis.compare import exit_code, read_threshold
+    from tfperf.report.compare import RENDERERS
+
+    if fmt not in RENDERERS:
+        raise TfperfError(f"--format {fmt}: choose one of {', '.join(RENDERERS)}")
+    options = ABOptions(baseline=baseline, baseline_dir=baseline_dir, threshold=read_threshold(threshold).value,
+                        confidence=read_confidence(confidence), statistic=statistic, max_pairs=max_pairs,
+                        budget_s=budget_s, seed=seed, cases=case, steps=steps, repeats=repeats)
+    cmp, out_dir = run_ab(suite, out, force, options, progress=lambda line: typer.echo(line, err=True),
+                          command=["tfperf", *sys.argv[1:]])
+    typer.echo(render(cmp, fmt), nl=False)
+    typer.echo(f"wrote {out_dir}/base/, {out_dir}/current/ (results.json and reports), ab.json, ab.md, ab.html",
+               err=True)
+    raise typer.Exit(exit_code(cmp))
+
+
+@app.command()
 def export(
     results: Path = typer.Argument(..., help="A results.json (or the run folder holding one)."),
-    fmt: str = typer.Option("pytest-benchmark", "--format", help="pytest-benchmark"),
+    fmt: str = typer.Option("pytest-benchmark", "--format", help="pytest-benchmark | prometheus"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
+    push: Optional[str] = typer.Option(None, "--push", help="prometheus: also push to this Pushgateway URL "
+                                                            "(job tfperf, grouped by suite)."),
 ) -> None:
-    """Export a run as pytest-benchmark JSON (for `pytest-benchmark compare` and github-action-benchmark).
-    Failed, timed-out and skipped results are left out, each named on stderr."""
+    """Export a run as pytest-benchmark JSON (for `pytest-benchmark compare` and github-action-benchmark), or as
+    Prometheus text (node_exporter's textfile collector; --push to a Pushgateway). pytest-benchmark leaves out
+    failed, timed-out and skipped results, each named on stderr."""
     import json
 
     from tfperf.report.export import FORMATS, to_pytest_benchmark
     from tfperf.results.model import atomic_write_text, load_results
     from tfperf.run.outdir import check_output_file
 
-    if fmt not in FORMATS:
-        raise TfperfError(f"--format {fmt}: choose one of {', '.join(FORMATS)}")
+    from tfperf.report import prometheus
+
+    if fmt not in (*FORMATS, prometheus.FORMAT):
+        raise TfperfError(f"--format {fmt}: choose one of {', '.join((*FORMATS, prometheus.FORMAT))}")
+    prometheus.check_push_option(push, fmt)
     if output:
         check_output_file(output)
+    if fmt == prometheus.FORMAT:  # the file (or stdout) first; then the push, whose failure is exit 1
+        stdout = prometheus.write_and_push(load_results(results), output, push,
+                                           note=lambda line: typer.echo(line, err=True))
+        if stdout:
+            typer.echo(stdout, nl=False)
+        return
     exported = to_pytest_benchmark(load_results(results))
     for line in exported.skipped:
         typer.echo(f"tfperf: export: left out {line}", err=True)
@@ -376,7 +426,7 @@ def serve_bench(
     model: str = typer.Option(..., "--model", help="The model name: POST URL/v1/models/NAME:predict."),
     signature: Optional[str] = typer.Option(None, "--signature", help="signature_name (default: the server's, serving_default)."),
     version: Optional[str] = typer.Option(None, "--version", help="Model version: .../versions/V:predict."),
-    concurrency: int = typer.Option(1, "--concurrency", min=1, help="Client threads, one keep-alive connection each."),
+    concurrency: Optional[int] = typer.Option(None, "--concurrency", min=1, help="Connections (1; 16 with --qps)."),
     requests: Optional[int] = typer.Option(None, "--requests", min=1,
                                            help="Request cap (default 1000, or 1e6 when --duration is given)."),
     duration: Optional[float] = typer.Option(None, "--duration", help="Time cap in seconds (default 60)."),
@@ -388,17 +438,25 @@ def serve_bench(
     warmup: int = typer.Option(1, "--warmup", min=0, help="Untimed requests sent first."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: reports/serve-bench-NAME/<timestamp>/)."),
     force: bool = typer.Option(False, "--force", help="Allow a non-empty --out folder."),
+    qps: Optional[float] = typer.Option(None, "--qps", help="Open loop: Poisson arrivals at this many requests/s."),
+    p99_bound_ms: Optional[float] = typer.Option(None, "--p99-bound-ms", help="Open loop: VALID / INVALID bound."),
+    metrics_path: str = typer.Option("/monitoring/prometheus/metrics", "--metrics-path", help="The server's page."),
+    no_server_metrics: bool = typer.Option(False, "--no-server-metrics", help="Do not read the server's page."),
 ) -> None:
     """Load-test a TF Serving REST predict endpoint: throughput, latency p50/p90/p99/max, errors by HTTP status and
     connection error kind. Bounded by a request cap and a time cap. Writes results.json (mode "serve") and reports."""
     from tfperf.report.outputs import finish_run
     from tfperf.run.outdir import choose_out_dir
     from tfperf.deploy.serve_bench import (ServeBenchConfig, ServeBenchError, instances_from_file, instances_from_metadata,
-                              instances_from_suite, render_summary, serve_bench as bench)
+                              instances_from_suite, render_summary, serve_bench as bench, bench_exit_code)
+    from tfperf.deploy.open_loop import OPEN_LOOP_CONNECTIONS
 
     config = ServeBenchConfig(url=url.rstrip("/"), model=model, signature=signature, version=version,
-                              concurrency=concurrency, max_requests=requests, duration_s=duration,
-                              timeout_s=timeout, warmup_requests=warmup, request_format=request_format)
+                              concurrency=concurrency or (OPEN_LOOP_CONNECTIONS if qps is not None else 1),
+                              max_requests=requests, duration_s=duration,
+                              timeout_s=timeout, warmup_requests=warmup, request_format=request_format,
+                              qps=qps, p99_bound_s=p99_bound_ms / 1e3 if p99_bound_ms is not None else None,
+                              metrics_path=None if no_server_metrics else metrics_path)
     config.validate()
     if input_from and instances:
         raise ServeBenchError("give --input-from or --instances, not both")
@@ -414,7 +472,7 @@ def serve_bench(
     finish_run(run, out_dir)
     typer.echo(render_summary(run.results[0]))
     typer.echo(f"\nwrote {out_dir}/results.json, results.csv, report.md, report.html", err=True)
-    raise typer.Exit(run.exit_code)
+    raise typer.Exit(bench_exit_code(run))
 
 
 def main(argv: list[str] | None = None) -> int:

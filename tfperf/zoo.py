@@ -1,4 +1,5 @@
-"""The built-in models a suite names as `zoo:NAME`: Keras 3 models sized by `params`, CI-sized by default.
+"""The built-in models a suite names as `zoo:NAME`: Keras 3 models sized by `params`, CI-sized by default (the
+same models in Keras 2, tf_keras, for a case with `keras: 2` or `keras: [3, 2]`).
 
 Importing this module does not import TensorFlow or Keras (`tfperf list` and suite validation stay fast):
 each builder imports keras when it runs. Every model has an explicit `keras.Input` whose batch dimension is
@@ -47,10 +48,15 @@ class ZooModel:
         return {**self.params, **params}
 
     def build(self, params: dict[str, Any] | None = None, input: InputSpec | None = None,
-              labels: LabelsSpec | None = None) -> Any:
-        """A keras.Model for these params, fed `input` and trained against `labels` (or the defaults)."""
+              labels: LabelsSpec | None = None, keras: int = 3) -> Any:
+        """A keras.Model for these params, fed `input` and trained against `labels` (or the defaults); with
+        `keras=2` the same model built in tf_keras."""
         merged = self.merge_params(params)
-        return self.builder(merged, resolve_input(self, input, merged), resolve_labels(self, labels, merged))
+        _ACTIVE_KERAS["major"] = keras
+        try:
+            return self.builder(merged, resolve_input(self, input, merged), resolve_labels(self, labels, merged))
+        finally:
+            _ACTIVE_KERAS["major"] = 3
 
 
 def _specs(entry: ZooModel, params: dict[str, Any] | None) -> tuple[InputSpec, LabelsSpec]:
@@ -80,6 +86,40 @@ def resolve_labels(entry: ZooModel, labels: LabelsSpec | None, params: dict[str,
     return _specs(entry, params)[1]
 
 
+# ---- Keras 3 or Keras 2 ------------------------------------------------------------------------------------
+
+# The Keras the builders build with: 3 (keras) unless a case asks for 2 (tf_keras), set by ZooModel.build for the
+# duration of one build. A worker builds one model at a time.
+_ACTIVE_KERAS = {"major": 3}
+INSTALL_TF_KERAS = 'pip install tf-keras (or pip install -e ".[models]")'
+
+
+def active_keras() -> Any:
+    """keras, or tf_keras while a `keras: 2` case's model is being built."""
+    if _ACTIVE_KERAS["major"] == 2:
+        try:
+            import tf_keras
+        except ImportError:
+            raise TfperfError(f"keras: 2 needs Keras 2 (tf_keras), which is not installed: {INSTALL_TF_KERAS}") from None
+        return tf_keras
+    import keras
+
+    return keras
+
+
+def _ops(keras: Any) -> Any:
+    """keras.ops under Keras 3; under tf_keras the TensorFlow ops of the same meaning (tf_keras applies TF ops to
+    its symbolic tensors as layers)."""
+    if hasattr(keras, "ops"):
+        return keras.ops
+    import types
+
+    import tensorflow as tf
+
+    return types.SimpleNamespace(cumsum=tf.math.cumsum, ones_like=tf.ones_like, squeeze=tf.squeeze,
+                                 arange=lambda n, dtype=None: tf.range(n, dtype=dtype))
+
+
 # ---- shared pieces ---------------------------------------------------------------------------------------
 
 def _require_rank(name: str, inp: InputSpec, rank: int, what: str) -> None:
@@ -105,17 +145,17 @@ def _output_units(name: str, params: dict[str, Any], labels: LabelsSpec) -> int:
 
 def _head(x: Any, labels: LabelsSpec, units: int, name: str = "logits") -> Any:
     """Linear output layer: logits, or regression targets reshaped to the labels' shape."""
-    import keras
+    keras = active_keras()
 
     out = keras.layers.Dense(units, name=name)(x)
     if labels.classes is None:
         shape = tuple(labels.shape or ())
-        out = keras.layers.Reshape(shape or (), name="targets")(out) if shape else keras.ops.squeeze(out, -1)
+        out = keras.layers.Reshape(shape or (), name="targets")(out) if shape else _ops(keras).squeeze(out, -1)
     return out
 
 
 def _input(inp: InputSpec, name: str = "features") -> Any:
-    import keras
+    keras = active_keras()
 
     return keras.Input(shape=tuple(inp.shape), batch_size=None, dtype=inp.dtype, name=name)
 
@@ -144,7 +184,7 @@ def _token_specs(params: dict[str, Any]) -> tuple[InputSpec, LabelsSpec]:
 # ---- models ----------------------------------------------------------------------------------------------
 
 def _build_mlp(p: dict[str, Any], inp: InputSpec, labels: LabelsSpec) -> Any:
-    import keras
+    keras = active_keras()
 
     x = inputs = _input(inp)
     if len(inp.shape) > 1:
@@ -155,7 +195,7 @@ def _build_mlp(p: dict[str, Any], inp: InputSpec, labels: LabelsSpec) -> Any:
 
 
 def _build_small_cnn(p: dict[str, Any], inp: InputSpec, labels: LabelsSpec) -> Any:
-    import keras
+    keras = active_keras()
 
     _require_rank("small_cnn", inp, 3, "height, width, channels")
     x = inputs = _input(inp, "images")
@@ -171,34 +211,36 @@ def _build_small_cnn(p: dict[str, Any], inp: InputSpec, labels: LabelsSpec) -> A
 
 def _application(app: Callable[..., Any], name: str, p: dict[str, Any], inp: InputSpec, labels: LabelsSpec,
                  **kwargs: Any) -> Any:
-    import keras
+    keras = active_keras()
 
     _require_rank(name, inp, 3, "height, width, channels")
     if min(inp.shape[0], inp.shape[1]) < 32:
         raise ValueError(f"zoo:{name} needs images of at least 32x32, got {list(inp.shape)}")
     if labels.classes is not None:
         # The application's own top (global average pool + Dense "predictions"), as logits.
+        if hasattr(keras, "ops"):  # Keras 3's applications take a name; tf_keras' do not
+            kwargs["name"] = name
         return app(weights=None, include_top=True, classes=labels.classes, classifier_activation=None,
-                   input_shape=tuple(inp.shape), name=name, **kwargs)
+                   input_shape=tuple(inp.shape), **kwargs)
     base = app(weights=None, include_top=False, pooling="avg", input_shape=tuple(inp.shape), **kwargs)
     out = _head(base.output, labels, _output_units(name, p, labels), name="predictions")
     return keras.Model(base.input, out, name=name)
 
 
 def _build_resnet50(p: dict[str, Any], inp: InputSpec, labels: LabelsSpec) -> Any:
-    import keras
+    keras = active_keras()
 
     return _application(keras.applications.ResNet50, "resnet50", p, inp, labels)
 
 
 def _build_mobilenet_v2(p: dict[str, Any], inp: InputSpec, labels: LabelsSpec) -> Any:
-    import keras
+    keras = active_keras()
 
     return _application(keras.applications.MobileNetV2, "mobilenet_v2", p, inp, labels, alpha=float(p["alpha"]))
 
 
 def _build_transformer_encoder(p: dict[str, Any], inp: InputSpec, labels: LabelsSpec) -> Any:
-    import keras
+    keras = active_keras()
 
     _require_rank("transformer_encoder", inp, 1, "sequence length")
     vocab = int(p["vocab_size"])
@@ -210,7 +252,7 @@ def _build_transformer_encoder(p: dict[str, Any], inp: InputSpec, labels: Labels
     x = keras.layers.Embedding(vocab, dim, name="token_embedding")(tokens)
     # Learned positions: one embedding row per position. The ids are derived from `tokens` (0..seq_len-1 on
     # every row) so the embedding is a layer of the model's graph; on a constant it would run once, untrained.
-    positions = keras.ops.cumsum(keras.ops.ones_like(tokens), axis=1) - 1
+    positions = _ops(keras).cumsum(_ops(keras).ones_like(tokens), axis=1) - 1
     x = x + keras.layers.Embedding(seq_len, dim, name="position_embedding")(positions)
     for i in range(int(p["num_layers"])):
         attended = keras.layers.MultiHeadAttention(heads, max(1, dim // heads), dropout=dropout,
@@ -227,7 +269,7 @@ def _build_transformer_encoder(p: dict[str, Any], inp: InputSpec, labels: Labels
 
 
 def _build_lstm(p: dict[str, Any], inp: InputSpec, labels: LabelsSpec) -> Any:
-    import keras
+    keras = active_keras()
 
     _require_rank("lstm", inp, 1, "sequence length")
     vocab = int(p["vocab_size"])
@@ -242,7 +284,7 @@ def _build_lstm(p: dict[str, Any], inp: InputSpec, labels: LabelsSpec) -> Any:
 
 
 def _build_wide_deep(p: dict[str, Any], inp: InputSpec, labels: LabelsSpec) -> Any:
-    import keras
+    keras = active_keras()
 
     _require_rank("wide_deep", inp, 1, "number of categorical features")
     vocab = int(p["vocab_size"])
@@ -253,7 +295,7 @@ def _build_wide_deep(p: dict[str, Any], inp: InputSpec, labels: LabelsSpec) -> A
     ids = _input(inp, "categorical_ids")
     # Wide: a linear model over the one-hot crossed-out features, i.e. one weight row per (feature, id);
     # offsetting each feature's ids into its own range lets one table hold every feature's weights.
-    offsets = keras.ops.arange(n, dtype=inp.dtype) * vocab
+    offsets = _ops(keras).arange(n, dtype=inp.dtype) * vocab
     wide = keras.layers.Embedding(n * vocab, units, name="wide_linear")(ids + offsets)
     wide = keras.layers.GlobalAveragePooling1D(name="wide_sum")(wide)
     # Deep: one embedding table per feature (the memory-heavy part of a recommender), concatenated.
@@ -265,7 +307,7 @@ def _build_wide_deep(p: dict[str, Any], inp: InputSpec, labels: LabelsSpec) -> A
     out = keras.layers.Add(name="wide_deep_logits")([wide, deep])
     if labels.classes is None:
         shape = tuple(labels.shape or ())
-        out = keras.layers.Reshape(shape, name="targets")(out) if shape else keras.ops.squeeze(out, -1)
+        out = keras.layers.Reshape(shape, name="targets")(out) if shape else _ops(keras).squeeze(out, -1)
     return keras.Model(ids, out, name="wide_deep")
 
 

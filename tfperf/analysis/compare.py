@@ -449,8 +449,17 @@ def compare_runs(base: RunResult, current: RunResult, threshold: float = REGRESS
     drift = drift_warning(cmp.rows, threshold)
     if drift:
         cmp.warnings.append(drift)
-    cmp.warnings += single_process_warnings(cmp.rows)
+    cmp.warnings += single_process_warnings(cmp.rows) + [w for w in (separate_runs_warning(cmp.rows),) if w]
     return cmp
+
+
+def separate_runs_warning(rows: Sequence[RowComparison]) -> str | None:
+    """Runs made at different times carry their own moment's machine: a change smaller than how far the same code
+    moves between worker processes is not visible. `tfperf ab` interleaves both versions in one run instead."""
+    spreads = [x for r in rows if r.ratio is not None for x in (r.base_spread, r.current_spread) if x is not None]
+    return (f"these runs were made at different times: a change smaller than their process-to-process spread (up "
+            f"to {max(spreads):.0%} here) cannot be seen; to gate on a small change, measure both versions in one "
+            f"interleaved run with `tfperf ab`") if spreads else None
 
 
 def gate_failures(cmp: Comparison, current: RunResult) -> list[GateFailure]:

@@ -32,6 +32,7 @@ import numpy as np
 
 from tfperf import units
 from tfperf.figures.thresholds import QUANTIZE_MAX_REL_ERROR
+from tfperf.measure.keras_compat import is_tf_keras
 from tfperf.results.records import OutputAgreement
 from tfperf.suite.spec import DEPLOY_MODES
 
@@ -226,7 +227,15 @@ def export_savedmodel(model: Any, example_batch: np.ndarray, path: Path, static_
     batch = example_batch.shape[0] if static_batch else None
     spec = tf.TensorSpec((batch, *example_batch.shape[1:]), tf.as_dtype(example_batch.dtype), name="inputs")
     t0 = time.perf_counter()
-    model.export(str(path), format="tf_saved_model", verbose=False, input_signature=[spec])
+    if hasattr(model, "signature_name") and hasattr(model, "path"):
+        # The case's model is a SavedModel folder (tfperf.measure.saved_models): it is its own artefact, copied.
+        shutil.copytree(model.path, path)
+    elif is_tf_keras(model):
+        # Keras 2's `export` takes no signature: save a serving function of the same spec, as TF Serving calls it.
+        serve = tf.function(lambda inputs: model(inputs, training=False), input_signature=[spec])
+        tf.saved_model.save(model, str(path), signatures={"serving_default": serve.get_concrete_function()})
+    else:
+        model.export(str(path), format="tf_saved_model", verbose=False, input_signature=[spec])
     return time.perf_counter() - t0
 
 

@@ -3,11 +3,16 @@
     POST {URL}/v1/models/NAME[/versions/V]:predict   {"signature_name": ..., "instances": [...]}  (row format)
                                                       {"signature_name": ..., "inputs": [...]}     (columnar)
 
-N client threads (one keep-alive connection each, as real clients hold) send requests until a request cap or a
+Closed loop (the default): N client threads (one keep-alive connection each, as real clients hold) each send their
+next request when the last one answered. Open loop (`qps`): requests arrive as a Poisson process at that rate
+whatever the server does (tfperf.deploy.open_loop). Either way requests go until a request cap or a
 time cap is reached: both caps always apply, so a run ends by itself. Every outcome is counted, none is fatal:
 HTTP errors by status, connection failures by kind (ConnectionRefusedError, TimeoutError, RemoteDisconnected ...),
 a 200 whose body has no predictions as `bad_response`. Latencies of successful requests are the samples; the run
 is written as a results.json with one Result (mode "serve"), so `tfperf compare` and `tfperf report` work on it.
+
+The server's own Prometheus page (TF Serving's request, runtime and batching histograms) is read after the
+warm-up and after the timed load, and the deltas go into extra.server (tfperf.deploy.server_metrics).
 
 No TensorFlow here: the client is urllib/http.client and numpy.
 """
@@ -20,12 +25,14 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urlsplit
 
 import numpy as np
 
 from tfperf import stats, units
+from tfperf.deploy import open_loop, server_metrics
+from tfperf.deploy.server_metrics import DEFAULT_METRICS_PATH
 from tfperf.errors import TfperfError
 from tfperf.host.environment import host_environment
 from tfperf.results.model import Result, RunResult, now_iso
@@ -63,6 +70,13 @@ class ServeBenchConfig:
     timeout_s: float = DEFAULT_TIMEOUT_S
     warmup_requests: int = 1
     request_format: str = "instances"
+    # The server's Prometheus page, read before and after the timed load (None: not read).
+    metrics_path: str | None = DEFAULT_METRICS_PATH
+    # Open loop: Poisson arrivals at this rate (requests/s); None keeps the closed loop (each client sends its next
+    # request when the last one answered).
+    qps: float | None = None
+    p99_bound_s: float | None = None  # open loop: the latency bound the VALID / INVALID verdict checks
+    seed: int = 0  # open loop: the arrival schedule's random seed
 
     def caps(self) -> tuple[int, float]:
         """(request cap, time cap in seconds): both always finite."""
@@ -81,6 +95,14 @@ class ServeBenchConfig:
             raise ServeBenchError(f"--requests {self.max_requests}: must be at least 1")
         if self.duration_s is not None and self.duration_s <= 0:
             raise ServeBenchError(f"--duration {self.duration_s}: must be positive")
+        if self.qps is not None and not self.qps > 0:
+            raise ServeBenchError(f"--qps {self.qps}: must be positive")
+        if self.p99_bound_s is not None and self.qps is None:
+            raise ServeBenchError("--p99-bound-ms judges an open-loop run: give --qps too")
+        if self.p99_bound_s is not None and not self.p99_bound_s > 0:
+            raise ServeBenchError(f"--p99-bound-ms {self.p99_bound_s * 1e3:g}: must be positive")
+        if self.metrics_path is not None and not self.metrics_path.startswith("/"):
+            raise ServeBenchError(f"--metrics-path {self.metrics_path!r}: give a path starting with /")
         if self.request_format not in REQUEST_FORMATS:
             raise ServeBenchError(f"--request-format {self.request_format}: choose {' or '.join(REQUEST_FORMATS)}")
 
@@ -89,6 +111,11 @@ def predict_path(config: ServeBenchConfig) -> str:
     prefix = urlsplit(config.url).path.rstrip("/")
     version = f"/versions/{config.version}" if config.version else ""
     return f"{prefix}/v1/models/{config.model}{version}:predict"
+
+
+def metrics_url_path(config: ServeBenchConfig) -> str:
+    """The server's Prometheus page, under the same URL prefix as the predict path."""
+    return urlsplit(config.url).path.rstrip("/") + (config.metrics_path or DEFAULT_METRICS_PATH)
 
 
 def request_body(instances: list, config: ServeBenchConfig) -> bytes:
@@ -163,7 +190,7 @@ def instances_from_metadata(config: ServeBenchConfig, batch: int, seed: int = 0)
     """Ask the endpoint (GET .../metadata) for the signature's input shape and dtype, and draw instances for it."""
     path = predict_path(config).removesuffix(":predict") + "/metadata"
     try:
-        status, body = _get(config, path)
+        status, body = http_get(config, path)
     except (OSError, http.client.HTTPException) as exc:
         raise ServeBenchError(f"{config.url}{path}: {type(exc).__name__}: {exc}; give --input-from SUITE.yaml:CASE "
                               "or --instances FILE.json") from None
@@ -198,7 +225,7 @@ def _connection(config: ServeBenchConfig, timeout: float) -> http.client.HTTPCon
     return cls(parts.hostname, parts.port, timeout=timeout)
 
 
-def _get(config: ServeBenchConfig, path: str) -> tuple[int, bytes]:
+def http_get(config: ServeBenchConfig, path: str) -> tuple[int, bytes]:
     conn = _connection(config, config.timeout_s)
     try:
         conn.request("GET", path)
@@ -221,6 +248,20 @@ class BenchOutcome:
     wall_s: float = 0.0
     stopped_by: str = ""  # requests | duration
     warmup: dict = field(default_factory=dict)
+    open_loop: dict | None = None  # the open-loop schedule's figures (tfperf.deploy.open_loop)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def record(self, kind: str, key: str | None, elapsed: float, message: str | None) -> None:
+        """Count one request's outcome (thread-safe): a latency when ok, else its status or kind and message."""
+        with self.lock:
+            if kind == "ok":
+                self.latencies_s.append(elapsed)
+                return
+            counter = self.errors_by_status if kind == "http" else self.connection_errors
+            counter[key] += 1
+            examples = self.error_examples.setdefault(key, [])
+            if message and message not in examples and len(examples) < ERROR_EXAMPLES:
+                examples.append(message)
 
     @property
     def ok(self) -> int:
@@ -231,7 +272,7 @@ class BenchOutcome:
         return sum(self.errors_by_status.values()) + sum(self.connection_errors.values())
 
 
-class _Client:
+class RequestClient:
     """One client thread's connection and the outcome of one request."""
 
     def __init__(self, config: ServeBenchConfig, path: str, body: bytes):
@@ -279,32 +320,38 @@ def _error_text(data: bytes) -> str:
         return data[:200].decode("utf-8", "replace")
 
 
-def run_bench(config: ServeBenchConfig, instances: list) -> BenchOutcome:
-    """Send requests from `concurrency` threads until the request cap or the time cap; count every outcome."""
+def warm_up(config: ServeBenchConfig, path: str, body: bytes, outcome: BenchOutcome) -> None:
+    """The first request to a model (lazy loading, graph warm-up) is not a served request's latency."""
+    warm = RequestClient(config, path, body)
+    warm_results = [warm.send() for _ in range(config.warmup_requests)]
+    warm.close()
+    outcome.warmup = {"sent": len(warm_results), "ok": sum(1 for r in warm_results if r[0] == "ok"),
+                      "first_s": warm_results[0][2] if warm_results else None}
+
+
+def run_bench(config: ServeBenchConfig, instances: list,
+              before_timed: Callable[[], None] | None = None) -> BenchOutcome:
+    """Send requests until the request cap or the time cap; count every outcome. Closed loop: `concurrency`
+    threads, each sending its next request when the last one answered. With `config.qps`, the open loop
+    (tfperf.deploy.open_loop). `before_timed` runs after the warm-up, right before the timed load."""
     config.validate()
     max_requests, duration_s = config.caps()
     path = predict_path(config)
     body = request_body(instances, config)
     outcome = BenchOutcome()
-    lock = threading.Lock()
-
-    def record(kind: str, key: str | None, elapsed: float, message: str | None) -> None:
-        with lock:
-            if kind == "ok":
-                outcome.latencies_s.append(elapsed)
-                return
-            counter = outcome.errors_by_status if kind == "http" else outcome.connection_errors
-            counter[key] += 1
-            examples = outcome.error_examples.setdefault(key, [])
-            if message and message not in examples and len(examples) < ERROR_EXAMPLES:
-                examples.append(message)
-
-    # Warm-up: the first request to a model (lazy loading, graph warm-up) is not a served request's latency.
-    warm = _Client(config, path, body)
-    warm_results = [warm.send() for _ in range(config.warmup_requests)]
-    warm.close()
-    outcome.warmup = {"sent": len(warm_results), "ok": sum(1 for r in warm_results if r[0] == "ok"),
-                      "first_s": warm_results[0][2] if warm_results else None}
+    lock = outcome.lock
+    record = outcome.record
+    warm_up(config, path, body, outcome)
+    if before_timed is not None:
+        before_timed()
+    if config.qps is not None:
+        offsets = open_loop.arrival_offsets(config.qps, max_requests, duration_s, config.seed)
+        run = open_loop.dispatch(offsets, config.concurrency, lambda: RequestClient(config, path, body), record,
+                                 config.timeout_s, capped_by_duration=len(offsets) < max_requests)
+        outcome.wall_s, outcome.sent, outcome.stopped_by = run.wall_s, run.sent, run.stopped_by
+        outcome.open_loop = open_loop.open_loop_figures(config.qps, run, outcome.latencies_s, outcome.failed,
+                                                        config.p99_bound_s)
+        return outcome
 
     start = time.perf_counter()
     deadline = start + duration_s
@@ -312,7 +359,7 @@ def run_bench(config: ServeBenchConfig, instances: list) -> BenchOutcome:
     stopped = {"by": "requests"}
 
     def worker() -> None:
-        client = _Client(config, path, body)
+        client = RequestClient(config, path, body)
         try:
             while True:
                 with lock:
@@ -352,8 +399,9 @@ def latency_summary(latencies_s: list[float]) -> dict | None:
             "min": s["min"]}
 
 
-def to_result(config: ServeBenchConfig, outcome: BenchOutcome, batch: int) -> Result:
-    """One Result, mode "serve": samples are request latencies; the batch size is instances per request."""
+def to_result(config: ServeBenchConfig, outcome: BenchOutcome, batch: int, server: dict | None = None) -> Result:
+    """One Result, mode "serve": samples are request latencies (from the due time in the open loop); the batch
+    size is instances per request; `server` is what the server's metrics page said (server_metrics)."""
     max_requests, duration_s = config.caps()
     case = config.model + (f"@v{config.version}" if config.version else "")
     result = Result(case=case, mode="serve", device="endpoint", task="infer", batch_size=batch,
@@ -383,6 +431,10 @@ def to_result(config: ServeBenchConfig, outcome: BenchOutcome, batch: int) -> Re
         "duration_cap_s": duration_s,
         "timeout_s": config.timeout_s,
         "warmup": outcome.warmup,
+        # "closed": each client sends when its last request answered; "open": Poisson arrivals (extra.open_loop).
+        "load": "open" if outcome.open_loop else "closed",
+        "open_loop": outcome.open_loop,
+        "server": server,
     }
     result.wall_s = outcome.wall_s
     if outcome.ok == 0:
@@ -408,9 +460,26 @@ def to_run(config: ServeBenchConfig, result: Result, started_at: str, finished_a
 def serve_bench(config: ServeBenchConfig, instances: list, command: list[str] | None = None) -> RunResult:
     """Run the load test and return it as a RunResult (write it with tfperf.report.outputs.finish_run)."""
     started = now_iso()
-    outcome = run_bench(config, instances)
+    pages: list[server_metrics.Page] = []
+
+    def read_metrics() -> None:
+        pages.append(server_metrics.read_page(lambda path: http_get(config, path), metrics_url_path(config)))
+
+    # The page is read after the warm-up and right after the timed load, so its deltas are the timed requests'.
+    outcome = run_bench(config, instances, before_timed=read_metrics if config.metrics_path else None)
+    server = None
+    if config.metrics_path:
+        read_metrics()
+        server = server_metrics.server_deltas(pages[0], pages[-1], config.model, config.metrics_path)
     finished = now_iso()
-    return to_run(config, to_result(config, outcome, len(instances)), started, finished, command)
+    return to_run(config, to_result(config, outcome, len(instances), server), started, finished, command)
+
+
+def bench_exit_code(run: RunResult) -> int:
+    """The run's exit code (1 for a failed result), and 1 for an open-loop run judged INVALID against its p99
+    bound, so a script can gate on the verdict."""
+    invalid = any(((r.extra or {}).get("open_loop") or {}).get("verdict") == "INVALID" for r in run.results)
+    return run.exit_code or (1 if invalid else 0)
 
 
 def render_summary(result: Result) -> str:
@@ -432,6 +501,8 @@ def render_summary(result: Result) -> str:
     for kind, n in sorted(e["connection_errors"].items()):
         example = (e["error_examples"].get(kind) or [""])[0]
         lines.append(f"{kind:<12} {n}" + (f"  e.g. {example}" if example else ""))
+    lines += open_loop.summary_lines(e.get("open_loop"))
+    lines += server_metrics.summary_lines(e.get("server"))
     if result.error:
         lines.append(f"FAILED: {result.error.message}")
     return "\n".join(lines)

@@ -12,6 +12,7 @@ from typing import Iterable
 from tfperf import stats
 from tfperf.figures.thresholds import INPUT_BOUND_FRACTION, INPUT_BOUND_MODERATE_FRACTION
 from tfperf.results.model import Result
+from tfperf.results.records import Suggestion
 
 
 def measured(results: Iterable[Result]) -> list[Result]:
@@ -100,9 +101,15 @@ def eager_baseline(results: Iterable[Result], r: Result) -> Result | None:
 
 def speedup_over_eager(r: Result, results: Iterable[Result]) -> float | None:
     """eager median / this median for the same job; above 1 is faster than eager. None without an eager run."""
+    return speedup_over(r, results, "eager")
+
+
+def speedup_over(r: Result, results: Iterable[Result], mode: str) -> float | None:
+    """`mode`'s median / this median for the same job (case, device, task, batch size, tune configuration);
+    above 1 is faster than `mode`. None when `mode` did not run for this job."""
     if not (r.ok and r.median_s):
         return None
-    base = eager_baseline(results, r)
+    base = same_job_in_mode(results, r, mode)
     return base.median_s / r.median_s if base is not None and base.median_s else None
 
 
@@ -187,4 +194,49 @@ def peak_memory(result: Result) -> PeakFigure | None:
     profiled = result.profile.memory_peak_bytes if result.profile else None
     if isinstance(profiled, int) and profiled > 0:
         return PeakFigure(profiled, "profile")
+    return None
+
+
+# --- a suggestion's gain -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Gain:
+    """How much faster a suggestion's fix made (or would make) the step, read from its evidence numbers.
+
+    `factor` is old time / new time (2.0: twice as fast). `measured` is False for a bound rather than a re-run:
+    an input-bound step can at best lose its whole wait, 1 / (1 - wait share).
+    """
+
+    factor: float
+    measured: bool
+
+
+def suggestion_gain(s: Suggestion) -> Gain | None:
+    """The speed-up behind a suggestion, from the `evidence_data` its rule recorded; None for a suggestion that
+    is context (payback, noise, retracing, host-bound) and promises no figure of its own.
+
+    The keys are the rules' own: `speedup` (tf.function, XLA, what-ifs, mixed precision, threading), `slowdown`
+    (avoid-xla: keeping tf.function saves that factor), `gain` (small-batch: samples/s of the larger batch over the
+    smaller), `quantized_median_s` against the first float baseline's median (quantize-tflite, the factor its title
+    states), `input_wait_fraction` (input-bound: the bound).
+    """
+    data = s.evidence_data or {}
+
+    def num(key: str) -> float | None:
+        v = data.get(key)
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+
+    for key in ("speedup", "slowdown"):
+        if num(key) and num(key) > 0:
+            return Gain(num(key), True)
+    if s.code == "small-batch" and num("gain") is not None:
+        return Gain(1.0 + num("gain"), True)
+    quantized = num("quantized_median_s")
+    if quantized:
+        base = next((num(k) for k in data if k.endswith("_median_s") and k != "quantized_median_s" and num(k)),
+                    None)
+        return Gain(base / quantized, True) if base else None
+    wait = num("input_wait_fraction")
+    if s.code == "input-bound" and wait is not None and 0 <= wait < 1:
+        return Gain(1.0 / (1.0 - wait), False)
     return None

@@ -88,3 +88,12 @@ QUANTIZE_MIN_TOP1_AGREEMENT = 0.99
 QUANTIZE_MAX_REL_ERROR = 0.05
 # ...measured on at least 100 examples (below that, 99% top-1 agreement cannot be told from 100%).
 QUANTIZE_MIN_AGREEMENT_SAMPLES = 100
+
+# --- serving load (serve-bench --qps) ------------------------------------------------------------------------
+# A latency percentile is trusted when its sample count reaches stats.sample_size.samples_needed at this
+# confidence (MLPerf LoadGen sizes its runs the same way: z^2 p (1 - p) / margin^2; here the margin is 1 - p,
+# so p99 needs 657 samples, p90 60).
+PERCENTILE_CONFIDENCE = 0.99
+# Open loop: the server kept up when it completed requests at no less than 95% of the rate they were scheduled
+# at (the realized Poisson rate, not the target, so a short run's own randomness does not fail it).
+OPEN_LOOP_KEEP_UP_FRACTION = 0.95

@@ -20,16 +20,26 @@ from typing import Any, Callable
 import tensorflow as tf
 
 from tfperf.figures.thresholds import MAX_TRACES_OK
+from tfperf.host import noise
 from tfperf.measure.inputs import InputSource, make_source
+from tfperf.measure.keras_compat import (adam_for, check_model, clear_sessions, factory_params, is_model, keras_label,
+                                         keras_of, loss_for_model, scale_loss, unscale_gradients)
+from tfperf.measure.model_inputs import (InputStructure, as_spec, inputs_from_element_spec, inputs_from_model,
+                                         labels_from_model, labels_from_spec, model_sequence_length)
 from tfperf.measure.memory import PeakMemory
+from tfperf.profile.tfdata_autotune import record as autotune_record
 from tfperf.measure.retrace_fixes import check_trace_budget, effective_traces
 from tfperf.measure.retracing import explain_retraces, first_use_traces, signature_info
+from tfperf.measure.saved_models import ServingSignature, load_model_path
+from tfperf.measure.step_state import (after_first_call, before_first_call, first_step_output, output_check_seed,
+                                       seed_everything, step_variables)
 # The timing core lives in tfperf.measure.timing; its names stay importable from here (the pytest plugin and
 # benchmarks/ read harness.sync_for, harness.StepTimer, harness.block_size_for, harness.BLOCKED_BELOW_S ...).
 from tfperf.measure.timing import (BLOCKED_BELOW_S, WARMUP_MIN_S, Clock, StepTimer, block_size_for,  # noqa: F401
                                    sync_for, tracing_count, warm_up_and_time)
 from tfperf.results.model import JobSpec, Result
 from tfperf.results.records import ErrorInfo, Profile, Timing
+from tfperf.suite.references import ModelPath
 from tfperf.suite.spec import DEPLOY_MODES, CaseSpec, InputSpec, LabelsSpec
 
 PROFILE_STEPS = 5
@@ -93,9 +103,12 @@ class NoSuchDevice(RuntimeError):
     pass
 
 
-def loss_for(labels: LabelsSpec):
+def loss_for(labels: LabelsSpec, model: Any = None):
+    """Sparse categorical cross-entropy on logits for class labels, else MSE; in the model's own Keras."""
     import keras
 
+    if model is not None:
+        return loss_for_model(model, labels.classes is not None)
     if labels.classes is not None:
         return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     return keras.losses.MeanSquaredError()
@@ -123,11 +136,12 @@ def model_dtypes(model: Any) -> dict:
             "dtype_policy": str(getattr(policy, "name", policy))}
 
 
-def build_model(case: CaseSpec, resolve: Callable[[str], Any]) -> tuple[Any, InputSpec, LabelsSpec]:
-    """The case's Keras model and the input/label specs it is fed with, built under the case's dtype policy
-    (apply_dtype_policy: callers clear the Keras session first, which resets it)."""
-    import keras
-
+def build_model(case: CaseSpec, resolve: Callable[[str], Any],
+                batch_size: int | None = None) -> tuple[Any, InputSpec | InputStructure, LabelsSpec]:
+    """The case's model (Keras 3 or tf_keras) and what it is fed with, built under the case's dtype policy
+    (apply_dtype_policy: callers clear the Keras session first, which resets it). The input is an InputSpec for a
+    one-input model, else the model's InputStructure (tfperf/measure/model_inputs.py): from the case's `dataset:`
+    element_spec when it has one, else from the model with the suite's `input:` overrides."""
     from tfperf.zoo import ZooModel, resolve_input, resolve_labels
 
     apply_dtype_policy(case)
@@ -136,20 +150,23 @@ def build_model(case: CaseSpec, resolve: Callable[[str], Any]) -> tuple[Any, Inp
         # The params decide the implied input (features, image size, vocabulary) unless the case gives one.
         inp = resolve_input(target, case.input, case.params)
         labels = resolve_labels(target, case.labels, case.params)
-        return target.build(case.params, inp, labels), inp, labels
-    model = target(**case.params) if callable(target) and not isinstance(target, keras.Model) else target
-    if not isinstance(model, keras.Model):
-        raise TypeError(f"model: {case.model} gave {type(model).__name__}, not a keras.Model")
-    inp, labels = case.input, case.labels
-    if inp is None:
-        shape = tuple(model.inputs[0].shape[1:]) if model.inputs else None
-        if shape is None or any(d is None for d in shape):
-            raise ValueError(f"model: {case.model}: give the case an input: {{shape: [...]}}; the model's input shape is {shape}")
-        inp = InputSpec(shape=shape, dtype=str(model.inputs[0].dtype))
-    if labels is None:
-        out_shape = tuple(model.outputs[0].shape[1:]) if model.outputs else ()
-        labels = LabelsSpec(classes=out_shape[0]) if len(out_shape) == 1 and out_shape[0] else LabelsSpec(shape=out_shape, dtype="float32")
-    return model, inp, labels
+        return target.build(case.params, inp, labels, keras=case.keras or 3), inp, labels
+    if isinstance(target, ModelPath):  # model: path/to/model.keras or path/to/saved_model/
+        target = load_model_path(target)
+    if isinstance(target, ServingSignature):
+        structure = target.inputs(case.model or "", case.input, case.input_by_name)
+        return target, as_spec(structure), case.labels or LabelsSpec(shape=(), dtype="float32")
+    model = check_model(target(**factory_params(case, target)) if callable(target) and not is_model(target)
+                        else target, case.model or "")
+    if case.dataset is not None and case.input is None and not case.input_by_name:
+        ds = resolve(case.dataset)(batch_size or 2)
+        structure, label_spec = inputs_from_element_spec(getattr(ds, "element_spec", None), case.dataset)
+        labels = case.labels or labels_from_spec(label_spec, model)
+        return model, as_spec(structure), labels
+    structure = inputs_from_model(model, case.model or "", case.input, case.input_by_name)
+    seq = max((max(i.spec.shape, default=0) for i in structure.inputs), default=0) or None
+    labels = case.labels or labels_from_model(model, model_sequence_length(model) or seq)
+    return model, as_spec(structure), labels
 
 
 def train_step(model: Any, loss_fn: Callable, optimizer: Any) -> Callable:
@@ -164,9 +181,9 @@ def train_step(model: Any, loss_fn: Callable, optimizer: Any) -> Callable:
             with tf.name_scope("forward"):
                 pred = model(x, training=True)
                 loss = loss_fn(y, pred)
-                scaled = optimizer.scale_loss(loss)
+                scaled = scale_loss(optimizer, loss)
         with tf.name_scope("backward"):
-            grads = tape.gradient(scaled, model.trainable_variables)
+            grads = unscale_gradients(optimizer, tape.gradient(scaled, model.trainable_variables))
         with tf.name_scope("optimizer"):
             optimizer.apply_gradients(zip(grads, model.trainable_variables))
         return loss
@@ -216,11 +233,9 @@ def training_optimizer(model: Any) -> Any:
     """The optimizer of a train step: Adam, wrapped in a LossScaleOptimizer when the model computes in float16
     (as Keras' own `compile` does): float16 gradients underflow to zero without loss scaling. bfloat16 has
     float32's exponent range and needs none."""
-    import keras
-
-    optimizer = keras.optimizers.Adam(learning_rate=1e-3)
+    optimizer = adam_for(model)  # in the model's own Keras: tf_keras models train with tf_keras' optimizer
     if model_dtypes(model)["model_compute_dtype"] == "float16":
-        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        optimizer = keras_of(model).mixed_precision.LossScaleOptimizer(optimizer)
     return optimizer
 
 
@@ -228,6 +243,9 @@ def prepare(case: CaseSpec, job: JobSpec, ctx: JobContext, resolve: Callable[[st
     if case.function is not None:
         if job.mode in DEPLOY_MODES:
             raise ValueError(f"mode {job.mode} exports a Keras model: give the case a model:, not a function:")
+        seed = output_check_seed(case)
+        if seed is not None:
+            seed_everything(seed)  # the user's module may be imported now: the same weights in every worker
         fn = resolve(case.function)
         source = make_source(case, None, None, None, ctx.tf_device, resolve)
         call, traced = wrap_mode(fn, job.mode)
@@ -235,12 +253,15 @@ def prepare(case: CaseSpec, job: JobSpec, ctx: JobContext, resolve: Callable[[st
 
     import keras
 
-    keras.backend.clear_session()  # fresh layer names per job, so traces of different modes line up
+    clear_sessions()  # fresh layer names per job, so traces of different modes line up
     with tf.device(ctx.tf_device):
-        model, inp, labels = build_model(case, resolve)
+        model, inp, labels = build_model(case, resolve, job.batch_size)
         source = make_source(case, inp, labels, job.batch_size, ctx.tf_device, resolve)
+        if job.task == "train" and isinstance(model, ServingSignature):
+            raise ValueError(f"model: {case.model} is a SavedModel: only its serving signature can be timed "
+                             "(task: infer)")
         if job.task == "train":
-            loss_fn = loss_for(labels)
+            loss_fn = loss_for(labels, model)
             optimizer = training_optimizer(model)
             # Build the optimizer's variables now: created inside the first traced call, they would make a
             # Keras train step trace twice (one trace that may create variables, one that may not), which is
@@ -264,9 +285,13 @@ def prepare(case: CaseSpec, job: JobSpec, ctx: JobContext, resolve: Callable[[st
             traced = None
         else:
             call, traced = wrap_mode(step, job.mode)
-    notes = {"input_source": source.kind, **deploy_notes, **model_dtypes(model)}
+    notes = {"input_source": source.kind, **deploy_notes, **model_dtypes(model), "keras": keras_label(model)}
+    if isinstance(inp, InputStructure):
+        notes["model_inputs"] = inp.describe()
+    if isinstance(model, ServingSignature):
+        notes["saved_model"] = {"path": str(model.path), "signature": model.signature_name}
     if job.task == "train":
-        notes["loss_scale_optimizer"] = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+        notes["loss_scale_optimizer"] = "LossScaleOptimizer" in type(optimizer).__name__
     if (case.tf_config or {}).get("mixed_precision"):
         # The policy in force when the model was built (the worker merges it into what apply_tf_config saw).
         notes["tf_config_applied"] = {"mixed_precision": keras.mixed_precision.global_policy().name}
@@ -312,16 +337,29 @@ def run_job(case: CaseSpec, job: JobSpec, ctx: JobContext, resolve: Callable[[st
     phase = "build"
     try:
         memory.reset()
+        if job.task == "fit":  # Keras' own training loop, timed from inside it (tfperf/measure/fit.py)
+            phase = "fit"
+            fit_job(case, job, ctx, resolve, result, clock)
+            result.peak_memory_bytes = memory.peak_bytes()
+            result.wall_s = time.perf_counter() - started
+            return result
         prepared = prepare(case, job, ctx, resolve)
         sync, sync_name = sync_for(job.device)
         timer = StepTimer(prepared, sync, clock)
 
         phase = "first call"
+        seed = output_check_seed(case)
+        if seed is not None:  # a stateful step's outputs, compared by tune, from the same state in every job
+            before_first_call(case.function, resolve(case.function), seed)
         args, kwargs = prepared.source.next_args()
         t0 = clock()
         out = prepared.call(*args, **kwargs)
         sync(out)
         result.first_call_s = clock() - t0
+        if seed is not None:
+            after_first_call(case.function, resolve(case.function))
+            result.extra["first_step_output"] = first_step_output(out, job.mode, seed,
+                                                                  len(step_variables(resolve(case.function))))
         timer.after_call()
         prepared.notes["placed_on"] = placed_on(out)  # where the pinned step really ran (extra.placed_on)
 
@@ -334,12 +372,15 @@ def run_job(case: CaseSpec, job: JobSpec, ctx: JobContext, resolve: Callable[[st
         # The timed loop holds one device scope itself and calls the step unwrapped: entering tf.device per
         # call (pinned's wrapper) costs about 4.5 µs here, which a short step's samples would carry.
         timer.p = dataclasses.replace(prepared, call=getattr(prepared.call, "unpinned", prepared.call))
+        begun = noise.start()  # context switches and load around the timed pass (tfperf/host/noise.py)
         try:
             with tf.device(ctx.tf_device):
                 timed = warm_up_and_time(case, timer, sync, out, block_size)
         finally:
             gc.enable()
             timer.p = prepared
+        process_noise = noise.finish(begun, tf.config.threading.get_intra_op_parallelism_threads(),
+                                     tf.config.threading.get_inter_op_parallelism_threads())
         samples, waits, warm = timed.samples, timed.waits, timed.warm
         result.samples = samples
         result.repeat_sizes = [case.steps] * case.repeats
@@ -360,6 +401,7 @@ def run_job(case: CaseSpec, job: JobSpec, ctx: JobContext, resolve: Callable[[st
             repeats=case.repeats,
             sync=sync_name,
             gc_disabled_while_timing=True,
+            noise=process_noise,
         )
         result.extra.update(prepared.notes)
         for name, value in prepared.result_fields.items():
@@ -367,6 +409,10 @@ def run_job(case: CaseSpec, job: JobSpec, ctx: JobContext, resolve: Callable[[st
         result.extra["trace_calls"] = timer.trace_calls
         result.peak_memory_bytes = memory.peak_bytes()
         result.extra["rss_growth_bytes"] = memory.rss_growth_bytes()  # not a peak: see measure/memory.py
+        if not case.profile:  # a what-if re-run (or --no-profile): what AUTOTUNE chose over the timed steps
+            autotune = autotune_record(getattr(prepared.source, "iterator", None))
+            if autotune is not None:
+                result.extra["autotune"] = autotune
         if not ctx.timing_only:
             _after_measurement(case, job, ctx, prepared, timer, result)
 
@@ -379,6 +425,20 @@ def run_job(case: CaseSpec, job: JobSpec, ctx: JobContext, resolve: Callable[[st
     result.wall_s = time.perf_counter() - started
     _write_summaries(job, ctx, result)
     return result
+
+
+def fit_job(case: CaseSpec, job: JobSpec, ctx: JobContext, resolve: Callable[[str], Any], result: Result,
+            clock: Clock = time.perf_counter) -> None:
+    """`task: fit`: the case's model trained by its own `model.fit` in the job's mode."""
+    from tfperf.measure.fit import run_fit
+
+    clear_sessions()
+    with tf.device(ctx.tf_device):
+        model, inp, labels = build_model(case, resolve, job.batch_size)
+        if not is_model(model):
+            raise ValueError(f"model: {case.model} has no fit (a SavedModel's serving signature): use task: infer")
+        run_fit(case, job, model, inp, labels, resolve, result, clock)
+    result.repeat_process = [ctx.process_no] * case.repeats
 
 
 def _after_measurement(case: CaseSpec, job: JobSpec, ctx: JobContext, prepared: PreparedStep,
@@ -429,6 +489,8 @@ def _profile(case: CaseSpec, job: JobSpec, ctx: JobContext, timer: StepTimer, re
         # The step marker name (trace_name) is what TensorBoard's step-time graph and input-pipeline analysis key on.
         result.profile = profile_job(lambda i: timer.one_step(), steps=min(PROFILE_STEPS, case.steps),
                                      trace_name=job.task, logdir=logdir, layer_names=layer_names)
+        # What tf.data AUTOTUNE settled on, read after the timed and profiled steps let it settle.
+        result.profile.autotune = autotune_record(getattr(timer.p.source, "iterator", None))
     except ProfileError as exc:  # no trace: the timed numbers stand, the profile says why it is missing
         result.profile = Profile(logdir=str(logdir), tb_run=run, error=str(exc))
     except Exception as exc:  # noqa: BLE001 - the step or the read-out failed in the untimed pass: the timing

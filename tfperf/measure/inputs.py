@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import tensorflow as tf
 
+from tfperf.measure.model_inputs import InputStructure
 from tfperf.suite.spec import AUTOTUNE, CaseSpec, InputSpec, LabelsSpec, PipelineSpec
 
 # Distinct in-memory batches cycled through, so a step never sees the very same tensor object twice in a row
@@ -28,6 +29,7 @@ class InputSource:
     next_args: Callable[[], tuple[tuple, dict]]
     description: str = ""
     options_note: str | None = None  # e.g. that tf.data's default optimizations were turned off
+    iterator: Any = None  # the live tf.data iterator, when the step reads one (what AUTOTUNE tuned: profile.autotune)
 
     def example(self) -> tuple[tuple, dict]:
         return self.next_args()
@@ -37,7 +39,12 @@ def _tf_dtype(name: str) -> tf.DType:
     return tf.as_dtype(name)
 
 
-def synthetic_features(spec: InputSpec, batch_size: int, rng: np.random.Generator) -> np.ndarray:
+def synthetic_features(spec: InputSpec | InputStructure, batch_size: int, rng: np.random.Generator) -> Any:
+    """One batch of random features: an array for one input, the model's structure (dict / list) of arrays for
+    several. Integer inputs are drawn below `maxval`; a padding mask is all ones."""
+    if isinstance(spec, InputStructure):
+        return spec.pack([np.ones((batch_size, *i.spec.shape), np.dtype(_tf_dtype(i.spec.dtype).as_numpy_dtype))
+                          if i.role == "mask" else synthetic_features(i.spec, batch_size, rng) for i in spec.inputs])
     shape = (batch_size, *spec.shape)
     dtype = np.dtype(_tf_dtype(spec.dtype).as_numpy_dtype)
     if np.issubdtype(dtype, np.integer):
@@ -48,22 +55,22 @@ def synthetic_features(spec: InputSpec, batch_size: int, rng: np.random.Generato
 
 
 def synthetic_labels(spec: LabelsSpec, batch_size: int, rng: np.random.Generator) -> np.ndarray:
-    if spec.classes is not None:
-        return rng.integers(0, spec.classes, size=(batch_size,)).astype(np.int32)
+    if spec.classes is not None:  # with a shape: class ids per position (a language model's targets)
+        return rng.integers(0, spec.classes, size=(batch_size, *(spec.shape or ()))).astype(np.int32)
     shape = (batch_size, *(spec.shape or ()))
     dtype = np.dtype(_tf_dtype(spec.dtype or "float32").as_numpy_dtype)
     return rng.standard_normal(size=shape).astype(dtype)
 
 
-def in_memory_source(inp: InputSpec, labels: LabelsSpec, batch_size: int, device: str, seed: int = 0) -> InputSource:
+def in_memory_source(inp: InputSpec | InputStructure, labels: LabelsSpec, batch_size: int, device: str, seed: int = 0) -> InputSource:
     rng = np.random.default_rng(seed)
     batches = []
     with tf.device(device):
         for _ in range(IN_MEMORY_BATCHES):
-            x = tf.constant(synthetic_features(inp, batch_size, rng))
+            x = tf.nest.map_structure(tf.constant, synthetic_features(inp, batch_size, rng))
             y = tf.constant(synthetic_labels(labels, batch_size, rng))
             # identity() places the copies on the device now, not inside the first timed step.
-            batches.append(((tf.identity(x), tf.identity(y)), {}))
+            batches.append(((tf.nest.map_structure(tf.identity, x), tf.identity(y)), {}))
     cycle = itertools.cycle(batches)
     return InputSource("in_memory", lambda: next(cycle), f"{IN_MEMORY_BATCHES} synthetic batches on {device}")
 
@@ -139,7 +146,7 @@ def pipeline_elements(p: PipelineSpec, batch_size: int) -> int:
     return max(p.num_elements, batch_size)
 
 
-def synthetic_pipeline(inp: InputSpec, labels: LabelsSpec, batch_size: int, seed: int = 0) -> tuple[tf.data.Dataset, str | None]:
+def synthetic_pipeline(inp: InputSpec | InputStructure, labels: LabelsSpec, batch_size: int, seed: int = 0) -> tuple[tf.data.Dataset, str | None]:
     """source -> map(simulated cost) -> [cache] -> batch -> repeat -> [prefetch], the guide's artificial dataset.
 
     The source is an in-memory range, or simulated files (file_open_ms, element_read_ms, num_files) read one
@@ -160,7 +167,7 @@ def synthetic_pipeline(inp: InputSpec, labels: LabelsSpec, batch_size: int, seed
         if cost_s > 0:
             i = tf.py_function(_slow, [i], tf.int64)
             i.set_shape(())
-        return tf.gather(features, i), tf.gather(targets, i)
+        return tf.nest.map_structure(lambda f: tf.gather(f, i), features), tf.gather(targets, i)
 
     ds = file_source(p, n) if is_file_source(p) else tf.data.Dataset.range(n)
     ds = ds.map(_element, num_parallel_calls=_parallelism(p.num_parallel_calls) if p.num_parallel_calls != 1 else None)
@@ -193,7 +200,7 @@ def dataset_source(ds: tf.data.Dataset, kind: str, description: str, note: str |
             return (), dict(element)
         return (element,), {}
 
-    return InputSource(kind, next_args, description, note)
+    return InputSource(kind, next_args, description, note, iterator=iterator)
 
 
 class EmptyInputsError(ValueError):
@@ -232,7 +239,7 @@ def user_inputs_source(factory: Callable[[], Any], name: str = "inputs") -> Inpu
     return InputSource("inputs", next_args, "user inputs iterable")
 
 
-def make_source(case: CaseSpec, inp: InputSpec | None, labels: LabelsSpec | None, batch_size: int | None,
+def make_source(case: CaseSpec, inp: InputSpec | InputStructure | None, labels: LabelsSpec | None, batch_size: int | None,
                 device: str, resolve: Callable[[str], Any]) -> InputSource:
     """Pick the input source a case asks for. `resolve` turns a reference into the object it names."""
     if case.function is not None:

@@ -77,7 +77,9 @@ def output_fingerprint(case, job, tf_device: str, resolve: Callable[[str], Any],
         keras.backend.clear_session()  # build_model sets the case's dtype policy again after this
         with tf.device(tf_device):
             model, inp, _ = build_model(case, resolve)
-            x = tf.constant(synthetic_features(inp, FINGERPRINT_SAMPLES, np.random.default_rng(seed)))
+            # One tensor, or the model's dict / list of them (tfperf.measure.model_inputs).
+            x = tf.nest.map_structure(tf.constant, synthetic_features(inp, FINGERPRINT_SAMPLES,
+                                                                      np.random.default_rng(seed)))
             forward, _ = wrap_mode(lambda t: model(t, training=False), job.mode)
             out = forward(x)
     flat = [np.asarray(t, dtype=np.float64).ravel() for t in tf.nest.flatten(out) if hasattr(t, "numpy")]

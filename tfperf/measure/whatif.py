@@ -208,6 +208,8 @@ def what_if_entry(change: Change, baseline: Result, measured: Result) -> WhatIf:
     entry.p_value = p
     entry.samples = list(measured.samples)
     entry.helped = helped(speedup, p)
+    if measured.extra.get("autotune"):  # what tf.data AUTOTUNE chose in this variant (tfperf/profile/tfdata_autotune.py)
+        entry.details["autotune"] = measured.extra["autotune"]
     return entry
 
 

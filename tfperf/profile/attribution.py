@@ -158,6 +158,9 @@ def layer_split(rows: Iterable[dict | OpRow], layer_names: Iterable[str], top: i
         entry["self_time_us"] += r.self_time_us
         if phase in ("forward", "backward"):
             entry[f"{phase}_us"] += r.self_time_us
+        # The layer's biggest op, so a comparison between modes can name it ("conv_1's Conv2D").
+        if r.self_time_us > entry.get("top_op", {}).get("self_time_us", -1.0):
+            entry["top_op"] = {"name": r.name, "type": r.type, "self_time_us": round(r.self_time_us, 3)}
     out = sorted(per.values(), key=lambda e: e["self_time_us"], reverse=True)
     for e in out:
         e["share"] = e["self_time_us"] / whole if whole > 0 else None

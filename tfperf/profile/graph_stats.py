@@ -15,6 +15,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from tfperf.profile import grappler
+
 # `[ROOT] [%]name = <shape> opcode(` ; the shape is a token (f32[8,16]{1,0}) or a parenthesised tuple.
 _INSTRUCTION = re.compile(r"^\s*(?:ROOT\s+)?%?([^\s=]+)\s*=\s*(.*)$")
 _COMPUTATION = re.compile(r"^\s*(ENTRY\s+)?%?([^\s(]+)\s*(?:\(.*\))?.*\{\s*$")
@@ -154,6 +156,11 @@ def graph_stats(fn: Any, args: tuple, kwargs: dict, jit: bool) -> dict:
             out["grappler_op_count"] = grappler_op_count(concrete)
         except Exception as exc:  # noqa: BLE001
             errors["grappler_op_count"] = _one_line(exc)
+        if not jit:  # under XLA Grappler's graph is not what runs (XLA compiles the function whole)
+            try:
+                out["grappler_passes"] = [p.to_json() for p in grappler.grappler_passes(concrete)]
+            except Exception as exc:  # noqa: BLE001
+                errors["grappler_passes"] = _one_line(exc)
     if jit:
         try:
             ir = fn.experimental_get_compiler_ir(*args, **kwargs)

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from tfperf.profile import attribution, xprof_tables
+from tfperf.profile import attribution, hlo_metadata, hlo_ops, xprof_tables
 from tfperf.errors import TfperfError
 
 TOP_OPS = 10
@@ -216,9 +216,19 @@ def read_profile(run_dir: str | Path, layer_names: Iterable[str] | None = None) 
             except Exception as exc:  # noqa: BLE001 - the split then counts only iterator ops as input
                 input_op_us = {}
                 errors["tf_data_threads"] = f"{type(exc).__name__}: {exc}"[:300]
-            out["top_ops"] = top_ops(rows, input_op_us=input_op_us)
-            out["op_source"] = source
-            out.update(attribution.attribute(rows, layer_names=list(layer_names) if layer_names is not None else None,
+            rows, hlo = _with_hlo_ops(files, rows, errors)
+            names = list(layer_names) if layer_names is not None else None
+            # An executable's own dispatch (outside every HLO op) stays in the split below, not among the top ops.
+            runtime = {n for n, d in hlo.items() if d.get("hlo_category") == "runtime"}
+            ranked = [o for o in top_ops(rows, n=TOP_OPS + len(runtime), input_op_us=input_op_us)
+                      if o["name"] not in runtime][:TOP_OPS]
+            out["top_ops"] = hlo_ops.annotate_top_ops(ranked, hlo, names)
+            out["op_source"] = source if not hlo else f"{source}+hlo_op_events"
+            if hlo:
+                out["fusions"] = hlo_ops.fusions(rows, hlo, names)
+                out["compiled_step"] = hlo_ops.compiled_step(rows, hlo)
+            # Under XLA the split reads each HLO op's TF op name (its scopes), not the instruction's.
+            out.update(attribution.attribute(hlo_ops.scoped_rows(rows, hlo), layer_names=names,
                                              input_op_us=input_op_us))
         except Exception as exc:  # noqa: BLE001
             errors["framework_op_stats"] = f"unreadable output: {type(exc).__name__}: {exc}"[:300]
@@ -227,6 +237,18 @@ def read_profile(run_dir: str | Path, layer_names: Iterable[str] | None = None) 
         out["readout_error"] = "; ".join(f"{k}: {v}" for k, v in errors.items())
     out["readout_s"] = round(time.perf_counter() - t0, 4)
     return out
+
+
+def _with_hlo_ops(files: list[Path], rows: list[attribution.OpRow],
+                  errors: dict[str, str]) -> tuple[list[attribution.OpRow], dict[str, dict]]:
+    """The op rows with each XLA cluster replaced by its HLO ops (tfperf/profile/hlo_ops.py), and their details;
+    the rows unchanged when no XLA executable ran or its events cannot be read (the reason in `errors`)."""
+    try:
+        trace = hlo_ops.read_hlo_trace(files)
+        return hlo_ops.expand_clusters(rows, trace) if trace.ops else (rows, {})
+    except Exception as exc:  # noqa: BLE001 - the cluster-level rows still stand
+        errors["hlo_ops"] = f"{type(exc).__name__}: {exc}"[:300]
+        return rows, {}
 
 
 # "...HIGHLY input-bound because 97.7% of the total step time sampled is waiting for input." Other conclusions
@@ -351,11 +373,7 @@ def eager_op_rows(files: Iterable[Path]) -> list[attribution.OpRow]:
 
 
 def _xplane_pb2():
-    try:
-        from tsl.profiler.protobuf import xplane_pb2
-    except ImportError:
-        from tensorflow.tsl.profiler.protobuf import xplane_pb2  # type: ignore[no-redef]
-    return xplane_pb2
+    return hlo_metadata.xplane_pb2()
 
 
 def parse_overview(data: Any) -> dict:

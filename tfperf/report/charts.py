@@ -33,23 +33,31 @@ RC = {
     "grid.alpha": 0.3,
 }
 
-# One colour per mode, the same on every chart so a reader learns them once (tab10, colour-blind friendly order).
+# One colour and one line style per mode, the same on every chart so a reader learns them once. The colours are
+# Okabe and Ito's palette, chosen to stay apart under the common colour-vision deficiencies (the old tab10 green
+# and red of function and xla collapse into one brown under deuteranopia); the line styles and direct labels
+# carry the series too, for print in grey.
 MODE_COLORS = {
-    "eager": "#1f77b4",
-    "function": "#2ca02c",
-    "xla": "#d62728",
-    "savedmodel": "#9467bd",
-    "tflite": "#8c564b",
-    "tflite-dynamic": "#e377c2",
-    "tflite-int8": "#7f7f7f",
+    "eager": "#0072B2",
+    "function": "#E69F00",
+    "xla": "#009E73",
+    "savedmodel": "#CC79A7",
+    "tflite": "#56B4E9",
+    "tflite-dynamic": "#D55E00",
+    "tflite-int8": "#000000",
 }
-_FALLBACK = ["#17becf", "#bcbd22", "#ff7f0e"]
-
+MODE_STYLES = {"eager": ":", "function": "-", "xla": "--", "savedmodel": "-.", "tflite": (0, (5, 1, 1, 1)),
+               "tflite-dynamic": (0, (3, 1)), "tflite-int8": (0, (1, 2))}
+_FALLBACK = ["#F0E442", "#882255", "#44AA99"]
 
 
 def mode_color(mode: str) -> str:
     """A fixed colour per mode; an unknown mode gets one chosen from its name, so pages stay byte-stable."""
     return MODE_COLORS.get(mode) or _FALLBACK[sum(mode.encode()) % len(_FALLBACK)]
+
+
+def mode_style(mode: str):
+    return MODE_STYLES.get(mode, "-")
 
 
 def plain_tick(v: float, _pos: object = None) -> str:
@@ -102,17 +110,18 @@ def to_svg(fig: Figure, prefix: str) -> str:
 
 
 def throughput_chart(rows: Sequence[dict], prefix: str) -> str | None:
-    """Grouped bars: throughput per mode, one group per batch size.
+    """Bars: throughput per mode, one group per batch size, each bar labelled with its mode and value.
 
-    rows: [{mode, batch_size, value}] with value in samples/s (steps/s when there is no batch size).
+    rows: [{mode, batch_size, value}] with value in samples/s (steps/s when there is no batch size). One bar says
+    nothing a table row does not: no chart then.
     """
     rows = [r for r in rows if r.get("value") and math.isfinite(r["value"])]
-    if not rows:
+    if len(rows) < 2:
         return None
     unit = "samples/s" if all(r.get("batch_size") for r in rows) else "steps/s"
     sizes = sorted({r.get("batch_size") for r in rows}, key=lambda b: (b is None, b or 0))
     modes = list(dict.fromkeys(r["mode"] for r in rows))
-    fig = _figure(max(4.0, 1.1 + 0.55 * len(modes) * len(sizes)), 2.6)
+    fig = _figure(max(4.0, 1.1 + 0.7 * len(modes) * len(sizes)), 2.6)
     with matplotlib.rc_context(RC):
         ax = fig.add_subplot()
         width = 0.8 / len(modes)
@@ -124,71 +133,119 @@ def throughput_chart(rows: Sequence[dict], prefix: str) -> str | None:
                         xs.append(j + (i - (len(modes) - 1) / 2) * width)
                         ys.append(r["value"])
             bars = ax.bar(xs, ys, width=width * 0.95, color=mode_color(mode), label=mode)
-            ax.bar_label(bars, labels=[_short(y) for y in ys], fontsize=7, padding=1)
+            # Direct labels: the mode and its value on the bar, no legend to look up.
+            ax.bar_label(bars, labels=[f"{mode}\n{_short(y)}" for y in ys], fontsize=7, padding=1)
         ax.set_xticks(range(len(sizes)))
         ax.set_xticklabels([f"batch {b}" if b is not None else "" for b in sizes])
         ax.set_ylabel(unit)
         ax.set_title("Throughput (from the median step)", loc="left")
-        ax.legend(fontsize=7, frameon=False, ncols=min(len(modes), 4), loc="upper left", bbox_to_anchor=(0, -0.12))
-        ax.margins(y=0.15)
+        ax.margins(y=0.25)
     return to_svg(fig, prefix)
 
 
-def step_time_boxplot(series: Sequence[tuple[str, str, Sequence[float]]], prefix: str) -> str | None:
-    """Box plot of the raw step times, one box per (label, mode), in milliseconds."""
-    series = [(label, mode, list(s)) for label, mode, s in series if s]
-    if not series:
+def step_time_series(series: Sequence[dict], prefix: str) -> str | None:
+    """Every timed step in the order it ran, one line per mode, in ms: warm-up drift and a process that ran
+    slower than the others show here, where a box plot would pool them away.
+
+    series: [{label, mode, samples, process_starts}] with process_starts the sample indices where a new worker
+    process began (marked as dotted lines). A log axis when the modes differ by more than 10×.
+    """
+    series = [s for s in series if s.get("samples")]
+    if len(series) < 2:
         return None
-    fig = _figure(max(4.0, 1.2 + 0.8 * len(series)), 2.6)
+    fig = _figure(6.0, 2.8)
     with matplotlib.rc_context(RC):
         ax = fig.add_subplot()
-        data = [[v * 1000.0 for v in s] for _, _, s in series]
-        bp = ax.boxplot(data, patch_artist=True, widths=0.6, showfliers=True,
-                        medianprops={"color": "black"}, flierprops={"markersize": 3})
-        for patch, (_, mode, _) in zip(bp["boxes"], series):
-            patch.set_facecolor(mode_color(mode))
-            patch.set_alpha(0.55)
-        ax.set_xticks(range(1, len(series) + 1))
-        ax.set_xticklabels([label for label, _, _ in series], fontsize=8)
-        ax.set_ylabel("ms per step")
-        ax.set_title("Step time distribution (raw samples)", loc="left")
-        lo = min(min(d) for d in data)
-        hi = max(max(d) for d in data)
-        if lo > 0 and hi / lo > 20:  # eager vs XLA can differ by orders of magnitude
+        longest = max(len(s["samples"]) for s in series)
+        for s in series:
+            ys = [v * 1000.0 for v in s["samples"]]
+            ax.plot(range(1, len(ys) + 1), ys, color=mode_color(s["mode"]), linestyle=mode_style(s["mode"]),
+                    linewidth=1.3, marker="o", markersize=1.8, label=s["label"])
+            # The label at the end of its line: the eye does not travel to a legend.
+            ax.annotate(s["label"].replace("\n", " "), (len(ys), ys[-1]), xytext=(4, 0), textcoords="offset points",
+                        fontsize=7, va="center", color=mode_color(s["mode"]))
+        starts = sorted({i for s in series for i in s.get("process_starts") or [] if i > 0})
+        for i in starts:
+            ax.axvline(i + 0.5, color="#777", linestyle=":", linewidth=0.8)
+        if starts:
+            ax.annotate("new process", (starts[0] + 0.5, 1), xycoords=("data", "axes fraction"), xytext=(2, -2),
+                        textcoords="offset points", fontsize=6.5, va="top", color="#555")
+        lo = min(min(s["samples"]) for s in series)
+        hi = max(max(s["samples"]) for s in series)
+        if lo > 0 and hi / lo > 10:  # eager at 180 ms would squash 20 ms modes into one line
             log_axis(ax, "y", hi / lo)
+        ax.set_xlim(0.5, longest * 1.18 + 1)
+        ax.set_xlabel("timed step, in the order it ran (repeats and processes one after another)")
+        ax.set_ylabel("ms per step")
+        ax.set_title("Step time, step by step", loc="left")
     return to_svg(fig, prefix)
 
 
-def first_call_chart(lines: Sequence[dict], payback: dict | None, prefix: str) -> str | None:
-    """Cumulative cost of the first call and n steps after it: first_call_s + n × median, one line per mode.
+def payback_chart(lines: Sequence[dict], ref: dict, payback: dict | None, prefix: str) -> str | None:
+    """Cumulative time of each mode minus the reference mode's (tf.function), after n steps past the first call:
+    first_call + n × step - (first_call_ref + n × step_ref). The reference is the zero line; a mode whose line
+    falls through zero has paid back its dearer first call there (`figures.measures.payback`, the step the
+    `payback` mark and the advisor's suggestion quote).
 
-    lines: [{label, mode, first_call_s, median_s}]; payback: {steps, label} marks where XLA catches up, in
-    steps after the first call (`tfperf.figures.measures.payback`), the count the suggestion quotes.
+    lines: [{label, mode, first_call_s, median_s}] without the reference; ref: the same for the reference mode.
     """
     lines = [ln for ln in lines if ln.get("first_call_s") is not None and ln.get("median_s")]
-    if not lines:
+    if not lines or ref.get("first_call_s") is None or not ref.get("median_s"):
         return None
     horizon = 100
     if payback and payback.get("steps"):
-        horizon = max(horizon, int(payback["steps"] * 1.6))
-    fig = _figure(4.6, 2.6)
+        horizon = max(horizon, int(payback["steps"] * 2))
+    fig = _figure(5.2, 2.8)
     with matplotlib.rc_context(RC):
         ax = fig.add_subplot()
         ns = [0, horizon]
+        ax.axhline(0, color=mode_color(ref["mode"]), linestyle=mode_style(ref["mode"]), linewidth=1.5)
+        ax.annotate(f"{ref['label']} (reference)", (horizon, 0), xytext=(-2, 3), textcoords="offset points",
+                    fontsize=7, ha="right", va="bottom", color=mode_color(ref["mode"]))
         for ln in lines:
-            ys = [ln["first_call_s"] + n * ln["median_s"] for n in ns]
-            ax.plot(ns, ys, color=mode_color(ln["mode"]), label=ln["label"], linewidth=1.5)
-            ax.plot([0], [ln["first_call_s"]], marker="o", color=mode_color(ln["mode"]), markersize=4)
+            ys = [(ln["first_call_s"] - ref["first_call_s"]) + n * (ln["median_s"] - ref["median_s"]) for n in ns]
+            ax.plot(ns, ys, color=mode_color(ln["mode"]), linestyle=mode_style(ln["mode"]), linewidth=1.6,
+                    label=ln["label"])
+            ax.annotate(ln["label"], (ns[-1], ys[-1]), xytext=(-2, 3), textcoords="offset points", fontsize=7,
+                        ha="right", va="bottom", color=mode_color(ln["mode"]))
         if payback and payback.get("steps"):
             ax.axvline(payback["steps"], color="#555", linestyle="--", linewidth=1)
-            ax.annotate(payback.get("label", ""), (payback["steps"], 0), xytext=(3, 3),
-                        textcoords="offset points", fontsize=7, color="#333", va="bottom")
-        ax.set_xlabel("steps after the first call (trace + compile + one step)")
-        ax.set_ylabel("cumulative seconds")
-        ax.set_title("First call vs steady state", loc="left")
-        ax.set_xlim(left=0)
-        ax.set_ylim(bottom=0)
-        ax.legend(fontsize=7, frameon=False)
+            ax.annotate(payback.get("label", ""), (payback["steps"], 0), xytext=(3, -10),
+                        textcoords="offset points", fontsize=7, color="#333", va="top")
+        ax.set_xlabel("steps after the first call")
+        ax.set_ylabel(f"seconds more than {ref['label']}")
+        ax.set_title(f"Cumulative time against {ref['label']}: below zero, the mode has paid back", loc="left")
+        ax.set_xlim(0, horizon)
+    return to_svg(fig, prefix)
+
+
+def what_if_chart(rows: Sequence[dict], prefix: str,
+                  title: str = "The naive pipeline and each measured change") -> str | None:
+    """The naive pipeline and each change re-measured on it, as horizontal bars of ms per step, fastest last, each
+    labelled with its time and speed-up: one picture of the naive → fixes answer.
+
+    rows: [{label, median_s, speedup, helped}]; the first row is the naive baseline.
+    """
+    rows = [r for r in rows if r.get("median_s") and math.isfinite(r["median_s"])]
+    if len(rows) < 2:
+        return None
+    base, rest = rows[0], sorted(rows[1:], key=lambda r: -r["median_s"])
+    rows = [base, *rest]
+    fig = _figure(6.0, 0.9 + 0.32 * len(rows))
+    with matplotlib.rc_context(RC):
+        ax = fig.add_subplot()
+        ys = list(range(len(rows)))[::-1]
+        colors = ["#999999"] + [MODE_COLORS["xla"] if r.get("helped") else "#D55E00" for r in rest]
+        bars = ax.barh(ys, [r["median_s"] * 1000.0 for r in rows], color=colors, height=0.7)
+        labels = [f"{r['median_s'] * 1000.0:.3g} ms" + (f"  {r['speedup']:.2f}×" if r.get("speedup") else "")
+                  + ("" if i == 0 or r.get("helped") else "  (did not help)") for i, r in enumerate(rows)]
+        ax.bar_label(bars, labels=labels, fontsize=7, padding=2)
+        ax.set_yticks(ys)
+        ax.set_yticklabels([r["label"] for r in rows], fontsize=7)
+        ax.set_xlabel("ms per step (median)")
+        ax.set_title(title, loc="left")
+        ax.margins(x=0.3)
+        ax.grid(axis="y", alpha=0)
     return to_svg(fig, prefix)
 
 
@@ -206,9 +263,14 @@ def deployment_chart(rows: Sequence[dict], prefix: str) -> str | None:
     for r in rows:  # the artefact's size barely moves with the batch size: one bar per mode
         if r.get("size_bytes") and r["mode"] not in size_of:
             size_of[r["mode"]] = r["size_bytes"] / 2**20
-    fig = _figure(max(6.4, 2.4 + 0.45 * len(modes) * (len(sizes) + 1)), 2.8)
+    # Cold start = loading the artefact + the first call: a SavedModel's load can dwarf its first call.
+    cold = {}
+    for r in rows:
+        if r.get("first_call_s") is not None and r["mode"] not in cold:
+            cold[r["mode"]] = (r.get("load_time_s") or 0.0, r["first_call_s"])
+    fig = _figure(max(8.4, 3.4 + 0.45 * len(modes) * (len(sizes) + 2)), 2.8)
     with matplotlib.rc_context(RC):
-        ax, axs = fig.subplots(1, 2, width_ratios=[max(1, len(sizes)) * 1.4, 1])
+        ax, axs, axc = fig.subplots(1, 3, width_ratios=[max(1, len(sizes)) * 1.4, 1, 1])
         width = 0.8 / len(modes)
         for i, mode in enumerate(modes):
             xs, ys = [], []
@@ -237,6 +299,21 @@ def deployment_chart(rows: Sequence[dict], prefix: str) -> str | None:
             axs.set_xticks([])
         axs.set_ylabel("MiB")
         axs.set_title("Model size", loc="left")
+        if cold:
+            names = list(cold)
+            loads = [cold[m][0] * 1000.0 for m in names]
+            firsts = [cold[m][1] * 1000.0 for m in names]
+            axc.bar(range(len(names)), loads, color=[mode_color(m) for m in names], alpha=0.45, hatch="//",
+                    edgecolor="#333", linewidth=0.4)
+            bars = axc.bar(range(len(names)), firsts, bottom=loads, color=[mode_color(m) for m in names])
+            axc.bar_label(bars, labels=[f"{a + b:.3g}" for a, b in zip(loads, firsts)], fontsize=7, padding=1)
+            axc.set_xticks(range(len(names)))
+            axc.set_xticklabels(names, rotation=30, ha="right", fontsize=7)
+            axc.margins(y=0.15)
+            axc.set_ylabel("ms (hatched: load)")
+            axc.set_title("Cold start: load + first call", loc="left")
+        else:
+            axc.set_axis_off()
     return to_svg(fig, prefix)
 
 

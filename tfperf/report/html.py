@@ -16,29 +16,43 @@ from pathlib import Path
 
 import jinja2
 
+from markupsafe import Markup
+
 from tfperf import units
 from tfperf.figures.thresholds import NOISY_FRACTION, SIGNIFICANCE_ALPHA, WHAT_IF_MIN_SPEEDUP
-from tfperf.report.summary import suggestion_groups
-from tfperf.report.view import case_view
+from tfperf.report import charts, plain
+from tfperf.report.headline import against_first, case_verdicts, one_question
+from tfperf.report.ranked import ranked_cards
+from tfperf.report.view import case_anchor, case_view
 from tfperf.results.model import RunResult, atomic_write_text
 
 
-def environment_facts(env: dict) -> list[tuple[str, str]]:
-    out = []
-    for k, v in env.items():
-        if k == "gpus":
-            v = [g.get("name", g) if isinstance(g, dict) else g for g in v or []] or "none"
-        out.append((k, (units.text(v) if v else units.MISSING) if isinstance(v, dict) else units.text(v)))
-    return out
+def cross_case_chart(run: RunResult) -> str | None:
+    """A suite whose cases each measured one job (an input-pipeline suite: naive, prefetch, cache ...) asks one
+    question across cases (`headline.one_question`): one chart of every case's median step against the first
+    case's, each bar marked faster or not by the test the verdict words (`headline.against_first`)."""
+    jobs = one_question(run)
+    if not jobs:
+        return None
+    first = jobs[0]
+    rows = [{"label": first.case, "median_s": first.median_s, "speedup": None, "helped": False}]
+    rows += [{"label": r.case, "median_s": r.median_s, "speedup": first.median_s / r.median_s,
+              "helped": against_first(first, r)[1]} for r in jobs[1:]]
+    svg = charts.what_if_chart(rows, "suite-cases", f"Every case's median step against {first.case}")
+    return Markup(svg) if svg else None
 
 
 def build_report(run: RunResult, out_dir: str | Path | None = None) -> dict:
     """The page's view model: plain dicts and strings, no markup except the charts' SVG."""
-    cases, summary = [], []
+    cases, summary, anchors = [], [], set()
     for i, name in enumerate(dict.fromkeys(r.case for r in run.results)):
-        case, row = case_view(name, [r for r in run.results if r.case == name], i)
+        results = [r for r in run.results if r.case == name]
+        case, row = case_view(name, results, i, case_anchor(name, anchors))
         cases.append(case)
         summary.append(row)
+    # The answer first: the verdict block at the top of the page, one row per case.
+    verdicts = [{"verdict": v, "anchor": c["anchor"], "counts": c["counts"]}
+                for v, c in zip(case_verdicts(run), cases)]
     suite = run.suite or {}
     out = shlex.quote(str(out_dir)) if out_dir is not None else "<out>"  # a placeholder when unknown
     totals = {s: sum(1 for r in run.results if r.status == s) for s in ("ok", "failed", "timeout", "skipped")}
@@ -52,8 +66,16 @@ def build_report(run: RunResult, out_dir: str | Path | None = None) -> dict:
         "totals": totals,
         "summary": summary,
         "cases": cases,
-        "suggestions": suggestion_groups(run),
-        "environment": environment_facts(run.environment or {}),
+        "verdicts": verdicts,
+        "cross_case_chart": cross_case_chart(run),
+        "suggestions": [{"card": c, "anchor": f"fix-{i + 1}",
+                         "cases": [{"name": n, "anchor": next(x["anchor"] for x in cases if x["name"] == n)}
+                                   for n in c.cases]} for i, c in enumerate(ranked_cards(run))],
+        "environment": plain.environment_facts(run.environment or {},
+                                               plain.is_cpu_only([r.device for r in run.results],
+                                                                 run.environment or {})),
+        "glossary": plain.glossary_rows(),
+        "tips": plain.GLOSSARY,
         "tensorboard_command": f"tfperf tensorboard {out}",
         "noisy_threshold": units.percent(NOISY_FRACTION),
         "what_if_rule": f"faster by more than {WHAT_IF_MIN_SPEEDUP:.2f}× and Mann–Whitney p < {SIGNIFICANCE_ALPHA:g}",

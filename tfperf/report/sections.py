@@ -92,6 +92,7 @@ def deployment_rows(results: Iterable[Result]) -> list[dict]:
             "latency_s": r.median_s if ok else None,
             "vs_function": (ref.median_s / r.median_s) if ok and ref and r.median_s else None,
             "size_bytes": finite(r.model_size_bytes), "load_time_s": finite(r.load_time_s),
+            "first_call_s": finite(r.first_call_s) if ok else None,
             "max_abs_error": finite(agree.max_abs_error) if agree else None,
             "mean_abs_error": finite(agree.mean_abs_error) if agree else None,
             "top1_agreement": finite(agree.top1_agreement) if agree else None,
@@ -166,8 +167,64 @@ def serve_view(results: list[Result], prefix: str) -> list[dict]:
             "latency": [(k, units.seconds(v)) for k, v in s["latency"].items()],
             "errors": [{**e, "count": units.number(e["count"]), "example": units.text(e["example"]) if e["example"] else ""}
                        for e in s["errors"]],
+            "sides": server_vs_client(r),
+            "server_note": _server_note(r),
+            "open_loop": open_loop_facts(r),
         })
     return out
+
+
+def server_vs_client(r: Result) -> list[dict] | None:
+    """Client- and server-side latency side by side: the client's from its raw samples; the server's from its
+    metrics page histograms (TF Serving's request and runtime latency; their buckets grow by 1.8x, so a server
+    percentile is known within its bucket, and only means subtract to the server's overhead). None when the
+    server's page was not read."""
+    server = (r.extra or {}).get("server") or {}
+    if server.get("status") != "read" or not r.samples:
+        return None
+    st = r.step_time_s or {}
+    rows = [{"side": "client (raw samples)", "p50": st.get("median"), "p90": st.get("p90"), "p99": st.get("p99"),
+             "mean": st.get("mean"), "count": len(r.samples)}]
+    for side, key in (("server request (histogram)", "request_latency_s"),
+                      ("server runtime (histogram)", "runtime_latency_s")):
+        h = server.get(key)
+        if h:
+            rows.append({"side": side, **{k: h.get(k) for k in ("p50", "p90", "p99", "mean", "count")}})
+    if server.get("overhead_mean_s") is not None:
+        rows.append({"side": "server overhead (request - runtime)", "p50": None, "p90": None, "p99": None,
+                     "mean": server["overhead_mean_s"], "count": None})
+    figures = ("p50", "p90", "p99", "mean")
+    return [{"side": row["side"], **{k: units.seconds(finite(row[k]), missing="") for k in figures},
+             "count": units.number(row["count"]) if row["count"] is not None else ""} for row in rows]
+
+
+def _server_note(r: Result) -> str | None:
+    server = (r.extra or {}).get("server") or {}
+    if not server:
+        return None
+    if server.get("status") != "read":
+        return f"server metrics page not read: {units.text(server.get('note'))}"
+    counts = ", ".join(f"{k} {v}" for k, v in (server.get("request_count") or {}).items())
+    return f"server request_count: {counts or 'none'}; {server.get('resolution')}"
+
+
+def open_loop_facts(r: Result) -> list[tuple[str, str]] | None:
+    """The open-loop run's target and achieved rates, percentiles with their sample counts, and the verdict."""
+    ol = (r.extra or {}).get("open_loop")
+    if not ol:
+        return None
+    facts = [("arrivals", f"Poisson at {units.number(ol.get('target_qps'))} QPS (latency from the due time)"),
+             ("scheduled / achieved",
+              f"{units.number(ol.get('scheduled_qps'))} / {units.number(ol.get('achieved_qps'))} QPS")]
+    for name, p in (ol.get("percentiles") or {}).items():
+        flag = "" if p.get("enough") else f" (from {p.get('samples')} samples; {p.get('needed')} needed)"
+        facts.append((name, units.seconds(finite(p.get("value"))) + flag))
+    if ol.get("late_starts"):
+        facts.append(("late starts", f"{units.number(ol['late_starts'])} (the client fell behind its schedule)"))
+    if ol.get("verdict"):
+        facts.append(("verdict", f"{ol['verdict']} at p99 bound {units.seconds(ol.get('p99_bound_s'))}"
+                      + ("".join(f"; {x}" for x in ol.get("reasons") or []))))
+    return facts
 
 
 def what_if_rows(entries: list[WhatIf] | None) -> list[dict] | None:

@@ -13,7 +13,7 @@ from typing import Iterable
 from tfperf import units
 from tfperf.figures import measures
 from tfperf.report.verdicts import job
-from tfperf.results.model import Result, RunResult
+from tfperf.results.model import Result
 
 
 # A job that did not run: nothing else about the case can be trusted to be complete.
@@ -25,7 +25,7 @@ SEVERITY = {
     "retracing": 4, "input-bound": 4,
     "avoid-xla": 3, "use-tf-function": 3, "host-bound": 3,
     "prefetch": 2, "parallelize-map": 2, "cache-dataset": 2, "parallel-interleave": 2, "enable-xla": 2,
-    "small-batch": 2, "mixed-precision": 2, "threading": 2, "quantize-tflite": 2,
+    "small-batch": 2, "mixed-precision": 2, "threading": 2, "quantize-tflite": 2, "jit-compile-part": 2,
     "xla-compile-payback": 1, "noisy-measurement": 1,
 }
 UNKNOWN_CODE_SEVERITY = 1  # a code written by a newer tfperf than this one
@@ -80,17 +80,3 @@ def case_summary(name: str, anchor: str, findings: list[Finding], counts: dict, 
         "worst_severity": findings[0].severity if findings else 0,
         **counts,
     }
-
-
-def suggestion_groups(run: RunResult) -> list[dict]:
-    """Every suggestion of the run, grouped by code: the page's Suggestions section."""
-    groups: dict[str, dict] = {}
-    for r in run.results:
-        for s in r.suggestions:
-            code = s.code or "other"
-            g = groups.setdefault(code, {"code": code, "title": units.text(s.title) if s.title else code,
-                                         "entries": []})
-            g["entries"].append({"where": f"{r.case} · {job(r)}", "title": units.text(s.title),
-                                 "evidence": units.text(s.evidence),
-                                 "fix": units.text(s.fix) if s.fix is not None else None})
-    return sorted(groups.values(), key=lambda g: g["code"])

@@ -13,12 +13,12 @@ from tabulate import tabulate
 from tfperf import units
 from tfperf.figures import measures
 from tfperf.figures.thresholds import NOISY_FRACTION, WHAT_IF_MIN_SPEEDUP
+from tfperf.report.headline import verdict_lines
+from tfperf.report.ranked import markdown_lines, ranked_cards, terminal_lines
 from tfperf.report.verdicts import input_bound_cell, input_bound_difference, xla_verdict
 from tfperf.results.model import Result, RunResult
 
 FORMATS = ("table", "markdown", "json")
-# Already a column of the terminal table ("noisy" in notes); report.md and the HTML report list it in full.
-QUIET_IN_TERMINAL = ("noisy-measurement",)
 
 
 NA = "-"  # a missing value in these plain-text tables
@@ -86,6 +86,9 @@ def _extension_columns(r: Result, row: dict) -> None:
     row["max err"] = units.error_figure(agreement.max_abs_error if agreement else None, missing="")
     serve = (r.extra or {}) if r.mode == measures.SERVE_MODE else {}
     row["p99 ms"] = units.ms_column((serve.get("latency_s") or {}).get("p99"), NA) if serve.get("latency_s") else ""
+    # Beside the client's p99: the server's own (its request-latency histogram; within a 1.8x bucket).
+    server_p99 = ((serve.get("server") or {}).get("request_latency_s") or {}).get("p99")
+    row["server p99 ms"] = units.ms_column(server_p99, NA) if server_p99 is not None else ""
     row["clients"] = serve.get("concurrency", "")
     row["errors"] = serve.get("requests_failed", "")
 
@@ -141,13 +144,19 @@ def render_table(run: RunResult) -> str:
     for r in failures(run):
         hint = f"\n    hint: {r.error.hint}" if r.error and r.error.hint else ""
         lines.append(f"{r.status.upper()} {r.spec.label}: {r.error.message if r.error else ''}{hint}")
-    for r in run.results:
-        for s in r.suggestions:
-            if s.code in QUIET_IN_TERMINAL:
-                continue
-            fix = s.fix.replace("\n", "\n         ")
-            lines.append(f"[{s.code}] {r.spec.label}: {s.title}\n    evidence: {s.evidence}\n    fix: {fix}")
+    ranked = terminal_lines(ranked_cards(run))
+    if ranked:
+        lines.append("\nsuggestions, largest measured gain first:")
+        lines.extend(ranked)
     return "\n".join(lines)
+
+
+def render_terminal(run: RunResult) -> str:
+    """What `tfperf run` and `tfperf report` print: the verdict per case first, then the table and the ranked
+    suggestions (`render_table`)."""
+    verdicts = verdict_lines(run)
+    head = ["verdict per case (details below):", *verdicts, ""] if verdicts else []
+    return "\n".join(head + [render_table(run)])
 
 
 def render_markdown(run: RunResult) -> str:
@@ -163,8 +172,23 @@ def render_markdown(run: RunResult) -> str:
     counts = {s: sum(1 for r in run.results if r.status == s) for s in ("ok", "failed", "timeout", "skipped")}
     out.append(", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no results")
     out.append("")
+    verdicts = verdict_lines(run)
+    if verdicts:
+        # The answer first: the mode to use, the best measured fix, what was not recommended and why.
+        out.append("## Verdict")
+        out.append("")
+        out.extend(f"- {ln}" if not ln.startswith("  ") else f"  - {ln.strip()}" for ln in verdicts)
+        out.append("")
+    cards = ranked_cards(run)
+    if cards:
+        out.append("## Suggestions, largest measured gain first")
+        out.append("")
+        out.extend(markdown_lines(cards))
+        out.append("")
     rows = summary_rows(run)
     if rows:
+        out.append("## Results")
+        out.append("")
         out.append(tabulate(rows, headers="keys", tablefmt="github", disable_numparse=True))
         out.append("")
     fails = failures(run)
@@ -187,16 +211,6 @@ def render_markdown(run: RunResult) -> str:
                    "there are enough samples) becomes a suggestion.")
         out.append("")
         out.append(tabulate(what_ifs, headers="keys", tablefmt="github", disable_numparse=True))
-        out.append("")
-    suggestions = [(r, s) for r in run.results for s in r.suggestions]
-    if suggestions:
-        out.append("## Suggestions")
-        out.append("")
-        for r, s in suggestions:
-            out.append(f"- `{s.code}` **{r.spec.label}**: {s.title}")
-            out.append(f"  - evidence: {s.evidence}")
-            out.append(f"  - fix: `{s.fix}`" if "\n" not in s.fix else "  - fix:\n\n    ```python\n    "
-                       + s.fix.replace("\n", "\n    ") + "\n    ```")
         out.append("")
     out.extend(_xla_markdown(run))
     out.extend(_profile_markdown(run))
@@ -272,7 +286,7 @@ def interrupted_notice(run: RunResult) -> str | None:
 
 def render(run: RunResult, fmt: str) -> str:
     if fmt == "table":
-        return render_table(run)
+        return render_terminal(run)
     if fmt == "markdown":
         return render_markdown(run)
     if fmt == "json":

@@ -110,6 +110,15 @@ def xla_verdict(case_results: Iterable[Result]) -> XlaVerdict | None:
     return None
 
 
+def significance_words(a: Result, b: Result, p: float | None) -> str:
+    """The test's outcome in words: the p-value, and when the test passed but `decisions.significant` still
+    refused, that the difference is inside the spread the same code shows between its repeats and processes."""
+    spread = within_spread(a, b)
+    if spread is not None and p is not None and p < SIGNIFICANCE_ALPHA:
+        return f"{units.p_value(p)} yet inside the {units.percent(spread)} spread between repeats and processes"
+    return units.p_value(p)
+
+
 def _verdict(x: Result, ref: Result) -> XlaVerdict:
     """The advisor's decision (`figures.decisions.significant` and its margins), put into words. Without a
     tf.function run no rule concerns XLA's payback against eager; significance still gates it."""
@@ -117,11 +126,7 @@ def _verdict(x: Result, ref: Result) -> XlaVerdict:
     sig, p = significant(ref, x)
     pb = measures.payback(x.first_call_s, x.median_s, ref.first_call_s, ref.median_s)
     saving = 1 - x.median_s / ref.median_s
-    spread = within_spread(ref, x)
-    # Not significant either way: too different to call equal by the test, or inside the noise the same code
-    # shows between its own repeats and processes.
-    p_text = (f"{units.p_value(p)} yet inside the {units.percent(spread)} spread between repeats and processes"
-              if spread is not None and p is not None and p < SIGNIFICANCE_ALPHA else units.p_value(p))
+    p_text = significance_words(ref, x, p)
     head = f"XLA is {units.percent(abs(saving))} {'faster' if saving > 0 else 'slower'} than {name}"
 
     def verdict(text: str, steps: int | None = None) -> XlaVerdict:

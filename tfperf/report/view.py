@@ -6,13 +6,14 @@ every number is written by `tfperf.units`, so a row here says what the terminal 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from markupsafe import Markup
 
 from tfperf import units
 from tfperf.figures import measures
-from tfperf.report import charts, sections
+from tfperf.report import charts, inside_step, plain, sections
 from tfperf.report.summary import case_findings, case_summary
 from tfperf.report.verdicts import (input_bound_cell, input_bound_difference, input_bound_verdict, job,
                                     profiler_conclusion, xla_verdict)
@@ -71,10 +72,15 @@ PROFILE_HEADLINE = (
 INPUT_KEYS = ("input_bound_percent", "input_conclusion")
 
 
+def is_device_key(key: str) -> bool:
+    """A profile figure about the accelerator: left out for a CPU job, where xprof writes it as a zero."""
+    return key.startswith(("device_", "kernel_launch"))
+
+
 def profile_value(v: Any, unit: str) -> str:
     if unit == "ms" and isinstance(v, (int, float)) and not isinstance(v, bool):
         return units.seconds(v / 1e3)
-    if isinstance(v, dict):  # a breakdown: drop the zero phases, they only add noise
+    if isinstance(v, dict):  # a breakdown: drop the zero phases (device ones on a CPU), they only add noise
         return units.text({k: x for k, x in v.items() if x}) or units.MISSING
     return units.text(v)
 
@@ -138,11 +144,18 @@ def result_details(r: Result) -> dict:
                         else units.MISSING,
                         "share": units.percent(op.get("share"), 1),
                         "phase": units.text(op.get("phase")) if op.get("phase") else ""})
+    # A CPU job has no device: its device-side figures are zeros that read like a measurement.
+    cpu = not r.device.startswith("gpu")
     headline = [(label, profile_value(prof.get(key), unit)) for key, label, unit in PROFILE_HEADLINE
-                if prof.get(key) not in (None, "", {}, [])]
-    shown = {key for key, _, _ in PROFILE_HEADLINE} | {"top_ops"} | set(INPUT_KEYS)
-    more = [(k, units.text(v)) for k, v in prof.items() if k not in shown and v not in (None, "", {}, [])
-            and not isinstance(v, list)]
+                if prof.get(key) not in (None, "", {}, []) and not (cpu and is_device_key(key))]
+    # xprof's tip, unless it only speaks of xprof's own page ("You may skip the rest of this page.").
+    if prof.get("input_next_step") and "skip the rest of this page" not in str(prof["input_next_step"]):
+        headline.append(("profiler's next step", plain.safe_links(prof["input_next_step"])))
+    shown = {key for key, _, _ in PROFILE_HEADLINE} | {"top_ops", "input_next_step"} | set(INPUT_KEYS)
+    more = [(k, units.text({x: y for x, y in v.items() if not (cpu and is_device_key(x))} if isinstance(v, dict)
+                           else v))
+            for k, v in prof.items() if k not in shown and v not in (None, "", {}, []) and not isinstance(v, list)
+            and not (cpu and is_device_key(k))]
     deployment = [(k, v) for k, v in (
         ("model size", units.size(r.model_size_bytes)),
         ("load time", units.seconds(r.load_time_s) if r.load_time_s is not None else None),
@@ -168,6 +181,7 @@ def result_details(r: Result) -> dict:
         "profile_facts": input_facts(r) if r.profile else [],
         "profile_headline": headline,
         "profile_more": more,
+        "tb_run": units.text(prof["run"]) if prof.get("run") else None,
         "top_ops_phase": any(op["phase"] for op in top_ops),
         "deployment": deployment,
         "distribution": distribution,
@@ -188,7 +202,39 @@ def generic_table(items: list[dict]) -> dict | None:
     return {"columns": cols, "rows": [[units.text(it.get(c)) for c in cols] for it in items]}
 
 
-def case_view(name: str, results: list[Result], index: int) -> tuple[dict, dict]:
+def process_starts(r: Result) -> list[int]:
+    """The sample indices where a new worker process began (from repeat_sizes and repeat_process)."""
+    if len(r.repeat_sizes) != len(r.repeat_process) or sum(r.repeat_sizes) != len(r.samples):
+        return []
+    out, at = [], 0
+    for i, (size, proc) in enumerate(zip(r.repeat_sizes, r.repeat_process)):
+        if i and proc != r.repeat_process[i - 1]:
+            out.append(at)
+        at += size
+    return out
+
+
+def what_if_bars(r: Result) -> list[dict]:
+    """The what-if chart's bars: the job as measured (naive), then each change re-measured on it."""
+    rows = [{"label": f"as measured ({r.mode})", "median_s": r.median_s, "speedup": None, "helped": False}]
+    for w in r.what_if or []:
+        if w.median_s and not w.error and not w.skipped:
+            rows.append({"label": units.text(w.change), "median_s": w.median_s, "speedup": w.speedup,
+                         "helped": bool(w.helped)})
+    return rows
+
+
+def case_anchor(name: str, taken: set[str]) -> str:
+    """A name-based anchor ("case-small-cnn"), unique on the page: a link to a case survives reordering."""
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "case"
+    anchor, n = f"case-{slug}", 2
+    while anchor in taken:
+        anchor, n = f"case-{slug}-{n}", n + 1
+    taken.add(anchor)
+    return anchor
+
+
+def case_view(name: str, results: list[Result], index: int, anchor: str | None = None) -> tuple[dict, dict]:
     """One case's section of the page, and its row in the summary table."""
     swept = len({r.batch_size for r in results}) > 1
     # A serve row's latencies are under concurrent load and it has no compile: its own histogram shows it.
@@ -196,15 +242,22 @@ def case_view(name: str, results: list[Result], index: int) -> tuple[dict, dict]
     prefix = f"c{index}"
     tp_chart = charts.throughput_chart(
         [{"mode": r.mode, "batch_size": r.batch_size, "value": measures.rate(r)} for r in ok], f"{prefix}-tp")
-    box_chart = charts.step_time_boxplot(
-        [(r.mode + (f"\nbs={r.batch_size}" if swept else ""), r.mode, r.samples) for r in ok], f"{prefix}-box")
+    box_chart = charts.step_time_series(
+        [{"label": r.mode + (f" bs={r.batch_size}" if swept else ""), "mode": r.mode, "samples": r.samples,
+          "process_starts": process_starts(r)} for r in ok], f"{prefix}-steps")
     xla = xla_verdict(results)
     # Cost lines at one batch size (XLA's, else the first): mixing sizes would compare unlike work.
     bs = xla.batch_size if xla else (ok[0].batch_size if ok else None)
     lines = [{"label": r.mode, "mode": r.mode, "first_call_s": r.first_call_s, "median_s": r.median_s}
              for r in ok if r.batch_size == bs]
-    fc_chart = charts.first_call_chart(lines, {"steps": xla.steps, "label": xla.label} if xla else None,
-                                       f"{prefix}-fc")
+    # Against tf.function (the mode XLA is weighed against), else eager; eager's line against tf.function only
+    # climbs (cheaper first call, dearer steps) and would set the axis, so it is left to the tables.
+    ref = next((ln for ln in lines if ln["mode"] == "function"), None) or next(
+        (ln for ln in lines if ln["mode"] == "eager"), None)
+    others = [ln for ln in lines if ref and ln["mode"] not in (ref["mode"], "eager")]
+    fc_chart = (charts.payback_chart(others, ref, {"steps": xla.steps, "label": xla.label} if xla else None,
+                                     f"{prefix}-fc") if ref and others else None)
+    wi_charts = [charts.what_if_chart(what_if_bars(r), f"{prefix}-wi{i}") for i, r in enumerate(ok) if r.what_if]
     tracing = [{"label": job(r), "count": units.number(r.tracing_count),
                 "retraces": generic_table([x.to_json() for x in r.retraces])}
                for r in results if r.tracing_count is not None or r.retraces]
@@ -214,12 +267,12 @@ def case_view(name: str, results: list[Result], index: int) -> tuple[dict, dict]
     findings = case_findings(results)
     case = {
         "name": name,
-        "anchor": f"case-{index}",
+        "anchor": anchor or f"case-{index}",
         "models": list(dict.fromkeys(r.model for r in results if r.model)),
         "task": ", ".join(dict.fromkeys(r.task for r in results)),
         "device": ", ".join(dict.fromkeys(r.device for r in results)),
         "rows": [result_row(r, results, swept) for r in results],
-        "charts": [Markup(c) for c in (tp_chart, box_chart, fc_chart) if c],
+        "charts": [Markup(c) for c in (tp_chart, box_chart, fc_chart, *wi_charts) if c],
         "scaling": sections.scaling_view(results, prefix),
         "deployment": sections.deployment_view(results, prefix),
         "serve": sections.serve_view(results, prefix),
@@ -227,6 +280,7 @@ def case_view(name: str, results: list[Result], index: int) -> tuple[dict, dict]
         "tracing": tracing,
         "inputs": inputs,
         "details": [result_details(r) for r in results],
+        "inside_step": inside_step.inside_step_view(results, prefix),
         "findings": findings,
         "counts": counts,
     }

@@ -346,7 +346,7 @@ def process_timing(r: Result, process_no: int) -> ProcessTiming:
     return ProcessTiming(process=process_no, first_call_s=r.first_call_s,
                          median_s=r.median_s,
                          method=t.method, block_size=t.block_size, load_average_1m=t.load_average_1m,
-                         warmup_s=t.warmup_s)
+                         warmup_s=t.warmup_s, noise=t.noise)
 
 
 @dataclass

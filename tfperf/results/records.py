@@ -99,6 +99,7 @@ class ProcessTiming(Record):
     block_size: int | None = None
     load_average_1m: float | None = None
     warmup_s: float | None = None
+    noise: dict[str, Any] | None = None  # what else went on while it timed (tfperf/host/noise.py)
 
 
 @dataclass
@@ -118,6 +119,7 @@ class Timing(Record):
     gc_disabled_while_timing: bool | None = None
     processes: int | None = None
     by_process: list[ProcessTiming] | None = None
+    noise: dict[str, Any] | None = None  # the first process's noise record (tfperf/host/noise.py)
 
     NESTED: ClassVar[dict[str, type[Record]]] = {"by_process": ProcessTiming}
 
@@ -210,6 +212,13 @@ class Profile(Record):
     memory_note: str | None = None  # why there is no memory profile
     error: str | None = None  # why the profiled pass produced no trace
     allreduce_share: float | None = None  # tf.distribute: the collectives' share of op time (worker 0's trace)
+    # XLA (tfperf/profile/hlo_ops.py): the executable's fusions [{name, fusion_kind, fused_ops, self_time_us, share,
+    # source_ops, layer}], and per cluster how much of the compiled step its HLO ops cover.
+    fusions: list[dict[str, Any]] | None = None
+    compiled_step: dict[str, Any] | None = None
+    op_source: str | None = None  # where the op rows came from: framework_op_stats, eager events, HLO op events
+    # tf.data AUTOTUNE's choices per stage (tfperf/profile/tfdata_autotune.py), when the step reads a tf.data input
+    autotune: dict[str, Any] | None = None
 
 
 @dataclass
@@ -222,6 +231,9 @@ class GraphStats(Record):
     optimized_hlo_instructions: int | None = None
     fusions: int | None = None
     fused_instructions: int | None = None
+    # What each Grappler optimizer did, in the order they ran (tfperf/profile/grappler.py):
+    # [{optimizer, ops_before, ops_after, changed}]
+    grappler_passes: list[dict[str, Any]] | None = None
 
 
 @dataclass

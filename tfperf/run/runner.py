@@ -69,8 +69,10 @@ class CaseRunner:
     job the way the first did: per step or in blocks of the same size, so the merged samples are of one kind."""
 
     def __init__(self, case: CaseSpec, out_dir: Path, reporter: Reporter, fail_on_retrace: bool, python: str,
-                 process_no: int = 0, indices: list[int] | None = None, block_sizes: dict[int, int] | None = None):
+                 process_no: int = 0, indices: list[int] | None = None, block_sizes: dict[int, int] | None = None,
+                 env: dict[str, str] | None = None):
         self.case, self.out_dir, self.reporter = case, out_dir, reporter
+        self.env = dict(env or {})  # set in the worker's environment (`tfperf ab`: each tree's PYTHONPATH)
         self.fail_on_retrace, self.python = fail_on_retrace, python
         self.process_no = process_no
         self.block_sizes = dict(block_sizes or {})
@@ -126,7 +128,8 @@ class CaseRunner:
             log.write(f"--- worker attempt {attempt_no} (jobs {','.join(map(str, todo))}): {' '.join(cmd)}\n")
             log.flush()
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                    start_new_session=True,
+                                    env={**os.environ, **self.env, "PYTHONUNBUFFERED": "1"})
         offset = 0
         timed_out = False
         try:

@@ -15,8 +15,8 @@ from pydantic import ValidationError
 
 from tfperf.errors import SuiteError, SuiteIssue
 from tfperf.suite.distribute import case_problems, problem
-from tfperf.suite.references import check_reference, parse_reference
-from tfperf.suite.schema import KEYS, REFERENCE_KEYS, SuiteModel, did_you_mean, show
+from tfperf.suite.references import check_reference, is_saved_model_reference, parse_reference
+from tfperf.suite.schema import INPUT_FORMS, KEYS, REFERENCE_KEYS, SuiteModel, did_you_mean, input_form, show
 from tfperf.suite.spec import DEPLOY_MODES, CaseSpec, InputSpec, LabelsSpec, PipelineSpec, Suite
 from tfperf.suite.yaml_lines import DocPath, line_of, read_document
 
@@ -117,7 +117,9 @@ def _validate_distribute(doc: dict, issues: _Issues) -> None:
 
 
 def _report(err: dict, doc: dict, issues: _Issues) -> None:
-    loc: DocPath = tuple(err["loc"])
+    # The two forms of `input:` are tagged unions: their tags are in pydantic's location, not in the file.
+    raw = tuple(err["loc"])
+    loc: DocPath = tuple(p for i, p in enumerate(raw) if not (p in INPUT_FORMS and i and raw[i - 1] == "input"))
     kind = err["type"]
     if kind == "extra_forbidden":
         key, parent = loc[-1], loc[:-1]
@@ -204,9 +206,14 @@ def _build_cases(doc: dict, base_dir: Path, issues: _Issues) -> list[CaseSpec]:
         if merged.get("dataset") is not None and isinstance(inp, dict) and inp.get("pipeline") is not None:
             issues.add(at("dataset"), "dataset", f"{label}: 'dataset' and 'input.pipeline' both say how to feed the "
                        "model; give only one")
-        if isinstance(inp, dict) and "shape" not in inp:
+        by_name = isinstance(inp, dict) and input_form(inp) == "by_name"
+        if isinstance(inp, dict) and not by_name and "shape" not in inp:
             issues.add(at("input"), "input", f"{label}: 'input' needs a 'shape' (the shape of one example, "
                        "without the batch dimension)")
+        for input_name, one in (inp.items() if by_name else ()):
+            if "shape" not in one:
+                issues.add(at("input"), "input", f"{label}: input '{input_name}' needs a 'shape' (the shape of one "
+                           "example of it, without the batch dimension)")
         labels = merged.get("labels")
         if isinstance(labels, dict):
             if labels.get("classes") is not None and labels.get("shape") is not None:
@@ -223,6 +230,12 @@ def _build_cases(doc: dict, base_dir: Path, issues: _Issues) -> list[CaseSpec]:
             issues.add(at("modes"), "modes", f"{label}: deployment mode{'s' if len(deploy) > 1 else ''} "
                        f"{', '.join(deploy)} need{'' if len(deploy) > 1 else 's'} task: infer (the task is {task})")
 
+        if task == "fit" and function is not None:
+            issues.add(at("task"), "task", f"{label}: task: fit trains a Keras model with model.fit; a 'function' "
+                       "case has none (use task: train)")
+        if merged.get("steps_per_execution") is not None and task != "fit":
+            issues.add(at("steps_per_execution"), "steps_per_execution", f"{label}: steps_per_execution is "
+                       f"model.fit's (task: fit); the task is {task}")
         if merged.get("distribute") is not None:
             for key, reason in case_problems(task, modes, has_model=function is None):
                 issues.add(at(key), key, f"{label}: distribute: {reason}")
@@ -231,20 +244,52 @@ def _build_cases(doc: dict, base_dir: Path, issues: _Issues) -> list[CaseSpec]:
             ref = merged.get(key)
             if ref is None:
                 continue
+            if key != "model" and is_saved_model_reference(ref):
+                issues.add(at(key), key, f"{label}: {key}: '{ref}' is a saved model's path; only 'model' takes one "
+                           f"('{key}' takes a Python reference, path/to/file.py:attr)")
+                continue
             if ref not in checked_refs:
                 checked_refs[ref] = check_reference(ref, base_dir)
             problem = checked_refs[ref]
             if problem:
                 issues.add(at(key), key, f"{key}: {problem}")
 
+        if isinstance(model, str) and is_saved_model_reference(model):
+            if model.rstrip().endswith(("/", "\\")) and task != "infer":
+                issues.add(at("task"), "task", f"{label}: model: '{model}' is a SavedModel folder: only its serving "
+                           f"signature is timed, so it needs task: infer (the task is {task})")
+            if merged.get("params"):
+                issues.add(at("params"), "params", f"{label}: params are a model factory's arguments; a saved "
+                           "model takes none")
         if model is not None and not checked_refs.get(model) and isinstance(merged.get("params"), dict):
             problem = _zoo_params_problem(model, merged["params"])
             if problem:
                 issues.add(at("params"), "params", f"{label}: {problem}")
 
+        versions = merged.get("keras")
+        if versions is not None:
+            if function is not None:
+                issues.add(at("keras"), "keras", f"{label}: keras picks the Keras a model is built with; a "
+                           "'function' case builds none")
+            if 2 in (versions if isinstance(versions, list) else [versions]) and not _has_tf_keras():
+                issues.add(at("keras"), "keras", f"{label}: keras: 2 needs Keras 2 (tf_keras), which is not "
+                           "installed: pip install tf-keras (or pip install -e \".[models]\")")
+
         if not issues.items:
-            out.append(_case_spec(merged, base_dir, line_of(issues.lines, case_path)))
+            spec = _case_spec(merged, base_dir, line_of(issues.lines, case_path))
+            if isinstance(versions, list) and len(versions) > 1:
+                # Side by side: one case per Keras, named for it (the tables' rows, compare's keys).
+                out.extend(spec.replace(name=f"{spec.name}-keras{v}", keras=v) for v in versions)
+            else:
+                out.append(spec.replace(keras=versions[0] if isinstance(versions, list) else versions))
     return out
+
+
+def _has_tf_keras() -> bool:
+    """Whether tf_keras can be imported, asked without importing it (or TensorFlow)."""
+    import importlib.util
+
+    return importlib.util.find_spec("tf_keras") is not None
 
 
 def _zoo_params_problem(model: str, params: dict) -> str | None:
@@ -268,6 +313,11 @@ _FLOAT_KEYS = frozenset({"map_cost_ms", "file_open_ms", "element_read_ms"})
 
 def _case_spec(m: dict, base_dir: Path, line: int) -> CaseSpec:
     inp = m.get("input")
+    by_name = None
+    if isinstance(inp, dict) and input_form(inp) == "by_name":
+        by_name = {name: InputSpec(shape=tuple(one["shape"]), dtype=one.get("dtype"),  # None: the model's
+                                   maxval=one.get("maxval")) for name, one in inp.items()}
+        inp = None
     pipeline = inp.get("pipeline") if inp else None
     labels = m.get("labels")
     batch = m.get("batch_size", CaseSpec.batch_sizes[0])
@@ -285,6 +335,7 @@ def _case_spec(m: dict, base_dir: Path, line: int) -> CaseSpec:
             maxval=inp.get("maxval"),
             pipeline=None if pipeline is None else PipelineSpec(**{
                 k: float(v) if k in _FLOAT_KEYS else v for k, v in pipeline.items() if v is not None})),
+        input_by_name=by_name,
         labels=None if labels is None else LabelsSpec(
             classes=labels.get("classes"),
             shape=tuple(labels["shape"]) if labels.get("shape") is not None else None,
@@ -301,6 +352,7 @@ def _case_spec(m: dict, base_dir: Path, line: int) -> CaseSpec:
         timeout_s=float(m["timeout_s"]) if given("timeout_s") else CaseSpec.timeout_s,
         max_traces=m.get("max_traces"),
         what_if=m["what_if"] if given("what_if") else CaseSpec.what_if,
+        steps_per_execution=m["steps_per_execution"] if given("steps_per_execution") else CaseSpec.steps_per_execution,
         distribute=dict(m["distribute"]) if m.get("distribute") is not None else None,
         tf_config=dict(m["tf_config"]) if m.get("tf_config") else None,
         base_dir=str(base_dir),

@@ -16,6 +16,10 @@ def apply_overrides(suite: Suite, *, cases: list[str] | None = None, modes: list
     selected = list(suite.cases)
     if cases:
         names = [c.name for c in suite.cases]
+        # A case written with `keras: [3, 2]` became <name>-keras3 and <name>-keras2: its own name selects both.
+        cases = [n for name in cases for n in ([name] if name in names else
+                                               [x for x in names if x in (f"{name}-keras3", f"{name}-keras2")]
+                                               or [name])]
         for name in cases:
             if name not in names:
                 close = difflib.get_close_matches(name, names, n=1)

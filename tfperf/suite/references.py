@@ -21,9 +21,26 @@ from typing import Any, NamedTuple
 
 
 class Reference(NamedTuple):
-    kind: str  # zoo | module | file
+    kind: str  # zoo | module | file | saved
     target: str  # zoo name, dotted module name, or file path as written
-    attr: str | None  # None for zoo references
+    attr: str | None  # None for zoo and saved-model references
+
+
+# A saved model given as a path: a Keras file, or a SavedModel folder (written with a trailing '/').
+SAVED_MODEL_SUFFIXES = (".keras", ".h5")
+
+
+class ModelPath(NamedTuple):
+    """What a saved-model reference resolves to in the worker: the path, loaded by the harness (which knows Keras
+    and TensorFlow; this module imports neither). `kind` is keras (a .keras / .h5 file) or saved_model (a folder)."""
+
+    path: Path
+    kind: str
+
+
+def is_saved_model_reference(ref: str) -> bool:
+    ref = ref.strip()
+    return ":" not in ref.replace(":\\", "") and (ref.endswith(SAVED_MODEL_SUFFIXES) or ref.endswith(("/", "\\")))
 
 
 def parse_reference(ref: str) -> Reference:
@@ -36,6 +53,8 @@ def parse_reference(ref: str) -> Reference:
         if not name:
             raise ValueError(f"'{ref}': zoo reference without a model name (zoo:NAME; `tfperf list` shows them)")
         return Reference("zoo", name, None)
+    if is_saved_model_reference(ref):
+        return Reference("saved", ref, None)
     if ":" not in ref:
         raise ValueError(f"'{ref}' is not a reference: expected zoo:NAME, package.module:attr or path/to/file.py:attr")
     target, attr = ref.rsplit(":", 1)
@@ -58,6 +77,8 @@ def check_reference(ref: str, base_dir: str | Path) -> str | None:
         return str(exc)
     if parsed.kind == "zoo":
         return _check_zoo(parsed.target)
+    if parsed.kind == "saved":
+        return _check_saved(parsed.target, base_dir)
     if parsed.kind == "file":
         path = _file_path(parsed.target, base_dir)
         if not path.is_file():
@@ -75,6 +96,9 @@ def resolve_reference(ref: str, base_dir: str | Path) -> Any:
         if parsed.target not in MODELS:
             raise LookupError(_check_zoo(parsed.target) or f"no built-in model '{parsed.target}'")
         return MODELS[parsed.target]
+    if parsed.kind == "saved":
+        path = _file_path(parsed.target, base_dir)
+        return ModelPath(path, "saved_model" if path.is_dir() else "keras")
     if parsed.kind == "file":
         module = _load_file_module(_file_path(parsed.target, base_dir))
     else:
@@ -106,6 +130,17 @@ def _check_zoo(name: str) -> str | None:
     close = difflib.get_close_matches(name, list(MODELS), n=1)
     hint = f" (did you mean 'zoo:{close[0]}'?)" if close else ""
     return f"zoo:{name}: no built-in model '{name}'{hint}; built-in: {', '.join(sorted(MODELS))}"
+
+
+def _check_saved(target: str, base_dir: str | Path) -> str | None:
+    path = _file_path(target, base_dir)
+    if target.rstrip().endswith(SAVED_MODEL_SUFFIXES):
+        return None if path.is_file() else f"file not found: {target} (looked for {path})"
+    if not path.is_dir():
+        return f"SavedModel folder not found: {target} (looked for {path})"
+    if not (path / "saved_model.pb").is_file():
+        return f"{target} is a folder without saved_model.pb: not a SavedModel (tf.saved_model.save writes one)"
+    return None
 
 
 def _file_path(target: str, base_dir: str | Path) -> Path:

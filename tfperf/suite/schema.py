@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import Annotated, Any, Callable
+from typing import Annotated, Any, Callable, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, PlainValidator, Tag, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from tfperf.suite.distribute import STRATEGIES
@@ -26,7 +26,8 @@ DEVICE_RE = re.compile(r"^(auto|cpu|gpu(:\d+)?)$")
 DTYPES: tuple[str, ...] = ("float32", "float16", "bfloat16", "float64", "int32", "int64", "bool", "string")
 REFERENCE_KEYS: tuple[str, ...] = ("model", "function", "inputs", "dataset")
 # What parse_reference accepts, as a JSON Schema pattern (an editor's hint; the loader's check is the real one).
-REFERENCE_PATTERN = r"^(zoo:\S.*|\S.*:[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*)$"
+REFERENCE_PATTERN = (r"^(zoo:\S.*|\S.*:[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*"
+                     r"|[^:]+\.(keras|h5)|[^:]+/)$")
 
 
 def show(value: Any) -> str:
@@ -179,6 +180,21 @@ def _modes(v: Any) -> list[str]:
     return v
 
 
+KERAS_VERSIONS = (3, 2)
+
+
+def _keras(v: Any) -> int | list[int]:
+    values = v if isinstance(v, list) else [v]
+    if not values:
+        raise _fail("an empty list: give 3, 2 or [3, 2]")
+    for x in values:
+        if not _is_int(x) or x not in KERAS_VERSIONS:
+            raise _fail(f"expected 3 (keras), 2 (tf_keras) or a list of them such as [3, 2], got {show(x)}")
+    if len(set(values)) != len(values):
+        raise _fail(f"a Keras version appears twice in {values}")
+    return v
+
+
 def _device(v: Any) -> str:
     if not isinstance(v, str) or not DEVICE_RE.match(v):
         raise _fail(f"bad device {show(v)}: expected auto, cpu, gpu or gpu:N")
@@ -231,6 +247,8 @@ BatchSize = _checked(_batch_size, {"anyOf": [
     {"type": "integer", "minimum": 1},
     {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1, "uniqueItems": True}]})
 Modes = _checked(_modes, {"type": "array", "items": {"enum": list(ALL_MODES)}, "minItems": 1, "uniqueItems": True})
+KerasVersions = _checked(_keras, {"anyOf": [{"enum": list(KERAS_VERSIONS)}, {
+    "type": "array", "items": {"enum": list(KERAS_VERSIONS)}, "minItems": 1, "uniqueItems": True}]})
 Device = _checked(_device, {"type": "string", "pattern": DEVICE_RE.pattern})
 Params = _checked(_mapping, {"type": "object", "propertyNames": {"pattern": r"^[A-Za-z_][A-Za-z0-9_]*$"}})
 TfConfig = _checked(_tf_config, _nullable(tf_config_schema()))
@@ -270,6 +288,32 @@ class InputModel(_Strict):
     pipeline: PipelineModel | None = _key("A synthetic tf.data pipeline; without it, batches are fed from memory.")
 
 
+class NamedInputModel(_Strict):
+    """One input of a multi-input model, overridden by name (shape, dtype, maxval; no pipeline)."""
+
+    shape: Shape = _key("The shape of one example of this input, without the batch dimension.")
+    dtype: OneOf(DTYPES, "dtype") = _key("This input's dtype (default: the model's).")
+    maxval: Int(1) = _key("Integer ids of this input are drawn from [0, maxval).")
+
+
+# Tags of the two forms of `input:`; the loader drops them from error locations (they are not keys of the file).
+INPUT_FORMS = ("one", "by_name")
+
+
+def input_form(v: Any) -> str:
+    """`input: {shape: ...}` (one input) or `input: {name: {shape: ...}, ...}` (by name): by name when every value
+    is a mapping and some key is not a key of the one-input form (a misspelt key stays an error of that form)."""
+    if isinstance(v, dict) and v and all(isinstance(x, dict) for x in v.values()) and \
+            any(k not in InputModel.model_fields for k in v):
+        return "by_name"
+    return "one"
+
+
+InputOrByName = Optional[Annotated[
+    Union[Annotated[InputModel, Tag("one")], Annotated[dict[str, NamedInputModel], Tag("by_name")]],
+    Discriminator(input_form)]]
+
+
 class LabelsModel(_Strict):
     """Synthetic labels: `classes` (integer labels), or `shape` and `dtype` (regression targets)."""
 
@@ -297,11 +341,16 @@ class CaseModel(_Strict):
     inputs: Reference = _key("For a 'function' case: a callable returning an iterable of (args, kwargs) per step.")
     dataset: Reference = _key("A callable(batch_size) returning a tf.data.Dataset of (x, y) to feed the model.")
     params: Params = _key("Keyword arguments for the model factory.")
-    input: InputModel | None = _key("One example's features; optional when the model says its input shape.")
+    input: InputOrByName = _key("One example's features; optional when the model says its input shape. For a "
+                                "model of several inputs, a mapping of input name to {shape, dtype, maxval}.")
     labels: LabelsModel | None = _key("Synthetic labels; optional when the model's output says them.")
     modes: Modes = _key("Modes to time: eager, function, xla and, for task: infer, the deployment modes.")
     device: Device = _key("auto (first GPU, else CPU), cpu, gpu or gpu:N.")
-    task: OneOf(TASKS, "task") = _key("train (a training step) or infer (a forward pass).")
+    task: OneOf(TASKS, "task") = _key("train (a training step), infer (a forward pass) or fit (Keras' model.fit, "
+                                      "its loop included).")
+    keras: KerasVersions = _key("3 (keras), 2 (tf_keras) or [3, 2] (both, as cases <name>-keras3 and "
+                                "<name>-keras2): for a zoo model or a factory with a `keras` parameter.")
+    steps_per_execution: Int(1) = _key("task: fit: training steps per call of Keras' compiled train function.")
     batch_size: BatchSize = _key("A batch size, or a list of them (a sweep).")
     warmup_steps: Int(0) = _key("Untimed steps before each repeat.")
     steps: Int(1) = _key("Timed steps per repeat.")

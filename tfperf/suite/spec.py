@@ -15,7 +15,8 @@ MODES: tuple[str, ...] = ("eager", "function", "xla")
 # Deployment modes (task: infer only): exported artefacts timed like the other modes.
 DEPLOY_MODES: tuple[str, ...] = ("savedmodel", "tflite", "tflite-dynamic", "tflite-int8")
 ALL_MODES: tuple[str, ...] = MODES + DEPLOY_MODES
-TASKS: tuple[str, ...] = ("train", "infer")
+# fit: the model trained by Keras' own `model.fit` (tfperf/measure/fit.py), its loop's cost included.
+TASKS: tuple[str, ...] = ("train", "infer", "fit")
 AUTOTUNE = "autotune"
 
 # The longest file or folder name, in bytes, that Linux (ext4, xfs, tmpfs), macOS (APFS) and Windows (NTFS) take.
@@ -75,6 +76,9 @@ class CaseSpec:
     dataset: str | None = None  # callable(batch_size) -> tf.data.Dataset of (x, y)
     params: dict = field(default_factory=dict)
     input: InputSpec | None = None
+    # `input: {name: {shape, dtype, maxval}}`: overrides of a multi-input model's inputs by name (the model
+    # says the rest: tfperf.measure.model_inputs).
+    input_by_name: dict[str, InputSpec] | None = None
     labels: LabelsSpec | None = None
     modes: tuple[str, ...] = MODES
     device: str = "auto"  # auto | cpu | gpu | gpu:N
@@ -93,6 +97,10 @@ class CaseSpec:
     max_traces: int | None = None
     what_if: bool = False
     distribute: dict | None = None
+    steps_per_execution: int = 1  # task: fit: steps per call of Keras' compiled train function
+    # 3 (keras) or 2 (tf_keras) for a zoo model or a factory with a `keras` parameter; None: the model's own.
+    # `keras: [3, 2]` in a suite becomes two cases, <name>-keras3 and <name>-keras2.
+    keras: int | None = None
     tf_config: dict | None = None  # process-wide TF settings applied at worker start (tfperf.measure.tf_config)
     base_dir: str = "."  # the suite file's folder: relative references resolve against it
     line: int | None = None  # where the case starts in the suite file
@@ -117,6 +125,10 @@ class CaseSpec:
                 inp["pipeline"] = PipelineSpec(**inp["pipeline"])
             inp["shape"] = tuple(inp.get("shape") or ())
             d["input"] = InputSpec(**inp)
+        if d.get("input_by_name") is not None:
+            d["input_by_name"] = {name: InputSpec(**{**spec, "shape": tuple(spec.get("shape") or ()),
+                                                     "pipeline": None})
+                                  for name, spec in d["input_by_name"].items()}
         if d.get("labels") is not None:
             lab = dict(d["labels"])
             if lab.get("shape") is not None:

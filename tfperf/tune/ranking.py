@@ -96,6 +96,8 @@ class Row:
             lines.append("step = tf.function(step, jit_compile=True)  # Keras: model.compile(..., jit_compile=True)")
         else:
             lines.append("step = tf.function(step)")
+        if "steps_per_execution" in self.candidate.case_changes:
+            lines.append(f"model.compile(..., steps_per_execution={self.candidate.case_changes['steps_per_execution']})")
         lines.extend(pipeline_code(self.candidate.pipeline))
         if self.batch_size is not None:
             lines.append(f"dataset = dataset.batch({self.batch_size})")
@@ -185,10 +187,18 @@ def gain(base: Row, row: Row) -> Gain:
     return Gain(speedup, ci, cmp.p_value, verdict, cmp.reason)
 
 
-def output_exclusion(row: Row, reference: list | None) -> str | None:
-    """Why a row's forward output disqualifies it (it differs from the baseline's), or None; records the
-    difference on the row."""
-    fp = (row.result.extra or {}).get("output_fingerprint") or {}
+def fingerprint(result: Result, first_step: bool) -> dict:
+    """The outputs tune compares: a stateful step's first call from the same state (`extra.first_step_output`,
+    tfperf.measure.step_state) when `first_step`, else the forward pass on a fixed input (`output_fingerprint`)."""
+    extra = result.extra or {}
+    return (extra.get("first_step_output") if first_step else extra.get("output_fingerprint")) or {}
+
+
+def output_exclusion(row: Row, reference: list | None, first_step: bool = False) -> str | None:
+    """Why a row's output disqualifies it (it differs from the baseline's), or None; records the difference on the
+    row. `first_step`: compare the first step's outputs from the same state (a user's stateful training step):
+    later outputs of a step that trains depend on how many steps ran before them."""
+    fp = fingerprint(row.result, first_step)
     tol = (MIXED_PRECISION_OUTPUT_TOLERANCE if "16" in str(row.candidate.settings.get("mixed_precision", ""))
            else OUTPUT_TOLERANCE)
     row.output_difference = output_difference(fp.get("values") or [], reference)
@@ -204,15 +214,17 @@ def output_exclusion(row: Row, reference: list | None) -> str | None:
 def evaluate(tuning: CaseTuning) -> None:
     """Speed-up, significance, verdict and output check of every row against the baseline; pick the best."""
     base = tuning.baseline
-    reference = ((base.result.extra or {}).get("output_fingerprint") or {}).get("values") if base else None
+    first_step = base is not None and bool(fingerprint(base.result, True).get("values"))
+    reference = fingerprint(base.result, first_step).get("values") if base else None
     for row in tuning.rows:
         if not row.result.ok or not row.result.samples:
             row.verdict, row.excluded = "failed", (row.result.error and row.result.error.message) or row.result.status
             continue
         if reference is not None and row is not base:
-            row.excluded = output_exclusion(row, reference)
-            if row.excluded:
-                row.verdict = "excluded"
+            row.excluded = output_exclusion(row, reference, first_step)
+        row.excluded = row.excluded or not_applied(row)
+        if row.excluded:
+            row.verdict = "excluded"
         if base is None or not base.result.ok:
             continue
         g = gain(base, row)
@@ -223,6 +235,16 @@ def evaluate(tuning: CaseTuning) -> None:
             row.verdict = verdict_of(g)
     winners = [r for r in tuning.rows if r.verdict == "faster" and gain_wins(r)]
     tuning.best = max(winners, key=lambda r: r.speedup, default=None)
+
+
+def not_applied(row: Row) -> str | None:
+    """A configuration's case change the worker did not run with (it records `extra.steps_per_execution`): its
+    timing would be the baseline's under another name."""
+    wanted = row.candidate.case_changes.get("steps_per_execution")
+    ran = (row.result.extra or {}).get("steps_per_execution")
+    if wanted is not None and ran != wanted:
+        return f"steps_per_execution={wanted} was not applied (the job ran {ran})"
+    return None
 
 
 def verdict_of(g: Gain) -> str:

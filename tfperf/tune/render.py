@@ -177,6 +177,8 @@ def tuned_yaml(suite: Suite, tunings: list[CaseTuning]) -> str:
             pipe = inp.setdefault("pipeline", CommentedMap())
             for k, v in rec.candidate.pipeline.items():
                 pipe[k] = v
+        for key, value in rec.candidate.case_changes.items():  # steps_per_execution, for task: fit
+            case[key] = value
         if rec.candidate.settings:
             case["tf_config"] = dict(rec.candidate.settings)
         elif "tf_config" in case:

@@ -92,6 +92,7 @@ class CaseTuner:
         if cand.pipeline and spec.input and spec.input.pipeline:
             spec = spec.replace(input=dataclasses.replace(
                 spec.input, pipeline=dataclasses.replace(spec.input.pipeline, **cand.pipeline)))
+        spec = spec.replace(**cand.case_changes)  # CaseSpec keys of the configuration (steps_per_execution)
         return spec.replace(name=f"{self.case.name}+{cand.id}", modes=modes,
                             batch_sizes=batch_sizes if self.case.function is None else self.case.batch_sizes,
                             profile=False, what_if=False, timeout_s=self.case.timeout_s,
@@ -249,6 +250,7 @@ class CaseTuner:
             uses_autoclustering = "jit" in group_best
             combo = Candidate("combined", "combined", merge_settings([p.candidate.settings for p in parts]),
                               pipeline={k: v for p in parts for k, v in p.candidate.pipeline.items()},
+                              case_changes={k: v for p in parts for k, v in p.candidate.case_changes.items()},
                               note="the winners of " + ", ".join(sorted(group_best)))
             cmode = "function" if uses_autoclustering else mode
             if self.affordable(combo, self.candidate_need(1), self.confirm_reserve()):

@@ -37,7 +37,7 @@ from tfperf.results.records import Suggestion
 
 # Every code, in the order the README documents them and reports group them.
 CODES: tuple[str, ...] = (
-    "use-tf-function", "enable-xla", "avoid-xla", "xla-compile-payback", "retracing",
+    "use-tf-function", "enable-xla", "avoid-xla", "jit-compile-part", "xla-compile-payback", "retracing",
     "input-bound", "prefetch", "parallelize-map", "cache-dataset", "parallel-interleave", "small-batch",
     "mixed-precision", "host-bound", "threading", "noisy-measurement", "quantize-tflite",
 )

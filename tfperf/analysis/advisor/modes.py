@@ -12,6 +12,8 @@ from tfperf.figures.decisions import significant
 from tfperf.figures.measures import measured, payback
 from tfperf.figures.thresholds import (AVOID_XLA_MIN_LOSS, EAGER_OP_PERCENT, ENABLE_XLA_MIN_SAVING,
                                        USE_TF_FUNCTION_MIN_SAVING, XLA_PAYBACK_MIN_SAVING)
+from tfperf.profile import layers as layer_split
+from tfperf.profile.layers import LAYER_SPLIT_MAX_UNATTRIBUTED, LAYER_SPLIT_MIN_RATIO, LAYER_SPLIT_MIN_SHARE
 from tfperf.results.model import Result, RunResult
 from tfperf.units import ms
 
@@ -70,10 +72,11 @@ def rule_enable_xla(run: RunResult) -> list[Finding]:
             out.append((fn, suggestion(
                 "enable-xla", f"Compile the step with XLA: measured {f / x:.2f}× faster than tf.function",
                 f"tf.function {ms(f)} ms/step vs XLA {ms(x)} ms/step (saves {saving:.0%} of the step; "
-                f"{units.p_value(p)}).",
+                f"{units.p_value(p)}).{_layer_sentence(fn, xla, faster=True)}",
                 "step = tf.function(step, jit_compile=True)  # Keras: model.compile(..., jit_compile=True)",
                 f"XLA saves > {ENABLE_XLA_MIN_SAVING:.0%} of the tf.function step",
-                function_median_s=f, xla_median_s=x, speedup=f / x, p_value=p)))
+                function_median_s=f, xla_median_s=x, speedup=f / x, p_value=p,
+                **_layer_evidence(fn, xla))))
     return out
 
 
@@ -128,8 +131,66 @@ def rule_avoid_xla(run: RunResult) -> list[Finding]:
             out.append((xla, suggestion(
                 "avoid-xla", f"XLA is {x / f:.2f}× slower than tf.function here: leave jit_compile off",
                 f"XLA {ms(x)} ms/step vs tf.function {ms(f)} ms/step: {loss:.0%} slower, "
-                f"{ms(x - f)} ms lost per step ({units.p_value(p)}).",
+                f"{ms(x - f)} ms lost per step ({units.p_value(p)}).{_layer_sentence(fn, xla, faster=False)}",
                 "step = tf.function(step)  # jit_compile=False; Keras: model.compile(..., jit_compile=False)",
                 f"XLA step > {AVOID_XLA_MIN_LOSS:.0%} slower than tf.function",
-                function_median_s=f, xla_median_s=x, slowdown=x / f, loss_per_step_s=x - f, p_value=p)))
+                function_median_s=f, xla_median_s=x, slowdown=x / f, loss_per_step_s=x - f, p_value=p,
+                **_layer_evidence(fn, xla))))
+        # Every measured pair, whatever the whole step's verdict: XLA can win on some layers and lose on others.
+        # (Run from here so the code needs no new entry in the advisor's rule list; see jit_compile_part.)
+        part = jit_compile_part(fn, xla)
+        if part is not None:
+            out.append(part)
     return out
+
+
+def _split(fn: Result, xla: Result) -> layer_split.ModeSplit | None:
+    return layer_split.compare(fn.profile, xla.profile)
+
+
+def _layer_sentence(fn: Result, xla: Result, faster: bool, top: int = 2) -> str:
+    """" Per layer (profiled): conv_1 (mostly Conv2D) takes 9.8 ms under XLA vs 3.1 ms in the graph; ..."
+    naming the layers that decide the verdict (most saved, or most lost, first); empty without both profiles."""
+    split = _split(fn, xla)
+    if split is None:
+        return ""
+    key = (lambda lt: (lt.function_us or 0) - (lt.xla_us or 0)) if faster else \
+        (lambda lt: (lt.xla_us or 0) - (lt.function_us or 0))
+    deciding = [lt for lt in sorted(split.layers, key=key, reverse=True)
+                if lt.function_us is not None and lt.xla_us is not None and key(lt) > 0][:top]
+    if not deciding:
+        return ""
+    return " Per layer (profiled): " + "; ".join(layer_split.describe(lt) for lt in deciding) + "."
+
+
+def _layer_evidence(fn: Result, xla: Result) -> dict:
+    split = _split(fn, xla)
+    if split is None:
+        return {}
+    return {"layers": [lt.to_json() for lt in split.layers], "phases": split.phases}
+
+
+def jit_compile_part(fn: Result, xla: Result) -> Finding | None:
+    """`jit-compile-part`: XLA made some layers faster and others slower, each by LAYER_SPLIT_MIN_RATIO or
+    more and by at least LAYER_SPLIT_MIN_SHARE of the tf.function step, with both profiles attributing all but
+    LAYER_SPLIT_MAX_UNATTRIBUTED of their op time: compile only the faster part."""
+    split = _split(fn, xla)
+    if split is None or not split.attributed:
+        return None
+    step_us = fn.median_s * 1e6
+    faster, slower = split.faster(step_us), split.slower(step_us)
+    if not faster or not slower:
+        return None
+    names = ", ".join(lt.layer for lt in faster)
+    return (xla, suggestion(
+        "jit-compile-part", f"Compile only {names} with XLA: it speeds those layers up and slows others down",
+        f"per layer (profiled), XLA speeds up: {'; '.join(layer_split.describe(lt) for lt in faster[:3])}. "
+        f"It slows down: {'; '.join(layer_split.describe(lt) for lt in slower[:3])} "
+        f"(whole step: {units.versus('XLA', xla.median_s, 'tf.function', fn.median_s)}).",
+        f"wrap the part computing {names} in its own tf.function(jit_compile=True) and call it from the "
+        "plain tf.function step (keep jit_compile off on the step)",
+        f"some layers >= {LAYER_SPLIT_MIN_RATIO:g}x faster and others >= {LAYER_SPLIT_MIN_RATIO:g}x slower under "
+        f"XLA, each difference >= {LAYER_SPLIT_MIN_SHARE:.0%} of the tf.function step, <= "
+        f"{LAYER_SPLIT_MAX_UNATTRIBUTED:.0%} of either mode's op time unattributed",
+        faster_layers=[lt.layer for lt in faster], slower_layers=[lt.layer for lt in slower],
+        layers=[lt.to_json() for lt in split.layers], function_median_s=fn.median_s, xla_median_s=xla.median_s))
