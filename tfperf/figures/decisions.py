@@ -62,6 +62,25 @@ def significant(a: Result, b: Result, *, per_sample_times: bool = False) -> tupl
     return (p is None or p < SIGNIFICANCE_ALPHA), p
 
 
+def step_saving(ref: Result, other: Result) -> float:
+    """The share of `ref`'s median step that `other` saves: 1 - other / ref (negative when `other` is slower)."""
+    return 1 - other.median_s / ref.median_s
+
+
+def saves_more_than(ref: Result, other: Result, margin: float) -> tuple[bool, float | None]:
+    """Does `other` save more than `margin` of `ref`'s step, significantly? The gate of the advisor's
+    use-tf-function, enable-xla and xla-compile-payback rules, and of the report's XLA verdict."""
+    sig, p = significant(ref, other)
+    return sig and step_saving(ref, other) > margin, p
+
+
+def slower_by_more_than(ref: Result, other: Result, margin: float) -> tuple[bool, float | None]:
+    """Is `other`'s step more than `margin` longer than `ref`'s (other / ref - 1), significantly? The gate of the
+    advisor's avoid-xla rule and of the report's XLA verdict."""
+    sig, p = significant(ref, other)
+    return sig and -step_saving(ref, other) > margin, p
+
+
 def helped(speedup: float | None, p: float | None, min_speedup: float) -> bool:
     """A change helped when it was faster by more than `min_speedup` and, when testable, significantly."""
     return speedup is not None and speedup > min_speedup and (p is None or p < SIGNIFICANCE_ALPHA)

@@ -11,7 +11,7 @@ from typing import Iterable
 
 from tfperf import units
 from tfperf.figures import measures
-from tfperf.figures.decisions import significant, within_spread
+from tfperf.figures.decisions import significant, step_saving, within_spread
 from tfperf.figures.thresholds import (AVOID_XLA_MIN_LOSS, SHARE_MARGIN, SIGNIFICANCE_ALPHA,
                                        XLA_PAYBACK_MIN_SAVING)
 from tfperf.results.model import Result
@@ -125,7 +125,7 @@ def _verdict(x: Result, ref: Result) -> XlaVerdict:
     name = _ref_name(ref.mode)
     sig, p = significant(ref, x)
     pb = measures.payback(x.first_call_s, x.median_s, ref.first_call_s, ref.median_s)
-    saving = 1 - x.median_s / ref.median_s
+    saving = step_saving(ref, x)
     p_text = significance_words(ref, x, p)
     head = f"XLA is {units.percent(abs(saving))} {'faster' if saving > 0 else 'slower'} than {name}"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tfperf import units
 from tfperf.analysis.advisor.suggestion import Finding, by_job_without_mode, suggestion
-from tfperf.figures.decisions import significant
+from tfperf.figures.decisions import saves_more_than
 from tfperf.figures.thresholds import (QUANTIZE_MAX_REL_ERROR, QUANTIZE_MIN_AGREEMENT_SAMPLES, QUANTIZE_MIN_SAVING,
                                        QUANTIZE_MIN_TOP1_AGREEMENT)
 from tfperf.results.model import RunResult
@@ -43,8 +43,8 @@ def rule_quantize_tflite(run: RunResult) -> list[Finding]:
             q = modes.get(mode)
             if not (q and q.ok and q.samples and within_quantization_tolerance(q.output_agreement)):
                 continue
-            tests = [(b, 1 - q.median_s / b.median_s, *significant(b, q)) for b in baselines]
-            if all(saving > QUANTIZE_MIN_SAVING and sig for _, saving, sig, _ in tests):
+            tests = [(b, *saves_more_than(b, q, QUANTIZE_MIN_SAVING)) for b in baselines]
+            if all(wins for _, wins, _ in tests):
                 candidates.append((q, tests))
         if not candidates:
             continue
@@ -52,7 +52,7 @@ def rule_quantize_tflite(run: RunResult) -> list[Finding]:
         a = q.output_agreement
         # The quantized mode against each float one, the factor stated for the quantized mode ("1.51× faster").
         versus = "; ".join(f"{units.versus(q.mode, q.median_s, b.mode, b.median_s)}, {units.p_value(p)}"
-                           for b, _, _, p in tests)
+                           for b, _, p in tests)
         float_tflite = modes.get("tflite")
         size = (f"; model {q.model_size_bytes / 1e6:.2f} MB vs {float_tflite.model_size_bytes / 1e6:.2f} MB float"
                 if q.model_size_bytes and float_tflite and float_tflite.model_size_bytes else "")
@@ -69,7 +69,7 @@ def rule_quantize_tflite(run: RunResult) -> list[Finding]:
             f"agreement >= {QUANTIZE_MIN_TOP1_AGREEMENT:.0%}; max abs error <= {QUANTIZE_MAX_REL_ERROR:.0%} of the "
             "largest output",
             quantized_median_s=q.median_s, **{f"{b.mode}_median_s": b.median_s for b in baselines},
-            **{f"p_value_vs_{b.mode}": p for b, _, _, p in tests},
+            **{f"p_value_vs_{b.mode}": p for b, _, p in tests},
             top1_agreement=a.top1_agreement, max_abs_error=a.max_abs_error,
             max_rel_error=a.max_rel_error, model_size_bytes=q.model_size_bytes)))
     return out

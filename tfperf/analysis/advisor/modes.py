@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from tfperf import units
 from tfperf.analysis.advisor.suggestion import Finding, by_job_without_mode, suggestion
-from tfperf.figures.decisions import significant
+from tfperf.figures.decisions import saves_more_than, slower_by_more_than, step_saving
 from tfperf.figures.measures import measured, payback
 from tfperf.figures.thresholds import (AVOID_XLA_MIN_LOSS, EAGER_OP_PERCENT, ENABLE_XLA_MIN_SAVING,
                                        USE_TF_FUNCTION_MIN_SAVING, XLA_PAYBACK_MIN_SAVING)
@@ -21,13 +21,14 @@ from tfperf.units import ms
 def rule_use_tf_function(run: RunResult) -> list[Finding]:
     out = []
     for modes in by_job_without_mode(run).values():
-        eager, fn = modes.get("eager"), modes.get("function")
-        if not (eager and fn and eager.ok and fn.ok and eager.samples and fn.samples):
+        pair = measured_pair(modes, "eager", "function")
+        if not pair:
             continue
+        eager, fn = pair
         e, f = eager.median_s, fn.median_s
-        saving = 1 - f / e
-        sig, p = significant(eager, fn)
-        if saving > USE_TF_FUNCTION_MIN_SAVING and sig:
+        saving = step_saving(eager, fn)
+        wins, p = saves_more_than(eager, fn, USE_TF_FUNCTION_MIN_SAVING)
+        if wins:
             out.append((eager, suggestion(
                 "use-tf-function", f"Wrap the step in tf.function: measured {e / f:.2f}× faster than eager",
                 f"{units.versus('tf.function', f, 'eager', e)}: saves {saving:.0%} of the step "
@@ -50,12 +51,17 @@ def rule_use_tf_function(run: RunResult) -> list[Finding]:
     return out
 
 
+def measured_pair(modes: dict[str, Result], a: str, b: str) -> tuple[Result, Result] | None:
+    """The job's measured results in modes a and b, when both ran."""
+    ra, rb = modes.get(a), modes.get(b)
+    if ra and rb and ra.ok and rb.ok and ra.samples and rb.samples:
+        return ra, rb
+    return None
+
+
 def xla_pair(modes: dict[str, Result]) -> tuple[Result, Result] | None:
     """The job's measured tf.function and XLA results, when both ran."""
-    fn, xla = modes.get("function"), modes.get("xla")
-    if fn and xla and fn.ok and xla.ok and fn.samples and xla.samples:
-        return fn, xla
-    return None
+    return measured_pair(modes, "function", "xla")
 
 
 def rule_enable_xla(run: RunResult) -> list[Finding]:
@@ -66,9 +72,9 @@ def rule_enable_xla(run: RunResult) -> list[Finding]:
             continue
         fn, xla = pair
         f, x = fn.median_s, xla.median_s
-        saving = 1 - x / f
-        sig, p = significant(fn, xla)
-        if saving > ENABLE_XLA_MIN_SAVING and sig:
+        saving = step_saving(fn, xla)
+        wins, p = saves_more_than(fn, xla, ENABLE_XLA_MIN_SAVING)
+        if wins:
             out.append((fn, suggestion(
                 "enable-xla", f"Compile the step with XLA: measured {f / x:.2f}× faster than tf.function",
                 f"tf.function {ms(f)} ms/step vs XLA {ms(x)} ms/step (saves {saving:.0%} of the step; "
@@ -88,8 +94,8 @@ def rule_xla_compile_payback(run: RunResult) -> list[Finding]:
             continue
         fn, xla = pair
         f, x = fn.median_s, xla.median_s
-        sig, p = significant(fn, xla)
-        if (f - x) / f <= XLA_PAYBACK_MIN_SAVING or not sig:
+        wins, p = saves_more_than(fn, xla, XLA_PAYBACK_MIN_SAVING)
+        if not wins:
             continue
         # Cheaper steps are guaranteed above, so the payback point is a number of steps, never None.
         pb = payback(xla.first_call_s, x, fn.first_call_s, f)
@@ -125,9 +131,9 @@ def rule_avoid_xla(run: RunResult) -> list[Finding]:
             continue
         fn, xla = pair
         f, x = fn.median_s, xla.median_s
-        loss = x / f - 1
-        sig, p = significant(fn, xla)
-        if loss > AVOID_XLA_MIN_LOSS and sig:
+        loss = -step_saving(fn, xla)
+        loses, p = slower_by_more_than(fn, xla, AVOID_XLA_MIN_LOSS)
+        if loses:
             out.append((xla, suggestion(
                 "avoid-xla", f"XLA is {x / f:.2f}× slower than tf.function here: leave jit_compile off",
                 f"XLA {ms(x)} ms/step vs tf.function {ms(f)} ms/step: {loss:.0%} slower, "
