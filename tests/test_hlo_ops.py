@@ -276,3 +276,35 @@ def test_html_shows_the_layer_chart_fusions_grappler_and_autotune_tables():
     # Every what-if variant says what AUTOTUNE picked there, or why there was nothing to read.
     assert "what-if prefetch(AUTOTUNE)" in section and "buffer_size 3" in section
     assert "what-if cache()" in section and "No autotuner model to read: NotFoundError" in section
+
+
+def test_a_profiled_pipeline_job_records_what_autotune_chose_and_the_page_shows_it(tmp_path):
+    """End to end through the harness: the input-pipeline suite's `parallel-map` case (num_parallel_calls:
+    autotune), profiled, records the map stage's chosen parallelism in `profile.autotune`, and the HTML's
+    AUTOTUNE table shows that stage. The naive case, whose baseline turns autotune off, says why it has none."""
+    from pathlib import Path
+
+    from tfperf.measure import harness
+    from tfperf.report.html import render_html
+    from tfperf.suite.loader import load_suite
+    from tfperf.suite.references import resolve_reference
+
+    suite = load_suite(Path(__file__).resolve().parent.parent / "suites" / "input_pipeline.yaml")
+    results = []
+    for name in ("parallel-map", "naive"):
+        spec = next(c for c in suite.cases if c.name == name)
+        spec = spec.replace(params={**spec.params, "step_ms": 5}, steps=4, repeats=1, warmup_steps=8,
+                            what_if=False)
+        ctx = harness.JobContext(out_dir=tmp_path / name, tf_device="/CPU:0")
+        job = spec.jobs()[0]
+        results.append(harness.run_job(spec, job, ctx, lambda r, s=spec: resolve_reference(r, s.base_dir)))
+    parallel, naive = results
+    assert parallel.ok and parallel.profile is not None, parallel.error
+    at = parallel.profile.autotune
+    stage = next((s for s in at["stages"] if "Map" in s["name"]), None)
+    assert stage is not None, at
+    assert stage["chosen"]["parallelism"] >= 1 and at["cpu_budget"] >= 1
+    assert "autotune" in naive.profile.autotune["error"].lower()
+    html = render_html(RunResult(suite={"name": "input_pipeline"}, environment={}, results=results))
+    row = html[html.index(f">{stage['name']}<"):]
+    assert f"parallelism {stage['chosen']['parallelism']}" in row[:2000]

@@ -79,6 +79,17 @@ SHARE_MARGIN = INPUT_BOUND_MODERATE_FRACTION
 # torch.utils.benchmark's warning: an IQR above 10% of the median means the environment moved the numbers.
 NOISY_FRACTION = NOISY_IQR_FRACTION
 
+# --- inside the step: layer by layer, tf.function vs XLA (tfperf/profile/layers.py) ----------------------------
+# A layer counts as made faster (slower) by XLA when its time changes by this factor or more: below it, a
+# few profiled steps cannot tell the modes apart (the per-op times of one profiled pass vary by ~10-20% here).
+LAYER_SPLIT_MIN_RATIO = 1.25
+# ... and when that layer's difference is at least this share of the tf.function step: smaller ones are not
+# worth a sub-function of their own.
+LAYER_SPLIT_MIN_SHARE = 0.05
+# A split is only as good as its attribution: when more than this share of a mode's op time (its XLA runtime
+# dispatch aside) belongs to no phase scope, a layer may look faster only because its ops went unattributed.
+LAYER_SPLIT_MAX_UNATTRIBUTED = 0.25
+
 # --- deployment ----------------------------------------------------------------------------------------------
 # A quantized TF Lite mode is suggested when it saves more than 10% of the step of every float mode measured beside
 # it (tflite, function) and stays within the accuracy tolerance: top-1 agreement with the eager Keras outputs of at

@@ -16,16 +16,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tfperf import units
+from tfperf.figures.thresholds import LAYER_SPLIT_MAX_UNATTRIBUTED, LAYER_SPLIT_MIN_RATIO, LAYER_SPLIT_MIN_SHARE
 
-# A layer counts as made faster (slower) by XLA when its time changes by this factor or more: below it, a
-# few profiled steps cannot tell the modes apart (the per-op times of one profiled pass vary by ~10-20% here).
-LAYER_SPLIT_MIN_RATIO = 1.25
-# ... and when that layer's difference is at least this share of the tf.function step: smaller ones are not
-# worth a sub-function of their own.
-LAYER_SPLIT_MIN_SHARE = 0.05
-# A split is only as good as its attribution: when more than this share of a mode's op time (its XLA runtime
-# dispatch aside) belongs to no phase scope, a layer may look faster only because its ops went unattributed.
-LAYER_SPLIT_MAX_UNATTRIBUTED = 0.25
 
 
 def _get(profile: Any, key: str) -> Any:
@@ -64,6 +56,15 @@ class LayerTimes:
             return None
         return self.xla_us / self.function_us
 
+    @property
+    def change(self) -> str | None:
+        """"faster" / "slower" when XLA changed this layer's time by LAYER_SPLIT_MIN_RATIO or more, "same" inside
+        it, None without both times: the one reading of `ratio` that the split, the advisor and the page use."""
+        r = self.ratio
+        if r is None:
+            return None
+        return "faster" if r <= 1 / LAYER_SPLIT_MIN_RATIO else "slower" if r >= LAYER_SPLIT_MIN_RATIO else "same"
+
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "ratio": self.ratio}
 
@@ -86,14 +87,12 @@ class ModeSplit:
     def faster(self, step_us: float | None = None) -> list[LayerTimes]:
         """Layers XLA made faster by LAYER_SPLIT_MIN_RATIO or more (biggest saving first), each saving at least
         LAYER_SPLIT_MIN_SHARE of `step_us` when given."""
-        out = [lt for lt in self.layers if lt.ratio is not None and lt.ratio <= 1 / LAYER_SPLIT_MIN_RATIO
-               and _material(lt, step_us)]
+        out = [lt for lt in self.layers if lt.change == "faster" and _material(lt, step_us)]
         return sorted(out, key=lambda lt: (lt.function_us or 0) - (lt.xla_us or 0), reverse=True)
 
     def slower(self, step_us: float | None = None) -> list[LayerTimes]:
         """Layers XLA made slower by LAYER_SPLIT_MIN_RATIO or more (biggest loss first)."""
-        out = [lt for lt in self.layers if lt.ratio is not None and lt.ratio >= LAYER_SPLIT_MIN_RATIO
-               and _material(lt, step_us)]
+        out = [lt for lt in self.layers if lt.change == "slower" and _material(lt, step_us)]
         return sorted(out, key=lambda lt: (lt.xla_us or 0) - (lt.function_us or 0), reverse=True)
 
     def to_json(self) -> dict[str, Any]:

@@ -58,8 +58,7 @@ def layer_view(fn: Result, xla: Result, prefix: str) -> dict | None:
     rows = []
     for lt in split.layers:
         ratio = lt.ratio
-        verdict = ("" if ratio is None else "XLA faster" if ratio <= 1 / layers.LAYER_SPLIT_MIN_RATIO
-                   else "XLA slower" if ratio >= layers.LAYER_SPLIT_MIN_RATIO else "about the same")
+        verdict = {None: "", "faster": "XLA faster", "slower": "XLA slower", "same": "about the same"}[lt.change]
         rows.append({"layer": lt.layer, "function": _us(lt.function_us), "xla": _us(lt.xla_us),
                      "function_fb": f"{_us(lt.function_forward_us)} / {_us(lt.function_backward_us)}",
                      "xla_fb": f"{_us(lt.xla_forward_us)} / {_us(lt.xla_backward_us)}",

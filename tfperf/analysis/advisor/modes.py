@@ -13,7 +13,7 @@ from tfperf.figures.measures import measured, payback
 from tfperf.figures.thresholds import (AVOID_XLA_MIN_LOSS, EAGER_OP_PERCENT, ENABLE_XLA_MIN_SAVING,
                                        USE_TF_FUNCTION_MIN_SAVING, XLA_PAYBACK_MIN_SAVING)
 from tfperf.profile import layers as layer_split
-from tfperf.profile.layers import LAYER_SPLIT_MAX_UNATTRIBUTED, LAYER_SPLIT_MIN_RATIO, LAYER_SPLIT_MIN_SHARE
+from tfperf.figures.thresholds import LAYER_SPLIT_MAX_UNATTRIBUTED, LAYER_SPLIT_MIN_RATIO, LAYER_SPLIT_MIN_SHARE
 from tfperf.results.model import Result, RunResult
 from tfperf.units import ms
 
