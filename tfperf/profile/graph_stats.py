@@ -13,7 +13,7 @@ those inside fusions: after fusion the first number falls, which is what "XLA fu
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Iterator
 
 from tfperf.profile import grappler
 
@@ -44,10 +44,10 @@ def _opcode(rest: str) -> str | None:
     return m.group(1) if m else None
 
 
-def parse_hlo(text: str) -> dict[str, dict]:
-    """{computation name: {entry: bool, opcodes: [...], calls: [(attribute, callee)]}} of an HLO module's text."""
-    comps: dict[str, dict] = {}
-    current: dict | None = None
+def hlo_computations(text: str) -> Iterator[tuple[str, bool, list[tuple[str, str, str]]]]:
+    """(name, is ENTRY, [(instruction name, opcode, the rest of its line)]) per computation of an HLO module's
+    text: the one reader of XLA's text format (count_hlo here; hlo_metadata.from_text reads metadata from it)."""
+    current: tuple[str, bool, list] | None = None
     for line in text.splitlines():
         stripped = line.strip()
         if current is None:
@@ -55,24 +55,38 @@ def parse_hlo(text: str) -> dict[str, dict]:
                 continue
             m = _COMPUTATION.match(stripped)
             if m:
-                current = {"entry": bool(m.group(1)), "opcodes": [], "calls": []}
-                comps[m.group(2)] = current
+                current = (m.group(2), bool(m.group(1)), [])
             continue
         if stripped == "}":
+            yield current
             current = None
             continue
         m = _INSTRUCTION.match(stripped)
         if not m:
             continue
         op = _opcode(m.group(2))
-        if op is None:
-            continue
-        current["opcodes"].append(op)
-        for attr, target in _CALLS.findall(m.group(2)):
-            if attr == "calls" and op != "call" and op != "async-start":
-                attr = "fused" if op == "fusion" else attr
-            for name in re.findall(r"%?([\w.\-]+)", target):
-                current["calls"].append((attr, name))
+        if op is not None:
+            current[2].append((m.group(1), op, m.group(2)))
+    if current is not None:  # a module cut short: keep what was read
+        yield current
+
+
+def called(body: str) -> list[tuple[str, str]]:
+    """(attribute, computation) for each computation an instruction's line names (calls=, body=, to_apply=, ...)."""
+    return [(attr, name) for attr, target in _CALLS.findall(body) for name in re.findall(r"%?([\w.\-]+)", target)]
+
+
+def parse_hlo(text: str) -> dict[str, dict]:
+    """{computation name: {entry: bool, opcodes: [...], calls: [(attribute, callee)]}} of an HLO module's text."""
+    comps: dict[str, dict] = {}
+    for name, entry, instructions in hlo_computations(text):
+        current = comps[name] = {"entry": entry, "opcodes": [], "calls": []}
+        for _, op, body in instructions:
+            current["opcodes"].append(op)
+            for attr, callee in called(body):
+                if attr == "calls" and op != "call" and op != "async-start":
+                    attr = "fused" if op == "fusion" else attr
+                current["calls"].append((attr, callee))
     return comps
 
 

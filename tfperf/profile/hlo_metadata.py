@@ -20,6 +20,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from tfperf.profile.graph_stats import called, hlo_computations
+
 # Opcodes that do no work of their own at run time (a fusion's inputs, tuple plumbing, constants).
 NO_WORK = frozenset({"parameter", "constant", "tuple", "get-tuple-element", "bitcast"})
 # hlo_category: what kind of work an instruction is. A fusion that wraps one instruction (XLA:CPU names them
@@ -186,48 +188,28 @@ def from_proto(module: Any) -> dict[str, Instruction]:
     return _build(computations, [by_id.get(module.entry_computation_id, "")])
 
 
-_COMPUTATION = re.compile(r"^(ENTRY\s+)?%?([\w.\-]+)\s.*\{\s*$")
-_INSTRUCTION = re.compile(r"^\s*(?:ROOT\s+)?%?([\w.\-]+)\s*=\s*(.*)$")
-_OPCODE = re.compile(r"\s([a-z][\w\-]*)\(")
-_CALLS = re.compile(r"\b(?:calls|body|condition|true_computation|false_computation|branch_computations|to_apply)="
-                    r"(\{[^}]*\}|%?[\w.\-]+)")
 _META = re.compile(r'metadata=\{([^}]*)\}')
 _KV = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 _KIND = re.compile(r"\bkind=(k\w+)")
 
 
 def from_text(text: str) -> dict[str, Instruction]:
-    """{name: Instruction} of an HLO module's text (`experimental_get_compiler_ir(...)(stage="optimized_hlo")`)."""
+    """{name: Instruction} of an HLO module's text (`experimental_get_compiler_ir(...)(stage="optimized_hlo")`),
+    read with graph_stats' reader of the text format."""
     computations: dict[str, list[_Raw]] = {}
     entry: list[str] = []
-    current: list[_Raw] | None = None
-    for line in text.splitlines():
-        stripped = line.strip()
-        if current is None:
-            m = _COMPUTATION.match(stripped)
-            if m and not stripped.startswith("HloModule"):
-                current = computations.setdefault(m.group(2), [])
-                if m.group(1):
-                    entry.append(m.group(2))
-            continue
-        if stripped == "}":
-            current = None
-            continue
-        m = _INSTRUCTION.match(stripped)
-        if not m:
-            continue
-        body = m.group(2)
-        # The shape comes first (a token or a parenthesised tuple): the opcode is the first `word(` after a space.
-        op = _OPCODE.search(" " + body.split(" metadata=")[0])
-        if op is None:
-            continue
-        meta = dict(_KV.findall((_META.search(body) or [None, ""])[1] or ""))
-        kind = _KIND.search(body)
-        calls = [n for target in _CALLS.findall(body) for n in re.findall(r"%?([\w.\-]+)", target)]
-        args = body[op.end() - 1:].split(")", 1)[0]  # the operand list right after `opcode(`
-        current.append(_Raw(name=m.group(1), opcode=op.group(1), op_type=meta.get("op_type", ""),
-                            op_name=meta.get("op_name", ""), fusion_kind=kind.group(1) if kind else None,
-                            calls=calls, operands=re.findall(r"%([\w.\-]+)", args)))
+    for comp, is_entry, instructions in hlo_computations(text):
+        if is_entry:
+            entry.append(comp)
+        rows = computations.setdefault(comp, [])
+        for name, opcode, body in instructions:
+            meta = dict(_KV.findall((_META.search(body) or [None, ""])[1] or ""))
+            kind = _KIND.search(body)
+            start = body.find(f" {opcode}(")
+            args = body[start + len(opcode) + 2:].split(")", 1)[0] if start >= 0 else ""  # operands after `opcode(`
+            rows.append(_Raw(name=name, opcode=opcode, op_type=meta.get("op_type", ""),
+                             op_name=meta.get("op_name", ""), fusion_kind=kind.group(1) if kind else None,
+                             calls=[callee for _, callee in called(body)], operands=re.findall(r"%([\w.\-]+)", args)))
     return _build(computations, entry)
 
 
