@@ -17,6 +17,7 @@ tf_keras = pytest.importorskip("tf_keras")
 from tfperf.measure import harness  # noqa: E402
 from tfperf.suite.loader import load_suite  # noqa: E402
 from tfperf.suite.references import resolve_reference  # noqa: E402
+from tfperf.suite.spec import CaseSpec  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SUITE = REPO / "suites" / "real_models.yaml"
@@ -66,10 +67,11 @@ def test_a_keras2_model_trains_and_infers_in_every_mode_with_its_own_optimizer(t
     trained = run(case("keras2_mlp"))
     served = run(case("keras2_mlp_infer"), tmp_path)
     assert statuses(trained) == dict.fromkeys(("eager", "function", "xla"), ("ok", None))
-    assert statuses(served) == dict.fromkeys(("eager", "function", "xla", "savedmodel"), ("ok", None))
+    assert statuses(served) == dict.fromkeys(("eager", "function", "xla", "savedmodel", "tflite"), ("ok", None))
     for r in [*trained.values(), *served.values()]:
         assert r.extra["keras"] == f"tf_keras {tf_keras.__version__}"
     assert served["savedmodel"].output_agreement.max_abs_error < 1e-5
+    assert served["tflite"].output_agreement.max_rel_error < 1e-4
 
 
 def test_a_dict_of_features_recommender_in_keras_3_and_keras_2():
@@ -104,3 +106,83 @@ def test_tune_recommends_on_the_guides_training_loop_instead_of_excluding_everyt
     assert xla["excluded"] is None and xla["output_difference"] <= 1e-3, xla
     # XLA, thread and Grappler settings only change speed: none is excluded for its outputs on a training step.
     assert not [r for r in ranked if r["excluded"]], [(r["config"], r["excluded"]) for r in ranked]
+
+
+# --- deployment modes for dict-input models -------------------------------------------------------------------
+
+DEPLOY = ("savedmodel", "tflite", "tflite-dynamic", "tflite-int8")
+
+
+def assert_deployed_by_name(results: dict, names: set[str], ids: set[str]) -> None:
+    """Every deployment mode ran, fed by input name; float conversions agree with Keras on the same dict inputs,
+    quantized ones are close; tflite-int8 quantizes the float inputs and leaves the integer ids as they are."""
+    assert statuses(results) == dict.fromkeys(DEPLOY, ("ok", None))
+    assert set(results["savedmodel"].extra["input_name"]) == names
+    assert set(results["tflite"].extra["input_dtype"]) == names
+    for mode, r in results.items():
+        a = r.output_agreement
+        assert a.samples == 256 and r.model_size_bytes > 0, (mode, a)
+        if mode in ("savedmodel", "tflite"):
+            assert a.max_rel_error <= 1e-4, (mode, a)
+        else:  # quantized: close on average (an untrained model's extreme rows may not be), never bit-identical
+            scale = a.max_abs_error / a.max_rel_error
+            assert 0 < a.mean_abs_error <= 0.05 * scale, (mode, a)
+    int8 = results["tflite-int8"].extra["input_dtype"]
+    assert {n for n in ids if int8[n] == "int32"} == ids, int8
+    assert set(results["tflite-int8"].extra.get("input_quantization", {})) == names - ids - {"padding_mask"}
+
+
+def test_dict_input_models_run_every_deployment_mode_fed_by_input_name(tmp_path):
+    rec = run(case("recommender_infer", modes=DEPLOY), tmp_path)
+    assert_deployed_by_name(rec, {"user_id", "item_id", "category_id", "dense_features"},
+                            {"user_id", "item_id", "category_id"})
+    assert rec["tflite-int8"].extra["input_dtype"]["dense_features"] == "int8"
+    k2 = run(case("recommender-keras2", task="infer", modes=("savedmodel", "tflite")), tmp_path)
+    assert statuses(k2) == dict.fromkeys(("savedmodel", "tflite"), ("ok", None))
+    assert k2["tflite"].output_agreement.max_rel_error < 1e-4 and k2["tflite"].extra["keras"].startswith("tf_keras")
+    # keras-hub's BERT classifier converts, int8 included; its dataset calibrates and feeds the agreement check.
+    bert = run(case("bert_dataset_infer", modes=DEPLOY), tmp_path)
+    assert_deployed_by_name(bert, {"token_ids", "segment_ids", "padding_mask"},
+                            {"token_ids", "segment_ids", "padding_mask"})
+    assert "real_models.py:bert_dataset" in bert["tflite"].output_agreement.inputs
+
+
+def test_a_keras_file_and_a_savedmodel_folder_of_a_dict_model_in_the_deployment_modes(tmp_path):
+    model = resolve_reference("real_models.py:recommender", SUITE.parent)(users=50, items=40, categories=5)
+    model.save(tmp_path / "rec.keras")
+    model.export(str(tmp_path / "rec_sm"), format="tf_saved_model", verbose=False)
+    names = {"user_id", "item_id", "category_id", "dense_features"}
+    for ref in ("rec.keras", "rec_sm/"):
+        spec = CaseSpec(name="rec", model=ref, task="infer", modes=DEPLOY, base_dir=str(tmp_path),
+                                batch_sizes=(4,), profile=False, **FAST)
+        ctx = harness.JobContext(out_dir=tmp_path / "out", tf_device="/CPU:0")
+        results = {job.mode: harness.run_job(spec, job, ctx, lambda r: resolve_reference(r, tmp_path))
+                   for job in spec.jobs()}
+        assert_deployed_by_name(results, names, {"user_id", "item_id", "category_id"})
+
+
+DIGAMMA_DICT = """
+import keras
+import tensorflow as tf
+
+
+def model():
+    ids = keras.Input((), dtype="int32", name="ids")
+    x = keras.Input((4,), name="x")
+    odd = keras.layers.Lambda(lambda t: tf.math.digamma(tf.abs(t) + 1.0))(x)
+    joined = keras.layers.Concatenate()([odd, keras.layers.Embedding(10, 4)(ids)])
+    return keras.Model({"ids": ids, "x": x}, keras.layers.Dense(3)(joined))
+"""
+
+
+def test_a_dict_model_tflite_cannot_convert_fails_with_one_line_naming_the_op(tmp_path):
+    (tmp_path / "odd.py").write_text(DIGAMMA_DICT)
+    spec = CaseSpec(name="odd", model="odd.py:model", task="infer", modes=("tflite", "savedmodel"),
+                            base_dir=str(tmp_path), batch_sizes=(4,), profile=False, **FAST)
+    ctx = harness.JobContext(out_dir=tmp_path / "out", tf_device="/CPU:0")
+    failed, ok = (harness.run_job(spec, job, ctx, lambda r: resolve_reference(r, tmp_path)) for job in spec.jobs())
+    assert failed.status == "failed" and failed.error.type == "UnsupportedOpError"
+    assert failed.error.message == ("TF Lite conversion (tflite) failed: op Digamma: not supported by the TF Lite "
+                                    "builtin ops (enable select TF ops, tf.lite.OpsSet.SELECT_TF_OPS, or replace "
+                                    "the op)")
+    assert ok.status == "ok" and ok.output_agreement.max_abs_error < 1e-5  # the same dict inputs, by name

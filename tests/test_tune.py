@@ -63,6 +63,40 @@ def test_a_config_that_changes_the_outputs_is_excluded_even_when_faster():
     assert any("excluded no-remapping" in line for line in summary_lines(t))
 
 
+def test_output_tolerance_fits_the_compute_dtype_and_the_mode():
+    from tfperf.figures.thresholds import (MIXED_PRECISION_OUTPUT_TOLERANCE, OUTPUT_TOLERANCE, XLA_OUTPUT_TOLERANCE,
+                                           output_tolerance)
+
+    assert output_tolerance("float32", "function") == output_tolerance(None, "eager") == OUTPUT_TOLERANCE
+    # XLA reorders float32 arithmetic: looser than graph, still tighter than any 16-bit rounding.
+    assert OUTPUT_TOLERANCE < output_tolerance("float32", "xla") == XLA_OUTPUT_TOLERANCE < MIXED_PRECISION_OUTPUT_TOLERANCE
+    for dtype in ("float16", "bfloat16", "mixed_float16", "mixed_bfloat16"):
+        assert output_tolerance(dtype, "function") == output_tolerance(dtype, "xla") == MIXED_PRECISION_OUTPUT_TOLERANCE
+
+
+def test_the_output_check_holds_each_row_to_its_measured_dtype_and_mode():
+    def row(cid: str, mode: str, diff: float, settings: dict | None = None, dtype: str | None = None) -> Row:
+        r = _result(mode, 0.009, values=(1.0, -2.0, 0.5 + 2.0 * diff))  # relative to the largest output, 2.0
+        if dtype:
+            r.extra["model_compute_dtype"] = dtype
+        return Row(Candidate(cid, "x", settings or {}), r)
+
+    base = Row(BASE, _result("function", 0.010))
+    graph = row("graph", "function", 2e-3)  # beyond graph float32's 1e-3
+    xla = row("xla", "xla", 2e-3)  # within XLA's reordering
+    clustered = row("autoclustering", "function", 2e-3, {"jit": "autoclustering"})
+    # Measured on the built model: a case already in bfloat16 gets the 16-bit tolerance without a policy setting.
+    measured16 = row("bf16-model", "function", 1e-2, dtype="bfloat16")
+    policy16 = row("mixed", "function", 1e-2, {"mixed_precision": "mixed_float16"})
+    measured32 = row("f32-model", "xla", 1e-2, {"mixed_precision": "mixed_float16"}, dtype="float32")
+    _tuning(base, graph, xla, clustered, measured16, policy16, measured32)
+    assert "tolerance 0.001, float32)" in graph.excluded
+    assert xla.excluded is None and clustered.excluded is None and xla.output_tolerance == 5e-3
+    assert measured16.excluded is None and policy16.excluded is None and measured16.output_tolerance == 3e-2
+    assert "tolerance 0.005, float32 under XLA" in measured32.excluded  # the measured dtype wins over the policy
+    assert graph.to_json()["output_tolerance"] == 1e-3
+
+
 def test_a_batch_size_is_compared_per_sample():
     base = Row(BASE, _result("function", 0.010, batch_size=32))
     bigger = Row(BASE, _result("function", 0.016, batch_size=64))  # 1.6x the step for 2x the samples
@@ -175,6 +209,12 @@ def test_the_ranking_table_and_summary_write_figures_the_shared_way():
     assert "re-measured in fresh workers: 1.24× (p<1e-4)" in summary_lines(t)[0]
     md = render_markdown(TuneRun(RunResult(suite={"name": "s"}, environment={}), [t], Path(".")))
     assert "(p < 0.01)" in md and "| threads-1x1 (best) |" in md
+    # A winner the budget left no room to re-measure is not recommended, and the summary says what would help.
+    t.unconfirmed, t.best = threads, None
+    t.confirmation = {"status": "not run", "reason": "budget: 70 s left, about 75 s needed"}
+    line = summary_lines(t)[0]
+    assert line.startswith("best: the baseline — threads-1x1 · function · bs=32 measured 1.25×")
+    assert line.endswith("(budget: 70 s left, about 75 s needed); a larger --budget-s would let tune re-measure it")
 
 
 def test_tuned_yaml_is_a_valid_suite_with_the_winning_settings(tmp_path):
@@ -191,6 +231,29 @@ def test_tuned_yaml_is_a_valid_suite_with_the_winning_settings(tmp_path):
     case = load_suite(out).cases[0]
     assert case.modes == ("xla",) and case.batch_sizes == (32,)
     assert case.tf_config == {"intra_op_threads": 1, "grappler": {"remapping": False}}
+
+
+def test_tuned_yaml_gives_each_keras_of_a_split_case_its_own_winner(tmp_path):
+    pytest.importorskip("tf_keras")  # the loader refuses keras: 2 without it
+    src = tmp_path / "s.yaml"
+    src.write_text("name: s\ncases:\n  - name: c\n    model: zoo:mlp\n    keras: [3, 2]\n"
+                   "  - name: other\n    model: zoo:mlp\n")
+    suite = load_suite(src)
+    assert [c.name for c in suite.cases] == ["c-keras3", "c-keras2", "other"]
+    base3, base2 = Row(BASE, _result("function", 0.010)), Row(BASE, _result("function", 0.010))
+    win3 = Row(Candidate("threads-1x1", "threads", {"intra_op_threads": 1, "inter_op_threads": 1}),
+               _result("function", 0.007))
+    t3 = _tuning(base3, win3)
+    t3.case = "c-keras3"
+    t2 = _tuning(base2)
+    t2.case = "c-keras2"
+    out = tmp_path / "tuned.yaml"
+    out.write_text(tuned_yaml(suite, [t3, t2]))
+    cases = {c.name: c for c in load_suite(out).cases}
+    assert set(cases) == {"c-keras3", "c-keras2"}  # the untuned case is left out, the split cases are not
+    assert cases["c-keras3"].keras == 3 and cases["c-keras3"].tf_config == {"intra_op_threads": 1,
+                                                                            "inter_op_threads": 1}
+    assert cases["c-keras2"].keras == 2 and not cases["c-keras2"].tf_config
 
 
 @pytest.mark.slow

@@ -16,8 +16,7 @@ from pathlib import Path
 
 from tfperf.analysis.compare import compare_results
 from tfperf.figures.decisions import per_sample
-from tfperf.figures.thresholds import (MIXED_PRECISION_OUTPUT_TOLERANCE, OUTPUT_TOLERANCE, REGRESSION_ALPHA,
-                                       TUNE_MIN_GAIN)
+from tfperf.figures.thresholds import REGRESSION_ALPHA, TUNE_MIN_GAIN, output_tolerance
 from tfperf.measure.tf_config import output_difference
 from tfperf.results.model import Result, RunResult
 from tfperf.suite.tf_config import code_for
@@ -68,6 +67,7 @@ class Row:
     verdict: str = ""  # baseline | faster | slower | within ±5% | inconclusive | excluded | failed
     excluded: str | None = None  # why it is not ranked (outputs differ, failed)
     output_difference: float | None = None
+    output_tolerance: float | None = None  # what output_difference was held to (thresholds.output_tolerance)
     reason: str = ""  # compare's one-line reason for the verdict
 
     @property
@@ -111,7 +111,8 @@ class Row:
             "median_s": self.result.median_s, "samples_per_s": (self.result.throughput or {}).get("samples_per_s"),
             "speedup": self.speedup, "speedup_ci": list(self.ci) if self.ci else None, "p_value": self.p_value,
             "verdict": self.verdict, "reason": self.reason, "excluded": self.excluded,
-            "output_difference": self.output_difference, "processes": self.result.process_count,
+            "output_difference": self.output_difference, "output_tolerance": self.output_tolerance,
+            "processes": self.result.process_count,
             "code": self.code(),
         }
 
@@ -194,20 +195,51 @@ def fingerprint(result: Result, first_step: bool) -> dict:
     return (extra.get("first_step_output") if first_step else extra.get("output_fingerprint")) or {}
 
 
-def output_exclusion(row: Row, reference: list | None, first_step: bool = False) -> str | None:
-    """Why a row's output disqualifies it (it differs from the baseline's), or None; records the difference on the
-    row. `first_step`: compare the first step's outputs from the same state (a user's stateful training step):
-    later outputs of a step that trains depend on how many steps ran before them."""
+def compute_dtype(row: Row) -> str:
+    """What the row computed in: the built model's measured compute dtype (`extra.model_compute_dtype`) when the
+    worker recorded one, else the candidate's mixed-precision policy (a `function:` case has no model to ask)."""
+    measured = str((row.result.extra or {}).get("model_compute_dtype") or "")
+    if measured and measured != "None":
+        return measured
+    return str(row.candidate.settings.get("mixed_precision") or "float32")
+
+
+def compiled_mode(row: Row) -> str:
+    """"xla" when XLA compiled the row's step (jit_compile, or auto-clustering of a tf.function), else its mode."""
+    return "xla" if row.mode == "xla" or row.candidate.settings.get("jit") == "autoclustering" else row.mode
+
+
+def row_tolerance(row: Row, base: Row | None) -> float:
+    """The output tolerance between `row` and the baseline: the looser of the two sides' (a float32 baseline
+    compiled by XLA reorders as much as a compiled candidate; a 16-bit side rounds for both)."""
+    sides = [row] + ([base] if base is not None else [])
+    return max(output_tolerance(compute_dtype(r), compiled_mode(r)) for r in sides)
+
+
+def tolerance_basis(row: Row, base: Row | None) -> str:
+    """Which side set the tolerance, in words: "16-bit compute (bfloat16)", "float32 under XLA", "float32"."""
+    sides = [row] + ([base] if base is not None else [])
+    low = sorted({compute_dtype(r).removeprefix("mixed_") for r in sides if "16" in compute_dtype(r)})
+    if low:
+        return f"16-bit compute ({', '.join(low)})"
+    return "float32 under XLA" if any(compiled_mode(r) == "xla" for r in sides) else "float32"
+
+
+def output_exclusion(row: Row, reference: list | None, first_step: bool = False, base: Row | None = None) -> str | None:
+    """Why a row's output disqualifies it (it differs from the baseline's beyond row_tolerance), or None; records
+    the difference and the tolerance on the row. `first_step`: compare the first step's outputs from the same
+    state (a user's stateful training step): later outputs of a step that trains depend on how many steps ran
+    before them."""
     fp = fingerprint(row.result, first_step)
-    tol = (MIXED_PRECISION_OUTPUT_TOLERANCE if "16" in str(row.candidate.settings.get("mixed_precision", ""))
-           else OUTPUT_TOLERANCE)
+    tol = row.output_tolerance = row_tolerance(row, base)
     row.output_difference = output_difference(fp.get("values") or [], reference)
     if fp.get("error"):
         return f"output check failed: {fp['error']}"
     if row.output_difference is None:
         return "output check not comparable with the baseline's"
     if row.output_difference > tol:
-        return f"outputs differ from the baseline's by {row.output_difference:.2g} (relative; tolerance {tol:g})"
+        return (f"outputs differ from the baseline's by {row.output_difference:.2g} (relative; tolerance {tol:g}, "
+                f"{tolerance_basis(row, base)})")
     return None
 
 
@@ -221,7 +253,7 @@ def evaluate(tuning: CaseTuning) -> None:
             row.verdict, row.excluded = "failed", (row.result.error and row.result.error.message) or row.result.status
             continue
         if reference is not None and row is not base:
-            row.excluded = output_exclusion(row, reference, first_step)
+            row.excluded = output_exclusion(row, reference, first_step, base)
         row.excluded = row.excluded or not_applied(row)
         if row.excluded:
             row.verdict = "excluded"

@@ -6,10 +6,10 @@ import io
 from pathlib import Path
 
 from tfperf import units
-from tfperf.figures.thresholds import REGRESSION_ALPHA
+from tfperf.figures.thresholds import REGRESSION_ALPHA, output_tolerance
 from tfperf.stats.significance import CONFIDENCE
 from tfperf.suite.spec import Suite
-from tfperf.tune.ranking import MIN_GAIN, MIXED_PRECISION_OUTPUT_TOLERANCE, OUTPUT_TOLERANCE, CaseTuning, Row, TuneRun
+from tfperf.tune.ranking import MIN_GAIN, CaseTuning, Row, TuneRun
 from tfperf.version import __version__
 
 # Tune's tables write a missing figure as "-" (its tables predate units.MISSING; tune.md stays as it was).
@@ -72,7 +72,7 @@ def summary_lines(t: CaseTuning) -> list[str]:
                          f"{units.p_value(c.get('p_value'))})")
         elif t.unconfirmed is not None:
             lines.append(f"best: the baseline — {t.unconfirmed.name} measured {t.unconfirmed.speedup:.2f}× but could "
-                         f"not be re-measured to prove it ({c.get('reason')}); a larger --budget-s would")
+                         f"not be re-measured to prove it ({c.get('reason')}); a larger --budget-s would let tune re-measure it")
         else:
             lines.append(f"best: the baseline — no configuration was significantly more than {MIN_GAIN:.0%} faster")
     for r in t.rows:
@@ -91,6 +91,16 @@ def summary_lines(t: CaseTuning) -> list[str]:
         lines.append(NO_CHANGE)
     lines.append(f"{t.elapsed_s:.0f} s of a {t.budget_s:g} s budget")
     return lines
+
+
+def tolerance_words() -> str:
+    """The output check in words, with the tolerances thresholds.output_tolerance gives each case."""
+    return (f"A configuration whose output differs from the baseline's (max difference relative to the baseline's "
+            f"largest output) beyond the tolerance of its compute dtype and mode is excluded: "
+            f"{output_tolerance('float32', 'function'):g} in float32, "
+            f"{output_tolerance('float32', 'xla'):g} when either side is compiled by XLA (its fusions reorder float "
+            f"arithmetic), {output_tolerance('float16', 'function'):g} when either computes in 16 bits "
+            f"(float16 or bfloat16, as measured on the built model).")
 
 
 def render_text(result: TuneRun) -> str:
@@ -117,8 +127,7 @@ def render_markdown(result: TuneRun) -> str:
            f"`tfperf compare`'s decision: significant (p < {REGRESSION_ALPHA:g}), more than {MIN_GAIN:.0%} faster, "
            f"its interval excluding no change, and beyond either side's own spread between repeats and processes. "
            f"The best is then re-measured against the baseline in fresh workers and must pass the same test again. "
-           f"A configuration whose forward output differs from the baseline's beyond {OUTPUT_TOLERANCE:g} "
-           f"(relative; {MIXED_PRECISION_OUTPUT_TOLERANCE:g} under a 16-bit policy) is excluded.",
+           f"{tolerance_words()}",
            ""]
     for t in result.cases:
         out.append(f"## {t.case}")
@@ -149,6 +158,24 @@ def make_references_absolute(mapping, base_dir: Path) -> None:
             mapping[key] = f"{(base_dir / ref.split(':')[0]).resolve()}:{ref.split(':', 1)[1]}"
 
 
+def per_keras(case, keras_default) -> list:
+    """A `keras: [3, 2]` entry as the cases tune measured: one entry per Keras, named `<name>-keras3` /
+    `<name>-keras2` as the loader names them, each with its own `keras:`, so each gets its own winner (the
+    two Keras may tune differently). Any other entry as it is."""
+    import copy
+
+    versions = case.get("keras", keras_default)
+    if not isinstance(versions, list) or len(versions) < 2:
+        return [case]
+    out = []
+    for v in versions:
+        split = copy.deepcopy(case)
+        split["name"] = f"{case.get('name')}-keras{v}"
+        split["keras"] = v
+        out.append(split)
+    return out
+
+
 def tuned_yaml(suite: Suite, tunings: list[CaseTuning]) -> str:
     """The suite with each case's winning settings: `tfperf run tuned.yaml` measures the tuned configuration."""
     from ruamel.yaml import YAML
@@ -160,8 +187,10 @@ def tuned_yaml(suite: Suite, tunings: list[CaseTuning]) -> str:
     base_dir = Path(suite.path).resolve().parent
     by_name = {t.case: t for t in tunings}
     header = [f"tuned by tfperf tune {__version__} from {suite.path}"]
+    keras_default = (doc.get("defaults") or {}).get("keras")
+    cases = [split for c in doc.get("cases") or [] for split in per_keras(c, keras_default)]
     # Only the cases that were tuned (--case selects some): an untuned case would read as tuned.
-    doc["cases"] = [c for c in doc.get("cases") or [] if c.get("name") in by_name] or doc.get("cases")
+    doc["cases"] = [c for c in cases if c.get("name") in by_name] or cases
     for case in doc.get("cases") or []:
         name = case.get("name")
         t = by_name.get(name)

@@ -39,7 +39,8 @@ from tfperf.run.runner import CaseRunner, SilentReporter, processes_for
 from tfperf.suite.spec import CaseSpec, Suite
 from tfperf.tune.candidates import Candidate, merge_settings, pipeline_code, setting_candidates
 from tfperf.tune.progress import SilentTuneProgress, TuneProgress
-from tfperf.tune.ranking import MIN_GAIN, OUTPUT_TOLERANCE, CaseTuning, Row, TuneRun, evaluate, gain
+from tfperf.figures.thresholds import MIXED_PRECISION_OUTPUT_TOLERANCE, OUTPUT_TOLERANCE, XLA_OUTPUT_TOLERANCE
+from tfperf.tune.ranking import MIN_GAIN, CaseTuning, Row, TuneRun, evaluate, gain
 from tfperf.tune.render import render_markdown, tuned_yaml
 from tfperf.version import __version__
 
@@ -366,7 +367,10 @@ def tune_suite(suite: Suite, out_dir: str | Path, *, budget_s: float = DEFAULT_B
     result = TuneRun(run, tunings, out_dir)
     atomic_write_text(out_dir / "tune.json", json.dumps(
         {"tfperf_version": __version__, "suite": suite.info, "budget_s_per_case": budget_s,
-         "min_gain": MIN_GAIN, "output_tolerance": OUTPUT_TOLERANCE,
+         "min_gain": MIN_GAIN,
+         # Each row records the tolerance its check used (its compute dtype and mode); these are the three.
+         "output_tolerance": {"float32": OUTPUT_TOLERANCE, "float32_xla": XLA_OUTPUT_TOLERANCE,
+                              "16bit": MIXED_PRECISION_OUTPUT_TOLERANCE},
          "cases": [t.to_json() for t in tunings]}, indent=2, default=str) + "\n")
     atomic_write_text(out_dir / "tune.md", render_markdown(result))
     atomic_write_text(out_dir / "tuned.yaml", tuned_yaml(suite, tunings))
