@@ -13,9 +13,12 @@ Prints, per run, each row's verdict, ratio and interval; then the false regressi
 or of `grown` without the change), the detections (`grown` a regression with the change), and the median wall
 time of one ab run. The goals (issue 16): no false regression, 9 of 10 detected at 5%, each ab run within 3 min.
 
-Measured on the 2-core VM tfperf is developed on (--runs 2 --one-thread, load average 1.3-4): 2 of 2 changes
-flagged (1.095 [1.062, 1.197], 1.088 [1.061, 1.114]), 0 of 6 unchanged rows flagged (all `unchanged`), median
-wall time 231 s per ab run (202-327 s): the 3-minute goal is missed by the cost of 32+ worker processes.
+Measured on the 2-core VM tfperf is developed on (--runs 2 --one-thread), with one process per side and case in
+every round (load average 1.3-4): 2 of 2 changes flagged (1.095 [1.062, 1.197], 1.088 [1.061, 1.114]), 0 of 6
+unchanged rows flagged, median wall time 231 s per ab run (202-327 s). With the timing rounds in one process per
+side (load average 1.0-5.4): 2 of 2 flagged (1.193 [1.076, 1.653], 1.105 [1.054, 1.130]), 0 of 6 unchanged rows
+flagged, median 198 s: 144 s per run at load 1.0-1.7, 252-295 s at load 1.9-5.4 (each process up to twice as
+slow, and the unchanged row needing 15 pairs). The README's benchmark section has the figures.
 """
 from __future__ import annotations
 
@@ -130,12 +133,14 @@ def main() -> int:
                 rows.append({"run": i, "kind": kind, "case": row["case"], "verdict": row["verdict"],
                              "ratio": row["ratio"], "ci": ci, "pairs": row.get("pairs")})
                 print(f"run {i} {kind:7} {row['case']:5} {row['verdict']:12} ratio {row['ratio'] or 0:.3f} {ci} "
-                      f"pairs {row.get('pairs')}  ({wall:.0f} s, stop: {cmp['stop_reason']}, exit {rc})", flush=True)
+                      f"pairs {row.get('pairs')}  ({wall:.0f} s, {len(cmp['rounds'])} rounds, stop: {cmp['stop_reason']}, "
+                      f"exit {rc})", flush=True)
     print(f"\n{args.runs} ab runs with a +10% change in code, {args.runs} without; threshold {args.threshold}"
           + ("; one thread per op" if args.one_thread else "; default thread pools"))
     print(f"false regressions: {false_regressions} (of {3 * args.runs} unchanged rows)")
     print(f"detections: {detections} of {args.runs}")
-    print(f"median wall time of one ab run: {statistics.median(walls):.0f} s (max {max(walls):.0f} s)")
+    print(f"median wall time of one ab run: {statistics.median(walls):.0f} s ({min(walls):.0f}-{max(walls):.0f} s; "
+          f"load average now {' '.join(f'{x:.1f}' for x in os.getloadavg())})")
     (work / "summary.json").write_text(json.dumps({"rows": rows, "walls": walls, "detections": detections,
                                                    "false_regressions": false_regressions}, indent=2))
     print(f"runs and summary.json in {work}")

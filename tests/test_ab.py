@@ -7,6 +7,7 @@ not. Bad input is checked in-process (no TensorFlow): one line, exit 2, nothing 
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -15,7 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from tfperf.ab.shared import Work, process_key, run_processes, share_groups
 from tfperf.cli import main
+from tfperf.suite.loader import load_suite
+from tfperf.suite.spec import CaseSpec, Suite
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -206,3 +210,44 @@ def test_a_row_failed_on_the_base_side_fails_the_gate(tmp_path: Path):
     cmp = compare_sides(built_sides(tmp_path, [1.0] * 8, base_status="failed"), 0.05, 0.99)
     assert exit_code(cmp) == EXIT_GATE_FAILED
     assert any(g.kind == "failed" and "on the base side" in g.message for g in cmp.gate_failures)
+
+
+SHARED_STEPS = STEPS + '''
+
+def boom(x, w):
+    import os
+    os._exit(3)  # the worker dies in its step, as a segfaulting op would
+'''
+
+
+def test_timing_rounds_share_a_process_and_a_crash_falls_back_to_a_process_per_case(tmp_path: Path):
+    """After round 0, the cases with the same process-wide settings are timed in one worker process per side;
+    when it dies, what it finished is kept and the case it died in runs alone, which records the crash."""
+    (tmp_path / "steps.py").write_text(SHARED_STEPS)
+    (tmp_path / "suite.yaml").write_text(SUITE + "  - name: boom\n    function: steps.py:boom\n"
+                                         "    inputs: steps.py:inputs\n")
+    suite = load_suite(tmp_path / "suite.yaml")
+    mm, crash = suite.cases
+    out = tmp_path / "out"
+    runners = run_processes([Work(mm, [0], {0: 1}), Work(crash, [0], {})], out, 1, sys.executable,
+                            {"PYTHONPATH": os.pathsep.join([str(ROOT), str(tmp_path)])})
+    ok, failed = (r.finished[0] for r in runners)
+    assert ok.ok and ok.samples and ok.timing.noise and ok.timing.block_size == 1
+    assert failed.status == "failed" and failed.error.type == "WorkerCrash"
+    workers = out / "workers"
+    assert json.loads((workers / "mm+boom.p1.plan.json").read_text())[1][0].endswith("boom.p1.case.json")
+    assert runners[0].log_path == workers / "mm+boom.p1.log"  # where the shared process's output went
+    assert (workers / "boom.p1.events0.jsonl").exists()  # the crashed case's own process, after the shared one
+
+
+def test_cases_share_a_process_only_with_the_same_process_wide_settings():
+    def case(name: str, **kw) -> CaseSpec:
+        return CaseSpec(name=name, function="steps.py:step", **kw)
+
+    one = {"intra_op_threads": 1}
+    base = Suite(name="s", path="s.yaml", sha256="", text="", cases=(case("a"), case("b"), case("c", tf_config=one), case("d", distribute={"x": 1}),
+                                  case("e", tf_config=one)))
+    current = dataclasses.replace(base, cases=base.cases[:4] + (case("e"),))  # e's threads changed in the tree
+    assert share_groups([base, current], ["a", "b", "c", "d", "e"]) == [["a", "b"], ["c"], ["d"], ["e"]]
+    assert share_groups([base, base], ["a", "b", "c", "d", "e"]) == [["a", "b"], ["c", "e"], ["d"]]
+    assert process_key(None) is None and process_key(case("d", distribute={"x": 1})) is None

@@ -2,7 +2,8 @@
 unit (docs/architecture.md, "A/B runs").
 
     trees.py       which two trees: a git ref in a temporary worktree, or a second checkout; checked first
-    interleave.py  the rounds: one worker process per side and case, in a random order, until the rows decide
+    interleave.py  the rounds: worker processes of both sides in a random order, until the rows decide
+    shared.py      the timing rounds' processes: one per side for the cases that can share it
     verdict.py     compare's comparison with each row's time verdict from its pairs (tfperf.stats.paired)
     render.py      compare's renderers plus the pairs and their noise
 

@@ -1,12 +1,13 @@
-"""Interleaved rounds: both sides' worker processes, case by case, in a random order within each round.
+"""Interleaved rounds: both sides' worker processes, in a random order within each round.
 
-A round runs, for each case, one worker process of the base tree and one of the current tree back to back, in
-an order drawn at random for that case and round (so neither side is always first, after the other has warmed
-the caches, or always last, when a neighbour's burst starts). The two processes of a case in one round are a
-pair: they saw the same machine within seconds of each other. Round 0 is each side's first process (it does
-everything `run` does but profile); later rounds only time the jobs both first processes measured, with the
-timing method (per step, or the block size) the first of the pair's processes chose, so every sample of a row,
-on both sides, is of one kind.
+Round 0 runs, for each case, one worker process of the base tree and one of the current tree back to back, in
+an order drawn at random for that case (so neither side is always first, after the other has warmed the caches,
+or always last, when a neighbour's burst starts); it is each side's first process and does everything `run`
+does but profile. The later rounds only time the jobs both first processes measured, with the timing method (per
+step, or the block size) the first of the pair's processes chose, so every sample of a row, on both sides, is
+of one kind; there the cases that can share a process run in one per side (tfperf/ab/shared.py: TensorFlow's
+start-up is most of a process's cost), the two sides' processes again back to back in a random order. The two
+processes of a round that timed a row are a pair: they saw the same machine within seconds of each other.
 
 After each round the rows are judged (`judge`, which the caller passes); a row whose interval has decided stops
 being run, and the rounds end when every row decided, at `max_pairs`, or when one more round would pass
@@ -25,7 +26,8 @@ from tfperf.version import __version__
 from tfperf.ab.trees import Tree
 from tfperf.host.environment import host_environment
 from tfperf.results.model import Result, RunResult, merge_process, now_iso, write_results
-from tfperf.run.runner import CaseRunner, SilentReporter, first_block_sizes
+from tfperf.ab.shared import Work, run_processes, share_groups
+from tfperf.run.runner import CaseRunner, first_block_sizes
 from tfperf.suite.spec import Suite
 
 SIDES = ("base", "current")
@@ -91,16 +93,20 @@ def interleave(sides: dict[str, Side], schedule: Schedule, judge: Callable[[int]
     active: set[RowKey] | None = None  # None: round 0 runs every job
     shared_blocks: dict[RowKey, int] = {}
     cases = _case_names(sides)
+    groups = share_groups([sides[s].suite for s in SIDES], cases)
     try:
         for number in range(schedule.max_pairs):
             t0 = time.monotonic()
             order: dict[str, list[str]] = {}
-            for name in cases:
-                present = [s for s in SIDES if name in case_names(sides[s].suite)]
+            # Round 0: a process per case, as `run`. Later rounds: a process per side for each group of cases
+            # that can share one (tfperf/ab/shared.py), the two sides' processes in a random order.
+            for group in ([[n] for n in cases] if number == 0 else groups):
+                present = [s for s in SIDES if any(n in case_names(sides[s].suite) for n in group)]
                 rng.shuffle(present)
-                order[name] = present
+                for name in group:
+                    order[name] = present
                 for s in present:
-                    _run_case(sides[s], name, number, active, shared_blocks, schedule.python)
+                    _run_cases(sides[s], group, number, active, shared_blocks, schedule.python)
             for side in sides.values():
                 side.save()
             rounds.append(Round(number, time.monotonic() - t0, order))
@@ -141,25 +147,38 @@ def _measured_on_both(sides: dict[str, Side]) -> set[RowKey]:
     return ok[0] & ok[1]
 
 
-def _run_case(side: Side, name: str, number: int, active: set[RowKey] | None,
-              shared_blocks: dict[RowKey, int], python: str) -> None:
-    case = next(c for c in side.suite.cases if c.name == name)
-    jobs = case.jobs()
-    if active is None:
-        indices = None
-    else:
-        indices = [i for i, r in sorted(side.firsts.get(name, {}).items()) if row_key(r) in active]
-        if not indices:
-            return
-    # The first process of a pair to time a row decides its method; the other side follows it.
-    blocks = {i: shared_blocks[row_key(j)] for i, j in enumerate(jobs) if row_key(j) in shared_blocks}
-    runner = CaseRunner(case, side.out_dir, SilentReporter(), False, python, process_no=number, indices=indices,
-                        block_sizes=blocks, env=side.env)
+def _run_cases(side: Side, names: list[str], number: int, active: set[RowKey] | None,
+               shared_blocks: dict[RowKey, int], python: str) -> None:
+    work = []
+    for name in names:
+        case = next((c for c in side.suite.cases if c.name == name), None)
+        if case is None:
+            continue
+        jobs = case.jobs()
+        if active is None:
+            indices = list(range(len(jobs)))
+        else:
+            indices = [i for i, r in sorted(side.firsts.get(name, {}).items()) if row_key(r) in active]
+        # The first process of a pair to time a row decides its method; the other side follows it.
+        blocks = {i: shared_blocks[row_key(j)] for i, j in enumerate(jobs) if row_key(j) in shared_blocks}
+        if indices:
+            work.append(Work(case, indices, blocks))
+    if not work:
+        return
+    runners: list[CaseRunner] = []
     try:
-        runner.run()
+        runners = run_processes(work, side.out_dir, number, python, side.env)
     finally:
-        if runner.tensorflow and "tensorflow" not in side.run.environment:
-            side.run.environment.update(runner.tensorflow)
+        tf_env = next((r.tensorflow for r in runners if r.tensorflow), None)
+        if tf_env and "tensorflow" not in side.run.environment:
+            side.run.environment.update(tf_env)
+    for runner in runners:
+        _fold(side, runner, number, shared_blocks)
+
+
+def _fold(side: Side, runner: CaseRunner, number: int, shared_blocks: dict[RowKey, int]) -> None:
+    """One case's results of a process into its side: its samples and noise per round, its first results."""
+    name, jobs = runner.case.name, runner.jobs
     for index, result in runner.finished.items():
         key = row_key(result)
         if result.ok and result.samples:

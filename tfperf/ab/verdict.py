@@ -25,8 +25,9 @@ from tfperf.host.noise import explain, per_second
 from tfperf.stats.paired import (DEFAULT_STATISTIC, PairedComparison, decide, min_pairs, paired_comparison,
                                  process_figure)
 
-METHOD = ("interleaved A/B: in each round one worker process per side and case, in a random order; each "
-          "process's {statistic} is one unit and the two processes of a round are a pair; the ratio "
+METHOD = ("interleaved A/B: in each round one worker process per side and case (after the first round, one per "
+          "side for the cases that can share it), the sides in a random order; each process's {statistic} of a "
+          "row is one unit and the two processes of a round are a pair; the ratio "
           "(current / base) is the Hodges-Lehmann estimate over the pairs' ratios with the {conf:.0%} "
           "signed-rank interval, and the exact Wilcoxon signed-rank test; a row is a regression or improvement "
           "only when its interval lies wholly beyond the threshold, unchanged when wholly inside it (at least "
@@ -174,9 +175,9 @@ def noise_warnings(sides: dict[str, Side]) -> list[str]:
                         top = max(top, (record.get("load_average") or [0.0])[0])
                     else:
                         pools[w] = pools.get(w, 0) + 1
-    out = [f"{w} ({n} of {total} processes)" for w, n in sorted(pools.items())]
+    out = [f"{w} ({n} of {total} timed passes)" for w, n in sorted(pools.items())]
     if busy:
-        out.append(f"{busy} of {total} processes ran with a load average above their schedulable CPUs (up to "
+        out.append(f"{busy} of {total} timed passes (a row in one process) ran with a load average above their schedulable CPUs (up to "
                    f"{top:.1f}): other processes shared the cores, which interleaving spreads over both sides")
     return out
 

@@ -115,6 +115,43 @@ def warnings(record: dict[str, Any]) -> list[str]:
     return out
 
 
+# The columns of a noise record in every report (`fields`), one wording for the terminal, Markdown and HTML.
+FIELDS = ("load average 1/5/15 min", "context switches voluntary / involuntary", "involuntary per s",
+          "CPU affinity", "threads intra / inter-op on CPUs", "ASLR", "CPU governor")
+MISSING = "–"
+
+
+def cpu_ranges(cpus: list[int] | None) -> str:
+    """[0, 1, 2, 5] -> '0-2,5'."""
+    if not cpus:
+        return MISSING
+    runs: list[list[int]] = []
+    for cpu in cpus:
+        if runs and cpu == runs[-1][-1] + 1:
+            runs[-1].append(cpu)
+        else:
+            runs.append([cpu])
+    return ",".join(f"{run[0]}-{run[-1]}" if len(run) > 1 else f"{run[0]}" for run in runs)
+
+
+def fields(record: dict[str, Any] | None) -> list[str]:
+    """A noise record's figures as text, in the order of FIELDS ("–" where it was not readable)."""
+    if not record:
+        return [MISSING] * len(FIELDS)
+    r = record
+    load = r.get("load_average")
+    vol, invol = r.get("voluntary_context_switches"), r.get("involuntary_context_switches")
+    rate = per_second(r, "involuntary_context_switches")
+    intra, inter, cpus = r.get("intra_op_threads"), r.get("inter_op_threads"), r.get("schedulable_cpus")
+    return [" ".join(f"{x:.2f}" for x in load) if load else MISSING,
+            f"{vol} / {invol}" if vol is not None and invol is not None else MISSING,
+            f"{rate:.0f}" if rate is not None else MISSING,
+            cpu_ranges(r.get("cpu_affinity")),
+            f"{intra} / {inter} on {cpus}" if intra is not None and inter is not None and cpus else MISSING,
+            r.get("aslr") or MISSING,
+            ", ".join(r.get("cpu_governor") or []) or "not readable"]
+
+
 def per_second(record: dict[str, Any], key: str) -> float | None:
     """A counter of the record per second of its timed pass."""
     n, s = record.get(key), record.get("timed_s")

@@ -13,6 +13,7 @@ from tabulate import tabulate
 from tfperf import units
 from tfperf.figures import measures
 from tfperf.figures.thresholds import NOISY_FRACTION, WHAT_IF_MIN_SPEEDUP
+from tfperf.report import noise
 from tfperf.report.headline import verdict_lines
 from tfperf.report.ranked import markdown_lines, ranked_cards, terminal_lines
 from tfperf.report.verdicts import input_bound_cell, input_bound_difference, xla_verdict
@@ -144,6 +145,10 @@ def render_table(run: RunResult) -> str:
     for r in failures(run):
         hint = f"\n    hint: {r.error.hint}" if r.error and r.error.hint else ""
         lines.append(f"{r.status.upper()} {r.spec.label}: {r.error.message if r.error else ''}{hint}")
+    noted = noise.warning_lines(run)
+    if noted:
+        lines.append("\nprocess noise (the worker processes' records warn):")
+        lines.extend(f"  {line}" for line in noted)
     ranked = terminal_lines(ranked_cards(run))
     if ranked:
         lines.append("\nsuggestions, largest measured gain first:")
@@ -200,6 +205,12 @@ def render_markdown(run: RunResult) -> str:
                        f"{r.error.message if r.error else ''}")
             if r.error and r.error.hint:
                 out.append(f"  - hint: {r.error.hint}")
+        out.append("")
+    noted = noise.warning_lines(run)
+    if noted:
+        out.append("## Process noise")
+        out.append("")
+        out.extend(f"- {line}" for line in noted)
         out.append("")
     what_ifs = what_if_rows(run)
     if what_ifs:

@@ -14,6 +14,7 @@ from markupsafe import Markup
 from tfperf import units
 from tfperf.figures import measures
 from tfperf.report import charts, inside_step, plain, sections
+from tfperf.report.noise import noise_view
 from tfperf.report.summary import case_findings, case_summary
 from tfperf.report.verdicts import (input_bound_cell, input_bound_difference, input_bound_verdict, job,
                                     profiler_conclusion, xla_verdict)
@@ -127,7 +128,8 @@ def timing_view(r: Result) -> dict | None:
         if v is not None:
             fields.append((label, units.seconds(v) if key.endswith("_s") else units.number(v)))
     known = {k for k, _ in TIMING_FIELDS} | {"by_process", "processes", "method", "block_size", "warmup_s",
-                                             "load_average_1m", "median_s", "first_call_s", "process"}
+                                             "load_average_1m", "median_s", "first_call_s", "process",
+                                             "noise"}  # the noise records have their own table (noise_view)
     fields += [(k, units.text(v)) for k, v in d.items() if k not in known and v is not None]
     return {"columns": PROCESS_COLUMNS, "rows": rows, "fields": fields}
 
@@ -190,6 +192,7 @@ def result_details(r: Result) -> dict:
         "error": err,
         "status": r.status,
         "timing": timing_view(r),
+        "noise": noise_view(r),
         "extra": json.dumps(r.extra, indent=1, default=str, sort_keys=True) if r.extra else None,
     }
 
