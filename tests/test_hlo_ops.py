@@ -201,11 +201,16 @@ def test_expand_clusters_replaces_the_cluster_and_keeps_its_remainder():
     assert attribution.layer_split(scoped, ["d"])[0]["self_time_us"] == pytest.approx(750.0)
 
 
-def _result(mode: str, median_s: float, layer_us: dict[str, float]) -> Result:
+def _result(mode: str, median_s: float, layer_us: dict[str, float], slowed: float = 1.0) -> Result:
+    """A result whose 5 profiled steps spent `layer_us` per step in each layer and the rest of its timed step in
+    no layer ("other"), everything `slowed` times slower under the profiler."""
     samples = [median_s * (1 + 0.002 * (i % 5 - 2)) for i in range(30)]
-    prof = Profile(layers=[{"layer": k, "self_time_us": v * 5, "forward_us": v * 2.5, "backward_us": v * 2.5,
-                            "top_op": {"name": f"{k}/op", "type": "Conv2D"}} for k, v in layer_us.items()],
-                   phases={"forward": {"self_time_us": 100.0}}, details={"steps": 5})
+    rest = max(median_s * 1e6 - sum(layer_us.values()), 0.0)
+    prof = Profile(layers=[{"layer": k, "self_time_us": v * 5 * slowed, "forward_us": v * 2.5 * slowed,
+                            "backward_us": v * 2.5 * slowed, "top_op": {"name": f"{k}/op", "type": "Conv2D"}}
+                           for k, v in layer_us.items()],
+                   phases={"forward": {"self_time_us": sum(layer_us.values()) * 5 * slowed},
+                           "other": {"self_time_us": rest * 5 * slowed}}, details={"steps": 5})
     return Result(case="cnn", mode=mode, device="cpu", task="train", batch_size=32, samples=samples,
                   repeat_sizes=[10, 10, 10], repeat_process=[0, 1, 2], profile=prof)
 
@@ -223,6 +228,26 @@ def test_avoid_xla_names_the_layers_and_jit_compile_part_proposes_the_split():
     part = by_code["jit-compile-part"]
     assert part.evidence_data["faster_layers"] == ["dense"] and part.evidence_data["slower_layers"] == ["conv_0"]
     assert "jit_compile=True" in part.fix and "dense" in part.fix
+
+
+def test_each_modes_layers_split_its_timed_step_whatever_the_profiler_cost():
+    """The profiler slowed a CNN's tf.function steps 3.2x and its XLA steps 1.02x (measured): raw profiled times
+    would show tf.function's layers 3x too slow beside XLA's. Split by shares of each mode's timed step, the
+    layers add up to that step, and a layer whose real time did not change is not called faster."""
+    fn = _result("function", 0.010, {"conv_0": 3000.0, "dense": 6000.0}, slowed=3.2)
+    xla = _result("xla", 0.016, {"conv_0": 3000.0, "dense": 12000.0}, slowed=1.02)
+    split = layers.split_of(fn, xla)
+    by = {lt.layer: lt for lt in split.layers}
+    assert split.basis == layers.TIMED
+    assert by["conv_0"].function_us == pytest.approx(3000.0) and by["conv_0"].xla_us == pytest.approx(3000.0)
+    assert by["conv_0"].change == "same" and by["dense"].change == "slower"
+    total = sum(v["function_us"] for v in split.phases.values())
+    assert total == pytest.approx(fn.median_s * 1e6)
+    raw = layers.compare(fn.profile, xla.profile)  # no timed steps: per profiled step, and it says so
+    assert raw.basis == layers.PROFILED and raw.layers[0].function_us == pytest.approx(3000.0 * 3.2)
+    from tfperf.analysis.advisor.modes import _layer_sentence
+
+    assert "Per layer (timed step split by profiled op time)" in _layer_sentence(fn, xla, faster=False)
 
 
 def test_jit_compile_part_stays_silent_without_a_clear_split():

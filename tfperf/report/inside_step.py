@@ -29,7 +29,7 @@ def _us(v: float | None) -> str:
 
 
 def layer_chart(split: layers.ModeSplit, prefix: str) -> str | None:
-    """Horizontal bars per layer: µs per profiled step under tf.function and under XLA, side by side."""
+    """Horizontal bars per layer: µs per step (split.basis) under tf.function and under XLA, side by side."""
     rows = [lt for lt in split.layers if lt.function_us is not None or lt.xla_us is not None][:MAX_LAYERS]
     if not rows:
         return None
@@ -45,14 +45,14 @@ def layer_chart(split: layers.ModeSplit, prefix: str) -> str | None:
         ax.set_yticks(list(ys))
         ax.set_yticklabels([lt.layer for lt in rows])
         ax.invert_yaxis()
-        ax.set_xlabel("op self time per profiled step (µs)")
+        ax.set_xlabel(f"µs per step ({split.basis})")
         ax.set_title("Per Keras layer: tf.function vs XLA", loc="left")
         ax.margins(x=0.35)
     return charts.to_svg(fig, prefix)
 
 
 def layer_view(fn: Result, xla: Result, prefix: str) -> dict | None:
-    split = layers.compare(fn.profile, xla.profile)
+    split = layers.split_of(fn, xla)
     if split is None:
         return None
     rows = []
@@ -67,7 +67,8 @@ def layer_view(fn: Result, xla: Result, prefix: str) -> dict | None:
     phases = [{"phase": p, "function": _us(v.get("function_us")), "xla": _us(v.get("xla_us"))}
               for p, v in split.phases.items() if v.get("function_us") or v.get("xla_us")]
     chart = layer_chart(split, prefix)
-    return {"label": f"{job(fn)} vs xla", "rows": rows, "phases": phases, "chart": Markup(chart) if chart else None}
+    return {"label": f"{job(fn)} vs xla", "rows": rows, "phases": phases, "chart": Markup(chart) if chart else None,
+            "timed": split.basis == layers.TIMED}
 
 
 def fusion_rows(r: Result) -> list[dict]:

@@ -151,11 +151,11 @@ def rule_avoid_xla(run: RunResult) -> list[Finding]:
 
 
 def _split(fn: Result, xla: Result) -> layer_split.ModeSplit | None:
-    return layer_split.compare(fn.profile, xla.profile)
+    return layer_split.split_of(fn, xla)
 
 
 def _layer_sentence(fn: Result, xla: Result, faster: bool, top: int = 2) -> str:
-    """" Per layer (profiled): conv_1 (mostly Conv2D) takes 9.8 ms under XLA vs 3.1 ms in the graph; ..."
+    """" Per layer (timed step split by profiled op time): conv_1 (mostly Conv2D) takes 9.8 ms under XLA vs 3.1 ms in the graph; ..."
     naming the layers that decide the verdict (most saved, or most lost, first); empty without both profiles."""
     split = _split(fn, xla)
     if split is None:
@@ -166,7 +166,7 @@ def _layer_sentence(fn: Result, xla: Result, faster: bool, top: int = 2) -> str:
                 if lt.function_us is not None and lt.xla_us is not None and key(lt) > 0][:top]
     if not deciding:
         return ""
-    return " Per layer (profiled): " + "; ".join(layer_split.describe(lt) for lt in deciding) + "."
+    return f" Per layer ({split.basis}): " + "; ".join(layer_split.describe(lt) for lt in deciding) + "."
 
 
 def _layer_evidence(fn: Result, xla: Result) -> dict:
@@ -190,7 +190,7 @@ def jit_compile_part(fn: Result, xla: Result) -> Finding | None:
     names = ", ".join(lt.layer for lt in faster)
     return (xla, suggestion(
         "jit-compile-part", f"Compile only {names} with XLA: it speeds those layers up and slows others down",
-        f"per layer (profiled), XLA speeds up: {'; '.join(layer_split.describe(lt) for lt in faster[:3])}. "
+        f"per layer ({split.basis}), XLA speeds up: {'; '.join(layer_split.describe(lt) for lt in faster[:3])}. "
         f"It slows down: {'; '.join(layer_split.describe(lt) for lt in slower[:3])} "
         f"(whole step: {units.versus('XLA', xla.median_s, 'tf.function', fn.median_s)}).",
         f"wrap the part computing {names} in its own tf.function(jit_compile=True) and call it from the "
