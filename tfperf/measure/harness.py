@@ -31,8 +31,8 @@ from tfperf.profile.tfdata_autotune import record as autotune_record
 from tfperf.measure.retrace_fixes import check_trace_budget, effective_traces
 from tfperf.measure.retracing import explain_retraces, first_use_traces, signature_info
 from tfperf.measure.saved_models import ServingSignature, load_model_path
-from tfperf.measure.step_state import (after_first_call, before_first_call, first_step_output, output_check_seed,
-                                       seed_everything, step_variables)
+from tfperf.measure.step_state import (after_first_call, before_first_call, drawn_once, first_step_output,
+                                       output_check_seed, seed_everything, step_variables)
 # The timing core lives in tfperf.measure.timing; its names stay importable from here (the pytest plugin and
 # benchmarks/ read harness.sync_for, harness.StepTimer, harness.block_size_for, harness.BLOCKED_BELOW_S ...).
 from tfperf.measure.timing import (BLOCKED_BELOW_S, WARMUP_MIN_S, Clock, StepTimer, block_size_for,  # noqa: F401
@@ -349,9 +349,10 @@ def run_job(case: CaseSpec, job: JobSpec, ctx: JobContext, resolve: Callable[[st
 
         phase = "first call"
         seed = output_check_seed(case)
+        first_args = drawn_once(prepared.source.next_args)  # the first call's arguments
         if seed is not None:  # a stateful step's outputs, compared by tune, from the same state in every job
-            before_first_call(case.function, resolve(case.function), seed)
-        args, kwargs = prepared.source.next_args()
+            before_first_call(case.function, resolve(case.function), seed, first_args)
+        args, kwargs = first_args()
         t0 = clock()
         out = prepared.call(*args, **kwargs)
         sync(out)

@@ -6,9 +6,11 @@ configurations by their outputs, so it must compare outputs taken from the same 
 worker that checks outputs (`tf_config.output_check`, set by tune):
 
 - the user's module is imported under a fixed seed, so its weights are the same in every worker process;
+- before the first job's first call, the variables the step would create on that call (a model built on first use,
+  an optimizer's slots) are created at their initial values by tracing the step's code (`create_variables`);
 - before the job's first call, the variables the step uses are put back to their values at the first job's start
-  (a fresh copy of the state): the variables that existed then get their values back, the ones the first call
-  created (an optimizer's slots, built on first use) go back to zeros, which is how Keras creates them;
+  (a fresh copy of the state); any the first call still created go back to zeros, which is how Keras creates an
+  optimizer's slots;
 - the seed is set again, and the output of that first call, on the first item of `inputs:`, is the job's
   `extra.first_step_output`, which tune's output check prefers over a forward pass taken after the timed steps.
 
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import types
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -112,10 +114,43 @@ def seed_everything(seed: int) -> None:
     keras.utils.set_random_seed(seed)
 
 
-def before_first_call(ref: str, fn: Any, seed: int) -> None:
-    """The first job: remember the state. A later job: put the state back to it. Then seed, for the first call."""
+def drawn_once(draw: Callable[[], Any]) -> Callable[[], Any]:
+    """`draw`, called at most once: every call returns its first result (a step's first arguments, which
+    `before_first_call` may need before the first call takes them)."""
+    memo: list[Any] = []
+
+    def once() -> Any:
+        if not memo:
+            memo.append(draw())
+        return memo[0]
+    return once
+
+
+def create_variables(fn: Any, args: tuple, kwargs: dict) -> None:
+    """Create the variables the step makes on its first call, at their initial values, without running it: a model
+    built on first use (a Sequential without an Input, a subclassed model) and an optimizer's slots. A throwaway
+    tf.function of the step's Python code is traced, which creates and initializes them (tf.function initializes
+    the variables its first trace creates); the step itself then finds them built. Without this, the weights a
+    first call built were already trained by that call when the state was read, and could not be put back: a later
+    job started from other weights, and tune excluded XLA on a lazily built model for outputs 0.11 apart.
+    A step that cannot be traced (Python-only code) keeps the old behaviour: such variables go back to zeros."""
+    import tensorflow as tf
+
+    try:
+        tf.function(_python_function(fn)).get_concrete_function(*args, **kwargs)
+    except Exception:  # noqa: BLE001 - an untraceable step is still timed; only the reset is less complete
+        pass
+
+
+def before_first_call(ref: str, fn: Any, seed: int,
+                      first_args: Callable[[], tuple[tuple, dict]] | None = None) -> None:
+    """The first job: create the step's variables (`create_variables`, from `first_args()`, the call's first
+    arguments) and remember the state. A later job: put the state back to it. Then seed, for the first call."""
     snap = _SNAPSHOTS.get(ref)
     if snap is None:
+        if first_args is not None:
+            seed_everything(seed)  # initial values drawn as the first call would draw them
+            create_variables(fn, *first_args())
         _SNAPSHOTS[ref] = Snapshot({id(v): (v, _value(v)) for v in step_variables(fn)})
     elif snap.completed:
         for v, value in snap.values.values():
