@@ -222,7 +222,8 @@ def boom(x, w):
 
 def test_timing_rounds_share_a_process_and_a_crash_falls_back_to_a_process_per_case(tmp_path: Path):
     """After round 0, the cases with the same process-wide settings are timed in one worker process per side;
-    when it dies, what it finished is kept and the case it died in runs alone, which records the crash."""
+    when it dies, what it finished is kept and the job it died in fails with that crash, not re-run (a crash that
+    would not repeat alone must not vanish)."""
     (tmp_path / "steps.py").write_text(SHARED_STEPS)
     (tmp_path / "suite.yaml").write_text(SUITE + "  - name: boom\n    function: steps.py:boom\n"
                                          "    inputs: steps.py:inputs\n")
@@ -233,11 +234,12 @@ def test_timing_rounds_share_a_process_and_a_crash_falls_back_to_a_process_per_c
                             {"PYTHONPATH": os.pathsep.join([str(ROOT), str(tmp_path)])})
     ok, failed = (r.finished[0] for r in runners)
     assert ok.ok and ok.samples and ok.timing.noise and ok.timing.block_size == 1
-    assert failed.status == "failed" and failed.error.type == "WorkerCrash"
+    assert failed.status == "failed" and failed.error.type == "WorkerCrash" and failed.error.returncode == 3
+    assert "shared with mm" in failed.error.message and "mm+boom.p1.log" in failed.error.hint
     workers = out / "workers"
     assert json.loads((workers / "mm+boom.p1.plan.json").read_text())[1][0].endswith("boom.p1.case.json")
     assert runners[0].log_path == workers / "mm+boom.p1.log"  # where the shared process's output went
-    assert (workers / "boom.p1.events0.jsonl").exists()  # the crashed case's own process, after the shared one
+    assert not (workers / "boom.p1.events0.jsonl").exists()  # the crashed job is not run again on its own
 
 
 def test_cases_share_a_process_only_with_the_same_process_wide_settings():

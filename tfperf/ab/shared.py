@@ -9,8 +9,9 @@ process-wide settings run one after another in one process per side (tfperf/run/
 Pairing stays sound: in a round both sides run the same cases in the same order in their process, so the
 later cases of both processes follow the same earlier ones, and the two processes still run back to back in
 an order drawn at random per round. When a shared process crashes or runs out of time, what it finished is
-kept and each case's remaining jobs run in a process of their own (CaseRunner), which records the crash or
-timeout as in `tfperf run`. No TensorFlow here.
+kept, the job it was in fails with that crash or timeout (`blame_unfinished`: not re-run, so a crash that would
+not repeat alone is still counted), and the jobs after it run in processes of their own (CaseRunner). No
+TensorFlow here.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from tfperf.host.processes import kill_group
+from tfperf.host.processes import crash_message, kill_group, log_tail
 from tfperf.results.model import Result
 from tfperf.run.runner import CaseRunner, SilentReporter
 from tfperf.suite.spec import CaseSpec, Suite
@@ -91,10 +92,11 @@ def _run_shared(runners: list[CaseRunner], process_no: int, python: str, env: di
         proc = subprocess.Popen([python, "-m", "tfperf.run.shared_worker", str(plan_path)], stdout=log,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
                                 env={**os.environ, **env, "PYTHONUNBUFFERED": "1"})
+    timed_out = False
     try:
         proc.wait(timeout=sum(r.case.timeout_s for r in runners))
     except subprocess.TimeoutExpired:
-        pass  # the cases it did not finish run again, each in a process of its own with its own timeout
+        timed_out = True
     finally:
         if proc.poll() is None:
             kill_group(proc)
@@ -105,6 +107,31 @@ def _run_shared(runners: list[CaseRunner], process_no: int, python: str, env: di
                 pass
         for runner, path in zip(runners, events):
             read_events(runner, path, log_path)
+    if timed_out or proc.returncode:
+        blame_unfinished(runners, proc.returncode, timed_out, log_path)
+
+
+def blame_unfinished(runners: list[CaseRunner], returncode: int | None, timed_out: bool, log_path: Path) -> None:
+    """A shared process that died or ran out of time fails the job it was in, as a worker of its own would: the
+    first job the plan had not finished gets the crash (or the timeout), loudly, and is not run again, so a crash
+    that would not repeat alone is not hidden. The jobs after it run in processes of their own."""
+    runner = next((r for r in runners if any(i not in r.finished for i in r.indices)), None)
+    if runner is None:
+        return
+    index = next(i for i in runner.indices if i not in runner.finished)
+    others = ", ".join(r.case.name for r in runners if r is not runner)
+    where = f"in the timing process it shared with {others}"
+    if timed_out:
+        result = Result.not_run(runner._job(index), "timeout", "Timeout",
+                                f"{where}: killed after the cases' summed timeout_s",
+                                f"raise timeout_s for this case; shared worker log: {log_path}")
+    else:
+        message, hint = crash_message(returncode)
+        result = Result.not_run(runner._job(index), "failed", "WorkerCrash", f"{where}: {message}",
+                                f"{hint}; shared worker log: {log_path}")
+        result.error.returncode = returncode
+        result.error.log_tail = log_tail(log_path)
+    runner.finished[index] = result
 
 
 def read_events(runner: CaseRunner, path: Path, log_path: Path) -> None:
