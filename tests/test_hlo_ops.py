@@ -13,22 +13,11 @@ keras = pytest.importorskip("keras")
 
 
 def _train_step(model, jit: bool):
-    """The harness's step shape: forward / backward / optimizer name scopes, Adam, a sparse CE loss."""
-    opt = keras.optimizers.Adam()
+    """The harness's own train step (forward / backward / optimizer name scopes), Adam, a sparse CE loss."""
+    from tfperf.measure.harness import train_step
+
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-    @tf.function(jit_compile=jit)
-    def step(x, y):
-        with tf.GradientTape() as tape:
-            with tf.name_scope("forward"):
-                loss = loss_fn(y, model(x, training=True))
-        with tf.name_scope("backward"):
-            grads = tape.gradient(loss, model.trainable_variables)
-        with tf.name_scope("optimizer"):
-            opt.apply_gradients(zip(grads, model.trainable_variables))
-        return loss
-
-    return step
+    return tf.function(train_step(model, loss_fn, keras.optimizers.Adam()), jit_compile=jit)
 
 
 def _profile(step, x, y, tmp_path, names, label):

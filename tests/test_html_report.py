@@ -90,6 +90,27 @@ class Chromium:
         assert "error" not in reply, reply
         return reply["result"]
 
+    def open(self, path: Path, width: int, height: int, domains: tuple[str, ...] = ("Page",)) -> str:
+        """A new tab at width x height (mobile below 600 px) with `domains` enabled, `path` loaded; its session."""
+        target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        for domain in domains:
+            self.send(f"{domain}.enable", session=session)
+        self.send("Emulation.setDeviceMetricsOverride", {"width": width, "height": height, "deviceScaleFactor": 1,
+                                                         "mobile": width < 600}, session=session)
+        self.send("Page.navigate", {"url": path.resolve().as_uri()}, session=session)
+        self.wait_for(lambda m: m.get("method") == "Page.loadEventFired")
+        return session
+
+    def evaluate(self, session: str, expressions: dict[str, str]) -> dict:
+        """Each expression's value in the page (an exception in the page fails the test)."""
+        values = {}
+        for name, expr in expressions.items():
+            res = self.send("Runtime.evaluate", {"expression": expr, "returnByValue": True}, session=session)
+            assert "exceptionDetails" not in res, res
+            values[name] = res["result"].get("value")
+        return values
+
     def close(self) -> None:
         try:
             self.send("Browser.close")
@@ -107,19 +128,8 @@ def open_page(path: Path, tmp_path: Path, expressions: dict[str, str]) -> dict:
     """Load a file in Chromium at 1280×2000; return what the page did, the evaluated expressions and a PNG."""
     browser = Chromium(tmp_path / "chromium-profile")
     try:
-        target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
-        session = browser.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-        for domain in ("Runtime", "Log", "Network", "Page"):
-            browser.send(f"{domain}.enable", session=session)
-        browser.send("Emulation.setDeviceMetricsOverride",
-                     {"width": 1280, "height": 2000, "deviceScaleFactor": 1, "mobile": False}, session=session)
-        browser.send("Page.navigate", {"url": path.resolve().as_uri()}, session=session)
-        browser.wait_for(lambda m: m.get("method") == "Page.loadEventFired")
-        values = {}
-        for name, expr in expressions.items():
-            res = browser.send("Runtime.evaluate", {"expression": expr, "returnByValue": True}, session=session)
-            assert "exceptionDetails" not in res, res
-            values[name] = res["result"].get("value")
+        session = browser.open(path, 1280, 2000, domains=("Runtime", "Log", "Network", "Page"))
+        values = browser.evaluate(session, expressions)
         png = base64.b64decode(browser.send("Page.captureScreenshot", {"format": "png"}, session=session)["data"])
         events = list(browser.events)
     finally:

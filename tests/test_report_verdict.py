@@ -86,19 +86,8 @@ def browse(page: Path, tmp_path: Path, expressions: dict[str, str], width: int =
     """Open a page at a width, evaluate expressions; optionally print it to PDF. Returns values (and pdf bytes)."""
     browser = Chromium(tmp_path / f"chromium-{width}")
     try:
-        target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
-        session = browser.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-        browser.send("Page.enable", session=session)
-        browser.send("Emulation.setDeviceMetricsOverride", {"width": width, "height": 900, "deviceScaleFactor": 1,
-                                                            "mobile": width < 600}, session=session)
-        browser.send("Page.navigate", {"url": page.resolve().as_uri()}, session=session)
-        browser.wait_for(lambda m: m.get("method") == "Page.loadEventFired")
-        values = {}
-        for name, expr in expressions.items():
-            res = browser.send("Runtime.evaluate", {"expression": expr, "returnByValue": True}, session=session)
-            assert "exceptionDetails" not in res, res
-            values[name] = res["result"].get("value")
-        out = {"values": values}
+        session = browser.open(page, width, 900)
+        out = {"values": browser.evaluate(session, expressions)}
         if pdf:
             out["pdf"] = base64.b64decode(browser.send("Page.printToPDF", {}, session=session)["data"])
     finally:
