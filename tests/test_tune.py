@@ -273,6 +273,9 @@ def test_tune_a_small_case_within_budget_and_its_winner_holds_when_re_measured(t
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((out / "tune.json").read_text())
     (case,) = report["cases"]
+    # tune.json's top-level tolerance keeps its shape (a number: float32, graph mode); all three are listed beside it.
+    assert report["output_tolerance"] == 1e-3 and set(report["output_tolerances"]) == {"float32", "float32_xla",
+                                                                                       "16bit"}
     # The budget is a promise: workers are started only when they fit and are killed at its end.
     assert case["elapsed_s"] <= budget + 5
     measured = {r["config"] for r in case["ranking"]}

@@ -367,10 +367,11 @@ def tune_suite(suite: Suite, out_dir: str | Path, *, budget_s: float = DEFAULT_B
     result = TuneRun(run, tunings, out_dir)
     atomic_write_text(out_dir / "tune.json", json.dumps(
         {"tfperf_version": __version__, "suite": suite.info, "budget_s_per_case": budget_s,
-         "min_gain": MIN_GAIN,
-         # Each row records the tolerance its check used (its compute dtype and mode); these are the three.
-         "output_tolerance": {"float32": OUTPUT_TOLERANCE, "float32_xla": XLA_OUTPUT_TOLERANCE,
-                              "16bit": MIXED_PRECISION_OUTPUT_TOLERANCE},
+         # `output_tolerance` keeps its meaning (float32 in graph mode, a number); each row records the tolerance
+         # its check used (its compute dtype and mode), one of `output_tolerances`.
+         "min_gain": MIN_GAIN, "output_tolerance": OUTPUT_TOLERANCE,
+         "output_tolerances": {"float32": OUTPUT_TOLERANCE, "float32_xla": XLA_OUTPUT_TOLERANCE,
+                               "16bit": MIXED_PRECISION_OUTPUT_TOLERANCE},
          "cases": [t.to_json() for t in tunings]}, indent=2, default=str) + "\n")
     atomic_write_text(out_dir / "tune.md", render_markdown(result))
     atomic_write_text(out_dir / "tuned.yaml", tuned_yaml(suite, tunings))
