@@ -11,7 +11,7 @@ given (default 5%), alternating with and without, so both kinds see the same hou
 
 Prints, per run, each row's verdict, ratio and interval; then the false regressions (any regression of `same`,
 or of `grown` without the change), the detections (`grown` a regression with the change), and the median wall
-time of one ab run. The goals (issue 16): no false regression, 9 of 10 detected at 5%, each ab run within 3 min.
+time of one ab run. The goals: no false regression, 9 of 10 detected at 5%, each ab run within 3 min.
 
 Measured on the 2-core VM tfperf is developed on (--runs 2 --one-thread), with one process per side and case in
 every round (load average 1.3-4): 2 of 2 changes flagged (1.095 [1.062, 1.197], 1.088 [1.061, 1.114]), 0 of 6

@@ -39,7 +39,7 @@ XSS_CASE = '<img src=x onerror="alert(2)">'
 # ---------------------------------------------------------------------------------------------------------
 
 class Chromium:
-    """Headless Chromium with the flags the issue names, driven over --remote-debugging-pipe."""
+    """Headless Chromium (headless, no sandbox, no GPU, no first run), driven over --remote-debugging-pipe."""
 
     def __init__(self, user_data_dir: Path):
         to_chrome_r, self._to_chrome = os.pipe()

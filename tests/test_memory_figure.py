@@ -1,4 +1,4 @@
-"""Peak memory is shown only where it is a peak (issue 15, item 16).
+"""Peak memory is shown only where it is a peak.
 
 On the CPU, tfperf used to record the growth of the worker's resident high-water mark over the job as
 `peak_memory_bytes` and show it as "peak memory": 576 KiB for a transformer training step whose profile reported

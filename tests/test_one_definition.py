@@ -1,5 +1,5 @@
 """The terminal table, report.md, the HTML page and the advisor's suggestions say the same thing about the same
-results (issue 14's "must show").
+results.
 
 The results are built by hand (no TensorFlow) on exactly the points where the old definitions disagreed:
 - a job whose measured input wait (3%) and profiler figure (31%, an eager "All Others" conclusion) differ: the

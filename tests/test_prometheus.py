@@ -105,7 +105,7 @@ def test_grafana_dashboard_queries_name_exported_metrics():
         assert found, f"a query that names no tfperf metric: {expr}"
         assert found <= exported, f"{expr}: {found - exported} is not exported"
         named |= found
-    # The figures the issue names are all charted.
+    # The headline figures (step time, throughput, first call, tracing, input wait) are all charted.
     assert {"tfperf_step_seconds", "tfperf_throughput", "tfperf_first_call_seconds", "tfperf_tracing_count",
             "tfperf_input_wait_ratio"} <= named
 

@@ -1,4 +1,4 @@
-"""The report answers first (issue 20): a verdict per case at the top that matches the advisor, suggestions ranked
+"""The report answers first: a verdict per case at the top that matches the advisor, suggestions ranked
 by measured gain with identical fixes merged, a phone-width render that keeps the verdict and the key column in
 view, a print that holds every heading (collapsed sections opened), charts whose series stay apart under
 deuteranopia, xprof's tips as safe links, no device fields on a CPU run, and report.md and the terminal headed
