@@ -2,21 +2,22 @@
 
 Each pair is two real `tfperf run`s of a two-case suite: `same` runs 10 matmuls (384×384) in both runs (the
 control: any flag on it is a false positive), `grown` runs 10 in the base run and 13 in the current one. Every
-pair is compared with `tfperf.analysis.compare.compare_runs` at the threshold given, and the verdicts are counted
-per case.
-The same pairs are timed with TensorFlow's default thread pools and with one intra-op and one inter-op thread, in
-turns, so both settings see the same machine.
+pair is compared with `tfperf.analysis.compare.compare_runs` at the threshold given, and the verdicts are
+counted per case.
+The same pairs are timed with TensorFlow's default thread pools and with one intra-op and one inter-op thread,
+in turns, so both settings see the same machine.
 
     python benchmarks/compare_detection.py                 # 4 pairs per setting (~6 min on 2 cores)
     python benchmarks/compare_detection.py --pairs 8 --threshold 5%
 
-Measured on the 2-core VM tfperf is developed on (4 pairs per setting, 10% threshold): with the default thread pools
-`grown` was flagged in 1 of 4 pairs (ratios 1.12-2.12, the rest inconclusive); with one thread per op in 4 of 4
-(ratios 1.23-1.28). The control `same` was never flagged (default: 2 unchanged, 2 inconclusive; one thread: 4
-unchanged).
+Measured on the 2-core VM tfperf is developed on (4 pairs per setting, 10% threshold): with the default thread
+pools `grown` was flagged in 1 of 4 pairs (ratios 1.12-2.12, the rest inconclusive); with one thread per op in
+4 of 4 (ratios 1.23-1.28). The control `same` was never flagged (default: 2 unchanged, 2 inconclusive; one
+thread: 4 unchanged).
 
 Prints the verdict counts per setting and case and writes summary.json beside the runs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,7 +33,7 @@ from tfperf.analysis.advisor import STEADY_THREADS
 from tfperf.analysis.compare import VERDICTS, compare_runs, parse_threshold
 from tfperf.results.model import load_results
 
-STEPS = '''
+STEPS = """
 import tensorflow as tf
 
 
@@ -52,9 +53,9 @@ def inputs(size: int = 384):
     w = tf.random.stateless_normal((size, size), seed=[3, 4]) * 0.05
     while True:
         yield (x, w), {}
-'''
+"""
 
-SUITE = '''
+SUITE = """
 name: compare-detection
 defaults:
   modes: [function]
@@ -71,20 +72,23 @@ cases:
   - name: grown
     function: steps.py:{grown}
     inputs: steps.py:inputs
-'''
+"""
 
 SETTINGS = {"default threads": "", "one thread per op": f"  {STEADY_THREADS}"}
 
 
 def suite_text(grown: str, setting: str) -> str:
-    """The suite of one side of a pair: `grown` names the step of the `grown` case (step10 or step13). Also the
-    suite of tests/test_compare.py's real two-run test."""
+    """The suite of one side of a pair: `grown` names the step of the `grown` case (step10 or step13). Also
+    the suite of tests/test_compare.py's real two-run test."""
     return SUITE.format(tf_config=SETTINGS[setting], grown=grown)
 
 
 def run(suite: Path, out: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "tfperf", "run", str(suite), "--out", str(out), "--quiet"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tfperf", "run", str(suite), "--out", str(out), "--quiet"],
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         sys.exit(f"tfperf run {suite} failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
 
@@ -109,21 +113,31 @@ def main() -> int:
                 suite.write_text(suite_text(grown, setting))
                 outs[side] = work / f"pair{pair}-s{n}-{side}"
                 run(suite, outs[side])
-            cmp = compare_runs(load_results(outs["base"] / "results.json"),
-                               load_results(outs["current"] / "results.json"), threshold=threshold)
+            cmp = compare_runs(
+                load_results(outs["base"] / "results.json"),
+                load_results(outs["current"] / "results.json"),
+                threshold=threshold,
+            )
             for row in cmp.rows:
                 counts[setting][row.case][row.verdict] += 1
                 if row.case == "grown":
                     ratios[setting].append(row.ratio)
                 print(f"pair {pair} {setting:18} {row.case:6} {row.verdict:12} {row.reason}", flush=True)
-    print(f"\n{args.pairs} pairs per setting, threshold {threshold:.0%}; grown = 13 vs 10 matmuls, same = unchanged")
+    print(
+        f"\n{args.pairs} pairs per setting, threshold {threshold:.0%}; grown = 13 vs 10 matmuls, same = "
+        "unchanged"
+    )
     print(f"{'setting':18} {'case':6} " + " ".join(f"{v:>12}" for v in VERDICTS) + "   grown ratios")
     for setting, by_case in counts.items():
         for case, c in by_case.items():
             extra = " ".join(f"{r:.2f}" for r in ratios[setting]) if case == "grown" else ""
             print(f"{setting:18} {case:6} " + " ".join(f"{c[v]:>12}" for v in VERDICTS) + f"   {extra}")
-    summary = {"pairs": args.pairs, "threshold": threshold,
-               "counts": {s: {c: dict(v) for c, v in by.items()} for s, by in counts.items()}, "ratios": ratios}
+    summary = {
+        "pairs": args.pairs,
+        "threshold": threshold,
+        "counts": {s: {c: dict(v) for c, v in by.items()} for s, by in counts.items()},
+        "ratios": ratios,
+    }
     (work / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"\nruns and summary.json in {work}")
     return 0

@@ -1,14 +1,15 @@
 """Keras 3 against Keras 2 (tf_keras) on the same models, and what `steps_per_execution` buys `model.fit`.
 
 Users report Keras 3 on TensorFlow running slower than Keras 2 for the same model; this runs zoo models under
-`keras: [3, 2]` (tfperf's train step, function and xla) and `task: fit` with steps_per_execution 1 and 8, through
-a real `tfperf run`, and prints ratios of medians (no timed assert: the machine is shared and noisy).
+`keras: [3, 2]` (tfperf's train step, function and xla) and `task: fit` with steps_per_execution 1 and 8,
+through a real `tfperf run`, and prints ratios of medians (no timed assert: the machine is shared and noisy).
 
     python benchmarks/keras_versions.py                 # mlp, lstm, small_cnn; ~3 min on 2 cores
     python benchmarks/keras_versions.py --models mlp --processes 1
 
 Needs `pip install -e ".[models]"` (tf-keras).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,15 +24,30 @@ PARAMS = {"mlp": "{hidden: 128}", "lstm": "{seq_len: 16}", "small_cnn": "{}"}
 
 
 def suite_text(models: list[str], processes: int) -> str:
-    lines = ["name: keras_versions",
-             f"defaults: {{steps: 20, repeats: 3, warmup_steps: 3, processes: {processes}, profile: false, "
-             "batch_size: 32}", "cases:"]
+    lines = [
+        "name: keras_versions",
+        f"defaults: {{steps: 20, repeats: 3, warmup_steps: 3, processes: {processes}, profile: false, "
+        "batch_size: 32}",
+        "cases:",
+    ]
     for m in models:
-        lines += [f"  - name: {m}", f"    model: zoo:{m}", f"    params: {PARAMS.get(m, '{}')}",
-                  "    keras: [3, 2]", "    modes: [function, xla]"]
+        lines += [
+            f"  - name: {m}",
+            f"    model: zoo:{m}",
+            f"    params: {PARAMS.get(m, '{}')}",
+            "    keras: [3, 2]",
+            "    modes: [function, xla]",
+        ]
         for spe in (1, 8):
-            lines += [f"  - name: {m}-fit-spe{spe}", f"    model: zoo:{m}", f"    params: {PARAMS.get(m, '{}')}",
-                      "    task: fit", f"    steps_per_execution: {spe}", "    steps: 32", "    modes: [function]"]
+            lines += [
+                f"  - name: {m}-fit-spe{spe}",
+                f"    model: zoo:{m}",
+                f"    params: {PARAMS.get(m, '{}')}",
+                "    task: fit",
+                f"    steps_per_execution: {spe}",
+                "    steps: 32",
+                "    modes: [function]",
+            ]
     return "\n".join(lines) + "\n"
 
 
@@ -45,8 +61,12 @@ def main() -> int:
         suite = Path(tmp) / "keras_versions.yaml"
         suite.write_text(suite_text(models, args.processes))
         out = Path(tmp) / "out"
-        proc = subprocess.run([sys.executable, "-m", "tfperf", "run", str(suite), "--out", str(out), "--quiet"],
-                              cwd=ROOT, capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "tfperf", "run", str(suite), "--out", str(out), "--quiet"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
         if proc.returncode not in (0, 1):
             print(proc.stderr[-3000:], file=sys.stderr)
             return proc.returncode

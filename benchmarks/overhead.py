@@ -10,6 +10,7 @@ The bare loop is what a careful user writes: call, force completion (fetch the v
 tfperf runs the same step through its harness (input source, tracing-count check, blocked timing for steps
 under 1 ms when the sync is a noticeable share of the step). A ratio above 1 is tfperf's overhead.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,13 +21,13 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 
-from tfperf.measure import harness  # noqa: E402
-from tfperf.measure.inputs import IN_MEMORY_BATCHES  # noqa: E402
-from tfperf.suite.references import resolve_reference  # noqa: E402
-from tfperf.results.model import JobSpec  # noqa: E402
-from tfperf.suite.spec import CaseSpec  # noqa: E402
+from tfperf.measure import harness, timing
+from tfperf.measure.inputs import IN_MEMORY_BATCHES
+from tfperf.results.model import JobSpec
+from tfperf.suite.references import resolve_reference
+from tfperf.suite.spec import CaseSpec
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -45,10 +46,10 @@ def bare_loop(fn, batches: list[tuple], n: int) -> float:
 
 
 def warm_up(fn, batches: list[tuple], steps: int) -> None:
-    """The same warm-up tfperf gives a job: at least `steps` calls and at least harness.WARMUP_MIN_S."""
+    """The same warm-up tfperf gives a job: at least `steps` calls and at least timing.WARMUP_MIN_S."""
     t0 = time.perf_counter()
     i = 0
-    while i <= steps or time.perf_counter() - t0 < harness.WARMUP_MIN_S:
+    while i <= steps or time.perf_counter() - t0 < timing.WARMUP_MIN_S:
         tf.nest.flatten(fn(*batches[i % len(batches)]))[0].numpy()
         i += 1
 
@@ -64,8 +65,16 @@ def tfperf_median(case: CaseSpec, job: JobSpec) -> float:
 def tiny_step():
     f = tf.function(lambda x: x + 1.0)
     x = tf.ones((4, 4))
-    case = CaseSpec(name="tiny", function="overhead_steps.py:add_one", inputs="overhead_steps.py:tiny_inputs",
-                    warmup_steps=10, steps=50, repeats=3, profile=False)
+    case = CaseSpec(
+        name="tiny",
+        function="overhead_steps.py:add_one",
+        inputs="overhead_steps.py:tiny_inputs",
+        warmup_steps=10,
+        steps=50,
+        repeats=3,
+        profile=False,
+    )
+
     def bare() -> float:
         warm_up(f, [(x,)], 10)
         return bare_loop(f, [(x,)], 1500)
@@ -89,17 +98,28 @@ def mlp_step():
         opt = keras.optimizers.Adam(1e-3)
         opt.build(model.trainable_variables)
         loss_fn = harness.loss_for(entry.default_labels)
-        batches = [(tf.random.normal((batch, *entry.default_input.shape)),
-                    tf.random.uniform((batch,), maxval=entry.default_labels.classes, dtype=tf.int32))
-                   for _ in range(IN_MEMORY_BATCHES)]
+        batches = [
+            (
+                tf.random.normal((batch, *entry.default_input.shape)),
+                tf.random.uniform((batch,), maxval=entry.default_labels.classes, dtype=tf.int32),
+            )
+            for _ in range(IN_MEMORY_BATCHES)
+        ]
 
         step = tf.function(harness.train_step(model, loss_fn, opt))
 
         warm_up(step, batches, warmup)
         return bare_loop(step, batches, timed)
 
-    case = CaseSpec(name="mlp", model="zoo:mlp", batch_sizes=(batch,), warmup_steps=warmup, steps=timed // 3,
-                    repeats=3, profile=False)
+    case = CaseSpec(
+        name="mlp",
+        model="zoo:mlp",
+        batch_sizes=(batch,),
+        warmup_steps=warmup,
+        steps=timed // 3,
+        repeats=3,
+        profile=False,
+    )
     return bare, (lambda: tfperf_median(case, JobSpec("mlp", "function", "cpu", "train", batch)))
 
 
@@ -111,8 +131,10 @@ def main() -> int:
     print(f"TensorFlow {tf.__version__}; {args.rounds} interleaved rounds; medians of per-round medians")
     print(f"{'step':32} {'bare ms':>10} {'tfperf ms':>10} {'ratio':>7} {'goal':>6}")
     ok = True
-    for label, make, goal in (("(a) tiny tf.function x+1.0 4x4", tiny_step, 1.10),
-                              ("(b) zoo:mlp train step, function", mlp_step, 1.02)):
+    for label, make, goal in (
+        ("(a) tiny tf.function x+1.0 4x4", tiny_step, 1.10),
+        ("(b) zoo:mlp train step, function", mlp_step, 1.02),
+    ):
         bare, ours = make()
         bare_ms, ours_ms = [], []
         for _ in range(args.rounds):

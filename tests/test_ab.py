@@ -1,10 +1,12 @@
-"""`tfperf ab`: a real git repository in a temp dir, a tiny `function:` case committed and changed in the working
-tree, both trees measured in one interleaved run by real worker processes with real TensorFlow.
+"""`tfperf ab`: a real git repository in a temp dir, a tiny `function:` case committed and changed in the
+working tree, both trees measured in one interleaved run by real worker processes with real TensorFlow.
 
-The runs are kept short for CI (15 timed steps x 2 repeats per process, a 75% interval so 3 pairs can decide, a 25%
-threshold) and assert only what holds on a noisy shared machine: a 2x slowdown is a regression, the same code is
-not. Bad input is checked in-process (no TensorFlow): one line, exit 2, nothing written, no worktree left.
+The runs are kept short for CI (15 timed steps x 2 repeats per process, a 75% interval so 3 pairs can decide,
+a 25% threshold) and assert only what holds on a noisy shared machine: a 2x slowdown is a regression, the same
+code is not. Bad input is checked in-process (no TensorFlow): one line, exit 2, nothing written, no worktree
+left.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -25,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # A matmul chain with no sleep, a few ms (well above the call's own overhead): WORK = 2 in the working tree
 # doubles the step.
-STEPS = '''import tensorflow as tf
+STEPS = """import tensorflow as tf
 
 WORK = 1
 
@@ -41,9 +43,9 @@ def inputs(size: int = 320):
     w = tf.random.stateless_normal((size, size), seed=[3, 4]) * 0.05
     while True:
         yield (x, w), {}
-'''
+"""
 
-SUITE = '''name: ab-test
+SUITE = """name: ab-test
 defaults:
   modes: [function]
   warmup_steps: 2
@@ -55,14 +57,19 @@ cases:
   - name: mm
     function: steps.py:step
     inputs: steps.py:inputs
-'''
+"""
 
 FAST = ["--confidence", "75%", "--threshold", "25%", "--seed", "1"]
 
 
 def git(repo: Path, *args: str) -> str:
-    out = subprocess.run(["git", "-c", "user.email=t@example.com", "-c", "user.name=t", *args], cwd=repo,
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        ["git", "-c", "user.email=t@example.com", "-c", "user.name=t", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return out.stdout
 
 
@@ -80,14 +87,25 @@ def repo(tmp_path: Path) -> Path:
 
 def tfperf_ab(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, "-m", "tfperf", "ab", *args], capture_output=True, text=True,
-                          env=env, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "tfperf", "ab", *args], capture_output=True, text=True, env=env, timeout=600
+    )
 
 
 def test_ab_flags_a_2x_slowdown_and_passes_the_same_code(repo: Path, tmp_path: Path):
     (repo / "steps.py").write_text(STEPS.replace("WORK = 1", "WORK = 2"))
-    slow = tfperf_ab(str(repo / "suite.yaml"), "--baseline", "HEAD", "--out", str(tmp_path / "slow"),
-                     "--max-pairs", "5", "--format", "json", *FAST)
+    slow = tfperf_ab(
+        str(repo / "suite.yaml"),
+        "--baseline",
+        "HEAD",
+        "--out",
+        str(tmp_path / "slow"),
+        "--max-pairs",
+        "5",
+        "--format",
+        "json",
+        *FAST,
+    )
     assert slow.returncode == 1, slow.stderr[-3000:]
     cmp = json.loads(slow.stdout)
     row = cmp["rows"][0]
@@ -106,8 +124,16 @@ def test_ab_flags_a_2x_slowdown_and_passes_the_same_code(repo: Path, tmp_path: P
     assert git(repo, "worktree", "list").count("\n") == 1  # the temporary worktree is gone
 
     (repo / "steps.py").write_text(STEPS)
-    same = tfperf_ab(str(repo / "suite.yaml"), "--baseline", "HEAD", "--out", str(tmp_path / "same"),
-                     "--max-pairs", "3", *FAST)
+    same = tfperf_ab(
+        str(repo / "suite.yaml"),
+        "--baseline",
+        "HEAD",
+        "--out",
+        str(tmp_path / "same"),
+        "--max-pairs",
+        "3",
+        *FAST,
+    )
     assert same.returncode == 0, same.stdout + same.stderr[-3000:]
     assert "REGRESSION" not in same.stdout and "A/B run:" in same.stdout
 
@@ -125,17 +151,24 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(repo: Path, tmp_path: 
     suite = str(repo / "suite.yaml")
     assert "not a commit" in bad(capsys, suite, "--baseline", "no-such-ref", "--out", str(out))
     (repo / "new.yaml").write_text(SUITE)  # not committed: no such suite at HEAD
-    assert "does not exist at HEAD" in bad(capsys, str(repo / "new.yaml"), "--baseline", "HEAD", "--out", str(out))
+    assert "does not exist at HEAD" in bad(
+        capsys, str(repo / "new.yaml"), "--baseline", "HEAD", "--out", str(out)
+    )
     plain = tmp_path / "plain"
     plain.mkdir()
     (plain / "suite.yaml").write_text(SUITE)
-    assert "not in a git repository" in bad(capsys, str(plain / "suite.yaml"), "--baseline", "HEAD",
-                                            "--out", str(out))
+    assert "not in a git repository" in bad(
+        capsys, str(plain / "suite.yaml"), "--baseline", "HEAD", "--out", str(out)
+    )
     assert "no such folder" in bad(capsys, suite, "--baseline-dir", str(plain / "nowhere"), "--out", str(out))
     (tmp_path / "empty").mkdir()
-    assert "does not exist there" in bad(capsys, suite, "--baseline-dir", str(tmp_path / "empty"), "--out", str(out))
+    assert "does not exist there" in bad(
+        capsys, suite, "--baseline-dir", str(tmp_path / "empty"), "--out", str(out)
+    )
     assert "one of them" in bad(capsys, suite, "--out", str(out))
-    assert "--confidence" in bad(capsys, suite, "--baseline", "HEAD", "--confidence", "100%", "--out", str(out))
+    assert "--confidence" in bad(
+        capsys, suite, "--baseline", "HEAD", "--confidence", "100%", "--out", str(out)
+    )
     # A suite that is broken in the baseline tree only: refused after the worktree was made, which is removed.
     (repo / "suite.yaml").write_text(SUITE.replace("steps.py:step", "steps.py:missing"))
     git(repo, "commit", "-qam", "broken")
@@ -154,25 +187,59 @@ def built_sides(tmp_path: Path, ratios: list[float], base_status: str = "ok") ->
 
     sides = {}
     for name in ("base", "current"):
-        results = [Result(case="mm", mode="function", device="cpu", task="train", batch_size=None,
-                          samples=[0.004] * 10, repeat_sizes=[5, 5], repeat_process=[0, 1]),
-                   Result(case="other", mode="function", device="cpu", task="train", batch_size=None,
-                          samples=[0.002] * 10, repeat_sizes=[5, 5], repeat_process=[0, 1])]
+        results = [
+            Result(
+                case="mm",
+                mode="function",
+                device="cpu",
+                task="train",
+                batch_size=None,
+                samples=[0.004] * 10,
+                repeat_sizes=[5, 5],
+                repeat_process=[0, 1],
+            ),
+            Result(
+                case="other",
+                mode="function",
+                device="cpu",
+                task="train",
+                batch_size=None,
+                samples=[0.002] * 10,
+                repeat_sizes=[5, 5],
+                repeat_process=[0, 1],
+            ),
+        ]
         if name == "base" and base_status != "ok":
             results[1].status = base_status
         run = RunResult(suite={"name": "s"}, environment={"cpu_count": 2}, results=results)
-        side = Side(Tree(name, tmp_path, tmp_path / "suite.yaml"), Suite("s", "suite.yaml", "", "", ()), tmp_path / name,
-                    {}, run)
-        quiet = {"timed_s": 1.0, "involuntary_context_switches": 30, "voluntary_context_switches": 100,
-                 "load_average": [1.0, 1.0, 1.0], "schedulable_cpus": 2, "warnings": []}
+        side = Side(
+            Tree(name, tmp_path, tmp_path / "suite.yaml"),
+            Suite("s", "suite.yaml", "", "", ()),
+            tmp_path / name,
+            {},
+            run,
+        )
+        quiet = {
+            "timed_s": 1.0,
+            "involuntary_context_switches": 30,
+            "voluntary_context_switches": 100,
+            "load_average": [1.0, 1.0, 1.0],
+            "schedulable_cpus": 2,
+            "warnings": [],
+        }
         for rnd, ratio in enumerate(ratios):
             fastest = 0.004 * (ratio if name == "current" else 1.0)
-            # The process's steps: its fastest is the figure by default, a burst of slow steps does not move it.
-            side.samples.setdefault(("mm", "function", None, "train"), {})[rnd] = [fastest, fastest * 1.01,
-                                                                                   fastest * 3.0]
+            # The process's steps: its fastest is the figure by default, a burst of slow steps does not move
+            # it.
+            side.samples.setdefault(("mm", "function", None, "train"), {})[rnd] = [
+                fastest,
+                fastest * 1.01,
+                fastest * 3.0,
+            ]
             busy = name == "current" and ratio > 1.5
             side.noise.setdefault(("mm", "function", None, "train"), {})[rnd] = (
-                {**quiet, "involuntary_context_switches": 900, "load_average": [3.6, 2, 1]} if busy else quiet)
+                {**quiet, "involuntary_context_switches": 900, "load_average": [3.6, 2, 1]} if busy else quiet
+            )
         sides[name] = side
     return sides
 
@@ -212,26 +279,35 @@ def test_a_row_failed_on_the_base_side_fails_the_gate(tmp_path: Path):
     assert any(g.kind == "failed" and "on the base side" in g.message for g in cmp.gate_failures)
 
 
-SHARED_STEPS = STEPS + '''
+SHARED_STEPS = (
+    STEPS
+    + """
 
 def boom(x, w):
     import os
     os._exit(3)  # the worker dies in its step, as a segfaulting op would
-'''
+"""
+)
 
 
 def test_timing_rounds_share_a_process_and_a_crash_falls_back_to_a_process_per_case(tmp_path: Path):
     """After round 0, the cases with the same process-wide settings are timed in one worker process per side;
-    when it dies, what it finished is kept and the job it died in fails with that crash, not re-run (a crash that
-    would not repeat alone must not vanish)."""
+    when it dies, what it finished is kept and the job it died in fails with that crash, not re-run (a crash
+    that would not repeat alone must not vanish)."""
     (tmp_path / "steps.py").write_text(SHARED_STEPS)
-    (tmp_path / "suite.yaml").write_text(SUITE + "  - name: boom\n    function: steps.py:boom\n"
-                                         "    inputs: steps.py:inputs\n")
+    (tmp_path / "suite.yaml").write_text(
+        SUITE + "  - name: boom\n    function: steps.py:boom\n    inputs: steps.py:inputs\n"
+    )
     suite = load_suite(tmp_path / "suite.yaml")
     mm, crash = suite.cases
     out = tmp_path / "out"
-    runners = run_processes([Work(mm, [0], {0: 1}), Work(crash, [0], {})], out, 1, sys.executable,
-                            {"PYTHONPATH": os.pathsep.join([str(ROOT), str(tmp_path)])})
+    runners = run_processes(
+        [Work(mm, [0], {0: 1}), Work(crash, [0], {})],
+        out,
+        1,
+        sys.executable,
+        {"PYTHONPATH": os.pathsep.join([str(ROOT), str(tmp_path)])},
+    )
     ok, failed = (r.finished[0] for r in runners)
     assert ok.ok and ok.samples and ok.timing.noise and ok.timing.block_size == 1
     assert failed.status == "failed" and failed.error.type == "WorkerCrash" and failed.error.returncode == 3
@@ -247,9 +323,22 @@ def test_cases_share_a_process_only_with_the_same_process_wide_settings():
         return CaseSpec(name=name, function="steps.py:step", **kw)
 
     one = {"intra_op_threads": 1}
-    base = Suite(name="s", path="s.yaml", sha256="", text="", cases=(case("a"), case("b"), case("c", tf_config=one), case("d", distribute={"x": 1}),
-                                  case("e", tf_config=one)))
-    current = dataclasses.replace(base, cases=base.cases[:4] + (case("e"),))  # e's threads changed in the tree
+    base = Suite(
+        name="s",
+        path="s.yaml",
+        sha256="",
+        text="",
+        cases=(
+            case("a"),
+            case("b"),
+            case("c", tf_config=one),
+            case("d", distribute={"x": 1}),
+            case("e", tf_config=one),
+        ),
+    )
+    current = dataclasses.replace(
+        base, cases=base.cases[:4] + (case("e"),)
+    )  # e's threads changed in the tree
     assert share_groups([base, current], ["a", "b", "c", "d", "e"]) == [["a", "b"], ["c"], ["d"], ["e"]]
     assert share_groups([base, base], ["a", "b", "c", "d", "e"]) == [["a", "b"], ["c", "e"], ["d"]]
     assert process_key(None) is None and process_key(case("d", distribute={"x": 1})) is None

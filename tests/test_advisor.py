@@ -1,7 +1,9 @@
-"""The advisor's rules over constructed results: each fires when its trigger is met and stays silent just below.
+"""The advisor's rules over constructed results: each fires when its trigger is met and stays silent just
+below.
 
 No TensorFlow: the rules are plain functions over results.
 """
+
 from __future__ import annotations
 
 import re
@@ -21,11 +23,22 @@ from tfperf.results.records import Retrace, Suggestion
 DOCS = Path(__file__).resolve().parents[1] / "README.md"  # the README lists every code
 
 
-def res(mode: str = "function", median: float = 0.010, *, case: str = "c", batch_size: int | None = 32,
-        device: str = "cpu", n: int = 12, spread: float = 0.002, **kw) -> Result:
+def res(
+    mode: str = "function",
+    median: float = 0.010,
+    *,
+    case: str = "c",
+    batch_size: int | None = 32,
+    device: str = "cpu",
+    n: int = 12,
+    spread: float = 0.002,
+    **kw,
+) -> Result:
     """A result whose samples sit tightly around `median` (±spread), so differences are significant."""
     samples = [median * (1 + spread * (i - (n - 1) / 2) / n) for i in range(n)]
-    return Result(case=case, mode=mode, device=device, task="train", batch_size=batch_size, samples=samples, **kw)
+    return Result(
+        case=case, mode=mode, device=device, task="train", batch_size=batch_size, samples=samples, **kw
+    )
 
 
 def run_of(*results: Result, environment: dict | None = None) -> RunResult:
@@ -37,6 +50,7 @@ def fired(rule, run: RunResult, code: str | None = None) -> list[tuple[Result, S
 
 
 # --- use-tf-function -------------------------------------------------------------------------------------
+
 
 def test_use_tf_function_fires_on_the_eager_result_when_function_saves_more_than_the_threshold():
     eager, fn = res("eager", 0.0115), res("function", 0.010)  # saves 13%
@@ -66,6 +80,7 @@ def test_use_tf_function_silent_when_the_difference_is_not_significant():
 
 # --- XLA -------------------------------------------------------------------------------------------------
 
+
 def test_enable_xla_fires_on_the_function_result_above_the_threshold_and_not_below():
     fn = res("function", 0.010)
     found = fired(advisor.rule_enable_xla, run_of(fn, res("xla", 0.0088)))
@@ -86,12 +101,14 @@ def test_xla_compile_payback_counts_the_steps_that_repay_the_compile():
     assert found[0][1].title == f"XLA's compile cost pays back after {data['payback_steps']:,} steps"
     assert 990 <= data["payback_steps"] <= 1010
     # The one payback definition (figures.measures.payback), which the HTML's payback point uses too.
-    assert data["payback_steps"] == payback(xla.first_call_s, xla.median_s, fn.first_call_s, fn.median_s).steps
+    assert (
+        data["payback_steps"] == payback(xla.first_call_s, xla.median_s, fn.first_call_s, fn.median_s).steps
+    )
 
 
 def test_xla_compile_payback_is_immediate_when_xla_compiles_no_slower():
     fn, xla = res("function", 0.010, first_call_s=1.0), res("xla", 0.008, first_call_s=0.9)
-    (_, s), = fired(advisor.rule_xla_compile_payback, run_of(fn, xla))
+    ((_, s),) = fired(advisor.rule_xla_compile_payback, run_of(fn, xla))
     assert s.evidence_data["payback_steps"] == 0
 
 
@@ -110,9 +127,16 @@ def test_avoid_xla_fires_on_the_xla_result_with_the_measured_loss():
 
 def test_avoid_xla_fires_when_xla_cannot_compile_the_step():
     fn = res("function", 0.010)
-    xla = Result(case="c", mode="xla", device="cpu", task="train", batch_size=32, status="failed",
-                 error={"type": "InvalidArgumentError", "message": "XLA cannot compile op StringFormat", "hint": None})
-    (r, s), = fired(advisor.rule_avoid_xla, run_of(fn, xla))
+    xla = Result(
+        case="c",
+        mode="xla",
+        device="cpu",
+        task="train",
+        batch_size=32,
+        status="failed",
+        error={"type": "InvalidArgumentError", "message": "XLA cannot compile op StringFormat", "hint": None},
+    )
+    ((r, s),) = fired(advisor.rule_avoid_xla, run_of(fn, xla))
     assert r is xla and "StringFormat" in s.evidence
 
 
@@ -123,13 +147,22 @@ def test_modes_of_different_batch_sizes_are_not_compared():
 
 # --- retracing -------------------------------------------------------------------------------------------
 
-RETRACES = [Retrace(call=3, changed="scale: 3.0 -> 4.0 (python float)", argument="scale", kind="python_value",
-                    before=3.0, after=4.0, dims=None)]
+RETRACES = [
+    Retrace(
+        call=3,
+        changed="scale: 3.0 -> 4.0 (python float)",
+        argument="scale",
+        kind="python_value",
+        before=3.0,
+        after=4.0,
+        dims=None,
+    )
+]
 
 
 def test_retracing_fires_above_one_trace_and_names_the_argument():
     r = res("function", tracing_count=3, retraces=RETRACES * 2)
-    (found_r, s), = fired(advisor.rule_retracing, run_of(r))
+    ((found_r, s),) = fired(advisor.rule_retracing, run_of(r))
     assert found_r is r and "3 traces" in s.evidence and "scale: 3.0 -> 4.0" in s.evidence
     assert s.fix
     assert s.evidence_data["arguments"] == ["scale"]
@@ -149,10 +182,16 @@ def test_fallback_retrace_fixes_follow_the_kind_of_change():
 
 # --- input pipeline --------------------------------------------------------------------------------------
 
+
 def test_input_bound_fires_above_20_percent_with_wait_per_step_and_the_profilers_conclusion():
-    r = res("function", 0.010, input_wait_fraction=0.25, input_wait_s=[0.0025] * 12,
-            profile={"input_bound_percent": 31.0, "input_conclusion": "Your program is HIGHLY input-bound"})
-    (found_r, s), = fired(advisor.rule_input_bound, run_of(r))
+    r = res(
+        "function",
+        0.010,
+        input_wait_fraction=0.25,
+        input_wait_s=[0.0025] * 12,
+        profile={"input_bound_percent": 31.0, "input_conclusion": "Your program is HIGHLY input-bound"},
+    )
+    ((found_r, s),) = fired(advisor.rule_input_bound, run_of(r))
     assert found_r is r
     assert "2.5 ms" in s.evidence and "25%" in s.evidence and "HIGHLY input-bound" in s.evidence
     assert s.evidence_data["input_wait_ms_per_step"] == pytest.approx(2.5)
@@ -163,12 +202,13 @@ def test_input_bound_silent_just_below_the_threshold():
 
 
 def test_input_bound_is_the_measured_wait_when_measured_and_the_profilers_figure_otherwise():
-    """figures.measures.input_bound decides: a profiler figure above the threshold beside a measured wait below
-    it is evidence, not a second verdict (an eager step's "All Others" time is Python dispatch, not input)."""
+    """figures.measures.input_bound decides: a profiler figure above the threshold beside a measured wait
+    below it is evidence, not a second verdict (an eager step's "All Others" time is Python dispatch, not
+    input)."""
     profile = {"input_bound_percent": 31.9, "input_conclusion": "POTENTIALLY input-bound"}
     measured_low = res("eager", input_wait_fraction=0.01, profile=profile)
     assert fired(advisor.rule_input_bound, run_of(measured_low)) == []
-    (_, s), = fired(advisor.rule_input_bound, run_of(res(profile=profile)))
+    ((_, s),) = fired(advisor.rule_input_bound, run_of(res(profile=profile)))
     assert s.evidence_data["source"] == "profiler" and s.evidence_data["input_wait_fraction"] == 0.319
     assert "32% of the step, profiler" in s.evidence
     below = res(profile={"input_bound_percent": 100 * INPUT_BOUND_FRACTION - 1})
@@ -176,47 +216,80 @@ def test_input_bound_is_the_measured_wait_when_measured_and_the_profilers_figure
 
 
 def test_input_bound_fix_is_the_best_measured_what_if():
-    what_if = [{"change": "prefetch", "median_s": 0.008, "baseline_median_s": 0.010, "speedup": 1.25,
-                "code": "ds = ds.prefetch(tf.data.AUTOTUNE)"},
-               {"change": "parallel map", "median_s": 0.006, "baseline_median_s": 0.010, "speedup": 1.67,
-                "code": "ds = ds.map(f, num_parallel_calls=tf.data.AUTOTUNE)"}]
-    (_, s), = fired(advisor.rule_input_bound, run_of(res(input_wait_fraction=0.5, what_if=what_if)))
+    what_if = [
+        {
+            "change": "prefetch",
+            "median_s": 0.008,
+            "baseline_median_s": 0.010,
+            "speedup": 1.25,
+            "code": "ds = ds.prefetch(tf.data.AUTOTUNE)",
+        },
+        {
+            "change": "parallel map",
+            "median_s": 0.006,
+            "baseline_median_s": 0.010,
+            "speedup": 1.67,
+            "code": "ds = ds.map(f, num_parallel_calls=tf.data.AUTOTUNE)",
+        },
+    ]
+    ((_, s),) = fired(advisor.rule_input_bound, run_of(res(input_wait_fraction=0.5, what_if=what_if)))
     assert s.fix == "ds = ds.map(f, num_parallel_calls=tf.data.AUTOTUNE)"
 
 
-@pytest.mark.parametrize("change,code", [("prefetch", "prefetch"), ("parallel_map", "parallelize-map"),
-                                         ("map num_parallel_calls=AUTOTUNE", "parallelize-map"),
-                                         ("cache", "cache-dataset"), ("interleave", "parallel-interleave"),
-                                         # tfperf.measure.whatif's names
-                                         ("prefetch(AUTOTUNE) appended", "prefetch"),
-                                         ("parallel map via tf.data.Options", "parallelize-map"),
-                                         ("parallel interleave(AUTOTUNE)", "parallel-interleave"),
-                                         ("cache() appended", "cache-dataset"),
-                                         ("larger batch (32 → 64)", "small-batch")])
+@pytest.mark.parametrize(
+    "change,code",
+    [
+        ("prefetch", "prefetch"),
+        ("parallel_map", "parallelize-map"),
+        ("map num_parallel_calls=AUTOTUNE", "parallelize-map"),
+        ("cache", "cache-dataset"),
+        ("interleave", "parallel-interleave"),
+        # tfperf.measure.whatif's names
+        ("prefetch(AUTOTUNE) appended", "prefetch"),
+        ("parallel map via tf.data.Options", "parallelize-map"),
+        ("parallel interleave(AUTOTUNE)", "parallel-interleave"),
+        ("cache() appended", "cache-dataset"),
+        ("larger batch (32 → 64)", "small-batch"),
+    ],
+)
 def test_what_if_suggests_a_change_only_above_the_measured_speedup(change, code):
     helped = {"change": change, "median_s": 0.008, "baseline_median_s": 0.010, "speedup": 1.25}
-    (r, s), = fired(advisor.rule_what_if, run_of(res(what_if=[helped])))
+    ((r, s),) = fired(advisor.rule_what_if, run_of(res(what_if=[helped])))
     assert s.code == code and "1.25×" in s.evidence and "10 → 8 ms/step" in s.evidence
     did_not_help = {"change": change, "median_s": 0.0095, "baseline_median_s": 0.010, "speedup": 1.05}
     assert fired(advisor.rule_what_if, run_of(res(what_if=[did_not_help]))) == []
 
 
 def test_what_if_that_is_not_significant_is_not_suggested():
-    lucky = {"change": "prefetch", "median_s": 0.008, "baseline_median_s": 0.010, "speedup": 1.25, "p_value": 0.2}
+    lucky = {
+        "change": "prefetch",
+        "median_s": 0.008,
+        "baseline_median_s": 0.010,
+        "speedup": 1.25,
+        "p_value": 0.2,
+    }
     assert fired(advisor.rule_what_if, run_of(res(what_if=[lucky]))) == []
     assert len(fired(advisor.rule_what_if, run_of(res(what_if=[{**lucky, "p_value": 0.001}])))) == 1
 
 
 def test_combined_what_if_is_not_reported_as_a_single_change():
-    combined = {"change": "prefetch + parallel map", "median_s": 0.004, "baseline_median_s": 0.010, "speedup": 2.5}
+    combined = {
+        "change": "prefetch + parallel map",
+        "median_s": 0.004,
+        "baseline_median_s": 0.010,
+        "speedup": 2.5,
+    }
     assert fired(advisor.rule_what_if, run_of(res(what_if=[combined]))) == []
 
 
 def test_small_batch_fires_when_throughput_still_rises_at_the_largest_batch():
     # samples/s: 64/0.010 = 6400; 128/x. A 15% gain needs x = 128 / 7360.
-    sweep = [res(batch_size=32, median=0.006), res(batch_size=64, median=0.010),
-             res(batch_size=128, median=128 / (6400 * 1.15))]
-    (r, s), = fired(advisor.rule_small_batch, run_of(*sweep))
+    sweep = [
+        res(batch_size=32, median=0.006),
+        res(batch_size=64, median=0.010),
+        res(batch_size=128, median=128 / (6400 * 1.15)),
+    ]
+    ((r, s),) = fired(advisor.rule_small_batch, run_of(*sweep))
     assert r.batch_size == 128 and "batch(256)" in s.fix
     assert s.evidence_data["gain"] == pytest.approx(0.15, rel=0.01)
     flat = sweep[:2] + [res(batch_size=128, median=128 / (6400 * 1.05))]
@@ -229,13 +302,14 @@ def test_small_batch_needs_a_sweep():
 
 # --- GPU rules -------------------------------------------------------------------------------------------
 
+
 def _gpu_env(cc: str) -> dict:
     return {"gpus": [{"name": "Tesla T4", "device": "/physical_device:GPU:0", "compute_capability": cc}]}
 
 
 def test_mixed_precision_fires_on_a_tensor_core_gpu_only():
     fn, xla = res("function", 0.010, device="gpu:0"), res("xla", 0.008, device="gpu:0")
-    (r, s), = fired(advisor.rule_mixed_precision, run_of(fn, xla, environment=_gpu_env("7.5")))
+    ((r, s),) = fired(advisor.rule_mixed_precision, run_of(fn, xla, environment=_gpu_env("7.5")))
     assert r is xla and 'set_global_policy("mixed_float16")' in s.fix and "7.5" in s.evidence
     assert fired(advisor.rule_mixed_precision, run_of(fn, environment=_gpu_env("6.1"))) == []
     assert fired(advisor.rule_mixed_precision, run_of(res(device="cpu"), environment=_gpu_env("8.0"))) == []
@@ -246,35 +320,43 @@ def test_mixed_precision_silent_when_the_profile_shows_16_bit_compute():
     r = res(device="gpu:0", profile={"overview": {"device_compute_16bit_percent": 60.0}})
     assert fired(advisor.rule_mixed_precision, run_of(r, environment=_gpu_env("8.0"))) == []
     low = res(device="gpu:0", profile={"overview": {"device_compute_16bit_percent": 4.0}})
-    (_, s), = fired(advisor.rule_mixed_precision, run_of(low, environment=_gpu_env("8.0")))
+    ((_, s),) = fired(advisor.rule_mixed_precision, run_of(low, environment=_gpu_env("8.0")))
     assert "4% of device compute in 16-bit" in s.evidence
 
 
 def test_host_bound_fires_on_kernel_launch_share_and_device_idle():
     launch = res(device="gpu:0", profile={"kernel_launch_percent": 16.0})
-    (r, s), = fired(advisor.rule_host_bound, run_of(launch))
+    ((r, s),) = fired(advisor.rule_host_bound, run_of(launch))
     assert "16.0%" in s.evidence
     idle = res(device="gpu:0", profile={"device_idle_percent": 25.0})
     assert len(fired(advisor.rule_host_bound, run_of(idle))) == 1
     below = res(device="gpu:0", profile={"kernel_launch_percent": 14.0, "device_idle_percent": 19.0})
     assert fired(advisor.rule_host_bound, run_of(below)) == []
-    assert fired(advisor.rule_host_bound, run_of(res(device="cpu", profile={"kernel_launch_percent": 50.0}))) == []
+    assert (
+        fired(advisor.rule_host_bound, run_of(res(device="cpu", profile={"kernel_launch_percent": 50.0})))
+        == []
+    )
 
 
 def test_host_bound_reads_the_profiling_modules_fields():
     # tfperf.profile.profiler: kernel_launch_ms and step_time_ms at the top, device idle under overview.
     launch = res(device="gpu:0", profile={"kernel_launch_ms": 1.6, "step_time_ms": 10.0})
-    (_, s), = fired(advisor.rule_host_bound, run_of(launch))
+    ((_, s),) = fired(advisor.rule_host_bound, run_of(launch))
     assert s.evidence_data["kernel_launch_percent"] == pytest.approx(16.0)
-    assert fired(advisor.rule_host_bound, run_of(res(device="gpu:0", profile={"kernel_launch_ms": 1.4,
-                                                                               "step_time_ms": 10.0}))) == []
+    assert (
+        fired(
+            advisor.rule_host_bound,
+            run_of(res(device="gpu:0", profile={"kernel_launch_ms": 1.4, "step_time_ms": 10.0})),
+        )
+        == []
+    )
     idle = res(device="gpu:0", profile={"overview": {"device_idle_time_percent": 21.0}})
     assert len(fired(advisor.rule_host_bound, run_of(idle))) == 1
 
 
 def test_use_tf_function_from_the_profilers_eager_share_in_a_traced_mode():
     r = res("function", profile={"overview": {"host_op_time_eager_percent": 12.0}})
-    (found, s), = fired(advisor.rule_use_tf_function, run_of(r))
+    ((found, s),) = fired(advisor.rule_use_tf_function, run_of(r))
     assert found is r and "12.0%" in s.evidence
     below = res("function", profile={"overview": {"host_op_time_eager_percent": 9.0}})
     assert fired(advisor.rule_use_tf_function, run_of(below)) == []
@@ -282,13 +364,14 @@ def test_use_tf_function_from_the_profilers_eager_share_in_a_traced_mode():
 
 def test_host_bound_fires_on_many_small_ops():
     many = res(device="gpu:0", profile={"device_compute_ms": 1.0}, graph={"op_count": 400})  # 2.5 us per op
-    (_, s), = fired(advisor.rule_host_bound, run_of(many))
+    ((_, s),) = fired(advisor.rule_host_bound, run_of(many))
     assert "400 ops" in s.evidence
     few = res(device="gpu:0", profile={"device_compute_ms": 1.0}, graph={"op_count": 50})
     assert fired(advisor.rule_host_bound, run_of(few)) == []
 
 
 # --- measured configurations -----------------------------------------------------------------------------
+
 
 def _tuned(config: str, settings: dict, median: float) -> Result:
     return res("function", median, extra={"tune": {"config": config, "settings": settings}})
@@ -297,7 +380,7 @@ def _tuned(config: str, settings: dict, median: float) -> Result:
 def test_threading_fires_on_the_baseline_when_a_thread_setting_measured_faster():
     base = _tuned("baseline", {}, 0.010)
     fast = _tuned("intra=1 inter=2", {"intra_op_threads": 1, "inter_op_threads": 2}, 0.009)
-    (r, s), = fired(advisor.rule_threading, run_of(base, fast))
+    ((r, s),) = fired(advisor.rule_threading, run_of(base, fast))
     assert r is base
     assert "set_intra_op_parallelism_threads(1)" in s.fix and "set_inter_op_parallelism_threads(2)" in s.fix
     slightly = _tuned("intra=1", {"intra_op_threads": 1}, 0.0096)  # 1.04x
@@ -305,9 +388,14 @@ def test_threading_fires_on_the_baseline_when_a_thread_setting_measured_faster()
 
 
 def test_threading_from_a_what_if_entry():
-    w = {"change": "intra_op threads=1", "median_s": 0.008, "baseline_median_s": 0.010, "speedup": 1.25,
-         "settings": {"intra_op_threads": 1}}
-    (_, s), = fired(advisor.rule_threading, run_of(res(what_if=[w])))
+    w = {
+        "change": "intra_op threads=1",
+        "median_s": 0.008,
+        "baseline_median_s": 0.010,
+        "speedup": 1.25,
+        "settings": {"intra_op_threads": 1},
+    }
+    ((_, s),) = fired(advisor.rule_threading, run_of(res(what_if=[w])))
     assert "set_intra_op_parallelism_threads(1)" in s.fix
 
 
@@ -323,31 +411,44 @@ def test_noisy_measurement_between_processes_suggests_one_thread_per_op_on_cpu()
     groups = [res(median=m, n=10).samples for m in (0.010, 0.0105, 0.014)]
     fields = dict(samples=[x for g in groups for x in g], repeat_sizes=[10, 10, 10], repeat_process=[0, 1, 2])
     cpu = Result(case="c", mode="function", device="cpu", task="train", batch_size=32, **fields)
-    (_, s), = fired(advisor.rule_noisy_measurement, run_of(cpu))
+    ((_, s),) = fired(advisor.rule_noisy_measurement, run_of(cpu))
     assert "3 worker processes' medians were 40% apart (10, 10.5, 14 ms)" in s.evidence, s.evidence
     assert s.fix.startswith(advisor.STEADY_THREADS) and s.evidence_data["process_spread"] == 0.4
     # Threads already pinned, or a GPU: the generic advice.
-    pinned = Result(case="c", mode="function", device="cpu", task="train", batch_size=32,
-                    extra={"tf_config": {"intra_op_threads": 1}}, **fields)
+    pinned = Result(
+        case="c",
+        mode="function",
+        device="cpu",
+        task="train",
+        batch_size=32,
+        extra={"tf_config": {"intra_op_threads": 1}},
+        **fields,
+    )
     gpu = Result(case="c", mode="function", device="gpu:0", task="train", batch_size=32, **fields)
     for r in (pinned, gpu):
-        (_, s), = fired(advisor.rule_noisy_measurement, run_of(r))
+        ((_, s),) = fired(advisor.rule_noisy_measurement, run_of(r))
         assert s.fix.startswith("repeats: 5")
     # Noisy within one process: no process spread to speak of.
-    (_, s), = fired(advisor.rule_noisy_measurement, run_of(res(n=20, spread=0.5)))
+    ((_, s),) = fired(advisor.rule_noisy_measurement, run_of(res(n=20, spread=0.5)))
     assert "worker processes" not in s.evidence and s.fix.startswith("repeats: 5")
 
 
 # --- entry points ----------------------------------------------------------------------------------------
 
+
 def test_quantize_tflite_evidence_states_the_factor_for_the_faster_mode():
     """The quantized mode is the faster one: the old sentence put "slower" after it ("tflite-int8 5.66 ms/step
     vs tflite 8.56 ms/step (1.51× slower)")."""
-    agreement = {"max_abs_error": 0.01, "mean_abs_error": 0.001, "max_rel_error": 0.01, "top1_agreement": 1.0,
-                 "samples": 256}
+    agreement = {
+        "max_abs_error": 0.01,
+        "mean_abs_error": 0.001,
+        "max_rel_error": 0.01,
+        "top1_agreement": 1.0,
+        "samples": 256,
+    }
     int8 = res("tflite-int8", 0.00566, output_agreement=agreement)
     run = run_of(res("tflite", 0.00856), res("function", 0.0100), int8)
-    (r, s), = fired(advisor.rule_quantize_tflite, run)
+    ((r, s),) = fired(advisor.rule_quantize_tflite, run)
     assert r is int8
     assert "tflite-int8 5.66 ms/step vs tflite 8.56 ms/step (1.51× faster)" in s.evidence, s.evidence
     assert "tflite-int8 5.66 ms/step vs function 10 ms/step (1.77× faster)" in s.evidence, s.evidence
@@ -370,9 +471,18 @@ def test_attach_suggestions_replaces_and_is_idempotent():
 
 
 def test_failed_and_empty_results_do_not_break_the_rules():
-    failed = Result(case="c", mode="function", device="cpu", task="train", batch_size=32, status="failed",
-                    error={"type": "X", "message": "boom", "hint": None})
-    run = run_of(failed, res("eager", 0.05), Result(case="d", mode="xla", device="cpu", task="train", batch_size=1))
+    failed = Result(
+        case="c",
+        mode="function",
+        device="cpu",
+        task="train",
+        batch_size=32,
+        status="failed",
+        error={"type": "X", "message": "boom", "hint": None},
+    )
+    run = run_of(
+        failed, res("eager", 0.05), Result(case="d", mode="xla", device="cpu", task="train", batch_size=1)
+    )
     advisor.attach_suggestions(run)
     assert all(s.code != "use-tf-function" for r in run.results for s in r.suggestions)
 

@@ -1,8 +1,9 @@
-"""Bad input outside the suite file, tried as a new user would: a mistyped command or option, a command without
-its arguments, an output path that cannot be written, a case name too long for a file name, keys a `function:`
-case would ignore, a --format or --port that is no such thing. Each is refused by the real command line with a
-clear message and exit code 2, without a traceback, and leaves nothing behind.
+"""Bad input outside the suite file, tried as a new user would: a mistyped command or option, a command
+without its arguments, an output path that cannot be written, a case name too long for a file name, keys a
+`function:` case would ignore, a --format or --port that is no such thing. Each is refused by the real command
+line with a clear message and exit code 2, without a traceback, and leaves nothing behind.
 """
+
 from __future__ import annotations
 
 import json
@@ -10,13 +11,12 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from conftest import DATA, ROOT, run_tfperf
+
 from tfperf.suite.spec import MAX_NAME_BYTES
 
 RESULTS = DATA / "results_v1_before_layout.json"  # a finished run: report and export read it, nothing runs
@@ -35,13 +35,18 @@ class Bad:
 
 
 def suite_text(name: str, extra: str = "") -> str:
-    return (f"name: bad\ncases:\n  - name: {name}\n    function: {ROOT}/suites/examples/steps.py:matmul_chain\n"
-            f"    inputs: {ROOT}/suites/examples/steps.py:matmul_inputs\n{extra}")
+    return (
+        f"name: bad\ncases:\n  - name: {name}\n    function: {ROOT}/suites/examples/steps.py:matmul_chain\n"
+        f"    inputs: {ROOT}/suites/examples/steps.py:matmul_inputs\n{extra}"
+    )
 
 
 # The commands that write one file with -o, and what each reads.
-OUTPUT_COMMANDS = {"report": (str(RESULTS),), "export": (str(RESULTS),),
-                   "compare": (str(RESULTS), "{tmp}/a-run/results.json")}
+OUTPUT_COMMANDS = {
+    "report": (str(RESULTS),),
+    "export": (str(RESULTS),),
+    "compare": (str(RESULTS), "{tmp}/a-run/results.json"),
+}
 COMMANDS_WITH_ARGUMENTS = ("run", "report", "compare", "export", "tune", "capture", "schema", "serve-bench")
 
 BAD = [
@@ -51,25 +56,53 @@ BAD = [
     Bad("bare-tfperf", (), "Usage: tfperf"),
     *(Bad(f"{command}-without-arguments", (command,), "Missing ") for command in COMMANDS_WITH_ARGUMENTS),
     # a case name that passes the name check but not the file system's
-    Bad("case-name-too-long", ("run", "{tmp}/long-name.yaml", "--out", "{tmp}/out"), f"at most {MAX_NAME_BYTES}"),
+    Bad(
+        "case-name-too-long",
+        ("run", "{tmp}/long-name.yaml", "--out", "{tmp}/out"),
+        f"at most {MAX_NAME_BYTES}",
+    ),
     # keys a function: case would silently ignore, each named on its own line
-    Bad("function-case-model-keys", ("run", "{tmp}/function-keys.yaml", "--out", "{tmp}/out"),
-        ("function-keys.yaml:6: case 'fn': 'params' holds keyword arguments", ":7: case 'fn': 'batch_size' sets",
-         ":8: case 'fn': 'input' shapes")),
+    Bad(
+        "function-case-model-keys",
+        ("run", "{tmp}/function-keys.yaml", "--out", "{tmp}/out"),
+        (
+            "function-keys.yaml:6: case 'fn': 'params' holds keyword arguments",
+            ":7: case 'fn': 'batch_size' sets",
+            ":8: case 'fn': 'input' shapes",
+        ),
+    ),
     # --out that cannot be made
-    Bad("out-under-a-file", ("run", str(SUITE), "--out", "{tmp}/a-file/out"), "a-file is a file, not a folder"),
+    Bad(
+        "out-under-a-file", ("run", str(SUITE), "--out", "{tmp}/a-file/out"), "a-file is a file, not a folder"
+    ),
     Bad("out-unwritable", ("run", str(SUITE), "--out", "/proc/tfperf-out"), "cannot write in /proc"),
     Bad("out-name-too-long", ("run", str(SUITE), "--out", "{tmp}/" + "x" * 300), "at most 255"),
-    Bad("tune-out-under-a-file", ("tune", str(SUITE), "--out", "{tmp}/a-file/out"), "is a file, not a folder"),
-    Bad("capture-out-under-a-file", ("capture", "127.0.0.1:1", "--out", "{tmp}/a-file/c"), "is a file, not a folder"),
+    Bad(
+        "tune-out-under-a-file", ("tune", str(SUITE), "--out", "{tmp}/a-file/out"), "is a file, not a folder"
+    ),
+    Bad(
+        "capture-out-under-a-file",
+        ("capture", "127.0.0.1:1", "--out", "{tmp}/a-file/c"),
+        "is a file, not a folder",
+    ),
     # -o that cannot be written
-    *(b for command, inputs in OUTPUT_COMMANDS.items() for b in (
-        Bad(f"{command}-o-missing-folder", (command, *inputs, "-o", "{tmp}/missing/out.txt"),
-            "missing does not exist"),
-        Bad(f"{command}-o-onto-a-folder", (command, *inputs, "-o", "{tmp}/a-folder"), "is a folder"),
-        Bad(f"{command}-o-under-a-file", (command, *inputs, "-o", "{tmp}/a-file/out.txt"),
-            "a-file is a file, not a folder"),
-    )),
+    *(
+        b
+        for command, inputs in OUTPUT_COMMANDS.items()
+        for b in (
+            Bad(
+                f"{command}-o-missing-folder",
+                (command, *inputs, "-o", "{tmp}/missing/out.txt"),
+                "missing does not exist",
+            ),
+            Bad(f"{command}-o-onto-a-folder", (command, *inputs, "-o", "{tmp}/a-folder"), "is a folder"),
+            Bad(
+                f"{command}-o-under-a-file",
+                (command, *inputs, "-o", "{tmp}/a-file/out.txt"),
+                "a-file is a file, not a folder",
+            ),
+        )
+    ),
     # a --format that is no such thing
     Bad("list-format", ("list", "--format", "xml"), "--format xml: choose one of table, json"),
     Bad("env-format", ("env", "--format", "xml"), "--format xml: choose one of table, json"),
@@ -90,8 +123,9 @@ def place(tmp_path: Path) -> Path:
     (tmp_path / "a-run" / "tensorboard").mkdir(parents=True)
     shutil.copy(RESULTS, tmp_path / "a-run" / "results.json")
     (tmp_path / "long-name.yaml").write_text(suite_text(LONG_NAME))
-    (tmp_path / "function-keys.yaml").write_text(suite_text("fn", "    params: {size: 4}\n    batch_size: 8\n"
-                                                                  "    input: {shape: [3]}\n"))
+    (tmp_path / "function-keys.yaml").write_text(
+        suite_text("fn", "    params: {size: 4}\n    batch_size: 8\n    input: {shape: [3]}\n")
+    )
     return tmp_path
 
 
@@ -121,10 +155,19 @@ def test_the_installed_executable_prints_usage_errors(tmp_path: Path):
     if exe is None:
         pytest.skip("tfperf is not installed as a command")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    for args, says in ((["bench", "x.yaml"], "Error: No such command 'bench'"),
-                       (["run", "--bogus"], "Error: No such option: --bogus")):
-        proc = subprocess.run([exe, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
-                              stdin=subprocess.DEVNULL)
+    for args, says in (
+        (["bench", "x.yaml"], "Error: No such command 'bench'"),
+        (["run", "--bogus"], "Error: No such option: --bogus"),
+    ):
+        proc = subprocess.run(
+            [exe, *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
         assert says in proc.stderr and "Usage: tfperf" in proc.stderr
 
@@ -144,14 +187,23 @@ def test_a_failed_capture_leaves_no_folder(tmp_path: Path):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = run_tfperf("capture", f"grpc://127.0.0.1:{port}", "--duration-ms", "10", "--out",
-                      str(tmp_path / "c" / "d"), cwd=tmp_path, timeout=300)
+    proc = run_tfperf(
+        "capture",
+        f"grpc://127.0.0.1:{port}",
+        "--duration-ms",
+        "10",
+        "--out",
+        str(tmp_path / "c" / "d"),
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert "capture from" in proc.stderr
     assert list(tmp_path.iterdir()) == []
 
 
-# --- a report of an interrupted run, in every format; --format json in numbers -----------------------------------
+# --- a report of an interrupted run, in every format; --format json in numbers ------------------------------
+
 
 @pytest.fixture
 def interrupted(tmp_path: Path) -> Path:
@@ -162,8 +214,15 @@ def interrupted(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("fmt,says", [("table", "INTERRUPTED"), ("markdown", "(interrupted)"),
-                                      ("json", '"interrupted": true'), ("html", "interrupted")])
+@pytest.mark.parametrize(
+    "fmt,says",
+    [
+        ("table", "INTERRUPTED"),
+        ("markdown", "(interrupted)"),
+        ("json", '"interrupted": true'),
+        ("html", "interrupted"),
+    ],
+)
 def test_report_of_an_interrupted_run_says_so_in_every_format(interrupted: Path, fmt: str, says: str):
     proc = run_tfperf("report", str(interrupted), "--format", fmt, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -189,18 +248,19 @@ def test_report_json_gives_numbers_not_display_strings():
             assert isinstance(row["first_call_s"], float)
 
 
-# --- one tiny real run: --force over an earlier run, and an empty inputs: generator -------------------------------
+# --- one tiny real run: --force over an earlier run, and an empty inputs: generator -------------------------
 
-EMPTY_INPUTS = '''
+EMPTY_INPUTS = """
 def nothing():
     return iter(())
-'''
+"""
 
 
 @pytest.fixture(scope="module")
 def forced_run(tmp_path_factory):
-    """A run with --force into a folder an earlier run left: its traces, its worker logs, a stale event file in
-    the very TensorBoard run folder this run writes again. One case runs; one has an empty inputs: iterable."""
+    """A run with --force into a folder an earlier run left: its traces, its worker logs, a stale event file
+    in the very TensorBoard run folder this run writes again. One case runs; one has an empty inputs:
+    iterable."""
     pytest.importorskip("tensorflow")
     base = tmp_path_factory.mktemp("forced")
     (base / "empty.py").write_text(EMPTY_INPUTS)
@@ -209,7 +269,8 @@ def forced_run(tmp_path_factory):
         "  processes: 1\n  profile: true\n  timeout_s: 240\ncases:\n"
         f"  - name: tiny\n    function: {ROOT}/suites/examples/steps.py:matmul_chain\n"
         f"    inputs: {ROOT}/suites/examples/steps.py:matmul_inputs\n"
-        "  - name: empty\n    function: empty.py:nothing\n    inputs: empty.py:nothing\n    profile: false\n")
+        "  - name: empty\n    function: empty.py:nothing\n    inputs: empty.py:nothing\n    profile: false\n"
+    )
     out = base / "out"
     (out / "tensorboard" / "old-case-eager").mkdir(parents=True)
     (out / "tensorboard" / "old-case-eager" / "events.out.tfevents.1.host.1.tfperf").write_text("old")
@@ -218,7 +279,9 @@ def forced_run(tmp_path_factory):
     (out / "workers").mkdir()
     (out / "workers" / "tiny.log").write_text("EARLIER RUN\n")
     (out / "notes.txt").write_text("the user's own file\n")
-    proc = run_tfperf("run", str(base / "suite.yaml"), "--out", str(out), "--force", "--quiet", cwd=base, timeout=600)
+    proc = run_tfperf(
+        "run", str(base / "suite.yaml"), "--out", str(out), "--force", "--quiet", cwd=base, timeout=600
+    )
     return proc, out, json.loads((out / "results.json").read_text())
 
 

@@ -1,4 +1,5 @@
 """`tfperf capture` against a real training loop in another process that started the profiler server."""
+
 from __future__ import annotations
 
 import importlib
@@ -12,7 +13,8 @@ import pytest
 from tfperf.profile.capture import CaptureError, parse_addresses
 from tfperf.profile.tensorboard_server import free_port
 
-# A training loop tfperf did not start: it only calls tf.profiler.experimental.server.start(PORT) and marks steps.
+# A training loop tfperf did not start: it only calls tf.profiler.experimental.server.start(PORT) and marks
+# steps.
 TRAINING_LOOP = textwrap.dedent("""
     import os, sys, time
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
@@ -40,7 +42,10 @@ TRAINING_LOOP = textwrap.dedent("""
 
 
 def test_parse_addresses():
-    assert parse_addresses("grpc://127.0.0.1:6009, localhost:6010") == ["grpc://127.0.0.1:6009", "grpc://localhost:6010"]
+    assert parse_addresses("grpc://127.0.0.1:6009, localhost:6010") == [
+        "grpc://127.0.0.1:6009",
+        "grpc://localhost:6010",
+    ]
     with pytest.raises(CaptureError, match="grpc://HOST:PORT"):
         parse_addresses("grpc://127.0.0.1")
     with pytest.raises(CaptureError, match="no address"):
@@ -49,12 +54,21 @@ def test_parse_addresses():
 
 @pytest.fixture(scope="module")
 def training_loops(tmp_path_factory):
-    """The ports of two training loops (two "workers"), each in its own process, killed at the end of the module."""
+    """The ports of two training loops (two "workers"), each in its own process, killed at the end of the
+    module."""
     script = tmp_path_factory.mktemp("loop") / "train.py"
     script.write_text(TRAINING_LOOP)
     ports = [free_port(), free_port()]
-    procs = [subprocess.Popen([sys.executable, str(script), str(port), "90"], stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, text=True, stdin=subprocess.DEVNULL) for port in ports]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(port), "90"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
+        for port in ports
+    ]
     try:
         # The capture client's TensorFlow import overlaps the loops' own start-up.
         importlib.import_module("tensorflow")
@@ -79,8 +93,18 @@ def test_capture_from_a_running_training_loop(training_loop, tmp_path, capsys):
 
     port = training_loop
     out = tmp_path / "capture"
-    rc = main(["capture", f"grpc://127.0.0.1:{port}", "--duration-ms", "1500", "--out", str(out),
-               "--format", "json"])
+    rc = main(
+        [
+            "capture",
+            f"grpc://127.0.0.1:{port}",
+            "--duration-ms",
+            "1500",
+            "--out",
+            str(out),
+            "--format",
+            "json",
+        ]
+    )
     assert rc == 0
     profile = json.loads(capsys.readouterr().out)
     assert profile["addresses"] == [f"grpc://127.0.0.1:{port}"]
@@ -98,7 +122,9 @@ def test_capture_text_summary_names_the_top_ops(training_loop, tmp_path, capsys)
     """The default output is the same one-screen summary the profiled pass gives."""
     from tfperf.cli import main
 
-    rc = main(["capture", f"127.0.0.1:{training_loop}", "--duration-ms", "1000", "--out", str(tmp_path / "c")])
+    rc = main(
+        ["capture", f"127.0.0.1:{training_loop}", "--duration-ms", "1000", "--out", str(tmp_path / "c")]
+    )
     text = capsys.readouterr().out
     assert rc == 0
     assert "input-bound:" in text and "top ops by self time:" in text and "MatMul" in text
@@ -110,7 +136,9 @@ def test_capture_several_workers_at_once(training_loops, tmp_path, capsys):
     from tfperf.cli import main
 
     addresses = ",".join(f"grpc://127.0.0.1:{p}" for p in training_loops)
-    rc = main(["capture", addresses, "--duration-ms", "1000", "--out", str(tmp_path / "c"), "--format", "json"])
+    rc = main(
+        ["capture", addresses, "--duration-ms", "1000", "--out", str(tmp_path / "c"), "--format", "json"]
+    )
     profile = json.loads(capsys.readouterr().out)
     assert rc == 0
     assert len(profile["addresses"]) == 2

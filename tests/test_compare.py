@@ -3,6 +3,7 @@
 Unit tests draw samples from known distributions with a fixed seed; the end-to-end test times a real step
 with `tfperf run` twice, once with 30% more matmuls, and runs the real `tfperf compare` command.
 """
+
 import dataclasses
 import json
 import sys
@@ -10,19 +11,26 @@ import textwrap
 
 import numpy as np
 import pytest
+from conftest import ROOT, run_tfperf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import ROOT, run_tfperf
 from tfperf.analysis import compare
-from tfperf.report import compare as compare_report
-from tfperf.stats import significance
 from tfperf.errors import TfperfError
+from tfperf.report import compare as compare_report
 from tfperf.results.model import Result, RunResult, write_results
 from tfperf.results.records import ErrorInfo
+from tfperf.stats import significance
 
-ENV = {"tensorflow": "2.21.0", "keras": "3.15.0", "python": "3.11.7", "cpu_model": "Test CPU", "cpu_count": 2,
-       "gpus": [], "env": {}}
+ENV = {
+    "tensorflow": "2.21.0",
+    "keras": "3.15.0",
+    "python": "3.11.7",
+    "cpu_model": "Test CPU",
+    "cpu_count": 2,
+    "gpus": [],
+    "env": {},
+}
 
 
 def samples(rng, median_s: float, n: int = 60, sigma: float = 0.02) -> list[float]:
@@ -34,7 +42,9 @@ def run_of(rows: dict[tuple, list[float]], env: dict | None = None, fields: dict
     """One result per (case, mode) with these samples; `fields` adds other Result fields per (case, mode)."""
     results = []
     for (case, mode), s in rows.items():
-        results.append(Result(case, mode, "cpu", "train", 32, samples=s, **(fields or {}).get((case, mode), {})))
+        results.append(
+            Result(case, mode, "cpu", "train", 32, samples=s, **(fields or {}).get((case, mode), {}))
+        )
     return RunResult(suite={"name": "t"}, environment=dict(env or ENV), results=results)
 
 
@@ -66,7 +76,9 @@ def test_twenty_percent_slower_is_a_regression_and_exits_1():
 
 def test_twenty_percent_faster_is_an_improvement_not_a_failure():
     rng = np.random.default_rng(3)
-    cmp = compare.compare_runs(run_of({("a", "xla"): samples(rng, 0.012)}), run_of({("a", "xla"): samples(rng, 0.010)}))
+    cmp = compare.compare_runs(
+        run_of({("a", "xla"): samples(rng, 0.012)}), run_of({("a", "xla"): samples(rng, 0.010)})
+    )
     assert verdicts(cmp) == {("a", "xla"): "improvement"} and compare.exit_code(cmp) == 0
 
 
@@ -77,17 +89,27 @@ def test_two_percent_change_is_not_flagged_even_when_significant():
     cmp = compare.compare_runs(base, current)
     row = cmp.rows[0]
     assert row.p_value < 0.01  # the U test sees it...
-    assert row.verdict == "unchanged" and "within the 10% threshold" in row.reason  # ...the threshold does not
+    assert (
+        row.verdict == "unchanged" and "within the 10% threshold" in row.reason
+    )  # ...the threshold does not
     assert compare.exit_code(cmp) == 0
 
 
 def test_noisy_rows_are_inconclusive_unless_clear_cut():
     rng = np.random.default_rng(5)
     # sigma 0.3 -> IQR about 40% of the median, far above the 10% noise line.
-    base = run_of({("noisy", "eager"): samples(rng, 0.010, n=30, sigma=0.3),
-                   ("noisy-but-2x", "eager"): samples(rng, 0.010, n=60, sigma=0.2)})
-    current = run_of({("noisy", "eager"): samples(rng, 0.0112, n=30, sigma=0.3),
-                      ("noisy-but-2x", "eager"): samples(rng, 0.020, n=60, sigma=0.2)})
+    base = run_of(
+        {
+            ("noisy", "eager"): samples(rng, 0.010, n=30, sigma=0.3),
+            ("noisy-but-2x", "eager"): samples(rng, 0.010, n=60, sigma=0.2),
+        }
+    )
+    current = run_of(
+        {
+            ("noisy", "eager"): samples(rng, 0.0112, n=30, sigma=0.3),
+            ("noisy-but-2x", "eager"): samples(rng, 0.020, n=60, sigma=0.2),
+        }
+    )
     cmp = compare.compare_runs(base, current)
     rows = {r.case: r for r in cmp.rows}
     assert rows["noisy"].noisy and rows["noisy"].verdict == "inconclusive" and "noisy" in rows["noisy"].reason
@@ -98,13 +120,18 @@ def test_noisy_rows_are_inconclusive_unless_clear_cut():
 def test_contention_that_shifts_the_median_is_not_a_regression():
     """What a shared machine does to unchanged code: the same quiet floor, but more steps hit by contention in
     one run. The medians differ 5× and the U test is sure, yet the quartiles overlap: inconclusive, not a
-    regression (this was a false positive of the first version, measured by benchmarks/compare_false_positive.py)."""
+    regression (this was a false positive of the first version, measured by
+    benchmarks/compare_false_positive.py)."""
     rng = np.random.default_rng(15)
 
     def contended(share_slow: float, n: int = 90) -> list[float]:
         slow = rng.random(n) < share_slow
-        return [float(x) for x in np.where(slow, rng.lognormal(np.log(0.005), 0.3, n),
-                                           rng.lognormal(np.log(0.001), 0.05, n))]
+        return [
+            float(x)
+            for x in np.where(
+                slow, rng.lognormal(np.log(0.005), 0.3, n), rng.lognormal(np.log(0.001), 0.05, n)
+            )
+        ]
 
     base = run_of({("a", "function"): contended(0.3)})
     current = run_of({("a", "function"): contended(0.65)})
@@ -117,9 +144,13 @@ def test_a_change_of_timing_method_needs_a_clear_cut_result():
     rng = np.random.default_rng(16)
     s_base, s_cur = samples(rng, 0.00100), samples(rng, 0.001115)
     base = run_of({("a", "xla"): s_base}, fields={("a", "xla"): {"timing": {"method": "per_step"}}})
-    current = run_of({("a", "xla"): s_cur}, fields={("a", "xla"): {"timing": {"method": "blocked", "block_size": 16}}})
+    current = run_of(
+        {("a", "xla"): s_cur}, fields={("a", "xla"): {"timing": {"method": "blocked", "block_size": 16}}}
+    )
     row = compare.compare_runs(base, current).rows[0]
-    assert row.verdict == "inconclusive" and "timed differently (per_step in base, blocked×16 now)" in row.reason
+    assert (
+        row.verdict == "inconclusive" and "timed differently (per_step in base, blocked×16 now)" in row.reason
+    )
     same_method = run_of({("a", "xla"): s_cur}, fields={("a", "xla"): {"timing": {"method": "per_step"}}})
     assert compare.compare_runs(base, same_method).rows[0].verdict == "regression"
 
@@ -127,8 +158,15 @@ def test_a_change_of_timing_method_needs_a_clear_cut_result():
 def test_a_row_that_fails_now_is_a_regression_naming_the_error():
     rng = np.random.default_rng(17)
     base = run_of({("a", "xla"): samples(rng, 0.001)})
-    current = run_of({("a", "xla"): []}, fields={("a", "xla"): {
-        "status": "failed", "error": ErrorInfo(type="InvalidArgumentError", message="XLA cannot compile")}})
+    current = run_of(
+        {("a", "xla"): []},
+        fields={
+            ("a", "xla"): {
+                "status": "failed",
+                "error": ErrorInfo(type="InvalidArgumentError", message="XLA cannot compile"),
+            }
+        },
+    )
     row = compare.compare_runs(base, current).rows[0]
     assert row.verdict == "regression" and row.reason == "ran in base, failed now (InvalidArgumentError)"
 
@@ -173,12 +211,28 @@ def test_retrace_growth_is_a_regression_even_at_equal_speed():
 def test_diagnostics_are_compared():
     rng = np.random.default_rng(8)
     s = samples(rng, 0.01)
-    base = run_of({("a", "function"): s}, fields={("a", "function"): {
-        "input_wait_fraction": 0.02, "first_call_s": 1.0, "peak_memory_bytes": 100_000_000,
-        "profile": {"input_bound_percent": 3.0}}})
-    current = run_of({("a", "function"): list(s)}, fields={("a", "function"): {
-        "input_wait_fraction": 0.40, "first_call_s": 2.0, "peak_memory_bytes": 101_000_000,
-        "profile": {"input_bound_percent": 45.0}}})
+    base = run_of(
+        {("a", "function"): s},
+        fields={
+            ("a", "function"): {
+                "input_wait_fraction": 0.02,
+                "first_call_s": 1.0,
+                "peak_memory_bytes": 100_000_000,
+                "profile": {"input_bound_percent": 3.0},
+            }
+        },
+    )
+    current = run_of(
+        {("a", "function"): list(s)},
+        fields={
+            ("a", "function"): {
+                "input_wait_fraction": 0.40,
+                "first_call_s": 2.0,
+                "peak_memory_bytes": 101_000_000,
+                "profile": {"input_bound_percent": 45.0},
+            }
+        },
+    )
     row = compare.compare_runs(base, current).rows[0]
     d = {x.name: x.verdict for x in row.diagnostics}
     assert d == {"input_bound": "worse", "first_call_s": "worse", "peak_memory_bytes": "same"}
@@ -202,8 +256,10 @@ def test_input_bound_is_compared_once_by_the_one_definition():
         current = run_of({("a", "eager"): list(s)}, fields={("a", "eager"): current_fields})
         return [x for x in compare.compare_runs(base, current).rows[0].diagnostics if x.name == "input_bound"]
 
-    (flat,) = rows({"input_wait_fraction": 0.02, "profile": {"input_bound_percent": 3.0}},
-                   {"input_wait_fraction": 0.03, "profile": {"input_bound_percent": 32.0}})
+    (flat,) = rows(
+        {"input_wait_fraction": 0.02, "profile": {"input_bound_percent": 3.0}},
+        {"input_wait_fraction": 0.03, "profile": {"input_bound_percent": 32.0}},
+    )
     assert flat.verdict == "same" and (flat.base, flat.current) == (0.02, 0.03)
     (profiler,) = rows({"profile": {"input_bound_percent": 3.0}}, {"profile": {"input_bound_percent": 32.0}})
     assert profiler.verdict == "worse" and "profiler" in profiler.note
@@ -220,8 +276,11 @@ def test_rows_are_labelled_by_their_job_spec():
 def test_a_row_that_now_fails_is_a_regression():
     rng = np.random.default_rng(9)
     base = run_of({("a", "xla"): samples(rng, 0.01)})
-    current = RunResult(suite={}, environment=ENV, results=[Result.not_run(
-        base.results[0].spec, "failed", "InvalidArgumentError", "unsupported op")])
+    current = RunResult(
+        suite={},
+        environment=ENV,
+        results=[Result.not_run(base.results[0].spec, "failed", "InvalidArgumentError", "unsupported op")],
+    )
     row = compare.compare_runs(base, current).rows[0]
     assert row.verdict == "regression" and "failed now" in row.reason
 
@@ -229,14 +288,17 @@ def test_a_row_that_now_fails_is_a_regression():
 def test_environment_differences_are_warned():
     rng = np.random.default_rng(10)
     other = {**ENV, "tensorflow": "2.20.0", "cpu_model": "Other CPU", "gpus": [{"name": "NVIDIA L4"}]}
-    cmp = compare.compare_runs(run_of({("a", "eager"): samples(rng, 0.01)}),
-                               run_of({("a", "eager"): samples(rng, 0.01)}, env=other))
+    cmp = compare.compare_runs(
+        run_of({("a", "eager"): samples(rng, 0.01)}), run_of({("a", "eager"): samples(rng, 0.01)}, env=other)
+    )
     text = "\n".join(cmp.environment_warnings)
     assert "TensorFlow version" in text and "CPU model" in text and "NVIDIA L4" in text
     assert "environments differ" in compare_report.render_markdown(cmp)
     busy = compare.busy_warnings(ENV, {**ENV, "load_average": [7.9, 7.5, 6.0]})
-    assert busy == ["the machine was busy during the current run (load average 7.9 on 2 CPUs): its timings "
-                    "include waiting for other processes"]
+    assert busy == [
+        "the machine was busy during the current run (load average 7.9 on 2 CPUs): its timings "
+        "include waiting for other processes"
+    ]
 
 
 def test_every_row_moving_together_is_warned_as_drift():
@@ -255,14 +317,18 @@ step_times = st.lists(st.floats(min_value=1e-5, max_value=10.0, allow_nan=False)
 @settings(max_examples=60, deadline=None)
 @given(base=step_times, current=step_times)
 def test_any_samples_give_a_verdict_and_a_run_never_regresses_against_itself(base, current):
-    row = compare.compare_results(Result("a", "eager", "cpu", "train", 1, samples=base),
-                                  Result("a", "eager", "cpu", "train", 1, samples=current))
+    row = compare.compare_results(
+        Result("a", "eager", "cpu", "train", 1, samples=base),
+        Result("a", "eager", "cpu", "train", 1, samples=current),
+    )
     assert row.verdict in compare.VERDICTS
     if row.ratio is not None and row.ci_low is not None:
         assert row.ci_low <= row.ci_high
     json.dumps(dataclasses.asdict(row), allow_nan=False)
-    itself = compare.compare_results(Result("a", "eager", "cpu", "train", 1, samples=base),
-                                     Result("a", "eager", "cpu", "train", 1, samples=list(base)))
+    itself = compare.compare_results(
+        Result("a", "eager", "cpu", "train", 1, samples=base),
+        Result("a", "eager", "cpu", "train", 1, samples=list(base)),
+    )
     assert itself.verdict in ("unchanged", "inconclusive")
 
 
@@ -274,17 +340,36 @@ def test_bootstrap_interval_is_deterministic_and_covers_the_true_ratio():
     assert lo < 1.5 < hi and hi - lo < 0.1
 
 
-@pytest.mark.parametrize("text, value", [("10%", 0.10), ("0.1", 0.10), ("2.5%", 0.025), ("1000%", 10.0),
-                                         ("0.99", 0.99), ("1.5%", 0.015), ("150%", 1.5)])
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("10%", 0.10),
+        ("0.1", 0.10),
+        ("2.5%", 0.025),
+        ("1000%", 10.0),
+        ("0.99", 0.99),
+        ("1.5%", 0.015),
+        ("150%", 1.5),
+    ],
+)
 def test_parse_threshold(text, value):
     assert compare.parse_threshold(text) == pytest.approx(value)
 
 
-@pytest.mark.parametrize("text, why", [("ten", "expected a percentage"), ("0", "above 0%"), ("-5%", "above 0%"),
-                                       ("inf", "finite"), ("nan", "finite"), ("1e999%", "finite"),
-                                       ("1.0", "ambiguous: write 1.0% for a percentage, or 100%"),
-                                       ("1.5", "ambiguous: write 1.5% for a percentage, or 150%"),
-                                       ("5", "ambiguous")])
+@pytest.mark.parametrize(
+    "text, why",
+    [
+        ("ten", "expected a percentage"),
+        ("0", "above 0%"),
+        ("-5%", "above 0%"),
+        ("inf", "finite"),
+        ("nan", "finite"),
+        ("1e999%", "finite"),
+        ("1.0", "ambiguous: write 1.0% for a percentage, or 100%"),
+        ("1.5", "ambiguous: write 1.5% for a percentage, or 150%"),
+        ("5", "ambiguous"),
+    ],
+)
 def test_parse_threshold_rejects(text, why):
     with pytest.raises(TfperfError, match=why.replace("(", r"\(")):
         compare.parse_threshold(text)
@@ -306,11 +391,17 @@ def test_cli_exit_codes(tmp_path):
     (tmp_path / "broken.json").write_text("{not json")
     same = run_tfperf("compare", str(tmp_path / "base.json"), str(tmp_path / "same.json"))
     assert same.returncode == 0 and "unchanged" in same.stdout, same.stderr
-    slow = run_tfperf("compare", str(tmp_path / "base.json"), str(tmp_path / "slow.json"), "--format", "markdown")
+    slow = run_tfperf(
+        "compare", str(tmp_path / "base.json"), str(tmp_path / "slow.json"), "--format", "markdown"
+    )
     assert slow.returncode == 1 and "REGRESSION" in slow.stdout
     # A 50% threshold lets the 30% slowdown through.
-    assert run_tfperf("compare", str(tmp_path / "base.json"), str(tmp_path / "slow.json"),
-                      "--threshold", "50%").returncode == 0
+    assert (
+        run_tfperf(
+            "compare", str(tmp_path / "base.json"), str(tmp_path / "slow.json"), "--threshold", "50%"
+        ).returncode
+        == 0
+    )
     broken = run_tfperf("compare", str(tmp_path / "base.json"), str(tmp_path / "broken.json"))
     assert broken.returncode == 2 and "broken.json:1" in broken.stderr and "Traceback" not in broken.stderr
 
@@ -321,10 +412,10 @@ def test_cli_exit_codes(tmp_path):
 
 # The suite is the detection benchmark's (10 vs 13 matmuls 384×384, one side each), with one intra-op and one
 # inter-op thread: on the 2-core VM the same matmul chain's median moved 59-62% between worker processes with
-# TensorFlow's default thread pools (some processes ran at 7.5 ms, some at 10-12 ms), and 3-15% with one thread
-# each (sets of 10 processes). A regression-tracking suite wants the steady setting.
+# TensorFlow's default thread pools (some processes ran at 7.5 ms, some at 10-12 ms), and 3-15% with one
+# thread each (sets of 10 processes). A regression-tracking suite wants the steady setting.
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from compare_detection import STEPS, suite_text  # noqa: E402
+from compare_detection import STEPS, suite_text  # noqa: E402 - benchmarks/ is a folder, put on the path just above
 
 
 def _run_pair(tmp_path, attempt: int) -> dict:
@@ -335,15 +426,24 @@ def _run_pair(tmp_path, attempt: int) -> dict:
         outs[label] = tmp_path / f"{label}-{attempt}"
         proc = run_tfperf("run", str(suite), "--out", str(outs[label]), "--quiet")
         assert proc.returncode == 0, proc.stderr[-3000:]
-    proc = run_tfperf("compare", str(outs["base"] / "results.json"), str(outs["current"] / "results.json"),
-                      "--format", "json")
+    proc = run_tfperf(
+        "compare",
+        str(outs["base"] / "results.json"),
+        str(outs["current"] / "results.json"),
+        "--format",
+        "json",
+    )
     assert proc.returncode in (0, 1), proc.stderr
     data = json.loads(proc.stdout)
     return {"proc": proc, "data": data, "rows": {r["case"]: r for r in data["rows"]}, "outs": outs}
 
 
 def _spreads(rows: dict) -> dict:
-    return {f"{case} {side}": rows[case][f"{side}_spread"] for case in ("same", "grown") for side in ("base", "current")}
+    return {
+        f"{case} {side}": rows[case][f"{side}_spread"]
+        for case in ("same", "grown")
+        for side in ("base", "current")
+    }
 
 
 # 13 matmuls instead of 10: about 25-30% slower once the fixed cost per call is counted.
@@ -355,7 +455,9 @@ def _quiet(rows: dict) -> bool:
     repeats agreed within half the change under test. Noisier than that, compare rightly calls the change
     inconclusive (it must exceed the runs' own spread), and the test cannot tell a miss from noise."""
     spreads = _spreads(rows).values()
-    return rows["same"]["verdict"] == "unchanged" and all(s is not None and s < EXPECTED_CHANGE / 2 for s in spreads)
+    return rows["same"]["verdict"] == "unchanged" and all(
+        s is not None and s < EXPECTED_CHANGE / 2 for s in spreads
+    )
 
 
 @pytest.mark.slow
@@ -374,15 +476,18 @@ def test_real_runs_flag_the_slower_step_and_pass_the_unchanged_one(tmp_path):
         # Another process loaded the machine during one run and not the other: even the unchanged control
         # step moved. No statistics over two runs can separate that from a code change, so say so.
         spreads = ", ".join(f"{k} {v:.0%}" if v is not None else f"{k} -" for k, v in _spreads(rows).items())
-        pytest.skip(f"machine too unsteady to time a 20% change: the unchanged control row was "
-                    f"{rows['same']['verdict']} ({rows['same']['reason']}); the runs' own spreads: {spreads}")
+        pytest.skip(
+            f"machine too unsteady to time a 20% change: the unchanged control row was "
+            f"{rows['same']['verdict']} ({rows['same']['reason']}); the runs' own spreads: {spreads}"
+        )
     grown = rows["grown"]
     assert grown["verdict"] == "regression", grown["reason"]
     assert 1.1 < grown["ratio"] < 1.5 and grown["p_value"] < 0.01
     assert proc.returncode == 1
 
 
-# --- processes: repeats as the unit, the runs' own spread ---------------------------------------------------------
+# --- processes: repeats as the unit, the runs' own spread ---------------------------------------------------
+
 
 def processes_of(rng, medians: list[float], repeats: int = 3, steps: int = 15, sigma: float = 0.02) -> dict:
     """Result fields for samples timed in one process per entry of `medians`: each process its own offset,
@@ -398,9 +503,9 @@ def processes_of(rng, medians: list[float], repeats: int = 3, steps: int = 15, s
 
 def test_a_shift_within_the_runs_process_spread_is_inconclusive_not_a_regression():
     rng = np.random.default_rng(11)
-    # The same code: nine repeats at 1.00 ms and one at 1.25 ms in base (five processes of two repeats); 1.15 ms
-    # now. A test on the raw steps calls +15% significant, the pooled IQR is not noisy and the interval clears 1;
-    # but the base run itself moved 25% between its repeats, so +15% is not evidence.
+    # The same code: nine repeats at 1.00 ms and one at 1.25 ms in base (five processes of two repeats); 1.15
+    # ms now. A test on the raw steps calls +15% significant, the pooled IQR is not noisy and the interval
+    # clears 1; but the base run itself moved 25% between its repeats, so +15% is not evidence.
     fields = processes_of(rng, [0.00100] * 10, repeats=1)
     fields["samples"][-15:] = samples(rng, 0.00125, n=15)
     fields["repeat_process"] = [i // 2 for i in range(10)]
@@ -437,14 +542,21 @@ def test_the_interval_resamples_repeats_so_process_offsets_widen_it():
 def test_runs_timed_in_one_process_are_warned_about():
     rng = np.random.default_rng(14)
     one = run_of({("a", "function"): samples(rng, 0.010)})
-    many = RunResult(suite={"name": "t"}, environment=dict(ENV), results=[
-        Result("a", "function", "cpu", "train", 32, **processes_of(rng, [0.010, 0.010, 0.010]))])
-    assert any("base run timed each job in one worker process" in w for w in compare.compare_runs(one, many).warnings)
+    many = RunResult(
+        suite={"name": "t"},
+        environment=dict(ENV),
+        results=[Result("a", "function", "cpu", "train", 32, **processes_of(rng, [0.010, 0.010, 0.010]))],
+    )
+    assert any(
+        "base run timed each job in one worker process" in w for w in compare.compare_runs(one, many).warnings
+    )
     assert not any("one worker process" in w for w in compare.compare_runs(many, many).warnings)
 
 
 def test_old_files_split_their_samples_by_timing_repeats():
-    r = Result("a", "eager", "cpu", "train", 32, samples=[1.0, 1.0, 2.0, 2.0, 3.0, 3.0], timing={"repeats": 3})
+    r = Result(
+        "a", "eager", "cpu", "train", 32, samples=[1.0, 1.0, 2.0, 2.0, 3.0, 3.0], timing={"repeats": 3}
+    )
     assert r.repeat_groups() == [[1.0, 1.0], [2.0, 2.0], [3.0, 3.0]] and r.process_count == 1
     assert significance.repeat_spread(r.repeat_groups()) == pytest.approx(2.0)
     assert significance.repeat_spread([[1.0, 1.1]]) is None

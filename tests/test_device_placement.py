@@ -1,6 +1,7 @@
-"""`device:` places the step, not only the model: with two logical CPU devices, a job on cpu:1 runs its step's ops
-on CPU:1 in every execution mode, and the result says where they ran (extra.placed_on). A device the process does
-not have is refused rather than silently replaced (soft placement)."""
+"""`device:` places the step, not only the model: with two logical CPU devices, a job on cpu:1 runs its step's
+ops on CPU:1 in every execution mode, and the result says where they ran (extra.placed_on). A device the
+process does not have is refused rather than silently replaced (soft placement)."""
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,8 @@ from tfperf.suite.spec import CaseSpec
 device = harness.resolve_device("cpu:1")
 ctx = harness.JobContext(out_dir=None, tf_device=harness.tf_device_name(device))
 resolve = lambda ref: resolve_reference(ref, ".")
-case = CaseSpec(name="p", model="zoo:mlp", params={"hidden": 16, "layers": 1}, batch_sizes=(8,), warmup_steps=1,
-                steps=2, repeats=1, profile=False)
+case = CaseSpec(name="p", model="zoo:mlp", params={"hidden": 16, "layers": 1}, batch_sizes=(8,),
+                warmup_steps=1, steps=2, repeats=1, profile=False)
 out = {"device": device, "tf_device": ctx.tf_device, "jobs": {}}
 for task in ("train", "infer"):
     for mode in ("eager", "function", "xla"):
@@ -45,8 +46,14 @@ print("RESULT " + json.dumps(out))
 
 
 def _run(script: str) -> dict:
-    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300,
-                          env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**__import__("os").environ, "PYTHONPATH": str(ROOT)},
+    )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, proc.stderr[-3000:]
     return json.loads(lines[-1].removeprefix("RESULT "))

@@ -1,5 +1,6 @@
-"""tf.distribute: mirrored over 2 logical CPU devices and multi_worker over 2 local workers, through the real CLI and
-real TensorFlow; a killed or hanging worker; and the arithmetic and checks that need no TensorFlow."""
+"""tf.distribute: mirrored over 2 logical CPU devices and multi_worker over 2 local workers, through the real
+CLI and real TensorFlow; a killed or hanging worker; and the arithmetic and checks that need no TensorFlow."""
+
 from __future__ import annotations
 
 import json
@@ -14,19 +15,26 @@ from types import SimpleNamespace
 
 import psutil
 import pytest
+from conftest import run_tfperf
 
-from tfperf.distributed.cluster import (Worker, _supervise, combine, free_ports, leftover_processes, losses_agree,
-                                       run_local_cluster, worker_gpu_env)
+from tfperf.distributed.cluster import (
+    Worker,
+    _supervise,
+    combine,
+    free_ports,
+    leftover_processes,
+    losses_agree,
+    run_local_cluster,
+    worker_gpu_env,
+)
 from tfperf.distributed.faults import KILL_ENV
 from tfperf.distributed.measure import scaling_efficiency
 from tfperf.distributed.setup import tf_config_task
 from tfperf.distributed.trace import allreduce_share_of_op_stats
 from tfperf.host.processes import exit_description
-from tfperf.suite.distribute import DistributeError, DistributeSpec
 from tfperf.results.model import JobSpec, Result
+from tfperf.suite.distribute import DistributeError, DistributeSpec
 from tfperf.suite.spec import CaseSpec
-
-from conftest import run_tfperf
 
 PER_REPLICA = 16
 TINY = dict(warmup_steps=1, steps=3, repeats=2)
@@ -37,9 +45,9 @@ defaults:
   model: zoo:mlp
   params: {{hidden: 32, layers: 1}}
   batch_size: {PER_REPLICA}
-  warmup_steps: {TINY['warmup_steps']}
-  steps: {TINY['steps']}
-  repeats: {TINY['repeats']}
+  warmup_steps: {TINY["warmup_steps"]}
+  steps: {TINY["steps"]}
+  repeats: {TINY["repeats"]}
   timeout_s: 240
 cases:
   - name: mirrored
@@ -112,7 +120,9 @@ def test_eager_after_function_under_the_same_mirrored_devices(suite_run):
     r = suite_run.results[("mirrored", "eager")]
     assert r["status"] == "ok", r["error"]
     assert r["replicas"] == 2 and r["global_batch_size"] == 2 * PER_REPLICA
-    assert len(r["samples"]) == TINY["steps"] * TINY["repeats"] and r["tracing_count"] is None  # eager: no trace
+    assert (
+        len(r["samples"]) == TINY["steps"] * TINY["repeats"] and r["tracing_count"] is None
+    )  # eager: no trace
     assert r["scaling_efficiency"] > 0
 
 
@@ -123,7 +133,9 @@ def test_xla_under_mirrored_is_a_clear_failure(suite_run):
     assert "XLA" in r["error"]["message"] and "mirrored" in r["error"]["message"]
     assert "function" in r["error"]["hint"]
     assert r["replicas"] == 2 and r["global_batch_size"] == 2 * PER_REPLICA
-    assert r["extra"]["baseline"]["samples_per_s"] > 0  # XLA on one device worked; only the mirrored step failed
+    assert (
+        r["extra"]["baseline"]["samples_per_s"] > 0
+    )  # XLA on one device worked; only the mirrored step failed
     assert suite_run.proc.returncode == 1  # a failed result fails the run
 
 
@@ -139,8 +151,8 @@ def test_multi_worker_two_local_workers(suite_run):
     assert workers[0]["final_loss"] == workers[1]["final_loss"]
     assert workers[0]["probe_losses"] == workers[1]["probe_losses"]
     assert r["extra"]["losses_identical"] is True
-    # Worker 0's trace of the distributed steps (only worker 0's: the note says why), with the read-out and the
-    # all-reduce share; the gradient all-reduce is part of every step.
+    # Worker 0's trace of the distributed steps (only worker 0's: the note says why), with the read-out and
+    # the all-reduce share; the gradient all-reduce is part of every step.
     prof = r["profile"]
     assert prof["capture"] == "worker0" and prof["workers_traced"] == [0] and "worker 0" in prof["note"]
     traces = sorted(Path(prof["logdir"]).glob("plugins/profile/*/*.xplane.pb"))
@@ -152,9 +164,16 @@ def test_multi_worker_two_local_workers(suite_run):
 
 
 def _multi_case(**kw) -> tuple[CaseSpec, JobSpec]:
-    case = CaseSpec(name="mw", model="zoo:mlp", params={"hidden": 32, "layers": 1}, modes=("function",),
-                    batch_sizes=(PER_REPLICA,), profile=False, distribute={"strategy": "multi_worker", "workers": 2},
-                    **{**TINY, **kw})
+    case = CaseSpec(
+        name="mw",
+        model="zoo:mlp",
+        params={"hidden": 32, "layers": 1},
+        modes=("function",),
+        batch_sizes=(PER_REPLICA,),
+        profile=False,
+        distribute={"strategy": "multi_worker", "workers": 2},
+        **{**TINY, **kw},
+    )
     return case, JobSpec("mw", "function", "cpu", "train", PER_REPLICA)
 
 
@@ -172,17 +191,22 @@ def test_killed_worker_fails_naming_it_and_leaves_no_process(tmp_path):
 
 
 def test_dead_worker_is_blamed_over_the_peer_that_lost_it(tmp_path):
-    """The race CI hit: worker 1 is SIGKILLed, worker 0 reports UnavailableError from its all-reduce, and both have
-    ended by the time the supervisor polls. The dead worker is the cause; worker 0 is listed as a consequence."""
+    """The race CI hit: worker 1 is SIGKILLed, worker 0 reports UnavailableError from its all-reduce, and both
+    have ended by the time the supervisor polls. The dead worker is the cause; worker 0 is listed as a
+    consequence."""
     case, job = _multi_case()
-    peer = Result.not_run(job, "failed", "UnavailableError", "Graph execution error: Collective ops is aborted")
+    peer = Result.not_run(
+        job, "failed", "UnavailableError", "Graph execution error: Collective ops is aborted"
+    )
     (tmp_path / "w0.json").write_text(json.dumps(peer.to_json()))
     reporter = subprocess.Popen([sys.executable, "-c", "pass"])
     victim = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     victim.kill()
     reporter.wait(), victim.wait()
-    procs = [Worker(0, "127.0.0.1:1", reporter, tmp_path / "w0.json", tmp_path / "w0.log"),
-             Worker(1, "127.0.0.1:2", victim, tmp_path / "w1.json", tmp_path / "w1.log")]
+    procs = [
+        Worker(0, "127.0.0.1:1", reporter, tmp_path / "w0.json", tmp_path / "w0.log"),
+        Worker(1, "127.0.0.1:2", victim, tmp_path / "w1.json", tmp_path / "w1.log"),
+    ]
     r = _supervise(case, job, procs, time.monotonic(), timeout_s=30)
     assert r.status == "failed" and r.error.type == "WorkerCrash"
     assert r.error.worker == 1 and r.error.returncode == -9 and "SIGKILL" in r.error.message
@@ -192,7 +216,10 @@ def test_dead_worker_is_blamed_over_the_peer_that_lost_it(tmp_path):
 @pytest.mark.slow
 def test_hanging_worker_times_out_naming_it_and_leaves_no_process(tmp_path):
     case, job = _multi_case()
-    env = {**os.environ, KILL_ENV: "1:hang"}  # worker 1 never joins; worker 0 waits for it in the cluster start-up
+    env = {
+        **os.environ,
+        KILL_ENV: "1:hang",
+    }  # worker 1 never joins; worker 0 waits for it in the cluster start-up
     started = time.monotonic()
     r = run_local_cluster(case, job, 2, work_dir=tmp_path, env=env, timeout_s=6)
     assert time.monotonic() - started < 60
@@ -202,14 +229,19 @@ def test_hanging_worker_times_out_naming_it_and_leaves_no_process(tmp_path):
     assert _no_descendants() == []
 
 
-# ---- no TensorFlow below -------------------------------------------------------------------------------------
+# ---- no TensorFlow below -----------------------------------------------------------------------------------
+
 
 def test_distribute_spec_defaults_and_errors():
     assert DistributeSpec.from_dict({"strategy": "mirrored"}) == DistributeSpec("mirrored", 2, 1)
     assert DistributeSpec.from_dict({"strategy": "multi_worker", "workers": 3, "devices": None}).workers == 3
-    for bad, needle in [({"strategy": "parameter_server"}, "strategy"), ({"strategy": "mirrored", "workers": 2}, "multi_worker"),
-                        ({"strategy": "mirrored", "devices": 0}, "devices"), ({"strategy": "one_device", "devices": 2}, "one_device"),
-                        ({"strategy": "mirrored", "gpus": 2}, "gpus")]:
+    for bad, needle in [
+        ({"strategy": "parameter_server"}, "strategy"),
+        ({"strategy": "mirrored", "workers": 2}, "multi_worker"),
+        ({"strategy": "mirrored", "devices": 0}, "devices"),
+        ({"strategy": "one_device", "devices": 2}, "one_device"),
+        ({"strategy": "mirrored", "gpus": 2}, "gpus"),
+    ]:
         with pytest.raises(DistributeError, match=needle):
             DistributeSpec.from_dict(bad)
 
@@ -223,8 +255,10 @@ def test_scaling_efficiency_arithmetic():
 def test_tf_config_task(monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
     assert tf_config_task() is None
-    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["a:1", "b:2", "c:3"]},
-                                                "task": {"type": "worker", "index": 2}}))
+    monkeypatch.setenv(
+        "TF_CONFIG",
+        json.dumps({"cluster": {"worker": ["a:1", "b:2", "c:3"]}, "task": {"type": "worker", "index": 2}}),
+    )
     assert tf_config_task() == (2, 3)
     monkeypatch.setenv("TF_CONFIG", "{not json")
     with pytest.raises(DistributeError, match="TF_CONFIG"):
@@ -239,10 +273,22 @@ def test_losses_agree_and_combine_flags_divergence():
     assert not losses_agree([same[0], {"final_loss": None, "probe_losses": [1.25]}])[0]
 
     job = JobSpec("c", "function", "cpu", "train", 8)
-    results = [Result("c", "function", "cpu", "train", 8, samples=[0.01, 0.02],
-                      extra={"final_loss": 0.5, "probe_losses": [p]}) for p in (1.25, 1.5)]
-    procs = [SimpleNamespace(index=i, proc=SimpleNamespace(pid=100 + i), address=f"127.0.0.1:{i}")
-             for i in range(2)]
+    results = [
+        Result(
+            "c",
+            "function",
+            "cpu",
+            "train",
+            8,
+            samples=[0.01, 0.02],
+            extra={"final_loss": 0.5, "probe_losses": [p]},
+        )
+        for p in (1.25, 1.5)
+    ]
+    procs = [
+        SimpleNamespace(index=i, proc=SimpleNamespace(pid=100 + i), address=f"127.0.0.1:{i}")
+        for i in range(2)
+    ]
     r = combine(job, results, procs, 1.0)
     assert r.status == "failed" and r.error.type == "WorkersDiverged"
 
@@ -255,19 +301,25 @@ def test_exit_description_and_ports():
 
 
 def test_allreduce_share_counts_collective_self_time_of_the_op_table():
-    """framework_op_stats as xprof writes it: the op table including IDLE, then the same without IDLE (ignored).
-    The share is of host and device op self time, IDLE excluded."""
+    """framework_op_stats as xprof writes it: the op table including IDLE, then the same without IDLE
+    (ignored). The share is of host and device op self time, IDLE excluded."""
     cols = ["rank", "host_or_device", "type", "operation", "occurrences", "total_self_time"]
 
     def table(rows):
-        return {"cols": [{"id": c, "label": c, "type": "string"} for c in cols],
-                "rows": [{"c": [{"v": v} for v in r]} for r in rows]}
+        return {
+            "cols": [{"id": c, "label": c, "type": "string"} for c in cols],
+            "rows": [{"c": [{"v": v} for v in r]} for r in rows],
+        }
 
-    with_idle = table([[1, "Host", "IDLE", "IDLE", 1, 5000.0],
-                       [2, "Host", "CollectiveReduceV2", "optimizer/CollectiveReduceV2", 4, 300.0],
-                       [3, "Device", "NcclAllReduce", "optimizer/NcclAllReduce", 4, 100.0],
-                       [4, "Host", "_MklMatMul", "forward/dense/MatMul", 4, 600.0],
-                       [5, "Other", "CollectiveReduceV2", "elsewhere", 1, 9999.0]])
+    with_idle = table(
+        [
+            [1, "Host", "IDLE", "IDLE", 1, 5000.0],
+            [2, "Host", "CollectiveReduceV2", "optimizer/CollectiveReduceV2", 4, 300.0],
+            [3, "Device", "NcclAllReduce", "optimizer/NcclAllReduce", 4, 100.0],
+            [4, "Host", "_MklMatMul", "forward/dense/MatMul", 4, 600.0],
+            [5, "Other", "CollectiveReduceV2", "elsewhere", 1, 9999.0],
+        ]
+    )
     without_idle = table([[1, "Host", "_MklMatMul", "forward/dense/MatMul", 4, 1.0]])
     out = allreduce_share_of_op_stats([with_idle, without_idle])
     assert out == {"share": pytest.approx(0.4), "collective_us": 400.0, "total_us": 1000.0}
@@ -277,8 +329,10 @@ def test_allreduce_share_counts_collective_self_time_of_the_op_table():
 
 
 def test_distributed_modules_do_not_import_tensorflow():
-    code = ("import sys, tfperf.distributed.cluster, tfperf.distributed.job, tfperf.distributed.measure, "
-            "tfperf.distributed.trace; print('tensorflow' in sys.modules)")
+    code = (
+        "import sys, tfperf.distributed.cluster, tfperf.distributed.job, tfperf.distributed.measure, "
+        "tfperf.distributed.trace; print('tensorflow' in sys.modules)"
+    )
     import subprocess
 
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
@@ -293,9 +347,9 @@ cases:
     params: {{hidden: 32, layers: 1}}
     batch_size: {PER_REPLICA}
     modes: [function]
-    warmup_steps: {TINY['warmup_steps']}
-    steps: {TINY['steps']}
-    repeats: {TINY['repeats']}
+    warmup_steps: {TINY["warmup_steps"]}
+    steps: {TINY["steps"]}
+    repeats: {TINY["repeats"]}
     profile: false
     timeout_s: 180
     distribute: {{strategy: multi_worker, workers: 2}}
@@ -314,16 +368,24 @@ def test_tf_config_set_joins_that_cluster_instead_of_launching(tmp_path):
     try:
         for i in range(2):
             tf_config = json.dumps({"cluster": {"worker": addresses}, "task": {"type": "worker", "index": i}})
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "tfperf", "run", str(suite), "--out", str(tmp_path / f"out{i}")],
-                env={**os.environ, "TF_CONFIG": tf_config}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, text=True))
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "tfperf", "run", str(suite), "--out", str(tmp_path / f"out{i}")],
+                    env={**os.environ, "TF_CONFIG": tf_config},
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    text=True,
+                )
+            )
         outputs = [p.communicate(timeout=300)[0] for p in procs]
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
-    results = [json.loads((tmp_path / f"out{i}" / "results.json").read_text())["results"][0] for i in range(2)]
+    results = [
+        json.loads((tmp_path / f"out{i}" / "results.json").read_text())["results"][0] for i in range(2)
+    ]
     for i, r in enumerate(results):
         assert r["status"] == "ok", (r["error"], outputs[i][-2000:])
         assert r["replicas"] == 2 and r["global_batch_size"] == 2 * PER_REPLICA
@@ -336,23 +398,31 @@ def test_tf_config_set_joins_that_cluster_instead_of_launching(tmp_path):
 
 @pytest.mark.slow
 def test_workers_die_with_a_killed_supervisor(tmp_path):
-    """The runner SIGKILLs a case worker past its timeout: the cluster workers it launched must not outlive it."""
+    """The runner SIGKILLs a case worker past its timeout: the cluster workers it launched must not outlive
+    it."""
     import signal
     import subprocess
 
     script = (
-        "import sys; from tfperf.distributed.cluster import run_local_cluster; from tfperf.suite.spec import CaseSpec; "
+        "import sys; from tfperf.distributed.cluster import run_local_cluster; from tfperf.suite.spec import "
+        "CaseSpec; "
         "from tfperf.results.model import JobSpec; "
         "case = CaseSpec(name='mw', model='zoo:mlp', distribute={'strategy': 'multi_worker', 'workers': 2}, "
         "batch_sizes=(8,), steps=1000, repeats=100, profile=False); "
-        f"run_local_cluster(case, JobSpec('mw', 'function', 'cpu', 'train', 8), 2, work_dir={str(tmp_path)!r})")
+        "run_local_cluster(case, JobSpec('mw', 'function', 'cpu', 'train', 8), 2, "
+        f"work_dir={str(tmp_path)!r})"
+    )
     supervisor = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
         workers: list[psutil.Process] = []
         while time.monotonic() < deadline and len(workers) < 2:
             time.sleep(0.2)
-            workers = [p for p in psutil.Process(supervisor.pid).children() if "tfperf.distributed.job" in " ".join(p.cmdline())]
+            workers = [
+                p
+                for p in psutil.Process(supervisor.pid).children()
+                if "tfperf.distributed.job" in " ".join(p.cmdline())
+            ]
         assert len(workers) == 2
         supervisor.send_signal(signal.SIGKILL)
         supervisor.wait(timeout=10)
@@ -366,7 +436,10 @@ def test_workers_die_with_a_killed_supervisor(tmp_path):
 @pytest.mark.slow
 def test_a_worker_dying_in_start_up_restarts_the_cluster_once(tmp_path):
     case, job = _multi_case(timeout_s=180)
-    env = {**os.environ, KILL_ENV: f"1:abort-once:{tmp_path / 'aborted'}"}  # worker 1 aborts before joining, once
+    env = {
+        **os.environ,
+        KILL_ENV: f"1:abort-once:{tmp_path / 'aborted'}",
+    }  # worker 1 aborts before joining, once
     r = run_local_cluster(case, job, 2, work_dir=tmp_path, env=env)
     assert (tmp_path / "aborted").exists()
     assert r.status == "ok", r.error
@@ -376,7 +449,8 @@ def test_a_worker_dying_in_start_up_restarts_the_cluster_once(tmp_path):
     assert _no_descendants() == []
 
 
-# Runs in a fresh interpreter: the two logical CPU devices must exist before TensorFlow initializes its devices.
+# Runs in a fresh interpreter: the two logical CPU devices must exist before TensorFlow initializes its
+# devices.
 MIRRORED_FLOAT16 = r"""
 import json, os
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
@@ -389,8 +463,9 @@ from tfperf.suite.spec import CaseSpec
 
 settings = {"mixed_precision": "mixed_float16"}
 apply_tf_config(settings)  # as a worker does at start; each pass's build clears the Keras session after this
-case = CaseSpec(name="m16", model="zoo:mlp", params={"hidden": 16, "layers": 1}, batch_sizes=(8,), warmup_steps=1,
-                steps=3, repeats=1, profile=False, distribute={"strategy": "mirrored", "devices": 2}, tf_config=settings)
+case = CaseSpec(name="m16", model="zoo:mlp", params={"hidden": 16, "layers": 1}, batch_sizes=(8,),
+                warmup_steps=1, steps=3, repeats=1, profile=False,
+                distribute={"strategy": "mirrored", "devices": 2}, tf_config=settings)
 r = measure_distributed(case, JobSpec("m16", "function", "cpu", "train", 8))
 print("RESULT " + json.dumps(r.to_json(), default=str))
 """
@@ -398,8 +473,13 @@ print("RESULT " + json.dumps(r.to_json(), default=str))
 
 @pytest.mark.slow
 def test_mirrored_float16_is_loss_scaled_and_syncs_every_replica():
-    proc = subprocess.run([sys.executable, "-c", MIRRORED_FLOAT16], capture_output=True, text=True, timeout=300,
-                          cwd=Path(__file__).resolve().parents[1])
+    proc = subprocess.run(
+        [sys.executable, "-c", MIRRORED_FLOAT16],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, proc.stderr[-3000:]
     r = json.loads(lines[-1].removeprefix("RESULT "))
@@ -431,8 +511,10 @@ def test_local_workers_on_a_gpu_machine_each_see_their_own_gpu(tmp_path):
 
     gpus = visible_gpus()
     if not gpus:
-        pytest.skip("needs a GPU: checks that each local worker sees one GPU (CUDA_VISIBLE_DEVICES) and that "
-                    "each step syncs the replica's device (sync_devices); TensorFlow sees no GPU here")
+        pytest.skip(
+            "needs a GPU: checks that each local worker sees one GPU (CUDA_VISIBLE_DEVICES) and that "
+            "each step syncs the replica's device (sync_devices); TensorFlow sees no GPU here"
+        )
     case, job = _multi_case(timeout_s=240)
     job = JobSpec(job.case, job.mode, "gpu:0", job.task, job.batch_size)
     r = run_local_cluster(case, job, 2, work_dir=tmp_path, gpus=gpus)

@@ -1,5 +1,6 @@
-"""`tfperf doctor`: every check passes on this machine (a real trace is recorded), and each kind of failure says
-how to fix it."""
+"""`tfperf doctor`: every check passes on this machine (a real trace is recorded), and each kind of failure
+says how to fix it."""
+
 from __future__ import annotations
 
 import pytest
@@ -9,9 +10,11 @@ from tfperf.profile.doctor import FAIL, PASS, SKIP, Check
 
 
 def test_duplicate_plugins_are_found_by_plugin_name():
-    eps = [("profile", "xprof.profile_plugin_loader:ProfilePluginLoader", "xprof"),
-           ("projector", "tensorboard.plugins.projector.projector_plugin:ProjectorPlugin", "tensorboard"),
-           ("profile", "tensorboard_plugin_profile.profile_plugin_loader:ProfilePluginLoader", "tbp-nightly")]
+    eps = [
+        ("profile", "xprof.profile_plugin_loader:ProfilePluginLoader", "xprof"),
+        ("projector", "tensorboard.plugins.projector.projector_plugin:ProjectorPlugin", "tensorboard"),
+        ("profile", "tensorboard_plugin_profile.profile_plugin_loader:ProfilePluginLoader", "tbp-nightly"),
+    ]
     dups = doctor.duplicate_plugins(eps)
     assert list(dups) == ["profile"]
     assert any("tbp-nightly" in p for p in dups["profile"])
@@ -19,8 +22,13 @@ def test_duplicate_plugins_are_found_by_plugin_name():
 
 
 def test_render_gives_the_fix_of_each_failed_check_only():
-    text = doctor.render([Check("a", PASS, "fine", fix="never shown"), Check("b", FAIL, "broken", fix="do this"),
-                          Check("c", SKIP, "no GPU")])
+    text = doctor.render(
+        [
+            Check("a", PASS, "fine", fix="never shown"),
+            Check("b", FAIL, "broken", fix="do this"),
+            Check("c", SKIP, "no GPU"),
+        ]
+    )
     assert "fix: do this" in text and "never shown" not in text
     assert "1 check(s) failed" in text
 
@@ -53,9 +61,19 @@ def test_tfperf_doctor_records_a_trace_and_exits_0(capsys):
 def test_tfperf_doctor_exits_1_when_a_check_fails(monkeypatch, capsys):
     from tfperf.cli import main
 
-    monkeypatch.setattr(doctor, "run_checks", lambda trace=True: [
-        Check("tensorboard", PASS, "tensorboard 2.21.0"),
-        Check("plugins installed once", FAIL, "Duplicate plugins: profile", fix="pip uninstall -y tbp-nightly")])
+    monkeypatch.setattr(
+        doctor,
+        "run_checks",
+        lambda trace=True: [
+            Check("tensorboard", PASS, "tensorboard 2.21.0"),
+            Check(
+                "plugins installed once",
+                FAIL,
+                "Duplicate plugins: profile",
+                fix="pip uninstall -y tbp-nightly",
+            ),
+        ],
+    )
     assert main(["doctor", "--no-trace"]) == 1
     out = capsys.readouterr().out
     assert "[FAIL] plugins installed once" in out and "fix: pip uninstall -y tbp-nightly" in out

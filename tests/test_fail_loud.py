@@ -2,26 +2,34 @@
 
 - a job whose later worker process crashed or raised is `failed` (not `ok`), names the process, keeps the log
   path and the first process's samples, and `tfperf run` exits 1 (end to end, real TensorFlow);
-- `tfperf compare` exits EXIT_GATE_FAILED (3) when a base row is missing, failed or under-sampled in the current
-  run, or the current run was interrupted, unless `--allow-missing`;
+- `tfperf compare` exits EXIT_GATE_FAILED (3) when a base row is missing, failed or under-sampled in the
+  current run, or the current run was interrupted, unless `--allow-missing`;
 - `--threshold` reads percentages and fractions unambiguously and says which it read;
 - a run compared with itself does not say the environments differ;
 - a results.json whose entries are not result objects is one line naming the file and entry, exit 2.
 """
+
 import json
 import textwrap
 
 import numpy as np
 import pytest
-
 from conftest import run_tfperf
+
 from tfperf.analysis import compare
 from tfperf.errors import ResultsFileError
 from tfperf.report import compare as compare_report
 from tfperf.results.model import JobSpec, Result, RunResult, load_results, merge_process, write_results
 
-ENV = {"tensorflow": "2.21.0", "keras": "3.15.0", "python": "3.11.7", "cpu_model": "Test CPU", "cpu_count": 2,
-       "gpus": [], "env": {}}
+ENV = {
+    "tensorflow": "2.21.0",
+    "keras": "3.15.0",
+    "python": "3.11.7",
+    "cpu_model": "Test CPU",
+    "cpu_count": 2,
+    "gpus": [],
+    "env": {},
+}
 
 
 def _samples(seed: int, median_s: float, n: int = 40) -> list[float]:
@@ -31,13 +39,16 @@ def _samples(seed: int, median_s: float, n: int = 40) -> list[float]:
 
 def _run(rows: dict[str, list[float]], interrupted: bool = False, **fields) -> RunResult:
     """One eager result per case name with these samples; `fields[case]` sets other Result fields."""
-    results = [Result(case, "eager", "cpu", "train", 8, samples=s, **fields.get(case, {})) for case, s in rows.items()]
+    results = [
+        Result(case, "eager", "cpu", "train", 8, samples=s, **fields.get(case, {}))
+        for case, s in rows.items()
+    ]
     return RunResult(suite={"name": "t"}, environment=dict(ENV), results=results, interrupted=interrupted)
 
 
-# --- item 2: a later worker process that fails fails the job ------------------------------------------------------
+# --- item 2: a later worker process that fails fails the job ------------------------------------------------
 
-STEPS = '''
+STEPS = """
 import os
 import sys
 
@@ -65,11 +76,12 @@ def inputs():
     x = tf.ones((4, 4))
     while True:
         yield (x,), {}
-'''
+"""
 
 SUITE = """
 name: later-process
-defaults: {modes: [eager], warmup_steps: 1, steps: 3, repeats: 2, processes: 2, profile: false, timeout_s: 120}
+defaults: {modes: [eager], warmup_steps: 1, steps: 3, repeats: 2, processes: 2, profile: false,
+           timeout_s: 120}
 cases:
   - name: exits-later
     function: steps.py:exits_after_first
@@ -131,10 +143,28 @@ def test_a_failed_result_with_samples_shows_in_every_table_and_the_page(later_fa
 
 
 def _first_and_later() -> tuple[Result, Result]:
-    first = Result("a", "eager", "cpu", "train", 8, samples=[1.0, 1.1, 1.2, 1.3], repeat_sizes=[2, 2],
-                   repeat_process=[0, 0], timing={"method": "per_step", "repeats": 2})
-    later = Result("a", "eager", "cpu", "train", 8, samples=[2.0, 2.1], repeat_sizes=[2], repeat_process=[1],
-                   timing={"method": "per_step", "repeats": 1})
+    first = Result(
+        "a",
+        "eager",
+        "cpu",
+        "train",
+        8,
+        samples=[1.0, 1.1, 1.2, 1.3],
+        repeat_sizes=[2, 2],
+        repeat_process=[0, 0],
+        timing={"method": "per_step", "repeats": 2},
+    )
+    later = Result(
+        "a",
+        "eager",
+        "cpu",
+        "train",
+        8,
+        samples=[2.0, 2.1],
+        repeat_sizes=[2],
+        repeat_process=[1],
+        timing={"method": "per_step", "repeats": 1},
+    )
     return first, later
 
 
@@ -144,9 +174,14 @@ def test_merge_process_fails_the_job_names_the_process_and_keeps_the_log_path():
     raised = Result.not_run(JobSpec("a", "eager", "cpu", "train", 8), "failed", "RuntimeError", "boom")
     merge_process(first, raised, 2, log_path="out/workers/a.p2.log")
     assert first.status == "failed" and first.error.type == "RuntimeError" and first.error.process == 2
-    assert first.error.message.startswith("process 3 of this job failed after process 1 measured it: "
-                                          "boom (the samples of the 2 processes that finished")
-    assert first.error.log_path == "out/workers/a.p2.log" and first.error.hint == "worker log: out/workers/a.p2.log"
+    assert first.error.message.startswith(
+        "process 3 of this job failed after process 1 measured it: "
+        "boom (the samples of the 2 processes that finished"
+    )
+    assert (
+        first.error.log_path == "out/workers/a.p2.log"
+        and first.error.hint == "worker log: out/workers/a.p2.log"
+    )
     assert len(first.samples) == 6 and first.extra["process_errors"][0]["log_path"] == "out/workers/a.p2.log"
     # It round-trips through results.json, and the run's exit code counts it.
     again = Result.from_json(json.loads(json.dumps(first.to_json())))
@@ -171,17 +206,21 @@ def test_merge_process_leaves_the_first_process_own_failure_alone():
     assert first.error.type == "InvalidArgumentError" and first.error.process is None and not first.extra
 
 
-
 def test_merge_process_refuses_to_pool_samples_timed_another_way():
-    """A job's processes time it one way (the runner hands the first process's block size on): per-step samples
-    and block means are not one distribution, so a process that timed otherwise fails the job, unmerged."""
+    """A job's processes time it one way (the runner hands the first process's block size on): per-step
+    samples and block means are not one distribution, so a process that timed otherwise fails the job,
+    unmerged."""
     first, later = _first_and_later()
     later.timing.method, later.timing.block_size = "blocked", 32
     merge_process(first, later, 1)
-    assert first.status == "failed" and first.error.type == "TimingMethodMismatch" and first.error.process == 1
+    assert (
+        first.status == "failed" and first.error.type == "TimingMethodMismatch" and first.error.process == 1
+    )
     assert len(first.samples) == 4  # the other process's block means were not pooled
 
-# --- item 3: the compare gate fails closed ------------------------------------------------------------------------
+
+# --- item 3: the compare gate fails closed ------------------------------------------------------------------
+
 
 def test_an_interrupted_current_run_with_no_results_fails_the_gate():
     base = _run({"a": _samples(1, 0.01), "b": _samples(2, 0.02)})
@@ -205,13 +244,17 @@ def test_a_current_run_holding_one_of_two_rows_fails_the_gate_and_names_the_miss
 
 def test_a_row_failed_now_fails_the_gate_and_is_a_regression_when_allowed():
     base = _run({"a": _samples(1, 0.01), "b": _samples(2, 0.02)})
-    current = _run({"a": _samples(3, 0.01), "b": []},
-                   b={"status": "failed", "error": {"type": "WorkerCrash", "message": "SIGSEGV"}})
+    current = _run(
+        {"a": _samples(3, 0.01), "b": []},
+        b={"status": "failed", "error": {"type": "WorkerCrash", "message": "SIGSEGV"}},
+    )
     cmp = compare.compare_runs(base, current)
     assert [g.kind for g in cmp.gate_failures] == ["failed"]
     assert "failed now (WorkerCrash)" in cmp.gate_failures[0].message
     assert compare.exit_code(cmp) == 3
-    assert compare.exit_code(compare.compare_runs(base, current, allow_missing=True)) == compare.EXIT_REGRESSED
+    assert (
+        compare.exit_code(compare.compare_runs(base, current, allow_missing=True)) == compare.EXIT_REGRESSED
+    )
 
 
 def test_rows_with_too_few_samples_to_decide_fail_the_gate():
@@ -240,15 +283,22 @@ def test_cli_gate_exit_codes_and_allow_missing(tmp_path):
         proc = run_tfperf("compare", str(tmp_path / "base.json"), str(tmp_path / current))
         assert proc.returncode == 3, (current, proc.stdout, proc.stderr)
         assert "GATE FAILED" in proc.stdout and "b [eager bs=8] train cpu" in proc.stdout
-    allowed = run_tfperf("compare", str(tmp_path / "base.json"), str(tmp_path / "half.json"), "--allow-missing",
-                         "--format", "json")
+    allowed = run_tfperf(
+        "compare",
+        str(tmp_path / "base.json"),
+        str(tmp_path / "half.json"),
+        "--allow-missing",
+        "--format",
+        "json",
+    )
     assert allowed.returncode == 0, allowed.stderr
     assert json.loads(allowed.stdout)["gate_failures"][0]["kind"] == "missing"
     helptext = run_tfperf("compare", "--help").stdout
     assert "--allow-missing" in helptext and "3 the gate failed: a base row missing" in helptext
 
 
-# --- item 18: --threshold, a run against itself, damaged entries --------------------------------------------------
+# --- item 18: --threshold, a run against itself, damaged entries --------------------------------------------
+
 
 def test_cli_threshold_is_read_unambiguously_and_says_how(tmp_path):
     write_results(_run({"a": _samples(1, 0.01)}), tmp_path / "r.json")
@@ -258,7 +308,10 @@ def test_cli_threshold_is_read_unambiguously_and_says_how(tmp_path):
     assert "threshold 1000%" in big.stdout
     fraction = run_tfperf("compare", r, r, "--threshold", "0.015")
     assert "read as a fraction: 1.5%" in fraction.stderr and "threshold 1.5%" in fraction.stdout
-    for text, why in (("1.5", "ambiguous: write 1.5% for a percentage, or 150%"), ("inf", "must be a finite number")):
+    for text, why in (
+        ("1.5", "ambiguous: write 1.5% for a percentage, or 150%"),
+        ("inf", "must be a finite number"),
+    ):
         refused = run_tfperf("compare", r, r, "--threshold", text)
         assert refused.returncode == 2 and why in refused.stderr and "Traceback" not in refused.stderr
 
@@ -269,7 +322,9 @@ def test_a_run_compared_with_itself_does_not_say_the_environments_differ():
     run.environment["load_average"] = [5.0, 4.0, 3.0]
     cmp = compare.compare_runs(run, run)
     assert cmp.environment_warnings == []
-    assert any("busy" in w for w in cmp.warnings) and any("both runs timed each job" in w for w in cmp.warnings)
+    assert any("busy" in w for w in cmp.warnings) and any(
+        "both runs timed each job" in w for w in cmp.warnings
+    )
     for fmt in ("table", "markdown", "html"):
         text = compare_report.render(cmp, fmt)
         assert "environments differ" not in text.lower(), fmt
@@ -280,14 +335,21 @@ def test_a_run_compared_with_itself_does_not_say_the_environments_differ():
     assert "environments differ" in compare_report.render_table(compare.compare_runs(other, run))
 
 
-@pytest.mark.parametrize("entry, needle", [
-    ({}, "results[1]: missing case, mode, device, task, batch_size"),
-    (1, "results[1]: expected a JSON object, got a number"),
-    ({"case": "a", "mode": "eager", "device": "cpu", "task": "train", "batch_size": 1, "samples": "x"},
-     "results[1]: samples: expected a list of numbers, got a string"),
-    ({"case": "a", "mode": "eager", "device": "cpu", "task": "train", "batch_size": 1, "error": 1},
-     "results[1]: error: expected a JSON object, got a number"),
-])
+@pytest.mark.parametrize(
+    "entry, needle",
+    [
+        ({}, "results[1]: missing case, mode, device, task, batch_size"),
+        (1, "results[1]: expected a JSON object, got a number"),
+        (
+            {"case": "a", "mode": "eager", "device": "cpu", "task": "train", "batch_size": 1, "samples": "x"},
+            "results[1]: samples: expected a list of numbers, got a string",
+        ),
+        (
+            {"case": "a", "mode": "eager", "device": "cpu", "task": "train", "batch_size": 1, "error": 1},
+            "results[1]: error: expected a JSON object, got a number",
+        ),
+    ],
+)
 def test_a_damaged_entry_names_the_file_and_its_index(tmp_path, entry, needle):
     good = {"case": "ok", "mode": "eager", "device": "cpu", "task": "train", "batch_size": None}
     path = tmp_path / "results.json"

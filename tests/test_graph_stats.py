@@ -1,9 +1,10 @@
 """Graph statistics: HLO counting on known text, and real XLA HLO of a small MLP train step."""
+
 import pytest
 import tensorflow as tf
 
-from tfperf.profile.graph_stats import count_hlo, example_call_args, graph_stats
 from tfperf.measure.harness import train_step
+from tfperf.profile.graph_stats import count_hlo, example_call_args, graph_stats
 
 # Optimized-HLO shape of a module: a reducer, a fused computation, a while loop, and the entry.
 HLO = """HloModule m, is_scheduled=true, entry_computation_layout={(f32[3,16]{1,0})->f32[]}
@@ -44,7 +45,8 @@ ENTRY %main (arg0.1: f32[3,16]) -> f32[] {
 
 def test_count_hlo_counts_what_runs_and_what_was_fused():
     counts = count_hlo(HLO)
-    # entry (4) + while body (3) + condition (2); the fused computation and the reducer run inside their caller.
+    # entry (4) + while body (3) + condition (2); the fused computation and the reducer run inside their
+    # caller.
     assert counts["instructions"] == 9
     assert counts["fusions"] == 1
     assert counts["fused_instructions"] == 5
@@ -59,7 +61,9 @@ def test_count_hlo_of_nothing_is_zero():
 def mlp_train_step():
     import keras
 
-    model = keras.Sequential([keras.Input((16,)), keras.layers.Dense(32, activation="relu"), keras.layers.Dense(4)])
+    model = keras.Sequential(
+        [keras.Input((16,)), keras.layers.Dense(32, activation="relu"), keras.layers.Dense(4)]
+    )
     optimizer = keras.optimizers.Adam()
     optimizer.build(model.trainable_variables)
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)

@@ -1,4 +1,6 @@
-"""What Grappler did to a traced step: its optimizers one by one, ops before and after each (real TensorFlow)."""
+"""What Grappler did to a traced step: its optimizers one by one, ops before and after each (real
+TensorFlow)."""
+
 from __future__ import annotations
 
 import pytest
@@ -53,7 +55,10 @@ def test_graph_stats_records_the_passes_for_function_results_only(traced_mlp_ste
     step, x, y = traced_mlp_step
     stats = graph_stats(step, (x, y), {}, jit=False)
     assert stats["grappler_passes"] and "errors" not in stats
-    assert sum(p["removed"] for p in stats["grappler_passes"]) == stats["op_count"] - stats["grappler_passes"][-1]["ops_after"]
+    assert (
+        sum(p["removed"] for p in stats["grappler_passes"])
+        == stats["op_count"] - stats["grappler_passes"][-1]["ops_after"]
+    )
     from tfperf.results.records import GraphStats
 
     record = GraphStats.from_json(stats)

@@ -1,5 +1,6 @@
 """Inside the compiled step: HLO ops as XLA's top ops, mapped to TF ops and Keras layers; function vs XLA per
 layer; the jit-compile-part suggestion; what tf.data AUTOTUNE chose. Real TensorFlow, tiny models."""
+
 from __future__ import annotations
 
 import pytest
@@ -24,8 +25,9 @@ def _profile(step, x, y, tmp_path, names, label):
     from tfperf.profile.profiler import profile_job
 
     step(x, y)  # trace and compile outside the profiled steps
-    return profile_job(lambda i: step(x, y).numpy(), steps=3, trace_name="train", logdir=tmp_path / label,
-                       layer_names=names)
+    return profile_job(
+        lambda i: step(x, y).numpy(), steps=3, trace_name="train", logdir=tmp_path / label, layer_names=names
+    )
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +47,9 @@ def test_mlp_xla_top_ops_are_hlo_ops_mapped_to_dense_layers(mlp, tmp_path):
     prof = _profile(step, x, y, tmp_path, [layer.name for layer in model.layers], "xla")
     top = prof["top_ops"]
     assert "readout_error" not in prof, prof.get("readout_error")
-    assert not any(o["name"].startswith("__inference") for o in top), "the cluster itself is no longer a top op"
+    assert not any(o["name"].startswith("__inference") for o in top), (
+        "the cluster itself is no longer a top op"
+    )
     categories = {o["hlo_category"] for o in top}
     assert "dot" in categories and "fusion" in categories, categories
     # Every HLO op's share is of the compiled step: together they never exceed it.
@@ -53,7 +57,10 @@ def test_mlp_xla_top_ops_are_hlo_ops_mapped_to_dense_layers(mlp, tmp_path):
     assert hlo and sum(o["share"] for o in hlo) <= 1.0 + 1e-9
     assert all(0 < o["share"] <= 1 for o in hlo)
     steps = prof["compiled_step"]
-    assert len(steps) == 1 and next(iter(steps.values()))["hlo_op_us"] <= next(iter(steps.values()))["compiled_step_us"]
+    assert (
+        len(steps) == 1
+        and next(iter(steps.values()))["hlo_op_us"] <= next(iter(steps.values()))["compiled_step_us"]
+    )
     # Mapped back to what the user wrote: the dots compute the dense layers' MatMuls.
     dots = [o for o in top if o["hlo_category"] == "dot"]
     assert any(o["layer"] in ("dense_0", "dense_1") for o in dots)
@@ -74,7 +81,9 @@ def test_mlp_xla_top_ops_are_hlo_ops_mapped_to_dense_layers(mlp, tmp_path):
 
 def test_function_top_ops_keep_tf_ops(mlp, tmp_path):
     model, x, y = mlp
-    prof = _profile(_train_step(model, jit=False), x, y, tmp_path, [layer.name for layer in model.layers], "fn")
+    prof = _profile(
+        _train_step(model, jit=False), x, y, tmp_path, [layer.name for layer in model.layers], "fn"
+    )
     assert prof["top_ops"] and all("hlo_category" not in o for o in prof["top_ops"])
     assert "fusions" not in prof
 
@@ -103,10 +112,15 @@ def test_small_cnn_layer_table_has_both_modes_for_its_conv_layers(tmp_path):
 
 
 def test_autotune_table_lists_the_map_stage_with_its_parallelism():
-    ds = (tf.data.Dataset.range(10_000)
-          .map(lambda i: tf.reduce_sum(tf.sin(tf.cast(tf.range(500), tf.float32) + tf.cast(i, tf.float32))),
-               num_parallel_calls=tf.data.AUTOTUNE)
-          .batch(8).prefetch(tf.data.AUTOTUNE))
+    ds = (
+        tf.data.Dataset.range(10_000)
+        .map(
+            lambda i: tf.reduce_sum(tf.sin(tf.cast(tf.range(500), tf.float32) + tf.cast(i, tf.float32))),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+        .batch(8)
+        .prefetch(tf.data.AUTOTUNE)
+    )
     it = iter(ds)
     for _ in range(30):
         next(it)
@@ -128,7 +142,7 @@ def test_autotune_table_lists_the_map_stage_with_its_parallelism():
     assert report.to_json()["stages"][0]["name"] == "Root"
 
 
-# ---- pure: parsing, categories, cluster expansion, the advisor over built results -----------------------------
+# ---- pure: parsing, categories, cluster expansion, the advisor over built results --------------------------
 
 HLO_TEXT = """HloModule m, entry_computation_layout={()->f32[4]}
 
@@ -153,7 +167,7 @@ ENTRY %main (a: f32[4,4], b: f32[4]) -> f32[4] {
   %copy.1 = f32[4]{0} copy(%b)
   ROOT %add_max_fusion = f32[4]{0} fusion(%MatMul.2, %copy.1), kind=kLoop, calls=%fused_computation, metadata={op_type="Relu" op_name="forward/d/Relu"}
 }
-"""
+"""  # noqa: E501 - HLO text as XLA prints it: one instruction per line
 
 
 def test_hlo_text_gives_categories_sources_and_fusion_sizes():
@@ -163,8 +177,8 @@ def test_hlo_text_gives_categories_sources_and_fusion_sizes():
     assert fusion.category == "fusion" and fusion.fusion_kind == "kLoop" and fusion.fused_ops == 2
     assert fusion.source_ops == ("forward/d/Relu", "forward/d/BiasAdd")
     assert ins["wrapped_reduce"].category == "reduce"  # a fusion wrapping one reduce is a reduce
-    # XLA kept no metadata on these: the copy feeds only the Relu fusion, so it is part of it; the reduce feeds
-    # nothing named, so it stays unattributed rather than guessed.
+    # XLA kept no metadata on these: the copy feeds only the Relu fusion, so it is part of it; the reduce
+    # feeds nothing named, so it stays unattributed rather than guessed.
     assert (ins["copy.1"].op_name, ins["copy.1"].metadata_from) == ("forward/d/Relu", "consumer")
     assert (ins["wrapped_reduce"].op_name, ins["wrapped_reduce"].metadata_from) == ("", "")
     assert hlo_metadata.category("convolution") == "convolution" and hlo_metadata.category("copy") == "copy"
@@ -173,35 +187,68 @@ def test_hlo_text_gives_categories_sources_and_fusion_sizes():
 def test_expand_clusters_replaces_the_cluster_and_keeps_its_remainder():
     module = "a_inference_step_12__XlaMustCompile_true_config_proto_1_executor_type_2_.7"
     assert hlo_ops.module_function(module) == "__inference_step_12"
-    trace = hlo_ops.HloTrace(ops=[hlo_ops.HloOpTime(module, "MatMul.2", 600.0, 3),
-                                  hlo_ops.HloOpTime(module, "add_max_fusion", 150.0, 3)],
-                             instructions={module: hlo_metadata.from_text(HLO_TEXT)})
-    rows = [attribution.OpRow("__inference_step_12", "__inference_step_12", 1000.0, 3),
-            attribution.OpRow("IteratorGetNext", "IteratorGetNext", 50.0, 3)]
+    trace = hlo_ops.HloTrace(
+        ops=[
+            hlo_ops.HloOpTime(module, "MatMul.2", 600.0, 3),
+            hlo_ops.HloOpTime(module, "add_max_fusion", 150.0, 3),
+        ],
+        instructions={module: hlo_metadata.from_text(HLO_TEXT)},
+    )
+    rows = [
+        attribution.OpRow("__inference_step_12", "__inference_step_12", 1000.0, 3),
+        attribution.OpRow("IteratorGetNext", "IteratorGetNext", 50.0, 3),
+    ]
     out, details = hlo_ops.expand_clusters(rows, trace)
     names = {r.name: r for r in out}
-    assert set(names) == {"MatMul.2", "add_max_fusion", "__inference_step_12 (outside HLO ops)", "IteratorGetNext"}
+    assert set(names) == {
+        "MatMul.2",
+        "add_max_fusion",
+        "__inference_step_12 (outside HLO ops)",
+        "IteratorGetNext",
+    }
     assert sum(r.self_time_us for r in out) == pytest.approx(1050.0)  # nothing counted twice, nothing lost
     assert details["MatMul.2"]["hlo_category"] == "dot" and names["MatMul.2"].type == "MatMul"
-    top = hlo_ops.annotate_top_ops([{"name": "MatMul.2", "type": "MatMul", "self_time_us": 600.0, "share": 0.57}],
-                                   details, ["d"])
+    top = hlo_ops.annotate_top_ops(
+        [{"name": "MatMul.2", "type": "MatMul", "self_time_us": 600.0, "share": 0.57}], details, ["d"]
+    )
     assert top[0]["layer"] == "d" and top[0]["share"] == pytest.approx(0.6) and top[0]["phase"] == "forward"
     scoped = hlo_ops.scoped_rows(out, details)
     assert attribution.layer_split(scoped, ["d"])[0]["self_time_us"] == pytest.approx(750.0)
 
 
 def _result(mode: str, median_s: float, layer_us: dict[str, float], slowed: float = 1.0) -> Result:
-    """A result whose 5 profiled steps spent `layer_us` per step in each layer and the rest of its timed step in
-    no layer ("other"), everything `slowed` times slower under the profiler."""
+    """A result whose 5 profiled steps spent `layer_us` per step in each layer and the rest of its timed step
+    in no layer ("other"), everything `slowed` times slower under the profiler."""
     samples = [median_s * (1 + 0.002 * (i % 5 - 2)) for i in range(30)]
     rest = max(median_s * 1e6 - sum(layer_us.values()), 0.0)
-    prof = Profile(layers=[{"layer": k, "self_time_us": v * 5 * slowed, "forward_us": v * 2.5 * slowed,
-                            "backward_us": v * 2.5 * slowed, "top_op": {"name": f"{k}/op", "type": "Conv2D"}}
-                           for k, v in layer_us.items()],
-                   phases={"forward": {"self_time_us": sum(layer_us.values()) * 5 * slowed},
-                           "other": {"self_time_us": rest * 5 * slowed}}, details={"steps": 5})
-    return Result(case="cnn", mode=mode, device="cpu", task="train", batch_size=32, samples=samples,
-                  repeat_sizes=[10, 10, 10], repeat_process=[0, 1, 2], profile=prof)
+    prof = Profile(
+        layers=[
+            {
+                "layer": k,
+                "self_time_us": v * 5 * slowed,
+                "forward_us": v * 2.5 * slowed,
+                "backward_us": v * 2.5 * slowed,
+                "top_op": {"name": f"{k}/op", "type": "Conv2D"},
+            }
+            for k, v in layer_us.items()
+        ],
+        phases={
+            "forward": {"self_time_us": sum(layer_us.values()) * 5 * slowed},
+            "other": {"self_time_us": rest * 5 * slowed},
+        },
+        details={"steps": 5},
+    )
+    return Result(
+        case="cnn",
+        mode=mode,
+        device="cpu",
+        task="train",
+        batch_size=32,
+        samples=samples,
+        repeat_sizes=[10, 10, 10],
+        repeat_process=[0, 1, 2],
+        profile=prof,
+    )
 
 
 def test_avoid_xla_names_the_layers_and_jit_compile_part_proposes_the_split():
@@ -215,14 +262,16 @@ def test_avoid_xla_names_the_layers_and_jit_compile_part_proposes_the_split():
     assert "conv_0 (mostly Conv2D) takes 9.80 ms under XLA vs 3.10 ms in the graph" in avoid.evidence
     assert avoid.evidence_data["layers"]
     part = by_code["jit-compile-part"]
-    assert part.evidence_data["faster_layers"] == ["dense"] and part.evidence_data["slower_layers"] == ["conv_0"]
+    assert part.evidence_data["faster_layers"] == ["dense"] and part.evidence_data["slower_layers"] == [
+        "conv_0"
+    ]
     assert "jit_compile=True" in part.fix and "dense" in part.fix
 
 
 def test_each_modes_layers_split_its_timed_step_whatever_the_profiler_cost():
-    """The profiler slowed a CNN's tf.function steps 3.2x and its XLA steps 1.02x (measured): raw profiled times
-    would show tf.function's layers 3x too slow beside XLA's. Split by shares of each mode's timed step, the
-    layers add up to that step, and a layer whose real time did not change is not called faster."""
+    """The profiler slowed a CNN's tf.function steps 3.2x and its XLA steps 1.02x (measured): raw profiled
+    times would show tf.function's layers 3x too slow beside XLA's. Split by shares of each mode's timed step,
+    the layers add up to that step, and a layer whose real time did not change is not called faster."""
     fn = _result("function", 0.010, {"conv_0": 3000.0, "dense": 6000.0}, slowed=3.2)
     xla = _result("xla", 0.016, {"conv_0": 3000.0, "dense": 12000.0}, slowed=1.02)
     split = layers.split_of(fn, xla)
@@ -264,24 +313,70 @@ def test_html_shows_the_layer_chart_fusions_grappler_and_autotune_tables():
 
     fn = _result("function", 0.010, {"conv_0": 3100.0, "dense": 2000.0})
     xla = _result("xla", 0.016, {"conv_0": 9800.0, "dense": 600.0})
-    xla.profile.fusions = [{"name": "broadcast_maximum_fusion", "fusion_kind": "kLoop", "fused_ops": 4,
-                            "hlo_category": "fusion", "self_time_us": 120.0, "share": 0.08,
-                            "source_ops": ["forward/m/conv_0/Relu", "forward/m/conv_0/BiasAdd"], "layer": "conv_0"}]
-    fn.graph = GraphStats(op_count=214, grappler_passes=[
-        {"optimizer": "pruning", "ops_before": 214, "ops_after": 202, "changed": True, "new_op_types": {}},
-        {"optimizer": "remap", "ops_before": 202, "ops_after": 199, "changed": True,
-         "new_op_types": {"_FusedMatMul": 2}}])
-    fn.profile.autotune = {"stages": [{"name": "ParallelMapV2", "chosen": {"parallelism": 2}, "num_elements": 96,
-                                       "time_per_element_us": 812.5, "buffered_elements": 2}],
-                           "cpu_budget": 2, "ram_budget_bytes": 8 << 30}
+    xla.profile.fusions = [
+        {
+            "name": "broadcast_maximum_fusion",
+            "fusion_kind": "kLoop",
+            "fused_ops": 4,
+            "hlo_category": "fusion",
+            "self_time_us": 120.0,
+            "share": 0.08,
+            "source_ops": ["forward/m/conv_0/Relu", "forward/m/conv_0/BiasAdd"],
+            "layer": "conv_0",
+        }
+    ]
+    fn.graph = GraphStats(
+        op_count=214,
+        grappler_passes=[
+            {
+                "optimizer": "pruning",
+                "ops_before": 214,
+                "ops_after": 202,
+                "changed": True,
+                "new_op_types": {},
+            },
+            {
+                "optimizer": "remap",
+                "ops_before": 202,
+                "ops_after": 199,
+                "changed": True,
+                "new_op_types": {"_FusedMatMul": 2},
+            },
+        ],
+    )
+    fn.profile.autotune = {
+        "stages": [
+            {
+                "name": "ParallelMapV2",
+                "chosen": {"parallelism": 2},
+                "num_elements": 96,
+                "time_per_element_us": 812.5,
+                "buffered_elements": 2,
+            }
+        ],
+        "cpu_budget": 2,
+        "ram_budget_bytes": 8 << 30,
+    }
     from tfperf.results.records import WhatIf
 
-    fn.what_if = [WhatIf(change="prefetch(AUTOTUNE)", median_s=0.009, baseline_median_s=0.010, speedup=1.11,
-                         details={"autotune": {"stages": [{"name": "Prefetch", "chosen": {"buffer_size": 3}}],
-                                               "cpu_budget": 2, "ram_budget_bytes": 1 << 30}}),
-                  WhatIf(change="cache()", details={"autotune": {"error": "NotFoundError: no analytical model"}})]
+    fn.what_if = [
+        WhatIf(
+            change="prefetch(AUTOTUNE)",
+            median_s=0.009,
+            baseline_median_s=0.010,
+            speedup=1.11,
+            details={
+                "autotune": {
+                    "stages": [{"name": "Prefetch", "chosen": {"buffer_size": 3}}],
+                    "cpu_budget": 2,
+                    "ram_budget_bytes": 1 << 30,
+                }
+            },
+        ),
+        WhatIf(change="cache()", details={"autotune": {"error": "NotFoundError: no analytical model"}}),
+    ]
     html = render_html(RunResult(suite={"name": "s"}, environment={}, results=[fn, xla]))
-    section = html[html.index('data-inside-step="cnn"'):]
+    section = html[html.index('data-inside-step="cnn"') :]
     assert "Per layer · function (batch 32) vs xla" in section and "<svg" in section
     assert 'data-layer="conv_0"' in section and "XLA slower" in section and "XLA faster" in section
     assert "broadcast_maximum_fusion" in section and "kLoop" in section
@@ -295,7 +390,8 @@ def test_html_shows_the_layer_chart_fusions_grappler_and_autotune_tables():
 def test_a_profiled_pipeline_job_records_what_autotune_chose_and_the_page_shows_it(tmp_path):
     """End to end through the harness: the input-pipeline suite's `parallel-map` case (num_parallel_calls:
     autotune), profiled, records the map stage's chosen parallelism in `profile.autotune`, and the HTML's
-    AUTOTUNE table shows that stage. The naive case, whose baseline turns autotune off, says why it has none."""
+    AUTOTUNE table shows that stage. The naive case, whose baseline turns autotune off, says why it has
+    none."""
     from pathlib import Path
 
     from tfperf.measure import harness
@@ -307,8 +403,9 @@ def test_a_profiled_pipeline_job_records_what_autotune_chose_and_the_page_shows_
     results = []
     for name in ("parallel-map", "naive"):
         spec = next(c for c in suite.cases if c.name == name)
-        spec = spec.replace(params={**spec.params, "step_ms": 5}, steps=4, repeats=1, warmup_steps=8,
-                            what_if=False)
+        spec = spec.replace(
+            params={**spec.params, "step_ms": 5}, steps=4, repeats=1, warmup_steps=8, what_if=False
+        )
         ctx = harness.JobContext(out_dir=tmp_path / name, tf_device="/CPU:0")
         job = spec.jobs()[0]
         results.append(harness.run_job(spec, job, ctx, lambda r, s=spec: resolve_reference(r, s.base_dir)))
@@ -320,5 +417,5 @@ def test_a_profiled_pipeline_job_records_what_autotune_chose_and_the_page_shows_
     assert stage["chosen"]["parallelism"] >= 1 and at["cpu_budget"] >= 1
     assert "autotune" in naive.profile.autotune["error"].lower()
     html = render_html(RunResult(suite={"name": "input_pipeline"}, environment={}, results=results))
-    row = html[html.index(f">{stage['name']}<"):]
+    row = html[html.index(f">{stage['name']}<") :]
     assert f"parallelism {stage['chosen']['parallelism']}" in row[:2000]

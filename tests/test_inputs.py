@@ -1,12 +1,10 @@
-"""The synthetic pipeline's simulated file source (the tf.data guide's artificial dataset), with real tf.data."""
+"""The synthetic pipeline's simulated file source (the tf.data guide's artificial dataset), with real
+tf.data."""
+
 import time
 
-import pytest
-
-tf = pytest.importorskip("tensorflow")
-
-from tfperf.measure.inputs import is_file_source, synthetic_pipeline  # noqa: E402
-from tfperf.suite.spec import AUTOTUNE, InputSpec, LabelsSpec, PipelineSpec  # noqa: E402
+from tfperf.measure.inputs import is_file_source, synthetic_pipeline
+from tfperf.suite.spec import AUTOTUNE, InputSpec, LabelsSpec, PipelineSpec
 
 
 def one_pass(pipeline: PipelineSpec, batch_size: int = 4, warm_passes: int = 0):

@@ -1,4 +1,5 @@
 """A run stopped by a kill (SIGTERM) or Ctrl-C keeps every finished result and leaves no worker behind."""
+
 import json
 import signal
 import subprocess
@@ -7,7 +8,6 @@ import time
 
 import psutil
 import pytest
-
 from conftest import DATA, ROOT
 
 pytestmark = pytest.mark.slow
@@ -42,11 +42,14 @@ def test_a_stopped_run_keeps_finished_results_and_kills_its_worker(tmp_path, sig
     suite.write_text(SUITE)
     out = tmp_path / "out"
     # A Python child restores the default SIGINT handler (a shell's background job would ignore it).
-    code = ("import signal, runpy, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-            f"sys.argv = ['tfperf', 'run', {str(suite)!r}, '--out', {str(out)!r}, '--quiet']; "
-            "runpy.run_module('tfperf', run_name='__main__')")
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    code = (
+        "import signal, runpy, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        f"sys.argv = ['tfperf', 'run', {str(suite)!r}, '--out', {str(out)!r}, '--quiet']; "
+        "runpy.run_module('tfperf', run_name='__main__')"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 120
     events = out / "workers" / "half-done.events0.jsonl"
     while time.monotonic() < deadline:  # until the second case's eager job is done and its function job runs
@@ -64,7 +67,9 @@ def test_a_stopped_run_keeps_finished_results_and_kills_its_worker(tmp_path, sig
     assert data["interrupted"] is True
     # The finished case, and the finished job of the case that was running when the run was stopped.
     assert [(r["case"], r["mode"], r["status"]) for r in data["results"]] == [
-        ("healthy", "eager", "ok"), ("half-done", "eager", "ok")]
+        ("healthy", "eager", "ok"),
+        ("half-done", "eager", "ok"),
+    ]
     assert (out / "report.md").exists()
     time.sleep(0.5)
     assert _workers_of(out) == []

@@ -3,6 +3,7 @@
 Every `import` statement counts, including those inside functions: a lazy import that closes a circle is still
 a circle, it only hides until the call. The stages, lowest first, are documented in docs/architecture.md.
 """
+
 from __future__ import annotations
 
 import ast
@@ -48,7 +49,7 @@ def imports_of(name: str, path: Path, known: set[str]) -> list[tuple[str, int, l
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")
-                base = base[:len(base) - node.level + 1]
+                base = base[: len(base) - node.level + 1]
                 mod = ".".join(base + ([node.module] if node.module else []))
             else:
                 mod = node.module or ""
@@ -92,8 +93,11 @@ def graph() -> tuple[dict[str, set[str]], list[str], list[str]]:
                 edges[name].add(target)
             if stage_of(target) > stage_of(name):
                 violations.append(f"{name} (line {line}) imports {target}, a later stage")
-            private += [f"{name} (line {line}) imports {n} from {target}" for n in names
-                        if n.startswith("_") and n != "__version__" and target != name]
+            private += [
+                f"{name} (line {line}) imports {n} from {target}"
+                for n in names
+                if n.startswith("_") and n != "__version__" and target != name
+            ]
     return edges, violations, private
 
 
@@ -154,8 +158,9 @@ def test_every_module_has_a_stage():
 
 @pytest.mark.parametrize("limit", [520])
 def test_no_module_over_the_size_limit(limit):
-    long = {name: n for name, path in all_modules().items()
-            if (n := len(path.read_text().splitlines())) > limit}
+    long = {
+        name: n for name, path in all_modules().items() if (n := len(path.read_text().splitlines())) > limit
+    }
     assert long == {}
 
 

@@ -1,12 +1,13 @@
-"""`tf_config: {mixed_precision: ...}` takes effect: the policy set at worker start survives the clear_session before
-each build (it is set again after clearing), float16 training is loss-scaled, and the result records the policy in
-force (extra.tf_config_applied.mixed_precision) and what the built model computes in (extra.model_compute_dtype)."""
+"""`tf_config: {mixed_precision: ...}` takes effect: the policy set at worker start survives the clear_session
+before each build (it is set again after clearing), float16 training is loss-scaled, and the result records
+the policy in force (extra.tf_config_applied.mixed_precision) and what the built model computes in
+(extra.model_compute_dtype)."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
-
 from conftest import run_tfperf
 
 
@@ -28,9 +29,12 @@ def _prepare(h, policy: str, mode: str = "function"):
     from tfperf.suite.spec import CaseSpec
 
     settings = {"mixed_precision": policy}
-    apply_tf_config(settings)  # what the worker does at start, before the job's build clears the Keras session
-    case = CaseSpec(name="mp", model="zoo:mlp", params={"hidden": 16, "layers": 1}, batch_sizes=(8,),
-                    tf_config=settings)
+    apply_tf_config(
+        settings
+    )  # what the worker does at start, before the job's build clears the Keras session
+    case = CaseSpec(
+        name="mp", model="zoo:mlp", params={"hidden": 16, "layers": 1}, batch_sizes=(8,), tf_config=settings
+    )
     job = JobSpec("mp", mode, "cpu", "train", 8)
     ctx = h.JobContext(out_dir=None, tf_device="/CPU:0")
     return h.prepare(case, job, ctx, lambda ref: resolve_reference(ref, "."))

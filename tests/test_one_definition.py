@@ -1,15 +1,19 @@
-"""The terminal table, report.md, the HTML page and the advisor's suggestions say the same thing about the same
-results.
+"""The terminal table, report.md, the HTML page and the advisor's suggestions say the same thing about the
+same results.
 
 The results are built by hand (no TensorFlow) on exactly the points where the old definitions disagreed:
 - a job whose measured input wait (3%) and profiler figure (31%, an eager "All Others" conclusion) differ: the
   old page took the larger and called it "highly input-bound", the advisor the measured one;
-- a job measured on a device with no eager run beside it: the old page matched the eager row on batch size only;
+- a job measured on a device with no eager run beside it: the old page matched the eager row on batch size
+  only;
 - noisy rows: the old page wrote its own "timing is noisy" finding beside the advisor's suggestion;
-- XLA 3% faster than tf.function, not significantly: the old page showed a payback point the advisor never made;
+- XLA 3% faster than tf.function, not significantly: the old page showed a payback point the advisor never
+  made;
 - XLA 8% slower, not significantly: the old page called it an "XLA loss" with no significance test;
-- XLA significantly faster: the old page's payback was 1 + cost/saving calls, the advisor's ceil(cost/saving) steps.
+- XLA significantly faster: the old page's payback was 1 + cost/saving calls, the advisor's ceil(cost/saving)
+  steps.
 """
+
 from __future__ import annotations
 
 import html as htmllib
@@ -24,8 +28,10 @@ from tfperf.report.html import render_html
 from tfperf.report.tables import render_markdown, render_table
 from tfperf.results.model import Result, RunResult
 
-ALL_OTHERS = ("Your program is POTENTIALLY input-bound because 31.9% of the total step time sampled is spent on "
-              "'All Others' time (which could be due to I/O or Python execution or both).")
+ALL_OTHERS = (
+    "Your program is POTENTIALLY input-bound because 31.9% of the total step time sampled is spent on "
+    "'All Others' time (which could be due to I/O or Python execution or both)."
+)
 
 
 def spread(median_s: float, width: float, n: int = 30) -> list[float]:
@@ -45,8 +51,14 @@ def job(case, mode, samples, device="cpu", **kw) -> Result:
 def build_run() -> RunResult:
     results = [
         # Measured wait 3%, the profiler 31% (its conclusion quotes eager Python dispatch as "All Others").
-        job("pipeline", "eager", tight(0.040), first_call_s=0.1, input_wait_fraction=0.03,
-            profile={"input_bound_percent": 31.0, "input_conclusion": ALL_OTHERS}),
+        job(
+            "pipeline",
+            "eager",
+            tight(0.040),
+            first_call_s=0.1,
+            input_wait_fraction=0.03,
+            profile={"input_bound_percent": 31.0, "input_conclusion": ALL_OTHERS},
+        ),
         job("pipeline", "function", tight(0.020), first_call_s=0.3, input_wait_fraction=0.03),
         # No wait measured: the profiler's figure decides, and says where it comes from.
         job("profiled", "function", tight(0.020), first_call_s=0.3, profile={"input_bound_percent": 25.0}),
@@ -87,7 +99,7 @@ def terminal_rows(text: str, n: int) -> dict[tuple, dict]:
     """The terminal table's n rows by (case, mode, device), cut from the text by the dashes' column spans."""
     lines = text.split("\n")
     spans = [m.span() for m in re.finditer(r"-+", lines[1])]
-    cells = [[line[a:b + 2].strip() for a, b in spans] for line in lines[:2 + n]]
+    cells = [[line[a : b + 2].strip() for a, b in spans] for line in lines[: 2 + n]]
     return _by_key([dict(zip(cells[0], c)) for c in cells[2:]])
 
 
@@ -112,13 +124,15 @@ def _by_key(rows: list[dict]) -> dict[tuple, dict]:
 
 
 def html_rows(page: str) -> dict[tuple, dict]:
-    table = page[page.index('<table class="results">'):]
-    table = table[:table.index("</table>")]
+    table = page[page.index('<table class="results">') :]
+    table = table[: table.index("</table>")]
     header = [re.sub(r"<[^>]+>", "", h) for h in re.findall(r"<th[^>]*>(.*?)</th>", table)]
     rows = []
     for tr in re.findall(r'<tr class="result"[^>]*>(.*?)</tr>', table, re.S):
-        cells = [htmllib.unescape(re.sub(r"<[^>]+>", "", c).strip())
-                 for c in re.findall(r"<td[^>]*>(.*?)</td>", tr, re.S)]
+        cells = [
+            htmllib.unescape(re.sub(r"<[^>]+>", "", c).strip())
+            for c in re.findall(r"<td[^>]*>(.*?)</td>", tr, re.S)
+        ]
         rows.append(dict(zip(header, cells)))
     return _by_key(rows)
 
@@ -130,12 +144,14 @@ def same(cell: str) -> str:
 
 def case_section(page: str, case: str) -> str:
     start = page.index(f'data-case-section="{case}"')
-    return page[start:page.index("</section>", start)]
+    return page[start : page.index("</section>", start)]
 
 
 def findings(section: str) -> list[tuple[str, str]]:
-    return [(kind, htmllib.unescape(text)) for kind, text in
-            re.findall(r'<li class="sev-\d" data-finding="([^"]+)">(.*?)</li>', section)]
+    return [
+        (kind, htmllib.unescape(text))
+        for kind, text in re.findall(r'<li class="sev-\d" data-finding="([^"]+)">(.*?)</li>', section)
+    ]
 
 
 def test_input_bound_and_speedup_over_eager_agree_across_table_markdown_and_page(run, page):
@@ -145,9 +161,17 @@ def test_input_bound_and_speedup_over_eager_agree_across_table_markdown_and_page
     for r in run.results:
         k = key(r.case, r.mode, r.device)
         ib = measures.input_bound(r)
-        expected_ib = (units.percent(ib.fraction, 1) + (" (profiler)" if ib.source == "profiler" else "")
-                       if ib else units.MISSING)
-        assert same(table[k]["input-bound"]) == same(md[k]["input-bound"]) == web[k]["input-bound"] == expected_ib, k
+        expected_ib = (
+            units.percent(ib.fraction, 1) + (" (profiler)" if ib.source == "profiler" else "")
+            if ib
+            else units.MISSING
+        )
+        assert (
+            same(table[k]["input-bound"])
+            == same(md[k]["input-bound"])
+            == web[k]["input-bound"]
+            == expected_ib
+        ), k
         expected_x = units.speedup(measures.speedup_over_eager(r, run.results))
         assert same(table[k]["vs eager"]) == same(md[k]["vs eager"]) == web[k]["vs eager"] == expected_x, k
     # The measured 3% decides, not the profiler's 31% (the old page took the larger of the two).
@@ -197,8 +221,9 @@ def test_xla_inside_the_noise_is_no_finding_and_the_page_says_why(run, page):
         assert not codes & {"avoid-xla", "enable-xla", "xla-compile-payback"}, case
         assert not {k for k, _ in findings(case_section(page, case))} & {"avoid-xla", "xla-loss"}, case
     tie = xla_text(page, "xla-tie")
-    assert re.fullmatch(r"XLA is 3% faster than tf\.function but not significantly \(p=0\.\d+\): no XLA suggestion\.",
-                        tie), tie
+    assert re.fullmatch(
+        r"XLA is 3% faster than tf\.function but not significantly \(p=0\.\d+\): no XLA suggestion\.", tie
+    ), tie
     assert "pays back" not in tie
     assert "not significantly slower" in xla_text(page, "xla-noise")
     assert by[("xla-tie", "xla")].median_s / by[("xla-tie", "function")].median_s == pytest.approx(0.97)
@@ -224,8 +249,15 @@ def test_xla_payback_steps_are_the_advisors(run, page):
 def test_throughput_is_one_figure_in_table_markdown_and_page():
     """serve-bench's throughput is completed instances over wall time (concurrent clients), not 1 / median
     latency; the terminal table, report.md and the page all show measures.throughput's figure."""
-    serve = Result("served", "serve", "cpu", "predict", 8, samples=tight(0.004),
-                   extra={"instances_per_s": 5321.0, "requests_per_s": 665.1, "concurrency": 4})
+    serve = Result(
+        "served",
+        "serve",
+        "cpu",
+        "predict",
+        8,
+        samples=tight(0.004),
+        extra={"instances_per_s": 5321.0, "requests_per_s": 665.1, "concurrency": 4},
+    )
     steps = Result("steps", "function", "cpu", "train", None, samples=tight(0.010))
     batched = job("batched", "function", tight(0.010))
     run = RunResult(suite={"name": "throughput"}, environment={}, results=[serve, steps, batched])

@@ -1,5 +1,6 @@
 """Paired statistics of an interleaved A/B run (tfperf/stats/paired.py) and the per-process noise record
 (tfperf/host/noise.py): pure arithmetic and /proc reads, no TensorFlow."""
+
 from __future__ import annotations
 
 import math
@@ -16,8 +17,8 @@ def test_min_pairs_is_where_the_smallest_p_reaches_alpha():
     assert min_pairs(0.01) == 8 and min_pairs(0.05) == 6 and min_pairs(0.10) == 5 and min_pairs(0.001) == 11
     for alpha in (0.2, 0.1, 0.05, 0.01, 0.001):
         n = min_pairs(alpha)
-        assert 2 / 2 ** n <= alpha < 2 / 2 ** (n - 1)
-        assert signed_rank_p([0.01 * (i + 1) for i in range(n)]) == pytest.approx(2 / 2 ** n)
+        assert 2 / 2**n <= alpha < 2 / 2 ** (n - 1)
+        assert signed_rank_p([0.01 * (i + 1) for i in range(n)]) == pytest.approx(2 / 2**n)
 
 
 def test_signed_rank_p_is_the_exact_wilcoxon_test():
@@ -37,7 +38,9 @@ def test_interval_cuts_walsh_averages_at_the_exact_null():
     assert lo < lo90 < hi90 < hi
     # Coverage on skewed, heavy-tailed symmetric data (t with 3 degrees of freedom) is at least nominal.
     rng = np.random.default_rng(3)
-    covered = sum(lo <= 0 <= hi for _, lo, hi in (walsh_interval(rng.standard_t(3, 12), 0.90) for _ in range(800)))
+    covered = sum(
+        lo <= 0 <= hi for _, lo, hi in (walsh_interval(rng.standard_t(3, 12), 0.90) for _ in range(800))
+    )
     assert covered / 800 > 0.87
 
 
@@ -51,7 +54,7 @@ def test_decide_needs_the_interval_wholly_beyond_or_within_the_threshold():
     assert decide(faster, 0.10) == "improvement" and faster.ratio == pytest.approx(0.80, abs=0.01)
     few = paired_comparison([1.0] * 7, [1.5] * 7, 0.99)  # every pair 50% slower, but 7 pairs cannot reach 1%
     assert not few.decisive and decide(few, 0.05) == "inconclusive"
-    assert few.p_value == pytest.approx(2 / 2 ** 7)
+    assert few.p_value == pytest.approx(2 / 2**7)
 
 
 def test_one_stray_pair_does_not_drag_the_estimate():
@@ -84,11 +87,18 @@ def test_noise_record_of_this_process():
 
 
 def test_explain_points_at_the_slower_process_only():
-    quiet = {"timed_s": 1.0, "involuntary_context_switches": 30, "load_average": [1.0, 1, 1],
-             "schedulable_cpus": 2, "warnings": []}
+    quiet = {
+        "timed_s": 1.0,
+        "involuntary_context_switches": 30,
+        "load_average": [1.0, 1, 1],
+        "schedulable_cpus": 2,
+        "warnings": [],
+    }
     preempted = {**quiet, "involuntary_context_switches": 400, "load_average": [3.5, 2, 1]}
     why = noise.explain(preempted, quiet)
-    assert any("preempted 400/s vs 30/s" in w for w in why) and any("load average 3.5 vs 1.0" in w for w in why)
+    assert any("preempted 400/s vs 30/s" in w for w in why) and any(
+        "load average 3.5 vs 1.0" in w for w in why
+    )
     assert noise.explain(quiet, preempted) == []  # the slower one suffered less: nothing explains it
     assert noise.explain(None, quiet) == []
 

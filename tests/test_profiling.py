@@ -1,5 +1,6 @@
 """The profiled pass and its read-out: real traces of real TensorFlow steps, read with xprof's converters; the
 parsers and the attribution over real op names without TensorFlow."""
+
 from __future__ import annotations
 
 import json
@@ -12,7 +13,13 @@ import time
 import pytest
 
 from tfperf.profile import attribution
-from tfperf.profile.profiler import NO_ALLOCATION_EVENTS, parse_input_pipeline, parse_memory_profile, parse_op_stats, top_ops
+from tfperf.profile.profiler import (
+    NO_ALLOCATION_EVENTS,
+    parse_input_pipeline,
+    parse_memory_profile,
+    parse_op_stats,
+    top_ops,
+)
 
 # Op names as they appear in a trace of tfperf's Keras 3 MLP train step under tf.function (TF 2.21), with the
 # harness's forward/backward/optimizer name scopes; self times in µs.
@@ -28,7 +35,11 @@ MLP_TRAIN_OPS = [
     ("gradient_tape/forward/mlp_1/logits_1/BiasAdd/BiasAddGrad", "BiasAddGrad", 69.0),
     ("forward/mlp_1/logits_1/BiasAdd", "_MklNativeFusedMatMul", 129.0),
     ("forward/sparse_categorical_crossentropy/Sum", "Sum", 99.0),
-    ("gradient_tape/forward/sparse_categorical_crossentropy/SparseSoftmaxCrossEntropyWithLogits/mul", "Mul", 124.0),
+    (
+        "gradient_tape/forward/sparse_categorical_crossentropy/SparseSoftmaxCrossEntropyWithLogits/mul",
+        "Mul",
+        124.0,
+    ),
     ("optimizer/AssignVariableOp", "AssignVariableOp", 26.0),
 ]
 MLP_LAYERS = ["features", "dense_0", "dense_1", "logits"]
@@ -39,8 +50,11 @@ def _rows(ops=MLP_TRAIN_OPS):
 
 
 def _datatable(cols, rows, p=None):
-    return {"cols": [{"id": c, "label": c, "type": "string"} for c in cols],
-            "rows": [{"c": [{"v": v} for v in r]} for r in rows], **({"p": p} if p else {})}
+    return {
+        "cols": [{"id": c, "label": c, "type": "string"} for c in cols],
+        "rows": [{"c": [{"v": v} for v in r]} for r in rows],
+        **({"p": p} if p else {}),
+    }
 
 
 # ---------------------------------------------------------------------------------------------- no TensorFlow
@@ -60,7 +74,10 @@ def test_phase_of_real_op_names():
 
 def test_layer_of_strips_graph_mode_suffixes_but_prefers_exact_names():
     assert attribution.layer_of("forward/mlp_1/dense_0_1/Relu", MLP_LAYERS) == "dense_0"
-    assert attribution.layer_of("gradient_tape/forward/mlp_1/logits_1/BiasAdd/BiasAddGrad", MLP_LAYERS) == "logits"
+    assert (
+        attribution.layer_of("gradient_tape/forward/mlp_1/logits_1/BiasAdd/BiasAddGrad", MLP_LAYERS)
+        == "logits"
+    )
     assert attribution.layer_of("optimizer/adam/Sub_2", MLP_LAYERS) is None
     # Two layers "dense" and "dense_1": the exact component wins over stripping its suffix.
     assert attribution.layer_of("model/dense_1/MatMul", ["dense", "dense_1"]) == "dense_1"
@@ -83,8 +100,11 @@ def test_phase_and_layer_split_sum_the_self_times():
 
 
 def test_unscoped_ops_are_flagged_not_guessed():
-    xla = [("IDLE", "IDLE", 100.0), ("__inference_step_446", "__inference_step_446", 8296.0),
-           ("Iterator::Root", "Dataset", 52.0)]
+    xla = [
+        ("IDLE", "IDLE", 100.0),
+        ("__inference_step_446", "__inference_step_446", 8296.0),
+        ("Iterator::Root", "Dataset", 52.0),
+    ]
     out = attribution.attribute(_rows(xla), MLP_LAYERS)
     assert out["layers"] == []
     assert out["phases"]["other"]["share"] > 0.9
@@ -93,33 +113,53 @@ def test_unscoped_ops_are_flagged_not_guessed():
 
 def test_parse_input_pipeline_takes_input_percent_only_from_an_input_conclusion():
     cols = ["stepnum", "stepTimeMs", "infeedTimeMs"]
-    props = {"steptime_ms_average": "20.0", "infeed_time_ms_avg": "2.0", "host_compute_time_ms_avg": "17.0",
-             "other_time_ms_avg": "1.0", "compile_time_ms_avg": "0.0", "device_compute_time_ms_avg": "0.0",
-             "input_conclusion": "Your program is POTENTIALLY input-bound because 47.7% of the total step time "
-                                 "sampled is spent on 'All Others' time (which could be due to I/O or Python execution or both)."}
-    data = [{"cols": [], "rows": []}, _datatable(cols, [["train 0", 20.0, 2.0], ["train 1", 20.0, 2.0]], props)]
+    props = {
+        "steptime_ms_average": "20.0",
+        "infeed_time_ms_avg": "2.0",
+        "host_compute_time_ms_avg": "17.0",
+        "other_time_ms_avg": "1.0",
+        "compile_time_ms_avg": "0.0",
+        "device_compute_time_ms_avg": "0.0",
+        "input_conclusion": "Your program is POTENTIALLY input-bound because 47.7% of the total step time "
+        "sampled is spent on 'All Others' time (which could be due to I/O or Python execution or both).",
+    }
+    data = [
+        {"cols": [], "rows": []},
+        _datatable(cols, [["train 0", 20.0, 2.0], ["train 1", 20.0, 2.0]], props),
+    ]
     out = parse_input_pipeline(data)
     assert out["input_bound_percent"] == pytest.approx(10.0)  # from the per-step input time, not the 47.7
     assert out["step_time_breakdown_ms"]["host_compute"] == 17.0
     assert out["step_time_breakdown_ms"]["average"] == out["step_time_breakdown_ms"]["total"] == 20.0
-    props["input_conclusion"] = ("Your program is HIGHLY input-bound because 97.7% of the total step time sampled "
-                                 "is waiting for input.")
+    props["input_conclusion"] = (
+        "Your program is HIGHLY input-bound because 97.7% of the total step time sampled "
+        "is waiting for input."
+    )
     assert parse_input_pipeline(data)["input_bound_percent"] == pytest.approx(97.7)
 
 
 def test_top_ops_exclude_idle_and_share_non_idle_time():
     cols = ["rank", "host_or_device", "type", "operation", "occurrences", "total_self_time"]
-    table = _datatable(cols, [[1, "Host", "IDLE", "IDLE", 0, 1e6], [2, "Host", "_MklMatMul", "MatMul", 5, 300.0],
-                              [3, "Host", "Relu", "Relu", 5, 100.0]])
+    table = _datatable(
+        cols,
+        [
+            [1, "Host", "IDLE", "IDLE", 0, 1e6],
+            [2, "Host", "_MklMatMul", "MatMul", 5, 300.0],
+            [3, "Host", "Relu", "Relu", 5, 100.0],
+        ],
+    )
     ops = top_ops(parse_op_stats([table, table]))
     assert [o["name"] for o in ops] == ["MatMul", "Relu"]
     assert ops[0]["share"] == pytest.approx(0.75)
 
 
 def test_parse_memory_profile_takes_the_largest_allocator_peak():
-    data = {"memoryProfilePerAllocator": {
-        "mklcpu": {"profileSummary": {"peakStats": {"peakBytesInUse": "6569984"}}},
-        "GPU_0_bfc": {"profileSummary": {"peakStats": {"peakBytesInUse": "1024"}}}}}
+    data = {
+        "memoryProfilePerAllocator": {
+            "mklcpu": {"profileSummary": {"peakStats": {"peakBytesInUse": "6569984"}}},
+            "GPU_0_bfc": {"profileSummary": {"peakStats": {"peakBytesInUse": "1024"}}},
+        }
+    }
     out = parse_memory_profile(data)
     assert out["memory_peak_bytes"] == 6569984
     assert out["memory_peak_by_allocator"]["GPU_0_bfc"] == 1024
@@ -136,8 +176,8 @@ def tf():
 
 
 def _naive(ds, tf):
-    # tf.data injects a prefetch and fuses map+batch by default, which would overlap the slow map with the step:
-    # the trace of a deliberately slow pipeline must show the wait, so both are off.
+    # tf.data injects a prefetch and fuses map+batch by default, which would overlap the slow map with the
+    # step: the trace of a deliberately slow pipeline must show the wait, so both are off.
     options = tf.data.Options()
     options.experimental_optimization.apply_default_optimizations = False
     options.experimental_optimization.inject_prefetch = False
@@ -153,8 +193,11 @@ def test_slow_input_pipeline_is_input_bound(tf, tmp_path):
         time.sleep(0.02)  # simulated per-element decoding; the step itself is tiny
         return i
 
-    ds = tf.data.Dataset.range(10_000).map(
-        lambda i: tf.py_function(slow, [i], tf.int64), num_parallel_calls=1).batch(2)
+    ds = (
+        tf.data.Dataset.range(10_000)
+        .map(lambda i: tf.py_function(slow, [i], tf.int64), num_parallel_calls=1)
+        .batch(2)
+    )
     it = iter(_naive(ds.map(lambda b: tf.cast(tf.reshape(b, (2, 1)), tf.float32)), tf))
     w = tf.Variable(tf.ones((1, 8)))
 
@@ -163,15 +206,23 @@ def test_slow_input_pipeline_is_input_bound(tf, tmp_path):
         return tf.reduce_sum(tf.matmul(x, w))
 
     step_fn(next(it)).numpy()
-    profile = profile_job(lambda i: step_fn(next(it)).numpy(), steps=4, trace_name="train",
-                          logdir=tmp_path / "tensorboard" / "slow-input-function")
+    profile = profile_job(
+        lambda i: step_fn(next(it)).numpy(),
+        steps=4,
+        trace_name="train",
+        logdir=tmp_path / "tensorboard" / "slow-input-function",
+    )
     assert "readout_error" not in profile, profile.get("readout_error")
     assert profile["profiled_steps"] == 4
     assert profile["input_bound_percent"] > 50, profile["input_conclusion"]
     assert "input-bound" in profile["input_conclusion"]
     assert profile["phases"]["input"]["share"] > profile["phases"]["other"]["share"]
-    assert (tmp_path / "tensorboard" / "slow-input-function" / "plugins" / "profile" / profile["profile_run"]).is_dir()
-    assert profile["profile_wall_s"] > 0 and profile["readout_s"] > 0  # what the profiled pass cost is recorded
+    assert (
+        tmp_path / "tensorboard" / "slow-input-function" / "plugins" / "profile" / profile["profile_run"]
+    ).is_dir()
+    assert (
+        profile["profile_wall_s"] > 0 and profile["readout_s"] > 0
+    )  # what the profiled pass cost is recorded
     json.dumps(profile)  # results.json must be able to hold it
 
 
@@ -209,8 +260,13 @@ def test_compute_heavy_mlp_is_not_input_bound_and_matmul_leads(tf, tmp_path):
         return loss
 
     infer(batch).numpy()
-    profile = profile_job(lambda i: infer(batch).numpy(), steps=3, trace_name="infer",
-                          logdir=tmp_path / "tensorboard" / "mlp-function", layer_names=[l.name for l in model.layers])
+    profile = profile_job(
+        lambda i: infer(batch).numpy(),
+        steps=3,
+        trace_name="infer",
+        logdir=tmp_path / "tensorboard" / "mlp-function",
+        layer_names=[layer.name for layer in model.layers],
+    )
     assert "readout_error" not in profile, profile.get("readout_error")
     assert profile["input_bound_percent"] < 20, profile["input_conclusion"]
     first = profile["top_ops"][0]
@@ -223,9 +279,13 @@ def test_compute_heavy_mlp_is_not_input_bound_and_matmul_leads(tf, tmp_path):
         assert profile["memory_note"] == NO_ALLOCATION_EVENTS
 
     train(batch, labels).numpy()
-    profile = profile_job(lambda i: train(batch, labels).numpy(), steps=3, trace_name="train",
-                          logdir=tmp_path / "tensorboard" / "mlp-train-function",
-                          layer_names=[l.name for l in model.layers])
+    profile = profile_job(
+        lambda i: train(batch, labels).numpy(),
+        steps=3,
+        trace_name="train",
+        logdir=tmp_path / "tensorboard" / "mlp-train-function",
+        layer_names=[layer.name for layer in model.layers],
+    )
     phases = profile["phases"]
     for phase in ("forward", "backward", "optimizer"):
         assert phases[phase]["self_time_us"] > 0, phases
@@ -244,7 +304,9 @@ def test_profile_job_stops_a_running_session_first(tf, tmp_path):
 
     tf.profiler.experimental.start(str(tmp_path / "stray"))  # e.g. a user's own session left running
     x = tf.ones((4, 4))
-    profile = profile_job(lambda i: tf.matmul(x, x).numpy(), steps=2, trace_name="infer", logdir=tmp_path / "tb")
+    profile = profile_job(
+        lambda i: tf.matmul(x, x).numpy(), steps=2, trace_name="infer", logdir=tmp_path / "tb"
+    )
     assert profile["profiled_steps"] == 2
     assert profile["run"].startswith("tb/")
     # Eager ops have no self time in xprof's op stats: the top ops come from their EagerLocalExecute events.
@@ -264,8 +326,13 @@ def test_memory_profile_peak_with_onednn_allocation_events(tmp_path):
         profile = profile_job(lambda i: step().numpy(), steps=3, trace_name="mem", logdir=r"{tmp_path}")
         print("PEAK", profile.get("memory_peak_bytes"), profile.get("memory_note"))
     """)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "TF_ENABLE_ONEDNN_OPTS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"})
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "TF_ENABLE_ONEDNN_OPTS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     peak = proc.stdout.split("PEAK", 1)[1].split()[0]
     assert int(peak) >= 256 * 1024 * 4  # the (256, 1024) activation

@@ -1,4 +1,5 @@
 """The progress lines: each finished job by its JobSpec label, with its figures written by tfperf.units."""
+
 import io
 
 from tfperf.results.model import Result

@@ -1,9 +1,11 @@
 """`tfperf export --format prometheus` and `--push`, read back through real Prometheus parts.
 
-The end-to-end test starts Debian's `prometheus-pushgateway` and `prometheus` on 127.0.0.1 free ports (`.ci/run`
-installs them; without them it skips and says why): tfperf pushes to the gateway, Prometheus scrapes the gateway,
-and the test reads the values back through Prometheus' HTTP query API and finds the numbers of results.json.
+The end-to-end test starts Debian's `prometheus-pushgateway` and `prometheus` on 127.0.0.1 free ports
+(`.ci/run` installs them; without them it skips and says why): tfperf pushes to the gateway, Prometheus
+scrapes the gateway, and the test reads the values back through Prometheus' HTTP query API and finds the
+numbers of results.json.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,8 +48,12 @@ def _samples(text: str) -> dict[tuple[str, tuple], float]:
 
 
 def _key(r, suite: str, **more) -> tuple:
-    labels = dict(zip(LABELS, [suite, r.case, r.mode, "" if r.batch_size is None else str(r.batch_size), r.device,
-                               r.task, ""]))
+    labels = dict(
+        zip(
+            LABELS,
+            [suite, r.case, r.mode, "" if r.batch_size is None else str(r.batch_size), r.device, r.task, ""],
+        )
+    )
     return tuple(sorted({**labels, **more}.items()))
 
 
@@ -63,7 +69,9 @@ def test_exposition_holds_the_results_numbers():
     measured = [r for r in run.results if r.ok and r.samples]
     assert measured
     for r in measured:
-        assert samples[("tfperf_step_seconds", _key(r, suite, quantile="0.5"))] == pytest.approx(r.median_s, rel=1e-12)
+        assert samples[("tfperf_step_seconds", _key(r, suite, quantile="0.5"))] == pytest.approx(
+            r.median_s, rel=1e-12
+        )
         assert samples[("tfperf_step_seconds_count", _key(r, suite))] == len(r.samples)
         value, unit = measures.throughput(r)
         assert samples[("tfperf_throughput", _key(r, suite, unit=unit))] == pytest.approx(value)
@@ -93,7 +101,9 @@ def test_cli_writes_the_file_then_fails_an_unreachable_push(tmp_path, tfperf_cli
 def test_grafana_dashboard_queries_name_exported_metrics():
     dashboard = json.loads(DASHBOARD.read_text())
     exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
-    exprs += [v["query"]["query"] for v in dashboard["templating"]["list"] if isinstance(v.get("query"), dict)]
+    exprs += [
+        v["query"]["query"] for v in dashboard["templating"]["list"] if isinstance(v.get("query"), dict)
+    ]
     assert exprs
     exported = set(METRICS)
     for name, (kind, _) in METRICS.items():
@@ -106,11 +116,17 @@ def test_grafana_dashboard_queries_name_exported_metrics():
         assert found <= exported, f"{expr}: {found - exported} is not exported"
         named |= found
     # The headline figures (step time, throughput, first call, tracing, input wait) are all charted.
-    assert {"tfperf_step_seconds", "tfperf_throughput", "tfperf_first_call_seconds", "tfperf_tracing_count",
-            "tfperf_input_wait_ratio"} <= named
+    assert {
+        "tfperf_step_seconds",
+        "tfperf_throughput",
+        "tfperf_first_call_seconds",
+        "tfperf_tracing_count",
+        "tfperf_input_wait_ratio",
+    } <= named
 
 
-# --- real Pushgateway and Prometheus --------------------------------------------------------------------------
+# --- real Pushgateway and Prometheus ------------------------------------------------------------------------
+
 
 def _binary(*names: str) -> str | None:
     return next((shutil.which(n) for n in names if shutil.which(n)), None)
@@ -143,22 +159,42 @@ def prometheus_stack(tmp_path):
     gateway_bin = _binary("prometheus-pushgateway", "pushgateway")
     prometheus_bin = _binary("prometheus")
     if not gateway_bin or not prometheus_bin:
-        pytest.skip("needs the prometheus and prometheus-pushgateway binaries (Debian packages of those names; "
-                    ".ci/run installs them)")
+        pytest.skip(
+            "needs the prometheus and prometheus-pushgateway binaries (Debian packages of those names; "
+            ".ci/run installs them)"
+        )
     gw_port, prom_port = _free_port(), _free_port()
     config = tmp_path / "prometheus.yml"
     # honor_labels: the pushed suite/case/... labels and job="tfperf" are kept as pushed, as Pushgateway asks.
-    config.write_text(f"global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: pushgateway\n"
-                      f"    honor_labels: true\n    static_configs:\n      - targets: ['127.0.0.1:{gw_port}']\n")
+    config.write_text(
+        f"global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: pushgateway\n"
+        f"    honor_labels: true\n    static_configs:\n      - targets: ['127.0.0.1:{gw_port}']\n"
+    )
     procs = []
     try:
-        procs.append(subprocess.Popen([gateway_bin, f"--web.listen-address=127.0.0.1:{gw_port}",
-                                       f"--persistence.file={tmp_path / 'pushgateway.data'}"],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        procs.append(subprocess.Popen([prometheus_bin, f"--config.file={config}",
-                                       f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                                       f"--web.listen-address=127.0.0.1:{prom_port}"],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        procs.append(
+            subprocess.Popen(
+                [
+                    gateway_bin,
+                    f"--web.listen-address=127.0.0.1:{gw_port}",
+                    f"--persistence.file={tmp_path / 'pushgateway.data'}",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        procs.append(
+            subprocess.Popen(
+                [
+                    prometheus_bin,
+                    f"--config.file={config}",
+                    f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                    f"--web.listen-address=127.0.0.1:{prom_port}",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
         gateway, prom = f"http://127.0.0.1:{gw_port}", f"http://127.0.0.1:{prom_port}"
         _wait_http(f"{gateway}/-/ready", procs[0])
         _wait_http(f"{prom}/-/ready", procs[1])
@@ -189,14 +225,20 @@ def test_push_then_prometheus_scrapes_the_results_numbers(prometheus_stack, tfpe
     assert len(found) == len(measured), found
     for series in found:
         m = series["metric"]  # Prometheus drops a label whose value is empty (a job without a batch size)
-        r = next(r for r in measured if (r.case, r.mode, str(r.batch_size or "")) == (m["case"], m["mode"],
-                                                                                    m.get("batch_size", "")))
+        r = next(
+            r
+            for r in measured
+            if (r.case, r.mode, str(r.batch_size or "")) == (m["case"], m["mode"], m.get("batch_size", ""))
+        )
         assert m["suite"] == run.suite["name"] and m["device"] == r.device and m["task"] == r.task
         assert float(series["value"][1]) == pytest.approx(r.median_s, rel=1e-9)
     # Another figure of one result, selected by its labels: the p99 of its samples.
     r = measured[0]
-    (p99,) = _query(prom, f'tfperf_step_seconds{{case="{r.case}", mode="{r.mode}", '
-                          f'batch_size="{r.batch_size or ""}", quantile="0.99"}}')
+    (p99,) = _query(
+        prom,
+        f'tfperf_step_seconds{{case="{r.case}", mode="{r.mode}", '
+        f'batch_size="{r.batch_size or ""}", quantile="0.99"}}',
+    )
     assert float(p99["value"][1]) == pytest.approx(stats.quantile(sorted(r.samples), 0.99), rel=1e-9)
 
 
@@ -205,17 +247,30 @@ def test_serve_bench_figures_and_tune_candidates_are_their_own_series():
 
     lat = [0.010 + 0.001 * (i % 7) for i in range(50)]
     serve = Result("clf", "serve", "endpoint", "infer", 2, samples=lat)
-    serve.extra = {"requests_ok": 50, "requests_failed": 3, "instances_per_s": 180.0,
-                   "server": {"status": "read", "request_latency_s": {"mean": 0.004}, "runtime_latency_s":
-                              {"mean": 0.001}, "overhead_mean_s": 0.003},
-                   "open_loop": {"target_qps": 100.0, "achieved_qps": 97.5, "verdict": "INVALID"}}
+    serve.extra = {
+        "requests_ok": 50,
+        "requests_failed": 3,
+        "instances_per_s": 180.0,
+        "server": {
+            "status": "read",
+            "request_latency_s": {"mean": 0.004},
+            "runtime_latency_s": {"mean": 0.001},
+            "overhead_mean_s": 0.003,
+        },
+        "open_loop": {"target_qps": 100.0, "achieved_qps": 97.5, "verdict": "INVALID"},
+    }
     tuned = [Result("mlp", "function", "cpu", "train", 32, samples=[0.01, 0.011, 0.012]) for _ in range(2)]
     for r, config in zip(tuned, ("baseline", "prefetch")):
         r.extra = {"tune": {"config": config}}
-    run = RunResult(suite={"name": "s"}, environment={}, results=[serve, *tuned], finished_at="2026-12-04T22:00:00+00:00")
+    run = RunResult(
+        suite={"name": "s"}, environment={}, results=[serve, *tuned], finished_at="2026-12-04T22:00:00+00:00"
+    )
     samples = _samples(to_prometheus(run).text)  # no duplicated series: the candidates differ by config
     key = dict(_key(serve, "s"))
-    assert samples[("tfperf_server_latency_mean_seconds", tuple(sorted({**key, "stage": "overhead"}.items())))] == 0.003
+    assert (
+        samples[("tfperf_server_latency_mean_seconds", tuple(sorted({**key, "stage": "overhead"}.items())))]
+        == 0.003
+    )
     assert samples[("tfperf_serve_requests", tuple(sorted({**key, "outcome": "failed"}.items())))] == 3
     assert samples[("tfperf_open_loop_valid", _key(serve, "s"))] == 0
     assert samples[("tfperf_open_loop_achieved_qps", _key(serve, "s"))] == 97.5

@@ -7,22 +7,61 @@ import pytest
 
 from tfperf.errors import ResultsFileError
 from tfperf.results.model import SCHEMA_VERSION, JobSpec, Result, RunResult, load_results, write_results
-from tfperf.results.records import (ErrorInfo, GraphStats, OutputAgreement, ProcessTiming, Profile, Record, Retrace,
-                                    Suggestion, Timing, WhatIf)
+from tfperf.results.records import (
+    ErrorInfo,
+    GraphStats,
+    OutputAgreement,
+    ProcessTiming,
+    Profile,
+    Record,
+    Retrace,
+    Suggestion,
+    Timing,
+    WhatIf,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 OLD_RESULTS = ROOT / "tests" / "data" / "results_v1_before_layout.json"
 
-FIELDS = {"case", "mode", "device", "task", "batch_size", "status", "error", "first_call_s", "step_time_s",
-          "samples", "throughput", "tracing_count", "retraces", "input_wait_fraction", "peak_memory_bytes",
-          "profile", "suggestions"}
+FIELDS = {
+    "case",
+    "mode",
+    "device",
+    "task",
+    "batch_size",
+    "status",
+    "error",
+    "first_call_s",
+    "step_time_s",
+    "samples",
+    "throughput",
+    "tracing_count",
+    "retraces",
+    "input_wait_fraction",
+    "peak_memory_bytes",
+    "profile",
+    "suggestions",
+}
 
 
 def _run() -> RunResult:
-    ok = Result("mlp", "function", "cpu", "train", 32, samples=[0.01, 0.011, 0.012], first_call_s=0.5,
-                tracing_count=1, input_wait_fraction=0.01)
-    failed = Result.not_run(JobSpec("mlp", "xla", "cpu", "train", 32), "failed", "InvalidArgumentError", "boom")
-    return RunResult(suite={"name": "s", "path": "s.yaml", "sha256": "0"}, environment={}, results=[ok, failed])
+    ok = Result(
+        "mlp",
+        "function",
+        "cpu",
+        "train",
+        32,
+        samples=[0.01, 0.011, 0.012],
+        first_call_s=0.5,
+        tracing_count=1,
+        input_wait_fraction=0.01,
+    )
+    failed = Result.not_run(
+        JobSpec("mlp", "xla", "cpu", "train", 32), "failed", "InvalidArgumentError", "boom"
+    )
+    return RunResult(
+        suite={"name": "s", "path": "s.yaml", "sha256": "0"}, environment={}, results=[ok, failed]
+    )
 
 
 def test_every_design_field_is_present_and_round_trips(tmp_path):
@@ -39,12 +78,15 @@ def test_every_design_field_is_present_and_round_trips(tmp_path):
     assert again.exit_code == 1
 
 
-@pytest.mark.parametrize("content,needle", [
-    ("{not json", "not valid JSON"),
-    ('{"schema_version": 99, "results": []}', "newer than this tfperf"),
-    ('{"schema_version": 0, "results": []}', "not supported"),
-    ('[1, 2]', "not a tfperf results file"),
-])
+@pytest.mark.parametrize(
+    "content,needle",
+    [
+        ("{not json", "not valid JSON"),
+        ('{"schema_version": 99, "results": []}', "newer than this tfperf"),
+        ('{"schema_version": 0, "results": []}', "not supported"),
+        ("[1, 2]", "not a tfperf results file"),
+    ],
+)
 def test_unreadable_files_say_why(tmp_path, content, needle):
     path = tmp_path / "results.json"
     path.write_text(content)
@@ -60,8 +102,10 @@ def test_missing_file(tmp_path):
 def test_report_rerenders_without_tensorflow(tmp_path):
     path = tmp_path / "results.json"
     write_results(_run(), path)
-    code = ("import sys; from tfperf.cli import main; rc = main(['report', %r, '--format', 'markdown']); "
-            "assert 'tensorflow' not in sys.modules, 'report imported TensorFlow'; sys.exit(rc)") % str(path)
+    code = (
+        "import sys; from tfperf.cli import main; rc = main(['report', %r, '--format', 'markdown']); "
+        "assert 'tensorflow' not in sys.modules, 'report imported TensorFlow'; sys.exit(rc)"
+    ) % str(path)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "| mlp" in proc.stdout and "InvalidArgumentError" in proc.stdout
@@ -70,7 +114,9 @@ def test_report_rerenders_without_tensorflow(tmp_path):
 def test_report_on_bad_file_exits_2_without_traceback(tmp_path):
     bad = tmp_path / "results.json"
     bad.write_text("{oops")
-    proc = subprocess.run([sys.executable, "-m", "tfperf", "report", str(bad)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tfperf", "report", str(bad)], capture_output=True, text=True
+    )
     assert proc.returncode == 2
     assert "not valid JSON" in proc.stderr and "Traceback" not in proc.stderr
 
@@ -78,12 +124,34 @@ def test_report_on_bad_file_exits_2_without_traceback(tmp_path):
 def test_merge_process_appends_a_later_process_samples_and_keeps_the_first_process_read_outs():
     from tfperf.results.model import merge_process
 
-    first = Result("a", "xla", "cpu", "train", 32, first_call_s=1.5, samples=[1.0, 1.1, 1.2, 1.3],
-                   repeat_sizes=[2, 2], repeat_process=[0, 0], input_wait_s=[0.1, 0.1, 0.1, 0.1], tracing_count=1,
-                   timing={"method": "per_step", "repeats": 2})
-    later = Result("a", "xla", "cpu", "train", 32, first_call_s=1.4, samples=[2.0, 2.0, 2.2, 2.2],
-                   repeat_sizes=[2, 2], repeat_process=[1, 1], input_wait_s=[0.0] * 4, tracing_count=1,
-                   timing={"method": "per_step", "repeats": 2})
+    first = Result(
+        "a",
+        "xla",
+        "cpu",
+        "train",
+        32,
+        first_call_s=1.5,
+        samples=[1.0, 1.1, 1.2, 1.3],
+        repeat_sizes=[2, 2],
+        repeat_process=[0, 0],
+        input_wait_s=[0.1, 0.1, 0.1, 0.1],
+        tracing_count=1,
+        timing={"method": "per_step", "repeats": 2},
+    )
+    later = Result(
+        "a",
+        "xla",
+        "cpu",
+        "train",
+        32,
+        first_call_s=1.4,
+        samples=[2.0, 2.0, 2.2, 2.2],
+        repeat_sizes=[2, 2],
+        repeat_process=[1, 1],
+        input_wait_s=[0.0] * 4,
+        tracing_count=1,
+        timing={"method": "per_step", "repeats": 2},
+    )
     merge_process(first, later, 1)
     assert first.samples == [1.0, 1.1, 1.2, 1.3, 2.0, 2.0, 2.2, 2.2]
     assert first.repeat_process == [0, 0, 1, 1] and first.process_count == 2
@@ -98,47 +166,142 @@ def test_merge_process_appends_a_later_process_samples_and_keeps_the_first_proce
     merge_process(first, failed, 2, log_path="out/workers/a.p2.log")
     assert first.status == "failed" and not first.ok and len(first.samples) == 8
     assert first.error.process == 2 and first.error.type == "Timeout"
-    assert "process 3 of this job failed" in first.error.message and "measured it: killed" in first.error.message
+    assert (
+        "process 3 of this job failed" in first.error.message and "measured it: killed" in first.error.message
+    )
     assert first.error.log_path == "out/workers/a.p2.log" and "out/workers/a.p2.log" in first.error.hint
     assert first.extra["process_errors"][0]["status"] == "timeout"
 
 
-# --- the typed records: each JSON object a writer produces reads into its record and writes back unchanged -------
+# --- the typed records: each JSON object a writer produces reads into its record and writes back unchanged
 
 RECORDS = {
-    ErrorInfo: {"type": "WorkerCrash", "message": "worker 1 (pid 7) killed by SIGKILL before reporting",
-                "hint": "the other workers were stopped", "phase": "timed", "returncode": -9, "log_tail": "...",
-                "worker": 1, "workers": [1]},
-    Timing: {"method": "per_step", "block_size": 1, "sync": "fetch", "sync_cost_s": 2.2e-06, "warmup_steps": 2,
-             "warmup_steps_run": 302, "warmup_s": 0.5, "steps": 10, "repeats": 3, "load_average_1m": 0.68,
-             "gc_disabled_while_timing": True, "processes": 2,
-             "by_process": [{"process": 0, "first_call_s": 0.7, "median_s": 0.0016, "method": "per_step",
-                             "block_size": 1, "load_average_1m": 0.68, "warmup_s": 0.5},
-                            {"process": 1, "first_call_s": 0.99, "median_s": 0.0024, "method": "per_step",
-                             "block_size": 1, "load_average_1m": 1.04, "warmup_s": 0.5}]},
-    ProcessTiming: {"process": 3, "first_call_s": 0.7, "median_s": 0.0016, "method": "blocked", "block_size": 8,
-                    "load_average_1m": 0.68, "warmup_s": 0.5},
-    Retrace: {"call": 3, "changed": "x: shape (32, 4) -> (16, 4)", "argument": "x", "kind": "shape",
-              "before": [32, 4], "after": [16, 4], "dims": [0], "path": "x", "nearest_call": 2,
-              "changes": [{"argument": "x", "kind": "shape"}]},
-    WhatIf: {"change": "prefetch", "code": "dataset = dataset.prefetch(tf.data.AUTOTUNE)", "combined": False,
-             "batch_size": 32, "median_s": 0.01, "baseline_median_s": 0.02, "baseline_input_wait_fraction": 0.5,
-             "speedup": 2.0, "input_wait_fraction": 0.01, "p_value": 0.001, "samples": [0.01, 0.011],
-             "helped": True, "error": None, "skipped": None},
-    Suggestion: {"code": "noisy-measurement", "title": "Noisy timing", "evidence": "the IQR is 41% of the median",
-                 "fix": "tf_config: {intra_op_threads: 1}", "threshold": "IQR > 10% of the median",
-                 "evidence_data": {"iqr_fraction": 0.41, "samples": 90}},
-    Profile: {"logdir": "out/tensorboard/mlp-xla", "tb_run": "mlp-xla", "run": "mlp-xla/2024_01_01_00_00_00",
-              "profile_run": "2024_01_01_00_00_00", "hosts": ["h"], "profile_wall_s": 1.2, "readout_s": 0.4,
-              "readout_error": None, "input_bound_percent": 31.9, "input_conclusion": "POTENTIALLY input-bound",
-              "step_time_ms": 1.5, "host_compute_ms": 1.2, "step_time_breakdown_ms": {"input": 0.3},
-              "top_ops": [{"name": "MatMul", "type": "MatMul", "self_time_us": 10.0, "share": 0.4}],
-              "phases": {"forward": 0.5}, "layers": [{"name": "dense", "share": 0.9}], "overview": {"a": 1},
-              "memory_peak_bytes": 1024, "memory_peak_by_allocator": {"cpu": 1024}, "memory_note": None},
-    GraphStats: {"op_count": 303, "grappler_op_count": 228, "hlo_instructions": 391,
-                 "optimized_hlo_instructions": 76, "fusions": 38, "fused_instructions": 329},
-    OutputAgreement: {"samples": 8, "top1_agreement": 1.0, "max_abs_error": 1e-6, "max_rel_error": 2e-6,
-                      "mean_abs_error": 5e-7},
+    ErrorInfo: {
+        "type": "WorkerCrash",
+        "message": "worker 1 (pid 7) killed by SIGKILL before reporting",
+        "hint": "the other workers were stopped",
+        "phase": "timed",
+        "returncode": -9,
+        "log_tail": "...",
+        "worker": 1,
+        "workers": [1],
+    },
+    Timing: {
+        "method": "per_step",
+        "block_size": 1,
+        "sync": "fetch",
+        "sync_cost_s": 2.2e-06,
+        "warmup_steps": 2,
+        "warmup_steps_run": 302,
+        "warmup_s": 0.5,
+        "steps": 10,
+        "repeats": 3,
+        "load_average_1m": 0.68,
+        "gc_disabled_while_timing": True,
+        "processes": 2,
+        "by_process": [
+            {
+                "process": 0,
+                "first_call_s": 0.7,
+                "median_s": 0.0016,
+                "method": "per_step",
+                "block_size": 1,
+                "load_average_1m": 0.68,
+                "warmup_s": 0.5,
+            },
+            {
+                "process": 1,
+                "first_call_s": 0.99,
+                "median_s": 0.0024,
+                "method": "per_step",
+                "block_size": 1,
+                "load_average_1m": 1.04,
+                "warmup_s": 0.5,
+            },
+        ],
+    },
+    ProcessTiming: {
+        "process": 3,
+        "first_call_s": 0.7,
+        "median_s": 0.0016,
+        "method": "blocked",
+        "block_size": 8,
+        "load_average_1m": 0.68,
+        "warmup_s": 0.5,
+    },
+    Retrace: {
+        "call": 3,
+        "changed": "x: shape (32, 4) -> (16, 4)",
+        "argument": "x",
+        "kind": "shape",
+        "before": [32, 4],
+        "after": [16, 4],
+        "dims": [0],
+        "path": "x",
+        "nearest_call": 2,
+        "changes": [{"argument": "x", "kind": "shape"}],
+    },
+    WhatIf: {
+        "change": "prefetch",
+        "code": "dataset = dataset.prefetch(tf.data.AUTOTUNE)",
+        "combined": False,
+        "batch_size": 32,
+        "median_s": 0.01,
+        "baseline_median_s": 0.02,
+        "baseline_input_wait_fraction": 0.5,
+        "speedup": 2.0,
+        "input_wait_fraction": 0.01,
+        "p_value": 0.001,
+        "samples": [0.01, 0.011],
+        "helped": True,
+        "error": None,
+        "skipped": None,
+    },
+    Suggestion: {
+        "code": "noisy-measurement",
+        "title": "Noisy timing",
+        "evidence": "the IQR is 41% of the median",
+        "fix": "tf_config: {intra_op_threads: 1}",
+        "threshold": "IQR > 10% of the median",
+        "evidence_data": {"iqr_fraction": 0.41, "samples": 90},
+    },
+    Profile: {
+        "logdir": "out/tensorboard/mlp-xla",
+        "tb_run": "mlp-xla",
+        "run": "mlp-xla/2024_01_01_00_00_00",
+        "profile_run": "2024_01_01_00_00_00",
+        "hosts": ["h"],
+        "profile_wall_s": 1.2,
+        "readout_s": 0.4,
+        "readout_error": None,
+        "input_bound_percent": 31.9,
+        "input_conclusion": "POTENTIALLY input-bound",
+        "step_time_ms": 1.5,
+        "host_compute_ms": 1.2,
+        "step_time_breakdown_ms": {"input": 0.3},
+        "top_ops": [{"name": "MatMul", "type": "MatMul", "self_time_us": 10.0, "share": 0.4}],
+        "phases": {"forward": 0.5},
+        "layers": [{"name": "dense", "share": 0.9}],
+        "overview": {"a": 1},
+        "memory_peak_bytes": 1024,
+        "memory_peak_by_allocator": {"cpu": 1024},
+        "memory_note": None,
+    },
+    GraphStats: {
+        "op_count": 303,
+        "grappler_op_count": 228,
+        "hlo_instructions": 391,
+        "optimized_hlo_instructions": 76,
+        "fusions": 38,
+        "fused_instructions": 329,
+    },
+    OutputAgreement: {
+        "samples": 8,
+        "top1_agreement": 1.0,
+        "max_abs_error": 1e-6,
+        "max_rel_error": 2e-6,
+        "mean_abs_error": 5e-7,
+    },
 }
 
 
@@ -184,8 +347,12 @@ def test_nested_records_are_typed_and_keep_their_own_unknown_keys():
 
 
 def test_null_keys_stay_written_and_always_keys_are_written_when_unset():
-    assert ErrorInfo.from_json({"type": "E", "message": "m", "phase": None}).to_json() == \
-        {"type": "E", "message": "m", "hint": None, "phase": None}
+    assert ErrorInfo.from_json({"type": "E", "message": "m", "phase": None}).to_json() == {
+        "type": "E",
+        "message": "m",
+        "hint": None,
+        "phase": None,
+    }
     assert ErrorInfo(type="E", message="m").to_json() == {"type": "E", "message": "m", "hint": None}
     assert Profile(error="no trace").to_json() == {"error": "no trace"}
 
@@ -196,11 +363,26 @@ def test_a_record_from_something_else_than_an_object_is_a_type_error():
 
 
 def test_result_built_with_dicts_holds_records():
-    r = Result("a", "function", "cpu", "train", 8, **{name: RECORDS[cls] for name, cls in
-                                                       [("error", ErrorInfo), ("timing", Timing),
-                                                        ("profile", Profile), ("graph", GraphStats),
-                                                        ("output_agreement", OutputAgreement)]},
-               retraces=[RECORDS[Retrace]], what_if=[RECORDS[WhatIf]], suggestions=[RECORDS[Suggestion]])
+    r = Result(
+        "a",
+        "function",
+        "cpu",
+        "train",
+        8,
+        **{
+            name: RECORDS[cls]
+            for name, cls in [
+                ("error", ErrorInfo),
+                ("timing", Timing),
+                ("profile", Profile),
+                ("graph", GraphStats),
+                ("output_agreement", OutputAgreement),
+            ]
+        },
+        retraces=[RECORDS[Retrace]],
+        what_if=[RECORDS[WhatIf]],
+        suggestions=[RECORDS[Suggestion]],
+    )
     assert isinstance(r.error, ErrorInfo) and r.error.worker == 1
     assert isinstance(r.timing, Timing) and isinstance(r.timing.by_process[1], ProcessTiming)
     assert isinstance(r.profile, Profile) and r.profile.input_bound_percent == 31.9

@@ -1,10 +1,12 @@
 """A results.json written before the package was laid out by stage (schema_version 1, `tfperf run
 suites/smoke.yaml` on the 2-core CI machine) still reads, renders and compares: the file format is public."""
+
 from __future__ import annotations
 
 import json
 
 from conftest import ROOT, run_tfperf
+
 from tfperf.results import SCHEMA_VERSION, load_results
 
 OLD = ROOT / "tests" / "data" / "results_v1_before_layout.json"
@@ -19,7 +21,16 @@ def test_old_results_load_and_round_trip(tmp_path):
     again = run.to_json()
     for old, new in zip(raw["results"], again["results"]):
         assert set(old) <= set(new), set(old) - set(new)
-        for key in ("case", "mode", "status", "samples", "first_call_s", "step_time_s", "throughput", "profile"):
+        for key in (
+            "case",
+            "mode",
+            "status",
+            "samples",
+            "first_call_s",
+            "step_time_s",
+            "throughput",
+            "profile",
+        ):
             assert new[key] == old[key], key
 
 

@@ -1,6 +1,7 @@
 """Retracing explained: real tf.function objects driven like the harness drives them (count read after every
-call), the demonstrators of suites/retracing.yaml, the fixes written for them, and the retrace budget end to end.
-The fix and the budget on hand-written entries are in test_retrace_fixes.py."""
+call), the demonstrators of suites/retracing.yaml, the fixes written for them, and the retrace budget end to
+end. The fix and the budget on hand-written entries are in test_retrace_fixes.py."""
+
 import gc
 import importlib.util
 import itertools
@@ -10,8 +11,8 @@ import types
 
 import pytest
 import tensorflow as tf
-
 from conftest import ROOT, run_tfperf
+
 from tfperf.measure.harness import train_step
 from tfperf.measure.retrace_fixes import fix_for
 from tfperf.measure.retracing import explain_retraces, first_use_traces, note_trace, signature_info
@@ -21,7 +22,9 @@ SUITE = ROOT / "suites" / "retracing.yaml"
 
 @pytest.fixture(scope="module")
 def demo():
-    spec = importlib.util.spec_from_file_location("retracing_demo", ROOT / "suites" / "examples" / "retracing_demo.py")
+    spec = importlib.util.spec_from_file_location(
+        "retracing_demo", ROOT / "suites" / "examples" / "retracing_demo.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -133,17 +136,25 @@ def test_applying_the_suggested_input_signature_removes_the_retraces(demo):
     match = re.search(r"@tf\.function\(input_signature=(\[.*?\])\)", fix)
     assert match, fix
     assert match.group(1) == "[tf.TensorSpec([4, None], tf.int32)]"
-    fixed = tf.function(demo.encode, input_signature=eval(match.group(1), {"tf": tf}))  # noqa: S307 - our own fix text
+    fixed = tf.function(demo.encode, input_signature=eval(match.group(1), {"tf": tf}))
     fixed_calls = drive(fixed, demo.varying_length_inputs(), 8)
     assert fixed.experimental_get_tracing_count() == 1 and explain_retraces(fixed, fixed_calls) == []
 
 
 def test_dtype_and_structure_changes():
     fn = tf.function(lambda x, d=None: x)
-    inputs = [((tf.ones(3),), {}), ((tf.ones(3, tf.float64),), {}),
-              ((tf.ones(3),), {"d": {"a": tf.ones(2)}}), ((tf.ones(3),), {"d": {"a": tf.ones(2), "b": 1}})]
+    inputs = [
+        ((tf.ones(3),), {}),
+        ((tf.ones(3, tf.float64),), {}),
+        ((tf.ones(3),), {"d": {"a": tf.ones(2)}}),
+        ((tf.ones(3),), {"d": {"a": tf.ones(2), "b": 1}}),
+    ]
     retraces = explain_retraces(fn, drive(fn, iter(inputs), 4))
-    assert [(r.argument, r.kind) for r in retraces] == [("x", "dtype"), ("d", "structure"), ("d", "structure")]
+    assert [(r.argument, r.kind) for r in retraces] == [
+        ("x", "dtype"),
+        ("d", "structure"),
+        ("d", "structure"),
+    ]
     assert "x: dtype float32 -> float64" in retraces[0].changed
     assert "['a', 'b']" in retraces[2].changed
 
@@ -151,7 +162,9 @@ def test_dtype_and_structure_changes():
 def test_keras_train_step_with_built_optimizer_traces_once():
     import keras
 
-    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(3)])
+    model = keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(3)]
+    )
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
     def make_step(optimizer):
@@ -175,8 +188,18 @@ def _run_in_process(namespace, function, inputs, mode, **case_keys):
     from tfperf.measure.harness import JobContext, run_job
     from tfperf.suite.spec import CaseSpec
 
-    case = CaseSpec(name="demo", function=f"demo:{function}", inputs=f"demo:{inputs}", modes=(mode,),
-                    device="cpu", warmup_steps=1, steps=2, repeats=1, profile=False, **case_keys)
+    case = CaseSpec(
+        name="demo",
+        function=f"demo:{function}",
+        inputs=f"demo:{inputs}",
+        modes=(mode,),
+        device="cpu",
+        warmup_steps=1,
+        steps=2,
+        repeats=1,
+        profile=False,
+        **case_keys,
+    )
     (job,) = case.jobs()
     objects = {"demo:" + name: getattr(namespace, name) for name in (function, inputs)}
     return run_job(case, job, JobContext(out_dir=None, tf_device="/CPU:0"), objects.__getitem__)
@@ -203,8 +226,9 @@ def lazy_dense(x):
 
 
 def test_first_call_that_creates_variables_is_within_a_budget_of_one():
-    steps = types.SimpleNamespace(lazy_dense=lazy_dense,
-                                  lazy_inputs=lambda: itertools.repeat(((tf.ones((2, 3)),), {})))
+    steps = types.SimpleNamespace(
+        lazy_dense=lazy_dense, lazy_inputs=lambda: itertools.repeat(((tf.ones((2, 3)),), {}))
+    )
     r = _run_in_process(steps, "lazy_dense", "lazy_inputs", "function", max_traces=1)
     assert r.tracing_count == 2 and r.extra["first_use_traces"] == 1
     assert r.retraces == [] and r.status == "ok", r.error
@@ -214,8 +238,22 @@ def test_first_call_that_creates_variables_is_within_a_budget_of_one():
 def test_fail_on_retrace_end_to_end(tmp_path):
     # One case (one worker process) keeps this cheap; the fixed variants are checked above without a worker.
     out = tmp_path / "out"
-    proc = run_tfperf("run", str(SUITE), "--out", str(out), "--quiet", "--fail-on-retrace", "--modes", "function",
-                      "--case", "python-scalar", "--steps", "2", "--repeats", "1")
+    proc = run_tfperf(
+        "run",
+        str(SUITE),
+        "--out",
+        str(out),
+        "--quiet",
+        "--fail-on-retrace",
+        "--modes",
+        "function",
+        "--case",
+        "python-scalar",
+        "--steps",
+        "2",
+        "--repeats",
+        "1",
+    )
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr
     (bad,) = json.loads((out / "results.json").read_text())["results"]

@@ -1,8 +1,8 @@
 """End to end through `python -m tfperf run`: fault isolation, XLA failures, retracing, input wait."""
+
 import json
 
 import pytest
-
 from conftest import DATA, run_tfperf
 
 pytestmark = pytest.mark.slow
@@ -22,8 +22,14 @@ def test_failures_exit_1_and_every_case_is_reported(faults):
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr
     assert set(by_key) == {
-        ("healthy", "eager"), ("factory-raises", "eager"), ("aborts", "eager"), ("aborts", "function"),
-        ("hangs", "eager"), ("string-op", "eager"), ("string-op", "function"), ("string-op", "xla"),
+        ("healthy", "eager"),
+        ("factory-raises", "eager"),
+        ("aborts", "eager"),
+        ("aborts", "function"),
+        ("hangs", "eager"),
+        ("string-op", "eager"),
+        ("string-op", "function"),
+        ("string-op", "xla"),
         ("growing-shapes", "function"),
     }
     for name in ("results.json", "results.csv", "report.md"):
@@ -134,4 +140,6 @@ def test_processes_time_each_job_in_rounds_of_fresh_workers(tmp_path):
     same = run_tfperf("compare", str(out), str(out), "--format", "json")
     assert same.returncode == 0, same.stdout
     rows = json.loads(same.stdout)["rows"]
-    assert {(r["base_processes"], r["current_processes"]) for r in rows if r["base_status"] == "ok"} == {(2, 2)}
+    assert {(r["base_processes"], r["current_processes"]) for r in rows if r["base_status"] == "ok"} == {
+        (2, 2)
+    }

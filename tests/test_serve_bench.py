@@ -1,12 +1,13 @@
-"""serve-bench against a small TF Serving REST stand-in started here on 127.0.0.1 (a free port), serving a real
-SavedModel. The server is test code, not a product feature: it implements the predict request/response format
-(`instances` row format and `inputs` columnar), the metadata GET, a 400 for an input the signature rejects, and a
-500 injected on every Nth request to the "flaky" model, and TF Serving's Prometheus page
+"""serve-bench against a small TF Serving REST stand-in started here on 127.0.0.1 (a free port), serving a
+real SavedModel. The server is test code, not a product feature: it implements the predict request/response
+format (`instances` row format and `inputs` columnar), the metadata GET, a 400 for an input the signature
+rejects, and a 500 injected on every Nth request to the "flaky" model, and TF Serving's Prometheus page
 (/monitoring/prometheus/metrics) in its exact metric names, labels and bucket layout (TfServingMetrics: the
 request and runtime latency histograms in microseconds, 10 us growing by 1.8x over 33 buckets; the batching
-session's queuing latency, 100 us growing by 1.2x over 52; the batch op's batch size, 1 growing by 1.5x over 20).
-All traffic stays on the loopback address; every run is capped in requests and time.
+session's queuing latency, 100 us growing by 1.2x over 52; the batch op's batch size, 1 growing by 1.5x over
+20). All traffic stays on the loopback address; every run is capped in requests and time.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,14 @@ import numpy as np
 import pytest
 
 from tfperf import stats
-from tfperf.deploy.serve_bench import (ServeBenchConfig, instances_from_metadata, render_summary, run_bench,
-                                serve_bench, synthetic_instances)
+from tfperf.deploy.serve_bench import (
+    ServeBenchConfig,
+    instances_from_metadata,
+    render_summary,
+    run_bench,
+    serve_bench,
+    synthetic_instances,
+)
 
 FEATURES = 6
 CLASSES = 3
@@ -33,12 +40,13 @@ METRICS_PATH = "/monitoring/prometheus/metrics"
 
 def exponential_buckets(scale: float, growth: float, count: int) -> list[float]:
     """TensorFlow's monitoring::Buckets::Exponential: scale * growth^i for i < count (then +Inf)."""
-    return [scale * growth ** i for i in range(count)]
+    return [scale * growth**i for i in range(count)]
 
 
 class TfServingMetrics:
     """The counters and histograms TF Serving exports, written as its Prometheus exporter writes them: metric
-    names with "/" as ":", TYPE lines without HELP, bucket bounds in six significant digits, a "+Inf" bucket."""
+    names with "/" as ":", TYPE lines without HELP, bucket bounds in six significant digits, a "+Inf"
+    bucket."""
 
     LATENCY_BUCKETS = exponential_buckets(10, 1.8, 33)  # microseconds
     QUEUE_BUCKETS = exponential_buckets(100, 1.2, 52)
@@ -65,17 +73,26 @@ class TfServingMetrics:
     def page(self) -> str:
         with self.lock:
             lines = ["# TYPE :tensorflow:serving:request_count counter"]
-            lines += [f":tensorflow:serving:request_count{{{self._labels(k)}}} {v}"
-                      for k, v in sorted(self.request_count.items())]
+            lines += [
+                f":tensorflow:serving:request_count{{{self._labels(k)}}} {v}"
+                for k, v in sorted(self.request_count.items())
+            ]
             for family, series in sorted(self.histograms.items()):
-                bounds = (self.QUEUE_BUCKETS if "queuing" in family else
-                          self.BATCH_SIZE_BUCKETS if family.endswith("batch_size") else self.LATENCY_BUCKETS)
+                bounds = (
+                    self.QUEUE_BUCKETS
+                    if "queuing" in family
+                    else self.BATCH_SIZE_BUCKETS
+                    if family.endswith("batch_size")
+                    else self.LATENCY_BUCKETS
+                )
                 lines.append(f"# TYPE {family} histogram")
                 for labels, values in sorted(series.items()):
                     for b in bounds:
-                        lines.append(f'{family}_bucket{{{self._labels(labels, le=f"{b:.6g}")}}} '
-                                     f"{sum(1 for v in values if v < b)}")
-                    lines.append(f'{family}_bucket{{{self._labels(labels, le="+Inf")}}} {len(values)}')
+                        lines.append(
+                            f"{family}_bucket{{{self._labels(labels, le=f'{b:.6g}')}}} "
+                            f"{sum(1 for v in values if v < b)}"
+                        )
+                    lines.append(f"{family}_bucket{{{self._labels(labels, le='+Inf')}}} {len(values)}")
                     lines.append(f"{family}_sum{{{self._labels(labels)}}} {sum(values)}")
                     lines.append(f"{family}_count{{{self._labels(labels)}}} {len(values)}")
         return "\n".join(lines) + "\n"
@@ -85,27 +102,29 @@ class PredictServer:
     """ThreadingHTTPServer speaking TF Serving's REST predict API over one SavedModel signature."""
 
     def __init__(self, savedmodel: Path, metrics: str | None = "tfserving"):
-        """metrics: "tfserving" serves TF Serving's Prometheus page; "html" a page that is not Prometheus text;
-        None no page (404), as TF Serving without --monitoring_config_file."""
+        """metrics: "tfserving" serves TF Serving's Prometheus page; "html" a page that is not Prometheus
+        text; None no page (404), as TF Serving without --monitoring_config_file."""
         import tensorflow as tf
 
         self.tf = tf
         self.loaded = tf.saved_model.load(str(savedmodel))
         self.fn = self.loaded.signatures["serving_default"]
-        (self.input_name, self.input_spec), = self.fn.structured_input_signature[1].items()
+        ((self.input_name, self.input_spec),) = self.fn.structured_input_signature[1].items()
         self.output_name = sorted(self.fn.structured_outputs)[0]
         self.lock = threading.Lock()
         self.predicts: dict[str, int] = {}  # model -> predict requests received
         self.injected_500 = 0
         self.metrics_mode = metrics
         self.metrics = TfServingMetrics()
-        self.model_lock = threading.Lock()  # one model runner, like a single batching thread: requests queue for it
+        self.model_lock = (
+            threading.Lock()
+        )  # one model runner, like a single batching thread: requests queue for it
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, like TF Serving
-            # TCP_NODELAY: the reply's headers and body are two writes; with Nagle on, the body would wait for the
-            # client's delayed ACK (~40 ms on Linux), a stand-in artefact the server metrics made visible.
+            # TCP_NODELAY: the reply's headers and body are two writes; with Nagle on, the body would wait for
+            # the client's delayed ACK (~40 ms on Linux), a stand-in artefact the server metrics made visible.
             disable_nagle_algorithm = True
 
             def log_message(self, *args):  # quiet
@@ -134,11 +153,24 @@ class PredictServer:
                     self._text(200, "<html><body>metrics are elsewhere</body></html>", "text/html")
                 elif self.path == "/v1/models/clf/metadata":
                     dims = [{"size": str(d if d is not None else -1)} for d in server.input_spec.shape]
-                    sig = {"inputs": {server.input_name: {"dtype": "DT_FLOAT", "tensor_shape": {"dim": dims},
-                                                          "name": server.input_name}},
-                           "outputs": {}, "method_name": "tensorflow/serving/predict"}
-                    self._reply(200, {"model_spec": {"name": "clf"},
-                                      "metadata": {"signature_def": {"signature_def": {"serving_default": sig}}}})
+                    sig = {
+                        "inputs": {
+                            server.input_name: {
+                                "dtype": "DT_FLOAT",
+                                "tensor_shape": {"dim": dims},
+                                "name": server.input_name,
+                            }
+                        },
+                        "outputs": {},
+                        "method_name": "tensorflow/serving/predict",
+                    }
+                    self._reply(
+                        200,
+                        {
+                            "model_spec": {"name": "clf"},
+                            "metadata": {"signature_def": {"signature_def": {"serving_default": sig}}},
+                        },
+                    )
                 else:
                     self._reply(404, {"error": f"no route {self.path}"})
 
@@ -148,9 +180,11 @@ class PredictServer:
                 status = self._predict(model)
                 server.metrics.count(model, status)
                 if status == "OK":  # TF Serving observes the latency of requests it served
-                    server.metrics.observe(":tensorflow:serving:request_latency",
-                                           (("model_name", model), ("API", "predict"), ("entrypoint", "REST")),
-                                           (time.perf_counter() - t0) * 1e6)
+                    server.metrics.observe(
+                        ":tensorflow:serving:request_latency",
+                        (("model_name", model), ("API", "predict"), ("entrypoint", "REST")),
+                        (time.perf_counter() - t0) * 1e6,
+                    )
 
             def _predict(self, model: str) -> str:
                 """Answer one predict request; returns TF Serving's status name for request_count."""
@@ -168,26 +202,36 @@ class PredictServer:
                     self._reply(500, {"error": "injected failure"})
                     return "INTERNAL"
                 if body.get("signature_name", "serving_default") != "serving_default":
-                    self._reply(400, {"error": f"Serving signature name: \"{body['signature_name']}\" not found"})
+                    self._reply(
+                        400, {"error": f'Serving signature name: "{body["signature_name"]}" not found'}
+                    )
                     return "INVALID_ARGUMENT"
                 columnar = "inputs" in body
                 queued = time.perf_counter()
                 try:
                     with server.model_lock:
                         started = time.perf_counter()
-                        server.metrics.observe(":tensorflow:serving:batching_session:queuing_latency",
-                                               (("thread_pool_name", f"model_{model}_batch_threads"),),
-                                               (started - queued) * 1e6)
+                        server.metrics.observe(
+                            ":tensorflow:serving:batching_session:queuing_latency",
+                            (("thread_pool_name", f"model_{model}_batch_threads"),),
+                            (started - queued) * 1e6,
+                        )
                         if model == "sleepy":
                             time.sleep(SLEEPY_S)
-                        x = server.tf.constant(body["inputs" if columnar else "instances"],
-                                               dtype=server.input_spec.dtype)
+                        x = server.tf.constant(
+                            body["inputs" if columnar else "instances"], dtype=server.input_spec.dtype
+                        )
                         y = server.fn(**{server.input_name: x})[server.output_name].numpy()
-                        server.metrics.observe(":tensorflow:serving:batching:batch_size",
-                                               (("model_name", model), ("op_name", "batch")), float(len(y)))
-                        server.metrics.observe(":tensorflow:serving:runtime_latency",
-                                               (("model_name", model), ("API", "Predict"), ("runtime", "TF1")),
-                                               (time.perf_counter() - started) * 1e6)
+                        server.metrics.observe(
+                            ":tensorflow:serving:batching:batch_size",
+                            (("model_name", model), ("op_name", "batch")),
+                            float(len(y)),
+                        )
+                        server.metrics.observe(
+                            ":tensorflow:serving:runtime_latency",
+                            (("model_name", model), ("API", "Predict"), ("runtime", "TF1")),
+                            (time.perf_counter() - started) * 1e6,
+                        )
                 except Exception as exc:  # noqa: BLE001 - TF Serving answers a bad input with 400
                     self._reply(400, {"error": str(exc).splitlines()[0][:200]})
                     return "INVALID_ARGUMENT"
@@ -201,7 +245,9 @@ class PredictServer:
         self.httpd = Server(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     def __enter__(self) -> "PredictServer":
         self.thread.start()
@@ -219,8 +265,9 @@ def savedmodel(tmp_path_factory) -> Path:
     from tfperf.deploy.modes import export_savedmodel
 
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((FEATURES,)), keras.layers.Dense(8, activation="relu"),
-                              keras.layers.Dense(CLASSES)])
+    model = keras.Sequential(
+        [keras.Input((FEATURES,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(CLASSES)]
+    )
     path = tmp_path_factory.mktemp("serve") / "clf"
     export_savedmodel(model, np.zeros((1, FEATURES), np.float32), path)
     return path
@@ -240,13 +287,17 @@ def _free_port() -> int:
 
 
 def test_counts_every_request_and_reports_latency(server):
-    config = ServeBenchConfig(server.url, "clf", concurrency=4, max_requests=40, duration_s=30, warmup_requests=2)
+    config = ServeBenchConfig(
+        server.url, "clf", concurrency=4, max_requests=40, duration_s=30, warmup_requests=2
+    )
     run = serve_bench(config, synthetic_instances((FEATURES,), "float32", batch=3))
     (r,) = run.results
     assert r.status == "ok" and r.mode == "serve" and r.batch_size == 3
     assert r.extra["requests_sent"] == 40 and r.extra["requests_ok"] == 40 and r.extra["requests_failed"] == 0
     assert len(r.samples) == 40
-    assert server.predicts["clf"] == 40 + 2  # the timed requests plus the warm-up ones, nothing lost or doubled
+    assert (
+        server.predicts["clf"] == 40 + 2
+    )  # the timed requests plus the warm-up ones, nothing lost or doubled
     assert r.extra["stopped_by"] == "requests" and r.extra["concurrency"] == 4
     lat = r.extra["latency_s"]
     assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
@@ -255,8 +306,14 @@ def test_counts_every_request_and_reports_latency(server):
 
 
 def test_columnar_inputs_and_metadata_shaped_instances(server):
-    config = ServeBenchConfig(server.url, "clf", max_requests=5, request_format="inputs", warmup_requests=0,
-                              signature="serving_default")
+    config = ServeBenchConfig(
+        server.url,
+        "clf",
+        max_requests=5,
+        request_format="inputs",
+        warmup_requests=0,
+        signature="serving_default",
+    )
     instances = instances_from_metadata(config, batch=2)
     assert np.asarray(instances).shape == (2, FEATURES)
     outcome = run_bench(config, instances)
@@ -267,8 +324,10 @@ def test_instances_from_a_suite_case(server, tmp_path):
     from tfperf.deploy.serve_bench import ServeBenchError, instances_from_suite
 
     suite = tmp_path / "s.yaml"
-    suite.write_text("name: s\ncases:\n  - name: clf\n    model: zoo:mlp\n    task: infer\n"
-                     f"    input: {{shape: [{FEATURES}], dtype: float32}}\n")
+    suite.write_text(
+        "name: s\ncases:\n  - name: clf\n    model: zoo:mlp\n    task: infer\n"
+        f"    input: {{shape: [{FEATURES}], dtype: float32}}\n"
+    )
     instances = instances_from_suite(f"{suite}:clf", batch=4)
     assert np.asarray(instances).shape == (4, FEATURES)
     outcome = run_bench(ServeBenchConfig(server.url, "clf", max_requests=3, warmup_requests=0), instances)
@@ -300,8 +359,14 @@ def test_http_errors_are_counted_not_fatal(server):
 
 
 def test_refused_connection_is_counted_by_kind():
-    config = ServeBenchConfig(f"http://127.0.0.1:{_free_port()}", "clf", concurrency=2, max_requests=8,
-                              warmup_requests=1, timeout_s=2)
+    config = ServeBenchConfig(
+        f"http://127.0.0.1:{_free_port()}",
+        "clf",
+        concurrency=2,
+        max_requests=8,
+        warmup_requests=1,
+        timeout_s=2,
+    )
     run = serve_bench(config, synthetic_instances((FEATURES,), "float32", batch=1))
     (r,) = run.results
     assert r.extra["connection_errors"] == {"ConnectionRefusedError": 8}
@@ -310,7 +375,9 @@ def test_refused_connection_is_counted_by_kind():
 
 
 def test_timeouts_are_counted_by_kind(server):
-    config = ServeBenchConfig(server.url, "slow", concurrency=2, max_requests=4, warmup_requests=0, timeout_s=0.15)
+    config = ServeBenchConfig(
+        server.url, "slow", concurrency=2, max_requests=4, warmup_requests=0, timeout_s=0.15
+    )
     outcome = run_bench(config, synthetic_instances((FEATURES,), "float32", batch=1))
     assert outcome.connection_errors == {"TimeoutError": 4} and outcome.ok == 0 and outcome.sent == 4
 
@@ -321,7 +388,9 @@ def test_time_cap_ends_an_unbounded_request_count(server):
     assert outcome.stopped_by == "duration"
     assert outcome.ok == outcome.sent > 0
     assert outcome.wall_s >= 0.5
-    assert outcome.wall_s < 0.5 + config.timeout_s + 1.0  # the cap holds: at most one request in flight past it
+    assert (
+        outcome.wall_s < 0.5 + config.timeout_s + 1.0
+    )  # the cap holds: at most one request in flight past it
 
 
 @pytest.mark.slow
@@ -333,8 +402,20 @@ def test_cli_writes_results_that_compare_reads(server, tmp_path, tfperf_cli):
     runs = []
     for name in ("base", "current"):
         out = tmp_path / name
-        proc = tfperf_cli("serve-bench", server.url, "--model", "clf", "--concurrency", "2", "--requests", "30",
-                          "--instances", str(instances), "--out", str(out))
+        proc = tfperf_cli(
+            "serve-bench",
+            server.url,
+            "--model",
+            "clf",
+            "--concurrency",
+            "2",
+            "--requests",
+            "30",
+            "--instances",
+            str(instances),
+            "--out",
+            str(out),
+        )
         assert proc.returncode == 0, proc.stderr
         assert "p99" in proc.stdout and "30 ok" in proc.stdout
         run = load_results(out / "results.json")
@@ -349,10 +430,25 @@ def test_cli_writes_results_that_compare_reads(server, tmp_path, tfperf_cli):
     proc = tfperf_cli("serve-bench", "ftp://nowhere", "--model", "clf")
     assert proc.returncode == 2 and "http://HOST:PORT" in proc.stderr
 
-    # Open loop from the command line: the verdict is printed, and INVALID (20 samples cannot give a p99) is exit 1.
+    # Open loop from the command line: the verdict is printed, and INVALID (20 samples cannot give a p99) is
+    # exit 1.
     out = tmp_path / "open"
-    proc = tfperf_cli("serve-bench", server.url, "--model", "clf", "--qps", "50", "--requests", "20",
-                      "--p99-bound-ms", "1000", "--instances", str(instances), "--out", str(out))
+    proc = tfperf_cli(
+        "serve-bench",
+        server.url,
+        "--model",
+        "clf",
+        "--qps",
+        "50",
+        "--requests",
+        "20",
+        "--p99-bound-ms",
+        "1000",
+        "--instances",
+        str(instances),
+        "--out",
+        str(out),
+    )
     assert proc.returncode == 1, proc.stderr
     assert "INVALID" in proc.stdout and "657 needed" in proc.stdout and "server req" in proc.stdout
     extra = load_results(out / "results.json").results[0].extra
@@ -362,7 +458,8 @@ def test_cli_writes_results_that_compare_reads(server, tmp_path, tfperf_cli):
     assert proc.returncode == 2 and "give --qps" in proc.stderr
 
 
-# --- the server's own metrics page ----------------------------------------------------------------------------
+# --- the server's own metrics page --------------------------------------------------------------------------
+
 
 def test_server_metrics_deltas_beside_client_latency(server, tmp_path):
     from tfperf.report.outputs import finish_run
@@ -386,7 +483,9 @@ def test_server_metrics_deltas_beside_client_latency(server, tmp_path):
     queue = s["batching"]["batching_session:queuing_latency"]
     assert queue["count"] == 30 and queue["unit"] == "s"
     sizes = s["batching"]["batching:batch_size"]
-    assert sizes["unit"] == "examples" and sizes["mean"] == 2 and sizes["count"] == 30  # 2 instances per request
+    assert (
+        sizes["unit"] == "examples" and sizes["mean"] == 2 and sizes["count"] == 30
+    )  # 2 instances per request
     text = render_summary(r)
     assert "OK 30" in text and "server overhead" in text
 
@@ -408,24 +507,33 @@ def test_a_missing_or_broken_page_is_said_once_and_the_load_is_kept(savedmodel, 
     assert len(lines) == 1
 
 
-# --- open loop ------------------------------------------------------------------------------------------------
+# --- open loop ----------------------------------------------------------------------------------------------
+
 
 def test_open_loop_counts_latency_from_the_due_time(server):
-    """The sleepy model serves one request per 50 ms; at 40 requests/s arrivals outrun it. The closed loop slows
-    down with the server and sees ~50 ms; the open loop keeps the schedule and sees the queue grow."""
+    """The sleepy model serves one request per 50 ms; at 40 requests/s arrivals outrun it. The closed loop
+    slows down with the server and sees ~50 ms; the open loop keeps the schedule and sees the queue grow."""
     instances = synthetic_instances((FEATURES,), "float32", batch=1)
     closed = run_bench(ServeBenchConfig(server.url, "sleepy", max_requests=20, warmup_requests=1), instances)
-    config = ServeBenchConfig(server.url, "sleepy", max_requests=20, warmup_requests=1, qps=40.0, concurrency=1,
-                              p99_bound_s=0.2)
+    config = ServeBenchConfig(
+        server.url, "sleepy", max_requests=20, warmup_requests=1, qps=40.0, concurrency=1, p99_bound_s=0.2
+    )
     opened = run_bench(config, instances)
     assert opened.ok == opened.sent == 20 and opened.open_loop["scheduled"] == 20
     ol = opened.open_loop
     assert ol["late_starts"] > 0  # one connection, busy: requests waited for it
-    assert stats.quantile(sorted(opened.latencies_s), 0.9) > 2 * stats.quantile(sorted(closed.latencies_s), 0.9)
+    assert stats.quantile(sorted(opened.latencies_s), 0.9) > 2 * stats.quantile(
+        sorted(closed.latencies_s), 0.9
+    )
     assert ol["achieved_qps"] < ol["scheduled_qps"]
     assert ol["verdict"] == "INVALID"
     assert any("samples" in reason for reason in ol["reasons"])  # 20 samples cannot give a p99
-    assert ol["percentiles"]["p99"] == {**ol["percentiles"]["p99"], "samples": 20, "needed": 657, "enough": False}
+    assert ol["percentiles"]["p99"] == {
+        **ol["percentiles"]["p99"],
+        "samples": 20,
+        "needed": 657,
+        "enough": False,
+    }
 
 
 def test_open_loop_verdict():

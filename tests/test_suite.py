@@ -1,5 +1,6 @@
 """Suite loading and validation: every class of bad input names its file, line and key; good suites merge
 defaults and expand sweeps; references are checked without importing TensorFlow or running user code."""
+
 from __future__ import annotations
 
 import hashlib
@@ -18,9 +19,9 @@ from ruamel.yaml import YAML
 
 from tfperf.errors import SuiteError, TfperfError
 from tfperf.suite.distribute import DistributeError, DistributeSpec
+from tfperf.suite.loader import load_suite
 from tfperf.suite.references import check_reference, parse_reference, resolve_reference
 from tfperf.suite.spec import MODES, CaseSpec, PipelineSpec
-from tfperf.suite.loader import load_suite
 
 ROOT = Path(__file__).resolve().parents[1]
 BAD = Path(__file__).resolve().parent / "data" / "bad_suites"
@@ -30,9 +31,13 @@ BAD = Path(__file__).resolve().parent / "data" / "bad_suites"
 BAD_SUITES: dict[str, list[tuple[int, str | None, str]]] = {
     "yaml_syntax.yaml": [(4, None, "YAML syntax error: expected ',' or ']'")],
     "top_not_mapping.yaml": [(1, None, "the top level must be a mapping")],
-    "unknown_key_top.yaml": [(2, "descripton", "unknown key 'descripton' at the top level (did you mean 'description'?)")],
+    "unknown_key_top.yaml": [
+        (2, "descripton", "unknown key 'descripton' at the top level (did you mean 'description'?)")
+    ],
     "unknown_key_defaults.yaml": [(4, "stpes", "unknown key 'stpes' under defaults (did you mean 'steps'?)")],
-    "unknown_key_case.yaml": [(5, "batchsize", "unknown key 'batchsize' under case 'a' (did you mean 'batch_size'?)")],
+    "unknown_key_case.yaml": [
+        (5, "batchsize", "unknown key 'batchsize' under case 'a' (did you mean 'batch_size'?)")
+    ],
     "unknown_key_nested.yaml": [
         (7, "dtpye", "unknown key 'dtpye' under case 'a' input (did you mean 'dtype'?)"),
         (9, "map_cost", "unknown key 'map_cost' under case 'a' input.pipeline (did you mean 'map_cost_ms'?)"),
@@ -63,24 +68,39 @@ BAD_SUITES: dict[str, list[tuple[int, str | None, str]]] = {
     "neither_model_nor_function.yaml": [(5, "model", "case 'empty' has neither 'model' nor 'function'")],
     "both_model_and_function.yaml": [(4, "model", "case 'a' has both 'model' and 'function'")],
     "function_without_inputs.yaml": [(4, "function", "case 'f': 'function' needs 'inputs'")],
-    "dataset_and_pipeline.yaml": [(5, "dataset", "'dataset' and 'input.pipeline' both say how to feed the model")],
+    "dataset_and_pipeline.yaml": [
+        (5, "dataset", "'dataset' and 'input.pipeline' both say how to feed the model")
+    ],
     "deploy_mode_train.yaml": [(7, "modes", "deployment mode tflite needs task: infer (the task is train)")],
     "empty_cases.yaml": [(4, "cases", "cases is empty")],
     "bad_name.yaml": [(1, "name", "bad name 'my suite/1'")],
     "missing_name.yaml": [(1, "name", "missing required key 'name'")],
     "missing_file.yaml": [(4, "function", "function: file not found: no_such_file.py")],
-    "missing_attr_file.yaml": [(4, "function", "refs.py has no top-level name 'stpe' (did you mean 'step'?)")],
+    "missing_attr_file.yaml": [
+        (4, "function", "refs.py has no top-level name 'stpe' (did you mean 'step'?)")
+    ],
     "missing_module.yaml": [(4, "model", "module not found: 'no_such_package_tfperf'")],
     "missing_attr_module.yaml": [(4, "model", "module json has no top-level name 'no_such_factory'")],
     "unknown_zoo.yaml": [(4, "model", "zoo:mpl: no built-in model 'mpl' (did you mean 'zoo:mlp'?)")],
     # distribute: rules the worker would otherwise enforce at run time, after the other jobs had run.
     "distribute_mirrored_workers.yaml": [
-        (7, "workers", "case 'a': distribute.workers: mirrored runs in one worker; use strategy: multi_worker")],
+        (
+            7,
+            "workers",
+            "case 'a': distribute.workers: mirrored runs in one worker; use strategy: multi_worker",
+        )
+    ],
     "distribute_one_device_default.yaml": [  # once, at the default's line, not once per case
-        (3, "devices", "defaults.distribute.devices: one_device runs on one device of one worker")],
+        (3, "devices", "defaults.distribute.devices: one_device runs on one device of one worker")
+    ],
     "distribute_task_and_modes.yaml": [
-        (3, "task", "case 'a': distribute: only task: train is measured under a strategy (the task is infer)"),
-        (7, "modes", "case 'a': distribute: mode savedmodel cannot run under a strategy")],
+        (
+            3,
+            "task",
+            "case 'a': distribute: only task: train is measured under a strategy (the task is infer)",
+        ),
+        (7, "modes", "case 'a': distribute: mode savedmodel cannot run under a strategy"),
+    ],
 }
 
 
@@ -132,8 +152,10 @@ def test_missing_and_unreadable_suite_files(tmp_path):
 
 
 def _write(tmp: Path, text: str, name: str = "suite.yaml") -> Path:
-    (tmp / "models.py").write_text("def build(**kw):\n    return kw\n\n\ndef step(x):\n    return x\n\n\n"
-                                   "def inputs():\n    return [((1.0,), {})]\n")
+    (tmp / "models.py").write_text(
+        "def build(**kw):\n    return kw\n\n\ndef step(x):\n    return x\n\n\n"
+        "def inputs():\n    return [((1.0,), {})]\n"
+    )
     path = tmp / name
     path.write_text(text)
     return path
@@ -195,7 +217,13 @@ def test_good_suite_merges_defaults_and_expands_the_sweep(tmp_path):
     sweep, own, fn, dist = suite.cases
     # Defaults fill what the case does not say.
     assert sweep.modes == ("eager", "function") and sweep.task == "infer"
-    assert (sweep.steps, sweep.repeats, sweep.warmup_steps, sweep.profile, sweep.timeout_s) == (5, 2, 1, False, 30.0)
+    assert (sweep.steps, sweep.repeats, sweep.warmup_steps, sweep.profile, sweep.timeout_s) == (
+        5,
+        2,
+        1,
+        False,
+        30.0,
+    )
     assert sweep.params == {"hidden": 8} and sweep.input.shape == (4,) and sweep.labels.classes == 3
     assert sweep.batch_sizes == (8, 16, 32) and sweep.device == "auto"
     assert sweep.base_dir == str(tmp_path.resolve()) and sweep.line == 16
@@ -203,28 +231,50 @@ def test_good_suite_merges_defaults_and_expands_the_sweep(tmp_path):
     assert own.modes == ("xla", "tflite") and own.steps == 7 and own.repeats == 2
     assert own.params == {"hidden": 4}
     assert own.input.shape == (2, 3) and own.input.dtype == "int32" and own.input.maxval == 100
-    assert own.input.pipeline == PipelineSpec(map_cost_ms=1.5, num_parallel_calls="autotune", prefetch=2, cache=True,
-                                              num_elements=1024, file_open_ms=3.0, element_read_ms=0.5,
-                                              num_files=4, interleave="autotune")
+    assert own.input.pipeline == PipelineSpec(
+        map_cost_ms=1.5,
+        num_parallel_calls="autotune",
+        prefetch=2,
+        cache=True,
+        num_elements=1024,
+        file_open_ms=3.0,
+        element_read_ms=0.5,
+        num_files=4,
+        interleave="autotune",
+    )
     assert isinstance(own.input.pipeline.file_open_ms, float)  # YAML's 3 becomes the spec's float
     assert own.labels.classes is None and own.labels.shape == (1,) and own.labels.dtype == "float32"
     assert own.distribute is None and dist.distribute == {"strategy": "mirrored", "devices": 2}
-    assert (own.max_traces, own.what_if, own.device, own.batch_sizes, own.line) == (1, True, "gpu:1", (32,), 19)
+    assert (own.max_traces, own.what_if, own.device, own.batch_sizes, own.line) == (
+        1,
+        True,
+        "gpu:1",
+        (32,),
+        19,
+    )
     # null in a case drops a default.
     assert fn.model is None and fn.input is None and fn.function == "models.py:step" and fn.line == 34
     # Jobs: case × batch size × mode; a function case has no batch size of its own.
     jobs = [(j.case, j.mode, j.batch_size) for j in suite.jobs()]
     assert jobs == [("sweep", m, b) for b in (8, 16, 32) for m in ("eager", "function")] + [
-        ("own-values", "xla", 32), ("own-values", "tflite", 32), ("fn", "eager", None), ("fn", "function", None),
-        ("dist", "eager", 32), ("dist", "function", 32)]
+        ("own-values", "xla", 32),
+        ("own-values", "tflite", 32),
+        ("fn", "eager", None),
+        ("fn", "function", None),
+        ("dist", "eager", 32),
+        ("dist", "function", 32),
+    ]
     # A CaseSpec survives the trip to its worker.
     for case in suite.cases:
         assert CaseSpec.from_json(json.loads(json.dumps(case.to_json()))) == case
 
 
 def test_every_issue_is_reported_at_once(tmp_path):
-    path = _write(tmp_path, "name: many\ndefaults:\n  stpes: 1\ncases:\n  - name: a\n    model: zoo:mlp\n"
-                            "    device: tpu\n  - name: b\n    model: models.py:nope\n")
+    path = _write(
+        tmp_path,
+        "name: many\ndefaults:\n  stpes: 1\ncases:\n  - name: a\n    model: zoo:mlp\n"
+        "    device: tpu\n  - name: b\n    model: models.py:nope\n",
+    )
     with pytest.raises(SuiteError) as info:
         load_suite(path)
     # Structural problems come first; reference checks need a structurally valid suite.
@@ -232,8 +282,11 @@ def test_every_issue_is_reported_at_once(tmp_path):
 
 
 def test_distribute_needs_a_model(tmp_path):
-    path = _write(tmp_path, "name: d\ncases:\n  - name: f\n    function: models.py:step\n"
-                            "    inputs: models.py:inputs\n    distribute: {strategy: mirrored, devices: 2}\n")
+    path = _write(
+        tmp_path,
+        "name: d\ncases:\n  - name: f\n    function: models.py:step\n"
+        "    inputs: models.py:inputs\n    distribute: {strategy: mirrored, devices: 2}\n",
+    )
     with pytest.raises(SuiteError) as info:
         load_suite(path)
     assert [(i.line, i.key) for i in info.value.issues] == [(4, "function")]
@@ -242,17 +295,26 @@ def test_distribute_needs_a_model(tmp_path):
 
 def test_distribute_rules_match_the_workers(tmp_path):
     """The loader and the worker apply one rule set: what loads, DistributeSpec.from_dict accepts."""
-    for block in ("{}", "{strategy: mirrored}", "{strategy: mirrored, devices: 3, workers: 1}",
-                  "{strategy: multi_worker, workers: 3}", "{strategy: one_device, devices: 1}"):
-        suite = load_suite(_write(tmp_path, f"name: d\ncases:\n  - name: a\n    model: zoo:mlp\n"
-                                            f"    distribute: {block}\n"))
+    for block in (
+        "{}",
+        "{strategy: mirrored}",
+        "{strategy: mirrored, devices: 3, workers: 1}",
+        "{strategy: multi_worker, workers: 3}",
+        "{strategy: one_device, devices: 1}",
+    ):
+        suite = load_suite(
+            _write(tmp_path, f"name: d\ncases:\n  - name: a\n    model: zoo:mlp\n    distribute: {block}\n")
+        )
         DistributeSpec.from_dict(suite.cases[0].distribute)
     for block in ("{workers: 2}", "{strategy: mirrored, workers: 3}", "{strategy: one_device, devices: 2}"):
         with pytest.raises(DistributeError):
             DistributeSpec.from_dict(YAML(typ="safe").load(block))
         with pytest.raises(SuiteError) as info:
-            load_suite(_write(tmp_path, f"name: d\ncases:\n  - name: a\n    model: zoo:mlp\n"
-                                        f"    distribute: {block}\n"))
+            load_suite(
+                _write(
+                    tmp_path, f"name: d\ncases:\n  - name: a\n    model: zoo:mlp\n    distribute: {block}\n"
+                )
+            )
         assert info.value.exit_code == 2 and info.value.issues[0].line == 5, block
 
 
@@ -269,14 +331,18 @@ def test_run_refuses_a_distribute_block_that_cannot_run(tmp_path, capsys):
 
 
 def test_bad_default_is_reported_once_at_its_own_line(tmp_path):
-    path = _write(tmp_path, "name: d\ndefaults:\n  function: models.py:missing\n  inputs: models.py:inputs\n"
-                            "cases:\n  - name: a\n  - name: b\n  - name: c\n")
+    path = _write(
+        tmp_path,
+        "name: d\ndefaults:\n  function: models.py:missing\n  inputs: models.py:inputs\n"
+        "cases:\n  - name: a\n  - name: b\n  - name: c\n",
+    )
     with pytest.raises(SuiteError) as info:
         load_suite(path)
     assert [(i.line, i.key) for i in info.value.issues] == [(3, "function")]
 
 
-# --- references ----------------------------------------------------------------------------------------------------
+# --- references ---------------------------------------------------------------------------------------------
+
 
 def test_parse_reference_kinds():
     assert parse_reference("zoo:mlp") == ("zoo", "mlp", None)
@@ -293,7 +359,8 @@ def test_check_reference_finds_names_without_running_code(tmp_path):
         "raise SystemExit('must not run')\n"
         "import os.path as osp\nfrom json import dumps as d\nA, (B, *C) = 1, (2, 3)\nX: int = 1\n"
         "try:\n    import tomllib as T\nexcept ImportError:\n    T = None\n"
-        "if True:\n    def f(): pass\nclass K: pass\n")
+        "if True:\n    def f(): pass\nclass K: pass\n"
+    )
     for attr in ("osp", "d", "A", "B", "C", "X", "T", "f", "K", "K.method"):
         assert check_reference(f"side_effect.py:{attr}", tmp_path) is None, attr
     assert "no top-level name 'g'" in check_reference("side_effect.py:g", tmp_path)
@@ -309,7 +376,9 @@ def test_check_reference_finds_names_without_running_code(tmp_path):
     assert check_reference("tfperf_test_pkg_x.mod:make", tmp_path) is None
     assert "no top-level name 'other'" in check_reference("tfperf_test_pkg_x.mod:other", tmp_path)
     assert check_reference("tfperf_test_pkg_x:mod", tmp_path) is None  # a submodule counts as an attribute
-    assert "module not found: 'tfperf_test_pkg_x.nope'" in check_reference("tfperf_test_pkg_x.nope:f", tmp_path)
+    assert "module not found: 'tfperf_test_pkg_x.nope'" in check_reference(
+        "tfperf_test_pkg_x.nope:f", tmp_path
+    )
     assert "tfperf_test_pkg_x" not in sys.modules
     assert "'json.decoder' is a module, not a package" in check_reference("json.decoder.x:y", tmp_path)
     assert check_reference("xml.etree.ElementTree:parse", tmp_path) is None
@@ -319,8 +388,10 @@ def test_resolve_reference_imports_files_once_with_their_folder_on_the_path(tmp_
     sub = tmp_path / "sub"
     sub.mkdir()
     (sub / "helper_tfperf_x.py").write_text("VALUE = 41\n")
-    (sub / "user.py").write_text("import helper_tfperf_x\nCOUNT = [0]\nCOUNT[0] += 1\n"
-                                 "def value():\n    return helper_tfperf_x.VALUE + 1\n")
+    (sub / "user.py").write_text(
+        "import helper_tfperf_x\nCOUNT = [0]\nCOUNT[0] += 1\n"
+        "def value():\n    return helper_tfperf_x.VALUE + 1\n"
+    )
     value = resolve_reference("sub/user.py:value", tmp_path)
     assert value() == 42
     count = resolve_reference("sub/user.py:COUNT", tmp_path)
@@ -353,13 +424,14 @@ def test_loading_imports_no_tensorflow():
         "    else:\n        raise SystemExit('bad suite loaded: ' + p)\n"
         "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]\n"
         "assert not bad, bad\n"
-        "print('ok')\n")
+        "print('ok')\n"
+    )
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "ok"
 
 
-# --- property-based ------------------------------------------------------------------------------------------------
+# --- property-based -----------------------------------------------------------------------------------------
 
 NAMES = st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,11}", fullmatch=True)
 KNOBS = {
@@ -375,34 +447,63 @@ KNOBS = {
     "max_traces": st.none() | st.integers(1, 5),
     "what_if": st.booleans(),
 }
-PIPELINE = st.fixed_dictionaries({}, optional={
-    "map_cost_ms": st.floats(0, 50, allow_nan=False), "num_parallel_calls": st.integers(1, 8) | st.just("autotune"),
-    "prefetch": st.integers(0, 8) | st.just("autotune"), "cache": st.booleans(), "num_elements": st.integers(1, 4096),
-    "file_open_ms": st.floats(0, 10, allow_nan=False), "element_read_ms": st.floats(0, 10, allow_nan=False),
-    "num_files": st.integers(1, 16), "interleave": st.integers(0, 8) | st.just("autotune")})
-INPUT = st.fixed_dictionaries({"shape": st.lists(st.integers(1, 64), max_size=3)}, optional={
-    "dtype": st.sampled_from(["float32", "float16", "int32", "int64"]), "maxval": st.integers(1, 1000),
-    "pipeline": PIPELINE})
+PIPELINE = st.fixed_dictionaries(
+    {},
+    optional={
+        "map_cost_ms": st.floats(0, 50, allow_nan=False),
+        "num_parallel_calls": st.integers(1, 8) | st.just("autotune"),
+        "prefetch": st.integers(0, 8) | st.just("autotune"),
+        "cache": st.booleans(),
+        "num_elements": st.integers(1, 4096),
+        "file_open_ms": st.floats(0, 10, allow_nan=False),
+        "element_read_ms": st.floats(0, 10, allow_nan=False),
+        "num_files": st.integers(1, 16),
+        "interleave": st.integers(0, 8) | st.just("autotune"),
+    },
+)
+INPUT = st.fixed_dictionaries(
+    {"shape": st.lists(st.integers(1, 64), max_size=3)},
+    optional={
+        "dtype": st.sampled_from(["float32", "float16", "int32", "int64"]),
+        "maxval": st.integers(1, 1000),
+        "pipeline": PIPELINE,
+    },
+)
 # The combinations that can run: one_device on one device of one worker, mirrored in one worker.
 DISTRIBUTE = st.one_of(
-    st.fixed_dictionaries({"strategy": st.just("one_device")}, optional={"devices": st.just(1), "workers": st.just(1)}),
-    st.fixed_dictionaries({"strategy": st.just("mirrored")}, optional={"devices": st.integers(1, 4),
-                                                                       "workers": st.just(1)}),
-    st.fixed_dictionaries({"strategy": st.just("multi_worker")}, optional={"devices": st.integers(1, 4),
-                                                                           "workers": st.integers(1, 4)}))
-CASE_EXTRA = st.fixed_dictionaries({}, optional={
-    # zoo:mlp's own parameters: an unknown zoo parameter is (rightly) a suite error.
-    **KNOBS, "params": st.dictionaries(st.sampled_from(["hidden", "layers", "features", "classes"]),
-                                       st.integers(1, 9), max_size=3),
-    "input": INPUT, "labels": st.fixed_dictionaries({"classes": st.integers(1, 100)}),
-    "distribute": DISTRIBUTE})
+    st.fixed_dictionaries(
+        {"strategy": st.just("one_device")}, optional={"devices": st.just(1), "workers": st.just(1)}
+    ),
+    st.fixed_dictionaries(
+        {"strategy": st.just("mirrored")}, optional={"devices": st.integers(1, 4), "workers": st.just(1)}
+    ),
+    st.fixed_dictionaries(
+        {"strategy": st.just("multi_worker")},
+        optional={"devices": st.integers(1, 4), "workers": st.integers(1, 4)},
+    ),
+)
+CASE_EXTRA = st.fixed_dictionaries(
+    {},
+    optional={
+        # zoo:mlp's own parameters: an unknown zoo parameter is (rightly) a suite error.
+        **KNOBS,
+        "params": st.dictionaries(
+            st.sampled_from(["hidden", "layers", "features", "classes"]), st.integers(1, 9), max_size=3
+        ),
+        "input": INPUT,
+        "labels": st.fixed_dictionaries({"classes": st.integers(1, 100)}),
+        "distribute": DISTRIBUTE,
+    },
+)
 
 
 @st.composite
 def suites(draw):
     names = draw(st.lists(NAMES, min_size=1, max_size=4, unique=True))
-    cases = [{"name": n, "model": draw(st.sampled_from(["zoo:mlp", "models.py:build"])), **draw(CASE_EXTRA)}
-             for n in names]
+    cases = [
+        {"name": n, "model": draw(st.sampled_from(["zoo:mlp", "models.py:build"])), **draw(CASE_EXTRA)}
+        for n in names
+    ]
     for case in cases:
         if "distribute" in case:
             case["task"] = "train"  # only a training step runs under a strategy (defaults may say infer)
@@ -464,8 +565,15 @@ def test_any_unknown_key_is_reported_at_its_line(doc, level, word, data):
     case.setdefault("labels", {"classes": 2})
     case.setdefault("distribute", {"strategy": "mirrored"})
     doc.setdefault("defaults", {})
-    target = {"top": doc, "defaults": doc["defaults"], "case": case, "input": case["input"],
-              "pipeline": case["input"]["pipeline"], "labels": case["labels"], "distribute": case["distribute"]}[level]
+    target = {
+        "top": doc,
+        "defaults": doc["defaults"],
+        "case": case,
+        "input": case["input"],
+        "pipeline": case["input"]["pipeline"],
+        "labels": case["labels"],
+        "distribute": case["distribute"],
+    }[level]
     items = list(target.items())
     items.insert(data.draw(st.integers(0, len(items))), (key, data.draw(st.integers(0, 9) | st.booleans())))
     target.clear()
@@ -479,13 +587,20 @@ def test_any_unknown_key_is_reported_at_its_line(doc, level, word, data):
     assert f"unknown key '{key}'" in info.value.issues[0].message
 
 
-# --- the command line ----------------------------------------------------------------------------------------------
+# --- the command line ---------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", ["unknown_key_defaults.yaml", "yaml_syntax.yaml", "missing_file.yaml"])
 def test_cli_refuses_a_bad_suite_with_exit_2_and_writes_nothing(tmp_path, name):
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "tfperf", "run", str(BAD / name), "--out", str(out)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tfperf", "run", str(BAD / name), "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     line, key, fragment = BAD_SUITES[name][0]
@@ -494,17 +609,57 @@ def test_cli_refuses_a_bad_suite_with_exit_2_and_writes_nothing(tmp_path, name):
     assert not out.exists()
 
 
-LEAF = (st.none() | st.booleans() | st.integers(-3, 5) | st.floats(allow_nan=True)
-        | st.sampled_from(["zoo:mlp", "models.py:build", "json:dumps", "eager", "autotune", "", "gpu:1", "x y", "zoo:"]))
-KEYS = sorted({*KNOBS, "name", "description", "defaults", "cases", "model", "function", "inputs", "dataset", "params",
-               "input", "labels", "shape", "dtype", "pipeline", "classes", "distribute", "strategy", "prefetch", "zz"})
-TREE = st.recursive(LEAF, lambda inner: st.lists(inner, max_size=3)
-                    | st.dictionaries(st.sampled_from(KEYS) | st.integers(0, 2), inner, max_size=4), max_leaves=20)
+LEAF = (
+    st.none()
+    | st.booleans()
+    | st.integers(-3, 5)
+    | st.floats(allow_nan=True)
+    | st.sampled_from(
+        ["zoo:mlp", "models.py:build", "json:dumps", "eager", "autotune", "", "gpu:1", "x y", "zoo:"]
+    )
+)
+KEYS = sorted(
+    {
+        *KNOBS,
+        "name",
+        "description",
+        "defaults",
+        "cases",
+        "model",
+        "function",
+        "inputs",
+        "dataset",
+        "params",
+        "input",
+        "labels",
+        "shape",
+        "dtype",
+        "pipeline",
+        "classes",
+        "distribute",
+        "strategy",
+        "prefetch",
+        "zz",
+    }
+)
+TREE = st.recursive(
+    LEAF,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(KEYS) | st.integers(0, 2), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
 
 
 @SETTINGS
-@given(st.fixed_dictionaries({}, optional={"name": LEAF | st.just("ok"), "defaults": TREE,
-                                           "cases": st.lists(TREE, max_size=3) | TREE}) | TREE)
+@given(
+    st.fixed_dictionaries(
+        {},
+        optional={"name": LEAF | st.just("ok"), "defaults": TREE, "cases": st.lists(TREE, max_size=3) | TREE},
+    )
+    | TREE
+)
 def test_any_document_loads_or_fails_with_located_issues(doc):
     """Whatever the file holds, the loader answers with a Suite or a SuiteError (never a traceback), and every
     issue points at a line of the file."""

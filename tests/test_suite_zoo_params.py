@@ -1,4 +1,5 @@
 """A misspelled zoo parameter is a suite error with its line, not a TypeError inside the worker."""
+
 import pytest
 
 from tfperf.errors import SuiteError
@@ -23,8 +24,10 @@ def test_known_zoo_params_load(tmp_path):
 def test_function_case_cannot_ask_for_a_deployment_mode(tmp_path):
     (tmp_path / "steps.py").write_text("def step(x):\n    return x\n\ndef inputs():\n    return []\n")
     suite = tmp_path / "s.yaml"
-    suite.write_text("name: s\ncases:\n  - name: f\n    task: infer\n    modes: [function, tflite]\n"
-                     "    function: steps.py:step\n    inputs: steps.py:inputs\n")
+    suite.write_text(
+        "name: s\ncases:\n  - name: f\n    task: infer\n    modes: [function, tflite]\n"
+        "    function: steps.py:step\n    inputs: steps.py:inputs\n"
+    )
     with pytest.raises(SuiteError) as err:
         load_suite(suite)
     assert "s.yaml:5:" in str(err.value) and "tflite" in str(err.value) and "'model'" in str(err.value)

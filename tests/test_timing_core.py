@@ -1,9 +1,11 @@
-"""The timing core (tfperf.measure.timing, run by harness.run_job): driven by a clock of the test's own and steps
-whose cost is set on that clock, so every number the harness records is known exactly: the first call and the
-warm-up are never samples, a block is divided by its size, the sync cost is measured and recorded, the method is
-per step unless the sync would dominate the step, and a job's later processes time it as its first one did.
+"""The timing core (tfperf.measure.timing, run by harness.run_job): driven by a clock of the test's own and
+steps whose cost is set on that clock, so every number the harness records is known exactly: the first call
+and the warm-up are never samples, a block is divided by its size, the sync cost is measured and recorded, the
+method is per step unless the sync would dominate the step, and a job's later processes time it as its first
+one did.
 
 A profiled pass that fails keeps the measured timing and says what failed in the profile record."""
+
 from __future__ import annotations
 
 import itertools
@@ -14,10 +16,18 @@ from pathlib import Path
 import pytest
 import tensorflow as tf
 
-from tfperf.measure import harness
+from tfperf.measure import harness, timing
 from tfperf.measure.inputs import InputSource
-from tfperf.measure.timing import (BLOCKED_BELOW_S, MAX_BLOCK_SIZE, SYNC_SHARE_FOR_BLOCKING, StepTimer,
-                                   block_size_for, choose_block_size, measure_sync_cost, sync_for)
+from tfperf.measure.timing import (
+    BLOCKED_BELOW_S,
+    MAX_BLOCK_SIZE,
+    SYNC_SHARE_FOR_BLOCKING,
+    StepTimer,
+    block_size_for,
+    choose_block_size,
+    measure_sync_cost,
+    sync_for,
+)
 from tfperf.suite.spec import CaseSpec
 
 
@@ -46,11 +56,18 @@ class Output:
 
 
 class FakeJob:
-    """A `function:` case whose step costs `schedule[call]` (else `step_s`) on the fake clock, whose input costs
-    `input_s`, and whose result costs `sync_s` to fetch. `fail_from`: calls from this index on raise."""
+    """A `function:` case whose step costs `schedule[call]` (else `step_s`) on the fake clock, whose input
+    costs `input_s`, and whose result costs `sync_s` to fetch. `fail_from`: calls from this index on raise."""
 
-    def __init__(self, step_s: float, *, sync_s: float = 2e-6, input_s: float = 0.0,
-                 schedule: dict[int, float] | None = None, fail_from: int | None = None) -> None:
+    def __init__(
+        self,
+        step_s: float,
+        *,
+        sync_s: float = 2e-6,
+        input_s: float = 0.0,
+        schedule: dict[int, float] | None = None,
+        fail_from: int | None = None,
+    ) -> None:
         self.clock = FakeClock()
         self.step_s, self.sync_s, self.input_s = step_s, sync_s, input_s
         self.schedule = schedule or {}
@@ -69,21 +86,40 @@ class FakeJob:
             while True:
                 self.clock.advance(self.input_s)
                 yield (1,), {}
+
         return items()
 
     def resolve(self, ref: str):
         return {"fake:step": self.step, "fake:inputs": self.inputs}[ref]
 
-    def run(self, *, warmup_steps: int = 2, steps: int = 4, repeats: int = 2, profile: bool = False,
-            out_dir: Path | None = None, block_size: int | None = None):
-        case = CaseSpec(name="fake", function="fake:step", inputs="fake:inputs", modes=("eager",), device="cpu",
-                        warmup_steps=warmup_steps, steps=steps, repeats=repeats, profile=profile)
+    def run(
+        self,
+        *,
+        warmup_steps: int = 2,
+        steps: int = 4,
+        repeats: int = 2,
+        profile: bool = False,
+        out_dir: Path | None = None,
+        block_size: int | None = None,
+    ):
+        case = CaseSpec(
+            name="fake",
+            function="fake:step",
+            inputs="fake:inputs",
+            modes=("eager",),
+            device="cpu",
+            warmup_steps=warmup_steps,
+            steps=steps,
+            repeats=repeats,
+            profile=profile,
+        )
         (job,) = case.jobs()
         ctx = harness.JobContext(out_dir=out_dir, tf_device="/CPU:0")
         return harness.run_job(case, job, ctx, self.resolve, block_size=block_size, clock=self.clock)
 
 
 # --- what a sample is --------------------------------------------------------------------------------------
+
 
 def test_the_first_call_and_the_warm_up_are_timed_apart_and_never_samples():
     # First call 100 s (tracing, compiling), two warm-up steps of 0.5 s, then 1 ms steps with a 0.2 ms input.
@@ -94,7 +130,8 @@ def test_the_first_call_and_the_warm_up_are_timed_apart_and_never_samples():
     assert r.samples == pytest.approx([2e-4 + 1e-3 + 2e-6] * 8, rel=1e-6)
     assert r.repeat_sizes == [4, 4] and r.repeat_process == [0, 0]
     assert r.input_wait_s == pytest.approx([2e-4] * 8, rel=1e-6)
-    # The first call is timed from the call to the end of the fetch (its input is drawn before the clock starts).
+    # The first call is timed from the call to the end of the fetch (its input is drawn before the clock
+    # starts).
     assert r.first_call_s == pytest.approx(100.0 + 2e-6, rel=1e-9)
     t = r.timing
     assert (t.method, t.block_size, t.sync) == ("per_step", 1, "fetch")
@@ -110,7 +147,7 @@ def test_warm_up_lasts_at_least_warmup_min_s_and_zero_means_none():
     fake = FakeJob(0.1, sync_s=0.0)
     r = fake.run(warmup_steps=2, steps=3, repeats=1)
     # 2 steps of 0.1 s are not WARMUP_MIN_S (0.5 s): warm-up goes on until the steps add up to it.
-    assert r.timing.warmup_steps_run == 5 and r.timing.warmup_s >= harness.WARMUP_MIN_S
+    assert r.timing.warmup_steps_run == 5 and r.timing.warmup_s >= timing.WARMUP_MIN_S
     assert fake.calls == 1 + 5 + 3
     none = FakeJob(0.1, sync_s=0.0).run(warmup_steps=0, steps=3, repeats=1)
     assert none.timing.warmup_steps_run == 0 and none.timing.warmup_s == 0
@@ -118,9 +155,10 @@ def test_warm_up_lasts_at_least_warmup_min_s_and_zero_means_none():
 
 # --- per step, or in blocks ---------------------------------------------------------------------------------
 
+
 def test_a_short_cpu_step_is_timed_per_step_when_its_fetch_is_a_small_share():
-    # 30 us with a 2 us fetch: the fetch is 6% of the step, under the share that would bias each sample by more
-    # than tfperf's noise threshold. (README and the harness both say CPU steps
+    # 30 us with a 2 us fetch: the fetch is 6% of the step, under the share that would bias each sample by
+    # more than tfperf's noise threshold. (README and the harness both say CPU steps
     # this short are timed one by one; blocking them once contradicted both.)
     r = FakeJob(30e-6, sync_s=2e-6).run()
     assert (r.timing.method, r.timing.block_size) == ("per_step", 1)
@@ -160,6 +198,7 @@ def test_a_given_block_size_is_used_whatever_this_process_would_decide():
 
 
 # --- the pieces ---------------------------------------------------------------------------------------------
+
 
 def test_measure_sync_cost_is_the_median_cost_of_a_sync_of_a_finished_result():
     clock = FakeClock()
@@ -205,14 +244,18 @@ def test_step_timer_block_divides_by_its_size_and_syncs_once():
         clock.advance(5e-7)
         return (1,), {}
 
-    timer = StepTimer(harness.PreparedStep(call=call, source=InputSource("inputs", next_args), traced=None),
-                      sync_for("cpu")[0], clock)
+    timer = StepTimer(
+        harness.PreparedStep(call=call, source=InputSource("inputs", next_args), traced=None),
+        sync_for("cpu")[0],
+        clock,
+    )
     seconds, wait = timer.block(8)
     assert seconds == pytest.approx((8 * 1.5e-6 + 4e-6) / 8) and wait == pytest.approx(5e-7)
     assert timer.calls == 8 and out.fetches == 1
 
 
 # --- the profiled pass --------------------------------------------------------------------------------------
+
 
 def test_an_exception_in_the_profiled_pass_keeps_the_timing_and_records_the_error(tmp_path):
     # The step breaks after the timed pass: first call + 2 warm-up (of 0.5 s: no more needed) + 2 x 2 timed =
@@ -228,6 +271,7 @@ def test_an_exception_in_the_profiled_pass_keeps_the_timing_and_records_the_erro
 
 # --- every process of a job, one method ---------------------------------------------------------------------
 
+
 def test_the_runner_hands_the_first_process_block_sizes_to_the_worker():
     import argparse
 
@@ -236,9 +280,11 @@ def test_the_runner_hands_the_first_process_block_sizes_to_the_worker():
     from tfperf.run.runner import first_block_sizes
     from tfperf.run.worker import block_sizes
 
-    firsts = {0: Result("c", "eager", "cpu", "train", None, samples=[1e-6], timing=Timing(block_size=250)),
-              1: Result("c", "eager", "cpu", "train", None, samples=[1e-3], timing=Timing(block_size=1)),
-              2: Result.not_run(JobSpec("c", "xla", "cpu", "train", None), "failed", "E", "no timing")}
+    firsts = {
+        0: Result("c", "eager", "cpu", "train", None, samples=[1e-6], timing=Timing(block_size=250)),
+        1: Result("c", "eager", "cpu", "train", None, samples=[1e-3], timing=Timing(block_size=1)),
+        2: Result.not_run(JobSpec("c", "xla", "cpu", "train", None), "failed", "E", "no timing"),
+    }
     assert first_block_sizes(firsts) == {0: 250, 1: 1}
     assert block_sizes("0:250,1:1") == {0: 250, 1: 1}
     for bad in ("0:0", "0", "a:1"):
@@ -286,7 +332,8 @@ def test_every_process_of_a_job_times_it_the_way_the_first_did(tmp_path):
         "    modes: [eager]\n"
         "    device: cpu\n"
         "    function: steps.py:step\n"
-        "    inputs: steps.py:inputs\n")
+        "    inputs: steps.py:inputs\n"
+    )
     run = run_suite(load_suite(tmp_path / "suite.yaml"), tmp_path / "out")
     (r,) = run.results
     assert r.ok, r.error

@@ -1,12 +1,14 @@
-"""`tfperf tune`: candidates, ranking and exclusion over constructed results (no TensorFlow), the rendering, and
-one real tune of a small case that must finish within its budget and whose winner is not slower than the
+"""`tfperf tune`: candidates, ranking and exclusion over constructed results (no TensorFlow), the rendering,
+and one real tune of a small case that must finish within its budget and whose winner is not slower than the
 baseline when re-measured."""
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
 import pytest
+from conftest import run_tfperf
 from ruamel.yaml import YAML
 
 from tfperf import units
@@ -18,13 +20,20 @@ from tfperf.tune.ranking import MIN_GAIN, CaseTuning, Row, TuneRun, evaluate, ga
 from tfperf.tune.render import ranking_rows, render_markdown, summary_lines, tuned_yaml
 from tfperf.tune.search import record_what_ifs
 
-from conftest import run_tfperf
 
-
-def _result(mode: str, median: float, *, batch_size: int = 32, values=(1.0, -2.0, 0.5), n: int = 12) -> Result:
+def _result(
+    mode: str, median: float, *, batch_size: int = 32, values=(1.0, -2.0, 0.5), n: int = 12
+) -> Result:
     samples = [median * (1 + 0.002 * (i - n / 2) / n) for i in range(n)]
-    return Result(case="c+x", mode=mode, device="cpu", task="train", batch_size=batch_size, samples=samples,
-                  extra={"output_fingerprint": {"values": list(values)}})
+    return Result(
+        case="c+x",
+        mode=mode,
+        device="cpu",
+        task="train",
+        batch_size=batch_size,
+        samples=samples,
+        extra={"output_fingerprint": {"values": list(values)}},
+    )
 
 
 def _tuning(*rows: Row) -> CaseTuning:
@@ -38,10 +47,14 @@ BASE = Candidate("baseline", "baseline", modes=("function", "xla"))
 
 def test_significantly_faster_config_is_best_and_ranked_first():
     base = Row(BASE, _result("function", 0.010))
-    threads = Row(Candidate("threads-1x1", "threads", {"intra_op_threads": 1, "inter_op_threads": 1}),
-                       _result("function", 0.008))
-    slower = Row(Candidate("grappler-off", "grappler", {"grappler": {"disable_meta_optimizer": True}}),
-                      _result("function", 0.012))
+    threads = Row(
+        Candidate("threads-1x1", "threads", {"intra_op_threads": 1, "inter_op_threads": 1}),
+        _result("function", 0.008),
+    )
+    slower = Row(
+        Candidate("grappler-off", "grappler", {"grappler": {"disable_meta_optimizer": True}}),
+        _result("function", 0.012),
+    )
     t = _tuning(base, threads, slower)
     assert t.best is threads and threads.verdict == "faster" and slower.verdict == "slower"
     assert threads.speedup == pytest.approx(1.25, rel=0.01)
@@ -52,10 +65,14 @@ def test_significantly_faster_config_is_best_and_ranked_first():
 
 def test_a_config_that_changes_the_outputs_is_excluded_even_when_faster():
     base = Row(BASE, _result("function", 0.010))
-    broken = Row(Candidate("no-remapping", "grappler", {"grappler": {"remapping": False}}),
-                      _result("function", 0.005, values=(1.0, -2.0, 0.6)))  # 5% of the largest output off
-    ok = Row(Candidate("autoclustering", "jit", {"jit": "autoclustering"}),
-                  _result("function", 0.009, values=(1.0, -2.0, 0.5000001)))
+    broken = Row(
+        Candidate("no-remapping", "grappler", {"grappler": {"remapping": False}}),
+        _result("function", 0.005, values=(1.0, -2.0, 0.6)),
+    )  # 5% of the largest output off
+    ok = Row(
+        Candidate("autoclustering", "jit", {"jit": "autoclustering"}),
+        _result("function", 0.009, values=(1.0, -2.0, 0.5000001)),
+    )
     t = _tuning(base, broken, ok)
     assert broken.excluded and "outputs differ" in broken.excluded and broken.verdict == "excluded"
     assert t.best is ok
@@ -64,14 +81,27 @@ def test_a_config_that_changes_the_outputs_is_excluded_even_when_faster():
 
 
 def test_output_tolerance_fits_the_compute_dtype_and_the_mode():
-    from tfperf.figures.thresholds import (MIXED_PRECISION_OUTPUT_TOLERANCE, OUTPUT_TOLERANCE, XLA_OUTPUT_TOLERANCE,
-                                           output_tolerance)
+    from tfperf.figures.thresholds import (
+        MIXED_PRECISION_OUTPUT_TOLERANCE,
+        OUTPUT_TOLERANCE,
+        XLA_OUTPUT_TOLERANCE,
+        output_tolerance,
+    )
 
     assert output_tolerance("float32", "function") == output_tolerance(None, "eager") == OUTPUT_TOLERANCE
     # XLA reorders float32 arithmetic: looser than graph, still tighter than any 16-bit rounding.
-    assert OUTPUT_TOLERANCE < output_tolerance("float32", "xla") == XLA_OUTPUT_TOLERANCE < MIXED_PRECISION_OUTPUT_TOLERANCE
+    assert (
+        OUTPUT_TOLERANCE
+        < output_tolerance("float32", "xla")
+        == XLA_OUTPUT_TOLERANCE
+        < MIXED_PRECISION_OUTPUT_TOLERANCE
+    )
     for dtype in ("float16", "bfloat16", "mixed_float16", "mixed_bfloat16"):
-        assert output_tolerance(dtype, "function") == output_tolerance(dtype, "xla") == MIXED_PRECISION_OUTPUT_TOLERANCE
+        assert (
+            output_tolerance(dtype, "function")
+            == output_tolerance(dtype, "xla")
+            == MIXED_PRECISION_OUTPUT_TOLERANCE
+        )
 
 
 def test_the_output_check_holds_each_row_to_its_measured_dtype_and_mode():
@@ -85,7 +115,8 @@ def test_the_output_check_holds_each_row_to_its_measured_dtype_and_mode():
     graph = row("graph", "function", 2e-3)  # beyond graph float32's 1e-3
     xla = row("xla", "xla", 2e-3)  # within XLA's reordering
     clustered = row("autoclustering", "function", 2e-3, {"jit": "autoclustering"})
-    # Measured on the built model: a case already in bfloat16 gets the 16-bit tolerance without a policy setting.
+    # Measured on the built model: a case already in bfloat16 gets the 16-bit tolerance without a policy
+    # setting.
     measured16 = row("bf16-model", "function", 1e-2, dtype="bfloat16")
     policy16 = row("mixed", "function", 1e-2, {"mixed_precision": "mixed_float16"})
     measured32 = row("f32-model", "xla", 1e-2, {"mixed_precision": "mixed_float16"}, dtype="float32")
@@ -93,7 +124,9 @@ def test_the_output_check_holds_each_row_to_its_measured_dtype_and_mode():
     assert "tolerance 0.001, float32)" in graph.excluded
     assert xla.excluded is None and clustered.excluded is None and xla.output_tolerance == 5e-3
     assert measured16.excluded is None and policy16.excluded is None and measured16.output_tolerance == 3e-2
-    assert "tolerance 0.005, float32 under XLA" in measured32.excluded  # the measured dtype wins over the policy
+    assert (
+        "tolerance 0.005, float32 under XLA" in measured32.excluded
+    )  # the measured dtype wins over the policy
     assert graph.to_json()["output_tolerance"] == 1e-3
 
 
@@ -107,8 +140,10 @@ def test_a_batch_size_is_compared_per_sample():
 
 def test_a_gain_below_min_gain_is_not_a_winner():
     base = Row(BASE, _result("function", 0.010))
-    tiny = Row(Candidate("threads-1x2", "threads", {"intra_op_threads": 1, "inter_op_threads": 2}),
-                    _result("function", 0.0098))
+    tiny = Row(
+        Candidate("threads-1x2", "threads", {"intra_op_threads": 1, "inter_op_threads": 2}),
+        _result("function", 0.0098),
+    )
     t = _tuning(base, tiny)
     # Significant, but within compare's threshold at MIN_GAIN: not "faster", and no winner.
     assert tiny.verdict == f"within ±{MIN_GAIN:.0%}" and t.best is None and t.recommended is base
@@ -118,8 +153,10 @@ def test_measured_pipeline_changes_become_the_advisors_verified_suggestions():
     from tfperf.analysis import advisor
 
     base = Row(BASE, _result("function", 0.020))
-    par = Row(Candidate("parallel-map", "pipeline", pipeline={"num_parallel_calls": "autotune"}),
-                   _result("function", 0.010))
+    par = Row(
+        Candidate("parallel-map", "pipeline", pipeline={"num_parallel_calls": "autotune"}),
+        _result("function", 0.010),
+    )
     useless = Row(Candidate("cache", "pipeline", pipeline={"cache": True}), _result("function", 0.0199))
     t = _tuning(base, par, useless)
     record_what_ifs(t)
@@ -131,10 +168,20 @@ def test_measured_pipeline_changes_become_the_advisors_verified_suggestions():
 
 
 def test_combined_settings_merge_grappler_options_and_keep_the_rest():
-    merged = merge_settings([{"intra_op_threads": 1, "inter_op_threads": 2}, {"grappler": {"remapping": False}},
-                                  {"grappler": {"layout_optimizer": False}}, {"jit": "autoclustering"}])
-    assert merged == {"intra_op_threads": 1, "inter_op_threads": 2, "jit": "autoclustering",
-                      "grappler": {"remapping": False, "layout_optimizer": False}}
+    merged = merge_settings(
+        [
+            {"intra_op_threads": 1, "inter_op_threads": 2},
+            {"grappler": {"remapping": False}},
+            {"grappler": {"layout_optimizer": False}},
+            {"jit": "autoclustering"},
+        ]
+    )
+    assert merged == {
+        "intra_op_threads": 1,
+        "inter_op_threads": 2,
+        "jit": "autoclustering",
+        "grappler": {"remapping": False, "layout_optimizer": False},
+    }
     from tfperf.suite.tf_config import code_for, validate
 
     assert validate(merged) == []
@@ -148,12 +195,17 @@ def test_thread_grid_leaves_out_tensorflows_default():
 
 def _pipeline_candidate_ids(tmp_path: Path, **measured) -> list[str]:
     src = tmp_path / "p.yaml"
-    src.write_text("name: p\ncases:\n  - name: p\n    model: zoo:mlp\n    input:\n      shape: [8]\n"
-                   "      pipeline: {map_cost_ms: 1, num_parallel_calls: 1, prefetch: 0, cache: false}\n")
+    src.write_text(
+        "name: p\ncases:\n  - name: p\n    model: zoo:mlp\n    input:\n      shape: [8]\n"
+        "      pipeline: {map_cost_ms: 1, num_parallel_calls: 1, prefetch: 0, cache: false}\n"
+    )
     case = load_suite(src).cases[0]
-    baseline = Result(case="p", mode="function", device="cpu", task="train", batch_size=8, samples=[0.01] * 5,
-                      **measured)
-    return [c.id for c in setting_candidates(case, "cpu", baseline, {"cpu_count": 2}) if c.group == "pipeline"]
+    baseline = Result(
+        case="p", mode="function", device="cpu", task="train", batch_size=8, samples=[0.01] * 5, **measured
+    )
+    return [
+        c.id for c in setting_candidates(case, "cpu", baseline, {"cpu_count": 2}) if c.group == "pipeline"
+    ]
 
 
 def test_tf_data_candidates_follow_the_one_input_bound_figure(tmp_path):
@@ -161,7 +213,10 @@ def test_tf_data_candidates_follow_the_one_input_bound_figure(tmp_path):
     assert _pipeline_candidate_ids(tmp_path, input_wait_fraction=0.30) == every
     assert _pipeline_candidate_ids(tmp_path, input_wait_fraction=INPUT_BOUND_FRACTION) == []
     # The measured wait decides over the profiler's figure (which counts Python dispatch as input)...
-    assert _pipeline_candidate_ids(tmp_path, input_wait_fraction=0.05, profile={"input_bound_percent": 31.9}) == []
+    assert (
+        _pipeline_candidate_ids(tmp_path, input_wait_fraction=0.05, profile={"input_bound_percent": 31.9})
+        == []
+    )
     # ...which decides only when nothing was measured, as everywhere else.
     assert _pipeline_candidate_ids(tmp_path, profile={"input_bound_percent": 31.9}) == every
 
@@ -172,7 +227,9 @@ def test_mixed_precision_is_a_candidate_only_on_a_tensor_core_gpu(tmp_path, capa
     src.write_text("name: g\ncases:\n  - name: g\n    model: zoo:mlp\n")
     case = load_suite(src).cases[0]
     base = Result(case="g", mode="function", device="gpu:0", task="train", batch_size=8, samples=[0.01] * 5)
-    ids = [c.id for c in setting_candidates(case, "gpu:0", base, {"gpus": [{"compute_capability": capability}]})]
+    ids = [
+        c.id for c in setting_candidates(case, "gpu:0", base, {"gpus": [{"compute_capability": capability}]})
+    ]
     assert ("mixed-float16" in ids) is wanted
     assert not any(i.startswith("threads-") for i in ids)  # thread counts are a CPU search
 
@@ -197,8 +254,10 @@ def test_a_win_is_significant_and_at_least_min_gain():
 
 def test_the_ranking_table_and_summary_write_figures_the_shared_way():
     base = Row(BASE, _result("function", 0.010))
-    threads = Row(Candidate("threads-1x1", "threads", {"intra_op_threads": 1, "inter_op_threads": 1}),
-                  _result("function", 0.008))
+    threads = Row(
+        Candidate("threads-1x1", "threads", {"intra_op_threads": 1, "inter_op_threads": 1}),
+        _result("function", 0.008),
+    )
     t = _tuning(base, threads)
     first = ranking_rows(t)[0]
     assert first["configuration"] == "threads-1x1 (best)"
@@ -214,16 +273,22 @@ def test_the_ranking_table_and_summary_write_figures_the_shared_way():
     t.confirmation = {"status": "not run", "reason": "budget: 70 s left, about 75 s needed"}
     line = summary_lines(t)[0]
     assert line.startswith("best: the baseline — threads-1x1 · function · bs=32 measured 1.25×")
-    assert line.endswith("(budget: 70 s left, about 75 s needed); a larger --budget-s would let tune re-measure it")
+    assert line.endswith(
+        "(budget: 70 s left, about 75 s needed); a larger --budget-s would let tune re-measure it"
+    )
 
 
 def test_tuned_yaml_is_a_valid_suite_with_the_winning_settings(tmp_path):
     src = tmp_path / "s.yaml"
-    src.write_text("name: s\ndefaults: {steps: 3}\ncases:\n  - name: c\n    model: zoo:mlp\n    batch_size: [16, 32]\n")
+    src.write_text(
+        "name: s\ndefaults: {steps: 3}\ncases:\n  - name: c\n    model: zoo:mlp\n    batch_size: [16, 32]\n"
+    )
     suite = load_suite(src)
     base = Row(BASE, _result("function", 0.010, batch_size=16))
-    win = Row(Candidate("combined", "combined", {"intra_op_threads": 1, "grappler": {"remapping": False}}),
-                   _result("xla", 0.010, batch_size=32))
+    win = Row(
+        Candidate("combined", "combined", {"intra_op_threads": 1, "grappler": {"remapping": False}}),
+        _result("xla", 0.010, batch_size=32),
+    )
     t = _tuning(base, win)
     assert t.best is win
     out = tmp_path / "tuned.yaml"
@@ -236,13 +301,17 @@ def test_tuned_yaml_is_a_valid_suite_with_the_winning_settings(tmp_path):
 def test_tuned_yaml_gives_each_keras_of_a_split_case_its_own_winner(tmp_path):
     pytest.importorskip("tf_keras")  # the loader refuses keras: 2 without it
     src = tmp_path / "s.yaml"
-    src.write_text("name: s\ncases:\n  - name: c\n    model: zoo:mlp\n    keras: [3, 2]\n"
-                   "  - name: other\n    model: zoo:mlp\n")
+    src.write_text(
+        "name: s\ncases:\n  - name: c\n    model: zoo:mlp\n    keras: [3, 2]\n"
+        "  - name: other\n    model: zoo:mlp\n"
+    )
     suite = load_suite(src)
     assert [c.name for c in suite.cases] == ["c-keras3", "c-keras2", "other"]
     base3, base2 = Row(BASE, _result("function", 0.010)), Row(BASE, _result("function", 0.010))
-    win3 = Row(Candidate("threads-1x1", "threads", {"intra_op_threads": 1, "inter_op_threads": 1}),
-               _result("function", 0.007))
+    win3 = Row(
+        Candidate("threads-1x1", "threads", {"intra_op_threads": 1, "inter_op_threads": 1}),
+        _result("function", 0.007),
+    )
     t3 = _tuning(base3, win3)
     t3.case = "c-keras3"
     t2 = _tuning(base2)
@@ -251,8 +320,10 @@ def test_tuned_yaml_gives_each_keras_of_a_split_case_its_own_winner(tmp_path):
     out.write_text(tuned_yaml(suite, [t3, t2]))
     cases = {c.name: c for c in load_suite(out).cases}
     assert set(cases) == {"c-keras3", "c-keras2"}  # the untuned case is left out, the split cases are not
-    assert cases["c-keras3"].keras == 3 and cases["c-keras3"].tf_config == {"intra_op_threads": 1,
-                                                                            "inter_op_threads": 1}
+    assert cases["c-keras3"].keras == 3 and cases["c-keras3"].tf_config == {
+        "intra_op_threads": 1,
+        "inter_op_threads": 1,
+    }
     assert cases["c-keras2"].keras == 2 and not cases["c-keras2"].tf_config
 
 
@@ -266,16 +337,21 @@ def test_tune_a_small_case_within_budget_and_its_winner_holds_when_re_measured(t
         "  - name: mlp\n"
         "    model: zoo:mlp\n"
         "    params: {hidden: 64}\n"
-        "    batch_size: [8, 128]\n")  # per sample, batch 128 is many times faster: a winner to find
+        "    batch_size: [8, 128]\n"
+    )  # per sample, batch 128 is many times faster: a winner to find
     budget = 50
     out = tmp_path / "tune"
     proc = run_tfperf("tune", str(suite), "--budget-s", str(budget), "--out", str(out), "--quiet")
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((out / "tune.json").read_text())
     (case,) = report["cases"]
-    # tune.json's top-level tolerance keeps its shape (a number: float32, graph mode); all three are listed beside it.
-    assert report["output_tolerance"] == 1e-3 and set(report["output_tolerances"]) == {"float32", "float32_xla",
-                                                                                       "16bit"}
+    # tune.json's top-level tolerance keeps its shape (a number: float32, graph mode); all three are listed
+    # beside it.
+    assert report["output_tolerance"] == 1e-3 and set(report["output_tolerances"]) == {
+        "float32",
+        "float32_xla",
+        "16bit",
+    }
     # The budget is a promise: workers are started only when they fit and are killed at its end.
     assert case["elapsed_s"] <= budget + 5
     measured = {r["config"] for r in case["ranking"]}
@@ -292,8 +368,10 @@ def test_tune_a_small_case_within_budget_and_its_winner_holds_when_re_measured(t
     assert "dataset = dataset.batch(128)" in case["recommended_code"], case["recommended_code"]
     # Proven by a re-measure, or measured beside the baseline in its own worker when the budget ran out.
     assert case["confirmation"]["status"] == "confirmed" or (
-        case["confirmation"]["status"] == "not run" and case["best"]["config"] == "baseline"), case
-    # Every configuration ran in a worker that applied its settings before TF ran anything, and checked outputs.
+        case["confirmation"]["status"] == "not run" and case["best"]["config"] == "baseline"
+    ), case
+    # Every configuration ran in a worker that applied its settings before TF ran anything, and checked
+    # outputs.
     from tfperf.results.model import load_results
 
     for r in load_results(out).results:
@@ -310,8 +388,13 @@ def test_tune_a_small_case_within_budget_and_its_winner_holds_when_re_measured(t
     tuned = yaml.load((out / "tuned.yaml").read_text())
     tuned_case = tuned["cases"][0]
     tuned_case["name"] = "tuned"
-    baseline_case = {"name": "baseline", "model": "zoo:mlp", "params": {"hidden": 64}, "batch_size": 8,
-                     "modes": ["function"]}
+    baseline_case = {
+        "name": "baseline",
+        "model": "zoo:mlp",
+        "params": {"hidden": 64},
+        "batch_size": 8,
+        "modes": ["function"],
+    }
     tuned["cases"] = [baseline_case, tuned_case]
     check = tmp_path / "check.yaml"
     with open(check, "w") as f:

@@ -1,27 +1,37 @@
-"""What-if runs (tfperf/whatif.py): which jobs and which tf.data changes, as plain functions over specs and results;
-then one real run where a slow pipeline is re-measured with each change and a fast one is left alone."""
+"""What-if runs (tfperf/whatif.py): which jobs and which tf.data changes, as plain functions over specs and
+results; then one real run where a slow pipeline is re-measured with each change and a fast one is left
+alone."""
+
 import dataclasses
 import json
 import textwrap
 
 import pytest
-
 from conftest import ROOT, run_tfperf
+
 from tfperf.analysis import advisor
 from tfperf.figures import thresholds
 from tfperf.measure import whatif
+from tfperf.report.tables import render_markdown, render_table, what_if_rows
 from tfperf.results.model import Result, RunResult
 from tfperf.results.records import ErrorInfo
 from tfperf.suite.spec import AUTOTUNE, CaseSpec, InputSpec, LabelsSpec, PipelineSpec
-from tfperf.report.tables import render_markdown, render_table, what_if_rows
 
 NAIVE_FILES = PipelineSpec(map_cost_ms=3, num_files=4, file_open_ms=10, element_read_ms=0.5, num_elements=64)
 
 
 def result(wait: float | None, samples=(0.10,) * 6, status="ok", batch_size=8, waits=None) -> Result:
-    return Result(case="c", mode="function", device="cpu", task="train", batch_size=batch_size, status=status,
-                  samples=list(samples), input_wait_fraction=wait,
-                  input_wait_s=list(waits) if waits is not None else [])
+    return Result(
+        case="c",
+        mode="function",
+        device="cpu",
+        task="train",
+        batch_size=batch_size,
+        status=status,
+        samples=list(samples),
+        input_wait_fraction=wait,
+        input_wait_s=list(waits) if waits is not None else [],
+    )
 
 
 def case(pipeline: PipelineSpec | None = NAIVE_FILES, **kw) -> CaseSpec:
@@ -30,6 +40,7 @@ def case(pipeline: PipelineSpec | None = NAIVE_FILES, **kw) -> CaseSpec:
 
 
 # --- the threshold, as plain functions ---------------------------------------------------------------------
+
 
 def test_input_bound_is_the_advisors_threshold():
     t = thresholds.INPUT_BOUND_FRACTION
@@ -48,7 +59,9 @@ def test_what_if_runs_only_when_asked_fed_by_tf_data_and_input_bound():
     assert not whatif.needs_what_if(case(), result(0.1))
     # In-memory batches and a plain function's inputs have no tf.data pipeline to change.
     assert not whatif.needs_what_if(case(pipeline=None), slow)
-    assert not whatif.needs_what_if(CaseSpec(name="f", function="s.py:f", inputs="s.py:i", what_if=True), slow)
+    assert not whatif.needs_what_if(
+        CaseSpec(name="f", function="s.py:f", inputs="s.py:i", what_if=True), slow
+    )
     assert whatif.needs_what_if(CaseSpec(name="d", model="zoo:mlp", dataset="d.py:ds", what_if=True), slow)
 
 
@@ -58,7 +71,8 @@ def test_the_input_bound_rule_fires_on_the_same_results():
     assert fired == [r for r in run.results if whatif.is_input_bound(r)] == [run.results[0]]
 
 
-# --- which changes ---------------------------------------------------------------------------------------------
+# --- which changes ------------------------------------------------------------------------------------------
+
 
 def test_naive_file_pipeline_gets_every_change_each_mapped_to_its_suggestion_code():
     changes = whatif.applicable_changes(case(), 8, available_bytes=8 << 30)
@@ -67,8 +81,12 @@ def test_naive_file_pipeline_gets_every_change_each_mapped_to_its_suggestion_cod
     assert singles == {"prefetch", "parallelize-map", "parallel-interleave", "cache-dataset", "small-batch"}
     combined = [c for c in changes if c.combined]
     assert len(combined) == 1 and codes[combined[0].name] is None  # never suggested as one code
-    assert combined[0].pipeline == {"prefetch": AUTOTUNE, "num_parallel_calls": AUTOTUNE,
-                                    "interleave": AUTOTUNE, "cache": True}
+    assert combined[0].pipeline == {
+        "prefetch": AUTOTUNE,
+        "num_parallel_calls": AUTOTUNE,
+        "interleave": AUTOTUNE,
+        "cache": True,
+    }
     bigger = [c for c in changes if c.batch_factor != 1]
     assert len(bigger) == 1 and "16" in bigger[0].code and codes[bigger[0].name] == "small-batch"
     for c in changes:
@@ -80,19 +98,25 @@ def test_changes_that_do_not_apply_are_not_run():
     names = [c.name for c in whatif.applicable_changes(case(tuned), 8, available_bytes=8 << 30)]
     assert names == ["larger batch (8 → 16)"]
     # Too big to cache: 1M elements of 4096 floats with 1 GB free.
-    huge = case(PipelineSpec(map_cost_ms=2, num_elements=1 << 20)).replace(input=InputSpec(
-        shape=(4096,), pipeline=PipelineSpec(map_cost_ms=2, num_elements=1 << 20)))
+    huge = case(PipelineSpec(map_cost_ms=2, num_elements=1 << 20)).replace(
+        input=InputSpec(shape=(4096,), pipeline=PipelineSpec(map_cost_ms=2, num_elements=1 << 20))
+    )
     assert not any("cache" in c.name for c in whatif.applicable_changes(huge, 8, available_bytes=1 << 30))
 
 
 def test_user_dataset_is_wrapped_and_cached_only_when_finite_unshuffled_and_small():
     ds_case = CaseSpec(name="d", model="zoo:mlp", dataset="d.py:ds", what_if=True)
     small = {"finite": True, "shuffled": False, "bytes": 1 << 20}
-    names = [c.name for c in whatif.applicable_changes(ds_case, 8, dataset_facts=small, available_bytes=8 << 30)]
+    names = [
+        c.name for c in whatif.applicable_changes(ds_case, 8, dataset_facts=small, available_bytes=8 << 30)
+    ]
     assert "prefetch(AUTOTUNE) appended" in names and "parallel map via tf.data.Options" in names
     assert "cache() appended" in names
     for facts in ({**small, "shuffled": True}, {**small, "finite": False}, {**small, "bytes": 4 << 30}, None):
-        names = [c.name for c in whatif.applicable_changes(ds_case, 8, dataset_facts=facts, available_bytes=8 << 30)]
+        names = [
+            c.name
+            for c in whatif.applicable_changes(ds_case, 8, dataset_facts=facts, available_bytes=8 << 30)
+        ]
         assert not any("cache" in n for n in names), facts
     options = next(c for c in whatif.applicable_changes(ds_case, 8) if "Options" in c.name)
     assert "map_parallelization = True" in options.code and "parallel_batch = True" in options.code
@@ -100,6 +124,7 @@ def test_user_dataset_is_wrapped_and_cached_only_when_finite_unshuffled_and_smal
 
 
 # --- entries and what the advisor makes of them -------------------------------------------------------------
+
 
 def test_entries_say_whether_a_change_helped_and_only_those_that_did_are_suggested():
     base = result(0.6, samples=[0.100, 0.101, 0.099, 0.102, 0.100, 0.098])
@@ -157,12 +182,16 @@ def test_tables_list_each_what_if_with_its_speedup():
     base.what_if = [whatif.what_if_entry(prefetch, base, result(0.05, samples=[0.04] * 6))]
     run = RunResult(suite={"name": "t"}, environment={}, results=[base])
     rows = what_if_rows(run)
-    assert rows[0]["change"] == "prefetch(AUTOTUNE)" and rows[0]["speed-up"] == "2.50x" and rows[0]["helped"] == "yes"
+    assert (
+        rows[0]["change"] == "prefetch(AUTOTUNE)"
+        and rows[0]["speed-up"] == "2.50x"
+        and rows[0]["helped"] == "yes"
+    )
     assert rows[0]["input wait"] == "60% → 5%"
     assert "## What-if runs" in render_markdown(run) and "what-if runs" in render_table(run)
 
 
-# --- a real run ----------------------------------------------------------------------------------------------
+# --- a real run ---------------------------------------------------------------------------------------------
 
 SUITE = """
 name: whatif-test
@@ -181,8 +210,8 @@ defaults:
 cases:
   # 8 elements × 8 ms of map per step against a 30 ms step: prefetch overlaps the two, a parallel map halves
   # the map on 2 cores; both hold on a loaded machine because the costs are sleeps.
-  # cache: true costs nothing here (these few steps never finish the first pass over 512 elements, so nothing is
-  # read from the cache) and leaves out the cache() what-if: one re-run fewer.
+  # cache: true costs nothing here (these few steps never finish the first pass over 512 elements, so nothing
+  # is read from the cache) and leaves out the cache() what-if: one re-run fewer.
   - name: slow
     input: {{shape: [8], pipeline: {{map_cost_ms: 8, num_elements: 512, cache: true}}}}
   # No map cost and a prefetch: the step never waits for data.
@@ -195,7 +224,9 @@ cases:
 def what_if_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("whatif")
     suite = tmp / "whatif.yaml"
-    suite.write_text(textwrap.dedent(SUITE.format(model=ROOT / "suites/examples/pipelines.py:fixed_step_model")))
+    suite.write_text(
+        textwrap.dedent(SUITE.format(model=ROOT / "suites/examples/pipelines.py:fixed_step_model"))
+    )
     out = tmp / "out"
     proc = run_tfperf("run", str(suite), "--out", str(out), "--quiet", "--what-if")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -222,7 +253,8 @@ def test_prefetch_and_parallel_map_each_reduce_the_step_of_a_slow_pipeline(what_
     helped = {advisor.what_if_code(w["change"]) for w in slow["what_if"] if w["helped"]} & tf_data_codes
     suggested = {s["code"] for s in slow["suggestions"]} & tf_data_codes
     assert suggested == helped and {"prefetch", "parallelize-map"} <= {
-        advisor.what_if_code(w["change"]) for w in slow["what_if"]}
+        advisor.what_if_code(w["change"]) for w in slow["what_if"]
+    }
     assert "input-bound" in {s["code"] for s in slow["suggestions"]}
 
 
@@ -231,22 +263,29 @@ def test_a_job_that_is_not_input_bound_gets_no_what_if_and_no_input_suggestion(w
     fast = what_if_run[0]["fast"]
     assert fast["status"] == "ok" and fast["input_wait_fraction"] < thresholds.INPUT_BOUND_FRACTION
     assert fast["what_if"] is None
-    assert not {s["code"] for s in fast["suggestions"]} & {"input-bound", "prefetch", "parallelize-map",
-                                                           "cache-dataset", "parallel-interleave"}
+    assert not {s["code"] for s in fast["suggestions"]} & {
+        "input-bound",
+        "prefetch",
+        "parallelize-map",
+        "cache-dataset",
+        "parallel-interleave",
+    }
 
 
 @pytest.mark.slow
 def test_report_lists_the_what_if_runs(what_if_run):
     report = what_if_run[1]
-    assert "## What-if runs" in report and "prefetch(AUTOTUNE)" in report and "| slow [function bs=8]" in report
+    assert (
+        "## What-if runs" in report and "prefetch(AUTOTUNE)" in report and "| slow [function bs=8]" in report
+    )
     assert "fast [function" not in report.split("## What-if runs")[1].split("##")[0]
 
 
 @pytest.mark.slow
 def test_what_if_reruns_write_nothing_into_the_jobs_tensorboard_run(what_if_run):
-    """The job's TensorBoard run holds the job's own summaries only: one event file whose step-time series is the
-    job's samples. The what-if re-runs (five here: two changes, their combination, a larger batch, the unchanged
-    job) used to add theirs to the same run, under the same tags."""
+    """The job's TensorBoard run holds the job's own summaries only: one event file whose step-time series is
+    the job's samples. The what-if re-runs (five here: two changes, their combination, a larger batch, the
+    unchanged job) used to add theirs to the same run, under the same tags."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.util.tensor_util import make_ndarray
 

@@ -1,5 +1,6 @@
 """The reader of xprof's tool output (tfperf/profile/xprof_tables.py), over tables shaped as xprof 2.24 writes
 them; no TensorFlow or xprof needed."""
+
 from __future__ import annotations
 
 import json
@@ -10,8 +11,11 @@ from tfperf.profile import xprof_tables
 
 
 def _datatable(cols, rows, p=None):
-    return {"cols": [{"id": c, "label": c, "type": "string"} for c in cols],
-            "rows": [{"c": [{"v": v} for v in r]} for r in rows], **({"p": p} if p else {})}
+    return {
+        "cols": [{"id": c, "label": c, "type": "string"} for c in cols],
+        "rows": [{"c": [{"v": v} for v in r]} for r in rows],
+        **({"p": p} if p else {}),
+    }
 
 
 def test_decode_unwraps_the_content_type_pair_and_parses_bytes_or_text():
@@ -26,7 +30,10 @@ def test_decode_unwraps_the_content_type_pair_and_parses_bytes_or_text():
 
 
 def test_tables_and_cells_read_rows_by_column_id_or_label():
-    by_label = {"cols": [{"label": "name"}, {"id": "v"}], "rows": [{"c": [{"v": "x"}, 2.5]}, {"c": [{"v": "y"}, None]}]}
+    by_label = {
+        "cols": [{"label": "name"}, {"id": "v"}],
+        "rows": [{"c": [{"v": "x"}, 2.5]}, {"c": [{"v": "y"}, None]}],
+    }
     assert xprof_tables.tables(by_label) == [by_label]
     assert xprof_tables.tables([by_label, "not a table", None]) == [by_label]
     assert xprof_tables.cells(by_label) == [{"name": "x", "v": 2.5}, {"name": "y", "v": None}]

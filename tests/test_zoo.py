@@ -1,9 +1,11 @@
-"""The built-in models: each builds for any batch size, runs forward and trains one step, with real TensorFlow.
+"""The built-in models: each builds for any batch size, runs forward and trains one step, with real
+TensorFlow.
 
 ResNet50 and MobileNetV2 run forward and train one step eagerly here: tracing and optimizing their train step
-under tf.function costs 30-45 s on this 2-core CPU (measured: ResNet50 trace 21 s + first call 24 s), which the
-suites measure anyway.
+under tf.function costs 30-45 s on this 2-core CPU (measured: ResNet50 trace 21 s + first call 24 s), which
+the suites measure anyway.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,8 +15,8 @@ import sys
 import numpy as np
 import pytest
 
-from tfperf.suite.spec import InputSpec, LabelsSpec
 from tfperf.errors import TfperfError
+from tfperf.suite.spec import InputSpec, LabelsSpec
 from tfperf.zoo import MODELS, ZooModel, describe_models, get_model, resolve_input, resolve_labels
 
 ALL = ("mlp", "small_cnn", "resnet50", "mobilenet_v2", "transformer_encoder", "lstm", "wide_deep")
@@ -47,7 +49,8 @@ def make_batch(inp: InputSpec, labels: LabelsSpec, batch: int = BATCH, seed: int
 
 
 def train_step_fn(model, labels: LabelsSpec):
-    """The harness's train step: forward, loss, gradients, Adam update (optimizer built before the first call)."""
+    """The harness's train step: forward, loss, gradients, Adam update (optimizer built before the first
+    call)."""
     import keras
 
     from tfperf.measure.harness import loss_for, train_step
@@ -75,7 +78,9 @@ def test_model_builds_runs_forward_and_trains_one_step(name):
     inp, labels = resolve_input(entry, None, params), resolve_labels(entry, None, params)
     model = entry.build(SMALL[name], None, None)
 
-    assert model.inputs[0].shape[0] is None, "the batch dimension must be free: one model for every batch size"
+    assert model.inputs[0].shape[0] is None, (
+        "the batch dimension must be free: one model for every batch size"
+    )
     assert tuple(model.inputs[0].shape[1:]) == tuple(inp.shape)
     assert model.inputs[0].dtype == inp.dtype
     x, y = make_batch(inp, labels)
@@ -135,8 +140,9 @@ def test_case_input_and_labels_override_defaults():
     cnn = MODELS["small_cnn"].build({"filters": 4}, InputSpec(shape=(16, 16, 1)), LabelsSpec(classes=7))
     assert cnn(np.zeros((2, 16, 16, 1), "float32")).shape == (2, 7)
     # A shorter sequence sizes the position embedding.
-    tr = MODELS["transformer_encoder"].build({"embed_dim": 8, "num_layers": 1},
-                                             InputSpec(shape=(12,), dtype="int32"))
+    tr = MODELS["transformer_encoder"].build(
+        {"embed_dim": 8, "num_layers": 1}, InputSpec(shape=(12,), dtype="int32")
+    )
     assert tr(np.ones((2, 12), "int32")).shape == (2, 2)
     assert tr.get_layer("position_embedding").input_dim == 12
 
@@ -199,7 +205,9 @@ def test_describe_models_lists_all_seven_with_defaults():
 
 
 def test_importing_the_zoo_does_not_import_tensorflow():
-    code = ("import sys, tfperf.zoo as z; z.describe_models(); "
-            "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+    code = (
+        "import sys, tfperf.zoo as z; z.describe_models(); "
+        "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr

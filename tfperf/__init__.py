@@ -4,20 +4,32 @@ Public API (importing tfperf does not import TensorFlow; only measuring does):
 
     MODES            the execution modes: ("eager", "function", "xla")
     load_suite(path) validate a suite YAML file -> Suite (raises SuiteError naming file:line and key)
-    run_suite(suite, out_dir, ...) run every case in isolated workers -> RunResult (also written to results.json)
-    load_results(path) read a results.json -> RunResult
+    run_suite(suite, out_dir, ...) run every case in isolated workers -> RunResult (also written to
+    results.json) load_results(path) read a results.json -> RunResult
 """
+
 from __future__ import annotations
 
-from tfperf.version import __version__
 from tfperf.errors import ResultsFileError, SuiteError, TfperfError
 from tfperf.results.model import JobSpec, Result, RunResult, load_results
 from tfperf.suite.spec import MODES, TASKS, CaseSpec, Suite
+from tfperf.version import __version__
 
 __all__ = [
-    "MODES", "TASKS", "CaseSpec", "Suite", "JobSpec", "Result", "RunResult",
-    "SuiteError", "TfperfError", "ResultsFileError",
-    "load_suite", "run_suite", "load_results", "__version__",
+    "MODES",
+    "TASKS",
+    "CaseSpec",
+    "Suite",
+    "JobSpec",
+    "Result",
+    "RunResult",
+    "SuiteError",
+    "TfperfError",
+    "ResultsFileError",
+    "load_suite",
+    "run_suite",
+    "load_results",
+    "__version__",
 ]
 
 

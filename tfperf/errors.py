@@ -1,4 +1,5 @@
 """Expected errors: each becomes one line and an exit code in the CLI, never a traceback."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

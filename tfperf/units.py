@@ -1,8 +1,10 @@
 """How numbers are written: one definition per kind of figure, shared by the tables, report.md, the HTML page,
 the suggestions' evidence, compare and tune, so the same figure reads the same everywhere.
 
-Missing values are written `MISSING` ("–") everywhere except the plain-text terminal table, which passes its own.
+Missing values are written `MISSING` ("–") everywhere except the plain-text terminal table, which passes its
+own.
 """
+
 from __future__ import annotations
 
 import math
@@ -101,7 +103,8 @@ def p_value(p: float | None, missing: str = "too few samples for a significance 
 
 
 def speedup(x: float | None, missing: str = MISSING) -> str:
-    """A speed-up factor (above 1 = faster). A loss reads as a loss: 0.21x (slower), not a number the eye skims."""
+    """A speed-up factor (above 1 = faster). A loss reads as a loss: 0.21x (slower), not a number the eye
+    skims."""
     if not _number(x):
         return missing
     return f"{x:.2f}x" + (" (slower)" if x < 0.995 else "")

@@ -10,6 +10,7 @@ shape/dtype with mean squared error, for which the head is linear and shaped lik
 Layers carry explicit, meaningful names (`dense_0`, `attention_1`, `embedding_3`) because the profiler
 attributes op time per Keras layer scope. Weights are never downloaded (`weights=None` always).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -35,7 +36,8 @@ class ZooModel:
     builder: Callable[[dict[str, Any], InputSpec, LabelsSpec], Any] = field(repr=False, compare=False)
     # The input/labels the params imply (e.g. token ids below `vocab_size`, `classes` outputs); None: fixed.
     specs_for: Callable[[dict[str, Any]], tuple[InputSpec, LabelsSpec]] | None = field(
-        default=None, repr=False, compare=False)
+        default=None, repr=False, compare=False
+    )
 
     def merge_params(self, params: dict[str, Any] | None) -> dict[str, Any]:
         """The defaults overridden by `params`; an unknown parameter is a TypeError naming the valid ones."""
@@ -44,17 +46,25 @@ class ZooModel:
         if unknown:
             raise TypeError(
                 f"zoo:{self.name} got unknown parameter{'s' if len(unknown) > 1 else ''} "
-                f"{', '.join(repr(p) for p in unknown)}; valid: {', '.join(self.params)}")
+                f"{', '.join(repr(p) for p in unknown)}; valid: {', '.join(self.params)}"
+            )
         return {**self.params, **params}
 
-    def build(self, params: dict[str, Any] | None = None, input: InputSpec | None = None,
-              labels: LabelsSpec | None = None, keras: int = 3) -> Any:
+    def build(
+        self,
+        params: dict[str, Any] | None = None,
+        input: InputSpec | None = None,
+        labels: LabelsSpec | None = None,
+        keras: int = 3,
+    ) -> Any:
         """A keras.Model for these params, fed `input` and trained against `labels` (or the defaults); with
         `keras=2` the same model built in tf_keras."""
         merged = self.merge_params(params)
         _ACTIVE_KERAS["major"] = keras
         try:
-            return self.builder(merged, resolve_input(self, input, merged), resolve_labels(self, labels, merged))
+            return self.builder(
+                merged, resolve_input(self, input, merged), resolve_labels(self, labels, merged)
+            )
         finally:
             _ACTIVE_KERAS["major"] = 3
 
@@ -65,7 +75,9 @@ def _specs(entry: ZooModel, params: dict[str, Any] | None) -> tuple[InputSpec, L
     return entry.specs_for(entry.merge_params(params))
 
 
-def resolve_input(entry: ZooModel, input: InputSpec | None, params: dict[str, Any] | None = None) -> InputSpec:
+def resolve_input(
+    entry: ZooModel, input: InputSpec | None, params: dict[str, Any] | None = None
+) -> InputSpec:
     """The input a case of this model is fed: the case's own, else the one its params imply.
 
     An integer input without `maxval` gets the model's (token ids below the vocabulary size), so synthetic
@@ -79,7 +91,9 @@ def resolve_input(entry: ZooModel, input: InputSpec | None, params: dict[str, An
     return input
 
 
-def resolve_labels(entry: ZooModel, labels: LabelsSpec | None, params: dict[str, Any] | None = None) -> LabelsSpec:
+def resolve_labels(
+    entry: ZooModel, labels: LabelsSpec | None, params: dict[str, Any] | None = None
+) -> LabelsSpec:
     """The labels a case of this model trains against: the case's own, else `classes` from its params."""
     if labels is not None:
         return labels
@@ -88,8 +102,8 @@ def resolve_labels(entry: ZooModel, labels: LabelsSpec | None, params: dict[str,
 
 # ---- Keras 3 or Keras 2 ------------------------------------------------------------------------------------
 
-# The Keras the builders build with: 3 (keras) unless a case asks for 2 (tf_keras), set by ZooModel.build for the
-# duration of one build. A worker builds one model at a time.
+# The Keras the builders build with: 3 (keras) unless a case asks for 2 (tf_keras), set by ZooModel.build for
+# the duration of one build. A worker builds one model at a time.
 _ACTIVE_KERAS = {"major": 3}
 INSTALL_TF_KERAS = 'pip install tf-keras (or pip install -e ".[models]")'
 
@@ -100,7 +114,9 @@ def active_keras() -> Any:
         try:
             import tf_keras
         except ImportError:
-            raise TfperfError(f"keras: 2 needs Keras 2 (tf_keras), which is not installed: {INSTALL_TF_KERAS}") from None
+            raise TfperfError(
+                f"keras: 2 needs Keras 2 (tf_keras), which is not installed: {INSTALL_TF_KERAS}"
+            ) from None
         return tf_keras
     import keras
 
@@ -108,19 +124,24 @@ def active_keras() -> Any:
 
 
 def _ops(keras: Any) -> Any:
-    """keras.ops under Keras 3; under tf_keras the TensorFlow ops of the same meaning (tf_keras applies TF ops to
-    its symbolic tensors as layers)."""
+    """keras.ops under Keras 3; under tf_keras the TensorFlow ops of the same meaning (tf_keras applies TF ops
+    to its symbolic tensors as layers)."""
     if hasattr(keras, "ops"):
         return keras.ops
     import types
 
     import tensorflow as tf
 
-    return types.SimpleNamespace(cumsum=tf.math.cumsum, ones_like=tf.ones_like, squeeze=tf.squeeze,
-                                 arange=lambda n, dtype=None: tf.range(n, dtype=dtype))
+    return types.SimpleNamespace(
+        cumsum=tf.math.cumsum,
+        ones_like=tf.ones_like,
+        squeeze=tf.squeeze,
+        arange=lambda n, dtype=None: tf.range(n, dtype=dtype),
+    )
 
 
 # ---- shared pieces ---------------------------------------------------------------------------------------
+
 
 def _require_rank(name: str, inp: InputSpec, rank: int, what: str) -> None:
     if len(inp.shape) != rank:
@@ -150,7 +171,9 @@ def _head(x: Any, labels: LabelsSpec, units: int, name: str = "logits") -> Any:
     out = keras.layers.Dense(units, name=name)(x)
     if labels.classes is None:
         shape = tuple(labels.shape or ())
-        out = keras.layers.Reshape(shape or (), name="targets")(out) if shape else _ops(keras).squeeze(out, -1)
+        out = (
+            keras.layers.Reshape(shape or (), name="targets")(out) if shape else _ops(keras).squeeze(out, -1)
+        )
     return out
 
 
@@ -183,6 +206,7 @@ def _token_specs(params: dict[str, Any]) -> tuple[InputSpec, LabelsSpec]:
 
 # ---- models ----------------------------------------------------------------------------------------------
 
+
 def _build_mlp(p: dict[str, Any], inp: InputSpec, labels: LabelsSpec) -> Any:
     keras = active_keras()
 
@@ -201,7 +225,7 @@ def _build_small_cnn(p: dict[str, Any], inp: InputSpec, labels: LabelsSpec) -> A
     x = inputs = _input(inp, "images")
     filters = int(p["filters"])
     for i in range(int(p["conv_blocks"])):
-        x = keras.layers.Conv2D(filters * 2 ** i, 3, padding="same", activation="relu", name=f"conv_{i}")(x)
+        x = keras.layers.Conv2D(filters * 2**i, 3, padding="same", activation="relu", name=f"conv_{i}")(x)
         if min(x.shape[1], x.shape[2]) >= 2:  # tiny images: stop halving at 1x1
             x = keras.layers.MaxPooling2D(2, name=f"pool_{i}")(x)
     x = keras.layers.GlobalAveragePooling2D(name="global_pool")(x)
@@ -209,8 +233,9 @@ def _build_small_cnn(p: dict[str, Any], inp: InputSpec, labels: LabelsSpec) -> A
     return keras.Model(inputs, _head(x, labels, _output_units("small_cnn", p, labels)), name="small_cnn")
 
 
-def _application(app: Callable[..., Any], name: str, p: dict[str, Any], inp: InputSpec, labels: LabelsSpec,
-                 **kwargs: Any) -> Any:
+def _application(
+    app: Callable[..., Any], name: str, p: dict[str, Any], inp: InputSpec, labels: LabelsSpec, **kwargs: Any
+) -> Any:
     keras = active_keras()
 
     _require_rank(name, inp, 3, "height, width, channels")
@@ -220,8 +245,14 @@ def _application(app: Callable[..., Any], name: str, p: dict[str, Any], inp: Inp
         # The application's own top (global average pool + Dense "predictions"), as logits.
         if hasattr(keras, "ops"):  # Keras 3's applications take a name; tf_keras' do not
             kwargs["name"] = name
-        return app(weights=None, include_top=True, classes=labels.classes, classifier_activation=None,
-                   input_shape=tuple(inp.shape), **kwargs)
+        return app(
+            weights=None,
+            include_top=True,
+            classes=labels.classes,
+            classifier_activation=None,
+            input_shape=tuple(inp.shape),
+            **kwargs,
+        )
     base = app(weights=None, include_top=False, pooling="avg", input_shape=tuple(inp.shape), **kwargs)
     out = _head(base.output, labels, _output_units(name, p, labels), name="predictions")
     return keras.Model(base.input, out, name=name)
@@ -236,7 +267,9 @@ def _build_resnet50(p: dict[str, Any], inp: InputSpec, labels: LabelsSpec) -> An
 def _build_mobilenet_v2(p: dict[str, Any], inp: InputSpec, labels: LabelsSpec) -> Any:
     keras = active_keras()
 
-    return _application(keras.applications.MobileNetV2, "mobilenet_v2", p, inp, labels, alpha=float(p["alpha"]))
+    return _application(
+        keras.applications.MobileNetV2, "mobilenet_v2", p, inp, labels, alpha=float(p["alpha"])
+    )
 
 
 def _build_transformer_encoder(p: dict[str, Any], inp: InputSpec, labels: LabelsSpec) -> Any:
@@ -255,8 +288,9 @@ def _build_transformer_encoder(p: dict[str, Any], inp: InputSpec, labels: Labels
     positions = _ops(keras).cumsum(_ops(keras).ones_like(tokens), axis=1) - 1
     x = x + keras.layers.Embedding(seq_len, dim, name="position_embedding")(positions)
     for i in range(int(p["num_layers"])):
-        attended = keras.layers.MultiHeadAttention(heads, max(1, dim // heads), dropout=dropout,
-                                                   name=f"attention_{i}")(x, x)
+        attended = keras.layers.MultiHeadAttention(
+            heads, max(1, dim // heads), dropout=dropout, name=f"attention_{i}"
+        )(x, x)
         x = keras.layers.LayerNormalization(name=f"attention_norm_{i}")(x + attended)
         ff = keras.layers.Dense(int(p["ff_dim"]), activation="gelu", name=f"ffn_in_{i}")(x)
         ff = keras.layers.Dense(dim, name=f"ffn_out_{i}")(ff)
@@ -311,37 +345,84 @@ def _build_wide_deep(p: dict[str, Any], inp: InputSpec, labels: LabelsSpec) -> A
     return keras.Model(ids, out, name="wide_deep")
 
 
-def _entry(name: str, description: str, params: dict[str, Any], builder: Callable[..., Any],
-           specs_for: Callable[[dict[str, Any]], tuple[InputSpec, LabelsSpec]]) -> ZooModel:
+def _entry(
+    name: str,
+    description: str,
+    params: dict[str, Any],
+    builder: Callable[..., Any],
+    specs_for: Callable[[dict[str, Any]], tuple[InputSpec, LabelsSpec]],
+) -> ZooModel:
     inp, labels = specs_for(params)
     return ZooModel(name, description, params, inp, labels, builder, specs_for)
 
 
-MODELS: dict[str, ZooModel] = {m.name: m for m in [
-    _entry("mlp", "Fully connected ReLU layers on flat features (MNIST-sized by default).",
-           {"hidden": 256, "layers": 2, "features": 784, "classes": 10}, _build_mlp,
-           lambda p: _classify(p, InputSpec(shape=(int(p["features"]),), dtype="float32"))),
-    _entry("small_cnn", "Conv2D+max-pool blocks (filters double per block), global pool, dense head.",
-           {"filters": 32, "conv_blocks": 2, "dense": 64, "image_size": 32, "classes": 10}, _build_small_cnn,
-           _image_specs),
-    _entry("resnet50", "keras.applications.ResNet50, random weights (weights=None), small images allowed (>=32).",
-           {"image_size": 32, "classes": 10}, _build_resnet50, _image_specs),
-    _entry("mobilenet_v2", "keras.applications.MobileNetV2 (depthwise convs), random weights, width alpha, images >=32.",
-           {"alpha": 0.35, "image_size": 32, "classes": 10}, _build_mobilenet_v2, _image_specs),
-    _entry("transformer_encoder", "Token + position embeddings, N blocks of MultiHeadAttention + feed-forward "
-           "+ LayerNorm, mean-pooled classifier.",
-           {"vocab_size": 1000, "seq_len": 64, "embed_dim": 64, "num_heads": 2, "ff_dim": 128, "num_layers": 2,
-            "dropout": 0.1, "classes": 2}, _build_transformer_encoder, _token_specs),
-    _entry("lstm", "Token embedding, stacked keras.layers.LSTM, classifier on the last state.",
-           {"vocab_size": 1000, "seq_len": 32, "embed_dim": 32, "units": 64, "layers": 1, "classes": 2},
-           _build_lstm, _token_specs),
-    _entry("wide_deep", "Embedding-heavy recommender: a wide linear part over categorical ids plus "
-           "per-feature embeddings through an MLP.",
-           {"num_features": 8, "vocab_size": 10000, "embed_dim": 16, "hidden": [128, 64], "classes": 2},
-           _build_wide_deep,
-           lambda p: _classify(p, InputSpec(shape=(int(p["num_features"]),), dtype="int32",
-                                            maxval=int(p["vocab_size"])))),
-]}
+MODELS: dict[str, ZooModel] = {
+    m.name: m
+    for m in [
+        _entry(
+            "mlp",
+            "Fully connected ReLU layers on flat features (MNIST-sized by default).",
+            {"hidden": 256, "layers": 2, "features": 784, "classes": 10},
+            _build_mlp,
+            lambda p: _classify(p, InputSpec(shape=(int(p["features"]),), dtype="float32")),
+        ),
+        _entry(
+            "small_cnn",
+            "Conv2D+max-pool blocks (filters double per block), global pool, dense head.",
+            {"filters": 32, "conv_blocks": 2, "dense": 64, "image_size": 32, "classes": 10},
+            _build_small_cnn,
+            _image_specs,
+        ),
+        _entry(
+            "resnet50",
+            "keras.applications.ResNet50, random weights (weights=None), small images allowed (>=32).",
+            {"image_size": 32, "classes": 10},
+            _build_resnet50,
+            _image_specs,
+        ),
+        _entry(
+            "mobilenet_v2",
+            "keras.applications.MobileNetV2 (depthwise convs), random weights, width alpha, images >=32.",
+            {"alpha": 0.35, "image_size": 32, "classes": 10},
+            _build_mobilenet_v2,
+            _image_specs,
+        ),
+        _entry(
+            "transformer_encoder",
+            "Token + position embeddings, N blocks of MultiHeadAttention + feed-forward "
+            "+ LayerNorm, mean-pooled classifier.",
+            {
+                "vocab_size": 1000,
+                "seq_len": 64,
+                "embed_dim": 64,
+                "num_heads": 2,
+                "ff_dim": 128,
+                "num_layers": 2,
+                "dropout": 0.1,
+                "classes": 2,
+            },
+            _build_transformer_encoder,
+            _token_specs,
+        ),
+        _entry(
+            "lstm",
+            "Token embedding, stacked keras.layers.LSTM, classifier on the last state.",
+            {"vocab_size": 1000, "seq_len": 32, "embed_dim": 32, "units": 64, "layers": 1, "classes": 2},
+            _build_lstm,
+            _token_specs,
+        ),
+        _entry(
+            "wide_deep",
+            "Embedding-heavy recommender: a wide linear part over categorical ids plus "
+            "per-feature embeddings through an MLP.",
+            {"num_features": 8, "vocab_size": 10000, "embed_dim": 16, "hidden": [128, 64], "classes": 2},
+            _build_wide_deep,
+            lambda p: _classify(
+                p, InputSpec(shape=(int(p["num_features"]),), dtype="int32", maxval=int(p["vocab_size"]))
+            ),
+        ),
+    ]
+}
 
 
 class UnknownModelError(TfperfError, LookupError):
@@ -353,7 +434,9 @@ def get_model(name: str) -> ZooModel:
     try:
         return MODELS[name]
     except KeyError:
-        raise UnknownModelError(f"zoo:{name}: no built-in model '{name}'; built-in: {', '.join(MODELS)}") from None
+        raise UnknownModelError(
+            f"zoo:{name}: no built-in model '{name}'; built-in: {', '.join(MODELS)}"
+        ) from None
 
 
 def _describe_input(inp: InputSpec) -> str:
@@ -368,15 +451,19 @@ def _describe_labels(labels: LabelsSpec) -> str:
 
 
 def describe_models() -> list[dict[str, Any]]:
-    """What `tfperf list` shows: each model's name, description, params with defaults, default input and labels."""
-    return [{
-        "name": m.name,
-        "description": m.description,
-        "params": dict(m.params),
-        "input": _describe_input(m.default_input),
-        "input_shape": list(m.default_input.shape),
-        "input_dtype": m.default_input.dtype,
-        "input_maxval": m.default_input.maxval,
-        "labels": _describe_labels(m.default_labels),
-        "labels_spec": dataclasses.asdict(m.default_labels),
-    } for m in MODELS.values()]
+    """What `tfperf list` shows: each model's name, description, params with defaults, default input and
+    labels."""
+    return [
+        {
+            "name": m.name,
+            "description": m.description,
+            "params": dict(m.params),
+            "input": _describe_input(m.default_input),
+            "input_shape": list(m.default_input.shape),
+            "input_dtype": m.default_input.dtype,
+            "input_maxval": m.default_input.maxval,
+            "labels": _describe_labels(m.default_labels),
+            "labels_spec": dataclasses.asdict(m.default_labels),
+        }
+        for m in MODELS.values()
+    ]

@@ -1,9 +1,10 @@
 """Models and datasets for suites/input_pipeline.yaml: the TF "tf.data performance" guide's benchmark, where a
 training step is `time.sleep(0.01)`, rebuilt as a Keras model whose step takes a fixed time.
 
-A fixed step makes the input pipeline's share of it the only thing the cases change, so the ratios between them
-are the pipeline's, as in the guide, and hold on a loaded machine (a sleep does not compete for the CPU).
+A fixed step makes the input pipeline's share of it the only thing the cases change, so the ratios between
+them are the pipeline's, as in the guide, and hold on a loaded machine (a sleep does not compete for the CPU).
 """
+
 import time
 
 import keras
@@ -42,10 +43,11 @@ def fixed_step_model(step_ms: float = 10.0, features: int = 16, classes: int = 4
     return keras.Model(inputs, keras.layers.Dense(classes)(x))
 
 
-def slow_map_dataset(batch_size: int, map_cost_ms: float = 8.0, features: int = 16, classes: int = 4,
-                     elements: int = 64) -> tf.data.Dataset:
-    """A user `dataset:` with a slow per-element step (a sleep in a py_function), no parallelism and no prefetch:
-    what-if runs can only wrap it (an appended prefetch, tf.data.Options)."""
+def slow_map_dataset(
+    batch_size: int, map_cost_ms: float = 8.0, features: int = 16, classes: int = 4, elements: int = 64
+) -> tf.data.Dataset:
+    """A user `dataset:` with a slow per-element step (a sleep in a py_function), no parallelism and no
+    prefetch: what-if runs can only wrap it (an appended prefetch, tf.data.Options)."""
     x = tf.random.stateless_normal((elements, features), seed=[1, 2])
     y = tf.random.stateless_uniform((elements,), seed=[3, 4], maxval=classes, dtype=tf.int32)
 
@@ -60,4 +62,9 @@ def slow_map_dataset(batch_size: int, map_cost_ms: float = 8.0, features: int = 
 
     options = tf.data.Options()
     options.experimental_optimization.inject_prefetch = False
-    return tf.data.Dataset.range(elements).map(element).batch(batch_size, drop_remainder=True).with_options(options)
+    return (
+        tf.data.Dataset.range(elements)
+        .map(element)
+        .batch(batch_size, drop_remainder=True)
+        .with_options(options)
+    )

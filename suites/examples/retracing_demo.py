@@ -4,13 +4,19 @@ A `function:` step is wrapped in tf.function by tfperf (or tf.function(jit_compi
 that is already a tf.function keeps its own input_signature / reduce_retracing. An `inputs:` callable returns
 an iterable of (args, kwargs), one item per call.
 """
+
 import itertools
 
 import tensorflow as tf
 
 FEATURES = 16
 VOCAB = 1000
-SEQ_LENGTHS = (8, 12, 16, 24)  # a different sequence length per batch, as a text pipeline without padding gives
+SEQ_LENGTHS = (
+    8,
+    12,
+    16,
+    24,
+)  # a different sequence length per batch, as a text pipeline without padding gives
 BATCH = 4
 
 # --- 1. a Python scalar argument ---------------------------------------------------------------------------
@@ -34,7 +40,7 @@ def tensor_scale_inputs():
         yield (x,), {"scale": scale}  # the fix: a tensor; new values reuse the trace
 
 
-# --- 2. varying sequence lengths -----------------------------------------------------------------------------
+# --- 2. varying sequence lengths ----------------------------------------------------------------------------
 
 _table = None
 
@@ -55,14 +61,17 @@ def encode(tokens):
 
 # The fixes. input_signature: one trace, None where the length varies.
 encode_with_signature = tf.function(encode, input_signature=[tf.TensorSpec([BATCH, None], tf.int32)])
-# reduce_retracing: the second length makes TensorFlow generalise to (4, None); then no more traces (2 in all).
+# reduce_retracing: the second length makes TensorFlow generalise to (4, None); then no more traces (2 in
+# all).
 encode_reduce_retracing = tf.function(encode, reduce_retracing=True)
 
 
 def varying_length_inputs():
     _embedding()
-    batches = [tf.random.stateless_uniform((BATCH, n), seed=[n, 7], maxval=VOCAB, dtype=tf.int32)
-               for n in SEQ_LENGTHS]
+    batches = [
+        tf.random.stateless_uniform((BATCH, n), seed=[n, 7], maxval=VOCAB, dtype=tf.int32)
+        for n in SEQ_LENGTHS
+    ]
     for tokens in itertools.cycle(batches):
         yield (tokens,), {}  # retraces: tokens: shape (4, 8) -> (4, 12) (dim 1)
 

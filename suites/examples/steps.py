@@ -1,5 +1,6 @@
 """Plain TensorFlow steps for `function:` cases. A `function:` case times a Python function of TF ops in each
 mode; its `inputs:` callable returns an iterable of (args, kwargs), one item per step."""
+
 import tensorflow as tf
 
 

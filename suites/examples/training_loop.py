@@ -1,7 +1,9 @@
-"""The custom training step of TensorFlow's "training loop from scratch" guide, as a user writes it: a module-level
-model, optimizer, loss and metric, and a `tf.function` step with `GradientTape` and `optimizer.apply`. The step
-trains: every call changes the weights, the optimizer's slots and the metric. A `function:` case times it in each
-mode; `tfperf tune` checks its outputs from the same state (tfperf/measure/step_state.py)."""
+"""The custom training step of TensorFlow's "training loop from scratch" guide, as a user writes it: a
+module-level model, optimizer, loss and metric, and a `tf.function` step with `GradientTape` and
+`optimizer.apply`. The step trains: every call changes the weights, the optimizer's slots and the metric. A
+`function:` case times it in each mode; `tfperf tune` checks its outputs from the same state
+(tfperf/measure/step_state.py)."""
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -31,6 +33,11 @@ def train_step(x, y):
 def batches(batch_size: int = 64, count: int = 8):
     """MNIST-shaped batches (random pixels, fixed seed): the same items in every call and every process."""
     rng = np.random.default_rng(0)
-    data = [(tf.constant(rng.random((batch_size, 784), dtype=np.float32)),
-             tf.constant(rng.integers(0, 10, size=(batch_size,)), dtype=tf.int32)) for _ in range(count)]
+    data = [
+        (
+            tf.constant(rng.random((batch_size, 784), dtype=np.float32)),
+            tf.constant(rng.integers(0, 10, size=(batch_size,)), dtype=tf.int32),
+        )
+        for _ in range(count)
+    ]
     return [((x, y), {}) for x, y in data]

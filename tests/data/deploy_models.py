@@ -1,10 +1,11 @@
 """Models for the deployment-mode tests, referenced from a case as `deploy_models.py:NAME`."""
+
 from __future__ import annotations
 
 
 def digamma_classifier(features: int = 8, classes: int = 4):
-    """A classifier with tf.math.digamma inside: TF Lite has no builtin kernel for Digamma (checked with TF 2.21's
-    converter: "'tf.Digamma' op is neither a custom op nor a flex op"), while a SavedModel runs it."""
+    """A classifier with tf.math.digamma inside: TF Lite has no builtin kernel for Digamma (checked with TF
+    2.21's converter: "'tf.Digamma' op is neither a custom op nor a flex op"), while a SavedModel runs it."""
     import keras
     import tensorflow as tf
 

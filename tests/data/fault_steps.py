@@ -1,4 +1,5 @@
 """Steps and models for the fault-isolation tests: each misbehaves in one specific way."""
+
 import os
 import time
 
@@ -46,7 +47,9 @@ def growing_inputs():
 def tiny_mlp(hidden: int = 16):
     import keras
 
-    return keras.Sequential([keras.Input((8,)), keras.layers.Dense(hidden, activation="relu"), keras.layers.Dense(4)])
+    return keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(hidden, activation="relu"), keras.layers.Dense(4)]
+    )
 
 
 def sleep_when_traced(x):

@@ -1,18 +1,20 @@
 """Interleaved rounds: both sides' worker processes, in a random order within each round.
 
 Round 0 runs, for each case, one worker process of the base tree and one of the current tree back to back, in
-an order drawn at random for that case (so neither side is always first, after the other has warmed the caches,
-or always last, when a neighbour's burst starts); it is each side's first process and does everything `run`
-does but profile. The later rounds only time the jobs both first processes measured, with the timing method (per
-step, or the block size) the first of the pair's processes chose, so every sample of a row, on both sides, is
-of one kind; there the cases that can share a process run in one per side (tfperf/ab/shared.py: TensorFlow's
-start-up is most of a process's cost), the two sides' processes again back to back in a random order. The two
-processes of a round that timed a row are a pair: they saw the same machine within seconds of each other.
+an order drawn at random for that case (so neither side is always first, after the other has warmed the
+caches, or always last, when a neighbour's burst starts); it is each side's first process and does everything
+`run` does but profile. The later rounds only time the jobs both first processes measured, with the timing
+method (per step, or the block size) the first of the pair's processes chose, so every sample of a row, on
+both sides, is of one kind; there the cases that can share a process run in one per side (tfperf/ab/shared.py:
+TensorFlow's start-up is most of a process's cost), the two sides' processes again back to back in a random
+order. The two processes of a round that timed a row are a pair: they saw the same machine within seconds of
+each other.
 
-After each round the rows are judged (`judge`, which the caller passes); a row whose interval has decided stops
-being run, and the rounds end when every row decided, at `max_pairs`, or when one more round would pass
+After each round the rows are judged (`judge`, which the caller passes); a row whose interval has decided
+stops being run, and the rounds end when every row decided, at `max_pairs`, or when one more round would pass
 `budget_s` (judged from the last round's length). No TensorFlow here: the workers import it.
 """
+
 from __future__ import annotations
 
 import random
@@ -22,13 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from tfperf.version import __version__
+from tfperf.ab.shared import Work, run_processes, share_groups
 from tfperf.ab.trees import Tree
 from tfperf.host.environment import host_environment
 from tfperf.results.model import Result, RunResult, merge_process, now_iso, write_results
-from tfperf.ab.shared import Work, run_processes, share_groups
 from tfperf.run.runner import CaseRunner, first_block_sizes
 from tfperf.suite.spec import Suite
+from tfperf.version import __version__
 
 SIDES = ("base", "current")
 
@@ -74,16 +76,25 @@ class Schedule:
 
 def new_side(tree: Tree, suite: Suite, out_dir: Path, env: dict[str, str], command: list[str] | None) -> Side:
     out_dir.mkdir(parents=True, exist_ok=True)
-    run = RunResult(suite={**suite.info, "text": suite.text}, environment=host_environment(tree.suite.parent),
-                    started_at=now_iso(), tfperf_version=__version__, command=command)
+    run = RunResult(
+        suite={**suite.info, "text": suite.text},
+        environment=host_environment(tree.suite.parent),
+        started_at=now_iso(),
+        tfperf_version=__version__,
+        command=command,
+    )
     run.environment["ab"] = tree.describe()
     side = Side(tree, suite, out_dir, env, run)
     side.save()
     return side
 
 
-def interleave(sides: dict[str, Side], schedule: Schedule, judge: Callable[[int], set[RowKey]],
-               progress: Callable[[str], None]) -> tuple[list[Round], str]:
+def interleave(
+    sides: dict[str, Side],
+    schedule: Schedule,
+    judge: Callable[[int], set[RowKey]],
+    progress: Callable[[str], None],
+) -> tuple[list[Round], str]:
     """Run rounds until every row decided (`judge(pairs)` returns the rows still undecided), max_pairs, or the
     budget. Returns the rounds and why they stopped. On Ctrl-C both sides' finished results are written and
     the KeyboardInterrupt goes on."""
@@ -100,7 +111,7 @@ def interleave(sides: dict[str, Side], schedule: Schedule, judge: Callable[[int]
             order: dict[str, list[str]] = {}
             # Round 0: a process per case, as `run`. Later rounds: a process per side for each group of cases
             # that can share one (tfperf/ab/shared.py), the two sides' processes in a random order.
-            for group in ([[n] for n in cases] if number == 0 else groups):
+            for group in [[n] for n in cases] if number == 0 else groups:
                 present = [s for s in SIDES if any(n in case_names(sides[s].suite) for n in group)]
                 rng.shuffle(present)
                 for name in group:
@@ -114,11 +125,16 @@ def interleave(sides: dict[str, Side], schedule: Schedule, judge: Callable[[int]
             # its interval decided after at least min_pairs pairs.
             measured = _measured_on_both(sides)
             undecided = judge(number + 1)
-            active = {k for k in (measured if active is None else active & measured)
-                      if k in undecided or number + 1 < schedule.min_pairs}
+            active = {
+                k
+                for k in (measured if active is None else active & measured)
+                if k in undecided or number + 1 < schedule.min_pairs
+            }
             elapsed = time.monotonic() - started
-            progress(f"pair {number + 1}/{schedule.max_pairs} done in {rounds[-1].seconds:.0f} s "
-                     f"({elapsed:.0f} s in all)")
+            progress(
+                f"pair {number + 1}/{schedule.max_pairs} done in {rounds[-1].seconds:.0f} s "
+                f"({elapsed:.0f} s in all)"
+            )
             if not active:
                 return rounds, "decided" if measured else "nothing to pair"
             if elapsed + rounds[-1].seconds > schedule.budget_s:
@@ -147,8 +163,14 @@ def _measured_on_both(sides: dict[str, Side]) -> set[RowKey]:
     return ok[0] & ok[1]
 
 
-def _run_cases(side: Side, names: list[str], number: int, active: set[RowKey] | None,
-               shared_blocks: dict[RowKey, int], python: str) -> None:
+def _run_cases(
+    side: Side,
+    names: list[str],
+    number: int,
+    active: set[RowKey] | None,
+    shared_blocks: dict[RowKey, int],
+    python: str,
+) -> None:
     work = []
     for name in names:
         case = next((c for c in side.suite.cases if c.name == name), None)

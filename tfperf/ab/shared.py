@@ -9,10 +9,11 @@ process-wide settings run one after another in one process per side (tfperf/run/
 Pairing stays sound: in a round both sides run the same cases in the same order in their process, so the
 later cases of both processes follow the same earlier ones, and the two processes still run back to back in
 an order drawn at random per round. When a shared process crashes or runs out of time, what it finished is
-kept, the job it was in fails with that crash or timeout (`blame_unfinished`: not re-run, so a crash that would
-not repeat alone is still counted), and the jobs after it run in processes of their own (CaseRunner). No
+kept, the job it was in fails with that crash or timeout (`blame_unfinished`: not re-run, so a crash that
+would not repeat alone is still counted), and the jobs after it run in processes of their own (CaseRunner). No
 TensorFlow here.
 """
+
 from __future__ import annotations
 
 import json
@@ -42,8 +43,9 @@ def process_key(case: CaseSpec | None) -> str | None:
     distributed case is several processes already) or is not in this suite."""
     if case is None or case.distribute:
         return None
-    return json.dumps({"tf_config": case.tf_config or {}, "device": case.device, "keras": case.keras},
-                      sort_keys=True)
+    return json.dumps(
+        {"tf_config": case.tf_config or {}, "device": case.device, "keras": case.keras}, sort_keys=True
+    )
 
 
 def share_groups(suites: list[Suite], names: list[str]) -> list[list[str]]:
@@ -57,12 +59,25 @@ def share_groups(suites: list[Suite], names: list[str]) -> list[list[str]]:
     return list(groups.values())
 
 
-def run_processes(work: list[Work], out_dir: Path, process_no: int, python: str,
-                  env: dict[str, str]) -> list[CaseRunner]:
+def run_processes(
+    work: list[Work], out_dir: Path, process_no: int, python: str, env: dict[str, str]
+) -> list[CaseRunner]:
     """Time `work` in one worker process (one per case when there is one case); a runner per case, with what
     its jobs gave in `finished`."""
-    runners = [CaseRunner(w.case, out_dir, SilentReporter(), False, python, process_no=process_no,
-                          indices=w.indices, block_sizes=w.block_sizes, env=env) for w in work]
+    runners = [
+        CaseRunner(
+            w.case,
+            out_dir,
+            SilentReporter(),
+            False,
+            python,
+            process_no=process_no,
+            indices=w.indices,
+            block_sizes=w.block_sizes,
+            env=env,
+        )
+        for w in work
+    ]
     if len(runners) > 1:
         _run_shared(runners, process_no, python, env)
     for runner in runners:
@@ -79,8 +94,15 @@ def _run_shared(runners: list[CaseRunner], process_no: int, python: str, env: di
         path.write_text("")
         events.append(path)
         # The arguments CaseRunner gives a worker of its own (tfperf.run.worker's command line).
-        args = [str(r.case_file), str(path), str(r.out_dir), "--jobs", ",".join(map(str, r.indices)),
-                "--process", str(process_no)]
+        args = [
+            str(r.case_file),
+            str(path),
+            str(r.out_dir),
+            "--jobs",
+            ",".join(map(str, r.indices)),
+            "--process",
+            str(process_no),
+        ]
         sizes = {i: r.block_sizes[i] for i in r.indices if i in r.block_sizes}
         if sizes:
             args += ["--block-sizes", ",".join(f"{i}:{n}" for i, n in sizes.items())]
@@ -89,9 +111,14 @@ def _run_shared(runners: list[CaseRunner], process_no: int, python: str, env: di
     plan_path.write_text(json.dumps(plan, indent=2))
     log_path = work_dir / f"{stem}.log"
     with open(log_path, "a", encoding="utf-8") as log:
-        proc = subprocess.Popen([python, "-m", "tfperf.run.shared_worker", str(plan_path)], stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                                env={**os.environ, **env, "PYTHONUNBUFFERED": "1"})
+        proc = subprocess.Popen(
+            [python, "-m", "tfperf.run.shared_worker", str(plan_path)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+        )
     timed_out = False
     try:
         proc.wait(timeout=sum(r.case.timeout_s for r in runners))
@@ -111,10 +138,12 @@ def _run_shared(runners: list[CaseRunner], process_no: int, python: str, env: di
         blame_unfinished(runners, proc.returncode, timed_out, log_path)
 
 
-def blame_unfinished(runners: list[CaseRunner], returncode: int | None, timed_out: bool, log_path: Path) -> None:
-    """A shared process that died or ran out of time fails the job it was in, as a worker of its own would: the
-    first job the plan had not finished gets the crash (or the timeout), loudly, and is not run again, so a crash
-    that would not repeat alone is not hidden. The jobs after it run in processes of their own."""
+def blame_unfinished(
+    runners: list[CaseRunner], returncode: int | None, timed_out: bool, log_path: Path
+) -> None:
+    """A shared process that died or ran out of time fails the job it was in, as a worker of its own would:
+    the first job the plan had not finished gets the crash (or the timeout), loudly, and is not run again, so
+    a crash that would not repeat alone is not hidden. The jobs after it run in processes of their own."""
     runner = next((r for r in runners if any(i not in r.finished for i in r.indices)), None)
     if runner is None:
         return
@@ -122,13 +151,22 @@ def blame_unfinished(runners: list[CaseRunner], returncode: int | None, timed_ou
     others = ", ".join(r.case.name for r in runners if r is not runner)
     where = f"in the timing process it shared with {others}"
     if timed_out:
-        result = Result.not_run(runner._job(index), "timeout", "Timeout",
-                                f"{where}: killed after the cases' summed timeout_s",
-                                f"raise timeout_s for this case; shared worker log: {log_path}")
+        result = Result.not_run(
+            runner._job(index),
+            "timeout",
+            "Timeout",
+            f"{where}: killed after the cases' summed timeout_s",
+            f"raise timeout_s for this case; shared worker log: {log_path}",
+        )
     else:
         message, hint = crash_message(returncode)
-        result = Result.not_run(runner._job(index), "failed", "WorkerCrash", f"{where}: {message}",
-                                f"{hint}; shared worker log: {log_path}")
+        result = Result.not_run(
+            runner._job(index),
+            "failed",
+            "WorkerCrash",
+            f"{where}: {message}",
+            f"{hint}; shared worker log: {log_path}",
+        )
         result.error.returncode = returncode
         result.error.log_tail = log_tail(log_path)
     runner.finished[index] = result

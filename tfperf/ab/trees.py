@@ -1,10 +1,11 @@
-"""The two trees of an A/B run: the working tree the suite is in, and the baseline, either a git ref checked out in
-a temporary `git worktree` or a second checkout given by the user.
+"""The two trees of an A/B run: the working tree the suite is in, and the baseline, either a git ref checked
+out in a temporary `git worktree` or a second checkout given by the user.
 
 Everything is checked before anything is written (bad input: one line, exit 2, nothing left behind): the suite
 must be inside a git repository for `--baseline REF`, REF must name a commit, and the suite must exist at the
 same path in the baseline tree. The temporary worktree is removed when the run ends, however it ends.
 """
+
 from __future__ import annotations
 
 import os
@@ -30,13 +31,23 @@ class Tree:
     commit: str | None = None
 
     def describe(self) -> dict:
-        return {"side": self.name, "root": str(self.root), "suite": str(self.suite), "ref": self.ref,
-                "commit": self.commit}
+        return {
+            "side": self.name,
+            "root": str(self.root),
+            "suite": str(self.suite),
+            "ref": self.ref,
+            "commit": self.commit,
+        }
 
 
 def git(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"})
+    return subprocess.run(
+        ["git", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"},
+    )
 
 
 def repo_root(folder: Path) -> Path | None:
@@ -65,16 +76,20 @@ def relative_suite(current: Tree) -> Path:
     try:
         return current.suite.relative_to(current.root)
     except ValueError:
-        raise TfperfError(f"{current.suite}: the suite is not under {current.root}; with --baseline-dir, run "
-                          f"tfperf from the folder both trees are copies of") from None
+        raise TfperfError(
+            f"{current.suite}: the suite is not under {current.root}; with --baseline-dir, run "
+            f"tfperf from the folder both trees are copies of"
+        ) from None
 
 
 def check_baseline_ref(current: Tree, ref: str) -> str:
     """The commit REF names in the suite's repository; the suite must exist there at the same path."""
     root = repo_root(current.suite.parent)
     if root is None:
-        raise TfperfError(f"--baseline {ref}: {current.suite.parent} is not in a git repository (use "
-                          f"--baseline-dir for a second copy)")
+        raise TfperfError(
+            f"--baseline {ref}: {current.suite.parent} is not in a git repository (use "
+            f"--baseline-dir for a second copy)"
+        )
     out = git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], root)
     if out.returncode != 0 or not out.stdout.strip():
         raise TfperfError(f"--baseline {ref}: not a commit, branch or tag of {root}")
@@ -105,7 +120,9 @@ def baseline_worktree(current: Tree, ref: str, commit: str) -> Iterator[Tree]:
     out = git(["worktree", "add", "--detach", "--quiet", str(path), commit], root)
     if out.returncode != 0:
         shutil.rmtree(holder, ignore_errors=True)
-        raise TfperfError(f"--baseline {ref}: git worktree add failed: {out.stderr.strip().splitlines()[-1:]}")
+        raise TfperfError(
+            f"--baseline {ref}: git worktree add failed: {out.stderr.strip().splitlines()[-1:]}"
+        )
     try:
         yield Tree("base", path, path / relative_suite(current), ref=ref, commit=commit)
     finally:

@@ -6,10 +6,11 @@ share, first call, peak memory) are compared the same way, a retrace that grew i
 fails closed. One addition to the gate: a row that failed on the *base* side fails it too, because an A/B run
 vouches for both trees (compare only refuses a row the current run lost).
 
-A pair whose ratio is far from its row's (by more than half the threshold, or three robust spreads of the pairs)
-is looked up in the two processes' noise records (`tfperf.host.noise.explain`): the note says what the slower
-process suffered more of, or that the records do not explain it.
+A pair whose ratio is far from its row's (by more than half the threshold, or three robust spreads of the
+pairs) is looked up in the two processes' noise records (`tfperf.host.noise.explain`): the note says what the
+slower process suffered more of, or that the records do not explain it.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -19,19 +20,33 @@ from typing import Any
 
 from tfperf import units
 from tfperf.ab.interleave import RowKey, Side
-from tfperf.analysis.compare import (Comparison, GateFailure, RowComparison, compare_runs, separate_runs_warning,
-                                     threshold_text)
+from tfperf.analysis.compare import (
+    Comparison,
+    GateFailure,
+    RowComparison,
+    compare_runs,
+    separate_runs_warning,
+    threshold_text,
+)
 from tfperf.host.noise import explain, per_second
-from tfperf.stats.paired import (DEFAULT_STATISTIC, PairedComparison, decide, min_pairs, paired_comparison,
-                                 process_figure)
+from tfperf.stats.paired import (
+    DEFAULT_STATISTIC,
+    PairedComparison,
+    decide,
+    min_pairs,
+    paired_comparison,
+    process_figure,
+)
 
-METHOD = ("interleaved A/B: in each round one worker process per side and case (after the first round, one per "
-          "side for the cases that can share it), the sides in a random order; each process's {statistic} of a "
-          "row is one unit and the two processes of a round are a pair; the ratio "
-          "(current / base) is the Hodges-Lehmann estimate over the pairs' ratios with the {conf:.0%} "
-          "signed-rank interval, and the exact Wilcoxon signed-rank test; a row is a regression or improvement "
-          "only when its interval lies wholly beyond the threshold, unchanged when wholly inside it (at least "
-          "{n} pairs), else inconclusive")
+METHOD = (
+    "interleaved A/B: in each round one worker process per side and case (after the first round, one per "
+    "side for the cases that can share it), the sides in a random order; each process's {statistic} of a "
+    "row is one unit and the two processes of a round are a pair; the ratio "
+    "(current / base) is the Hodges-Lehmann estimate over the pairs' ratios with the {conf:.0%} "
+    "signed-rank interval, and the exact Wilcoxon signed-rank test; a row is a regression or improvement "
+    "only when its interval lies wholly beyond the threshold, unchanged when wholly inside it (at least "
+    "{n} pairs), else inconclusive"
+)
 
 
 STATISTIC_WORDS = {"min": "fastest step", "p10": "10th-percentile step", "median": "median step"}
@@ -45,7 +60,8 @@ class ABRow(RowComparison):
     pair_ratios: list[float] = field(default_factory=list)
     pair_rounds: list[int] = field(default_factory=list)
     noise_notes: list[str] = field(default_factory=list)
-    # per pair: {round, base: {...}, current: {...}} with each process's load, context switches per second, CPUs
+    # per pair: {round, base: {...}, current: {...}} with each process's load, context switches per second,
+    # CPUs
     pair_noise: list[dict] = field(default_factory=list)
 
 
@@ -66,15 +82,22 @@ class ABComparison(Comparison):
     noise_warnings: list[str] = field(default_factory=list)
 
 
-def pairs_of(base: Side, current: Side, key: RowKey, statistic: str) -> tuple[list[int], list[float], list[float]]:
+def pairs_of(
+    base: Side, current: Side, key: RowKey, statistic: str
+) -> tuple[list[int], list[float], list[float]]:
     """The rounds in which both sides timed the row, and their per-process figures in round order."""
     b, c = base.samples.get(key, {}), current.samples.get(key, {})
     rounds = sorted(set(b) & set(c))
-    return (rounds, [process_figure(b[r], statistic) for r in rounds],
-            [process_figure(c[r], statistic) for r in rounds])
+    return (
+        rounds,
+        [process_figure(b[r], statistic) for r in rounds],
+        [process_figure(c[r], statistic) for r in rounds],
+    )
 
 
-def paired(base: Side, current: Side, key: RowKey, confidence: float, statistic: str) -> PairedComparison | None:
+def paired(
+    base: Side, current: Side, key: RowKey, confidence: float, statistic: str
+) -> PairedComparison | None:
     rounds, b, c = pairs_of(base, current, key, statistic)
     return paired_comparison(b, c, confidence) if rounds else None
 
@@ -89,16 +112,22 @@ def undecided(base: Side, current: Side, threshold: float, confidence: float, st
     return out
 
 
-def paired_reason(pc: PairedComparison, verdict: str, threshold: float, statistic: str = DEFAULT_STATISTIC) -> str:
+def paired_reason(
+    pc: PairedComparison, verdict: str, threshold: float, statistic: str = DEFAULT_STATISTIC
+) -> str:
     t = threshold_text(threshold)
     change = f"{pc.ratio - 1:+.1%}"
     word = "slower" if pc.ratio > 1 else "faster"
     interval = f"{pc.confidence:.0%} interval {pc.ci_low:.3f}–{pc.ci_high:.3f}"
-    head = (f"{change} {word} ({STATISTIC_WORDS[statistic]} per process) over {pc.pairs} pair(s) "
-            f"({units.p_value(pc.p_value)}), {interval}")
+    head = (
+        f"{change} {word} ({STATISTIC_WORDS[statistic]} per process) over {pc.pairs} pair(s) "
+        f"({units.p_value(pc.p_value)}), {interval}"
+    )
     if not pc.decisive:
-        return (f"{head}: {pc.pairs} pair(s) cannot reach {pc.confidence:.0%} "
-                f"(needs {min_pairs(1 - pc.confidence)})")
+        return (
+            f"{head}: {pc.pairs} pair(s) cannot reach {pc.confidence:.0%} "
+            f"(needs {min_pairs(1 - pc.confidence)})"
+        )
     if verdict in ("regression", "improvement"):
         return f"{head} wholly beyond the {t} threshold"
     if verdict == "unchanged":
@@ -106,8 +135,9 @@ def paired_reason(pc: PairedComparison, verdict: str, threshold: float, statisti
     return f"{head} straddles the {t} threshold: more pairs would decide"
 
 
-def ab_row(row: RowComparison, base: Side, current: Side, threshold: float, confidence: float,
-           statistic: str) -> ABRow:
+def ab_row(
+    row: RowComparison, base: Side, current: Side, threshold: float, confidence: float, statistic: str
+) -> ABRow:
     out = ABRow(**{f.name: getattr(row, f.name) for f in dataclasses.fields(RowComparison)})
     key = (row.case, row.mode, row.batch_size, row.task)
     rounds, b, c = pairs_of(base, current, key, statistic)
@@ -124,8 +154,14 @@ def ab_row(row: RowComparison, base: Side, current: Side, threshold: float, conf
     if grew:  # retracing is a bug, not noise: compare's rule
         out.verdict, out.reason = "regression", f"{grew.note}; time: {out.reason}"
     out.noise_notes = noise_notes(pc, rounds, base.noise.get(key, {}), current.noise.get(key, {}), threshold)
-    out.pair_noise = [{"round": rnd, "base": brief(base.noise.get(key, {}).get(rnd)),
-                       "current": brief(current.noise.get(key, {}).get(rnd))} for rnd in rounds]
+    out.pair_noise = [
+        {
+            "round": rnd,
+            "base": brief(base.noise.get(key, {}).get(rnd)),
+            "current": brief(current.noise.get(key, {}).get(rnd)),
+        }
+        for rnd in rounds
+    ]
     return out
 
 
@@ -133,15 +169,26 @@ def brief(record: dict | None) -> dict | None:
     """The figures of a noise record that tell two processes apart, per second where they are counts."""
     if not record:
         return None
-    invol, vol = per_second(record, "involuntary_context_switches"), per_second(record, "voluntary_context_switches")
-    return {"load_1m": (record.get("load_average") or [None])[0],
-            "involuntary_per_s": round(invol, 1) if invol is not None else None,
-            "voluntary_per_s": round(vol, 1) if vol is not None else None,
-            "schedulable_cpus": record.get("schedulable_cpus"), "warnings": record.get("warnings") or []}
+    invol, vol = (
+        per_second(record, "involuntary_context_switches"),
+        per_second(record, "voluntary_context_switches"),
+    )
+    return {
+        "load_1m": (record.get("load_average") or [None])[0],
+        "involuntary_per_s": round(invol, 1) if invol is not None else None,
+        "voluntary_per_s": round(vol, 1) if vol is not None else None,
+        "schedulable_cpus": record.get("schedulable_cpus"),
+        "warnings": record.get("warnings") or [],
+    }
 
 
-def noise_notes(pc: PairedComparison, rounds: list[int], base_noise: dict[int, dict], current_noise: dict[int, dict],
-                threshold: float) -> list[str]:
+def noise_notes(
+    pc: PairedComparison,
+    rounds: list[int],
+    base_noise: dict[int, dict],
+    current_noise: dict[int, dict],
+    threshold: float,
+) -> list[str]:
     """A note for each pair far from the row's ratio: what the slower process of the pair suffered more of."""
     logs = [math.log(r) for r in pc.ratios]
     centre = math.log(pc.ratio)
@@ -155,8 +202,11 @@ def noise_notes(pc: PairedComparison, rounds: list[int], base_noise: dict[int, d
         records = {"base": base_noise.get(rnd), "current": current_noise.get(rnd)}
         why = explain(records[slow], records[fast])
         head = f"pair {rnd + 1}: {ratio:.3f} (row {pc.ratio:.3f})"
-        notes.append(f"{head}: the {slow} process {'; '.join(why)}" if why
-                     else f"{head}: not explained by the recorded noise (load, context switches, CPUs, threads)")
+        notes.append(
+            f"{head}: the {slow} process {'; '.join(why)}"
+            if why
+            else f"{head}: not explained by the recorded noise (load, context switches, CPUs, threads)"
+        )
     return notes
 
 
@@ -177,27 +227,50 @@ def noise_warnings(sides: dict[str, Side]) -> list[str]:
                         pools[w] = pools.get(w, 0) + 1
     out = [f"{w} ({n} of {total} timed passes)" for w, n in sorted(pools.items())]
     if busy:
-        out.append(f"{busy} of {total} timed passes (a row in one process) ran with a load average above their schedulable CPUs (up to "
-                   f"{top:.1f}): other processes shared the cores, which interleaving spreads over both sides")
+        out.append(
+            f"{busy} of {total} timed passes (a row in one process) ran with a load average above their "
+            "schedulable CPUs (up to "
+            f"{top:.1f}): other processes shared the cores, which interleaving spreads over both sides"
+        )
     return out
 
 
-def compare_sides(sides: dict[str, Side], threshold: float, confidence: float, statistic: str = DEFAULT_STATISTIC,
-                  **shape: Any) -> ABComparison:
+def compare_sides(
+    sides: dict[str, Side],
+    threshold: float,
+    confidence: float,
+    statistic: str = DEFAULT_STATISTIC,
+    **shape: Any,
+) -> ABComparison:
     base, current = sides["base"], sides["current"]
-    cmp = compare_runs(base.run, current.run, threshold,
-                       base_path=base.out_dir / "results.json", current_path=current.out_dir / "results.json")
-    out = ABComparison(**{f.name: getattr(cmp, f.name) for f in dataclasses.fields(Comparison)},
-                       confidence=confidence, min_pairs=min_pairs(1 - confidence), statistic=statistic, **shape)
+    cmp = compare_runs(
+        base.run,
+        current.run,
+        threshold,
+        base_path=base.out_dir / "results.json",
+        current_path=current.out_dir / "results.json",
+    )
+    out = ABComparison(
+        **{f.name: getattr(cmp, f.name) for f in dataclasses.fields(Comparison)},
+        confidence=confidence,
+        min_pairs=min_pairs(1 - confidence),
+        statistic=statistic,
+        **shape,
+    )
     out.method = METHOD.format(conf=confidence, n=out.min_pairs, statistic=STATISTIC_WORDS[statistic])
     out.rows = [ab_row(r, base, current, threshold, confidence, statistic) for r in cmp.rows]
     for r in out.rows:
         if r.base_status != "ok" and r.current_status == "ok":
-            out.gate_failures.append(GateFailure("failed", f"{r.label}: {r.base_status} on the base side",
-                                                 r.label))
+            out.gate_failures.append(
+                GateFailure("failed", f"{r.label}: {r.base_status} on the base side", r.label)
+            )
     # compare's warnings about pooled samples (drift between runs, one process per job) do not apply to pairs.
-    out.warnings = [w for w in out.warnings if "moved the same way" not in w and "one worker process" not in w
-                    and w != separate_runs_warning(cmp.rows)]
+    out.warnings = [
+        w
+        for w in out.warnings
+        if "moved the same way" not in w
+        and "one worker process" not in w
+        and w != separate_runs_warning(cmp.rows)
+    ]
     out.noise_warnings = noise_warnings(sides)
     return out
-

@@ -15,21 +15,23 @@ A row is a `regression` only when it is significantly slower, its ratio is beyon
 10%), its interval excludes no change, AND the change is larger than either run's spread: a move the same
 code makes between its own repeats is not evidence of anything. An `improvement` likewise the other way.
 When either side is noisy (IQR above `figures.thresholds.NOISY_FRACTION` of the median, where
-torch.utils.benchmark warns) the verdict also needs the two interquartile ranges apart by more than the threshold
-(`iqr_separation`). A change beyond the threshold that fails any of these is `inconclusive`, and the reason
-says which test it failed, instead of passing silently. Everything else is `unchanged`.
+torch.utils.benchmark warns) the verdict also needs the two interquartile ranges apart by more than the
+threshold (`iqr_separation`). A change beyond the threshold that fails any of these is `inconclusive`, and the
+reason says which test it failed, instead of passing silently. Everything else is `unchanged`.
 
 Beside time, the diagnostics are compared: a tracing count that grew makes the row a regression (retracing
 is a bug, not noise); the input-bound share of the step, first-call time and peak memory are reported as
 worse / better when they move beyond their margins, as warnings. The input-bound share is the one figure
-`tfperf.figures.measures.input_bound` defines (the measured wait when there is one, else the profiler's), compared
-once and only between figures of the same source; the other figure is quoted beside it.
+`tfperf.figures.measures.input_bound` defines (the measured wait when there is one, else the profiler's),
+compared once and only between figures of the same source; the other figure is quoted beside it.
 
 The gate fails closed (`gate_failures`, exit `EXIT_GATE_FAILED`): a base row missing, failed or with too few
-samples in the current run, or an interrupted current run, is not "no regression" (`--allow-missing` accepts it).
+samples in the current run, or an interrupted current run, is not "no regression" (`--allow-missing` accepts
+it).
 
 Nothing here imports TensorFlow.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -43,18 +45,27 @@ from tfperf.errors import TfperfError
 from tfperf.figures.measures import input_bound, noise_fraction
 from tfperf.figures.thresholds import NOISY_FRACTION, REGRESSION_ALPHA, REGRESSION_THRESHOLD, SHARE_MARGIN
 from tfperf.results.model import JobSpec, Result, RunResult
-from tfperf.stats.significance import (BOOTSTRAP_RESAMPLES, CONFIDENCE, MIN_SAMPLES,
-                                       iqr_separation, mann_whitney_p, repeat_bootstrap_ratio_ci, repeat_spread)
+from tfperf.stats.significance import (
+    BOOTSTRAP_RESAMPLES,
+    CONFIDENCE,
+    MIN_SAMPLES,
+    iqr_separation,
+    mann_whitney_p,
+    repeat_bootstrap_ratio_ci,
+    repeat_spread,
+)
 
-METHOD = (f"ratio of medians (current / base) with a {CONFIDENCE:.0%} bootstrap interval ({BOOTSTRAP_RESAMPLES} "
-          f"resamples of whole repeats, then of steps within them); two-sided Mann-Whitney U test on the raw "
-          f"samples, significant at p < {REGRESSION_ALPHA}; a change must also exceed each run's own "
-          f"repeat-to-repeat spread")
+METHOD = (
+    f"ratio of medians (current / base) with a {CONFIDENCE:.0%} bootstrap interval ({BOOTSTRAP_RESAMPLES} "
+    f"resamples of whole repeats, then of steps within them); two-sided Mann-Whitney U test on the raw "
+    f"samples, significant at p < {REGRESSION_ALPHA}; a change must also exceed each run's own "
+    f"repeat-to-repeat spread"
+)
 
 VERDICTS = ("regression", "improvement", "inconclusive", "unchanged")
 
-# Exit codes of `tfperf compare` and of any command that gates on a comparison (2, unreadable input, is raised by
-# load_results). A failed gate is distinct from a regression, so CI can tell "slower" from "not measured".
+# Exit codes of `tfperf compare` and of any command that gates on a comparison (2, unreadable input, is raised
+# by load_results). A failed gate is distinct from a regression, so CI can tell "slower" from "not measured".
 EXIT_REGRESSED = 1
 EXIT_GATE_FAILED = 3
 
@@ -132,7 +143,8 @@ class Comparison:
     only_in_current: list[dict] = field(default_factory=list)
     # What differs between the two machines or software stacks (TensorFlow, CPU, GPUs, environment variables).
     environment_warnings: list[str] = field(default_factory=list)
-    # What makes the verdicts less safe without being a difference: a busy machine, drift, one process per job.
+    # What makes the verdicts less safe without being a difference: a busy machine, drift, one process per
+    # job.
     warnings: list[str] = field(default_factory=list)
     gate_failures: list[GateFailure] = field(default_factory=list)
     allow_missing: bool = False  # --allow-missing: gate failures are listed but do not fail the comparison
@@ -157,8 +169,8 @@ class Comparison:
 
 
 def exit_code(cmp: Comparison) -> int:
-    """EXIT_GATE_FAILED (3) when the gate failed, else EXIT_REGRESSED (1) when any row regressed, else 0. A failed
-    gate comes first: with rows unmeasured, "regressed" would not be the whole answer."""
+    """EXIT_GATE_FAILED (3) when the gate failed, else EXIT_REGRESSED (1) when any row regressed, else 0. A
+    failed gate comes first: with rows unmeasured, "regressed" would not be the whole answer."""
     return EXIT_GATE_FAILED if cmp.gate_failed else EXIT_REGRESSED if cmp.regressed else 0
 
 
@@ -187,8 +199,10 @@ def read_threshold(text: str | float) -> Threshold:
         except ValueError:
             raise TfperfError(f"--threshold {text}: expected {THRESHOLD_FORMS}") from None
         if math.isfinite(value) and not percent and value >= 1:
-            raise TfperfError(f"--threshold {text}: ambiguous: write {s}% for a percentage, or "
-                              f"{threshold_text(value)} if {s} is a fraction")
+            raise TfperfError(
+                f"--threshold {text}: ambiguous: write {s}% for a percentage, or "
+                f"{threshold_text(value)} if {s} is a fraction"
+            )
         value, reading = (value / 100.0, "a percentage") if percent else (value, "a fraction")
     if not math.isfinite(value):
         raise TfperfError(f"--threshold {text}: must be a finite number, {THRESHOLD_FORMS}")
@@ -209,8 +223,15 @@ def threshold_text(value: float) -> str:
     return units.percent(value, digits)
 
 
-def classify_time(ratio: float, ci: tuple[float, float], p: float, noisy: bool, threshold: float,
-                  separation: int = 0, spread: float | None = None) -> tuple[str, str]:
+def classify_time(
+    ratio: float,
+    ci: tuple[float, float],
+    p: float,
+    noisy: bool,
+    threshold: float,
+    separation: int = 0,
+    spread: float | None = None,
+) -> tuple[str, str]:
     """The step-time verdict and a one-line reason, from the ratio, its interval, the U test's p, for noisy
     samples whether the interquartile ranges are separated by more than the threshold, and the larger of the
     two runs' own repeat-to-repeat spreads (None when neither run has two repeats)."""
@@ -223,29 +244,43 @@ def classify_time(ratio: float, ci: tuple[float, float], p: float, noisy: bool, 
         word = "slower" if ratio > 1 else "faster"
         apart = separation > 0 if ratio > 1 else separation < 0
         if noisy and not apart:
-            return "inconclusive", (f"{change} {word}, samples too noisy to decide (IQR above "
-                                    f"{NOISY_FRACTION:.0%} of the median; {interval})")
+            return "inconclusive", (
+                f"{change} {word}, samples too noisy to decide (IQR above "
+                f"{NOISY_FRACTION:.0%} of the median; {interval})"
+            )
         if not significant:
-            return "inconclusive", f"{change} {word} but not significant ({sig}): too few or scattered samples"
+            return (
+                "inconclusive",
+                f"{change} {word} but not significant ({sig}): too few or scattered samples",
+            )
         if ci[0] <= 1 <= ci[1]:
             return "inconclusive", f"{change} {word} ({sig}), but the {interval} includes no change"
         if spread is not None and abs(math.log(ratio)) <= math.log1p(spread):
-            return "inconclusive", (f"{change} {word} ({sig}), but within the runs' own spread: the same code's "
-                                    f"repeats differed by up to {spread:.0%}")
+            return "inconclusive", (
+                f"{change} {word} ({sig}), but within the runs' own spread: the same code's "
+                f"repeats differed by up to {spread:.0%}"
+            )
         if noisy:
-            return ("regression" if ratio > 1 else "improvement",
-                    f"{change} {word} ({sig}), clear-cut despite noisy samples (quartiles apart)")
-        beyond = (f"beyond the {threshold_text(threshold)} threshold"
-                  + (f" and the runs' {spread:.0%} spread" if spread else ""))
+            return (
+                "regression" if ratio > 1 else "improvement",
+                f"{change} {word} ({sig}), clear-cut despite noisy samples (quartiles apart)",
+            )
+        beyond = f"beyond the {threshold_text(threshold)} threshold" + (
+            f" and the runs' {spread:.0%} spread" if spread else ""
+        )
         return ("regression" if ratio > 1 else "improvement"), f"{change} {word} ({sig}), {beyond}"
     if significant:
-        return "unchanged", f"{change} ({sig}): significant but within the {threshold_text(threshold)} threshold"
+        return (
+            "unchanged",
+            f"{change} ({sig}): significant but within the {threshold_text(threshold)} threshold",
+        )
     return "unchanged", f"{change} ({sig}): within noise"
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Diagnostics
 # ---------------------------------------------------------------------------------------------------------
+
 
 def _num(v: Any) -> float | None:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
@@ -261,10 +296,17 @@ def compare_input_bound(base: Result, current: Result) -> DiagnosticDelta | None
     if b is None and c is None:
         return None
     if b is None or c is None:
-        return DiagnosticDelta("input_bound", b and b.fraction, c and c.fraction, "n/a", "recorded in one run only")
+        return DiagnosticDelta(
+            "input_bound", b and b.fraction, c and c.fraction, "n/a", "recorded in one run only"
+        )
     if b.source != c.source:
-        return DiagnosticDelta("input_bound", b.fraction, c.fraction, "n/a",
-                               f"{b.source} in base, {c.source} now: not comparable")
+        return DiagnosticDelta(
+            "input_bound",
+            b.fraction,
+            c.fraction,
+            "n/a",
+            f"{b.source} in base, {c.source} now: not comparable",
+        )
     d = c.fraction - b.fraction
     verdict = "worse" if d > SHARE_MARGIN else "better" if d < -SHARE_MARGIN else "same"
     note = f"{b.fraction:.0%} → {c.fraction:.0%} of the step, {b.source}"
@@ -280,7 +322,9 @@ def compare_diagnostics(base: Result, current: Result, threshold: float) -> list
         if b is None or c is None:
             out.append(DiagnosticDelta("tracing_count", b, c, "n/a", "recorded in one run only"))
         elif c > b:
-            out.append(DiagnosticDelta("tracing_count", b, c, "worse", f"traced {c} times, was {b}: retracing grew"))
+            out.append(
+                DiagnosticDelta("tracing_count", b, c, "worse", f"traced {c} times, was {b}: retracing grew")
+            )
         elif c < b:
             out.append(DiagnosticDelta("tracing_count", b, c, "better", f"traced {c} times, was {b}"))
         else:
@@ -288,8 +332,10 @@ def compare_diagnostics(base: Result, current: Result, threshold: float) -> list
     inputs = compare_input_bound(base, current)
     if inputs:
         out.append(inputs)
-    for name, bv, cv, unit in (("first_call_s", _num(base.first_call_s), _num(current.first_call_s), "s"),
-                               ("peak_memory_bytes", _num(base.peak_memory_bytes), _num(current.peak_memory_bytes), "B")):
+    for name, bv, cv in (
+        ("first_call_s", _num(base.first_call_s), _num(current.first_call_s)),
+        ("peak_memory_bytes", _num(base.peak_memory_bytes), _num(current.peak_memory_bytes)),
+    ):
         if bv is None and cv is None:
             continue
         if bv is None or cv is None:
@@ -309,11 +355,23 @@ def compare_diagnostics(base: Result, current: Result, threshold: float) -> list
 # Rows and runs
 # ---------------------------------------------------------------------------------------------------------
 
+
 def compare_results(base: Result, current: Result, threshold: float = REGRESSION_THRESHOLD) -> RowComparison:
-    row = RowComparison(case=current.case, mode=current.mode, batch_size=current.batch_size, task=current.task,
-                        device=current.device, verdict="unchanged", reason="", base_status=base.status,
-                        current_status=current.status, base_n=len(base.samples), current_n=len(current.samples),
-                        base_processes=base.process_count, current_processes=current.process_count)
+    row = RowComparison(
+        case=current.case,
+        mode=current.mode,
+        batch_size=current.batch_size,
+        task=current.task,
+        device=current.device,
+        verdict="unchanged",
+        reason="",
+        base_status=base.status,
+        current_status=current.status,
+        base_n=len(base.samples),
+        current_n=len(current.samples),
+        base_processes=base.process_count,
+        current_processes=current.process_count,
+    )
     row.diagnostics = compare_diagnostics(base, current, threshold)
     b_ok, c_ok = base.ok and base.samples, current.ok and current.samples
     if base.samples:
@@ -325,21 +383,31 @@ def compare_results(base: Result, current: Result, threshold: float = REGRESSION
 
     if b_ok and not c_ok:
         err = current.error.type if current.error else None
-        row.verdict, row.reason = "regression", f"ran in base, {current.status} now" + (f" ({err})" if err else "")
+        row.verdict, row.reason = (
+            "regression",
+            f"ran in base, {current.status} now" + (f" ({err})" if err else ""),
+        )
         return row
     if c_ok and not b_ok:
         row.verdict, row.reason = "improvement", f"{base.status} in base, runs now"
         return row
     if not b_ok and not c_ok:
-        row.verdict, row.reason = "inconclusive", f"no timing to compare ({base.status} in base, {current.status} now)"
+        row.verdict, row.reason = (
+            "inconclusive",
+            f"no timing to compare ({base.status} in base, {current.status} now)",
+        )
         return row
-    if not (row.base_median_s and row.base_median_s > 0 and row.current_median_s and row.current_median_s > 0):
+    if not (
+        row.base_median_s and row.base_median_s > 0 and row.current_median_s and row.current_median_s > 0
+    ):
         row.verdict, row.reason = "inconclusive", "a median step of zero: nothing to divide by"
         return row
     if len(base.samples) < MIN_SAMPLES or len(current.samples) < MIN_SAMPLES:
         row.ratio = row.current_median_s / row.base_median_s if row.base_median_s else None
-        row.verdict, row.reason = "inconclusive", (f"too few samples to test ({len(base.samples)} vs "
-                                                   f"{len(current.samples)}; need {MIN_SAMPLES})")
+        row.verdict, row.reason = (
+            "inconclusive",
+            (f"too few samples to test ({len(base.samples)} vs {len(current.samples)}; need {MIN_SAMPLES})"),
+        )
     else:
         row.ratio = row.current_median_s / row.base_median_s
         base_groups, current_groups = base.repeat_groups(), current.repeat_groups()
@@ -349,10 +417,15 @@ def compare_results(base: Result, current: Result, threshold: float = REGRESSION
         row.base_spread, row.current_spread = repeat_spread(base_groups), repeat_spread(current_groups)
         spreads = [x for x in (row.base_spread, row.current_spread) if x is not None]
         method = _timing_difference(base, current)
-        row.verdict, row.reason = classify_time(row.ratio, (row.ci_low, row.ci_high), row.p_value,
-                                                row.noisy or bool(method), threshold,
-                                                iqr_separation(base.samples, current.samples, threshold),
-                                                max(spreads) if spreads else None)
+        row.verdict, row.reason = classify_time(
+            row.ratio,
+            (row.ci_low, row.ci_high),
+            row.p_value,
+            row.noisy or bool(method),
+            threshold,
+            iqr_separation(base.samples, current.samples, threshold),
+            max(spreads) if spreads else None,
+        )
         if method:
             row.reason += f"; {method}"
     row.time_verdict = row.verdict
@@ -366,6 +439,7 @@ def compare_results(base: Result, current: Result, threshold: float = REGRESSION
 def _timing_difference(base: Result, current: Result) -> str | None:
     """The two runs timed the step differently (one sync per step vs per block): the per-step sync cost is
     in one set of samples and not the other, so the row is held to the noisy rows' clear-cut standard."""
+
     def method(r: Result) -> str | None:
         t = r.timing
         if t is None or not t.method:
@@ -379,8 +453,15 @@ def _timing_difference(base: Result, current: Result) -> str | None:
 
 
 def _brief(r: Result) -> dict:
-    return {"case": r.case, "mode": r.mode, "batch_size": r.batch_size, "task": r.task, "device": r.device,
-            "status": r.status, "label": r.spec.full_label}
+    return {
+        "case": r.case,
+        "mode": r.mode,
+        "batch_size": r.batch_size,
+        "task": r.task,
+        "device": r.device,
+        "status": r.status,
+        "label": r.spec.full_label,
+    }
 
 
 def environment_warnings(base: dict, current: dict) -> list[str]:
@@ -390,8 +471,13 @@ def environment_warnings(base: dict, current: dict) -> list[str]:
     def gpus(env: dict) -> list[str]:
         return [g.get("name", str(g)) if isinstance(g, dict) else str(g) for g in env.get("gpus") or []]
 
-    for key, label in (("tensorflow", "TensorFlow version"), ("keras", "Keras version"), ("python", "Python version"),
-                       ("cpu_model", "CPU model"), ("cpu_count", "CPU count")):
+    for key, label in (
+        ("tensorflow", "TensorFlow version"),
+        ("keras", "Keras version"),
+        ("python", "Python version"),
+        ("cpu_model", "CPU model"),
+        ("cpu_count", "CPU count"),
+    ):
         bv, cv = base.get(key), current.get(key)
         if bv != cv and (bv is not None or cv is not None):
             out.append(f"{label} differs: {bv} (base) vs {cv} (current)")
@@ -414,22 +500,35 @@ def busy_warnings(base: dict, current: dict) -> list[str]:
         load = load[0] if isinstance(load, (list, tuple)) and load else load
         cpus = env.get("cpu_count")
         if isinstance(load, (int, float)) and isinstance(cpus, int) and cpus > 0 and load > cpus:
-            out.append(f"the machine was busy during the {label} run (load average {load:.1f} on {cpus} CPUs): "
-                       f"its timings include waiting for other processes")
+            out.append(
+                f"the machine was busy during the {label} run (load average {load:.1f} on {cpus} CPUs): "
+                f"its timings include waiting for other processes"
+            )
     return out
 
 
-def compare_runs(base: RunResult, current: RunResult, threshold: float = REGRESSION_THRESHOLD,
-                 base_path: str | Path | None = None, current_path: str | Path | None = None,
-                 allow_missing: bool = False) -> Comparison:
-    """Match rows by (case, mode, batch size, task, device) and compare each pair; list the unmatched ones, and
-    what keeps the gate from vouching for the base's rows (`gate_failures`)."""
-    cmp = Comparison(base_path=str(base_path) if base_path else None,
-                     current_path=str(current_path) if current_path else None,
-                     threshold=threshold, method=METHOD, allow_missing=allow_missing)
+def compare_runs(
+    base: RunResult,
+    current: RunResult,
+    threshold: float = REGRESSION_THRESHOLD,
+    base_path: str | Path | None = None,
+    current_path: str | Path | None = None,
+    allow_missing: bool = False,
+) -> Comparison:
+    """Match rows by (case, mode, batch size, task, device) and compare each pair; list the unmatched ones,
+    and what keeps the gate from vouching for the base's rows (`gate_failures`)."""
+    cmp = Comparison(
+        base_path=str(base_path) if base_path else None,
+        current_path=str(current_path) if current_path else None,
+        threshold=threshold,
+        method=METHOD,
+        allow_missing=allow_missing,
+    )
     base_by_key = {}
     for r in base.results:
-        base_by_key.setdefault(r.spec.key, r)  # a duplicated key keeps the first, like the runner would never write
+        base_by_key.setdefault(
+            r.spec.key, r
+        )  # a duplicated key keeps the first, like the runner would never write
     seen = set()
     for r in current.results:
         k = r.spec.key
@@ -454,37 +553,68 @@ def compare_runs(base: RunResult, current: RunResult, threshold: float = REGRESS
 
 
 def separate_runs_warning(rows: Sequence[RowComparison]) -> str | None:
-    """Runs made at different times carry their own moment's machine: a change smaller than how far the same code
-    moves between worker processes is not visible. `tfperf ab` interleaves both versions in one run instead."""
-    spreads = [x for r in rows if r.ratio is not None for x in (r.base_spread, r.current_spread) if x is not None]
-    return (f"these runs were made at different times: a change smaller than their process-to-process spread (up "
-            f"to {max(spreads):.0%} here) cannot be seen; to gate on a small change, measure both versions in one "
-            f"interleaved run with `tfperf ab`") if spreads else None
+    """Runs made at different times carry their own moment's machine: a change smaller than how far the same
+    code moves between worker processes is not visible. `tfperf ab` interleaves both versions in one run
+    instead."""
+    spreads = [
+        x for r in rows if r.ratio is not None for x in (r.base_spread, r.current_spread) if x is not None
+    ]
+    return (
+        (
+            "these runs were made at different times: a change smaller than their process-to-process spread "
+            "(up "
+            f"to {max(spreads):.0%} here) cannot be seen; to gate on a small change, measure both versions "
+            "in one "
+            f"interleaved run with `tfperf ab`"
+        )
+        if spreads
+        else None
+    )
 
 
 def gate_failures(cmp: Comparison, current: RunResult) -> list[GateFailure]:
     """What keeps "no regression" from being a claim about every row of the base: the gate fails closed.
 
-    A row the base measured must have been measured again, with enough samples to test; a row the base has must
-    be in the current run at all; an interrupted current run never passes. A row that failed in both runs is not
-    here: the base vouched for nothing, and the current run's own exit code reports its failure.
+    A row the base measured must have been measured again, with enough samples to test; a row the base has
+    must be in the current run at all; an interrupted current run never passes. A row that failed in both runs
+    is not here: the base vouched for nothing, and the current run's own exit code reports its failure.
     """
     out = []
     if current.interrupted:
-        out.append(GateFailure("interrupted", f"the current run was interrupted ({len(current.results)} "
-                                              f"result(s) written): rows it did not reach were not measured"))
+        out.append(
+            GateFailure(
+                "interrupted",
+                f"the current run was interrupted ({len(current.results)} "
+                f"result(s) written): rows it did not reach were not measured",
+            )
+        )
     for b in cmp.only_in_base:
-        out.append(GateFailure("missing", f"{b['label']}: in the base ({b['status']}), missing from the current run",
-                               b["label"]))
+        out.append(
+            GateFailure(
+                "missing",
+                f"{b['label']}: in the base ({b['status']}), missing from the current run",
+                b["label"],
+            )
+        )
     for r in cmp.rows:
-        base_measured, current_measured = r.base_status == "ok" and r.base_n, r.current_status == "ok" and r.current_n
+        base_measured, current_measured = (
+            r.base_status == "ok" and r.base_n,
+            r.current_status == "ok" and r.current_n,
+        )
         if base_measured and not current_measured:
             out.append(GateFailure("failed", f"{r.label}: {r.reason}", r.label))
         elif base_measured and min(r.base_n, r.current_n) < MIN_SAMPLES:
-            out.append(GateFailure("too_few_samples", f"{r.label}: {r.base_n} sample(s) in base, {r.current_n} now; "
-                                                      f"a verdict needs {MIN_SAMPLES} in each", r.label))
-    if not out and not any(r.base_status == "ok" and r.base_n and r.current_status == "ok" and r.current_n
-                           for r in cmp.rows):
+            out.append(
+                GateFailure(
+                    "too_few_samples",
+                    f"{r.label}: {r.base_n} sample(s) in base, {r.current_n} now; "
+                    f"a verdict needs {MIN_SAMPLES} in each",
+                    r.label,
+                )
+            )
+    if not out and not any(
+        r.base_status == "ok" and r.base_n and r.current_status == "ok" and r.current_n for r in cmp.rows
+    ):
         out.append(GateFailure("nothing_compared", "no row was measured in both runs: nothing was compared"))
     return out
 
@@ -493,14 +623,19 @@ def single_process_warnings(rows: Sequence[RowComparison]) -> list[str]:
     """A run whose jobs each ran in one worker process cannot show how far the same code moves between
     processes, so its spread understates the noise and a verdict on it is less safe than it looks."""
     timed = [r for r in rows if r.ratio is not None]
-    sides = [side for side in ("base", "current")
-             if timed and all(getattr(r, f"{side}_processes") == 1 for r in timed)]
+    sides = [
+        side
+        for side in ("base", "current")
+        if timed and all(getattr(r, f"{side}_processes") == 1 for r in timed)
+    ]
     if not sides:
         return []
     which = "both runs" if len(sides) == 2 else f"the {sides[0]} run"
-    return [f"{which} timed each job in one worker process: process-to-process variation is not in "
-            f"{'their' if len(sides) == 2 else 'its'} spread, so verdicts are less safe (run with processes: 2 "
-            f"or more)"]
+    return [
+        f"{which} timed each job in one worker process: process-to-process variation is not in "
+        f"{'their' if len(sides) == 2 else 'its'} spread, so verdicts are less safe (run with processes: 2 "
+        f"or more)"
+    ]
 
 
 def drift_warning(rows: Sequence[RowComparison], threshold: float) -> str | None:
@@ -515,6 +650,8 @@ def drift_warning(rows: Sequence[RowComparison], threshold: float) -> str | None
     half = threshold / 2
     if ratios[0] > 1 + half or ratios[-1] < 1 / (1 + half):
         mid = ratios[len(ratios) // 2]
-        return (f"all {len(ratios)} timed rows moved the same way (median ratio {mid:.2f}): the machine's state "
-                f"(load, frequency scaling, thermal limits) may differ between the runs")
+        return (
+            f"all {len(ratios)} timed rows moved the same way (median ratio {mid:.2f}): the machine's state "
+            f"(load, frequency scaling, thermal limits) may differ between the runs"
+        )
     return None

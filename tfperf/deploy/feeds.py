@@ -1,7 +1,9 @@
-"""What a deployment mode feeds: one array, or a dict of arrays by input name (a multi-input model). A model built
-on a list of inputs is fed positionally in Keras but by name in a SavedModel signature and a TF Lite interpreter, so
-its list becomes a dict by the input names the export gave its specs. Plain numpy except `tensor_spec`.
+"""What a deployment mode feeds: one array, or a dict of arrays by input name (a multi-input model). A model
+built on a list of inputs is fed positionally in Keras but by name in a SavedModel signature and a TF Lite
+interpreter, so its list becomes a dict by the input names the export gave its specs. Plain numpy except
+`tensor_spec`.
 """
+
 from __future__ import annotations
 
 from typing import Any, Union
@@ -30,8 +32,10 @@ def to_numpy(batch: Any) -> Any:
 
 def _leaf(value: Any, key: Any) -> np.ndarray:
     if isinstance(value, (dict, list, tuple)):
-        raise FeedError(f"input {key!r} is a nested {type(value).__name__}: the deployment modes feed one tensor "
-                        "per input (export the model with flat inputs)")
+        raise FeedError(
+            f"input {key!r} is a nested {type(value).__name__}: the deployment modes feed one tensor "
+            "per input (export the model with flat inputs)"
+        )
     return as_numpy(value)
 
 
@@ -91,7 +95,9 @@ def tensor_spec(example: Any, static_batch: bool, names: list[str] | None = None
     import tensorflow as tf
 
     def spec(x: np.ndarray, name: str) -> Any:
-        return tf.TensorSpec((x.shape[0] if static_batch else None, *x.shape[1:]), tf.as_dtype(x.dtype), name=name)
+        return tf.TensorSpec(
+            (x.shape[0] if static_batch else None, *x.shape[1:]), tf.as_dtype(x.dtype), name=name
+        )
 
     if isinstance(example, dict):
         return {k: spec(v, k) for k, v in example.items()}

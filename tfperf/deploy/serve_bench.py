@@ -3,19 +3,21 @@
     POST {URL}/v1/models/NAME[/versions/V]:predict   {"signature_name": ..., "instances": [...]}  (row format)
                                                       {"signature_name": ..., "inputs": [...]}     (columnar)
 
-Closed loop (the default): N client threads (one keep-alive connection each, as real clients hold) each send their
-next request when the last one answered. Open loop (`qps`): requests arrive as a Poisson process at that rate
-whatever the server does (tfperf.deploy.open_loop). Either way requests go until a request cap or a
+Closed loop (the default): N client threads (one keep-alive connection each, as real clients hold) each send
+their next request when the last one answered. Open loop (`qps`): requests arrive as a Poisson process at that
+rate whatever the server does (tfperf.deploy.open_loop). Either way requests go until a request cap or a
 time cap is reached: both caps always apply, so a run ends by itself. Every outcome is counted, none is fatal:
-HTTP errors by status, connection failures by kind (ConnectionRefusedError, TimeoutError, RemoteDisconnected ...),
-a 200 whose body has no predictions as `bad_response`. Latencies of successful requests are the samples; the run
-is written as a results.json with one Result (mode "serve"), so `tfperf compare` and `tfperf report` work on it.
+HTTP errors by status, connection failures by kind (ConnectionRefusedError, TimeoutError, RemoteDisconnected
+...), a 200 whose body has no predictions as `bad_response`. Latencies of successful requests are the samples;
+the run is written as a results.json with one Result (mode "serve"), so `tfperf compare` and `tfperf report`
+work on it.
 
 The server's own Prometheus page (TF Serving's request, runtime and batching histograms) is read after the
 warm-up and after the timed load, and the deltas go into extra.server (tfperf.deploy.server_metrics).
 
 No TensorFlow here: the client is urllib/http.client and numpy.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -41,13 +43,13 @@ from tfperf.version import __version__
 
 # With neither --requests nor --duration a run sends this many requests.
 DEFAULT_REQUESTS = 1000
-# The time cap when only --requests is given, and the request cap when only --duration is given: a run is always
-# bounded in both.
+# The time cap when only --requests is given, and the request cap when only --duration is given: a run is
+# always bounded in both.
 DEFAULT_DURATION_CAP_S = 60.0
 DEFAULT_REQUEST_CAP = 1_000_000
 DEFAULT_TIMEOUT_S = 10.0
-# After a connection failure a client waits this long before its next request, so a dead endpoint is not hammered
-# in a tight loop (the wait is not part of any latency).
+# After a connection failure a client waits this long before its next request, so a dead endpoint is not
+# hammered in a tight loop (the wait is not part of any latency).
 CONNECTION_ERROR_BACKOFF_S = 0.01
 # Distinct error messages kept per status or kind, for the report.
 ERROR_EXAMPLES = 3
@@ -72,8 +74,8 @@ class ServeBenchConfig:
     request_format: str = "instances"
     # The server's Prometheus page, read before and after the timed load (None: not read).
     metrics_path: str | None = DEFAULT_METRICS_PATH
-    # Open loop: Poisson arrivals at this rate (requests/s); None keeps the closed loop (each client sends its next
-    # request when the last one answered).
+    # Open loop: Poisson arrivals at this rate (requests/s); None keeps the closed loop (each client sends its
+    # next request when the last one answered).
     qps: float | None = None
     p99_bound_s: float | None = None  # open loop: the latency bound the VALID / INVALID verdict checks
     seed: int = 0  # open loop: the arrival schedule's random seed
@@ -88,7 +90,9 @@ class ServeBenchConfig:
     def validate(self) -> None:
         parts = urlsplit(self.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ServeBenchError(f"URL {self.url!r}: give http://HOST:PORT (the TF Serving REST port, 8501 by default)")
+            raise ServeBenchError(
+                f"URL {self.url!r}: give http://HOST:PORT (the TF Serving REST port, 8501 by default)"
+            )
         if self.concurrency < 1:
             raise ServeBenchError(f"--concurrency {self.concurrency}: must be at least 1")
         if self.max_requests is not None and self.max_requests < 1:
@@ -104,7 +108,9 @@ class ServeBenchConfig:
         if self.metrics_path is not None and not self.metrics_path.startswith("/"):
             raise ServeBenchError(f"--metrics-path {self.metrics_path!r}: give a path starting with /")
         if self.request_format not in REQUEST_FORMATS:
-            raise ServeBenchError(f"--request-format {self.request_format}: choose {' or '.join(REQUEST_FORMATS)}")
+            raise ServeBenchError(
+                f"--request-format {self.request_format}: choose {' or '.join(REQUEST_FORMATS)}"
+            )
 
 
 def predict_path(config: ServeBenchConfig) -> str:
@@ -119,7 +125,8 @@ def metrics_url_path(config: ServeBenchConfig) -> str:
 
 
 def request_body(instances: list, config: ServeBenchConfig) -> bytes:
-    """The predict request: row format ("instances": one entry per example) or columnar ("inputs": the batch)."""
+    """The predict request: row format ("instances": one entry per example) or columnar ("inputs": the
+    batch)."""
     body: dict[str, Any] = {}
     if config.signature:
         body["signature_name"] = config.signature
@@ -127,11 +134,14 @@ def request_body(instances: list, config: ServeBenchConfig) -> bytes:
     return json.dumps(body).encode("utf-8")
 
 
-# --- what to send ----------------------------------------------------------------------------------------------
+# --- what to send -------------------------------------------------------------------------------------------
 
-def synthetic_instances(shape: tuple[int, ...], dtype: str, batch: int, maxval: int | None = None,
-                        seed: int = 0) -> list:
-    """`batch` examples of the given per-example shape, drawn like the harness's synthetic inputs, as JSON lists."""
+
+def synthetic_instances(
+    shape: tuple[int, ...], dtype: str, batch: int, maxval: int | None = None, seed: int = 0
+) -> list:
+    """`batch` examples of the given per-example shape, drawn like the harness's synthetic inputs, as JSON
+    lists."""
     rng = np.random.default_rng(seed)
     np_dtype = np.dtype(dtype)
     full = (batch, *shape)
@@ -158,12 +168,17 @@ def instances_from_suite(ref: str, batch: int, seed: int = 0) -> list:
         raise ServeBenchError(f"--input-from {ref}: no case {case_name!r} in {path} (cases: {names})")
     inp = case.input
     if case.model and case.model.startswith("zoo:"):
-        from tfperf.zoo import MODELS, resolve_input  # the input the zoo model's params imply, when the case gives none
+        from tfperf.zoo import (
+            MODELS,
+            resolve_input,
+        )  # the input the zoo model's params imply, when the case gives none
 
         entry = MODELS.get(case.model.removeprefix("zoo:"))
         inp = resolve_input(entry, inp, case.params) if entry else inp
     if inp is None:
-        raise ServeBenchError(f"--input-from {ref}: the case has no input: {{shape: [...]}} to draw instances from")
+        raise ServeBenchError(
+            f"--input-from {ref}: the case has no input: {{shape: [...]}} to draw instances from"
+        )
     return synthetic_instances(tuple(inp.shape), inp.dtype, batch, inp.maxval, seed)
 
 
@@ -178,25 +193,37 @@ def instances_from_file(path: Path) -> list:
     if isinstance(data, dict):
         data = data.get("instances", data.get("inputs"))
     if not isinstance(data, list) or not data:
-        raise ServeBenchError(f"{path}: expected a non-empty list of instances (or a body with \"instances\")")
+        raise ServeBenchError(f'{path}: expected a non-empty list of instances (or a body with "instances")')
     return data
 
 
-_TF_DTYPES = {"DT_FLOAT": "float32", "DT_DOUBLE": "float64", "DT_HALF": "float16", "DT_INT32": "int32",
-              "DT_INT64": "int64", "DT_INT8": "int8", "DT_UINT8": "uint8", "DT_BOOL": "bool"}
+_TF_DTYPES = {
+    "DT_FLOAT": "float32",
+    "DT_DOUBLE": "float64",
+    "DT_HALF": "float16",
+    "DT_INT32": "int32",
+    "DT_INT64": "int64",
+    "DT_INT8": "int8",
+    "DT_UINT8": "uint8",
+    "DT_BOOL": "bool",
+}
 
 
 def instances_from_metadata(config: ServeBenchConfig, batch: int, seed: int = 0) -> list:
-    """Ask the endpoint (GET .../metadata) for the signature's input shape and dtype, and draw instances for it."""
+    """Ask the endpoint (GET .../metadata) for the signature's input shape and dtype, and draw instances for
+    it."""
     path = predict_path(config).removesuffix(":predict") + "/metadata"
     try:
         status, body = http_get(config, path)
     except (OSError, http.client.HTTPException) as exc:
-        raise ServeBenchError(f"{config.url}{path}: {type(exc).__name__}: {exc}; give --input-from SUITE.yaml:CASE "
-                              "or --instances FILE.json") from None
+        raise ServeBenchError(
+            f"{config.url}{path}: {type(exc).__name__}: {exc}; give --input-from SUITE.yaml:CASE "
+            "or --instances FILE.json"
+        ) from None
     if status != 200:
-        raise ServeBenchError(f"{config.url}{path}: HTTP {status}; give --input-from SUITE.yaml:CASE or "
-                              "--instances FILE.json")
+        raise ServeBenchError(
+            f"{config.url}{path}: HTTP {status}; give --input-from SUITE.yaml:CASE or --instances FILE.json"
+        )
     try:
         sigs = json.loads(body)["metadata"]["signature_def"]["signature_def"]
         sig = sigs[config.signature or "serving_default"]
@@ -209,15 +236,18 @@ def instances_from_metadata(config: ServeBenchConfig, batch: int, seed: int = 0)
     except ServeBenchError:
         raise
     except (KeyError, ValueError, TypeError) as exc:
-        raise ServeBenchError(f"{config.url}{path}: metadata without a usable input signature ({exc}); give "
-                              "--input-from SUITE.yaml:CASE or --instances FILE.json") from None
+        raise ServeBenchError(
+            f"{config.url}{path}: metadata without a usable input signature ({exc}); give "
+            "--input-from SUITE.yaml:CASE or --instances FILE.json"
+        ) from None
     shape = tuple(dims[1:])  # the first dimension is the batch
     if any(d < 0 for d in shape):
         raise ServeBenchError(f"input shape {dims} has unknown dimensions; give --instances FILE.json")
     return synthetic_instances(shape, dtype, batch, seed=seed)
 
 
-# --- the load test ---------------------------------------------------------------------------------------------
+# --- the load test ------------------------------------------------------------------------------------------
+
 
 def _connection(config: ServeBenchConfig, timeout: float) -> http.client.HTTPConnection:
     parts = urlsplit(config.url)
@@ -237,8 +267,8 @@ def http_get(config: ServeBenchConfig, path: str) -> tuple[int, bytes]:
 
 @dataclass
 class BenchOutcome:
-    """Everything the load test observed. Latencies are of successful requests only: a refused connection returns
-    at once and would flatter the numbers."""
+    """Everything the load test observed. Latencies are of successful requests only: a refused connection
+    returns at once and would flatter the numbers."""
 
     latencies_s: list[float] = field(default_factory=list)
     errors_by_status: Counter = field(default_factory=Counter)  # "400" -> count; "200" for a bad body
@@ -252,7 +282,8 @@ class BenchOutcome:
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def record(self, kind: str, key: str | None, elapsed: float, message: str | None) -> None:
-        """Count one request's outcome (thread-safe): a latency when ok, else its status or kind and message."""
+        """Count one request's outcome (thread-safe): a latency when ok, else its status or kind and
+        message."""
         with self.lock:
             if kind == "ok":
                 self.latencies_s.append(elapsed)
@@ -325,12 +356,16 @@ def warm_up(config: ServeBenchConfig, path: str, body: bytes, outcome: BenchOutc
     warm = RequestClient(config, path, body)
     warm_results = [warm.send() for _ in range(config.warmup_requests)]
     warm.close()
-    outcome.warmup = {"sent": len(warm_results), "ok": sum(1 for r in warm_results if r[0] == "ok"),
-                      "first_s": warm_results[0][2] if warm_results else None}
+    outcome.warmup = {
+        "sent": len(warm_results),
+        "ok": sum(1 for r in warm_results if r[0] == "ok"),
+        "first_s": warm_results[0][2] if warm_results else None,
+    }
 
 
-def run_bench(config: ServeBenchConfig, instances: list,
-              before_timed: Callable[[], None] | None = None) -> BenchOutcome:
+def run_bench(
+    config: ServeBenchConfig, instances: list, before_timed: Callable[[], None] | None = None
+) -> BenchOutcome:
     """Send requests until the request cap or the time cap; count every outcome. Closed loop: `concurrency`
     threads, each sending its next request when the last one answered. With `config.qps`, the open loop
     (tfperf.deploy.open_loop). `before_timed` runs after the warm-up, right before the timed load."""
@@ -346,11 +381,18 @@ def run_bench(config: ServeBenchConfig, instances: list,
         before_timed()
     if config.qps is not None:
         offsets = open_loop.arrival_offsets(config.qps, max_requests, duration_s, config.seed)
-        run = open_loop.dispatch(offsets, config.concurrency, lambda: RequestClient(config, path, body), record,
-                                 config.timeout_s, capped_by_duration=len(offsets) < max_requests)
+        run = open_loop.dispatch(
+            offsets,
+            config.concurrency,
+            lambda: RequestClient(config, path, body),
+            record,
+            config.timeout_s,
+            capped_by_duration=len(offsets) < max_requests,
+        )
         outcome.wall_s, outcome.sent, outcome.stopped_by = run.wall_s, run.sent, run.stopped_by
-        outcome.open_loop = open_loop.open_loop_figures(config.qps, run, outcome.latencies_s, outcome.failed,
-                                                        config.p99_bound_s)
+        outcome.open_loop = open_loop.open_loop_figures(
+            config.qps, run, outcome.latencies_s, outcome.failed, config.p99_bound_s
+        )
         return outcome
 
     start = time.perf_counter()
@@ -376,7 +418,10 @@ def run_bench(config: ServeBenchConfig, instances: list,
         finally:
             client.close()
 
-    threads = [threading.Thread(target=worker, name=f"serve-bench-{i}", daemon=True) for i in range(config.concurrency)]
+    threads = [
+        threading.Thread(target=worker, name=f"serve-bench-{i}", daemon=True)
+        for i in range(config.concurrency)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -389,26 +434,47 @@ def run_bench(config: ServeBenchConfig, instances: list,
     return outcome
 
 
-# --- results ---------------------------------------------------------------------------------------------------
+# --- results ------------------------------------------------------------------------------------------------
+
 
 def latency_summary(latencies_s: list[float]) -> dict | None:
     if not latencies_s:
         return None
     s = stats.summarize(latencies_s)
-    return {"p50": s["median"], "p90": s["p90"], "p99": s["p99"], "max": s["max"], "mean": s["mean"],
-            "min": s["min"]}
+    return {
+        "p50": s["median"],
+        "p90": s["p90"],
+        "p99": s["p99"],
+        "max": s["max"],
+        "mean": s["mean"],
+        "min": s["min"],
+    }
 
 
-def to_result(config: ServeBenchConfig, outcome: BenchOutcome, batch: int, server: dict | None = None) -> Result:
+def to_result(
+    config: ServeBenchConfig, outcome: BenchOutcome, batch: int, server: dict | None = None
+) -> Result:
     """One Result, mode "serve": samples are request latencies (from the due time in the open loop); the batch
     size is instances per request; `server` is what the server's metrics page said (server_metrics)."""
     max_requests, duration_s = config.caps()
     case = config.model + (f"@v{config.version}" if config.version else "")
-    result = Result(case=case, mode="serve", device="endpoint", task="infer", batch_size=batch,
-                    model=predict_path(config), samples=list(outcome.latencies_s),
-                    first_call_s=outcome.warmup.get("first_s"))
-    result.timing = Timing(method="per_request", warmup_steps=config.warmup_requests, steps=outcome.sent, repeats=1,
-                           sync="http response read")
+    result = Result(
+        case=case,
+        mode="serve",
+        device="endpoint",
+        task="infer",
+        batch_size=batch,
+        model=predict_path(config),
+        samples=list(outcome.latencies_s),
+        first_call_s=outcome.warmup.get("first_s"),
+    )
+    result.timing = Timing(
+        method="per_request",
+        warmup_steps=config.warmup_requests,
+        steps=outcome.sent,
+        repeats=1,
+        sync="http response read",
+    )
     rate = outcome.ok / outcome.wall_s if outcome.wall_s > 0 else None
     result.extra = {
         "url": config.url,
@@ -431,30 +497,47 @@ def to_result(config: ServeBenchConfig, outcome: BenchOutcome, batch: int, serve
         "duration_cap_s": duration_s,
         "timeout_s": config.timeout_s,
         "warmup": outcome.warmup,
-        # "closed": each client sends when its last request answered; "open": Poisson arrivals (extra.open_loop).
+        # "closed": each client sends when its last request answered; "open": Poisson arrivals
+        # (extra.open_loop).
         "load": "open" if outcome.open_loop else "closed",
         "open_loop": outcome.open_loop,
         "server": server,
     }
     result.wall_s = outcome.wall_s
     if outcome.ok == 0:
-        counts = {**{f"HTTP {k}": v for k, v in outcome.errors_by_status.items()}, **outcome.connection_errors}
+        counts = {
+            **{f"HTTP {k}": v for k, v in outcome.errors_by_status.items()},
+            **outcome.connection_errors,
+        }
         worst = max(counts, key=counts.get) if counts else "no request sent"
         first = next(iter(outcome.error_examples.values()), [None])
         result.status = "failed"
-        result.error = ErrorInfo(type="NoSuccessfulRequest",
-                                 message=f"0 of {outcome.sent} requests succeeded; most common: {worst}"
-                                         + (f" ({first[0]})" if first and first[0] else ""),
-                                 hint="check the URL, the model name and the input shape (GET "
-                                      f"{predict_path(config).removesuffix(':predict')}/metadata shows the signature)")
+        result.error = ErrorInfo(
+            type="NoSuccessfulRequest",
+            message=f"0 of {outcome.sent} requests succeeded; most common: {worst}"
+            + (f" ({first[0]})" if first and first[0] else ""),
+            hint="check the URL, the model name and the input shape (GET "
+            f"{predict_path(config).removesuffix(':predict')}/metadata shows the signature)",
+        )
     return result
 
 
-def to_run(config: ServeBenchConfig, result: Result, started_at: str, finished_at: str,
-           command: list[str] | None = None) -> RunResult:
-    return RunResult(suite={"name": f"serve-bench-{config.model}", "path": config.url, "sha256": None},
-                     environment=host_environment(), results=[result], started_at=started_at,
-                     finished_at=finished_at, tfperf_version=__version__, command=command)
+def to_run(
+    config: ServeBenchConfig,
+    result: Result,
+    started_at: str,
+    finished_at: str,
+    command: list[str] | None = None,
+) -> RunResult:
+    return RunResult(
+        suite={"name": f"serve-bench-{config.model}", "path": config.url, "sha256": None},
+        environment=host_environment(),
+        results=[result],
+        started_at=started_at,
+        finished_at=finished_at,
+        tfperf_version=__version__,
+        command=command,
+    )
 
 
 def serve_bench(config: ServeBenchConfig, instances: list, command: list[str] | None = None) -> RunResult:
@@ -465,7 +548,8 @@ def serve_bench(config: ServeBenchConfig, instances: list, command: list[str] | 
     def read_metrics() -> None:
         pages.append(server_metrics.read_page(lambda path: http_get(config, path), metrics_url_path(config)))
 
-    # The page is read after the warm-up and right after the timed load, so its deltas are the timed requests'.
+    # The page is read after the warm-up and right after the timed load, so its deltas are the timed
+    # requests'.
     outcome = run_bench(config, instances, before_timed=read_metrics if config.metrics_path else None)
     server = None
     if config.metrics_path:
@@ -486,15 +570,21 @@ def render_summary(result: Result) -> str:
     """The terminal summary: throughput, latency percentiles, errors by status and kind."""
     e = result.extra
     lat = e.get("latency_s")
-    lines = [f"serve-bench {e['endpoint']} at {e['url']}: concurrency {e['concurrency']}, "
-             f"{result.batch_size} instance(s) per request, stopped by the {e['stopped_by']} cap",
-             f"requests     {e['requests_sent']} sent, {e['requests_ok']} ok, {e['requests_failed']} failed "
-             f"in {units.seconds(e['wall_s'])}"]
+    lines = [
+        f"serve-bench {e['endpoint']} at {e['url']}: concurrency {e['concurrency']}, "
+        f"{result.batch_size} instance(s) per request, stopped by the {e['stopped_by']} cap",
+        f"requests     {e['requests_sent']} sent, {e['requests_ok']} ok, {e['requests_failed']} failed "
+        f"in {units.seconds(e['wall_s'])}",
+    ]
     if e.get("requests_per_s") is not None:
-        lines.append(f"throughput   {units.number(e['requests_per_s'])} requests/s, "
-                     f"{units.number(e['instances_per_s'])} instances/s")
+        lines.append(
+            f"throughput   {units.number(e['requests_per_s'])} requests/s, "
+            f"{units.number(e['instances_per_s'])} instances/s"
+        )
     if lat:
-        lines.append("latency      " + ", ".join(f"{k} {units.seconds(lat[k])}" for k in ("p50", "p90", "p99", "max")))
+        lines.append(
+            "latency      " + ", ".join(f"{k} {units.seconds(lat[k])}" for k in ("p50", "p90", "p99", "max"))
+        )
     for status, n in sorted(e["errors_by_status"].items()):
         example = (e["error_examples"].get(status) or [""])[0]
         lines.append(f"HTTP {status:<8} {n}" + (f"  e.g. {example}" if example else ""))

@@ -1,7 +1,7 @@
 """The server's own view of a serve-bench load test: its Prometheus page read before and after the timed load.
 
-TF Serving (with `--monitoring_config_file` holding `prometheus_config { enable: true, path: "..." }`) serves its
-metrics on the REST port, by default at /monitoring/prometheus/metrics. Its metric names are TensorFlow's
+TF Serving (with `--monitoring_config_file` holding `prometheus_config { enable: true, path: "..." }`) serves
+its metrics on the REST port, by default at /monitoring/prometheus/metrics. Its metric names are TensorFlow's
 monitoring names with "/" written as ":":
 
     :tensorflow:serving:request_count{model_name, status}                 counter
@@ -10,13 +10,15 @@ monitoring names with "/" written as ":":
     :tensorflow:serving:batching_session:queuing_latency{thread_pool_name}   histogram, microseconds
     :tensorflow:serving:batching:batch_size / padding_size_v2 / ...       histograms, when batching is on
 
-The two latency histograms have buckets starting at 10 us and growing by 1.8x, so a percentile read from them is
-known only to within its bucket (a factor of 1.8): the bucket is kept beside the interpolated value, and means
-(sum / count) are exact. Everything here is a delta between the two reads, so earlier traffic does not count.
+The two latency histograms have buckets starting at 10 us and growing by 1.8x, so a percentile read from them
+is known only to within its bucket (a factor of 1.8): the bucket is kept beside the interpolated value, and
+means (sum / count) are exact. Everything here is a delta between the two reads, so earlier traffic does not
+count.
 
-A server without the page (404, or no answer) is said once in `extra.server.status` and is not an error; a page
-that is not Prometheus text is reported the same way, and the load results are written regardless.
+A server without the page (404, or no answer) is said once in `extra.server.status` and is not an error; a
+page that is not Prometheus text is reported the same way, and the load results are written regardless.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -54,7 +56,8 @@ class Page:
 
 
 def parse_page(text: str) -> Page:
-    """Prometheus text -> Page; text that is not Prometheus exposition is a Page with status not_prometheus."""
+    """Prometheus text -> Page; text that is not Prometheus exposition is a Page with status
+    not_prometheus."""
     page = Page("read")
     try:
         for family in text_string_to_metric_families(text):
@@ -75,8 +78,11 @@ def read_page(get: Callable[[str], tuple[int, bytes]], path: str) -> Page:
     except (OSError, http.client.HTTPException) as exc:
         return Page("absent", note=f"{path}: {type(exc).__name__}: {exc}"[:200])
     if status != 200:
-        return Page("absent", note=f"{path}: HTTP {status} (start TF Serving with --monitoring_config_file "
-                                   "enabling prometheus_config on this path)")
+        return Page(
+            "absent",
+            note=f"{path}: HTTP {status} (start TF Serving with --monitoring_config_file "
+            "enabling prometheus_config on this path)",
+        )
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
@@ -122,9 +128,12 @@ def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> tuple[fl
     return None
 
 
-def histogram_delta(before: Page, after: Page, family: str, model: str | None, scale: float = 1.0) -> dict | None:
-    """The observations a histogram gained between two reads: count, mean (exact: sum / count) and the quantiles
-    with the bucket each falls in, in the histogram's unit times `scale`. None when nothing was observed."""
+def histogram_delta(
+    before: Page, after: Page, family: str, model: str | None, scale: float = 1.0
+) -> dict | None:
+    """The observations a histogram gained between two reads: count, mean (exact: sum / count) and the
+    quantiles with the bucket each falls in, in the histogram's unit times `scale`. None when nothing was
+    observed."""
     counts = _delta(before, after, family + "_count", model)
     sums = _delta(before, after, family + "_sum", model)
     n = sum(counts.values())
@@ -141,7 +150,9 @@ def histogram_delta(before: Page, after: Page, family: str, model: str | None, s
         found = histogram_quantile(q, buckets)
         key = f"p{round(q * 100)}"
         out[key] = found[0] * scale if found else None
-        out[key + "_bucket"] = [found[1] * scale, None if math.isinf(found[2]) else found[2] * scale] if found else None
+        out[key + "_bucket"] = (
+            [found[1] * scale, None if math.isinf(found[2]) else found[2] * scale] if found else None
+        )
     return out
 
 
@@ -150,7 +161,9 @@ def server_deltas(before: Page, after: Page, model: str | None, path: str) -> di
     if before.status != "read" or after.status != "read":
         bad = before if before.status != "read" else after
         return {"path": path, "status": bad.status, "note": bad.note}
-    by_status = _delta(before, after, REQUEST_COUNT + "_total", model) or _delta(before, after, REQUEST_COUNT, model)
+    by_status = _delta(before, after, REQUEST_COUNT + "_total", model) or _delta(
+        before, after, REQUEST_COUNT, model
+    )
     request_count = {dict(k).get("status", ""): int(round(v)) for k, v in sorted(by_status.items()) if v}
     request = histogram_delta(before, after, REQUEST_LATENCY, model, US)
     runtime = histogram_delta(before, after, RUNTIME_LATENCY, model, US)
@@ -175,7 +188,7 @@ def server_deltas(before: Page, after: Page, model: str | None, path: str) -> di
         "overhead_mean_s": overhead,
         "batching": batching,
         "resolution": f"latency buckets grow by {LATENCY_BUCKET_GROWTH}x: a percentile lies in its bucket "
-                      f"(up to {LATENCY_BUCKET_GROWTH}x wide); means are exact",
+        f"(up to {LATENCY_BUCKET_GROWTH}x wide); means are exact",
     }
 
 
@@ -185,14 +198,21 @@ def summary_lines(server: dict | None) -> list[str]:
         return []
     if server.get("status") != "read":
         return [f"server       metrics page not read: {server.get('note')}"]
-    lines = ["server       " + (", ".join(f"{k} {v}" for k, v in server["request_count"].items()) or "no requests")
-             + " (request_count)"]
+    lines = [
+        "server       "
+        + (", ".join(f"{k} {v}" for k, v in server["request_count"].items()) or "no requests")
+        + " (request_count)"
+    ]
     for label, key in (("server req", "request_latency_s"), ("server run", "runtime_latency_s")):
         h = server.get(key)
         if h:
-            lines.append(f"{label:<12} " + ", ".join(f"{q} {units.seconds(h[q])}" for q in ("p50", "p90", "p99")
-                                                     if h.get(q) is not None)
-                         + f", mean {units.seconds(h['mean'])} ({h['count']} requests)")
+            lines.append(
+                f"{label:<12} "
+                + ", ".join(
+                    f"{q} {units.seconds(h[q])}" for q in ("p50", "p90", "p99") if h.get(q) is not None
+                )
+                + f", mean {units.seconds(h['mean'])} ({h['count']} requests)"
+            )
     if server.get("overhead_mean_s") is not None:
         lines.append(f"server overhead (request - runtime, mean) {units.seconds(server['overhead_mean_s'])}")
     for name, h in (server.get("batching") or {}).items():

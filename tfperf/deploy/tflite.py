@@ -1,11 +1,12 @@
 """TF Lite deployment: convert a SavedModel's serving signature to a flatbuffer (float32, dynamic-range or
 full-integer quantization), and run it in an interpreter fed by input name, as a device app calls it.
 
-Inputs are matched by name through the model's `serving_default` signature (its keyword arguments, the same names
-the SavedModel takes), so a dict-input model (token_ids, segment_ids, padding_mask) is fed the same way as a
-one-input one; the interpreter's positional input order is never relied on (it is not the model's).
+Inputs are matched by name through the model's `serving_default` signature (its keyword arguments, the same
+names the SavedModel takes), so a dict-input model (token_ids, segment_ids, padding_mask) is fed the same way
+as a one-input one; the interpreter's positional input order is never relied on (it is not the model's).
 TensorFlow is imported inside the functions that convert; the interpreter is ai-edge-litert's when importable.
 """
+
 from __future__ import annotations
 
 import os
@@ -34,11 +35,13 @@ class UnsupportedOpError(RuntimeError):
         self.ops = ops
 
 
-# --- conversion errors ----------------------------------------------------------------------------------------
+# --- conversion errors --------------------------------------------------------------------------------------
+
 
 def unsupported_ops(text: str) -> list[str]:
     """The op names in a TF Lite converter error: "'tf.Digamma' op is neither a custom op nor a flex op",
-    "Custom ops: Digamma", "TF Select ops: MatrixInverse", "failed to legalize operation 'tf.TensorListReserve'"."""
+    "Custom ops: Digamma", "TF Select ops: MatrixInverse", "failed to legalize operation
+    'tf.TensorListReserve'"."""
     ops = re.findall(r"'tf\.(\w+)' op is neither a custom op nor a flex op", text)
     ops += re.findall(r"failed to legalize operation 'tf\.(\w+)'", text)
     for line in re.findall(r"^(?:Custom|TF Select|Flex) ops: (.+)$", text, flags=re.MULTILINE):
@@ -52,7 +55,8 @@ _MISSING_OP_CODES = (1, 2)
 
 
 def conversion_error(exc: BaseException, mode: str) -> Exception:
-    """The converter's failure as one line: the ops TF Lite lacks (UnsupportedOpError), else its first error line."""
+    """The converter's failure as one line: the ops TF Lite lacks (UnsupportedOpError), else its first error
+    line."""
     text = str(exc)
     ops = unsupported_ops(text)
     for err in getattr(exc, "errors", []) or []:  # ConverterError carries structured data as well
@@ -61,24 +65,30 @@ def conversion_error(exc: BaseException, mode: str) -> Exception:
             ops = sorted(set(ops) | {name.removeprefix("tf.")})
     if ops:
         plural = "s" if len(ops) > 1 else ""
-        # The converter's own reason when it gives one (e.g. "'tf.TensorListReserve' op requires element_shape to
-        # be static"), else the usual one: no builtin kernel.
+        # The converter's own reason when it gives one (e.g. "'tf.TensorListReserve' op requires element_shape
+        # to be static"), else the usual one: no builtin kernel.
         reason = re.search(r"'tf\.\w+' op (requires [^\n]{0,120})", text)
         why = reason.group(1).strip() if reason else "not supported by the TF Lite builtin ops"
         return UnsupportedOpError(
             f"TF Lite conversion ({mode}) failed: op{plural} {', '.join(ops)}: {why} (enable select TF ops, "
-            f"tf.lite.OpsSet.SELECT_TF_OPS, or replace the op{plural})", ops)
+            f"tf.lite.OpsSet.SELECT_TF_OPS, or replace the op{plural})",
+            ops,
+        )
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     first = next((line for line in lines if "error" in line.lower()), lines[0] if lines else "")
     return RuntimeError(f"TF Lite conversion ({mode}) failed: {first[:800] or type(exc).__name__}")
 
 
-# --- conversion -------------------------------------------------------------------------------------------------
+# --- conversion ---------------------------------------------------------------------------------------------
 
-def _representative(representative_batches: Callable[[], Iterable[Any]] | Iterable[Any], limit: int, batch: int):
-    """The converter wants a generator of one input batch each, shaped like the model's (static) input: regroup
-    the given batches into batches of `batch` rows, about `limit` rows in all (at least one batch). A dict batch
-    is yielded as a dict by input name (the signature's names), one array as [array]."""
+
+def _representative(
+    representative_batches: Callable[[], Iterable[Any]] | Iterable[Any], limit: int, batch: int
+):
+    """The converter wants a generator of one input batch each, shaped like the model's (static) input:
+    regroup the given batches into batches of `batch` rows, about `limit` rows in all (at least one batch). A
+    dict batch is yielded as a dict by input name (the signature's names), one array as [array]."""
+
     def gen():
         source = representative_batches() if callable(representative_batches) else representative_batches
         pending: list[feeds.Batch] = []
@@ -96,15 +106,21 @@ def _representative(representative_batches: Callable[[], Iterable[Any]] | Iterab
         if sent == 0 and pending:  # fewer rows than one batch: repeat them to fill it
             out = feeds.resize_rows(feeds.concat(pending), batch)
             yield out if isinstance(out, dict) else [out]
+
     return gen
 
 
-def convert_tflite(savedmodel: Path, mode: str, out: Path, input_dtype: Any,
-                   representative_batches: Callable[[], Iterable[Any]] | Iterable[Any] | None = None,
-                   batch: int = 1) -> float:
-    """SavedModel -> .tflite in the mode's quantization. Raises UnsupportedOpError naming the op TF Lite lacks.
-    `input_dtype`: the input's dtype, or a list of the inputs' dtypes; `batch` is the SavedModel's static batch
-    size (calibration batches are shaped to it). Returns seconds."""
+def convert_tflite(
+    savedmodel: Path,
+    mode: str,
+    out: Path,
+    input_dtype: Any,
+    representative_batches: Callable[[], Iterable[Any]] | Iterable[Any] | None = None,
+    batch: int = 1,
+) -> float:
+    """SavedModel -> .tflite in the mode's quantization. Raises UnsupportedOpError naming the op TF Lite
+    lacks. `input_dtype`: the input's dtype, or a list of the inputs' dtypes; `batch` is the SavedModel's
+    static batch size (calibration batches are shaped to it). Returns seconds."""
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_saved_model(str(savedmodel), signature_keys=[SIGNATURE])
@@ -113,27 +129,32 @@ def convert_tflite(savedmodel: Path, mode: str, out: Path, input_dtype: Any,
     if mode == "tflite-int8":
         if representative_batches is None:
             raise ValueError("tflite-int8 needs representative batches for calibration")
-        converter.representative_dataset = _representative(representative_batches, REPRESENTATIVE_SAMPLES, batch)
+        converter.representative_dataset = _representative(
+            representative_batches, REPRESENTATIVE_SAMPLES, batch
+        )
         # Integer-only: an op without an int8 kernel fails conversion here instead of silently staying float.
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         in_dtypes = input_dtype if isinstance(input_dtype, (list, tuple)) else [input_dtype]
         if any(np.issubdtype(np.dtype(d), np.floating) for d in in_dtypes):
-            converter.inference_input_type = tf.int8  # float inputs; integer inputs (token ids) stay as they are
+            converter.inference_input_type = (
+                tf.int8
+            )  # float inputs; integer inputs (token ids) stay as they are
         converter.inference_output_type = tf.int8
-    # The converter is native code that can crash the process (TF 2.21 does, calibrating a Keras LSTM for int8):
-    # this line is then the last one in the worker's log, naming what it was doing.
+    # The converter is native code that can crash the process (TF 2.21 does, calibrating a Keras LSTM for
+    # int8): this line is then the last one in the worker's log, naming what it was doing.
     print(f"tfperf: TF Lite conversion ({mode}) of {savedmodel} ...", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
     try:
         blob = converter.convert()
-    except Exception as exc:  # noqa: BLE001 - ConverterError and the MLIR errors the converter lets through
+    except Exception as exc:
         raise conversion_error(exc, mode) from exc
     elapsed = time.perf_counter() - t0
     out.write_bytes(blob)
     return elapsed
 
 
-# --- the interpreter --------------------------------------------------------------------------------------------
+# --- the interpreter ----------------------------------------------------------------------------------------
+
 
 def default_num_threads() -> int:
     """The cores this process may run on: the interpreter's default (-1) leaves the choice unrecorded."""
@@ -147,8 +168,10 @@ def interpreter_class() -> tuple[type, str]:
     """ai-edge-litert's interpreter, or the deprecated tf.lite.Interpreter when that package is missing."""
     try:
         from ai_edge_litert.interpreter import Interpreter
+
         try:
             from importlib.metadata import version
+
             name = f"ai-edge-litert {version('ai-edge-litert')}"
         except Exception:  # noqa: BLE001 - the version is information only
             name = "ai-edge-litert"
@@ -156,7 +179,10 @@ def interpreter_class() -> tuple[type, str]:
     except ImportError:
         import tensorflow as tf
 
-        return tf.lite.Interpreter, f"tf.lite.Interpreter (deprecated; ai-edge-litert not importable) TF {tf.__version__}"
+        return (
+            tf.lite.Interpreter,
+            f"tf.lite.Interpreter (deprecated; ai-edge-litert not importable) TF {tf.__version__}",
+        )
 
 
 def _quantize(x: np.ndarray, scale: float, zero_point: int, dtype: np.dtype) -> np.ndarray:
@@ -171,7 +197,10 @@ def _io_details(interp: Any) -> tuple[dict[str, dict], dict[str, dict]]:
     if signatures:
         runner = interp.get_signature_runner(SIGNATURE if SIGNATURE in signatures else next(iter(signatures)))
         return dict(runner.get_input_details()), dict(runner.get_output_details())
-    return ({d["name"]: d for d in interp.get_input_details()}, {d["name"]: d for d in interp.get_output_details()})
+    return (
+        {d["name"]: d for d in interp.get_input_details()},
+        {d["name"]: d for d in interp.get_output_details()},
+    )
 
 
 def _quantization(detail: dict) -> tuple[float, int, bool]:
@@ -179,10 +208,13 @@ def _quantization(detail: dict) -> tuple[float, int, bool]:
     return scale, zero, scale != 0.0 and np.issubdtype(np.dtype(detail["dtype"]), np.integer)
 
 
-def load_tflite(path: Path, batch_shape: Any, num_threads: int | None) -> tuple[Callable[[Any], np.ndarray], float, dict, str, int]:
-    """Create the interpreter, resize its (fixed-shape) inputs to the batch (`batch_shape`: one shape, or a dict of
-    shapes by input name), allocate. Returns (predict, load seconds, notes, interpreter name, thread count).
-    `predict` takes one array or a dict by input name and returns the first output by name, dequantized."""
+def load_tflite(
+    path: Path, batch_shape: Any, num_threads: int | None
+) -> tuple[Callable[[Any], np.ndarray], float, dict, str, int]:
+    """Create the interpreter, resize its (fixed-shape) inputs to the batch (`batch_shape`: one shape, or a
+    dict of shapes by input name), allocate. Returns (predict, load seconds, notes, interpreter name, thread
+    count). `predict` takes one array or a dict by input name and returns the first output by name,
+    dequantized."""
     cls, name = interpreter_class()
     threads = num_threads or default_num_threads()
     t0 = time.perf_counter()
@@ -190,8 +222,10 @@ def load_tflite(path: Path, batch_shape: Any, num_threads: int | None) -> tuple[
     inputs, outputs = _io_details(interp)
     shapes = batch_shape if isinstance(batch_shape, dict) else {next(iter(inputs)): tuple(batch_shape)}
     if set(shapes) != set(inputs):
-        raise feeds.FeedError(f"{path.name} takes inputs {', '.join(sorted(inputs))}; the case feeds "
-                              f"{', '.join(sorted(shapes))}")
+        raise feeds.FeedError(
+            f"{path.name} takes inputs {', '.join(sorted(inputs))}; the case feeds "
+            f"{', '.join(sorted(shapes))}"
+        )
     for key, shape in shapes.items():
         interp.resize_tensor_input(inputs[key]["index"], list(shape), strict=False)
     interp.allocate_tensors()
@@ -212,8 +246,10 @@ def load_tflite(path: Path, batch_shape: Any, num_threads: int | None) -> tuple[
                     interp.resize_tensor_input(index, list(feed[key].shape), strict=False)
                 interp.allocate_tensors()
             except (RuntimeError, ValueError, KeyError) as exc:
-                raise ValueError(f"{path.name} was converted for input shape {_shape_text(state['shapes'])} and "
-                                 f"cannot take {_shape_text(got)}: {str(exc).splitlines()[0][:200]}") from exc
+                raise ValueError(
+                    f"{path.name} was converted for input shape {_shape_text(state['shapes'])} and "
+                    f"cannot take {_shape_text(got)}: {str(exc).splitlines()[0][:200]}"
+                ) from exc
             state["shapes"] = got
         for key, index, dtype, scale, zero, quantized in plan:
             x = feed[key]

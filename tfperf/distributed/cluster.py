@@ -1,5 +1,5 @@
-"""A local multi-worker cluster for one job: N worker processes on free loopback ports, each with its own TF_CONFIG,
-supervised until every worker has written its result, one dies, or the time is up.
+"""A local multi-worker cluster for one job: N worker processes on free loopback ports, each with its own
+TF_CONFIG, supervised until every worker has written its result, one dies, or the time is up.
 
 No TensorFlow here: the supervisor only launches, watches and reads JSON. Each worker runs
 `python -m tfperf.distributed.job` (`main` in tfperf/distributed/job.py), which creates the
@@ -9,14 +9,15 @@ tfperf/host/processes.py, shared with the suite runner.
 Guarantees:
 - A worker that dies ends the job as `failed`, naming the worker and its exit signal or code; a worker that is
   still running at the deadline ends it as `timeout`, naming the worker(s) still running.
-- No orphans: every path out of `run_local_cluster` (return, exception, Ctrl-C) kills every worker's process group
-  and each worker's remaining children (psutil), and waits for them. Workers also get PR_SET_PDEATHSIG on Linux,
-  so a supervisor killed with SIGKILL takes its workers with it.
+- No orphans: every path out of `run_local_cluster` (return, exception, Ctrl-C) kills every worker's process
+  group and each worker's remaining children (psutil), and waits for them. Workers also get PR_SET_PDEATHSIG
+  on Linux, so a supervisor killed with SIGKILL takes its workers with it.
 - The workers' losses after the same steps must agree (synchronous training): a disagreement fails the job.
 
-Joining a real cluster instead: when TF_CONFIG is already set, tfperf/distributed/job.py joins that cluster as the
-worker it names and nothing is launched here (README, "On a real cluster").
+Joining a real cluster instead: when TF_CONFIG is already set, tfperf/distributed/job.py joins that cluster as
+the worker it names and nothing is launched here (README, "On a real cluster").
 """
+
 from __future__ import annotations
 
 import json
@@ -37,9 +38,9 @@ from tfperf.results.records import ErrorInfo
 from tfperf.suite.spec import CaseSpec
 
 POLL_S = 0.1
-# When one worker dies, its peers fail moments later with UnavailableError from a collective, and a poll can see
-# both at once. After the first failure the supervisor waits this long for the others to end, so it can name the
-# worker that died rather than the one that reported losing it.
+# When one worker dies, its peers fail moments later with UnavailableError from a collective, and a poll can
+# see both at once. After the first failure the supervisor waits this long for the others to end, so it can
+# name the worker that died rather than the one that reported losing it.
 SETTLE_S = 2.0
 # Losses are all-reduced values and weights updated by the same all-reduced gradients: they agree exactly.
 # The tolerance only allows for printing/parsing round trips.
@@ -47,7 +48,8 @@ LOSS_RTOL = 1e-6
 
 
 def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
-    """n distinct free TCP ports on host: all bound at once (so they differ), then released for the workers."""
+    """n distinct free TCP ports on host: all bound at once (so they differ), then released for the
+    workers."""
     sockets = []
     try:
         for _ in range(n):
@@ -72,7 +74,8 @@ def worker_gpu_env(index: int, gpus: list[str] | None, device: str) -> dict[str,
     - one GPU per worker, round robin over the GPUs the case worker sees (`gpus`: CUDA ids), by
       CUDA_VISIBLE_DEVICES;
     - TF_FORCE_GPU_ALLOW_GROWTH (tf.config.experimental.set_memory_growth for every GPU of the process): with
-      more workers than GPUs, workers share one; and the launching case worker runs TensorFlow on the same GPUs;
+      more workers than GPUs, workers share one; and the launching case worker runs TensorFlow on the same
+      GPUs;
     - a job on the CPU (`device: cpu`) hides the GPUs, so the step runs where the result says it ran.
     No GPUs (or `gpus` not given): nothing is set."""
     if not gpus:
@@ -102,9 +105,18 @@ def _read_result(path: Path) -> Result | None:
         return None
 
 
-def run_local_cluster(case: CaseSpec, job: JobSpec, workers: int, *, work_dir: str | Path | None = None,
-                      out_dir: str | Path | None = None, timeout_s: float | None = None,
-                      python: str | None = None, env: dict | None = None, gpus: list[str] | None = None) -> Result:
+def run_local_cluster(
+    case: CaseSpec,
+    job: JobSpec,
+    workers: int,
+    *,
+    work_dir: str | Path | None = None,
+    out_dir: str | Path | None = None,
+    timeout_s: float | None = None,
+    python: str | None = None,
+    env: dict | None = None,
+    gpus: list[str] | None = None,
+) -> Result:
     """Run one job on `workers` local worker processes and combine what they measured into one Result.
 
     The combined result is worker 0's measurement (it also ran the one-replica baseline) with every worker's
@@ -123,21 +135,34 @@ def run_local_cluster(case: CaseSpec, job: JobSpec, workers: int, *, work_dir: s
     stem = f"{job.case}-{job.mode}" + (f"-bs{job.batch_size}" if job.batch_size is not None else "")
     case_file, job_file = work / f"{stem}.cluster-case.json", work / f"{stem}.cluster-job.json"
     case_file.write_text(json.dumps(case.to_json(), indent=2))
-    job_file.write_text(json.dumps({"case": job.case, "mode": job.mode, "device": job.device, "task": job.task,
-                                    "batch_size": job.batch_size}))
+    job_file.write_text(
+        json.dumps(
+            {
+                "case": job.case,
+                "mode": job.mode,
+                "device": job.device,
+                "task": job.task,
+                "batch_size": job.batch_size,
+            }
+        )
+    )
     started = time.monotonic()
     try:
-        first = _launch_and_supervise(case, job, workers, work, stem, case_file, job_file, out_dir, timeout_s,
-                                      python, env, gpus)
+        first = _launch_and_supervise(
+            case, job, workers, work, stem, case_file, job_file, out_dir, timeout_s, python, env, gpus
+        )
         if not _died_starting(first, work, stem):
             return first
-        # A worker died before it joined the cluster (in TensorFlow's start-up, or because another process took
-        # the port free_ports released for it). None of the user's steps ran, so start the cluster again once, on
-        # fresh ports, in the time left; a second such death is the result.
+        # A worker died before it joined the cluster (in TensorFlow's start-up, or because another process
+        # took the port free_ports released for it). None of the user's steps ran, so start the cluster again
+        # once, on fresh ports, in the time left; a second such death is the result.
         left = max(1.0, timeout_s - (time.monotonic() - started))
-        second = _launch_and_supervise(case, job, workers, work, stem, case_file, job_file, out_dir, left, python,
-                                       env, gpus)
-        second.extra["cluster_restarts"] = [{"message": first.error.message, "log_tail": first.error.log_tail}]
+        second = _launch_and_supervise(
+            case, job, workers, work, stem, case_file, job_file, out_dir, left, python, env, gpus
+        )
+        second.extra["cluster_restarts"] = [
+            {"message": first.error.message, "log_tail": first.error.log_tail}
+        ]
         return second
     finally:
         if tmp is not None:
@@ -151,9 +176,20 @@ def _died_starting(r: Result, work: Path, stem: str) -> bool:
     return index is not None and not (work / f"{stem}.worker{index}.result.json.joined").exists()
 
 
-def _launch_and_supervise(case: CaseSpec, job: JobSpec, workers: int, work: Path, stem: str, case_file: Path,
-                          job_file: Path, out_dir: str | Path | None, timeout_s: float, python: str | None,
-                          env: dict | None, gpus: list[str] | None = None) -> Result:
+def _launch_and_supervise(
+    case: CaseSpec,
+    job: JobSpec,
+    workers: int,
+    work: Path,
+    stem: str,
+    case_file: Path,
+    job_file: Path,
+    out_dir: str | Path | None,
+    timeout_s: float,
+    python: str | None,
+    env: dict | None,
+    gpus: list[str] | None = None,
+) -> Result:
     addresses = [f"127.0.0.1:{p}" for p in free_ports(workers)]
     base_env = {**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"}
     base_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -165,8 +201,14 @@ def _launch_and_supervise(case: CaseSpec, job: JobSpec, workers: int, work: Path
             result_path.unlink(missing_ok=True)
             Path(f"{result_path}.joined").unlink(missing_ok=True)
             log_path = work / f"{stem}.worker{i}.log"
-            cmd = [python or sys.executable, "-m", "tfperf.distributed.job", str(case_file), str(job_file),
-                   str(result_path)]
+            cmd = [
+                python or sys.executable,
+                "-m",
+                "tfperf.distributed.job",
+                str(case_file),
+                str(job_file),
+                str(result_path),
+            ]
             if out_dir is not None:
                 cmd += ["--out-dir", str(out_dir)]
             gpu_env = worker_gpu_env(i, gpus, job.device)
@@ -175,9 +217,15 @@ def _launch_and_supervise(case: CaseSpec, job: JobSpec, workers: int, work: Path
                 if gpu_env:
                     log.write(f"--- {' '.join(f'{k}={v}' for k, v in gpu_env.items())}\n")
                 log.flush()
-                proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                        start_new_session=True, preexec_fn=die_with_parent,
-                                        env={**base_env, **gpu_env, "TF_CONFIG": tf_config(addresses, i)})
+                proc = subprocess.Popen(
+                    cmd,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                    preexec_fn=die_with_parent,
+                    env={**base_env, **gpu_env, "TF_CONFIG": tf_config(addresses, i)},
+                )
             procs.append(Worker(i, addresses[i], proc, result_path, log_path))
         return _supervise(case, job, procs, started, timeout_s)
     finally:
@@ -192,14 +240,20 @@ def _supervise(case: CaseSpec, job: JobSpec, procs: list[Worker], started: float
         if any(_failure(w) for w in finished):
             return _first_cause(job, procs)
         if len(finished) == len(procs):
-            return combine(job, [_read_result(w.result_path) for w in procs], procs, time.monotonic() - started)
+            return combine(
+                job, [_read_result(w.result_path) for w in procs], procs, time.monotonic() - started
+            )
         if time.monotonic() > deadline:
             running = [w for w in procs if w.proc.poll() is None]
             names = ", ".join(w.name for w in running)
-            r = Result.not_run(job, "timeout", "Timeout",
-                               f"{names} still running after the case's timeout_s of {timeout_s:g} s; all workers killed",
-                               "raise timeout_s, lower steps/repeats, or look at the worker log for a hang "
-                               f"(e.g. a collective waiting for a peer): {running[0].log_path if running else ''}")
+            r = Result.not_run(
+                job,
+                "timeout",
+                "Timeout",
+                f"{names} still running after the case's timeout_s of {timeout_s:g} s; all workers killed",
+                "raise timeout_s, lower steps/repeats, or look at the worker log for a hang "
+                f"(e.g. a collective waiting for a peer): {running[0].log_path if running else ''}",
+            )
             r.error.workers = [w.index for w in running]
             r.error.log_tail = log_tail(running[0].log_path) if running else ""
             r.extra["worker_pids"] = [w.proc.pid for w in procs]
@@ -208,7 +262,8 @@ def _supervise(case: CaseSpec, job: JobSpec, procs: list[Worker], started: float
 
 
 def _failure(w: Worker) -> str | None:
-    """'died' (ended without a result), 'failed' (reported a failure), or None for a finished or running worker."""
+    """'died' (ended without a result), 'failed' (reported a failure), or None for a finished or running
+    worker."""
     if w.proc.poll() is None:
         return None
     res = _read_result(w.result_path)
@@ -243,8 +298,13 @@ def _first_cause(job: JobSpec, procs: list[Worker]) -> Result:
 
 def _worker_died(job: JobSpec, w: Worker, procs: list[Worker]) -> Result:
     how = exit_description(w.proc.returncode)
-    r = Result.not_run(job, "failed", "WorkerCrash", f"worker {w.index} (pid {w.proc.pid}) {how} before reporting",
-                       f"the other workers were stopped; worker log: {w.log_path}")
+    r = Result.not_run(
+        job,
+        "failed",
+        "WorkerCrash",
+        f"worker {w.index} (pid {w.proc.pid}) {how} before reporting",
+        f"the other workers were stopped; worker log: {w.log_path}",
+    )
     r.error.worker, r.error.returncode, r.error.log_tail = w.index, w.proc.returncode, log_tail(w.log_path)
     r.error.details["pid"] = w.proc.pid
     r.extra["workers"] = len(procs)
@@ -269,10 +329,19 @@ def combine(job: JobSpec, results: list[Result | None], procs: list[Worker], wal
     per_worker = []
     for w, r in zip(procs, results):
         assert r is not None
-        per_worker.append({"index": w.index, "pid": w.proc.pid, "address": w.address, "median_s": r.median_s,
-                           "final_loss": r.extra.get("final_loss"), "probe_losses": r.extra.get("probe_losses"),
-                           "first_call_s": r.first_call_s, "input_wait_fraction": r.input_wait_fraction,
-                           "cuda_visible_devices": r.extra.get("cuda_visible_devices")})
+        per_worker.append(
+            {
+                "index": w.index,
+                "pid": w.proc.pid,
+                "address": w.address,
+                "median_s": r.median_s,
+                "final_loss": r.extra.get("final_loss"),
+                "probe_losses": r.extra.get("probe_losses"),
+                "first_call_s": r.first_call_s,
+                "input_wait_fraction": r.input_wait_fraction,
+                "cuda_visible_devices": r.extra.get("cuda_visible_devices"),
+            }
+        )
     chief.extra["per_worker"] = per_worker
     chief.wall_s = wall_s
     agree, detail = losses_agree(per_worker)
@@ -280,9 +349,12 @@ def combine(job: JobSpec, results: list[Result | None], procs: list[Worker], wal
     if not agree:
         chief.status = "failed"
         chief.error = ErrorInfo(
-            type="WorkersDiverged", message=f"workers disagree on the loss after the same steps: {detail}",
-            hint="synchronous training keeps every worker's weights identical; a difference means gradients were "
-                 "not all-reduced (a custom optimizer or a step outside strategy.run)")
+            type="WorkersDiverged",
+            message=f"workers disagree on the loss after the same steps: {detail}",
+            hint="synchronous training keeps every worker's weights identical; a difference means gradients "
+            "were "
+            "not all-reduced (a custom optimizer or a step outside strategy.run)",
+        )
     return chief
 
 
@@ -311,4 +383,3 @@ def leftover_processes(pids: list[int]) -> list[int]:
         except psutil.NoSuchProcess:
             pass
     return alive
-

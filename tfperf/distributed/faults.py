@@ -1,5 +1,6 @@
 """Fault injection for the failure-handling tests and for trying failure handling out, read only in the worker
 processes of a multi-worker case (the local cluster passes its environment on to every worker)."""
+
 from __future__ import annotations
 
 import os
@@ -15,8 +16,8 @@ KILL_ENV = "TFPERF_DISTRIBUTED_KILL"
 
 
 def kill_hook(worker_index: int) -> Callable[[int], None] | None:
-    """For "INDEX:STEP" naming this worker: a hook, called with the number of timed steps done, that SIGKILLs this
-    process once STEP are done. None otherwise."""
+    """For "INDEX:STEP" naming this worker: a hook, called with the number of timed steps done, that SIGKILLs
+    this process once STEP are done. None otherwise."""
     raw = os.environ.get(KILL_ENV)
     if not raw:
         return None
@@ -28,6 +29,7 @@ def kill_hook(worker_index: int) -> Callable[[int], None] | None:
     def hook(done: int) -> None:
         if done >= at:
             os.kill(os.getpid(), signal.SIGKILL)
+
     return hook
 
 

@@ -1,10 +1,11 @@
-"""The entry points of one distributed job: `run_distributed_job`, what the suite's case worker calls, and `main`,
-what each worker process of a local cluster runs:
+"""The entry points of one distributed job: `run_distributed_job`, what the suite's case worker calls, and
+`main`, what each worker process of a local cluster runs:
 
     python -m tfperf.distributed.job CASE.json JOB.json RESULT.json [--out-dir D]
 
 (tfperf/distributed/cluster.py launches it by that module path.)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,13 +30,14 @@ from tfperf.suite.distribute import DistributeError, DistributeSpec
 from tfperf.suite.spec import CaseSpec
 
 
-def run_distributed_job(case: CaseSpec, job: JobSpec, ctx: Any, resolve: Callable[[str], Any],
-                        deadline_s: float | None = None) -> Result:
+def run_distributed_job(
+    case: CaseSpec, job: JobSpec, ctx: Any, resolve: Callable[[str], Any], deadline_s: float | None = None
+) -> Result:
     """What the case worker calls for a job of a case with `distribute:`.
 
     multi_worker without TF_CONFIG launches a local cluster (tfperf/distributed/cluster.py) and waits for it;
-    everything else (one_device, mirrored, multi_worker joining the cluster TF_CONFIG describes) is measured in this
-    process.
+    everything else (one_device, mirrored, multi_worker joining the cluster TF_CONFIG describes) is measured
+    in this process.
     """
     try:
         spec = DistributeSpec.from_dict(case.distribute)
@@ -46,14 +48,21 @@ def run_distributed_job(case: CaseSpec, job: JobSpec, ctx: Any, resolve: Callabl
         work_dir = Path(out_dir) / "workers" if out_dir is not None else None
         if deadline_s is None:
             deadline_s = remaining_case_time(case)
-        return run_local_cluster(case, job, spec.workers, work_dir=work_dir, out_dir=out_dir, timeout_s=deadline_s,
-                                 gpus=visible_gpus())
+        return run_local_cluster(
+            case,
+            job,
+            spec.workers,
+            work_dir=work_dir,
+            out_dir=out_dir,
+            timeout_s=deadline_s,
+            gpus=visible_gpus(),
+        )
     return measure_distributed(case, job, ctx, resolve)
 
 
 def remaining_case_time(case: CaseSpec) -> float:
-    """What is left of the case's timeout_s (counted by the runner from this process's start), minus a margin so
-    the cluster reports its own `timeout` naming the worker before the runner kills this whole process."""
+    """What is left of the case's timeout_s (counted by the runner from this process's start), minus a margin
+    so the cluster reports its own `timeout` naming the worker before the runner kills this whole process."""
     elapsed = time.time() - psutil.Process().create_time()
     margin = max(3.0, 0.05 * case.timeout_s)
     return max(1.0, case.timeout_s - elapsed - margin)
@@ -61,13 +70,15 @@ def remaining_case_time(case: CaseSpec) -> float:
 
 @dataclass
 class WorkerContext:
-    """What a launched worker's measurement needs of the case worker's context: where the profiled pass writes."""
+    """What a launched worker's measurement needs of the case worker's context: where the profiled pass
+    writes."""
 
     out_dir: Path | None
 
 
 def watch_parent() -> None:
-    """A launched worker must not outlive its supervisor (PR_SET_PDEATHSIG covers Linux; this covers the rest)."""
+    """A launched worker must not outlive its supervisor (PR_SET_PDEATHSIG covers Linux; this covers the
+    rest)."""
     parent = os.getppid()
 
     def watch() -> None:
@@ -75,6 +86,7 @@ def watch_parent() -> None:
             time.sleep(1.0)
             if os.getppid() != parent:
                 os._exit(70)
+
     threading.Thread(target=watch, daemon=True, name="tfperf-parent-watch").start()
 
 
@@ -85,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("result_file")
     ap.add_argument("--out-dir", default=None)
     args = ap.parse_args(argv)
-    # A native crash (SIGABRT/SIGSEGV in TensorFlow) then leaves every thread's Python stack in the worker log.
+    # A native crash (SIGABRT/SIGSEGV in TensorFlow) then leaves every thread's Python stack in the worker
+    # log.
     faulthandler.enable(all_threads=True)
     watch_parent()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -100,15 +113,15 @@ def main(argv: list[str] | None = None) -> int:
 
         apply_tf_config(case.tf_config)
     configure_process(case.distribute)
-    # Joined: past TensorFlow's start-up and the cluster's servers. The supervisor restarts a cluster once when a
-    # worker dies before this, and never after (a crash in the user's step is the job's result).
+    # Joined: past TensorFlow's start-up and the cluster's servers. The supervisor restarts a cluster once
+    # when a worker dies before this, and never after (a crash in the user's step is the job's result).
     Path(args.result_file + ".joined").write_text(str(os.getpid()))
     ctx = WorkerContext(Path(args.out_dir) if args.out_dir else None)
     result = measure_distributed(case, job, ctx)
     atomic_write_text(Path(args.result_file), json.dumps(result.to_json(), default=str) + "\n")
     sys.stdout.flush()
-    # os._exit: skip interpreter teardown, where TensorFlow's collective and gRPC threads can hang the exit after
-    # the result is safely on disk.
+    # os._exit: skip interpreter teardown, where TensorFlow's collective and gRPC threads can hang the exit
+    # after the result is safely on disk.
     os._exit(0 if result.ok else 3)
 
 

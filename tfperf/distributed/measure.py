@@ -1,5 +1,6 @@
-"""One job of a distributed case, measured in this process: the one-replica baseline, the distributed pass taking
-turns with it repeat by repeat, scaling efficiency, the per-worker losses, and the profiled pass."""
+"""One job of a distributed case, measured in this process: the one-replica baseline, the distributed pass
+taking turns with it repeat by repeat, scaling efficiency, the per-worker losses, and the profiled pass."""
+
 from __future__ import annotations
 
 import math
@@ -26,25 +27,40 @@ def describe_error(exc: BaseException, spec: DistributeSpec, mode: str, phase: s
     message = (text.splitlines() or [type(exc).__name__])[0][:1000]
     hint = None
     if mode == "xla" and "Trying to access resource" in text and "located in device" in text:
-        message = (f"XLA (jit_compile=True) cannot compile the {spec.strategy} step: one compiled function would "
-                   "read variables of replicas on other devices (tensorflow.org/xla/known_issues"
-                   "#tfvariable_on_a_different_device)")
+        message = (
+            f"XLA (jit_compile=True) cannot compile the {spec.strategy} step: one compiled function would "
+            "read variables of replicas on other devices (tensorflow.org/xla/known_issues"
+            "#tfvariable_on_a_different_device)"
+        )
         hint = "run this case in mode 'function' under a strategy; jit_compile works with one_device"
     elif mode == "xla" and "Collectives are not yet implemented for CPU devices" in text:
-        message = (f"XLA (jit_compile=True) cannot compile the {spec.strategy} step on CPU: XLA has no CPU "
-                   "implementation of the collective all-reduce the step needs")
+        message = (
+            f"XLA (jit_compile=True) cannot compile the {spec.strategy} step on CPU: XLA has no CPU "
+            "implementation of the collective all-reduce the step needs"
+        )
         hint = "run this case in mode 'function' under a strategy; jit_compile works with one_device"
     elif mode == "xla":
         from tfperf.measure.harness import xla_hint
 
         m, h = xla_hint(exc)
         message, hint = m or message, h
-    return ErrorInfo(type=type(exc).__name__, message=message, hint=hint, phase=phase,
-                     traceback="".join(traceback.format_exception(exc))[-4000:])
+    return ErrorInfo(
+        type=type(exc).__name__,
+        message=message,
+        hint=hint,
+        phase=phase,
+        traceback="".join(traceback.format_exception(exc))[-4000:],
+    )
 
 
-def measure_distributed(case: CaseSpec, job: JobSpec, ctx: Any = None, resolve: Callable[[str], Any] | None = None,
-                        *, baseline: bool = True) -> Result:
+def measure_distributed(
+    case: CaseSpec,
+    job: JobSpec,
+    ctx: Any = None,
+    resolve: Callable[[str], Any] | None = None,
+    *,
+    baseline: bool = True,
+) -> Result:
     """Measure one job of a distributed case in this process. Never raises: failures become a failed Result.
 
     Runs a one-replica baseline (OneDeviceStrategy on this process's first device, same per-replica batch) and
@@ -54,8 +70,14 @@ def measure_distributed(case: CaseSpec, job: JobSpec, ctx: Any = None, resolve: 
     """
     started = time.perf_counter()
     resolve = resolve or _resolver(case)
-    result = Result(case=job.case, mode=job.mode, device=job.device, task=job.task, batch_size=job.batch_size,
-                    model=case.model)
+    result = Result(
+        case=job.case,
+        mode=job.mode,
+        device=job.device,
+        task=job.task,
+        batch_size=job.batch_size,
+        model=case.model,
+    )
     phase = "set-up"
     try:
         spec = DistributeSpec.from_dict(case.distribute)
@@ -69,9 +91,16 @@ def measure_distributed(case: CaseSpec, job: JobSpec, ctx: Any = None, resolve: 
         strategy = make_strategy(spec, job.device)
         task = tf_config_task() if spec.strategy == "multi_worker" else None
         worker_index, workers = task if task else (0, 1)
-        result.extra.update({"strategy": spec.strategy, "devices": spec.devices, "workers": workers,
-                             "worker_index": worker_index, "pid": os.getpid(),
-                             "replica_devices": list(strategy.extended.worker_devices)})
+        result.extra.update(
+            {
+                "strategy": spec.strategy,
+                "devices": spec.devices,
+                "workers": workers,
+                "worker_index": worker_index,
+                "pid": os.getpid(),
+                "replica_devices": list(strategy.extended.worker_devices),
+            }
+        )
         if spec.strategy == "multi_worker":  # the GPUs this worker was given (cluster.worker_gpu_env)
             result.extra["cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES")
         result.replicas = strategy.num_replicas_in_sync
@@ -83,15 +112,18 @@ def measure_distributed(case: CaseSpec, job: JobSpec, ctx: Any = None, resolve: 
             if workers > 1:
                 barrier()
             if worker_index == 0:
-                one = PassRunner(tf.distribute.OneDeviceStrategy(local_device(strategy)), "one_device",
-                                 case, job, resolve)
+                one = PassRunner(
+                    tf.distribute.OneDeviceStrategy(local_device(strategy)), "one_device", case, job, resolve
+                )
             if workers > 1:
                 barrier()
         phase = f"{spec.strategy} pass"
         try:
             dist = PassRunner(strategy, spec.strategy, case, job, resolve)
         except Exception:
-            if one is not None and workers == 1:  # still say what one device does (e.g. XLA fails only mirrored)
+            if (
+                one is not None and workers == 1
+            ):  # still say what one device does (e.g. XLA fails only mirrored)
                 for _ in range(case.repeats):
                     one.repeat()
                 _record_baseline(result, one.finish(), strategy)
@@ -125,15 +157,30 @@ def measure_distributed(case: CaseSpec, job: JobSpec, ctx: Any = None, resolve: 
         result.tracing_count = main.tracing_count
         result.replicas = main.replicas
         result.global_batch_size = main.global_batch
-        result.timing = Timing(method="per_step", block_size=1, warmup_steps=case.warmup_steps, steps=case.steps,
-                               repeats=case.repeats, sync=main.sync, gc_disabled_while_timing=True)
-        result.extra.update({"final_loss": main.final_loss, "probe_losses": main.probe_losses,
-                             "samples_per_s": main.samples_per_s,
-                             "synced_replicas": main.synced_replicas,  # every local replica's loss, each step
-                             **main.model_dtypes, "loss_scale_optimizer": main.loss_scale_optimizer,
-                             **applied_settings(case)})
+        result.timing = Timing(
+            method="per_step",
+            block_size=1,
+            warmup_steps=case.warmup_steps,
+            steps=case.steps,
+            repeats=case.repeats,
+            sync=main.sync,
+            gc_disabled_while_timing=True,
+        )
+        result.extra.update(
+            {
+                "final_loss": main.final_loss,
+                "probe_losses": main.probe_losses,
+                "samples_per_s": main.samples_per_s,
+                "synced_replicas": main.synced_replicas,  # every local replica's loss, each step
+                **main.model_dtypes,
+                "loss_scale_optimizer": main.loss_scale_optimizer,
+                **applied_settings(case),
+            }
+        )
         if base is not None:
-            result.scaling_efficiency = scaling_efficiency(main.samples_per_s, base.samples_per_s, main.replicas)
+            result.scaling_efficiency = scaling_efficiency(
+                main.samples_per_s, base.samples_per_s, main.replicas
+            )
         if len(set(main.probe_losses)) > 1:
             result.extra["replicas_diverged"] = True
 
@@ -141,7 +188,7 @@ def measure_distributed(case: CaseSpec, job: JobSpec, ctx: Any = None, resolve: 
             phase = "profiled pass"
             try:
                 result.profile = profile_pass(case, job, ctx, main, worker_index, workers)
-            except Exception as exc:  # noqa: BLE001 - a failed trace loses the trace, not the timed numbers
+            except Exception as exc:
                 if workers > 1:
                     raise  # the peers are inside the same profiled steps: the job cannot go on consistently
                 result.profile = Profile(error=f"{type(exc).__name__}: {exc}"[:500])
@@ -152,16 +199,20 @@ def measure_distributed(case: CaseSpec, job: JobSpec, ctx: Any = None, resolve: 
             barrier()
     except Exception as exc:  # noqa: BLE001 - any failure of user code or TF is this job's result
         result.status = "failed"
-        result.error = describe_error(exc, DistributeSpec.from_dict(case.distribute) if _valid(case) else DistributeSpec(),
-                              job.mode, phase)
+        result.error = describe_error(
+            exc,
+            DistributeSpec.from_dict(case.distribute) if _valid(case) else DistributeSpec(),
+            job.mode,
+            phase,
+        )
     result.wall_s = time.perf_counter() - started
     return result
 
 
 def applied_settings(case: CaseSpec) -> dict:
-    """`extra.tf_config` and `extra.tf_config_applied` of a distributed job, as the case worker records them for
-    a single-process job: the settings, and what was in force after the model was built (the dtype policy, which
-    the builder sets again after clearing the Keras session)."""
+    """`extra.tf_config` and `extra.tf_config_applied` of a distributed job, as the case worker records them
+    for a single-process job: the settings, and what was in force after the model was built (the dtype policy,
+    which the builder sets again after clearing the Keras session)."""
     if not case.tf_config:
         return {}
     from tfperf.measure.tf_config import settings_in_force
@@ -170,11 +221,18 @@ def applied_settings(case: CaseSpec) -> dict:
 
 
 def _record_baseline(result: Result, base: Pass, strategy: Any) -> None:
-    result.extra["baseline"] = {"strategy": "one_device", "device": local_device(strategy), "replicas": 1,
-                                "global_batch_size": base.global_batch, "median_s": base.median_s,
-                                "samples_per_s": base.samples_per_s, "first_call_s": base.first_call_s,
-                                "final_loss": base.final_loss, "samples": base.samples,
-                                "interleaved_with_distributed_repeats": True}
+    result.extra["baseline"] = {
+        "strategy": "one_device",
+        "device": local_device(strategy),
+        "replicas": 1,
+        "global_batch_size": base.global_batch,
+        "median_s": base.median_s,
+        "samples_per_s": base.samples_per_s,
+        "first_call_s": base.first_call_s,
+        "final_loss": base.final_loss,
+        "samples": base.samples,
+        "interleaved_with_distributed_repeats": True,
+    }
 
 
 def _valid(case: CaseSpec) -> bool:

@@ -1,5 +1,6 @@
-"""One timed pass under one strategy: the training step built under the strategy, warmed up, and timed one repeat at
-a time; and the dataset of global batches it reads."""
+"""One timed pass under one strategy: the training step built under the strategy, warmed up, and timed one
+repeat at a time; and the dataset of global batches it reads."""
+
 from __future__ import annotations
 
 import math
@@ -26,7 +27,9 @@ class Pass:
     waits: list[float]
     tracing_count: int | None
     final_loss: float  # the reduced training loss of the last timed step
-    probe_losses: list[float]  # the loss of a fixed batch on each local replica's copy of the model, after the steps
+    probe_losses: list[
+        float
+    ]  # the loss of a fixed batch on each local replica's copy of the model, after the steps
     step: Callable[..., Any] | None = None  # kept for the profiled pass
     iterator: Any = None
     sync: str = "fetch every replica's loss"  # how each timed step was forced to complete (Timing.sync)
@@ -45,12 +48,20 @@ class Pass:
         return self.global_batch / self.median_s if self.median_s > 0 else math.inf
 
 
-def _global_dataset(case: CaseSpec, inp: Any, labels: Any, global_batch: int, resolve: Callable[[str], Any]) -> Any:
-    """A dataset of global batches: the case's own pipeline or dataset when it has one, else in-memory batches."""
+def _global_dataset(
+    case: CaseSpec, inp: Any, labels: Any, global_batch: int, resolve: Callable[[str], Any]
+) -> Any:
+    """A dataset of global batches: the case's own pipeline or dataset when it has one, else in-memory
+    batches."""
     import numpy as np
     import tensorflow as tf
 
-    from tfperf.measure.inputs import IN_MEMORY_BATCHES, synthetic_features, synthetic_labels, synthetic_pipeline
+    from tfperf.measure.inputs import (
+        IN_MEMORY_BATCHES,
+        synthetic_features,
+        synthetic_labels,
+        synthetic_pipeline,
+    )
 
     if case.dataset is not None:
         ds = resolve(case.dataset)(global_batch)
@@ -63,7 +74,12 @@ def _global_dataset(case: CaseSpec, inp: Any, labels: Any, global_batch: int, re
         rng = np.random.default_rng(0)  # the same data in every worker: auto-sharding gives each its part
         n = global_batch * IN_MEMORY_BATCHES
         x, y = synthetic_features(inp, n, rng), synthetic_labels(labels, n, rng)
-        ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(global_batch, drop_remainder=True).cache().repeat()
+        ds = (
+            tf.data.Dataset.from_tensor_slices((x, y))
+            .batch(global_batch, drop_remainder=True)
+            .cache()
+            .repeat()
+        )
         ds = ds.prefetch(2)
     options = tf.data.Options()
     # In-memory data has no files to shard by: shard by element, which is what FILE would fall back to anyway,
@@ -93,10 +109,11 @@ def replica_sync(strategy: Any) -> tuple[Callable[[Any], int], str]:
     """How a timed step is forced to complete on every local replica, and its name (Timing.sync).
 
     Fetching the reduced loss waits only for the ops that loss depends on, on whichever device reduced it. On
-    GPUs, kernels run asynchronously on each replica's own stream: `tf.test.experimental.sync_devices()` (outside
-    tf.function, as here) waits for every local device, as the harness does for one GPU. On CPUs, a host read of
-    each replica's own loss (`experimental_local_results`) waits for each replica's step. The sync returns how
-    many replicas' values it waited for, so a result can show that it was every local replica."""
+    GPUs, kernels run asynchronously on each replica's own stream: `tf.test.experimental.sync_devices()`
+    (outside tf.function, as here) waits for every local device, as the harness does for one GPU. On CPUs, a
+    host read of each replica's own loss (`experimental_local_results`) waits for each replica's step. The
+    sync returns how many replicas' values it waited for, so a result can show that it was every local
+    replica."""
     import tensorflow as tf
 
     gpu = any("GPU" in d.upper() for d in strategy.extended.worker_devices)
@@ -109,6 +126,7 @@ def replica_sync(strategy: Any) -> tuple[Callable[[Any], int], str]:
             for v in values:
                 v.numpy()
         return len(values)
+
     return sync, "sync_devices" if gpu else "fetch every replica's loss"
 
 
@@ -127,10 +145,12 @@ def _wrap(step: Callable[..., Any], mode: str) -> tuple[Callable[..., Any], Any 
 
 
 class PassRunner:
-    """One strategy's training step, built and warmed up; timed one repeat at a time, so the one-replica baseline
-    and the distributed pass can take turns (repeat by repeat) and see the same machine load."""
+    """One strategy's training step, built and warmed up; timed one repeat at a time, so the one-replica
+    baseline and the distributed pass can take turns (repeat by repeat) and see the same machine load."""
 
-    def __init__(self, strategy: Any, label: str, case: CaseSpec, job: JobSpec, resolve: Callable[[str], Any]):
+    def __init__(
+        self, strategy: Any, label: str, case: CaseSpec, job: JobSpec, resolve: Callable[[str], Any]
+    ):
         import keras
         import tensorflow as tf
 
@@ -139,8 +159,8 @@ class PassRunner:
         if job.task != "train":
             raise DistributeError("distribute: only task: train is measured under a strategy")
         self.strategy, self.label, self.case = strategy, label, case
-        # The same layer names in every worker and every pass. It also resets Keras' global dtype policy, which
-        # build_model sets again from the case's tf_config.mixed_precision.
+        # The same layer names in every worker and every pass. It also resets Keras' global dtype policy,
+        # which build_model sets again from the case's tf_config.mixed_precision.
         keras.backend.clear_session()
         keras.utils.set_random_seed(0)  # the same initial weights in every worker (MWMS also broadcasts them)
         self.replicas = replicas = strategy.num_replicas_in_sync
@@ -149,14 +169,18 @@ class PassRunner:
             model, inp, labels = build_model(case, resolve)
             px, py = _probe_batch(inp, labels)
             if not model.built:
-                model(px[:1])  # variables created here are mirrored; created inside strategy.run they would fail
+                model(
+                    px[:1]
+                )  # variables created here are mirrored; created inside strategy.run they would fail
             optimizer = training_optimizer(model)  # Adam; loss-scaled when the model computes in float16
             # Optimizer variables built now, not inside the first traced call: tf.function traces a call that
             # creates variables a second time.
             optimizer.build(model.trainable_variables)
             loss_fn = _per_example_loss(labels)
 
-        dataset = strategy.experimental_distribute_dataset(_global_dataset(case, inp, labels, global_batch, resolve))
+        dataset = strategy.experimental_distribute_dataset(
+            _global_dataset(case, inp, labels, global_batch, resolve)
+        )
         self.iterator = iter(dataset)
 
         def replica_fn(x, y):
@@ -174,8 +198,8 @@ class PassRunner:
             return loss
 
         def train_step(batch):
-            # Every replica's own loss is returned beside the reduced one, so each timed step can wait for each
-            # replica (replica_sync), not only for the device that reduced the loss.
+            # Every replica's own loss is returned beside the reduced one, so each timed step can wait for
+            # each replica (replica_sync), not only for the device that reduced the loss.
             per_replica = strategy.run(replica_fn, args=tuple(batch))
             return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None), per_replica
 
@@ -228,7 +252,8 @@ class PassRunner:
         """The pass's numbers, and the loss of one fixed batch on each local replica's copy of the weights.
 
         Synchronous training keeps every copy identical: a forward pass (no update) over the same batch must
-        give the same loss on every replica and every worker; a difference means gradients were not all-reduced.
+        give the same loss on every replica and every worker; a difference means gradients were not
+        all-reduced.
         """
         import tensorflow as tf
 
@@ -240,8 +265,20 @@ class PassRunner:
 
         per_replica = self.strategy.run(tf.function(probe))
         probe_losses = [float(v.numpy()) for v in self.strategy.experimental_local_results(per_replica)]
-        return Pass(self.label, self.replicas, self.global_batch, self.first_call_s, self.samples, self.waits,
-                    self.traced.experimental_get_tracing_count() if self.traced is not None else None,
-                    self.final_loss, probe_losses, step=self.step, iterator=self.iterator, sync=self.sync_name,
-                    synced_replicas=self.synced_replicas, model_dtypes=self.model_dtypes,
-                    loss_scale_optimizer=self.loss_scale_optimizer)
+        return Pass(
+            self.label,
+            self.replicas,
+            self.global_batch,
+            self.first_call_s,
+            self.samples,
+            self.waits,
+            self.traced.experimental_get_tracing_count() if self.traced is not None else None,
+            self.final_loss,
+            probe_losses,
+            step=self.step,
+            iterator=self.iterator,
+            sync=self.sync_name,
+            synced_replicas=self.synced_replicas,
+            model_dtypes=self.model_dtypes,
+            loss_scale_optimizer=self.loss_scale_optimizer,
+        )

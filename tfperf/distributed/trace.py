@@ -2,6 +2,7 @@
 
 The profiled pass is separate from the timed pass, so profiling never changes the timed numbers.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -20,8 +21,9 @@ from tfperf.suite.spec import CaseSpec
 PROFILE_STEPS = 5
 
 
-def profile_pass(case: CaseSpec, job: JobSpec, ctx: Any, main: Pass, worker_index: int,
-                 workers: int) -> Profile | None:
+def profile_pass(
+    case: CaseSpec, job: JobSpec, ctx: Any, main: Pass, worker_index: int, workers: int
+) -> Profile | None:
     """Trace a few distributed steps: the steps of this process, or with several workers, worker 0's while the
     others run the same steps untraced (see trace_worker0 for why)."""
     run = f"{job.case}-{job.mode}" + (f"-bs{job.batch_size}" if len(case.batch_sizes) > 1 else "")
@@ -36,21 +38,25 @@ def profile_pass(case: CaseSpec, job: JobSpec, ctx: Any, main: Pass, worker_inde
     return Profile.from_json(out)
 
 
-# Why only worker 0 is traced, measured on TF 2.21 (2 local workers, 2 cores): stopping a profiler session on any
-# other worker crashed it in about a third of the runs (SIGABRT "free(): invalid pointer" / "double free or
-# corruption", or SIGSEGV), with the native stack in tsl::profiler::TraceMeRecorder::Stop -> Consume ->
-# SplitEventTracker::FindStartAndMerge: merging trace events that began on one thread and ended on another. It made
-# no difference whether worker 0 captured the worker's profiler server remotely or the worker traced itself.
-# Worker 0 (the collective group's leader, which resolves collectives locally) never crashed in 70 sessions.
-UNTRACED_WORKERS_NOTE = ("only worker 0 is traced: stopping the profiler on another worker of a MultiWorkerMirrored"
-                         "Strategy cluster crashed that worker in about a third of the runs on TensorFlow 2.21 "
-                         "(TraceMeRecorder::Consume, SplitEventTracker::FindStartAndMerge); the other workers ran "
-                         "the same steps untraced")
+# Why only worker 0 is traced, measured on TF 2.21 (2 local workers, 2 cores): stopping a profiler session on
+# any other worker crashed it in about a third of the runs (SIGABRT "free(): invalid pointer" / "double free
+# or corruption", or SIGSEGV), with the native stack in tsl::profiler::TraceMeRecorder::Stop -> Consume ->
+# SplitEventTracker::FindStartAndMerge: merging trace events that began on one thread and ended on another. It
+# made no difference whether worker 0 captured the worker's profiler server remotely or the worker traced
+# itself. Worker 0 (the collective group's leader, which resolves collectives locally) never crashed in 70
+# sessions.
+UNTRACED_WORKERS_NOTE = (
+    "only worker 0 is traced: stopping the profiler on another worker of a MultiWorkerMirrored"
+    "Strategy cluster crashed that worker in about a third of the runs on TensorFlow 2.21 "
+    "(TraceMeRecorder::Consume, SplitEventTracker::FindStartAndMerge); the other workers ran "
+    "the same steps untraced"
+)
 
 
 def trace_worker0(main: Pass, steps: int, logdir: Path, worker_index: int, workers: int) -> Profile | None:
     """Every worker runs the profiled steps (each is a collective all of them take part in), between two
-    barriers; worker 0 traces its own with a local session and reads the trace out. Returns None on the others."""
+    barriers; worker 0 traces its own with a local session and reads the trace out. Returns None on the
+    others."""
     barrier()
     if worker_index != 0:
         for _ in range(steps):
@@ -71,18 +77,28 @@ def trace_worker0(main: Pass, steps: int, logdir: Path, worker_index: int, worke
     except Exception as exc:  # noqa: BLE001 - a failed trace loses the trace, not the timed numbers
         out = {"error": f"{type(exc).__name__}: {exc}"[:500]}
     finally:
-        # The others run every profiled step, each a collective: run the ones the profiler did not (it failed to
-        # start, say), then meet them at the barrier.
+        # The others run every profiled step, each a collective: run the ones the profiler did not (it failed
+        # to start, say), then meet them at the barrier.
         for _ in range(done, steps):
             main.step()
         barrier()
-    out.update({"capture": "worker0", "workers_traced": [0], "workers": workers, "note": UNTRACED_WORKERS_NOTE})
+    out.update(
+        {"capture": "worker0", "workers_traced": [0], "workers": workers, "note": UNTRACED_WORKERS_NOTE}
+    )
     return Profile.from_json(out)
 
 
 # Op types that are the cross-replica gradient exchange, as the profiler's framework op stats name them.
-ALLREDUCE_OP_TYPES = ("CollectiveReduceV2", "CollectiveReduce", "CollectiveGatherV2", "CollectiveBcastSendV2",
-                      "CollectiveBcastRecvV2", "NcclAllReduce", "NcclReduce", "NcclBroadcast")
+ALLREDUCE_OP_TYPES = (
+    "CollectiveReduceV2",
+    "CollectiveReduce",
+    "CollectiveGatherV2",
+    "CollectiveBcastSendV2",
+    "CollectiveBcastRecvV2",
+    "NcclAllReduce",
+    "NcclReduce",
+    "NcclBroadcast",
+)
 
 
 def allreduce_share(run_dir: Path) -> dict:
@@ -107,7 +123,6 @@ def allreduce_share(run_dir: Path) -> dict:
     return {"allreduce_share": sum(shares) / len(shares) if shares else None, "allreduce_by_host": per_host}
 
 
-
 def allreduce_share_of(xplane: Path) -> dict:
     """Share of op self time spent in collective (all-reduce) ops in one trace file, from xprof's
     framework_op_stats."""
@@ -126,4 +141,8 @@ def allreduce_share_of_op_stats(data: Any) -> dict:
         total += self_us
         if op_type in ALLREDUCE_OP_TYPES or op_type.startswith("Collective"):
             collective += self_us
-    return {"share": collective / total if total > 0 else None, "collective_us": collective, "total_us": total}
+    return {
+        "share": collective / total if total > 0 else None,
+        "collective_us": collective,
+        "total_us": total,
+    }

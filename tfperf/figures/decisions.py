@@ -5,6 +5,7 @@ A difference counts when the two-sided Mann-Whitney U test on the raw samples gi
 result's own spread between its repeats and worker processes: the same code moving that far between two
 processes is no evidence that one mode beats the other.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,15 +23,15 @@ def p_value(a: Sequence[float], b: Sequence[float]) -> float | None:
 
 
 def per_sample(r: Result) -> list[float]:
-    """A result's step times per sample: a step of twice the batch does twice the work, so two batch sizes of one
-    job compare like with like (under tf.distribute a step processes the global batch)."""
+    """A result's step times per sample: a step of twice the batch does twice the work, so two batch sizes of
+    one job compare like with like (under tf.distribute a step processes the global batch)."""
     size = r.global_batch_size or r.batch_size or 1
     return [s / size for s in r.samples]
 
 
 def largest_spread(*results: Result) -> float | None:
-    """The largest repeat/process spread (max / min - 1 of repeat medians) among the results; None when none of
-    them has two repeats. Scale-free, so it holds per step and per sample alike."""
+    """The largest repeat/process spread (max / min - 1 of repeat medians) among the results; None when none
+    of them has two repeats. Scale-free, so it holds per step and per sample alike."""
     spreads = [s for s in (significance.repeat_spread(r.repeat_groups()) for r in results) if s is not None]
     return max(spreads) if spreads else None
 
@@ -52,8 +53,8 @@ def within_spread(a: Result, b: Result, ratio: float | None = None) -> float | N
 
 def significant(a: Result, b: Result, *, per_sample_times: bool = False) -> tuple[bool, float | None]:
     """Is the difference between two results' step times real? (True, None) when untestable (few samples):
-    the ratio alone then decides and the evidence says so. `per_sample_times` compares time per sample, for two
-    batch sizes of one job."""
+    the ratio alone then decides and the evidence says so. `per_sample_times` compares time per sample, for
+    two batch sizes of one job."""
     xa, xb = (per_sample(a), per_sample(b)) if per_sample_times else (a.samples, b.samples)
     p = p_value(xa, xb)
     ratio = stats.summarize(xa)["median"] / stats.summarize(xb)["median"] if xa and xb else None
@@ -63,7 +64,8 @@ def significant(a: Result, b: Result, *, per_sample_times: bool = False) -> tupl
 
 
 def step_saving(ref: Result, other: Result) -> float:
-    """The share of `ref`'s median step that `other` saves: 1 - other / ref (negative when `other` is slower)."""
+    """The share of `ref`'s median step that `other` saves: 1 - other / ref (negative when `other` is
+    slower)."""
     return 1 - other.median_s / ref.median_s
 
 
@@ -75,8 +77,8 @@ def saves_more_than(ref: Result, other: Result, margin: float) -> tuple[bool, fl
 
 
 def slower_by_more_than(ref: Result, other: Result, margin: float) -> tuple[bool, float | None]:
-    """Is `other`'s step more than `margin` longer than `ref`'s (other / ref - 1), significantly? The gate of the
-    advisor's avoid-xla rule and of the report's XLA verdict."""
+    """Is `other`'s step more than `margin` longer than `ref`'s (other / ref - 1), significantly? The gate of
+    the advisor's avoid-xla rule and of the report's XLA verdict."""
     sig, p = significant(ref, other)
     return sig and -step_saving(ref, other) > margin, p
 

@@ -3,6 +3,7 @@
 A result's raw samples and recorded fields are the truth; these functions derive what the tables, report.md,
 the HTML page, the suggestions, `compare` and `tune` say about them.
 """
+
 from __future__ import annotations
 
 import math
@@ -20,14 +21,16 @@ def measured(results: Iterable[Result]) -> list[Result]:
     return [r for r in results if r.ok and r.samples]
 
 
-# --- noise ---------------------------------------------------------------------------------------------------
+# --- noise --------------------------------------------------------------------------------------------------
+
 
 def noise_fraction(r: Result) -> float | None:
     """The interquartile range of a result's step times as a share of their median."""
     return stats.noise_fraction(r.samples)
 
 
-# --- input pipeline ------------------------------------------------------------------------------------------
+# --- input pipeline -----------------------------------------------------------------------------------------
+
 
 def profiler_input_bound_fraction(r: Result) -> float | None:
     """The profiler's input-bound share of the step (its `input_bound_percent`, 0..1), when profiled."""
@@ -76,7 +79,8 @@ def input_bound_fraction(r: Result) -> float | None:
     return ib.fraction if ib else None
 
 
-# --- modes side by side --------------------------------------------------------------------------------------
+# --- modes side by side -------------------------------------------------------------------------------------
+
 
 def tune_config(r: Result) -> str | None:
     """The `tfperf tune` configuration a result measured; None for a suite's own results."""
@@ -100,7 +104,8 @@ def eager_baseline(results: Iterable[Result], r: Result) -> Result | None:
 
 
 def speedup_over_eager(r: Result, results: Iterable[Result]) -> float | None:
-    """eager median / this median for the same job; above 1 is faster than eager. None without an eager run."""
+    """eager median / this median for the same job; above 1 is faster than eager. None without an eager
+    run."""
     return speedup_over(r, results, "eager")
 
 
@@ -126,8 +131,8 @@ def rate(r: Result) -> float | None:
 
 
 def throughput(r: Result) -> tuple[float, str] | None:
-    """A result's throughput with its unit, as every table shows it. serve-bench has concurrent clients, so its
-    throughput is completed instances over wall time, not 1 / median latency; other results give samples/s
+    """A result's throughput with its unit, as every table shows it. serve-bench has concurrent clients, so
+    its throughput is completed instances over wall time, not 1 / median latency; other results give samples/s
     when the job has a batch size, else steps/s."""
     if r.mode == SERVE_MODE:
         v = (r.extra or {}).get("instances_per_s")
@@ -151,7 +156,8 @@ def fastest(results: Iterable[Result]) -> Result | None:
     return max(ok, key=rate) if ok else None
 
 
-# --- compile cost --------------------------------------------------------------------------------------------
+# --- compile cost -------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Payback:
@@ -175,20 +181,23 @@ def payback(first_a: float, step_a: float, first_b: float, step_b: float) -> Pay
     return Payback(max(0, math.ceil(extra / saving)), extra, saving)
 
 
-# --- memory --------------------------------------------------------------------------------------------------
+# --- memory -------------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class PeakFigure:
     """A job's peak memory and where it was read."""
 
     bytes: int
-    source: str  # "allocator" (the device's, during the timed job) | "profile" (the profiler's memory profile)
+    source: (
+        str  # "allocator" (the device's, during the timed job) | "profile" (the profiler's memory profile)
+    )
 
 
 def peak_memory(result: Result) -> PeakFigure | None:
-    """The job's peak memory from a real peak only: the GPU allocator's (`peak_memory_bytes`), else the peak of the
-    profiler's memory profile. A CPU result's `peak_memory_bytes` is never used: older results files hold the
-    growth of the resident-memory high-water mark there, which is not a peak."""
+    """The job's peak memory from a real peak only: the GPU allocator's (`peak_memory_bytes`), else the peak
+    of the profiler's memory profile. A CPU result's `peak_memory_bytes` is never used: older results files
+    hold the growth of the resident-memory high-water mark there, which is not a peak."""
     if result.device.startswith("gpu") and isinstance(result.peak_memory_bytes, int):
         return PeakFigure(result.peak_memory_bytes, "allocator")
     profiled = result.profile.memory_peak_bytes if result.profile else None
@@ -197,14 +206,15 @@ def peak_memory(result: Result) -> PeakFigure | None:
     return None
 
 
-# --- a suggestion's gain -------------------------------------------------------------------------------------
+# --- a suggestion's gain ------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Gain:
     """How much faster a suggestion's fix made (or would make) the step, read from its evidence numbers.
 
-    `factor` is old time / new time (2.0: twice as fast). `measured` is False for a bound rather than a re-run:
-    an input-bound step can at best lose its whole wait, 1 / (1 - wait share).
+    `factor` is old time / new time (2.0: twice as fast). `measured` is False for a bound rather than a
+    re-run: an input-bound step can at best lose its whole wait, 1 / (1 - wait share).
     """
 
     factor: float
@@ -212,19 +222,21 @@ class Gain:
 
 
 def suggestion_gain(s: Suggestion) -> Gain | None:
-    """The speed-up behind a suggestion, from the `evidence_data` its rule recorded; None for a suggestion that
-    is context (payback, noise, retracing, host-bound) and promises no figure of its own.
+    """The speed-up behind a suggestion, from the `evidence_data` its rule recorded; None for a suggestion
+    that is context (payback, noise, retracing, host-bound) and promises no figure of its own.
 
-    The keys are the rules' own: `speedup` (tf.function, XLA, what-ifs, mixed precision, threading), `slowdown`
-    (avoid-xla: keeping tf.function saves that factor), `gain` (small-batch: samples/s of the larger batch over the
-    smaller), `quantized_median_s` against the first float baseline's median (quantize-tflite, the factor its title
-    states), `input_wait_fraction` (input-bound: the bound).
+    The keys are the rules' own: `speedup` (tf.function, XLA, what-ifs, mixed precision, threading),
+    `slowdown` (avoid-xla: keeping tf.function saves that factor), `gain` (small-batch: samples/s of the
+    larger batch over the smaller), `quantized_median_s` against the first float baseline's median
+    (quantize-tflite, the factor its title states), `input_wait_fraction` (input-bound: the bound).
     """
     data = s.evidence_data or {}
 
     def num(key: str) -> float | None:
         v = data.get(key)
-        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+        return (
+            float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+        )
 
     for key in ("speedup", "slowdown"):
         if num(key) and num(key) > 0:
@@ -233,8 +245,9 @@ def suggestion_gain(s: Suggestion) -> Gain | None:
         return Gain(1.0 + num("gain"), True)
     quantized = num("quantized_median_s")
     if quantized:
-        base = next((num(k) for k in data if k.endswith("_median_s") and k != "quantized_median_s" and num(k)),
-                    None)
+        base = next(
+            (num(k) for k in data if k.endswith("_median_s") and k != "quantized_median_s" and num(k)), None
+        )
         return Gain(base / quantized, True) if base else None
     wait = num("input_wait_fraction")
     if s.code == "input-bound" and wait is not None and 0 <= wait < 1:

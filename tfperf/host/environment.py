@@ -1,4 +1,5 @@
 """What the measurements ran on: the host (no TensorFlow needed) and what TensorFlow sees (worker side)."""
+
 from __future__ import annotations
 
 import os
@@ -10,9 +11,18 @@ from typing import Iterable
 
 # Environment variables that change TensorFlow's performance; recorded so two runs can be told apart.
 RELEVANT_ENV = (
-    "TF_XLA_FLAGS", "XLA_FLAGS", "TF_ENABLE_ONEDNN_OPTS", "TF_CPP_MIN_LOG_LEVEL", "TF_GPU_ALLOCATOR",
-    "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS", "CUDA_VISIBLE_DEVICES",
-    "TF_FORCE_GPU_ALLOW_GROWTH", "TF_DETERMINISTIC_OPS", "OPENBLAS_CORETYPE",
+    "TF_XLA_FLAGS",
+    "XLA_FLAGS",
+    "TF_ENABLE_ONEDNN_OPTS",
+    "TF_CPP_MIN_LOG_LEVEL",
+    "TF_GPU_ALLOCATOR",
+    "TF_NUM_INTRAOP_THREADS",
+    "TF_NUM_INTEROP_THREADS",
+    "OMP_NUM_THREADS",
+    "CUDA_VISIBLE_DEVICES",
+    "TF_FORCE_GPU_ALLOW_GROWTH",
+    "TF_DETERMINISTIC_OPS",
+    "OPENBLAS_CORETYPE",
 )
 
 
@@ -26,17 +36,29 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-# x86 CPU flags (as /proc/cpuinfo names them) that change which TensorFlow settings are worth measuring; only these
-# are recorded (`environment.cpu_features`), so two runs' machines can be told apart without the whole flag list.
-RECORDED_CPU_FEATURES = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile",
-                         "amx_bf16", "amx_int8")
-# bfloat16 arithmetic in hardware: oneDNN runs `mixed_bfloat16` matmuls and convolutions natively with AVX512-BF16
-# or AMX-BF16. Without them bfloat16 is converted in software and is slower than float32, so tune does not try it.
+# x86 CPU flags (as /proc/cpuinfo names them) that change which TensorFlow settings are worth measuring; only
+# these are recorded (`environment.cpu_features`), so two runs' machines can be told apart without the whole
+# flag list.
+RECORDED_CPU_FEATURES = (
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+)
+# bfloat16 arithmetic in hardware: oneDNN runs `mixed_bfloat16` matmuls and convolutions natively with
+# AVX512-BF16 or AMX-BF16. Without them bfloat16 is converted in software and is slower than float32, so tune
+# does not try it.
 BF16_CPU_FEATURES = ("amx_bf16", "avx512_bf16")
 
 
 def cpu_flags(cpuinfo: str) -> list[str]:
-    """The feature flags of the first processor in /proc/cpuinfo's text ("flags" on x86, "Features" on ARM)."""
+    """The feature flags of the first processor in /proc/cpuinfo's text ("flags" on x86, "Features" on
+    ARM)."""
     for line in cpuinfo.splitlines():
         key, sep, value = line.partition(":")
         if sep and key.strip() in ("flags", "Features"):
@@ -57,8 +79,8 @@ def bf16_features(features: Iterable[str] | None) -> list[str]:
 
 
 def host_cpu_features() -> list[str] | None:
-    """This machine's recorded CPU features from /proc/cpuinfo; None where there is no /proc/cpuinfo (not Linux),
-    so "unknown" is not read as "none"."""
+    """This machine's recorded CPU features from /proc/cpuinfo; None where there is no /proc/cpuinfo (not
+    Linux), so "unknown" is not read as "none"."""
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
@@ -102,6 +124,7 @@ def tensorflow_environment() -> dict:
 
     try:
         import keras
+
         keras_version = keras.__version__
     except ImportError:
         keras_version = None
@@ -109,11 +132,13 @@ def tensorflow_environment() -> dict:
     for dev in tf.config.list_physical_devices("GPU"):
         details = tf.config.experimental.get_device_details(dev)
         cc = details.get("compute_capability")
-        gpus.append({
-            "name": details.get("device_name", dev.name),
-            "device": dev.name,
-            "compute_capability": ".".join(map(str, cc)) if cc else None,
-        })
+        gpus.append(
+            {
+                "name": details.get("device_name", dev.name),
+                "device": dev.name,
+                "compute_capability": ".".join(map(str, cc)) if cc else None,
+            }
+        )
     build = tf.sysconfig.get_build_info()
     return {
         "tensorflow": tf.__version__,
@@ -147,14 +172,15 @@ def gpu_memory(gpus: list[dict]) -> list[dict]:
         try:
             info = tf.config.experimental.get_memory_info(f"GPU:{i}")
             out.append({**g, "memory_in_use_bytes": info.get("current")})
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - memory info is optional: the GPU is listed without it
             out.append(g)
     return out
 
 
 def compute_capability(environment: dict, device: str) -> float | None:
     """The compute capability of the GPU a device string names ("gpu", "gpu:1"), from a recorded environment's
-    `gpus` list; None for a CPU, an unknown index or an unreadable value. "8.6" and [8, 6] both read as 8.6."""
+    `gpus` list; None for a CPU, an unknown index or an unreadable value. "8.6" and [8, 6] both read as
+    8.6."""
     if not device.startswith("gpu"):
         return None
     gpus = environment.get("gpus") or []

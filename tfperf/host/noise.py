@@ -1,16 +1,17 @@
 """What else was going on while one worker process timed its steps: the noise a process's median carries.
 
-On a shared 2-core machine the same step's median moves 14-78% between fresh processes, in bursts that come with
-the host's other tenants. A process records, around its timed pass: the load average, its own voluntary and
-involuntary context switches (an involuntary one is the kernel taking a core away: another runnable thread
+On a shared 2-core machine the same step's median moves 14-78% between fresh processes, in bursts that come
+with the host's other tenants. A process records, around its timed pass: the load average, its own voluntary
+and involuntary context switches (an involuntary one is the kernel taking a core away: another runnable thread
 wanted it), the CPUs it may run on, TensorFlow's intra-/inter-op thread counts against those CPUs, whether
-addresses are randomized (ASLR moves code and data between processes, one source of process-to-process offsets)
-and the CPU frequency governor where the kernel exposes it. `tfperf ab` uses them to explain a pair of processes
-that disagrees with the others (`explain`).
+addresses are randomized (ASLR moves code and data between processes, one source of process-to-process
+offsets) and the CPU frequency governor where the kernel exposes it. `tfperf ab` uses them to explain a pair
+of processes that disagrees with the others (`explain`).
 
 Linux-first: every figure that cannot be read here is None, never a guess. No TensorFlow: the harness passes
 the thread counts it configured.
 """
+
 from __future__ import annotations
 
 import os
@@ -111,13 +112,22 @@ def warnings(record: dict[str, Any]) -> list[str]:
             out.append(f"{n} {pool} threads on {cpus} schedulable CPU(s): oversubscribed")
     load = record.get("load_average")
     if load and load[0] > cpus:
-        out.append(f"load average {load[0]:.1f} on {cpus} schedulable CPU(s): other processes wanted the cores")
+        out.append(
+            f"load average {load[0]:.1f} on {cpus} schedulable CPU(s): other processes wanted the cores"
+        )
     return out
 
 
 # The columns of a noise record in every report (`fields`), one wording for the terminal, Markdown and HTML.
-FIELDS = ("load average 1/5/15 min", "context switches voluntary / involuntary", "involuntary per s",
-          "CPU affinity", "threads intra / inter-op on CPUs", "ASLR", "CPU governor")
+FIELDS = (
+    "load average 1/5/15 min",
+    "context switches voluntary / involuntary",
+    "involuntary per s",
+    "CPU affinity",
+    "threads intra / inter-op on CPUs",
+    "ASLR",
+    "CPU governor",
+)
 MISSING = "–"
 
 
@@ -143,13 +153,15 @@ def fields(record: dict[str, Any] | None) -> list[str]:
     vol, invol = r.get("voluntary_context_switches"), r.get("involuntary_context_switches")
     rate = per_second(r, "involuntary_context_switches")
     intra, inter, cpus = r.get("intra_op_threads"), r.get("inter_op_threads"), r.get("schedulable_cpus")
-    return [" ".join(f"{x:.2f}" for x in load) if load else MISSING,
-            f"{vol} / {invol}" if vol is not None and invol is not None else MISSING,
-            f"{rate:.0f}" if rate is not None else MISSING,
-            cpu_ranges(r.get("cpu_affinity")),
-            f"{intra} / {inter} on {cpus}" if intra is not None and inter is not None and cpus else MISSING,
-            r.get("aslr") or MISSING,
-            ", ".join(r.get("cpu_governor") or []) or "not readable"]
+    return [
+        " ".join(f"{x:.2f}" for x in load) if load else MISSING,
+        f"{vol} / {invol}" if vol is not None and invol is not None else MISSING,
+        f"{rate:.0f}" if rate is not None else MISSING,
+        cpu_ranges(r.get("cpu_affinity")),
+        f"{intra} / {inter} on {cpus}" if intra is not None and inter is not None and cpus else MISSING,
+        r.get("aslr") or MISSING,
+        ", ".join(r.get("cpu_governor") or []) or "not readable",
+    ]
 
 
 def per_second(record: dict[str, Any], key: str) -> float | None:
@@ -159,17 +171,17 @@ def per_second(record: dict[str, Any], key: str) -> float | None:
 
 
 # How much more one process must have suffered than its pair's to explain its pair's slower median: twice the
-# involuntary switches per second (and at least this many more per second: a handful is every process's share),
-# or a 1-minute load average higher by at least one runnable process.
+# involuntary switches per second (and at least this many more per second: a handful is every process's
+# share), or a 1-minute load average higher by at least one runnable process.
 SWITCH_FACTOR = 2.0
 SWITCH_MIN_EXTRA_PER_S = 20.0
 LOAD_MIN_EXTRA = 1.0
 
 
 def explain(slow: dict[str, Any] | None, fast: dict[str, Any] | None) -> list[str]:
-    """Why the slower process of a pair may have been slower, from the two noise records: the reasons that point
-    at the slower one only (more preemption, a busier machine, fewer CPUs, an oversubscribed pool). Empty when
-    the records do not explain it (or were not recorded)."""
+    """Why the slower process of a pair may have been slower, from the two noise records: the reasons that
+    point at the slower one only (more preemption, a busier machine, fewer CPUs, an oversubscribed pool).
+    Empty when the records do not explain it (or were not recorded)."""
     if not slow or not fast:
         return []
     out = []
@@ -182,6 +194,10 @@ def explain(slow: dict[str, Any] | None, fast: dict[str, Any] | None) -> list[st
     cs, cf = slow.get("schedulable_cpus"), fast.get("schedulable_cpus")
     if isinstance(cs, int) and isinstance(cf, int) and cs < cf:
         out.append(f"{cs} schedulable CPU(s) vs {cf}")
-    extra = [w for w in slow.get("warnings") or [] if w not in (fast.get("warnings") or []) and "oversubscribed" in w]
+    extra = [
+        w
+        for w in slow.get("warnings") or []
+        if w not in (fast.get("warnings") or []) and "oversubscribed" in w
+    ]
     out += extra
     return out

@@ -1,9 +1,10 @@
 """Supervising child processes: how tfperf starts, watches, kills and describes the workers it launches.
 
 The suite runner's case workers and the local multi-worker cluster both run each child in its own session (so
-killing its process group also ends the tf.data threads and helpers it started) and report a crash by its signal
-with the tail of its log. One copy of that lives here.
+killing its process group also ends the tf.data threads and helpers it started) and report a crash by its
+signal with the tail of its log. One copy of that lives here.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -34,7 +35,7 @@ def signal_name(returncode: int) -> str:
 
 
 def exit_description(returncode: int) -> str:
-    """"killed by SIGKILL" or "exited with code 3"."""
+    """ "killed by SIGKILL" or "exited with code 3"."""
     return f"killed by {signal_name(returncode)}" if returncode < 0 else f"exited with code {returncode}"
 
 
@@ -43,7 +44,8 @@ def crash_message(returncode: int) -> tuple[str, str]:
     if returncode < 0:
         name = signal_name(returncode)
         hint = {
-            "SIGKILL": "the kernel's out-of-memory killer sends SIGKILL: lower batch_size or model size (see dmesg)",
+            "SIGKILL": "the kernel's out-of-memory killer sends SIGKILL: lower batch_size or model size (see "
+            "dmesg)",
             "SIGSEGV": "a segmentation fault inside TensorFlow or a native extension",
             "SIGABRT": "the process aborted (a failed check in native code, or os.abort())",
         }.get(name, "the worker was killed by a signal")
@@ -75,8 +77,8 @@ def kill_group(proc: subprocess.Popen) -> None:
 
 
 def die_with_parent(sig: int = signal.SIGKILL) -> None:
-    """preexec_fn: send this child `sig` when the process that launched it dies (Linux prctl PR_SET_PDEATHSIG),
-    so a killed tfperf never leaves a worker or a server behind."""
+    """preexec_fn: send this child `sig` when the process that launched it dies (Linux prctl
+    PR_SET_PDEATHSIG), so a killed tfperf never leaves a worker or a server behind."""
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, sig)  # 1 = PR_SET_PDEATHSIG

@@ -1,17 +1,21 @@
-"""tfperf's pytest plugin (entry point `pytest11: tfperf`): TensorFlow-aware benchmarks on top of pytest-benchmark.
+"""tfperf's pytest plugin (entry point `pytest11: tfperf`): TensorFlow-aware benchmarks on top of
+pytest-benchmark.
 
-- The `tf_benchmark` fixture wraps a step in a mode (eager | function | xla) the way the harness does, makes the
-  first call (tracing + compilation, timed apart as `first_call_s`) and the warm-up steps outside the timed rounds,
-  then times it with pytest-benchmark, forcing completion inside every timed call (`harness.sync_for`).
+- The `tf_benchmark` fixture wraps a step in a mode (eager | function | xla) the way the harness does, makes
+  the first call (tracing + compilation, timed apart as `first_call_s`) and the warm-up steps outside the
+  timed rounds, then times it with pytest-benchmark, forcing completion inside every timed call
+  (`timing.sync_for`).
 - `@pytest.mark.tf_modes("eager", "function", "xla")` parametrizes a test over modes (no arguments: all of
   `tfperf.MODES`); `tf_benchmark(step)` then runs in the test's mode.
-- `pytest --tfperf-suite suite.yaml` turns each case × mode × batch size of a suite into a pytest-benchmark test,
-  `suite.yaml::test_suite[<case>-<mode>-bs<N>]`, grouped by case, so `--benchmark-autosave`,
+- `pytest --tfperf-suite suite.yaml` turns each case × mode × batch size of a suite into a pytest-benchmark
+  test, `suite.yaml::test_suite[<case>-<mode>-bs<N>]`, grouped by case, so `--benchmark-autosave`,
   `--benchmark-compare` and `--benchmark-compare-fail` work on suites unchanged.
 
-This module loads in every pytest run of every project that installs tfperf (tfperf's own test suite included),
-so it must stay cheap: TensorFlow, Keras and the harness are imported inside the functions that measure.
+This module loads in every pytest run of every project that installs tfperf (tfperf's own test suite
+included), so it must stay cheap: TensorFlow, Keras and the harness are imported inside the functions that
+measure.
 """
+
 from __future__ import annotations
 
 import time
@@ -35,15 +39,22 @@ SUITE_KEY = pytest.StashKey[dict]()  # resolved suite path -> Suite, for the sui
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("tfperf", "tfperf: TensorFlow benchmarks")
     group.addoption(
-        "--tfperf-suite", action="append", dest="tfperf_suites", default=[], metavar="SUITE.yaml",
+        "--tfperf-suite",
+        action="append",
+        dest="tfperf_suites",
+        default=[],
+        metavar="SUITE.yaml",
         help="Run each case x mode x batch size of a tfperf suite as a pytest-benchmark test (repeatable). "
-             "Without test paths on the command line only the suite's tests are collected.")
+        "Without test paths on the command line only the suite's tests are collected.",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "tf_modes(*modes): run the test once per TensorFlow execution mode (default: all of "
-                   f"{', '.join(MODES)}); tf_benchmark(step) uses the test's mode.")
+        "markers",
+        "tf_modes(*modes): run the test once per TensorFlow execution mode (default: all of "
+        f"{', '.join(MODES)}); tf_benchmark(step) uses the test's mode.",
+    )
     paths = config.getoption("tfperf_suites", default=None) or []
     if not paths:
         return
@@ -61,15 +72,16 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _add_suites_to_args(config: pytest.Config, suite_paths: list[Path]) -> None:
-    """Collect the suite files. When the user named no test paths (pytest fell back to testpaths or the current
-    folder) the suites are all that runs; otherwise they run beside the named paths."""
+    """Collect the suite files. When the user named no test paths (pytest fell back to testpaths or the
+    current folder) the suites are all that runs; otherwise they run beside the named paths."""
     explicit = config.args_source == pytest.Config.ArgsSource.ARGS
     given = {Path(a.split("::")[0]).resolve() for a in config.args} if explicit else set()
     extra = [str(p) for p in suite_paths if p not in given]
     config.args = [*config.args, *extra] if explicit else [str(p) for p in suite_paths]
 
 
-# --------------------------------------------------------------------------------------------------- mode marker
+# --------------------------------------------------------------------------------------------------- mode
+# marker
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -84,8 +96,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     unknown = [m for m in modes if m not in ALL_MODES]
     if unknown:
         # A collection error with this one line, no traceback.
-        pytest.fail(f"{metafunc.definition.nodeid}: tf_modes: unknown mode(s) {', '.join(map(str, unknown))}; "
-                    f"choose from {', '.join(ALL_MODES)}", pytrace=False)
+        pytest.fail(
+            f"{metafunc.definition.nodeid}: tf_modes: unknown mode(s) {', '.join(map(str, unknown))}; "
+            f"choose from {', '.join(ALL_MODES)}",
+            pytrace=False,
+        )
     # A test that takes `mode` itself gets it; otherwise the mode reaches tf_benchmark through `tf_mode`.
     argname = "mode" if "mode" in metafunc.fixturenames else "tf_mode"
     metafunc.parametrize(argname, modes, ids=list(modes))
@@ -106,7 +121,8 @@ def _node_mode(node: Any, tf_mode: str | None) -> str | None:
     return None
 
 
-# --------------------------------------------------------------------------------------------------- measuring
+# ---------------------------------------------------------------------------------------------------
+# measuring
 
 
 class TfBenchmark:
@@ -121,12 +137,21 @@ class TfBenchmark:
     def extra_info(self) -> dict:
         return self.benchmark.extra_info
 
-    def __call__(self, step: Callable[..., Any], *args: Any, mode: str | None = None,
-                 warmup_steps: int = DEFAULT_WARMUP_STEPS, rounds: int | None = None, iterations: int = 1,
-                 device: str = "auto", **kwargs: Any) -> Any:
+    def __call__(
+        self,
+        step: Callable[..., Any],
+        *args: Any,
+        mode: str | None = None,
+        warmup_steps: int = DEFAULT_WARMUP_STEPS,
+        rounds: int | None = None,
+        iterations: int = 1,
+        device: str = "auto",
+        **kwargs: Any,
+    ) -> Any:
         """Benchmark `step(*args, **kwargs)` in `mode`; returns the step's last output.
 
-        `rounds` given: benchmark.pedantic(rounds, iterations); otherwise pytest-benchmark calibrates, honouring
+        `rounds` given: benchmark.pedantic(rounds, iterations); otherwise pytest-benchmark calibrates,
+        honouring
         --benchmark-min-rounds / --benchmark-max-time. mode, warmup_steps, rounds, iterations and device are
         tfperf's; every other keyword argument goes to the step."""
         from tfperf.measure.harness import PreparedStep, wrap_mode
@@ -134,42 +159,98 @@ class TfBenchmark:
 
         mode = mode or self.default_mode
         if mode not in MODES:
-            raise ValueError(f"tf_benchmark: mode {mode!r}: a Python step runs in {', '.join(MODES)} "
-                             "(deployment modes need a model: tf_benchmark.model(...))")
+            raise ValueError(
+                f"tf_benchmark: mode {mode!r}: a Python step runs in {', '.join(MODES)} "
+                "(deployment modes need a model: tf_benchmark.model(...))"
+            )
         call, traced = wrap_mode(step, mode)
         source = InputSource("fixed", lambda: (args, kwargs), "the arguments given to tf_benchmark")
         prepared = PreparedStep(_placed(call, device), source, traced)
-        return _measure(self.benchmark, prepared, mode=mode, device=_resolve_device(device), task=None,
-                        batch_size=None, warmup_steps=warmup_steps, rounds=rounds, iterations=iterations)
+        return _measure(
+            self.benchmark,
+            prepared,
+            mode=mode,
+            device=_resolve_device(device),
+            task=None,
+            batch_size=None,
+            warmup_steps=warmup_steps,
+            rounds=rounds,
+            iterations=iterations,
+        )
 
-    def from_dataset(self, step: Callable[..., Any], dataset: Any, *, mode: str | None = None,
-                     warmup_steps: int = DEFAULT_WARMUP_STEPS, rounds: int | None = None, iterations: int = 1,
-                     device: str = "auto") -> Any:
-        """Benchmark `step(*element)` fed from a tf.data.Dataset (repeated); the time spent in next(iterator) is
-        part of each timed step and is reported as input_wait_fraction."""
+    def from_dataset(
+        self,
+        step: Callable[..., Any],
+        dataset: Any,
+        *,
+        mode: str | None = None,
+        warmup_steps: int = DEFAULT_WARMUP_STEPS,
+        rounds: int | None = None,
+        iterations: int = 1,
+        device: str = "auto",
+    ) -> Any:
+        """Benchmark `step(*element)` fed from a tf.data.Dataset (repeated); the time spent in next(iterator)
+        is part of each timed step and is reported as input_wait_fraction."""
         from tfperf.measure.harness import PreparedStep, wrap_mode
         from tfperf.measure.inputs import dataset_source
 
         mode = mode or self.default_mode
         call, traced = wrap_mode(step, mode)
-        prepared = PreparedStep(_placed(call, device), dataset_source(dataset, "dataset", "tf.data.Dataset given to tf_benchmark"), traced)
-        return _measure(self.benchmark, prepared, mode=mode, device=_resolve_device(device), task=None,
-                        batch_size=None, warmup_steps=warmup_steps, rounds=rounds, iterations=iterations)
+        prepared = PreparedStep(
+            _placed(call, device),
+            dataset_source(dataset, "dataset", "tf.data.Dataset given to tf_benchmark"),
+            traced,
+        )
+        return _measure(
+            self.benchmark,
+            prepared,
+            mode=mode,
+            device=_resolve_device(device),
+            task=None,
+            batch_size=None,
+            warmup_steps=warmup_steps,
+            rounds=rounds,
+            iterations=iterations,
+        )
 
-    def model(self, model: str, *, mode: str | None = None, batch_size: int = 32, task: str = "train",
-              params: dict | None = None, input: dict | None = None, labels: dict | None = None,
-              dataset: str | None = None, device: str = "auto", warmup_steps: int = DEFAULT_WARMUP_STEPS,
-              rounds: int | None = None, iterations: int = 1) -> Any:
-        """Benchmark a model's train (forward + backward + optimizer) or infer step, built as `tfperf run` builds
-        it. `model` is a suite reference (zoo:NAME, package.module:attr, path.py:attr relative to the test file);
-        input / labels / dataset take the suite's keys ({shape: [...], dtype: ..., pipeline: {...}})."""
+    def model(
+        self,
+        model: str,
+        *,
+        mode: str | None = None,
+        batch_size: int = 32,
+        task: str = "train",
+        params: dict | None = None,
+        input: dict | None = None,
+        labels: dict | None = None,
+        dataset: str | None = None,
+        device: str = "auto",
+        warmup_steps: int = DEFAULT_WARMUP_STEPS,
+        rounds: int | None = None,
+        iterations: int = 1,
+    ) -> Any:
+        """Benchmark a model's train (forward + backward + optimizer) or infer step, built as `tfperf run`
+        builds it. `model` is a suite reference (zoo:NAME, package.module:attr, path.py:attr relative to the
+        test file); input / labels / dataset take the suite's keys ({shape: [...], dtype: ..., pipeline:
+        {...}})."""
         mode = mode or self.default_mode
-        case = CaseSpec.from_json({
-            "name": getattr(self._request.node, "name", "model"), "model": model, "params": dict(params or {}),
-            "input": input, "labels": labels, "dataset": dataset, "modes": (mode,), "device": device,
-            "task": task, "batch_sizes": (batch_size,), "warmup_steps": warmup_steps, "profile": False,
-            "base_dir": str(Path(str(self._request.path)).parent),
-        })
+        case = CaseSpec.from_json(
+            {
+                "name": getattr(self._request.node, "name", "model"),
+                "model": model,
+                "params": dict(params or {}),
+                "input": input,
+                "labels": labels,
+                "dataset": dataset,
+                "modes": (mode,),
+                "device": device,
+                "task": task,
+                "batch_sizes": (batch_size,),
+                "warmup_steps": warmup_steps,
+                "profile": False,
+                "base_dir": str(Path(str(self._request.path)).parent),
+            }
+        )
         return _measure_case(self.benchmark, case, mode, batch_size, rounds=rounds, iterations=iterations)
 
 
@@ -181,7 +262,8 @@ def tf_benchmark(benchmark: Any, request: pytest.FixtureRequest, tf_mode: str | 
 
 
 def _placed(call: Callable[..., Any], device: str) -> Callable[..., Any]:
-    """A step pinned to an explicitly requested device; with "auto" its tensors decide, as in plain TensorFlow."""
+    """A step pinned to an explicitly requested device; with "auto" its tensors decide, as in plain
+    TensorFlow."""
     if device == "auto":
         return call
     from tfperf.measure.harness import pinned, tf_device_name
@@ -195,36 +277,74 @@ def _resolve_device(device: str) -> str:
     return resolve_device(device)
 
 
-def _measure_case(benchmark: Any, case: CaseSpec, mode: str, batch_size: int | None, *,
-                  rounds: int | None, iterations: int | None) -> Any:
+def _measure_case(
+    benchmark: Any,
+    case: CaseSpec,
+    mode: str,
+    batch_size: int | None,
+    *,
+    rounds: int | None,
+    iterations: int | None,
+) -> Any:
     """Build a case's step as the harness does (harness.prepare) and benchmark it."""
     from tfperf.measure import harness
-    from tfperf.suite.references import resolve_reference
     from tfperf.results.model import JobSpec
+    from tfperf.suite.references import resolve_reference
 
     device = harness.resolve_device(case.device)
     job = JobSpec(case.name, mode, device, case.task, batch_size)
-    ctx = harness.JobContext(out_dir=None, tf_device=harness.tf_device_name(device),
-                             multiple_batch_sizes=len(case.batch_sizes) > 1)
+    ctx = harness.JobContext(
+        out_dir=None, tf_device=harness.tf_device_name(device), multiple_batch_sizes=len(case.batch_sizes) > 1
+    )
     prepared = harness.prepare(case, job, ctx, lambda ref: resolve_reference(ref, case.base_dir))
-    return _measure(benchmark, prepared, mode=mode, device=device, task=case.task if case.function is None else None,
-                    batch_size=batch_size, warmup_steps=case.warmup_steps, rounds=rounds, iterations=iterations,
-                    model=case.model or case.function)
+    return _measure(
+        benchmark,
+        prepared,
+        mode=mode,
+        device=device,
+        task=case.task if case.function is None else None,
+        batch_size=batch_size,
+        warmup_steps=case.warmup_steps,
+        rounds=rounds,
+        iterations=iterations,
+        model=case.model or case.function,
+    )
 
 
-def _measure(benchmark: Any, prepared: Any, *, mode: str, device: str, task: str | None, batch_size: int | None,
-             warmup_steps: int, rounds: int | None, iterations: int | None, model: str | None = None) -> Any:
+def _measure(
+    benchmark: Any,
+    prepared: Any,
+    *,
+    mode: str,
+    device: str,
+    task: str | None,
+    batch_size: int | None,
+    warmup_steps: int,
+    rounds: int | None,
+    iterations: int | None,
+    model: str | None = None,
+) -> Any:
     """First call (timed apart), warm-up, then pytest-benchmark's timed rounds; fills benchmark.extra_info.
 
-    `iterations=None` picks the harness's block size: steps under harness.BLOCKED_BELOW_S run several times per
-    round so the clock reads are a small share of a round (each call still forces completion)."""
-    from tfperf.measure import harness
+    `iterations=None` picks the timing core's block size: steps under timing.BLOCKED_BELOW_S run several times
+    per round so the clock reads are a small share of a round (each call still forces completion)."""
+    from tfperf.measure import harness, timing
 
-    sync, sync_name = harness.sync_for(device)
-    timer = harness.StepTimer(prepared, sync)
+    sync, sync_name = timing.sync_for(device)
+    timer = timing.StepTimer(prepared, sync)
     info = benchmark.extra_info
-    info.update({"tool": "tfperf", "mode": mode, "device": device, "task": task, "batch_size": batch_size,
-                 "model": model, "input_source": prepared.source.kind, "sync": sync_name})
+    info.update(
+        {
+            "tool": "tfperf",
+            "mode": mode,
+            "device": device,
+            "task": task,
+            "batch_size": batch_size,
+            "model": model,
+            "input_source": prepared.source.kind,
+            "sync": sync_name,
+        }
+    )
 
     args, kwargs = prepared.source.next_args()
     t0 = time.perf_counter()
@@ -245,8 +365,8 @@ def _measure(benchmark: Any, prepared: Any, *, mode: str, device: str, task: str
     if iterations is None:
         estimate = min(warm) if warm else timer.one_step()[0]
         iterations = 1
-        if estimate < harness.BLOCKED_BELOW_S:
-            iterations = harness.block_size_for(estimate)
+        if estimate < timing.BLOCKED_BELOW_S:
+            iterations = timing.block_size_for(estimate)
 
     next_args, call = prepared.source.next_args, prepared.call
     wait = {"s": 0.0, "calls": 0}
@@ -268,8 +388,9 @@ def _measure(benchmark: Any, prepared: Any, *, mode: str, device: str, task: str
 
     traced = prepared.traced
     info["tracing_count"] = traced.experimental_get_tracing_count() if traced is not None else None
-    info["traces_after_first_call"] = len(timer.trace_calls) - (1 if timer.trace_calls[:1] == [0] else 0) \
-        if traced is not None else None
+    info["traces_after_first_call"] = (
+        len(timer.trace_calls) - (1 if timer.trace_calls[:1] == [0] else 0) if traced is not None else None
+    )
     stats = getattr(getattr(benchmark, "stats", None), "stats", None)
     mean = getattr(stats, "mean", None) if stats else None
     info["input_wait_fraction"] = (wait["s"] / wait["calls"]) / mean if mean and wait["calls"] else None
@@ -285,8 +406,8 @@ def _measure(benchmark: Any, prepared: Any, *, mode: str, device: str, task: str
 def job_id(case: str, mode: str, batch_size: int | None) -> str:
     """The test id of one job: <case>-<mode>[-bs<N>] (function cases have no batch size of their own).
 
-    Not JobSpec.label ("case [mode bs=N]"): a pytest id is typed on the command line (-k, ::test_suite[...]) and
-    keyed on by pytest-benchmark's saved runs, so it has no spaces or brackets and must not change."""
+    Not JobSpec.label ("case [mode bs=N]"): a pytest id is typed on the command line (-k, ::test_suite[...])
+    and keyed on by pytest-benchmark's saved runs, so it has no spaces or brackets and must not change."""
     return f"{case}-{mode}" + (f"-bs{batch_size}" if batch_size is not None else "")
 
 

@@ -1,9 +1,11 @@
-"""Measures one job (case × mode × batch size) inside a worker process: build, first call, warm-up, timed steps,
-then the separate, untimed profiled pass.
+"""Measures one job (case × mode × batch size) inside a worker process: build, first call, warm-up, timed
+steps, then the separate, untimed profiled pass.
 
-Honest timing: whole steps are timed with perf_counter, asynchronous work is forced to complete before the clock
-is read, the first call is never a timed step, and the raw samples are kept (the statistics derive from them).
+Honest timing: whole steps are timed with perf_counter, asynchronous work is forced to complete before the
+clock is read, the first call is never a timed step, and the raw samples are kept (the statistics derive from
+them).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,21 +24,48 @@ import tensorflow as tf
 from tfperf.figures.thresholds import MAX_TRACES_OK
 from tfperf.host import noise
 from tfperf.measure.inputs import InputSource, make_source
-from tfperf.measure.keras_compat import (adam_for, check_model, clear_sessions, factory_params, is_model, keras_label,
-                                         keras_of, loss_for_model, scale_loss, unscale_gradients)
-from tfperf.measure.model_inputs import (InputStructure, as_spec, inputs_from_element_spec, inputs_from_model,
-                                         labels_from_model, labels_from_spec, model_sequence_length)
+from tfperf.measure.keras_compat import (
+    adam_for,
+    check_model,
+    clear_sessions,
+    factory_params,
+    is_model,
+    keras_label,
+    keras_of,
+    loss_for_model,
+    scale_loss,
+    unscale_gradients,
+)
 from tfperf.measure.memory import PeakMemory
-from tfperf.profile.tfdata_autotune import record as autotune_record
+from tfperf.measure.model_inputs import (
+    InputStructure,
+    as_spec,
+    inputs_from_element_spec,
+    inputs_from_model,
+    labels_from_model,
+    labels_from_spec,
+    model_sequence_length,
+)
 from tfperf.measure.retrace_fixes import check_trace_budget, effective_traces
 from tfperf.measure.retracing import explain_retraces, first_use_traces, signature_info
 from tfperf.measure.saved_models import ServingSignature, load_model_path
-from tfperf.measure.step_state import (after_first_call, before_first_call, drawn_once, first_step_output,
-                                       output_check_seed, seed_everything, step_variables)
-# The timing core lives in tfperf.measure.timing; its names stay importable from here (the pytest plugin and
-# benchmarks/ read harness.sync_for, harness.StepTimer, harness.block_size_for, harness.BLOCKED_BELOW_S ...).
-from tfperf.measure.timing import (BLOCKED_BELOW_S, WARMUP_MIN_S, Clock, StepTimer, block_size_for,  # noqa: F401
-                                   sync_for, tracing_count, warm_up_and_time)
+from tfperf.measure.step_state import (
+    after_first_call,
+    before_first_call,
+    drawn_once,
+    first_step_output,
+    output_check_seed,
+    seed_everything,
+    step_variables,
+)
+from tfperf.measure.timing import (
+    Clock,
+    StepTimer,
+    sync_for,
+    tracing_count,
+    warm_up_and_time,
+)
+from tfperf.profile.tfdata_autotune import record as autotune_record
 from tfperf.results.model import JobSpec, Result
 from tfperf.results.records import ErrorInfo, Profile, Timing
 from tfperf.suite.references import ModelPath
@@ -95,7 +124,9 @@ def resolve_device(requested: str) -> str:
         # caller can still split the CPU into logical devices afterwards.
         cpus = tf.config.list_logical_devices("CPU")
         if index >= len(cpus):
-            raise NoSuchDevice(f"device {requested!r} requested but TensorFlow sees {len(cpus)} CPU device(s)")
+            raise NoSuchDevice(
+                f"device {requested!r} requested but TensorFlow sees {len(cpus)} CPU device(s)"
+            )
     return requested
 
 
@@ -115,11 +146,12 @@ def loss_for(labels: LabelsSpec, model: Any = None):
 
 
 def apply_dtype_policy(case: CaseSpec) -> str:
-    """Put the case's `tf_config.mixed_precision` in force; returns the Keras global dtype policy now in force.
+    """Put the case's `tf_config.mixed_precision` in force; returns the Keras global dtype policy now in
+    force.
 
     Keras keeps the global policy in the global state `keras.backend.clear_session()` resets (Keras 3.15), and
-    every builder clears the session first (fresh layer names per job): set at worker start only, the policy was
-    gone by the time the model was built. So it is set here, after clearing and before building."""
+    every builder clears the session first (fresh layer names per job): set at worker start only, the policy
+    was gone by the time the model was built. So it is set here, after clearing and before building."""
     import keras
 
     policy = (case.tf_config or {}).get("mixed_precision")
@@ -132,16 +164,21 @@ def model_dtypes(model: Any) -> dict:
     """What the built model computes in: `extra.model_compute_dtype` and `extra.dtype_policy` (the advisor's
     mixed-precision rule reads the policy, so a model already in 16 bits is not told to switch)."""
     policy = getattr(model, "dtype_policy", None)
-    return {"model_compute_dtype": str(getattr(policy, "compute_dtype", None) or getattr(model, "compute_dtype", None)),
-            "dtype_policy": str(getattr(policy, "name", policy))}
+    return {
+        "model_compute_dtype": str(
+            getattr(policy, "compute_dtype", None) or getattr(model, "compute_dtype", None)
+        ),
+        "dtype_policy": str(getattr(policy, "name", policy)),
+    }
 
 
-def build_model(case: CaseSpec, resolve: Callable[[str], Any],
-                batch_size: int | None = None) -> tuple[Any, InputSpec | InputStructure, LabelsSpec]:
+def build_model(
+    case: CaseSpec, resolve: Callable[[str], Any], batch_size: int | None = None
+) -> tuple[Any, InputSpec | InputStructure, LabelsSpec]:
     """The case's model (Keras 3 or tf_keras) and what it is fed with, built under the case's dtype policy
-    (apply_dtype_policy: callers clear the Keras session first, which resets it). The input is an InputSpec for a
-    one-input model, else the model's InputStructure (tfperf/measure/model_inputs.py): from the case's `dataset:`
-    element_spec when it has one, else from the model with the suite's `input:` overrides."""
+    (apply_dtype_policy: callers clear the Keras session first, which resets it). The input is an InputSpec
+    for a one-input model, else the model's InputStructure (tfperf/measure/model_inputs.py): from the case's
+    `dataset:` element_spec when it has one, else from the model with the suite's `input:` overrides."""
     from tfperf.zoo import ZooModel, resolve_input, resolve_labels
 
     apply_dtype_policy(case)
@@ -156,8 +193,10 @@ def build_model(case: CaseSpec, resolve: Callable[[str], Any],
     if isinstance(target, ServingSignature):
         structure = target.inputs(case.model or "", case.input, case.input_by_name)
         return target, as_spec(structure), case.labels or LabelsSpec(shape=(), dtype="float32")
-    model = check_model(target(**factory_params(case, target)) if callable(target) and not is_model(target)
-                        else target, case.model or "")
+    model = check_model(
+        target(**factory_params(case, target)) if callable(target) and not is_model(target) else target,
+        case.model or "",
+    )
     if case.dataset is not None and case.input is None and not case.input_by_name:
         ds = resolve(case.dataset)(batch_size or 2)
         structure, label_spec = inputs_from_element_spec(getattr(ds, "element_spec", None), case.dataset)
@@ -176,6 +215,7 @@ def train_step(model: Any, loss_fn: Callable, optimizer: Any) -> Callable:
     The gradients are of `optimizer.scale_loss(loss)`: a LossScaleOptimizer (float16 training, see
     training_optimizer) scales the loss up so small float16 gradients do not underflow, and unscales them in
     apply_gradients; any other Keras optimizer returns the loss unchanged, adding no op."""
+
     def step(x, y):
         with tf.GradientTape() as tape:
             with tf.name_scope("forward"):
@@ -187,16 +227,20 @@ def train_step(model: Any, loss_fn: Callable, optimizer: Any) -> Callable:
         with tf.name_scope("optimizer"):
             optimizer.apply_gradients(zip(grads, model.trainable_variables))
         return loss
+
     return step
 
 
 def wrap_mode(step: Callable[..., Any], mode: str) -> tuple[Callable[..., Any], Any | None]:
     # A step that is already a tf.function keeps its own tracing options (input_signature, reduce_retracing:
-    # the retracing fixes), re-wrapped per job so each job counts its own traces and the mode sets jit_compile.
+    # the retracing fixes), re-wrapped per job so each job counts its own traces and the mode sets
+    # jit_compile.
     options: dict[str, Any] = {}
     if isinstance(step, tf.types.experimental.PolymorphicFunction) and hasattr(step, "python_function"):
-        options = {"input_signature": step.input_signature,
-                   "reduce_retracing": bool(getattr(step, "_reduce_retracing", False))}
+        options = {
+            "input_signature": step.input_signature,
+            "reduce_retracing": bool(getattr(step, "_reduce_retracing", False)),
+        }
         step = step.python_function
     if mode == "eager":
         return step, None
@@ -212,12 +256,15 @@ def wrap_mode(step: Callable[..., Any], mode: str) -> tuple[Callable[..., Any], 
 
 def pinned(call: Callable[..., Any], tf_device: str) -> Callable[..., Any]:
     """The call made under tf.device(tf_device), every time. Building under the scope is not enough: a step
-    traced and called outside it runs where TensorFlow's placer puts it (GPU:0 when there is one), whatever the
-    job's device says. A tf.function called in the scope runs its unplaced ops on that device (TensorFlow places
-    a function's ops on the device of its call), so its graph and its trace cache are the same as unpinned."""
+    traced and called outside it runs where TensorFlow's placer puts it (GPU:0 when there is one), whatever
+    the job's device says. A tf.function called in the scope runs its unplaced ops on that device (TensorFlow
+    places a function's ops on the device of its call), so its graph and its trace cache are the same as
+    unpinned."""
+
     def on_device(*args: Any, **kwargs: Any) -> Any:
         with tf.device(tf_device):
             return call(*args, **kwargs)
+
     on_device.__name__ = getattr(call, "__name__", "step")
     on_device.unpinned = call  # type: ignore[attr-defined]  # for a timed loop that holds the scope itself
     return on_device
@@ -226,7 +273,9 @@ def pinned(call: Callable[..., Any], tf_device: str) -> Callable[..., Any]:
 def placed_on(out: Any) -> list[str]:
     """Where the step's output tensors were computed (`extra.placed_on`): the devices TensorFlow reports for
     them after a real call, not the device that was asked for. Empty when the step returns no tensors."""
-    return sorted({t.device for t in tf.nest.flatten(out) if isinstance(getattr(t, "device", None), str) and t.device})
+    return sorted(
+        {t.device for t in tf.nest.flatten(out) if isinstance(getattr(t, "device", None), str) and t.device}
+    )
 
 
 def training_optimizer(model: Any) -> Any:
@@ -242,7 +291,9 @@ def training_optimizer(model: Any) -> Any:
 def prepare(case: CaseSpec, job: JobSpec, ctx: JobContext, resolve: Callable[[str], Any]) -> PreparedStep:
     if case.function is not None:
         if job.mode in DEPLOY_MODES:
-            raise ValueError(f"mode {job.mode} exports a Keras model: give the case a model:, not a function:")
+            raise ValueError(
+                f"mode {job.mode} exports a Keras model: give the case a model:, not a function:"
+            )
         seed = output_check_seed(case)
         if seed is not None:
             seed_everything(seed)  # the user's module may be imported now: the same weights in every worker
@@ -258,8 +309,9 @@ def prepare(case: CaseSpec, job: JobSpec, ctx: JobContext, resolve: Callable[[st
         model, inp, labels = build_model(case, resolve, job.batch_size)
         source = make_source(case, inp, labels, job.batch_size, ctx.tf_device, resolve)
         if job.task == "train" and isinstance(model, ServingSignature):
-            raise ValueError(f"model: {case.model} is a SavedModel: only its serving signature can be timed "
-                             "(task: infer)")
+            raise ValueError(
+                f"model: {case.model} is a SavedModel: only its serving signature can be timed (task: infer)"
+            )
         if job.task == "train":
             loss_fn = loss_for(labels, model)
             optimizer = training_optimizer(model)
@@ -270,18 +322,26 @@ def prepare(case: CaseSpec, job: JobSpec, ctx: JobContext, resolve: Callable[[st
 
             step = train_step(model, loss_fn, optimizer)
         else:
+
             def step(x, y):
                 with tf.name_scope("forward"):
                     return model(x, training=False)
 
         deploy_notes: dict = {}
         deploy_fields: dict = {}
-        if job.mode in DEPLOY_MODES:  # the exported, reloaded artefact is what gets timed (tfperf/deploy/modes.py)
+        if (
+            job.mode in DEPLOY_MODES
+        ):  # the exported, reloaded artefact is what gets timed (tfperf/deploy/modes.py)
             from tfperf.deploy.modes import deployment_step
 
-            workdir = Path(ctx.out_dir or tempfile.mkdtemp(prefix="tfperf-deploy-")) / "deploy" / \
-                tensorboard_run_name(job, ctx.multiple_batch_sizes)
-            call, deploy_notes, deploy_fields = deployment_step(job.mode, model, inp, source, job.batch_size, workdir)
+            workdir = (
+                Path(ctx.out_dir or tempfile.mkdtemp(prefix="tfperf-deploy-"))
+                / "deploy"
+                / tensorboard_run_name(job, ctx.multiple_batch_sizes)
+            )
+            call, deploy_notes, deploy_fields = deployment_step(
+                job.mode, model, inp, source, job.batch_size, workdir
+            )
             traced = None
         else:
             call, traced = wrap_mode(step, job.mode)
@@ -306,9 +366,13 @@ def xla_hint(exc: BaseException) -> tuple[str, str | None]:
     ops = sorted(set(re.findall(r"No registered '(\w+)' OpKernel for XLA", text)))
     if not ops:
         return text.splitlines()[0][:500] if text else type(exc).__name__, None
-    message = f"XLA cannot compile op{'s' if len(ops) > 1 else ''} {', '.join(ops)} (no XLA kernel on this device)"
-    hint = ("run this case in mode 'function', or keep the op outside the jit_compile=True function "
-            "(compile only the numeric part with tf.function(jit_compile=True))")
+    message = (
+        f"XLA cannot compile op{'s' if len(ops) > 1 else ''} {', '.join(ops)} (no XLA kernel on this device)"
+    )
+    hint = (
+        "run this case in mode 'function', or keep the op outside the jit_compile=True function "
+        "(compile only the numeric part with tf.function(jit_compile=True))"
+    )
     return message, hint
 
 
@@ -319,20 +383,37 @@ def error_info(exc: BaseException, mode: str) -> ErrorInfo:
         message = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:1000]
     if hint is None and isinstance(exc, tf.errors.ResourceExhaustedError):
         hint = "out of memory: lower batch_size"
-    return ErrorInfo(type=type(exc).__name__, message=message, hint=hint,
-                     traceback="".join(traceback.format_exception(exc))[-4000:])
+    return ErrorInfo(
+        type=type(exc).__name__,
+        message=message,
+        hint=hint,
+        traceback="".join(traceback.format_exception(exc))[-4000:],
+    )
 
 
-def run_job(case: CaseSpec, job: JobSpec, ctx: JobContext, resolve: Callable[[str], Any], *,
-            block_size: int | None = None, clock: Clock = time.perf_counter) -> Result:
+def run_job(
+    case: CaseSpec,
+    job: JobSpec,
+    ctx: JobContext,
+    resolve: Callable[[str], Any],
+    *,
+    block_size: int | None = None,
+    clock: Clock = time.perf_counter,
+) -> Result:
     """Measure one job. Exceptions become a failed Result; they never escape (the worker goes on).
 
-    `block_size`: how the job's first worker process timed it (`timing.block_size`; 1 = per step), which a later
-    process reuses so that every process's samples are of one kind; None decides from this process's steps.
-    `clock` reads seconds (perf_counter; tests pass their own)."""
+    `block_size`: how the job's first worker process timed it (`timing.block_size`; 1 = per step), which a
+    later process reuses so that every process's samples are of one kind; None decides from this process's
+    steps. `clock` reads seconds (perf_counter; tests pass their own)."""
     started = time.perf_counter()
-    result = Result(case=job.case, mode=job.mode, device=job.device, task=job.task,
-                    batch_size=job.batch_size, model=case.model or case.function)
+    result = Result(
+        case=job.case,
+        mode=job.mode,
+        device=job.device,
+        task=job.task,
+        batch_size=job.batch_size,
+        model=case.model or case.function,
+    )
     memory = PeakMemory(job.device)
     phase = "build"
     try:
@@ -359,8 +440,9 @@ def run_job(case: CaseSpec, job: JobSpec, ctx: JobContext, resolve: Callable[[st
         result.first_call_s = clock() - t0
         if seed is not None:
             after_first_call(case.function, resolve(case.function))
-            result.extra["first_step_output"] = first_step_output(out, job.mode, seed,
-                                                                  len(step_variables(resolve(case.function))))
+            result.extra["first_step_output"] = first_step_output(
+                out, job.mode, seed, len(step_variables(resolve(case.function)))
+            )
         timer.after_call()
         prepared.notes["placed_on"] = placed_on(out)  # where the pinned step really ran (extra.placed_on)
 
@@ -380,8 +462,11 @@ def run_job(case: CaseSpec, job: JobSpec, ctx: JobContext, resolve: Callable[[st
         finally:
             gc.enable()
             timer.p = prepared
-        process_noise = noise.finish(begun, tf.config.threading.get_intra_op_parallelism_threads(),
-                                     tf.config.threading.get_inter_op_parallelism_threads())
+        process_noise = noise.finish(
+            begun,
+            tf.config.threading.get_intra_op_parallelism_threads(),
+            tf.config.threading.get_inter_op_parallelism_threads(),
+        )
         samples, waits, warm = timed.samples, timed.waits, timed.warm
         result.samples = samples
         result.repeat_sizes = [case.steps] * case.repeats
@@ -393,7 +478,8 @@ def run_job(case: CaseSpec, job: JobSpec, ctx: JobContext, resolve: Callable[[st
             method=timed.method,
             block_size=timed.block_size,
             sync_cost_s=timed.sync_cost_s,
-            # Runnable processes per minute while the timed steps ran: above the core count, they shared the CPU.
+            # Runnable processes per minute while the timed steps ran: above the core count, they shared the
+            # CPU.
             load_average_1m=os.getloadavg()[0],
             warmup_steps=case.warmup_steps,
             warmup_steps_run=len(warm),
@@ -428,8 +514,14 @@ def run_job(case: CaseSpec, job: JobSpec, ctx: JobContext, resolve: Callable[[st
     return result
 
 
-def fit_job(case: CaseSpec, job: JobSpec, ctx: JobContext, resolve: Callable[[str], Any], result: Result,
-            clock: Clock = time.perf_counter) -> None:
+def fit_job(
+    case: CaseSpec,
+    job: JobSpec,
+    ctx: JobContext,
+    resolve: Callable[[str], Any],
+    result: Result,
+    clock: Clock = time.perf_counter,
+) -> None:
     """`task: fit`: the case's model trained by its own `model.fit` in the job's mode."""
     from tfperf.measure.fit import run_fit
 
@@ -437,13 +529,16 @@ def fit_job(case: CaseSpec, job: JobSpec, ctx: JobContext, resolve: Callable[[st
     with tf.device(ctx.tf_device):
         model, inp, labels = build_model(case, resolve, job.batch_size)
         if not is_model(model):
-            raise ValueError(f"model: {case.model} has no fit (a SavedModel's serving signature): use task: infer")
+            raise ValueError(
+                f"model: {case.model} has no fit (a SavedModel's serving signature): use task: infer"
+            )
         run_fit(case, job, model, inp, labels, resolve, result, clock)
     result.repeat_process = [ctx.process_no] * case.repeats
 
 
-def _after_measurement(case: CaseSpec, job: JobSpec, ctx: JobContext, prepared: PreparedStep,
-                       timer: StepTimer, result: Result) -> None:
+def _after_measurement(
+    case: CaseSpec, job: JobSpec, ctx: JobContext, prepared: PreparedStep, timer: StepTimer, result: Result
+) -> None:
     """Read-outs over the measured step that cost no timed work (retrace reasons, graph statistics)."""
     traced = prepared.traced
     if traced is None:
@@ -464,9 +559,11 @@ def _after_measurement(case: CaseSpec, job: JobSpec, ctx: JobContext, prepared: 
         # The latest trace's own arguments (zeros of its shapes): drawing another batch could trace again.
         args, kwargs = example_call_args(traced) or prepared.source.next_args()
         result.graph = graph_stats(traced, args, kwargs, jit=job.mode == "xla")
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - a read-out that fails is recorded; the timing stands
         result.extra.setdefault("readout_errors", {})["graph"] = f"{type(exc).__name__}: {exc}"[:300]
-    max_traces = case.max_traces if case.max_traces is not None else (MAX_TRACES_OK if ctx.fail_on_retrace else None)
+    max_traces = (
+        case.max_traces if case.max_traces is not None else (MAX_TRACES_OK if ctx.fail_on_retrace else None)
+    )
     check_trace_budget(result, max_traces)
 
 
@@ -478,28 +575,40 @@ def tensorboard_run_name(job: JobSpec, multiple_batch_sizes: bool) -> str:
 
 
 def _profile(case: CaseSpec, job: JobSpec, ctx: JobContext, timer: StepTimer, result: Result) -> None:
-    """The separate, untimed profiled pass: after the timed pass, so profiling never changes the timed numbers."""
+    """The separate, untimed profiled pass: after the timed pass, so profiling never changes the timed
+    numbers."""
     from tfperf.profile.profiler import ProfileError, profile_job
 
     run = tensorboard_run_name(job, ctx.multiple_batch_sizes)
     logdir = Path(ctx.out_dir) / "tensorboard" / run
-    # Top-level Keras layers (as model.summary() lists them) are what the per-layer split attributes op time to.
+    # Top-level Keras layers (as model.summary() lists them) are what the per-layer split attributes op time
+    # to.
     model = timer.p.model
     layer_names = [layer.name for layer in getattr(model, "layers", [])] if model is not None else None
     try:
-        # The step marker name (trace_name) is what TensorBoard's step-time graph and input-pipeline analysis key on.
-        result.profile = profile_job(lambda i: timer.one_step(), steps=min(PROFILE_STEPS, case.steps),
-                                     trace_name=job.task, logdir=logdir, layer_names=layer_names)
+        # The step marker name (trace_name) is what TensorBoard's step-time graph and input-pipeline analysis
+        # key on.
+        result.profile = profile_job(
+            lambda i: timer.one_step(),
+            steps=min(PROFILE_STEPS, case.steps),
+            trace_name=job.task,
+            logdir=logdir,
+            layer_names=layer_names,
+        )
         # What tf.data AUTOTUNE settled on, read after the timed and profiled steps let it settle.
         result.profile.autotune = autotune_record(getattr(timer.p.source, "iterator", None))
     except ProfileError as exc:  # no trace: the timed numbers stand, the profile says why it is missing
         result.profile = Profile(logdir=str(logdir), tb_run=run, error=str(exc))
     except Exception as exc:  # noqa: BLE001 - the step or the read-out failed in the untimed pass: the timing
-        # above was measured and stands; the profile record says what failed, and the worker log has the traceback.
+        # above was measured and stands; the profile record says what failed, and the worker log has the
+        # traceback.
         traceback.print_exc()
         first = (str(exc).strip().splitlines() or [""])[0][:500]
-        result.profile = Profile(logdir=str(logdir), tb_run=run,
-                                 error=f"the profiled pass failed: {type(exc).__name__}: {first}".rstrip(": "))
+        result.profile = Profile(
+            logdir=str(logdir),
+            tb_run=run,
+            error=f"the profiled pass failed: {type(exc).__name__}: {first}".rstrip(": "),
+        )
 
 
 def _write_summaries(job: JobSpec, ctx: JobContext, result: Result) -> None:
@@ -509,7 +618,8 @@ def _write_summaries(job: JobSpec, ctx: JobContext, result: Result) -> None:
     from tfperf.profile.tb_summaries import write_job_summaries
 
     try:
-        write_job_summaries(Path(ctx.out_dir) / "tensorboard" / tensorboard_run_name(job, ctx.multiple_batch_sizes),
-                            result)
+        write_job_summaries(
+            Path(ctx.out_dir) / "tensorboard" / tensorboard_run_name(job, ctx.multiple_batch_sizes), result
+        )
     except Exception as exc:  # noqa: BLE001 - summaries are a convenience; the measured result stands
         result.extra.setdefault("readout_errors", {})["tb_summaries"] = f"{type(exc).__name__}: {exc}"[:300]

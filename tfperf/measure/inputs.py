@@ -1,8 +1,9 @@
-"""Where each step's arguments come from: in-memory tensors, a synthetic tf.data pipeline, a user dataset, or a
-user `inputs:` iterable. Every source exposes `next_args()`; the harness times that call as input wait.
+"""Where each step's arguments come from: in-memory tensors, a synthetic tf.data pipeline, a user dataset, or
+a user `inputs:` iterable. Every source exposes `next_args()`; the harness times that call as input wait.
 
 Imports TensorFlow: used only inside worker processes.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -29,7 +30,9 @@ class InputSource:
     next_args: Callable[[], tuple[tuple, dict]]
     description: str = ""
     options_note: str | None = None  # e.g. that tf.data's default optimizations were turned off
-    iterator: Any = None  # the live tf.data iterator, when the step reads one (what AUTOTUNE tuned: profile.autotune)
+    iterator: Any = (
+        None  # the live tf.data iterator, when the step reads one (what AUTOTUNE tuned: profile.autotune)
+    )
 
     def example(self) -> tuple[tuple, dict]:
         return self.next_args()
@@ -43,8 +46,14 @@ def synthetic_features(spec: InputSpec | InputStructure, batch_size: int, rng: n
     """One batch of random features: an array for one input, the model's structure (dict / list) of arrays for
     several. Integer inputs are drawn below `maxval`; a padding mask is all ones."""
     if isinstance(spec, InputStructure):
-        return spec.pack([np.ones((batch_size, *i.spec.shape), np.dtype(_tf_dtype(i.spec.dtype).as_numpy_dtype))
-                          if i.role == "mask" else synthetic_features(i.spec, batch_size, rng) for i in spec.inputs])
+        return spec.pack(
+            [
+                np.ones((batch_size, *i.spec.shape), np.dtype(_tf_dtype(i.spec.dtype).as_numpy_dtype))
+                if i.role == "mask"
+                else synthetic_features(i.spec, batch_size, rng)
+                for i in spec.inputs
+            ]
+        )
     shape = (batch_size, *spec.shape)
     dtype = np.dtype(_tf_dtype(spec.dtype).as_numpy_dtype)
     if np.issubdtype(dtype, np.integer):
@@ -62,7 +71,9 @@ def synthetic_labels(spec: LabelsSpec, batch_size: int, rng: np.random.Generator
     return rng.standard_normal(size=shape).astype(dtype)
 
 
-def in_memory_source(inp: InputSpec | InputStructure, labels: LabelsSpec, batch_size: int, device: str, seed: int = 0) -> InputSource:
+def in_memory_source(
+    inp: InputSpec | InputStructure, labels: LabelsSpec, batch_size: int, device: str, seed: int = 0
+) -> InputSource:
     rng = np.random.default_rng(seed)
     batches = []
     with tf.device(device):
@@ -93,19 +104,22 @@ def naive_options() -> tf.data.Options:
 
 def no_prefetch_options(autotune: bool) -> tf.data.Options:
     """`prefetch: 0` means none: without this tf.data injects one after the last stage, and a what-if
-    that parallelizes the map alone would measure prefetch as well. Autotune stays on when a stage asks for it."""
+    that parallelizes the map alone would measure prefetch as well. Autotune stays on when a stage asks for
+    it."""
     options = naive_options()
     options.autotune.enabled = autotune
     return options
 
 
 def is_file_source(p: PipelineSpec) -> bool:
-    """Does the pipeline read simulated files (the guide's artificial dataset) rather than an in-memory range?"""
+    """Does the pipeline read simulated files (the guide's artificial dataset) rather than an in-memory
+    range?"""
     return p.num_files > 1 or p.file_open_ms > 0 or p.element_read_ms > 0 or p.interleave not in (0, "0")
 
 
 def elements_per_file(p: PipelineSpec, n: int) -> int:
-    """Elements in one simulated file when n elements are spread over num_files files (the last may be short)."""
+    """Elements in one simulated file when n elements are spread over num_files files (the last may be
+    short)."""
     return -(-n // max(1, p.num_files))
 
 
@@ -117,7 +131,8 @@ def file_source(p: PipelineSpec, n: int) -> tf.data.Dataset:
     open_s, read_s = p.file_open_ms / 1000.0, p.element_read_ms / 1000.0
 
     def read_file(file_index):
-        # A generator per file, like the guide's: sleeping releases the GIL, so files read in parallel overlap.
+        # A generator per file, like the guide's: sleeping releases the GIL, so files read in parallel
+        # overlap.
         first = int(file_index) * per_file
         if open_s > 0:
             time.sleep(open_s)
@@ -127,8 +142,9 @@ def file_source(p: PipelineSpec, n: int) -> tf.data.Dataset:
             yield first + j
 
     def open_file(file_index):
-        return tf.data.Dataset.from_generator(read_file, args=(file_index,),
-                                              output_signature=tf.TensorSpec((), tf.int64))
+        return tf.data.Dataset.from_generator(
+            read_file, args=(file_index,), output_signature=tf.TensorSpec((), tf.int64)
+        )
 
     files = tf.data.Dataset.range(max(1, p.num_files))
     if p.interleave in (0, "0"):
@@ -146,8 +162,11 @@ def pipeline_elements(p: PipelineSpec, batch_size: int) -> int:
     return max(p.num_elements, batch_size)
 
 
-def synthetic_pipeline(inp: InputSpec | InputStructure, labels: LabelsSpec, batch_size: int, seed: int = 0) -> tuple[tf.data.Dataset, str | None]:
-    """source -> map(simulated cost) -> [cache] -> batch -> repeat -> [prefetch], the guide's artificial dataset.
+def synthetic_pipeline(
+    inp: InputSpec | InputStructure, labels: LabelsSpec, batch_size: int, seed: int = 0
+) -> tuple[tf.data.Dataset, str | None]:
+    """source -> map(simulated cost) -> [cache] -> batch -> repeat -> [prefetch], the guide's artificial
+    dataset.
 
     The source is an in-memory range, or simulated files (file_open_ms, element_read_ms, num_files) read one
     after another or interleaved."""
@@ -170,7 +189,9 @@ def synthetic_pipeline(inp: InputSpec | InputStructure, labels: LabelsSpec, batc
         return tf.nest.map_structure(lambda f: tf.gather(f, i), features), tf.gather(targets, i)
 
     ds = file_source(p, n) if is_file_source(p) else tf.data.Dataset.range(n)
-    ds = ds.map(_element, num_parallel_calls=_parallelism(p.num_parallel_calls) if p.num_parallel_calls != 1 else None)
+    ds = ds.map(
+        _element, num_parallel_calls=_parallelism(p.num_parallel_calls) if p.num_parallel_calls != 1 else None
+    )
     if p.cache:
         ds = ds.cache()
     ds = ds.batch(batch_size, drop_remainder=True).repeat()
@@ -180,12 +201,16 @@ def synthetic_pipeline(inp: InputSpec | InputStructure, labels: LabelsSpec, batc
     sequential_source = p.interleave in (0, "0")
     if p.num_parallel_calls == 1 and p.prefetch in (0, "0") and sequential_source:
         ds = ds.with_options(naive_options())
-        note = "naive baseline: tf.data default optimizations, injected prefetch, map-batch fusion and autotune off"
+        note = (
+            "naive baseline: tf.data default optimizations, injected prefetch, map-batch fusion and "
+            "autotune off"
+        )
     elif p.prefetch in (0, "0"):
         autotune = AUTOTUNE in (p.num_parallel_calls, p.interleave)
         ds = ds.with_options(no_prefetch_options(autotune))
-        note = ("prefetch: 0: tf.data's injected prefetch, map-batch fusion and default optimizations off"
-                + ("" if autotune else ", autotune off"))
+        note = "prefetch: 0: tf.data's injected prefetch, map-batch fusion and default optimizations off" + (
+            "" if autotune else ", autotune off"
+        )
     return ds, note
 
 
@@ -225,22 +250,35 @@ def user_inputs_source(factory: Callable[[], Any], name: str = "inputs") -> Inpu
             if item is _NONE_LEFT:
                 if state["items"]:
                     raise EmptyInputsError(
-                        f"inputs: {name} ran out after {state['items']} item(s) and, called again, gave none: "
-                        "return a new iterable on every call (not one shared, already used generator)") from None
+                        f"inputs: {name} ran out after {state['items']} item(s) and, called again, gave "
+                        "none: "
+                        "return a new iterable on every call (not one shared, already used generator)"
+                    ) from None
                 raise EmptyInputsError(
-                    f"inputs: {name} gave no (args, kwargs) at all: its iterable must yield at least one item, "
-                    "e.g. `yield (x,), {}` (a generator that returns before its first yield, or an empty list, "
-                    "gives nothing to time)") from None
+                    f"inputs: {name} gave no (args, kwargs) at all: its iterable must yield at least one "
+                    "item, "
+                    "e.g. `yield (x,), {}` (a generator that returns before its first yield, or an empty "
+                    "list, "
+                    "gives nothing to time)"
+                ) from None
         state["items"] += 1
         if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], dict)):
-            raise TypeError("inputs: each item must be (args, kwargs), e.g. ((x,), {}); got " + type(item).__name__)
+            raise TypeError(
+                "inputs: each item must be (args, kwargs), e.g. ((x,), {}); got " + type(item).__name__
+            )
         return tuple(item[0]), dict(item[1])
 
     return InputSource("inputs", next_args, "user inputs iterable")
 
 
-def make_source(case: CaseSpec, inp: InputSpec | InputStructure | None, labels: LabelsSpec | None, batch_size: int | None,
-                device: str, resolve: Callable[[str], Any]) -> InputSource:
+def make_source(
+    case: CaseSpec,
+    inp: InputSpec | InputStructure | None,
+    labels: LabelsSpec | None,
+    batch_size: int | None,
+    device: str,
+    resolve: Callable[[str], Any],
+) -> InputSource:
     """Pick the input source a case asks for. `resolve` turns a reference into the object it names."""
     if case.function is not None:
         return user_inputs_source(resolve(case.inputs), case.inputs or "inputs")

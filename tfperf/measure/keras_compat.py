@@ -1,11 +1,12 @@
-"""Keras 3 and Keras 2 (`tf_keras`) models side by side: which Keras a model is, its own losses and optimizers, and
-what a model reference may give (a model, a factory's model, a saved model file or folder).
+"""Keras 3 and Keras 2 (`tf_keras`) models side by side: which Keras a model is, its own losses and
+optimizers, and what a model reference may give (a model, a factory's model, a saved model file or folder).
 
-Much production TensorFlow code still builds `tf_keras` models; they are not `keras.Model` instances under Keras 3,
-so every place that asks "is this a model?" asks here. tf_keras is optional (`pip install -e ".[models]"`) and is
-imported only when a model is one of its own (its module is then already loaded).
+Much production TensorFlow code still builds `tf_keras` models; they are not `keras.Model` instances under
+Keras 3, so every place that asks "is this a model?" asks here. tf_keras is optional (`pip install -e
+".[models]"`) and is imported only when a model is one of its own (its module is then already loaded).
 Imports TensorFlow: used only inside worker processes.
 """
+
 from __future__ import annotations
 
 import sys
@@ -81,14 +82,17 @@ def check_model(obj: Any, ref: str) -> Any:
     hint = ""
     if hasattr(obj, "signatures"):
         hint = " (a loaded SavedModel: give its folder as model: path/to/saved_model/)"
-    raise NotAModelError(f"model: {ref} gave {kind}, not a model: a model reference must give a keras.Model "
-                         f"(Keras 3), a tf_keras.Model (Keras 2), a function returning one, a .keras file or a "
-                         f"SavedModel folder{hint}")
+    raise NotAModelError(
+        f"model: {ref} gave {kind}, not a model: a model reference must give a keras.Model "
+        f"(Keras 3), a tf_keras.Model (Keras 2), a function returning one, a .keras file or a "
+        f"SavedModel folder{hint}"
+    )
 
 
 def factory_params(case: Any, factory: Any) -> dict:
     """A factory's keyword arguments: the case's params, and `keras` (3 or 2) when the case picks the Keras. A
-    factory without a `keras` parameter cannot be built in another Keras: that is an error, not a silent Keras 3."""
+    factory without a `keras` parameter cannot be built in another Keras: that is an error, not a silent Keras
+    3."""
     params = dict(case.params)
     if case.keras is None or "keras" in params:
         return params
@@ -99,15 +103,18 @@ def factory_params(case: Any, factory: Any) -> dict:
     except (TypeError, ValueError):
         accepted = {}
     if "keras" not in accepted and not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
-        raise NotAModelError(f"model: {case.model} takes no `keras` argument, so keras: {case.keras} cannot pick "
-                             "its Keras: give the factory a keras parameter (3 or 2), or use a zoo model")
+        raise NotAModelError(
+            f"model: {case.model} takes no `keras` argument, so keras: {case.keras} cannot pick "
+            "its Keras: give the factory a keras parameter (3 or 2), or use a zoo model"
+        )
     if case.keras == 2:
         import_tf_keras()  # says how to install it
     return {**params, "keras": case.keras}
 
 
 def loss_for_model(model: Any, classes: bool) -> Any:
-    """The loss in the model's own Keras: sparse categorical cross-entropy on logits for class labels, else MSE."""
+    """The loss in the model's own Keras: sparse categorical cross-entropy on logits for class labels, else
+    MSE."""
     k = keras_of(model)
     if classes:
         return k.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -115,7 +122,8 @@ def loss_for_model(model: Any, classes: bool) -> Any:
 
 
 def adam_for(model: Any) -> Any:
-    """Adam in the model's own Keras (a tf_keras model trains with tf_keras' optimizer, as its users run it)."""
+    """Adam in the model's own Keras (a tf_keras model trains with tf_keras' optimizer, as its users run
+    it)."""
     return keras_of(model).optimizers.Adam(learning_rate=1e-3)
 
 
@@ -141,15 +149,16 @@ def is_saved_model_dir(path: Path) -> bool:
 
 
 def load_model_file(path: Path) -> Any:
-    """A `.keras` / `.h5` file loaded with Keras 3 (a Keras 2 `.h5` with tf_keras when Keras 3 cannot read it)."""
+    """A `.keras` / `.h5` file loaded with Keras 3 (a Keras 2 `.h5` with tf_keras when Keras 3 cannot read
+    it)."""
     import keras
 
     try:
         return keras.saving.load_model(str(path), compile=False)
-    except Exception as first:  # noqa: BLE001 - a Keras 2 .h5 file: try tf_keras before failing with Keras 3's reason
+    except Exception as first:
         if path.suffix != ".h5":
             raise
         try:
             return import_tf_keras().models.load_model(str(path), compile=False)
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - tf_keras failing too: the Keras 3 error is the one to show
             raise first from None

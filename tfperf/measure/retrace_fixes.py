@@ -1,8 +1,8 @@
 """What to do about retraces: the line of code that stops them, and the retrace budget that fails a job.
 
-Reads the `Retrace` records `tfperf.measure.retracing.explain_retraces` and the plain signature `signature_info`
-wrote into a Result (`Result.retraces`, `extra["trace_signature"]`), so it works on a results.json as well as in a
-worker; it never touches TensorFlow.
+Reads the `Retrace` records `tfperf.measure.retracing.explain_retraces` and the plain signature
+`signature_info` wrote into a Result (`Result.retraces`, `extra["trace_signature"]`), so it works on a
+results.json as well as in a worker; it never touches TensorFlow.
 
 Public functions:
 - `fix_for(retraces, fn_name="step", signature=None)` -> the line of code to write (the advisor's `retracing`
@@ -12,6 +12,7 @@ Public functions:
 - `effective_traces(result)`, `retrace_message(result, max_traces)` -> the count the budget judges, and why.
 - `check_trace_budget(result, max_traces)` -> turns more traces than `max_traces` into a failed Result.
 """
+
 from __future__ import annotations
 
 from tfperf.results.model import Result
@@ -34,7 +35,9 @@ def _shape_with_none(entry: dict) -> list | None:
     return [None if i in dims else d for i, d in enumerate(after)]
 
 
-def fix_for(retraces: list[Retrace] | Result, fn_name: str | None = None, signature: dict | None = None) -> str:
+def fix_for(
+    retraces: list[Retrace] | Result, fn_name: str | None = None, signature: dict | None = None
+) -> str:
     """The line(s) of code that stop these retraces, by cause. For the advisor's `retracing` suggestion.
 
     `retraces` is the list of `Retrace` from `explain_retraces` (or a Result, whose `retraces` and
@@ -55,7 +58,8 @@ def fix_for(retraces: list[Retrace] | Result, fn_name: str | None = None, signat
     if not retraces:
         return ""
     fn_name = fn_name or (signature or {}).get("function") or "step"
-    # Each difference as a plain object: a retrace's own `changes`, or the retrace itself when one argument changed.
+    # Each difference as a plain object: a retrace's own `changes`, or the retrace itself when one argument
+    # changed.
     changes: list[dict] = []
     for r in retraces:
         changes.extend(r.changes or [r.to_json()])
@@ -73,37 +77,53 @@ def fix_for(retraces: list[Retrace] | Result, fn_name: str | None = None, signat
     for c in by_kind.get("python_value", [])[:1]:
         arg = c.get("argument") or "value"
         value = c.get("after")
-        add(f"{fn_name}(..., {arg}=tf.constant({value!r}))  # a tensor argument: a new value reuses the trace, "
-            f"a new Python {type(value).__name__} retraces")
+        add(
+            f"{fn_name}(..., {arg}=tf.constant({value!r}))  # a tensor argument: a new value reuses the "
+            "trace, "
+            f"a new Python {type(value).__name__} retraces"
+        )
     if "shape" in kinds:
         params = (signature or {}).get("parameters") or []
         if params and all(p.get("kind") == "tensor" for p in params):
             specs = ", ".join(tensor_spec_code(p.get("shape"), p.get("dtype")) for p in params)
-            varying = sorted({f"{c.get('argument')} dim {d}" for c in by_kind["shape"] for d in c.get("dims") or []})
-            add(f"@tf.function(input_signature=[{specs}])  # None where the shape varied "
-                f"({', '.join(varying)}); or @tf.function(reduce_retracing=True)")
+            varying = sorted(
+                {f"{c.get('argument')} dim {d}" for c in by_kind["shape"] for d in c.get("dims") or []}
+            )
+            add(
+                f"@tf.function(input_signature=[{specs}])  # None where the shape varied "
+                f"({', '.join(varying)}); or @tf.function(reduce_retracing=True)"
+            )
         else:
             c = by_kind["shape"][0]
             arg = c.get("argument") or "x"
             spec = tensor_spec_code(_shape_with_none(c), _dtype_of(arg, params) or c.get("dtype"))
-            why = ("other arguments are not tensors, so input_signature cannot cover them" if params
-                   else f"or input_signature with {arg}: {spec}")
+            why = (
+                "other arguments are not tensors, so input_signature cannot cover them"
+                if params
+                else f"or input_signature with {arg}: {spec}"
+            )
             add(f"@tf.function(reduce_retracing=True)  # one trace with None in the varying dims; {why}")
         if any((c.get("dims") or []) == [0] for c in by_kind["shape"]):
             add("dataset = dataset.batch(batch_size, drop_remainder=True)  # if dim 0 is a ragged last batch")
     for c in by_kind.get("dtype", [])[:1]:
         arg = c.get("argument") or "x"
-        add(f"{fn_name}(..., {arg}=tf.cast({arg}, tf.{c.get('before')}))  # one dtype per argument, one trace")
+        add(
+            f"{fn_name}(..., {arg}=tf.cast({arg}, tf.{c.get('before')}))  # one dtype per argument, one trace"
+        )
     for c in by_kind.get("new_object", [])[:1]:
         arg = c.get("argument") or "obj"
         cls = str(c.get("after") or "")
         cls = cls.rsplit("class ", 1)[1] if "class " in cls else "Config"
-        add(f"class {cls}(tf.experimental.ExtensionType): ...  # traced by its fields' specs, not identity; "
-            f"or build one {cls} outside the loop and pass the same object as {arg}")
+        add(
+            f"class {cls}(tf.experimental.ExtensionType): ...  # traced by its fields' specs, not identity; "
+            f"or build one {cls} outside the loop and pass the same object as {arg}"
+        )
     for c in by_kind.get("structure", [])[:1]:
         arg = c.get("argument") or "the argument"
-        add(f"# give {arg} the same structure every call (same keys, lengths, None-ness); "
-            f"pad or fill missing entries instead of leaving them out")
+        add(
+            f"# give {arg} the same structure every call (same keys, lengths, None-ness); "
+            f"pad or fill missing entries instead of leaving them out"
+        )
     if not lines:
         add("@tf.function(reduce_retracing=True)  # or a fixed input_signature")
     return "\n".join(lines)
@@ -114,6 +134,7 @@ def _dtype_of(arg: str, params: list[dict]) -> str | None:
 
 
 # --- the retrace budget -----------------------------------------------------------------------------------
+
 
 def retrace_message(result: Result, max_traces: int) -> str:
     """'traced 3 times, more than max_traces: 1 — call 1: scale: 3.0 -> 4.0 (python float); ...'"""
@@ -133,15 +154,19 @@ def effective_traces(result: Result) -> int:
 
 
 def check_trace_budget(result: Result, max_traces: int | None) -> None:
-    """Fail an ok function/xla Result that traced more than `max_traces` times (`max_traces:` / --fail-on-retrace).
+    """Fail an ok function/xla Result that traced more than `max_traces` times (`max_traces:` /
+    --fail-on-retrace).
 
-    The error is ErrorInfo(type=RetraceBudgetExceeded, message=the retrace reasons, hint=the fix); the measurement
-    itself is kept, so the table still shows what the retracing cost.
+    The error is ErrorInfo(type=RetraceBudgetExceeded, message=the retrace reasons, hint=the fix); the
+    measurement itself is kept, so the table still shows what the retracing cost.
     """
     if max_traces is None or result.tracing_count is None or result.status != "ok":
         return
     if effective_traces(result) <= max_traces:
         return
     result.status = "failed"
-    result.error = ErrorInfo(type="RetraceBudgetExceeded", message=retrace_message(result, max_traces),
-                             hint=fix_for(result) or "@tf.function(reduce_retracing=True)")
+    result.error = ErrorInfo(
+        type="RetraceBudgetExceeded",
+        message=retrace_message(result, max_traces),
+        hint=fix_for(result) or "@tf.function(reduce_retracing=True)",
+    )

@@ -12,13 +12,15 @@ Public functions:
   `tfperf.measure.retrace_fixes.fix_for` turns it into a complete `input_signature`.
 - `note_trace(fn, call)` -> record the traces of a call while its arguments are alive (names the class of a
   new Python object, which a dead weak reference no longer can).
-- `first_use_traces(fn)` -> traces that only re-ran the first call because it created variables (not retraces).
+- `first_use_traces(fn)` -> traces that only re-ran the first call because it created variables (not
+  retraces).
 
 What to do about retraces (the fix, the message, the retrace budget) is in tfperf.measure.retrace_fixes, which
 reads only the records and plain dicts these functions return.
 
 TensorFlow is only touched through the objects passed in: importing this module does not import TensorFlow.
 """
+
 from __future__ import annotations
 
 import math
@@ -75,6 +77,7 @@ def _literal_equal(a: Any, b: Any) -> bool:
 
 # --- reading a FunctionType -------------------------------------------------------------------------------
 
+
 def _leaves(path: str, t: Any, out: dict[str, Leaf], objects: dict[str, str] | None = None) -> None:
     """Flatten one parameter's TraceType into leaves keyed by path (containers are leaves too)."""
     from tensorflow.core.function.trace_type import default_types as dt
@@ -88,26 +91,38 @@ def _leaves(path: str, t: Any, out: dict[str, Leaf], objects: dict[str, str] | N
     elif isinstance(t, dt.Weakref):
         obj = t._ref()  # noqa: SLF001 - Weakref exposes its referent only this way
         cls = type(obj).__name__ if obj is not None else (objects or {}).get(path, "")
-        out[path] = Leaf(path, "object", type_name=cls, token=id(t._ref))  # noqa: SLF001
+        out[path] = Leaf(path, "object", type_name=cls, token=id(t._ref))  # noqa: SLF001 - as above
     elif isinstance(t, dt.Dict):
         keys = list(t.mapping)
-        out[path] = Leaf(path, "container", type_name=f"dict with keys {_sorted_repr(keys)}", token=("dict", tuple(map(repr, keys))))
+        out[path] = Leaf(
+            path,
+            "container",
+            type_name=f"dict with keys {_sorted_repr(keys)}",
+            token=("dict", tuple(map(repr, keys))),
+        )
         for k in keys:
             _leaves(f"{path}[{k!r}]", t.mapping[k], out, objects)
     elif isinstance(t, (dt.NamedTuple, dt.Attrs)):
         nt = t.named_attributes if isinstance(t, dt.Attrs) else t
-        out[path] = Leaf(path, "container", type_name=f"{nt.type_name}{tuple(nt.attribute_names)}",
-                         token=(nt.type_name, tuple(nt.attribute_names)))
+        out[path] = Leaf(
+            path,
+            "container",
+            type_name=f"{nt.type_name}{tuple(nt.attribute_names)}",
+            token=(nt.type_name, tuple(nt.attribute_names)),
+        )
         for attr, comp in zip(nt.attribute_names, nt.attributes.components):
             _leaves(f"{path}.{attr}", comp, out, objects)
     elif isinstance(t, (dt.Tuple, dt.List)):
         comps = t.components if isinstance(t, dt.Tuple) else t.components_tuple.components
         kind = "tuple" if isinstance(t, dt.Tuple) else "list"
-        out[path] = Leaf(path, "container", type_name=f"{kind} of length {len(comps)}", token=(kind, len(comps)))
+        out[path] = Leaf(
+            path, "container", type_name=f"{kind} of length {len(comps)}", token=(kind, len(comps))
+        )
         for i, comp in enumerate(comps):
             _leaves(f"{path}[{i}]", comp, out, objects)
     elif hasattr(t, "shape") and hasattr(t, "dtype"):
-        # TensorSpec and the other TypeSpecs with a shape (RaggedTensorSpec, SparseTensorSpec, VariableSpec...).
+        # TensorSpec and the other TypeSpecs with a shape (RaggedTensorSpec, SparseTensorSpec,
+        # VariableSpec...).
         shape = getattr(t, "shape", None)
         dims = None
         try:
@@ -160,7 +175,9 @@ def _scope_name(ctx: Any) -> str | None:
 
 
 # Per tf.function: id(FunctionType) -> (call, leaves) captured by note_trace while the arguments were alive.
-_SNAPSHOTS: "weakref.WeakKeyDictionary[Any, dict[int, tuple[int, dict[str, Leaf]]]]" = weakref.WeakKeyDictionary()
+_SNAPSHOTS: "weakref.WeakKeyDictionary[Any, dict[int, tuple[int, dict[str, Leaf]]]]" = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def note_trace(fn: Any, call: int) -> None:
@@ -185,15 +202,21 @@ def _traces(fn: Any, trace_calls: list[int]) -> list[Trace]:
     pending = list(trace_calls)
     for ctx, ft in _cache_entries(fn):
         snap = snaps.get(id(ft))
-        objects = {p: l.type_name for p, l in snap[1].items() if l.kind == "object"} if snap else None
+        objects = (
+            {p: leaf.type_name for p, leaf in snap[1].items() if leaf.kind == "object"} if snap else None
+        )
         leaves = flatten_function_type(ft, objects)
         trace = Trace(call=None, leaves=leaves, scope=_scope_name(ctx), context=getattr(ctx, "context", None))
         # The first call that creates variables traces once with variable creation allowed, then again
         # without: same arguments, same call. Not a retrace: a Keras optimizer that builds its variables
         # in the first call makes every train step trace twice this way.
-        if (traces and trace.scope == "NO_VARIABLE_CREATION" and traces[0].scope == "VARIABLE_CREATION"
-                and not any(t.scope == "NO_VARIABLE_CREATION" for t in traces)
-                and _same_leaves(traces[0].leaves, leaves)):
+        if (
+            traces
+            and trace.scope == "NO_VARIABLE_CREATION"
+            and traces[0].scope == "VARIABLE_CREATION"
+            and not any(t.scope == "NO_VARIABLE_CREATION" for t in traces)
+            and _same_leaves(traces[0].leaves, leaves)
+        ):
             trace.first_use = True
             trace.call = traces[0].call
         elif snap is not None:
@@ -217,7 +240,10 @@ def first_use_traces(fn: Any) -> int:
 
 # --- comparing two traces ---------------------------------------------------------------------------------
 
-def _differences(before: dict[str, Leaf], after: dict[str, Leaf]) -> list[tuple[str, Leaf | None, Leaf | None]]:
+
+def _differences(
+    before: dict[str, Leaf], after: dict[str, Leaf]
+) -> list[tuple[str, Leaf | None, Leaf | None]]:
     """Paths whose leaf differs, outermost only (a changed container hides its elements' differences)."""
     diffs = []
     for path in list(dict.fromkeys([*before, *after])):
@@ -230,7 +256,7 @@ def _differences(before: dict[str, Leaf], after: dict[str, Leaf]) -> list[tuple[
 
 
 def _is_inside(path: str, container: str) -> bool:
-    return path.startswith(container) and path[len(container):len(container) + 1] in ("[", ".")
+    return path.startswith(container) and path[len(container) : len(container) + 1] in ("[", ".")
 
 
 def _top_argument(path: str) -> str:
@@ -259,7 +285,8 @@ def _describe_leaf(leaf: Leaf | None) -> str:
     if leaf is None:
         return "absent"
     if leaf.kind == "tensor":
-        return f"a {leaf.dtype} {leaf.type_name.replace('Spec', '').lower() or 'tensor'} of shape {_fmt_shape(leaf.shape)}"
+        kind = leaf.type_name.replace("Spec", "").lower() or "tensor"
+        return f"a {leaf.dtype} {kind} of shape {_fmt_shape(leaf.shape)}"
     if leaf.kind == "python":
         return "None" if leaf.value is None else f"python {leaf.type_name} {leaf.value!r}"
     if leaf.kind == "object":
@@ -274,55 +301,85 @@ def describe_change(path: str, a: Leaf | None, b: Leaf | None) -> dict:
     if a is not None and b is not None and a.kind == b.kind == "tensor":
         entry["dtype"] = b.dtype  # lets fix_for write the TensorSpec without the signature
         if a.dtype != b.dtype:
-            entry.update(kind="dtype", before=a.dtype, after=b.dtype,
-                         changed=f"{path}: dtype {a.dtype} -> {b.dtype}")
+            entry.update(
+                kind="dtype", before=a.dtype, after=b.dtype, changed=f"{path}: dtype {a.dtype} -> {b.dtype}"
+            )
             return entry
         if a.shape is None or b.shape is None or len(a.shape) != len(b.shape):
             rank_a = None if a.shape is None else len(a.shape)
             rank_b = None if b.shape is None else len(b.shape)
             dims = list(range(max(rank_a or 0, rank_b or 0)))
-            entry.update(kind="shape", before=_json_value(list(a.shape) if a.shape else a.shape),
-                         after=_json_value(list(b.shape) if b.shape else b.shape), dims=dims,
-                         changed=f"{path}: shape {_fmt_shape(a.shape)} -> {_fmt_shape(b.shape)} (rank {rank_a} -> {rank_b})")
+            entry.update(
+                kind="shape",
+                before=_json_value(list(a.shape) if a.shape else a.shape),
+                after=_json_value(list(b.shape) if b.shape else b.shape),
+                dims=dims,
+                changed=f"{path}: shape {_fmt_shape(a.shape)} -> {_fmt_shape(b.shape)} (rank {rank_a} -> "
+                f"{rank_b})",
+            )
             return entry
         if a.shape != b.shape:
             dims = [i for i, (x, y) in enumerate(zip(a.shape, b.shape)) if x != y]
-            entry.update(kind="shape", before=list(a.shape), after=list(b.shape), dims=dims,
-                         changed=f"{path}: shape {_fmt_shape(a.shape)} -> {_fmt_shape(b.shape)} "
-                                 f"(dim{'s' if len(dims) > 1 else ''} {', '.join(map(str, dims))})")
+            entry.update(
+                kind="shape",
+                before=list(a.shape),
+                after=list(b.shape),
+                dims=dims,
+                changed=f"{path}: shape {_fmt_shape(a.shape)} -> {_fmt_shape(b.shape)} "
+                f"(dim{'s' if len(dims) > 1 else ''} {', '.join(map(str, dims))})",
+            )
             return entry
-        entry.update(kind="other", before=a.type_name, after=b.type_name,
-                     changed=f"{path}: {a.type_name} -> {b.type_name}")
+        entry.update(
+            kind="other",
+            before=a.type_name,
+            after=b.type_name,
+            changed=f"{path}: {a.type_name} -> {b.type_name}",
+        )
         return entry
     if a is not None and b is not None and a.kind == b.kind == "python":
-        kinds = (f"python {b.type_name}" if a.type_name == b.type_name
-                 else f"python {a.type_name} -> python {b.type_name}")
-        entry.update(kind="python_value", before=_json_value(a.value), after=_json_value(b.value),
-                     changed=f"{path}: {a.value!r} -> {b.value!r} ({kinds})")
+        kinds = (
+            f"python {b.type_name}"
+            if a.type_name == b.type_name
+            else f"python {a.type_name} -> python {b.type_name}"
+        )
+        entry.update(
+            kind="python_value",
+            before=_json_value(a.value),
+            after=_json_value(b.value),
+            changed=f"{path}: {a.value!r} -> {b.value!r} ({kinds})",
+        )
         return entry
     if b is not None and b.kind == "object":
         what = f"a new instance of class {b.type_name}" if b.type_name else "a new Python object"
-        entry.update(kind="new_object", before=_describe_leaf(a), after=what,
-                     changed=f"{path}: a new Python object ({what}; objects are traced by identity)")
+        entry.update(
+            kind="new_object",
+            before=_describe_leaf(a),
+            after=what,
+            changed=f"{path}: a new Python object ({what}; objects are traced by identity)",
+        )
         return entry
     if a is not None and b is not None and a.kind == b.kind == "other":
         entry.update(kind="other", before=a.token, after=b.token, changed=f"{path}: {a.token} -> {b.token}")
         return entry
-    entry.update(kind="structure", before=_describe_leaf(a), after=_describe_leaf(b),
-                 changed=f"{path}: a different structure ({_describe_leaf(a)} -> {_describe_leaf(b)})")
+    entry.update(
+        kind="structure",
+        before=_describe_leaf(a),
+        after=_describe_leaf(b),
+        changed=f"{path}: a different structure ({_describe_leaf(a)} -> {_describe_leaf(b)})",
+    )
     return entry
 
 
 def explain_retraces(fn: Any, trace_calls: list[int]) -> list[Retrace]:
     """For each trace after the first: the call that traced and what differed from the nearest earlier trace.
 
-    `trace_calls` are the call indices at which `fn.experimental_get_tracing_count()` grew. The nearest earlier
-    trace is the one with the fewest differing arguments (the latest on a tie), so a shape that grows by one
-    each call is reported against the previous shape, and a value that comes back is not blamed on a new one.
-    Each entry is a `Retrace`: {call, changed, argument, kind, before, after, dims, nearest_call}; `changed` joins
-    every difference, `argument`/`kind`/`before`/`after`/`dims` describe the first one; when more than one argument
-    differed, `changes` lists each the same way (plain objects). A single tensor change also carries the new
-    `dtype` (in `details`; each of `changes` has its own).
+    `trace_calls` are the call indices at which `fn.experimental_get_tracing_count()` grew. The nearest
+    earlier trace is the one with the fewest differing arguments (the latest on a tie), so a shape that grows
+    by one each call is reported against the previous shape, and a value that comes back is not blamed on a
+    new one. Each entry is a `Retrace`: {call, changed, argument, kind, before, after, dims, nearest_call};
+    `changed` joins every difference, `argument`/`kind`/`before`/`after`/`dims` describe the first one; when
+    more than one argument differed, `changes` lists each the same way (plain objects). A single tensor change
+    also carries the new `dtype` (in `details`; each of `changes` has its own).
     """
     traces = _traces(fn, trace_calls)
     out: list[Retrace] = []
@@ -341,21 +398,45 @@ def explain_retraces(fn: Any, trace_calls: list[int]) -> list[Retrace]:
             changes = [describe_change(p, a, b) for p, a, b in diffs]
             if not changes:
                 same_scope = prev.scope == trace.scope
-                changes = [{
-                    "argument": None, "path": None, "kind": "other", "before": prev.scope, "after": trace.scope,
-                    "dims": [],
-                    "changed": ("the arguments were the same: the calling context changed (device scope, "
-                                "graph or distribution strategy)" if same_scope else
-                                f"the arguments were the same: traced for {str(trace.scope).lower()} "
-                                f"after {str(prev.scope).lower()}"),
-                }]
+                changes = [
+                    {
+                        "argument": None,
+                        "path": None,
+                        "kind": "other",
+                        "before": prev.scope,
+                        "after": trace.scope,
+                        "dims": [],
+                        "changed": (
+                            "the arguments were the same: the calling context changed (device scope, "
+                            "graph or distribution strategy)"
+                            if same_scope
+                            else f"the arguments were the same: traced for {str(trace.scope).lower()} "
+                            f"after {str(prev.scope).lower()}"
+                        ),
+                    }
+                ]
             first = changes[0]
-            entry = Retrace(call=trace.call, changed="; ".join(c["changed"] for c in changes),
-                            argument=first["argument"], kind=first["kind"], before=first["before"],
-                            after=first["after"], dims=first["dims"], nearest_call=prev.call)
-            if len(changes) > 1:  # the first is already spelled out above; list them all only when there are more
-                entry.changes = [{k: c[k] for k in ("argument", "path", "kind", "before", "after", "dims",
-                                                    "changed", "dtype") if k in c} for c in changes]
+            entry = Retrace(
+                call=trace.call,
+                changed="; ".join(c["changed"] for c in changes),
+                argument=first["argument"],
+                kind=first["kind"],
+                before=first["before"],
+                after=first["after"],
+                dims=first["dims"],
+                nearest_call=prev.call,
+            )
+            if (
+                len(changes) > 1
+            ):  # the first is already spelled out above; list them all only when there are more
+                entry.changes = [
+                    {
+                        k: c[k]
+                        for k in ("argument", "path", "kind", "before", "after", "dims", "changed", "dtype")
+                        if k in c
+                    }
+                    for c in changes
+                ]
             elif "dtype" in first:
                 entry.details["dtype"] = first["dtype"]
             out.append(entry)
@@ -364,6 +445,7 @@ def explain_retraces(fn: Any, trace_calls: list[int]) -> list[Retrace]:
 
 
 # --- the spec every trace shares ---------------------------------------------------------------------------
+
 
 def signature_info(fn: Any, fn_name: str = "step") -> dict:
     """Every parameter's spec over all traces: {function, parameters: [{name, kind, shape, dtype, value}]}.
@@ -391,7 +473,9 @@ def signature_info(fn: Any, fn_name: str = "step") -> dict:
                 entry["varies"] = len(set(shapes)) > 1 or len(dtypes) > 1
             elif leaf.kind == "python":
                 entry["value"] = _json_value(leaf.value)
-                entry["varies"] = len({repr(s.value) for s in same if s is not None and s.kind == "python"}) > 1
+                entry["varies"] = (
+                    len({repr(s.value) for s in same if s is not None and s.kind == "python"}) > 1
+                )
             else:
                 entry["varies"] = any(s is None or not s.same_as(leaf) for s in same)
             params.append(entry)

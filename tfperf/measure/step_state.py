@@ -1,23 +1,26 @@
-"""A user's stateful step (the guide's "training loop from scratch": a module-level model, optimizer and metric,
-`GradientTape`, `optimizer.apply`) checked like with like.
+"""A user's stateful step (the guide's "training loop from scratch": a module-level model, optimizer and
+metric, `GradientTape`, `optimizer.apply`) checked like with like.
 
 Such a step trains: its output (the loss) depends on how many steps ran before it. `tfperf tune` compares
 configurations by their outputs, so it must compare outputs taken from the same state. Here, in every job of a
 worker that checks outputs (`tf_config.output_check`, set by tune):
 
 - the user's module is imported under a fixed seed, so its weights are the same in every worker process;
-- before the first job's first call, the variables the step would create on that call (a model built on first use,
-  an optimizer's slots) are created at their initial values by tracing the step's code (`create_variables`);
-- before the job's first call, the variables the step uses are put back to their values at the first job's start
-  (a fresh copy of the state); any the first call still created go back to zeros, which is how Keras creates an
-  optimizer's slots;
+- before the first job's first call, the variables the step would create on that call (a model built on first
+  use, an optimizer's slots) are created at their initial values by tracing the step's code
+  (`create_variables`);
+- before the job's first call, the variables the step uses are put back to their values at the first job's
+  start (a fresh copy of the state); any the first call still created go back to zeros, which is how Keras
+  creates an optimizer's slots;
 - the seed is set again, and the output of that first call, on the first item of `inputs:`, is the job's
-  `extra.first_step_output`, which tune's output check prefers over a forward pass taken after the timed steps.
+  `extra.first_step_output`, which tune's output check prefers over a forward pass taken after the timed
+  steps.
 
 The variables a step uses are found from the names its code reads: module globals and closure cells holding a
 tf.Variable, or an object with `variables` (Keras models, layers, optimizers and metrics; tf.Module).
 Imports TensorFlow: used only inside worker processes.
 """
+
 from __future__ import annotations
 
 import types
@@ -26,14 +29,15 @@ from typing import Any, Callable
 
 import numpy as np
 
-# At most this many output values are kept (tfperf.measure.tf_config's FINGERPRINT_VALUES, for the same reason:
-# enough to tell a broken configuration, small enough for results.json).
+# At most this many output values are kept (tfperf.measure.tf_config's FINGERPRINT_VALUES, for the same
+# reason: enough to tell a broken configuration, small enough for results.json).
 FIRST_STEP_VALUES = 256
 
 
 @dataclass
 class Snapshot:
-    """The state at the first job's start: values by variable id; `created` the variables the first call made."""
+    """The state at the first job's start: values by variable id; `created` the variables the first call
+    made."""
 
     values: dict[int, tuple[Any, np.ndarray]] = field(default_factory=dict)
     created: dict[int, Any] = field(default_factory=dict)
@@ -89,7 +93,7 @@ def step_variables(fn: Any) -> list[Any]:
 
 def _filled(cell: Any) -> bool:
     try:
-        cell.cell_contents
+        _ = cell.cell_contents  # an empty cell raises here
     except ValueError:
         return False
     return True
@@ -123,17 +127,19 @@ def drawn_once(draw: Callable[[], Any]) -> Callable[[], Any]:
         if not memo:
             memo.append(draw())
         return memo[0]
+
     return once
 
 
 def create_variables(fn: Any, args: tuple, kwargs: dict) -> None:
-    """Create the variables the step makes on its first call, at their initial values, without running it: a model
-    built on first use (a Sequential without an Input, a subclassed model) and an optimizer's slots. A throwaway
-    tf.function of the step's Python code is traced, which creates and initializes them (tf.function initializes
-    the variables its first trace creates); the step itself then finds them built. Without this, the weights a
-    first call built were already trained by that call when the state was read, and could not be put back: a later
-    job started from other weights, and tune excluded XLA on a lazily built model for outputs 0.11 apart.
-    A step that cannot be traced (Python-only code) keeps the old behaviour: such variables go back to zeros."""
+    """Create the variables the step makes on its first call, at their initial values, without running it: a
+    model built on first use (a Sequential without an Input, a subclassed model) and an optimizer's slots. A
+    throwaway tf.function of the step's Python code is traced, which creates and initializes them (tf.function
+    initializes the variables its first trace creates); the step itself then finds them built. Without this,
+    the weights a first call built were already trained by that call when the state was read, and could not be
+    put back: a later job started from other weights, and tune excluded XLA on a lazily built model for
+    outputs 0.11 apart. A step that cannot be traced (Python-only code) keeps the old behaviour: such
+    variables go back to zeros."""
     import tensorflow as tf
 
     try:
@@ -142,10 +148,12 @@ def create_variables(fn: Any, args: tuple, kwargs: dict) -> None:
         pass
 
 
-def before_first_call(ref: str, fn: Any, seed: int,
-                      first_args: Callable[[], tuple[tuple, dict]] | None = None) -> None:
+def before_first_call(
+    ref: str, fn: Any, seed: int, first_args: Callable[[], tuple[tuple, dict]] | None = None
+) -> None:
     """The first job: create the step's variables (`create_variables`, from `first_args()`, the call's first
-    arguments) and remember the state. A later job: put the state back to it. Then seed, for the first call."""
+    arguments) and remember the state. A later job: put the state back to it. Then seed, for the first
+    call."""
     snap = _SNAPSHOTS.get(ref)
     if snap is None:
         if first_args is not None:
@@ -172,8 +180,16 @@ def first_step_output(out: Any, mode: str, seed: int, variables: int) -> dict:
     """`extra.first_step_output`: the first call's output values (flattened, at most FIRST_STEP_VALUES)."""
     import tensorflow as tf
 
-    flat = [np.asarray(t, dtype=np.float64).ravel() for t in tf.nest.flatten(out)
-            if hasattr(t, "numpy") or isinstance(t, np.ndarray)]
+    flat = [
+        np.asarray(t, dtype=np.float64).ravel()
+        for t in tf.nest.flatten(out)
+        if hasattr(t, "numpy") or isinstance(t, np.ndarray)
+    ]
     values = np.concatenate(flat) if flat else np.zeros(0)
-    return {"values": [float(v) for v in values[:FIRST_STEP_VALUES]], "count": int(values.size), "seed": seed,
-            "mode": mode, "state_variables": variables}
+    return {
+        "values": [float(v) for v in values[:FIRST_STEP_VALUES]],
+        "count": int(values.size),
+        "seed": seed,
+        "mode": mode,
+        "state_variables": variables,
+    }

@@ -1,7 +1,8 @@
-"""Applying a case's `tf_config` in a worker (before TensorFlow executes anything) and fingerprinting the step's
-outputs, so `tfperf tune` can check a configuration computes what the baseline computes. The settings' schema,
-validation and code text live in tfperf.suite.tf_config.
+"""Applying a case's `tf_config` in a worker (before TensorFlow executes anything) and fingerprinting the
+step's outputs, so `tfperf tune` can check a configuration computes what the baseline computes. The settings'
+schema, validation and code text live in tfperf.suite.tf_config.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -12,7 +13,8 @@ DEFAULT_SEED = 1234
 
 
 def apply_tf_config(settings: dict) -> dict:
-    """Apply the settings to this process's TensorFlow; call before any op runs. Returns what TF reports back."""
+    """Apply the settings to this process's TensorFlow; call before any op runs. Returns what TF reports
+    back."""
     import tensorflow as tf
 
     if settings.get("intra_op_threads") is not None:
@@ -36,9 +38,9 @@ def apply_tf_config(settings: dict) -> dict:
 
 
 def settings_in_force(settings: dict) -> dict:
-    """What TensorFlow reports back for the settings now (`extra.tf_config_applied`): the thread pools, jit and
-    Grappler options, and with `mixed_precision` the Keras global dtype policy. Read after a model was built,
-    the policy is the one it was built under."""
+    """What TensorFlow reports back for the settings now (`extra.tf_config_applied`): the thread pools, jit
+    and Grappler options, and with `mixed_precision` the Keras global dtype policy. Read after a model was
+    built, the policy is the one it was built under."""
     import tensorflow as tf
 
     applied = {
@@ -54,7 +56,9 @@ def settings_in_force(settings: dict) -> dict:
     return applied
 
 
-def output_fingerprint(case, job, tf_device: str, resolve: Callable[[str], Any], seed: int = DEFAULT_SEED) -> dict:
+def output_fingerprint(
+    case, job, tf_device: str, resolve: Callable[[str], Any], seed: int = DEFAULT_SEED
+) -> dict:
     """The step's forward output on a fixed input with fixed initial weights, in the job's mode and under the
     process's settings: what `tfperf tune` compares to tell a faster configuration from a broken one.
 
@@ -78,18 +82,24 @@ def output_fingerprint(case, job, tf_device: str, resolve: Callable[[str], Any],
         with tf.device(tf_device):
             model, inp, _ = build_model(case, resolve)
             # One tensor, or the model's dict / list of them (tfperf.measure.model_inputs).
-            x = tf.nest.map_structure(tf.constant, synthetic_features(inp, FINGERPRINT_SAMPLES,
-                                                                      np.random.default_rng(seed)))
+            x = tf.nest.map_structure(
+                tf.constant, synthetic_features(inp, FINGERPRINT_SAMPLES, np.random.default_rng(seed))
+            )
             forward, _ = wrap_mode(lambda t: model(t, training=False), job.mode)
             out = forward(x)
     flat = [np.asarray(t, dtype=np.float64).ravel() for t in tf.nest.flatten(out) if hasattr(t, "numpy")]
     values = np.concatenate(flat) if flat else np.zeros(0)
-    return {"values": [float(v) for v in values[:FINGERPRINT_VALUES]], "count": int(values.size),
-            "seed": seed, "mode": job.mode}
+    return {
+        "values": [float(v) for v in values[:FINGERPRINT_VALUES]],
+        "count": int(values.size),
+        "seed": seed,
+        "mode": job.mode,
+    }
 
 
 def output_difference(values: list[float], reference: list[float]) -> float | None:
-    """Largest absolute difference, relative to the reference's largest magnitude; None when not comparable."""
+    """Largest absolute difference, relative to the reference's largest magnitude; None when not
+    comparable."""
     if not values or not reference or len(values) != len(reference):
         return None
     scale = max(max(abs(r) for r in reference), 1e-6)

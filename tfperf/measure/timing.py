@@ -1,10 +1,11 @@
-"""The timing core of a job (tfperf.measure.harness runs it): how completion is forced before the clock is read,
-whether a step is timed one by one or in blocks, the warm-up, and the timed pass.
+"""The timing core of a job (tfperf.measure.harness runs it): how completion is forced before the clock is
+read, whether a step is timed one by one or in blocks, the warm-up, and the timed pass.
 
-Honest timing: whole steps are timed, asynchronous work is forced to complete before the clock is read, warm-up
-steps are never samples, and the raw samples are kept (the statistics derive from them). The clock is
+Honest timing: whole steps are timed, asynchronous work is forced to complete before the clock is read,
+warm-up steps are never samples, and the raw samples are kept (the statistics derive from them). The clock is
 `time.perf_counter` unless a caller passes another: tests drive the timing core with a clock of their own.
 """
+
 from __future__ import annotations
 
 import math
@@ -24,15 +25,16 @@ Clock = Callable[[], float]
 # Steps are timed one by one: each sample is one whole step, so the samples carry the step's own spread (the
 # IQR, the noisy flag, the tests over samples). A step is timed in blocks with one sync per block (as
 # torch.utils.benchmark's blocked autorange does) only when forcing completion would be a large share of every
-# sample: when the measured sync costs more than this share of the step. The share is tfperf's noise threshold:
-# past it, the sync alone would move each sample by more than the spread tfperf flags as noisy. On the CPU the
-# sync fetches a finished tensor (1-3 us measured here), so only steps under about 10-30 us are blocked; a step
-# that runs a TensorFlow op takes longer (x + 1.0 eagerly: 60-80 us here). Blocking longer CPU steps would
-# inflate the number it means to sharpen: measured here, calls issued back to back without a fetch ran slower
-# than calls each followed by one (0.3 vs 0.8 ms for x + 1.0 under load). On a GPU sync_devices costs tens of
-# microseconds, so steps under a few hundred microseconds are blocked.
+# sample: when the measured sync costs more than this share of the step. The share is tfperf's noise
+# threshold: past it, the sync alone would move each sample by more than the spread tfperf flags as noisy. On
+# the CPU the sync fetches a finished tensor (1-3 us measured here), so only steps under about 10-30 us are
+# blocked; a step that runs a TensorFlow op takes longer (x + 1.0 eagerly: 60-80 us here). Blocking longer CPU
+# steps would inflate the number it means to sharpen: measured here, calls issued back to back without a fetch
+# ran slower than calls each followed by one (0.3 vs 0.8 ms for x + 1.0 under load). On a GPU sync_devices
+# costs tens of microseconds, so steps under a few hundred microseconds are blocked.
 SYNC_SHARE_FOR_BLOCKING = NOISY_FRACTION
-# Steps this long or longer are always timed one by one, whatever their sync costs (the pytest plugin reads it).
+# Steps this long or longer are always timed one by one, whatever their sync costs (the pytest plugin reads
+# it).
 BLOCKED_BELOW_S = 1e-3
 # A block lasts about this long, so the per-block sync and clock reads are a small share of it.
 BLOCK_TARGET_S = 10e-3
@@ -42,7 +44,8 @@ WARMUP_MAX_EXTRA_STEPS = 1000
 
 
 class Step(Protocol):
-    """What the timer calls: harness.PreparedStep (the step in its mode, its input source, its tf.function)."""
+    """What the timer calls: harness.PreparedStep (the step in its mode, its input source, its
+    tf.function)."""
 
     call: Callable[..., Any]
     source: InputSource
@@ -57,14 +60,17 @@ def sync_for(device: str) -> tuple[Callable[[Any], None], str]:
     the step's result waits for the ops that produce it.
     """
     if device.startswith("gpu"):
+
         def sync_gpu(out: Any) -> None:
             tf.test.experimental.sync_devices()
+
         return sync_gpu, "sync_devices"
 
     def sync_cpu(out: Any) -> None:
         for t in tf.nest.flatten(out):
             if hasattr(t, "numpy"):
                 t.numpy()
+
     return sync_cpu, "fetch"
 
 
@@ -85,8 +91,9 @@ def choose_block_size(step_s: float, sync_cost_s: float) -> int:
     return 1
 
 
-def measure_sync_cost(sync: Callable[[Any], None], finished: Any, n: int = 20,
-                      clock: Clock = time.perf_counter) -> float:
+def measure_sync_cost(
+    sync: Callable[[Any], None], finished: Any, n: int = 20, clock: Clock = time.perf_counter
+) -> float:
     """Median cost of forcing completion when nothing is pending: what each per-step sample pays for it."""
     sync(finished)
     costs = []
@@ -165,8 +172,13 @@ class TimedPass:
         return "per_step" if self.block_size == 1 else "blocked"
 
 
-def warm_up_and_time(case: CaseSpec, timer: StepTimer, sync: Callable[[Any], None], finished: Any,
-                     block_size: int | None = None) -> TimedPass:
+def warm_up_and_time(
+    case: CaseSpec,
+    timer: StepTimer,
+    sync: Callable[[Any], None],
+    finished: Any,
+    block_size: int | None = None,
+) -> TimedPass:
     """Warm-up, then `repeats` x `steps` timed samples.
 
     `block_size` is how the job's first worker process timed it: a later process times the same way, so the
@@ -177,7 +189,11 @@ def warm_up_and_time(case: CaseSpec, timer: StepTimer, sync: Callable[[Any], Non
     # A fixed count is not enough: measured here, steps kept getting faster for the first ~0.3 s of a
     # fresh worker (thread pools, caches, clocks ramping up: 43 -> 22 ms, 2.0 -> 0.5 ms), so warm-up also
     # lasts at least WARMUP_MIN_S. warmup_steps: 0 still means no warm-up at all.
-    while case.warmup_steps and sum(warm) < WARMUP_MIN_S and len(warm) < case.warmup_steps + WARMUP_MAX_EXTRA_STEPS:
+    while (
+        case.warmup_steps
+        and sum(warm) < WARMUP_MIN_S
+        and len(warm) < case.warmup_steps + WARMUP_MAX_EXTRA_STEPS
+    ):
         warm.append(timer.one_step()[0])
     sync_cost = measure_sync_cost(sync, finished, clock=timer.clock)
     if block_size is None:

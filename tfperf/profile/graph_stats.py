@@ -7,9 +7,11 @@ text (pure, testable without TensorFlow). Importing this module does not import 
 What is counted: XLA prints a module as computations. The ENTRY computation, and the bodies and branches of
 its control flow, are what runs; a fusion's computation runs as part of its one `fusion` instruction, and a
 reducer (`to_apply=`) is a scalar lambda applied inside its instruction. So `instructions` counts the
-instructions of the computations that run (entry + control flow, followed recursively) and `fused_instructions`
-those inside fusions: after fusion the first number falls, which is what "XLA fused the graph" means.
+instructions of the computations that run (entry + control flow, followed recursively) and
+`fused_instructions` those inside fusions: after fusion the first number falls, which is what "XLA fused the
+graph" means.
 """
+
 from __future__ import annotations
 
 import re
@@ -20,8 +22,10 @@ from tfperf.profile import grappler
 # `[ROOT] [%]name = <shape> opcode(` ; the shape is a token (f32[8,16]{1,0}) or a parenthesised tuple.
 _INSTRUCTION = re.compile(r"^\s*(?:ROOT\s+)?%?([^\s=]+)\s*=\s*(.*)$")
 _COMPUTATION = re.compile(r"^\s*(ENTRY\s+)?%?([^\s(]+)\s*(?:\(.*\))?.*\{\s*$")
-_CALLS = re.compile(r"\b(calls|body|condition|to_apply|true_computation|false_computation|branch_computations)="
-                    r"(\{[^}]*\}|%?[\w.\-]+)")
+_CALLS = re.compile(
+    r"\b(calls|body|condition|to_apply|true_computation|false_computation|branch_computations)="
+    r"(\{[^}]*\}|%?[\w.\-]+)"
+)
 # Computations reached through these attributes run as their own code; the others run inside their caller.
 _RUNS_SEPARATELY = {"body", "condition", "true_computation", "false_computation", "branch_computations"}
 
@@ -31,12 +35,12 @@ def _opcode(rest: str) -> str | None:
     i = 0
     if rest.startswith("("):
         depth = 0
-        for i, ch in enumerate(rest):
+        for ch in rest:
             depth += ch == "("
             depth -= ch == ")"
+            i += 1
             if depth == 0:
                 break
-        i += 1
     else:
         while i < len(rest) and not rest[i].isspace():
             i += 1
@@ -46,7 +50,8 @@ def _opcode(rest: str) -> str | None:
 
 def hlo_computations(text: str) -> Iterator[tuple[str, bool, list[tuple[str, str, str]]]]:
     """(name, is ENTRY, [(instruction name, opcode, the rest of its line)]) per computation of an HLO module's
-    text: the one reader of XLA's text format (count_hlo here; hlo_metadata.from_text reads metadata from it)."""
+    text: the one reader of XLA's text format (count_hlo here; hlo_metadata.from_text reads metadata from
+    it)."""
     current: tuple[str, bool, list] | None = None
     for line in text.splitlines():
         stripped = line.strip()
@@ -72,12 +77,16 @@ def hlo_computations(text: str) -> Iterator[tuple[str, bool, list[tuple[str, str
 
 
 def called(body: str) -> list[tuple[str, str]]:
-    """(attribute, computation) for each computation an instruction's line names (calls=, body=, to_apply=, ...)."""
-    return [(attr, name) for attr, target in _CALLS.findall(body) for name in re.findall(r"%?([\w.\-]+)", target)]
+    """(attribute, computation) for each computation an instruction's line names (calls=, body=, to_apply=,
+    ...)."""
+    return [
+        (attr, name) for attr, target in _CALLS.findall(body) for name in re.findall(r"%?([\w.\-]+)", target)
+    ]
 
 
 def parse_hlo(text: str) -> dict[str, dict]:
-    """{computation name: {entry: bool, opcodes: [...], calls: [(attribute, callee)]}} of an HLO module's text."""
+    """{computation name: {entry: bool, opcodes: [...], calls: [(attribute, callee)]}} of an HLO module's
+    text."""
     comps: dict[str, dict] = {}
     for name, entry, instructions in hlo_computations(text):
         current = comps[name] = {"entry": entry, "opcodes": [], "calls": []}
@@ -152,8 +161,9 @@ def grappler_op_count(concrete_fn: Any) -> int:
 
 def graph_stats(fn: Any, args: tuple, kwargs: dict, jit: bool) -> dict:
     """{op_count, grappler_op_count} of the step's traced graph (before and after Grappler), plus for XLA
-    {hlo_instructions, optimized_hlo_instructions, fusions, fused_instructions}. `args`/`kwargs` are a call's arguments (they pick the trace; a new shape
-    would trace again, so pass arguments the function was already called with).
+    {hlo_instructions, optimized_hlo_instructions, fusions, fused_instructions}. `args`/`kwargs` are a call's
+    arguments (they pick the trace; a new shape would trace again, so pass arguments the function was already
+    called with).
 
     A part that cannot be read is left out and its reason put under `errors`; it never raises.
     """
@@ -168,12 +178,12 @@ def graph_stats(fn: Any, args: tuple, kwargs: dict, jit: bool) -> dict:
     if concrete is not None:
         try:
             out["grappler_op_count"] = grappler_op_count(concrete)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - a read-out that fails is recorded; the timing stands
             errors["grappler_op_count"] = _one_line(exc)
         if not jit:  # under XLA Grappler's graph is not what runs (XLA compiles the function whole)
             try:
                 out["grappler_passes"] = [p.to_json() for p in grappler.grappler_passes(concrete)]
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001 - recorded in the graph read-out's errors
                 errors["grappler_passes"] = _one_line(exc)
     if jit:
         try:
@@ -184,7 +194,7 @@ def graph_stats(fn: Any, args: tuple, kwargs: dict, jit: bool) -> dict:
             out["optimized_hlo_instructions"] = optimized["instructions"]
             out["fusions"] = optimized["fusions"]
             out["fused_instructions"] = optimized["fused_instructions"]
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - recorded in the graph read-out's errors
             errors["hlo"] = _one_line(exc)
     if errors:
         out["errors"] = errors

@@ -3,22 +3,34 @@
 `tune` can measure "Grappler off was 1.6x slower"; this says which optimizers made the difference. Grappler's
 meta optimizer runs its passes in a fixed order (pruning, function inlining, common subexpressions, constant
 folding, shapes, arithmetic, layout, remapper (fusing ops such as MatMul+BiasAdd+Relu into one kernel), loops,
-dependencies, memory); when its config lists optimizers by name it runs only those. So tfperf runs them one at a
-time, in that order, each on the graph the previous one left, through the same `tf_optimizer.OptimizeGraph`
+dependencies, memory); when its config lists optimizers by name it runs only those. So tfperf runs them one at
+a time, in that order, each on the graph the previous one left, through the same `tf_optimizer.OptimizeGraph`
 entry point graph_stats.grappler_op_count uses, and counts ops (graph nodes plus the nodes of its function
 library) before and after each. The chain is an estimate of the joint run (the meta optimizer also iterates),
 so `graph.grappler_op_count` stays the figure for the whole; the passes explain it.
 """
+
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-# The meta optimizer's default order (TensorFlow's grappler meta_optimizer.cc, default-on passes), by the names
-# RewriterConfig.optimizers accepts.
-PASSES = ("pruning", "function", "common_subgraph_elimination", "constfold", "shape", "arithmetic", "layout",
-          "remap", "loop", "dependency", "memory")
+# The meta optimizer's default order (TensorFlow's grappler meta_optimizer.cc, default-on passes), by the
+# names RewriterConfig.optimizers accepts.
+PASSES = (
+    "pruning",
+    "function",
+    "common_subgraph_elimination",
+    "constfold",
+    "shape",
+    "arithmetic",
+    "layout",
+    "remap",
+    "loop",
+    "dependency",
+    "memory",
+)
 
 
 @dataclass(frozen=True)
@@ -60,8 +72,9 @@ def _place(graph_def: Any, device: str) -> None:
             node.device = device
 
 
-def grappler_passes(concrete_fn: Any, passes: tuple[str, ...] = PASSES,
-                    device: str = DEFAULT_DEVICE) -> list[GrapplerPass]:
+def grappler_passes(
+    concrete_fn: Any, passes: tuple[str, ...] = PASSES, device: str = DEFAULT_DEVICE
+) -> list[GrapplerPass]:
     """Run Grappler's optimizers one at a time over a concrete function's graph, its unplaced nodes on
     `device`; what each changed."""
     import tensorflow as tf
@@ -84,7 +97,13 @@ def grappler_passes(concrete_fn: Any, passes: tuple[str, ...] = PASSES,
         before, types = node_count(meta.graph_def), op_types(meta.graph_def)
         optimized = tf_optimizer.OptimizeGraph(config, meta)
         grown = op_types(optimized) - types
-        out.append(GrapplerPass(optimizer=name, ops_before=before, ops_after=node_count(optimized),
-                                new_op_types=dict(sorted(grown.items()))))
+        out.append(
+            GrapplerPass(
+                optimizer=name,
+                ops_before=before,
+                ops_after=node_count(optimized),
+                new_op_types=dict(sorted(grown.items())),
+            )
+        )
         meta.graph_def.CopyFrom(optimized)
     return out

@@ -13,6 +13,7 @@ sources hold the optimized module (the one that runs), checked on TensorFlow 2.2
 Both give {instruction name: Instruction}. The names are those of the trace's per-HLO-op events (`MatMul.8`,
 `broadcast_maximum_fusion`, `wrapped_reduce`), so the two join on them. No TensorFlow import at module level.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -31,11 +32,36 @@ CATEGORIES: dict[str, frozenset[str]] = {
     "convolution": frozenset({"convolution"}),
     "reduce": frozenset({"reduce", "reduce-window", "reduce-precision", "select-and-scatter"}),
     "copy": frozenset({"copy", "copy-start", "copy-done", "transpose"}),
-    "data movement": frozenset({"slice", "dynamic-slice", "dynamic-update-slice", "gather", "scatter", "concatenate",
-                                "pad", "broadcast", "reshape", "reverse", "iota", "sort"}),
+    "data movement": frozenset(
+        {
+            "slice",
+            "dynamic-slice",
+            "dynamic-update-slice",
+            "gather",
+            "scatter",
+            "concatenate",
+            "pad",
+            "broadcast",
+            "reshape",
+            "reverse",
+            "iota",
+            "sort",
+        }
+    ),
     "control flow": frozenset({"while", "conditional", "call"}),
-    "collective": frozenset({"all-reduce", "all-gather", "all-to-all", "reduce-scatter", "collective-permute",
-                             "all-reduce-start", "all-reduce-done", "all-gather-start", "all-gather-done"}),
+    "collective": frozenset(
+        {
+            "all-reduce",
+            "all-gather",
+            "all-to-all",
+            "reduce-scatter",
+            "collective-permute",
+            "all-reduce-start",
+            "all-reduce-done",
+            "all-gather-start",
+            "all-gather-done",
+        }
+    ),
     "custom call": frozenset({"custom-call"}),
     "random": frozenset({"rng", "rng-bit-generator", "rng-get-and-update-state"}),
 }
@@ -45,9 +71,9 @@ CATEGORIES: dict[str, frozenset[str]] = {
 class Instruction:
     """One instruction of an optimized HLO module, with the TF ops it computes.
 
-    `op_type`/`op_name` are its own metadata (for a fusion, its root's); `source_ops` every distinct TF op name
-    it computes (a fusion's fused instructions' too), its own first; `fused_ops` how many instructions a fusion
-    fused (work instructions only, not its parameters)."""
+    `op_type`/`op_name` are its own metadata (for a fusion, its root's); `source_ops` every distinct TF op
+    name it computes (a fusion's fused instructions' too), its own first; `fused_ops` how many instructions a
+    fusion fused (work instructions only, not its parameters)."""
 
     name: str
     opcode: str
@@ -125,20 +151,27 @@ def _build(computations: dict[str, list[_Raw]], entry_names: Iterable[str]) -> d
             # own: it computes what its fused instructions do, so it takes the first of theirs.
             own = raw if raw.op_name else next((r for r in work if r.op_name), raw)
             result[raw.name] = Instruction(
-                name=raw.name, opcode=raw.opcode, op_type=own.op_type, op_name=own.op_name,
-                fusion_kind=raw.fusion_kind, source_ops=tuple(dict.fromkeys(n for n in names if n)),
-                fused_ops=len(work), fused_opcodes=tuple(r.opcode for r in work))
+                name=raw.name,
+                opcode=raw.opcode,
+                op_type=own.op_type,
+                op_name=own.op_name,
+                fusion_kind=raw.fusion_kind,
+                source_ops=tuple(dict.fromkeys(n for n in names if n)),
+                fused_ops=len(work),
+                fused_opcodes=tuple(r.opcode for r in work),
+            )
         _borrow_metadata(computations.get(comp, []), result)
     return result
 
 
 def _borrow_metadata(raws: list[_Raw], result: dict[str, Instruction]) -> None:
-    """An instruction XLA left without any metadata takes the TF op it feeds: following its users through other
-    instructions without metadata (tuple plumbing, intermediate fusions) to the first ones that have some, when
-    those all name one TF op, the instruction is an intermediate of that op. Checked on a CNN's train step (TF
-    2.21, CPU): a MaxPool gradient lowers to a variadic reduce-window over iotas, then a concatenate, then a scatter;
-    only the scatter keeps `MaxPoolGrad`'s metadata. Feeding several ops (or only the output) leaves it
-    unattributed rather than guessed. `metadata_from` says which it was."""
+    """An instruction XLA left without any metadata takes the TF op it feeds: following its users through
+    other instructions without metadata (tuple plumbing, intermediate fusions) to the first ones that have
+    some, when those all name one TF op, the instruction is an intermediate of that op. Checked on a CNN's
+    train step (TF
+    2.21, CPU): a MaxPool gradient lowers to a variadic reduce-window over iotas, then a concatenate, then a
+    scatter; only the scatter keeps `MaxPoolGrad`'s metadata. Feeding several ops (or only the output) leaves
+    it unattributed rather than guessed. `metadata_from` says which it was."""
     users: dict[str, list[str]] = {}
     for raw in raws:
         for operand in raw.operands:
@@ -169,7 +202,9 @@ def _borrow_metadata(raws: list[_Raw], result: dict[str, Instruction]) -> None:
         fed = consumers(raw.name)
         if len(fed) == 1:
             op_type, op_name = fed.pop()
-            result[raw.name] = dataclasses.replace(ins, op_type=op_type, op_name=op_name, metadata_from="consumer")
+            result[raw.name] = dataclasses.replace(
+                ins, op_type=op_type, op_name=op_name, metadata_from="consumer"
+            )
         else:
             result[raw.name] = dataclasses.replace(ins, metadata_from="")
 
@@ -179,23 +214,32 @@ def from_proto(module: Any) -> dict[str, Instruction]:
     by_id = {c.id: c.name for c in module.computations}
     names = {i.id: i.name for c in module.computations for i in c.instructions}
     computations = {
-        c.name: [_Raw(name=i.name, opcode=i.opcode, op_type=i.metadata.op_type, op_name=i.metadata.op_name,
-                      fusion_kind=(i.fusion_kind or None) if i.opcode == "fusion" else None,
-                      calls=[by_id[cid] for cid in i.called_computation_ids if cid in by_id],
-                      operands=[names[o] for o in i.operand_ids if o in names])
-                 for i in c.instructions]
-        for c in module.computations}
+        c.name: [
+            _Raw(
+                name=i.name,
+                opcode=i.opcode,
+                op_type=i.metadata.op_type,
+                op_name=i.metadata.op_name,
+                fusion_kind=(i.fusion_kind or None) if i.opcode == "fusion" else None,
+                calls=[by_id[cid] for cid in i.called_computation_ids if cid in by_id],
+                operands=[names[o] for o in i.operand_ids if o in names],
+            )
+            for i in c.instructions
+        ]
+        for c in module.computations
+    }
     return _build(computations, [by_id.get(module.entry_computation_id, "")])
 
 
-_META = re.compile(r'metadata=\{([^}]*)\}')
+_META = re.compile(r"metadata=\{([^}]*)\}")
 _KV = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 _KIND = re.compile(r"\bkind=(k\w+)")
 
 
 def from_text(text: str) -> dict[str, Instruction]:
-    """{name: Instruction} of an HLO module's text (`experimental_get_compiler_ir(...)(stage="optimized_hlo")`),
-    read with graph_stats' reader of the text format."""
+    """{name: Instruction} of an HLO module's text
+    (`experimental_get_compiler_ir(...)(stage="optimized_hlo")`), read with graph_stats' reader of the text
+    format."""
     computations: dict[str, list[_Raw]] = {}
     entry: list[str] = []
     for comp, is_entry, instructions in hlo_computations(text):
@@ -206,10 +250,20 @@ def from_text(text: str) -> dict[str, Instruction]:
             meta = dict(_KV.findall((_META.search(body) or [None, ""])[1] or ""))
             kind = _KIND.search(body)
             start = body.find(f" {opcode}(")
-            args = body[start + len(opcode) + 2:].split(")", 1)[0] if start >= 0 else ""  # operands after `opcode(`
-            rows.append(_Raw(name=name, opcode=opcode, op_type=meta.get("op_type", ""),
-                             op_name=meta.get("op_name", ""), fusion_kind=kind.group(1) if kind else None,
-                             calls=[callee for _, callee in called(body)], operands=re.findall(r"%([\w.\-]+)", args)))
+            args = (
+                body[start + len(opcode) + 2 :].split(")", 1)[0] if start >= 0 else ""
+            )  # operands after `opcode(`
+            rows.append(
+                _Raw(
+                    name=name,
+                    opcode=opcode,
+                    op_type=meta.get("op_type", ""),
+                    op_name=meta.get("op_name", ""),
+                    fusion_kind=kind.group(1) if kind else None,
+                    calls=[callee for _, callee in called(body)],
+                    operands=re.findall(r"%([\w.\-]+)", args),
+                )
+            )
     return _build(computations, entry)
 
 

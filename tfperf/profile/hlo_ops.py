@@ -1,12 +1,12 @@
 """Inside an XLA executable: time per HLO op, as the XLA result's top ops.
 
-framework_op_stats lists a compiled step as one op, the cluster (`__inference_step_678`, 100%). Underneath it the
-runtime records one event per HLO op it runs; each event carries the stats `hlo_op` (the instruction's name) and
-`hlo_module` (its module's). Checked on TensorFlow 2.21, CPU, a two-layer dense train step: the events sit on the
-calling thread and on the Eigen pool's threads (`tf_numa_-1_Eigen/...`), `MatMul.8`, `broadcast_maximum_fusion`,
-`wrapped_reduce` ...; on a GPU the kernel events on the device planes carry the same two stats and are read the
-same way (not checked on a GPU here: this machine has none). xprof's own `hlo_stats`
-tool comes back empty for a CPU trace, so tfperf reads the events itself.
+framework_op_stats lists a compiled step as one op, the cluster (`__inference_step_678`, 100%). Underneath it
+the runtime records one event per HLO op it runs; each event carries the stats `hlo_op` (the instruction's
+name) and `hlo_module` (its module's). Checked on TensorFlow 2.21, CPU, a two-layer dense train step: the
+events sit on the calling thread and on the Eigen pool's threads (`tf_numa_-1_Eigen/...`), `MatMul.8`,
+`broadcast_maximum_fusion`, `wrapped_reduce` ...; on a GPU the kernel events on the device planes carry the
+same two stats and are read the same way (not checked on a GPU here: this machine has none). xprof's own
+`hlo_stats` tool comes back empty for a CPU trace, so tfperf reads the events itself.
 
 An HLO op's self time is its events' duration minus the HLO op events nested inside them on the same line (a
 `while` holds its body's ops). Its share is of the compiled step: the cluster's time in framework_op_stats, or
@@ -14,9 +14,11 @@ the summed HLO op time when that is larger (ops of one step can run at once on s
 of one executable's ops never sum past the step. The cluster's time no HLO op covers (the executable's own
 dispatch) stays a row of its own, `<cluster> (outside HLO ops)`, so the phase split still adds up.
 
-Each op is joined with its instruction (tfperf/profile/hlo_metadata.py): the TF ops it computes (`source_ops`),
-the Keras layer and phase of its TF op name, its `hlo_category`, and for a fusion its kind and size.
+Each op is joined with its instruction (tfperf/profile/hlo_metadata.py): the TF ops it computes
+(`source_ops`), the Keras layer and phase of its TF op name, its `hlo_category`, and for a fusion its kind and
+size.
 """
+
 from __future__ import annotations
 
 import re
@@ -54,7 +56,8 @@ class HloTrace:
 
 
 def module_function(module: str) -> str | None:
-    """The TF function op an XLA module runs (`__inference_step_678`), or None for a module not named after one."""
+    """The TF function op an XLA module runs (`__inference_step_678`), or None for a module not named after
+    one."""
     m = _MODULE_FUNCTION.match(module)
     return f"_{m.group(1)}" if m else None
 
@@ -83,14 +86,8 @@ def _plane_ops(plane: Any, totals: dict[tuple[str, str], HloOpTime]) -> None:
         # Self time: subtract the HLO op events nested inside an event on the same line (a while's body).
         events.sort(key=lambda e: (e[0], -e[1]))
         stack: list[list[Any]] = []  # [end_ps, key, child_ps]
-
-        def close(until: int) -> None:
-            while stack and stack[-1][0] <= until:
-                end, key, child = stack.pop()
-                totals[key].self_time_us -= child / 1e6
-
         for start, duration, module, op in events:
-            close(start)
+            _close_nested(stack, totals, start)
             key = (module, op)
             entry = totals.setdefault(key, HloOpTime(module=module, name=op, host_or_device=where))
             entry.self_time_us += duration / 1e6
@@ -98,7 +95,15 @@ def _plane_ops(plane: Any, totals: dict[tuple[str, str], HloOpTime]) -> None:
             if stack:
                 stack[-1][2] += duration
             stack.append([start + duration, key, 0])
-        close(1 << 62)
+        _close_nested(stack, totals, 1 << 62)
+
+
+def _close_nested(stack: list[list[Any]], totals: dict, until: int) -> None:
+    """Pop the events that ended by `until`, subtracting the time of the events nested in each from its self
+    time."""
+    while stack and stack[-1][0] <= until:
+        _end, key, child = stack.pop()
+        totals[key].self_time_us -= child / 1e6
 
 
 def read_hlo_trace(files: Iterable[Path]) -> HloTrace:
@@ -140,13 +145,21 @@ def expand_clusters(rows: list[attribution.OpRow], trace: HloTrace) -> tuple[lis
         for o in ops:
             ins = trace.instruction(o)
             name = o.name if o.name not in details else f"{o.module}/{o.name}"
-            out.append(attribution.OpRow(name=name, type=(ins.op_type if ins and ins.op_type else
-                                                          ins.opcode if ins else "HLO"),
-                                         self_time_us=o.self_time_us, occurrences=o.occurrences,
-                                         host_or_device=o.host_or_device))
+            out.append(
+                attribution.OpRow(
+                    name=name,
+                    type=(ins.op_type if ins and ins.op_type else ins.opcode if ins else "HLO"),
+                    self_time_us=o.self_time_us,
+                    occurrences=o.occurrences,
+                    host_or_device=o.host_or_device,
+                )
+            )
             details[name] = {
-                "hlo_module": o.module, "cluster": row.name, "compiled_step_us": round(step_us, 3),
-                "op_name": ins.op_name if ins else "", "hlo_opcode": ins.opcode if ins else None,
+                "hlo_module": o.module,
+                "cluster": row.name,
+                "compiled_step_us": round(step_us, 3),
+                "op_name": ins.op_name if ins else "",
+                "hlo_opcode": ins.opcode if ins else None,
                 "hlo_category": ins.category if ins else "unknown",
                 "source_ops": list(ins.source_ops) if ins else [],
                 "fusion_kind": ins.fusion_kind if ins else None,
@@ -155,25 +168,48 @@ def expand_clusters(rows: list[attribution.OpRow], trace: HloTrace) -> tuple[lis
         rest = row.self_time_us - hlo_us
         if rest > 0:  # the executable's own dispatch, outside every HLO op
             name = f"{row.name} (outside HLO ops)"
-            out.append(attribution.OpRow(name=name, type=row.type, self_time_us=rest,
-                                         occurrences=row.occurrences, host_or_device=row.host_or_device))
-            details[name] = {"cluster": row.name, "compiled_step_us": round(step_us, 3),
-                             "hlo_category": "runtime", "source_ops": []}
-    # HLO ops of a module no row names (auto-clustering's `cluster_N`, or a GPU's device rows already listing the
-    # kernels) are left out: adding them beside the rows that hold their time would count it twice.
+            out.append(
+                attribution.OpRow(
+                    name=name,
+                    type=row.type,
+                    self_time_us=rest,
+                    occurrences=row.occurrences,
+                    host_or_device=row.host_or_device,
+                )
+            )
+            details[name] = {
+                "cluster": row.name,
+                "compiled_step_us": round(step_us, 3),
+                "hlo_category": "runtime",
+                "source_ops": [],
+            }
+    # HLO ops of a module no row names (auto-clustering's `cluster_N`, or a GPU's device rows already listing
+    # the kernels) are left out: adding them beside the rows that hold their time would count it twice.
     return out, details
 
 
 def scoped_rows(rows: list[attribution.OpRow], details: dict[str, dict]) -> list[attribution.OpRow]:
-    """The rows renamed by the TF op name each HLO op computes, so the phase and layer split read its scopes."""
-    return [attribution.OpRow(name=details[r.name]["op_name"] or r.name, type=r.type, self_time_us=r.self_time_us,
-                              occurrences=r.occurrences, host_or_device=r.host_or_device)
-            if r.name in details and details[r.name].get("op_name") else r for r in rows]
+    """The rows renamed by the TF op name each HLO op computes, so the phase and layer split read its
+    scopes."""
+    return [
+        attribution.OpRow(
+            name=details[r.name]["op_name"] or r.name,
+            type=r.type,
+            self_time_us=r.self_time_us,
+            occurrences=r.occurrences,
+            host_or_device=r.host_or_device,
+        )
+        if r.name in details and details[r.name].get("op_name")
+        else r
+        for r in rows
+    ]
 
 
-def annotate_top_ops(top: list[dict], details: dict[str, dict], layer_names: Iterable[str] | None) -> list[dict]:
-    """Top op entries (today's keys) with the HLO keys added: `hlo_category`, `source_ops`, `layer`, `phase` from
-    the TF op name, `fusion_kind`, `fused_ops`, and `share` of the compiled step."""
+def annotate_top_ops(
+    top: list[dict], details: dict[str, dict], layer_names: Iterable[str] | None
+) -> list[dict]:
+    """Top op entries (today's keys) with the HLO keys added: `hlo_category`, `source_ops`, `layer`, `phase`
+    from the TF op name, `fusion_kind`, `fused_ops`, and `share` of the compiled step."""
     names = list(layer_names or [])
     for entry in top:
         d = details.get(entry["name"])
@@ -191,10 +227,11 @@ def annotate_top_ops(top: list[dict], details: dict[str, dict], layer_names: Ite
     return top
 
 
-def fusions(rows: list[attribution.OpRow], details: dict[str, dict], layer_names: Iterable[str] | None,
-            n: int = 15) -> list[dict]:
-    """The executable's fusions, most time first: [{name, fusion_kind, fused_ops, self_time_us, share, source_ops,
-    layer}] (the HTML report's fusion table)."""
+def fusions(
+    rows: list[attribution.OpRow], details: dict[str, dict], layer_names: Iterable[str] | None, n: int = 15
+) -> list[dict]:
+    """The executable's fusions, most time first: [{name, fusion_kind, fused_ops, self_time_us, share,
+    source_ops, layer}] (the HTML report's fusion table)."""
     names = list(layer_names or [])
     out = []
     for r in rows:
@@ -202,11 +239,18 @@ def fusions(rows: list[attribution.OpRow], details: dict[str, dict], layer_names
         if not d or d.get("hlo_opcode") != "fusion":
             continue
         op_name = d.get("op_name") or ""
-        out.append({"name": r.name, "fusion_kind": d.get("fusion_kind"), "fused_ops": d.get("fused_ops"),
-                    "hlo_category": d.get("hlo_category"), "self_time_us": round(r.self_time_us, 3),
-                    "share": r.self_time_us / d["compiled_step_us"] if d.get("compiled_step_us") else None,
-                    "source_ops": d.get("source_ops") or [],
-                    "layer": attribution.layer_of(op_name, names) if op_name and names else None})
+        out.append(
+            {
+                "name": r.name,
+                "fusion_kind": d.get("fusion_kind"),
+                "fused_ops": d.get("fused_ops"),
+                "hlo_category": d.get("hlo_category"),
+                "self_time_us": round(r.self_time_us, 3),
+                "share": r.self_time_us / d["compiled_step_us"] if d.get("compiled_step_us") else None,
+                "source_ops": d.get("source_ops") or [],
+                "layer": attribution.layer_of(op_name, names) if op_name and names else None,
+            }
+        )
     return sorted(out, key=lambda f: f["self_time_us"], reverse=True)[:n]
 
 
@@ -218,8 +262,15 @@ def compiled_step(rows: list[attribution.OpRow], details: dict[str, dict]) -> di
         d = details.get(r.name)
         if not d or not d.get("cluster"):
             continue
-        entry = out.setdefault(d["cluster"], {"compiled_step_us": d["compiled_step_us"], "hlo_op_us": 0.0,
-                                              "outside_hlo_us": 0.0, "hlo_ops": 0})
+        entry = out.setdefault(
+            d["cluster"],
+            {
+                "compiled_step_us": d["compiled_step_us"],
+                "hlo_op_us": 0.0,
+                "outside_hlo_us": 0.0,
+                "hlo_ops": 0,
+            },
+        )
         if d.get("hlo_category") == "runtime":
             entry["outside_hlo_us"] = round(entry["outside_hlo_us"] + r.self_time_us, 3)
         else:

@@ -1,14 +1,15 @@
 """TensorBoard scalars and an HParams summary per case × mode, beside the profile trace.
 
-TensorBoard's HParams dashboard then compares modes and batch sizes side by side (hparams: case, mode, batch size,
-device, task; metrics: median step time, throughput, first-call time, tracing count, input wait) without opening
-tfperf's report. The events go into the same `<out>/tensorboard/<tb-run>/` folder as the profile, so TensorBoard
-shows one run per case × mode in every dashboard (the profiler writes its trace under
+TensorBoard's HParams dashboard then compares modes and batch sizes side by side (hparams: case, mode, batch
+size, device, task; metrics: median step time, throughput, first-call time, tracing count, input wait) without
+opening tfperf's report. The events go into the same `<out>/tensorboard/<tb-run>/` folder as the profile, so
+TensorBoard shows one run per case × mode in every dashboard (the profiler writes its trace under
 `<tb-run>/plugins/profile/<timestamp>/`, which TensorBoard lists under the same run).
 
 Written with TensorBoard's own TF-free writer and proto builders (`tensorboard.plugins.hparams.summary_v2`,
 `tensorboard.plugins.scalar.summary_v2`): the runner process never imports TensorFlow.
 """
+
 from __future__ import annotations
 
 import math
@@ -42,18 +43,27 @@ def metric_values(result: Result) -> dict[str, float]:
         "throughput_steps_per_s": tp.get("steps_per_s"),
         "first_call_s": result.first_call_s,
         "tracing_count": result.tracing_count,
-        "input_wait_percent": 100 * result.input_wait_fraction if result.input_wait_fraction is not None else None,
+        "input_wait_percent": 100 * result.input_wait_fraction
+        if result.input_wait_fraction is not None
+        else None,
         "input_bound_percent": result.profile.input_bound_percent if result.profile else None,
     }
-    return {k: float(v) for k, v in values.items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+    return {
+        k: float(v)
+        for k, v in values.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    }
 
 
 def hparam_values(result: Result) -> dict[str, str | int]:
-    return {"case": result.case, "mode": result.mode,
-            # HParams cannot hold None: an unbatched step function shows batch size 0.
-            "batch_size": int(result.batch_size) if result.batch_size is not None else 0,
-            "device": result.device, "task": result.task}
+    return {
+        "case": result.case,
+        "mode": result.mode,
+        # HParams cannot hold None: an unbatched step function shows batch size 0.
+        "batch_size": int(result.batch_size) if result.batch_size is not None else 0,
+        "device": result.device,
+        "task": result.task,
+    }
 
 
 def write_job_summaries(logdir: Path, result: Result) -> None:
@@ -68,30 +78,41 @@ def write_job_summaries(logdir: Path, result: Result) -> None:
     hparams = hparam_values(result)
     metrics = metric_values(result)
     now = time.time()
-    # Every run carries the same experiment config, so the dashboard lists every hparam and metric whichever run
-    # it reads the config from; domains are left open (each worker knows only its own job).
+    # Every run carries the same experiment config, so the dashboard lists every hparam and metric whichever
+    # run it reads the config from; domains are left open (each worker knows only its own job).
     config = hp.hparams_config_pb(
         hparams=[hp.HParam(name) for name in HPARAMS],
-        metrics=[hp.Metric(PREFIX + tag, display_name=name, description=desc) for tag, (name, desc) in METRICS.items()],
+        metrics=[
+            hp.Metric(PREFIX + tag, display_name=name, description=desc)
+            for tag, (name, desc) in METRICS.items()
+        ],
         time_created_secs=now,
     )
-    session = hp.hparams_pb({hp.HParam(k): v for k, v in hparams.items()},
-                            trial_id=logdir.name, start_time_secs=now)
-    events = [event_pb2.Event(wall_time=now, step=0, file_version="brain.Event:2"),
-              event_pb2.Event(wall_time=now, step=0, summary=config),
-              event_pb2.Event(wall_time=now, step=0, summary=session)]
+    session = hp.hparams_pb(
+        {hp.HParam(k): v for k, v in hparams.items()}, trial_id=logdir.name, start_time_secs=now
+    )
+    events = [
+        event_pb2.Event(wall_time=now, step=0, file_version="brain.Event:2"),
+        event_pb2.Event(wall_time=now, step=0, summary=config),
+        event_pb2.Event(wall_time=now, step=0, summary=session),
+    ]
     for tag, value in metrics.items():
         events.append(event_pb2.Event(wall_time=now, step=0, summary=scalar.scalar_pb(PREFIX + tag, value)))
     # The timed samples as a series: drift and outliers over the run are visible at a glance.
     for i, s in enumerate(result.samples):
         if isinstance(s, (int, float)) and math.isfinite(s):
-            events.append(event_pb2.Event(wall_time=now, step=i,
-                                          summary=scalar.scalar_pb(PREFIX + "step_time_ms", 1e3 * s)))
+            events.append(
+                event_pb2.Event(
+                    wall_time=now, step=i, summary=scalar.scalar_pb(PREFIX + "step_time_ms", 1e3 * s)
+                )
+            )
     path = logdir / f"events.out.tfevents.{int(now)}.{socket.gethostname()}.{os.getpid()}.tfperf"
     n = 1
     while path.exists():  # a second write in the same second never replaces the first
         n += 1
-        path = path.with_name(f"events.out.tfevents.{int(now)}.{socket.gethostname()}.{os.getpid()}.{n}.tfperf")
+        path = path.with_name(
+            f"events.out.tfevents.{int(now)}.{socket.gethostname()}.{os.getpid()}.{n}.tfperf"
+        )
     write_events(path, events)
 
 

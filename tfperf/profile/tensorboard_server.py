@@ -3,6 +3,7 @@
 TensorBoard runs as a child process (`python -m tensorboard.main`): it owns its own threads and logging, and
 stopping it is one signal. Loopback only: a trace names hosts, paths and op names a user may not want served.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -31,19 +32,28 @@ class TensorBoardError(TfperfError):
 
 
 def free_port(host: str = HOST) -> int:
-    """A port nobody listens on right now (the OS picks it; the tiny race before TensorBoard binds is accepted)."""
+    """A port nobody listens on right now (the OS picks it; the tiny race before TensorBoard binds is
+    accepted)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
 
 
 def check_installed() -> None:
-    """TensorBoard and the profile plugin must both be importable; say which pip package brings the missing one."""
+    """TensorBoard and the profile plugin must both be importable; say which pip package brings the missing
+    one."""
     if importlib.util.find_spec("tensorboard") is None:
-        raise TensorBoardError("TensorBoard is not installed: pip install tensorboard "
-                               "(`pip install tensorflow` does not bring it)")
-    if importlib.util.find_spec("tensorboard_plugin_profile") is None and importlib.util.find_spec("xprof") is None:
-        raise TensorBoardError("the TensorBoard profile plugin is not installed: pip install tensorboard-plugin-profile")
+        raise TensorBoardError(
+            "TensorBoard is not installed: pip install tensorboard "
+            "(`pip install tensorflow` does not bring it)"
+        )
+    if (
+        importlib.util.find_spec("tensorboard_plugin_profile") is None
+        and importlib.util.find_spec("xprof") is None
+    ):
+        raise TensorBoardError(
+            "the TensorBoard profile plugin is not installed: pip install tensorboard-plugin-profile"
+        )
 
 
 @dataclass
@@ -101,14 +111,20 @@ class TensorBoardServer:
         self.stop()
 
 
-
-
-def start_tensorboard(logdir: str | Path, port: int | None = None, host: str = HOST, timeout_s: float = 60.0,
-                      require_profile_plugin: bool = True, log_path: Path | None = None) -> TensorBoardServer:
+def start_tensorboard(
+    logdir: str | Path,
+    port: int | None = None,
+    host: str = HOST,
+    timeout_s: float = 60.0,
+    require_profile_plugin: bool = True,
+    log_path: Path | None = None,
+) -> TensorBoardServer:
     """Start TensorBoard on `logdir`, wait until it answers, and check the profile plugin is loaded."""
     logdir = Path(logdir)
     if not logdir.is_dir():
-        raise TensorBoardError(f"{logdir}: no such folder (a tfperf run with profile: true writes <out>/tensorboard)")
+        raise TensorBoardError(
+            f"{logdir}: no such folder (a tfperf run with profile: true writes <out>/tensorboard)"
+        )
     check_installed()
     if port is None:
         port = free_port(host)
@@ -118,22 +134,41 @@ def start_tensorboard(logdir: str | Path, port: int | None = None, host: str = H
         fd, name = tempfile.mkstemp(prefix="tfperf-tensorboard-", suffix=".log")
         os.close(fd)
         log_path = Path(name)
-    log_file = open(log_path, "w")  # noqa: SIM115 - closed by stop()
-    cmd = [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", host, "--port", str(port),
-           # Read the logdir once at start and then every 5 s, so a finished run shows up quickly.
-           "--reload_interval", "5"]
+    log_file = open(log_path, "w")
+    cmd = [
+        sys.executable,
+        "-m",
+        "tensorboard.main",
+        "--logdir",
+        str(logdir),
+        "--host",
+        host,
+        "--port",
+        str(port),
+        # Read the logdir once at start and then every 5 s, so a finished run shows up quickly.
+        "--reload_interval",
+        "5",
+    ]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    # SIGTERM when the parent dies, so a killed `tfperf tensorboard` (or test) never leaves a server on its port.
-    process = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                               preexec_fn=(lambda: die_with_parent(signal.SIGTERM)) if sys.platform.startswith("linux") else None)
+    # SIGTERM when the parent dies, so a killed `tfperf tensorboard` (or test) never leaves a server on its
+    # port.
+    process = subprocess.Popen(
+        cmd,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        preexec_fn=(lambda: die_with_parent(signal.SIGTERM)) if sys.platform.startswith("linux") else None,
+    )
     server = TensorBoardServer(logdir, port, process, log_path, host, log_file)
     deadline = time.monotonic() + timeout_s
     listing = None
     while time.monotonic() < deadline:
         if process.poll() is not None:
             server.stop()
-            raise TensorBoardError(f"TensorBoard exited with code {process.returncode} before serving:\n"
-                                   f"{server.log_tail()}")
+            raise TensorBoardError(
+                f"TensorBoard exited with code {process.returncode} before serving:\n{server.log_tail()}"
+            )
         try:
             listing = server.get_json("/data/plugins_listing", timeout=5)
             break
@@ -141,12 +176,17 @@ def start_tensorboard(logdir: str | Path, port: int | None = None, host: str = H
             time.sleep(0.3)
     if listing is None:
         server.stop()
-        raise TensorBoardError(f"TensorBoard did not answer on {server.url} within {timeout_s:.0f} s:\n{server.log_tail()}")
+        raise TensorBoardError(
+            f"TensorBoard did not answer on {server.url} within {timeout_s:.0f} s:\n{server.log_tail()}"
+        )
     if require_profile_plugin and "profile" not in listing:
         server.stop()
-        hint = ("TensorBoard reports duplicate plugins: uninstall one copy "
-                "(pip uninstall tensorboard-plugin-profile; pip install tensorboard-plugin-profile)"
-                if "Duplicate plugins" in server.log_tail(20000) else "pip install tensorboard-plugin-profile")
+        hint = (
+            "TensorBoard reports duplicate plugins: uninstall one copy "
+            "(pip uninstall tensorboard-plugin-profile; pip install tensorboard-plugin-profile)"
+            if "Duplicate plugins" in server.log_tail(20000)
+            else "pip install tensorboard-plugin-profile"
+        )
         raise TensorBoardError(f"TensorBoard started without the profile plugin: {hint}")
     return server
 
@@ -157,7 +197,8 @@ def profile_runs(server: TensorBoardServer) -> list[str]:
 
 
 def latest_run_dir(root: Path = Path("reports")) -> Path | None:
-    """The newest run folder under reports/: a `latest` link first, else the newest folder with a results.json."""
+    """The newest run folder under reports/: a `latest` link first, else the newest folder with a
+    results.json."""
     if not root.is_dir():
         return None
     candidates = []
@@ -165,8 +206,14 @@ def latest_run_dir(root: Path = Path("reports")) -> Path | None:
         candidates.append((results.stat().st_mtime, results.parent))
     links = [p for p in root.glob("*/latest") if p.exists()]
     for link in links:
-        candidates.append(((link.resolve() / "results.json").stat().st_mtime
-                           if (link.resolve() / "results.json").exists() else 0, link.resolve()))
+        candidates.append(
+            (
+                (link.resolve() / "results.json").stat().st_mtime
+                if (link.resolve() / "results.json").exists()
+                else 0,
+                link.resolve(),
+            )
+        )
     return max(candidates)[1] if candidates else None
 
 
@@ -175,14 +222,17 @@ def tensorboard_logdir(out: Path | None) -> Path:
     if out is None:
         out = latest_run_dir()
         if out is None:
-            raise TensorBoardError("no run under reports/: run `tfperf run SUITE` first, or pass the run folder")
+            raise TensorBoardError(
+                "no run under reports/: run `tfperf run SUITE` first, or pass the run folder"
+            )
     given = out = Path(out)
     if not out.exists():
         raise TensorBoardError(f"{given}: no such folder (give a run folder, e.g. reports/<suite>/latest)")
     if out.is_file():
         if out.name != "results.json":
-            raise TensorBoardError(f"{given}: a file, not a run folder (give the folder a run wrote, or its "
-                                   "results.json)")
+            raise TensorBoardError(
+                f"{given}: a file, not a run folder (give the folder a run wrote, or its results.json)"
+            )
         out = out.parent
     if (out / "tensorboard").is_dir():
         return out / "tensorboard"
@@ -201,5 +251,7 @@ def check_port(port: int, host: str = HOST) -> None:
         try:
             s.bind((host, port))
         except OSError as exc:
-            raise TensorBoardError(f"--port {port}: cannot listen on {host}:{port} ({exc.strerror or exc}); "
-                                   "leave --port out to take a free one") from None
+            raise TensorBoardError(
+                f"--port {port}: cannot listen on {host}:{port} ({exc.strerror or exc}); "
+                "leave --port out to take a free one"
+            ) from None

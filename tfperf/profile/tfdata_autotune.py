@@ -14,10 +14,12 @@ and `optimization_params` the CPU and RAM budget it tuned within. Read it after 
 autotuner has had time to settle. `from_model_proto` is pure (any object shaped like the proto), so it is
 testable on a hand-made model; `read(iterator)` imports TensorFlow.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
 
 @dataclass
 class Stage:
@@ -25,7 +27,9 @@ class Stage:
 
     name: str
     id: int
-    parameters: dict[str, dict[str, float | None]] = field(default_factory=dict)  # {name: {value, state_value, min, max, tunable}}
+    parameters: dict[str, dict[str, float | None]] = field(
+        default_factory=dict
+    )  # {name: {value, state_value, min, max, tunable}}
     num_elements: int = 0
     processing_time_ns: int = 0
     buffered_elements: int | None = None
@@ -65,8 +69,12 @@ class AutotuneReport:
         return next((s for s in self.stages if contains.lower() in s.name.lower()), None)
 
     def to_json(self) -> dict[str, Any]:
-        return {"stages": [s.to_json() for s in self.stages], "cpu_budget": self.cpu_budget,
-                "ram_budget_bytes": self.ram_budget_bytes, "algorithm": self.algorithm}
+        return {
+            "stages": [s.to_json() for s in self.stages],
+            "cpu_budget": self.cpu_budget,
+            "ram_budget_bytes": self.ram_budget_bytes,
+            "algorithm": self.algorithm,
+        }
 
 
 def _num(v: Any) -> float | None:
@@ -79,11 +87,15 @@ def _num(v: Any) -> float | None:
 
 
 def from_model_proto(model: Any) -> AutotuneReport:
-    """The stages of a `tensorflow.core.framework.model_pb2.ModelProto`, from the output (`model.output`) down."""
+    """The stages of a `tensorflow.core.framework.model_pb2.ModelProto`, from the output (`model.output`)
+    down."""
     nodes = {int(k): v for k, v in model.nodes.items()}
     order: list[int] = []
-    todo = [int(model.output)] if getattr(model, "output", None) in nodes or int(getattr(model, "output", 0)) in nodes \
+    todo = (
+        [int(model.output)]
+        if getattr(model, "output", None) in nodes or int(getattr(model, "output", 0)) in nodes
         else sorted(nodes)
+    )
     while todo:
         nid = todo.pop(0)
         if nid in order or nid not in nodes:
@@ -93,12 +105,29 @@ def from_model_proto(model: Any) -> AutotuneReport:
     stages = []
     for nid in order:
         n = nodes[nid]
-        params = {p.name: {"value": _num(p.value), "state_value": _num(p.state_value), "min": _num(p.min),
-                           "max": _num(p.max), "tunable": bool(p.tunable)} for p in n.parameters}
-        stages.append(Stage(name=n.name, id=nid, parameters=params, num_elements=int(n.num_elements),
-                            processing_time_ns=int(n.processing_time),
-                            buffered_elements=int(n.buffered_elements), buffered_bytes=int(n.buffered_bytes),
-                            autotune=bool(n.autotune), inputs=[int(i) for i in n.inputs]))
+        params = {
+            p.name: {
+                "value": _num(p.value),
+                "state_value": _num(p.state_value),
+                "min": _num(p.min),
+                "max": _num(p.max),
+                "tunable": bool(p.tunable),
+            }
+            for p in n.parameters
+        }
+        stages.append(
+            Stage(
+                name=n.name,
+                id=nid,
+                parameters=params,
+                num_elements=int(n.num_elements),
+                processing_time_ns=int(n.processing_time),
+                buffered_elements=int(n.buffered_elements),
+                buffered_bytes=int(n.buffered_bytes),
+                autotune=bool(n.autotune),
+                inputs=[int(i) for i in n.inputs],
+            )
+        )
     params = getattr(model, "optimization_params", None)
     algorithm = None
     if params is not None:
@@ -108,23 +137,26 @@ def from_model_proto(model: Any) -> AutotuneReport:
             algorithm = model_pb2.AutotuneAlgorithm.Name(params.algorithm)
         except Exception:  # noqa: BLE001 - a name for the enum is a nicety
             algorithm = str(getattr(params, "algorithm", "")) or None
-    return AutotuneReport(stages=stages,
-                          cpu_budget=int(params.cpu_budget) if params is not None else None,
-                          ram_budget_bytes=int(params.ram_budget) if params is not None else None,
-                          algorithm=algorithm)
+    return AutotuneReport(
+        stages=stages,
+        cpu_budget=int(params.cpu_budget) if params is not None else None,
+        ram_budget_bytes=int(params.ram_budget) if params is not None else None,
+        algorithm=algorithm,
+    )
 
 
 def read(iterator: Any) -> AutotuneReport:
-    """The autotuner's model of a live tf.data iterator (raises when the iterator has none, e.g. autotune off)."""
+    """The autotuner's model of a live tf.data iterator (raises when the iterator has none, e.g. autotune
+    off)."""
     import tensorflow as tf
 
     return from_model_proto(tf.data.experimental.get_model_proto(iterator))
 
 
 def record(iterator: Any) -> dict[str, Any] | None:
-    """`profile.autotune` for a job: the report as JSON; None when the step reads no tf.data iterator; and when
-    the model cannot be read (autotune off, as in tfperf's naive baseline), `{"error": ...}` saying why, so an
-    absent table is never mistaken for a pipeline without tunables."""
+    """`profile.autotune` for a job: the report as JSON; None when the step reads no tf.data iterator; and
+    when the model cannot be read (autotune off, as in tfperf's naive baseline), `{"error": ...}` saying why,
+    so an absent table is never mistaken for a pipeline without tunables."""
     if iterator is None:
         return None
     try:

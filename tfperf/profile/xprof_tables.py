@@ -1,13 +1,15 @@
 """xprof's tool output as plain Python: the one reader of the tables its converters return.
 
-`xprof.convert.raw_to_tool_data.xspace_to_tool_data(files, tool, params)` is the code behind TensorBoard's profile
-tabs. Its output is JSON (bytes or str; a (data, content type) pair in xprof 2.24, bare data in older releases),
-and most tools answer with Google DataTables: `{"cols": [{"id", "label", ...}], "rows": [{"c": [{"v": ...}]}],
-"p": {properties}}`, one table or a list of them. The profiled pass (tfperf/profile/profiler.py) and the
-all-reduce share of a distributed trace (tfperf/distributed/trace.py) both read them through these functions.
+`xprof.convert.raw_to_tool_data.xspace_to_tool_data(files, tool, params)` is the code behind TensorBoard's
+profile tabs. Its output is JSON (bytes or str; a (data, content type) pair in xprof 2.24, bare data in older
+releases), and most tools answer with Google DataTables: `{"cols": [{"id", "label", ...}], "rows": [{"c":
+[{"v": ...}]}], "p": {properties}}`, one table or a list of them. The profiled pass
+(tfperf/profile/profiler.py) and the all-reduce share of a distributed trace (tfperf/distributed/trace.py)
+both read them through these functions.
 
 Everything here except `tool_data` is plain functions over that JSON, testable without TensorFlow or xprof.
 """
+
 from __future__ import annotations
 
 import json
@@ -61,7 +63,8 @@ def cells(table: dict) -> list[dict]:
 
 
 def number(x: Any) -> float | None:
-    """A cell or property as a float: numbers as they are, strings by their leading number ("12.5%" -> 12.5)."""
+    """A cell or property as a float: numbers as they are, strings by their leading number ("12.5%" ->
+    12.5)."""
     if x is None:
         return None
     if isinstance(x, (int, float)):

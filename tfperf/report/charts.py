@@ -6,6 +6,7 @@ paths), a fixed `svg.hashsalt` and `metadata={"Date": None}` make the bytes stab
 `matplotlib.figure.Figure` on an Agg canvas, never through pyplot, so no global backend or figure registry
 is touched. Every user string lands in a `<text>` element that matplotlib's XML writer escapes.
 """
+
 from __future__ import annotations
 
 import io
@@ -33,10 +34,10 @@ RC = {
     "grid.alpha": 0.3,
 }
 
-# One colour and one line style per mode, the same on every chart so a reader learns them once. The colours are
-# Okabe and Ito's palette, chosen to stay apart under the common colour-vision deficiencies (the old tab10 green
-# and red of function and xla collapse into one brown under deuteranopia); the line styles and direct labels
-# carry the series too, for print in grey.
+# One colour and one line style per mode, the same on every chart so a reader learns them once. The colours
+# are Okabe and Ito's palette, chosen to stay apart under the common colour-vision deficiencies (the old tab10
+# green and red of function and xla collapse into one brown under deuteranopia); the line styles and direct
+# labels carry the series too, for print in grey.
 MODE_COLORS = {
     "eager": "#0072B2",
     "function": "#E69F00",
@@ -46,8 +47,15 @@ MODE_COLORS = {
     "tflite-dynamic": "#D55E00",
     "tflite-int8": "#000000",
 }
-MODE_STYLES = {"eager": ":", "function": "-", "xla": "--", "savedmodel": "-.", "tflite": (0, (5, 1, 1, 1)),
-               "tflite-dynamic": (0, (3, 1)), "tflite-int8": (0, (1, 2))}
+MODE_STYLES = {
+    "eager": ":",
+    "function": "-",
+    "xla": "--",
+    "savedmodel": "-.",
+    "tflite": (0, (5, 1, 1, 1)),
+    "tflite-dynamic": (0, (3, 1)),
+    "tflite-int8": (0, (1, 2)),
+}
 _FALLBACK = ["#F0E442", "#882255", "#44AA99"]
 
 
@@ -72,7 +80,8 @@ def plain_tick(v: float, _pos: object = None) -> str:
 
 
 def log_axis(ax, axis: str = "y", span: float = 10.0) -> None:
-    """A log scale with plain-text labels; ticked at 1, 2, 5 × 10^k unless the data spans over three decades."""
+    """A log scale with plain-text labels; ticked at 1, 2, 5 × 10^k unless the data spans over three
+    decades."""
     getattr(ax, f"set_{axis}scale")("log")
     target = ax.yaxis if axis == "y" else ax.xaxis
     subs = (1.0, 2.0, 5.0) if span <= 1000 else (1.0,)
@@ -97,23 +106,29 @@ def to_svg(fig: Figure, prefix: str) -> str:
     with matplotlib.rc_context(RC):
         fig.savefig(buf, format="svg", metadata={"Date": None}, bbox_inches="tight")
     svg = buf.getvalue()
-    svg = svg[svg.index("<svg"):]  # drop the XML declaration and DOCTYPE: invalid inside HTML
+    svg = svg[svg.index("<svg") :]  # drop the XML declaration and DOCTYPE: invalid inside HTML
     svg = re.sub(r"\s*<metadata>.*?</metadata>", "", svg, count=1, flags=re.S)
     svg = re.sub(r'\bid="([^"]+)"', lambda m: f'id="{prefix}-{m.group(1)}"', svg)
-    svg = re.sub(r'url\(#([^)]+)\)', lambda m: f"url(#{prefix}-{m.group(1)})", svg)
+    svg = re.sub(r"url\(#([^)]+)\)", lambda m: f"url(#{prefix}-{m.group(1)})", svg)
     svg = re.sub(r'xlink:href="#([^"]+)"', lambda m: f'xlink:href="#{prefix}-{m.group(1)}"', svg)
     # Scale to the container on small screens, keep the natural size on large ones.
-    svg = re.sub(r'<svg ([^>]*?)width="([\d.]+)pt" height="([\d.]+)pt"',
-                 lambda m: f'<svg {m.group(1)}width="{m.group(2)}pt" height="{m.group(3)}pt" '
-                           f'style="max-width:100%;height:auto"', svg, count=1)
+    svg = re.sub(
+        r'<svg ([^>]*?)width="([\d.]+)pt" height="([\d.]+)pt"',
+        lambda m: (
+            f'<svg {m.group(1)}width="{m.group(2)}pt" height="{m.group(3)}pt" '
+            f'style="max-width:100%;height:auto"'
+        ),
+        svg,
+        count=1,
+    )
     return svg.strip()
 
 
 def throughput_chart(rows: Sequence[dict], prefix: str) -> str | None:
     """Bars: throughput per mode, one group per batch size, each bar labelled with its mode and value.
 
-    rows: [{mode, batch_size, value}] with value in samples/s (steps/s when there is no batch size). One bar says
-    nothing a table row does not: no chart then.
+    rows: [{mode, batch_size, value}] with value in samples/s (steps/s when there is no batch size). One bar
+    says nothing a table row does not: no chart then.
     """
     rows = [r for r in rows if r.get("value") and math.isfinite(r["value"])]
     if len(rows) < 2:
@@ -159,17 +174,40 @@ def step_time_series(series: Sequence[dict], prefix: str) -> str | None:
         longest = max(len(s["samples"]) for s in series)
         for s in series:
             ys = [v * 1000.0 for v in s["samples"]]
-            ax.plot(range(1, len(ys) + 1), ys, color=mode_color(s["mode"]), linestyle=mode_style(s["mode"]),
-                    linewidth=1.3, marker="o", markersize=1.8, label=s["label"])
+            ax.plot(
+                range(1, len(ys) + 1),
+                ys,
+                color=mode_color(s["mode"]),
+                linestyle=mode_style(s["mode"]),
+                linewidth=1.3,
+                marker="o",
+                markersize=1.8,
+                label=s["label"],
+            )
             # The label at the end of its line: the eye does not travel to a legend.
-            ax.annotate(s["label"].replace("\n", " "), (len(ys), ys[-1]), xytext=(4, 0), textcoords="offset points",
-                        fontsize=7, va="center", color=mode_color(s["mode"]))
+            ax.annotate(
+                s["label"].replace("\n", " "),
+                (len(ys), ys[-1]),
+                xytext=(4, 0),
+                textcoords="offset points",
+                fontsize=7,
+                va="center",
+                color=mode_color(s["mode"]),
+            )
         starts = sorted({i for s in series for i in s.get("process_starts") or [] if i > 0})
         for i in starts:
             ax.axvline(i + 0.5, color="#777", linestyle=":", linewidth=0.8)
         if starts:
-            ax.annotate("new process", (starts[0] + 0.5, 1), xycoords=("data", "axes fraction"), xytext=(2, -2),
-                        textcoords="offset points", fontsize=6.5, va="top", color="#555")
+            ax.annotate(
+                "new process",
+                (starts[0] + 0.5, 1),
+                xycoords=("data", "axes fraction"),
+                xytext=(2, -2),
+                textcoords="offset points",
+                fontsize=6.5,
+                va="top",
+                color="#555",
+            )
         lo = min(min(s["samples"]) for s in series)
         hi = max(max(s["samples"]) for s in series)
         if lo > 0 and hi / lo > 10:  # eager at 180 ms would squash 20 ms modes into one line
@@ -182,12 +220,13 @@ def step_time_series(series: Sequence[dict], prefix: str) -> str | None:
 
 
 def payback_chart(lines: Sequence[dict], ref: dict, payback: dict | None, prefix: str) -> str | None:
-    """Cumulative time of each mode minus the reference mode's (tf.function), after n steps past the first call:
-    first_call + n × step - (first_call_ref + n × step_ref). The reference is the zero line; a mode whose line
-    falls through zero has paid back its dearer first call there (`figures.measures.payback`, the step the
-    `payback` mark and the advisor's suggestion quote).
+    """Cumulative time of each mode minus the reference mode's (tf.function), after n steps past the first
+    call: first_call + n × step - (first_call_ref + n × step_ref). The reference is the zero line; a mode
+    whose line falls through zero has paid back its dearer first call there (`figures.measures.payback`, the
+    step the `payback` mark and the advisor's suggestion quote).
 
-    lines: [{label, mode, first_call_s, median_s}] without the reference; ref: the same for the reference mode.
+    lines: [{label, mode, first_call_s, median_s}] without the reference; ref: the same for the reference
+    mode.
     """
     lines = [ln for ln in lines if ln.get("first_call_s") is not None and ln.get("median_s")]
     if not lines or ref.get("first_call_s") is None or not ref.get("median_s"):
@@ -200,29 +239,64 @@ def payback_chart(lines: Sequence[dict], ref: dict, payback: dict | None, prefix
         ax = fig.add_subplot()
         ns = [0, horizon]
         ax.axhline(0, color=mode_color(ref["mode"]), linestyle=mode_style(ref["mode"]), linewidth=1.5)
-        ax.annotate(f"{ref['label']} (reference)", (horizon, 0), xytext=(-2, 3), textcoords="offset points",
-                    fontsize=7, ha="right", va="bottom", color=mode_color(ref["mode"]))
+        ax.annotate(
+            f"{ref['label']} (reference)",
+            (horizon, 0),
+            xytext=(-2, 3),
+            textcoords="offset points",
+            fontsize=7,
+            ha="right",
+            va="bottom",
+            color=mode_color(ref["mode"]),
+        )
         for ln in lines:
-            ys = [(ln["first_call_s"] - ref["first_call_s"]) + n * (ln["median_s"] - ref["median_s"]) for n in ns]
-            ax.plot(ns, ys, color=mode_color(ln["mode"]), linestyle=mode_style(ln["mode"]), linewidth=1.6,
-                    label=ln["label"])
-            ax.annotate(ln["label"], (ns[-1], ys[-1]), xytext=(-2, 3), textcoords="offset points", fontsize=7,
-                        ha="right", va="bottom", color=mode_color(ln["mode"]))
+            ys = [
+                (ln["first_call_s"] - ref["first_call_s"]) + n * (ln["median_s"] - ref["median_s"])
+                for n in ns
+            ]
+            ax.plot(
+                ns,
+                ys,
+                color=mode_color(ln["mode"]),
+                linestyle=mode_style(ln["mode"]),
+                linewidth=1.6,
+                label=ln["label"],
+            )
+            ax.annotate(
+                ln["label"],
+                (ns[-1], ys[-1]),
+                xytext=(-2, 3),
+                textcoords="offset points",
+                fontsize=7,
+                ha="right",
+                va="bottom",
+                color=mode_color(ln["mode"]),
+            )
         if payback and payback.get("steps"):
             ax.axvline(payback["steps"], color="#555", linestyle="--", linewidth=1)
-            ax.annotate(payback.get("label", ""), (payback["steps"], 0), xytext=(3, -10),
-                        textcoords="offset points", fontsize=7, color="#333", va="top")
+            ax.annotate(
+                payback.get("label", ""),
+                (payback["steps"], 0),
+                xytext=(3, -10),
+                textcoords="offset points",
+                fontsize=7,
+                color="#333",
+                va="top",
+            )
         ax.set_xlabel("steps after the first call")
         ax.set_ylabel(f"seconds more than {ref['label']}")
-        ax.set_title(f"Cumulative time against {ref['label']}: below zero, the mode has paid back", loc="left")
+        ax.set_title(
+            f"Cumulative time against {ref['label']}: below zero, the mode has paid back", loc="left"
+        )
         ax.set_xlim(0, horizon)
     return to_svg(fig, prefix)
 
 
-def what_if_chart(rows: Sequence[dict], prefix: str,
-                  title: str = "The naive pipeline and each measured change") -> str | None:
-    """The naive pipeline and each change re-measured on it, as horizontal bars of ms per step, fastest last, each
-    labelled with its time and speed-up: one picture of the naive → fixes answer.
+def what_if_chart(
+    rows: Sequence[dict], prefix: str, title: str = "The naive pipeline and each measured change"
+) -> str | None:
+    """The naive pipeline and each change re-measured on it, as horizontal bars of ms per step, fastest last,
+    each labelled with its time and speed-up: one picture of the naive → fixes answer.
 
     rows: [{label, median_s, speedup, helped}]; the first row is the naive baseline.
     """
@@ -237,8 +311,12 @@ def what_if_chart(rows: Sequence[dict], prefix: str,
         ys = list(range(len(rows)))[::-1]
         colors = ["#999999"] + [MODE_COLORS["xla"] if r.get("helped") else "#D55E00" for r in rest]
         bars = ax.barh(ys, [r["median_s"] * 1000.0 for r in rows], color=colors, height=0.7)
-        labels = [f"{r['median_s'] * 1000.0:.3g} ms" + (f"  {r['speedup']:.2f}×" if r.get("speedup") else "")
-                  + ("" if i == 0 or r.get("helped") else "  (did not help)") for i, r in enumerate(rows)]
+        labels = [
+            f"{r['median_s'] * 1000.0:.3g} ms"
+            + (f"  {r['speedup']:.2f}×" if r.get("speedup") else "")
+            + ("" if i == 0 or r.get("helped") else "  (did not help)")
+            for i, r in enumerate(rows)
+        ]
         ax.bar_label(bars, labels=labels, fontsize=7, padding=2)
         ax.set_yticks(ys)
         ax.set_yticklabels([r["label"] for r in rows], fontsize=7)
@@ -287,10 +365,14 @@ def deployment_chart(rows: Sequence[dict], prefix: str) -> str | None:
         vals = [r["latency_s"] for r in lat]
         if min(vals) > 0 and max(vals) / min(vals) > 20:  # TF Lite and tf.function can be 100× apart
             log_axis(ax, "y", max(vals) / min(vals))
-        ax.legend(fontsize=7, frameon=False, ncols=min(len(modes), 3), loc="upper left", bbox_to_anchor=(0, -0.12))
+        ax.legend(
+            fontsize=7, frameon=False, ncols=min(len(modes), 3), loc="upper left", bbox_to_anchor=(0, -0.12)
+        )
         if size_of:
             names = list(size_of)
-            bars = axs.bar(range(len(names)), [size_of[m] for m in names], color=[mode_color(m) for m in names])
+            bars = axs.bar(
+                range(len(names)), [size_of[m] for m in names], color=[mode_color(m) for m in names]
+            )
             axs.bar_label(bars, labels=[f"{size_of[m]:.2g}" for m in names], fontsize=7, padding=1)
             axs.set_xticks(range(len(names)))
             axs.set_xticklabels(names, rotation=30, ha="right", fontsize=7)
@@ -303,8 +385,15 @@ def deployment_chart(rows: Sequence[dict], prefix: str) -> str | None:
             names = list(cold)
             loads = [cold[m][0] * 1000.0 for m in names]
             firsts = [cold[m][1] * 1000.0 for m in names]
-            axc.bar(range(len(names)), loads, color=[mode_color(m) for m in names], alpha=0.45, hatch="//",
-                    edgecolor="#333", linewidth=0.4)
+            axc.bar(
+                range(len(names)),
+                loads,
+                color=[mode_color(m) for m in names],
+                alpha=0.45,
+                hatch="//",
+                edgecolor="#333",
+                linewidth=0.4,
+            )
             bars = axc.bar(range(len(names)), firsts, bottom=loads, color=[mode_color(m) for m in names])
             axc.bar_label(bars, labels=[f"{a + b:.3g}" for a, b in zip(loads, firsts)], fontsize=7, padding=1)
             axc.set_xticks(range(len(names)))
@@ -318,7 +407,8 @@ def deployment_chart(rows: Sequence[dict], prefix: str) -> str | None:
 
 
 def latency_histogram(samples_s: Sequence[float], marks: dict[str, float], prefix: str) -> str | None:
-    """Histogram of request latencies in ms, with the percentiles in `marks` ({"p50": seconds, ...}) drawn as lines."""
+    """Histogram of request latencies in ms, with the percentiles in `marks` ({"p50": seconds, ...}) drawn as
+    lines."""
     data = [v * 1000.0 for v in samples_s if math.isfinite(v)]
     if not data:
         return None
@@ -332,8 +422,16 @@ def latency_histogram(samples_s: Sequence[float], marks: dict[str, float], prefi
             if v is None or not math.isfinite(v):
                 continue
             ax.axvline(v * 1000.0, color="#333", linestyle=styles.get(name, "-."), linewidth=1)
-            ax.annotate(name, (v * 1000.0, 1), xycoords=("data", "axes fraction"), xytext=(2, -2),
-                        textcoords="offset points", fontsize=7, va="top", color="#333")
+            ax.annotate(
+                name,
+                (v * 1000.0, 1),
+                xycoords=("data", "axes fraction"),
+                xytext=(2, -2),
+                textcoords="offset points",
+                fontsize=7,
+                va="top",
+                color="#333",
+            )
         ax.set_xlabel("ms per request (successful requests)")
         ax.set_ylabel("requests")
         ax.set_title("Request latency", loc="left")
@@ -341,12 +439,20 @@ def latency_histogram(samples_s: Sequence[float], marks: dict[str, float], prefi
 
 
 def scaling_chart(rows: Sequence[dict], prefix: str) -> str | None:
-    """tf.distribute scaling: samples/s with 1 replica and with N, the ideal linear line, efficiency annotated.
+    """tf.distribute scaling: samples/s with 1 replica and with N, the ideal linear line, efficiency
+    annotated.
 
     rows: [{label, mode, replicas, base, value, efficiency}] with base / value in samples/s.
     """
-    rows = [r for r in rows if r.get("base") and r.get("value") and r.get("replicas")
-            and math.isfinite(r["base"]) and math.isfinite(r["value"])]
+    rows = [
+        r
+        for r in rows
+        if r.get("base")
+        and r.get("value")
+        and r.get("replicas")
+        and math.isfinite(r["base"])
+        and math.isfinite(r["value"])
+    ]
     if not rows:
         return None
     fig = _figure(4.6, 2.6)
@@ -356,11 +462,26 @@ def scaling_chart(rows: Sequence[dict], prefix: str) -> str | None:
         for r in rows:
             n, color = int(r["replicas"]), mode_color(r["mode"])
             ax.plot([1, n], [r["base"], r["base"] * n], color=color, linestyle=":", linewidth=1.2)
-            ax.plot([1, n], [r["base"], r["value"]], color=color, marker="o", markersize=4, linewidth=1.8,
-                    label=r["label"])
+            ax.plot(
+                [1, n],
+                [r["base"], r["value"]],
+                color=color,
+                marker="o",
+                markersize=4,
+                linewidth=1.8,
+                label=r["label"],
+            )
             if r.get("efficiency") is not None:
-                ax.annotate(f"{r['efficiency']:.0%} efficient", (n, r["value"]), xytext=(-4, -10),
-                            textcoords="offset points", fontsize=7, ha="right", va="top", color="#333")
+                ax.annotate(
+                    f"{r['efficiency']:.0%} efficient",
+                    (n, r["value"]),
+                    xytext=(-4, -10),
+                    textcoords="offset points",
+                    fontsize=7,
+                    ha="right",
+                    va="top",
+                    color="#333",
+                )
         ax.plot([], [], color="#555", linestyle=":", linewidth=1.2, label="ideal (linear)")
         ax.set_xticks(xs)
         ax.set_xticklabels([str(x) for x in xs])
@@ -381,7 +502,12 @@ def ratio_chart(rows: Sequence[dict], threshold: float, prefix: str) -> str | No
     rows = [r for r in rows if r.get("ratio")]
     if not rows:
         return None
-    colors = {"regression": "#d62728", "improvement": "#2ca02c", "inconclusive": "#ff7f0e", "unchanged": "#555555"}
+    colors = {
+        "regression": "#d62728",
+        "improvement": "#2ca02c",
+        "inconclusive": "#ff7f0e",
+        "unchanged": "#555555",
+    }
     fig = _figure(6.4, 0.9 + 0.28 * len(rows))
     with matplotlib.rc_context(RC):
         ax = fig.add_subplot()

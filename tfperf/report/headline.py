@@ -1,13 +1,15 @@
-"""The verdict per case, the first thing every output shows: the mode to use and by how much, the best measured
-fix, what was not recommended and why.
+"""The verdict per case, the first thing every output shows: the mode to use and by how much, the best
+measured fix, what was not recommended and why.
 
 Nothing is decided here. The mode to use is the one the advisor's suggestions name (`quantize-tflite`,
 `enable-xla`, `use-tf-function`); without one, tf.function (the mode a model is deployed in) is compared with
 eager by `tfperf.figures.decisions.significant`, the test every suggestion passes. What is not recommended is
-worded by `verdicts.xla_verdict` (XLA against tf.function, with the advisor's margins) and by the what-if re-runs
-the advisor did not turn into suggestions. The best measured fix is the top card of `ranked.ranked_cards`. The
-HTML page, report.md and the terminal print `case_verdicts(run)`, so the three say the same.
+worded by `verdicts.xla_verdict` (XLA against tf.function, with the advisor's margins) and by the what-if
+re-runs the advisor did not turn into suggestions. The best measured fix is the top card of
+`ranked.ranked_cards`. The HTML page, report.md and the terminal print `case_verdicts(run)`, so the three say
+the same.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -66,7 +68,8 @@ def _mode_choice(results: list[Result]) -> tuple[str | None, str, str]:
     for code in MODE_CODES:
         for r in results:
             for s in r.suggestions:
-                # use-tf-function also flags eager ops inside a traced step; only the eager comparison has a speed-up.
+                # use-tf-function also flags eager ops inside a traced step; only the eager comparison has a
+                # speed-up.
                 if s.code != code or (code == "use-tf-function" and "speedup" not in (s.evidence_data or {})):
                     continue
                 mode = r.mode if code == "quantize-tflite" else "xla" if code == "enable-xla" else "function"
@@ -79,7 +82,8 @@ def _mode_choice(results: list[Result]) -> tuple[str | None, str, str]:
         # A one-mode case (a pipeline, a distributed job): the answer is its fix or its scaling, not a mode.
         return best.mode, f"{MODE_WORDS.get(best.mode, best.mode)} (the one mode measured)", ""
     fn = measures.same_job_in_mode(results, best, "function") or next(
-        (r for r in measures.measured(results) if r.mode == "function"), None)
+        (r for r in measures.measured(results) if r.mode == "function"), None
+    )
     if fn is None:
         return best.mode, f"{MODE_WORDS.get(best.mode, best.mode)} (fastest measured)", ""
     eager = measures.same_job_in_mode(results, fn, "eager")
@@ -89,8 +93,11 @@ def _mode_choice(results: list[Result]) -> tuple[str | None, str, str]:
     versus = units.versus("tf.function", fn.median_s, "eager", eager.median_s)
     if sig and fn.median_s > eager.median_s:
         return "eager", "Use eager", f"{versus}, {units.p_value(p)}: tracing does not pay here"
-    why = (f"not significantly ({significance_words(eager, fn, p)})" if not sig
-           else f"under the {units.percent(USE_TF_FUNCTION_MIN_SAVING)} the advisor asks for")
+    why = (
+        f"not significantly ({significance_words(eager, fn, p)})"
+        if not sig
+        else f"under the {units.percent(USE_TF_FUNCTION_MIN_SAVING)} the advisor asks for"
+    )
     return "function", "Keep tf.function", f"{versus}, {why}: no speed-up to claim"
 
 
@@ -120,8 +127,10 @@ def _notes(results: list[Result], use_mode: str | None) -> list[str]:
     for r in results:
         if r.replicas and r.scaling_efficiency is not None:
             share = allreduce_share(r)
-            out.append(f"{job(r)} on {r.replicas} replicas: {units.percent(r.scaling_efficiency)} scaling efficiency"
-                       + (f", all-reduce {units.percent(share)} of op time" if share is not None else ""))
+            out.append(
+                f"{job(r)} on {r.replicas} replicas: {units.percent(r.scaling_efficiency)} scaling efficiency"
+                + (f", all-reduce {units.percent(share)} of op time" if share is not None else "")
+            )
     out += [f.text for f in failures(results)]
     return out
 
@@ -132,7 +141,11 @@ def modes_compared(results: list[Result]) -> tuple[tuple[str, ...], str | None]:
     best = measures.fastest(results)
     if best is None:
         return (), None
-    same = [r for r in measures.measured(results) if measures.job_without_mode(r) == measures.job_without_mode(best)]
+    same = [
+        r
+        for r in measures.measured(results)
+        if measures.job_without_mode(r) == measures.job_without_mode(best)
+    ]
     if len(same) < 2:
         return (), None
     modes = {r.mode for r in same}
@@ -140,7 +153,9 @@ def modes_compared(results: list[Result]) -> tuple[tuple[str, ...], str | None]:
     parts = []
     for r in sorted(same, key=lambda r: r.median_s):
         factor = measures.speedup_over(r, same, ref) if ref and r.mode != ref else None
-        parts.append(f"{r.mode} {units.seconds(r.median_s)}" + (f", {units.speedup(factor)}" if factor else ""))
+        parts.append(
+            f"{r.mode} {units.seconds(r.median_s)}" + (f", {units.speedup(factor)}" if factor else "")
+        )
     return tuple(parts), ref
 
 
@@ -151,19 +166,33 @@ def case_verdict(case: str, results: list[Result]) -> CaseVerdict:
     if fixes:
         card = fixes[0]
         place = next((p for p in card.places if p.gain == card.gain), card.places[0])
-        steps = (f" ({units.seconds(place.before_s)} → {units.seconds(place.after_s)})"
-                 if place.before_s and place.after_s else "")
-        best_fix = (card.title + steps if card.gain.measured else
-                    f"none measured (`tfperf run --what-if` re-runs each change); {card.title}: "
-                    f"{card.gain_text} if the wait went away")
-    return CaseVerdict(case, use_mode, use, gain, best_fix, tuple(_not_recommended(results, use_mode)),
-                       tuple(_notes(results, use_mode)), *modes_compared(results))
+        steps = (
+            f" ({units.seconds(place.before_s)} → {units.seconds(place.after_s)})"
+            if place.before_s and place.after_s
+            else ""
+        )
+        best_fix = (
+            card.title + steps
+            if card.gain.measured
+            else f"none measured (`tfperf run --what-if` re-runs each change); {card.title}: "
+            f"{card.gain_text} if the wait went away"
+        )
+    return CaseVerdict(
+        case,
+        use_mode,
+        use,
+        gain,
+        best_fix,
+        tuple(_not_recommended(results, use_mode)),
+        tuple(_notes(results, use_mode)),
+        *modes_compared(results),
+    )
 
 
 def one_question(run: RunResult) -> list[Result] | None:
     """The suite's one job per case, first case first, when every case measured exactly one job (an
-    input-pipeline suite: naive, prefetch, cache ...): its cases are answers to one question, compared with the
-    first. None otherwise (fewer than three such cases, or a case with several modes or batch sizes)."""
+    input-pipeline suite: naive, prefetch, cache ...): its cases are answers to one question, compared with
+    the first. None otherwise (fewer than three such cases, or a case with several modes or batch sizes)."""
     by_case: dict[str, list[Result]] = {}
     for r in measures.measured(run.results):
         if r.mode != measures.SERVE_MODE:
@@ -174,12 +203,16 @@ def one_question(run: RunResult) -> list[Result] | None:
 
 
 def against_first(first: Result, r: Result) -> tuple[str, bool]:
-    """A one-question case against the first case, in words, and whether it is faster by the advisor's test."""
+    """A one-question case against the first case, in words, and whether it is faster by the advisor's
+    test."""
     sig, p = significant(first, r)
     faster = sig and r.median_s < first.median_s
     versus = units.versus(r.case, r.median_s, first.case, first.median_s)
-    return (f"{versus}, {units.p_value(p)}" if sig else
-            f"{versus}, not significantly ({significance_words(first, r, p)})"), faster
+    return (
+        f"{versus}, {units.p_value(p)}"
+        if sig
+        else f"{versus}, not significantly ({significance_words(first, r, p)})"
+    ), faster
 
 
 def case_verdicts(run: RunResult) -> list[CaseVerdict]:
@@ -189,9 +222,14 @@ def case_verdicts(run: RunResult) -> list[CaseVerdict]:
     jobs = one_question(run)
     if jobs:
         first, gains = jobs[0], {r.case: against_first(jobs[0], r)[0] for r in jobs[1:]}
-        verdicts = [dataclasses.replace(v, gain=gains[v.case]) if v.case in gains and not v.gain else
-                    dataclasses.replace(v, gain="the baseline the other cases are compared with")
-                    if v.case == first.case else v for v in verdicts]
+        verdicts = [
+            dataclasses.replace(v, gain=gains[v.case])
+            if v.case in gains and not v.gain
+            else dataclasses.replace(v, gain="the baseline the other cases are compared with")
+            if v.case == first.case
+            else v
+            for v in verdicts
+        ]
     return verdicts
 
 

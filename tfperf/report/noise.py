@@ -1,9 +1,11 @@
-"""The worker processes' noise records in a run's reports: what else went on while each process timed its steps.
+"""The worker processes' noise records in a run's reports: what else went on while each process timed its
+steps.
 
 A record is read, worded and judged in tfperf/host/noise.py (`fields` for its figures, `warnings`, stored with
 the record when the worker wrote it); here they are only laid out: a table per result in the HTML details, and
 in the terminal and Markdown one note line per result whose records warn.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -30,8 +32,11 @@ def noise_view(r: Result) -> dict | None:
     records = process_records(r)
     if not records:
         return None
-    return {"columns": COLUMNS, "rows": [[str(p), *fields(rec)] for p, rec in records],
-            "warnings": result_warnings(records)}
+    return {
+        "columns": COLUMNS,
+        "rows": [[str(p), *fields(rec)] for p, rec in records],
+        "warnings": result_warnings(records),
+    }
 
 
 def result_warnings(records: list[tuple[int, dict[str, Any]]]) -> list[str]:
@@ -48,6 +53,11 @@ def warning_lines(run: RunResult) -> list[str]:
             for w in rec.get("warnings") or []:
                 by_text.setdefault(w, []).append(p)
         if by_text:
-            out.append(f"{r.spec.label}: " + "; ".join(
-                f"{w} (process{'es' if len(ps) > 1 else ''} {', '.join(map(str, ps))})" for w, ps in by_text.items()))
+            out.append(
+                f"{r.spec.label}: "
+                + "; ".join(
+                    f"{w} (process{'es' if len(ps) > 1 else ''} {', '.join(map(str, ps))})"
+                    for w, ps in by_text.items()
+                )
+            )
     return out

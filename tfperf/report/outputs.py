@@ -1,4 +1,5 @@
 """Writes a run's files: results.json (the source of truth) and everything rendered from it."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -2,9 +2,10 @@
 they are (and nothing else as markup), the environment without fields that do not apply.
 
 Why the tips need care: xprof writes its "next step" advice as HTML (`Consider using <a href="...">the tf.data
-API</a>`). Escaping it all prints tags as text; trusting it all would let a results file inject markup. So only
-xprof's own anchor shape with an http(s) address is kept as a link, and every other character is escaped.
+API</a>`). Escaping it all prints tags as text; trusting it all would let a results file inject markup. So
+only xprof's own anchor shape with an http(s) address is kept as a link, and every other character is escaped.
 """
+
 from __future__ import annotations
 
 import re
@@ -16,20 +17,25 @@ from tfperf import units
 
 # One line per metric name the page shows, for its glossary and its header tooltips.
 GLOSSARY: dict[str, str] = {
-    "median step": "the middle of every timed step (half were faster, half slower); warm-up steps are not timed",
-    "IQR / median": "interquartile range (the middle half of the step times) as a share of the median: the noise",
+    "median step": "the middle of every timed step (half were faster, half slower); warm-up steps are not "
+    "timed",
+    "IQR / median": "interquartile range (the middle half of the step times) as a share of the median: the "
+    "noise",
     "noisy": "IQR above the threshold: the step time moved a lot between steps, repeats or processes",
     "throughput": "samples (or steps) per second at the median step",
     "vs eager": "the eager step over this mode's at the same batch size: 3.00x is three times faster",
-    "first call": "the first call alone: tracing, compiling (XLA) and one step; timed apart from the steady steps",
+    "first call": "the first call alone: tracing, compiling (XLA) and one step; timed apart from the steady "
+    "steps",
     "traces": "how many times tf.function built the graph; more than one is a retrace",
     "input-bound": "the share of the step spent waiting for the next batch, measured around next(iterator)",
-    "peak memory": "the GPU allocator's peak, or the profiled pass's memory profile; none on a CPU without one",
+    "peak memory": "the GPU allocator's peak, or the profiled pass's memory profile; none on a CPU without "
+    "one",
     "p": "Mann–Whitney U p-value: the chance of a difference this large if the two modes were equally fast",
     "payback": "steps after the first call until XLA's dearer compile is repaid by its cheaper steps",
     "scaling efficiency": "samples/s with N replicas over N × samples/s with one replica",
     "all-reduce share": "the share of op time spent summing gradients across replicas",
-    "op_count": "ops in the graph TensorFlow runs after grappler's rewrites (fewer usually means less overhead)",
+    "op_count": "ops in the graph TensorFlow runs after grappler's rewrites (fewer usually means less "
+    "overhead)",
     "hlo_instructions": "instructions in XLA's compiled program (HLO) for the step",
     "fusions": "groups of ops XLA fused into one kernel (more fusions, fewer memory round trips)",
     "host compute": "time on the CPU running ops, from the profiled pass",
@@ -46,7 +52,7 @@ def safe_links(text: Any) -> Markup:
     s = units.text(text)
     out, pos = [], 0
     for m in _ANCHOR.finditer(s):
-        out.append(escape(s[pos:m.start()]))
+        out.append(escape(s[pos : m.start()]))
         out.append(Markup('<a href="{}" rel="noopener noreferrer">{}</a>').format(m.group(1), m.group(2)))
         pos = m.end()
     out.append(escape(s[pos:]))
@@ -71,7 +77,8 @@ def thread_setting(value: Any, cores: Any) -> str:
 
 
 def environment_facts(env: dict, cpu_only: bool) -> list[tuple[str, str]]:
-    """The environment as (name, value) rows: no GPU stack on a CPU-only run, thread pools as "default (2)"."""
+    """The environment as (name, value) rows: no GPU stack on a CPU-only run, thread pools as "default
+    (2)"."""
     out = []
     for k, v in env.items():
         if cpu_only and k in GPU_KEYS:

@@ -1,13 +1,16 @@
-"""results.json -> Prometheus' text exposition format, for node_exporter's textfile collector or a Pushgateway.
+"""results.json -> Prometheus' text exposition format, for node_exporter's textfile collector or a
+Pushgateway.
 
 Written with prometheus_client, so the HELP/TYPE lines, label escaping and number formatting are the client
 library's own, and `--push` is its `push_to_gateway` (job "tfperf", grouped by suite). Reads results.json and
 nothing else; no TensorFlow. Every figure comes from its one definition (the result's derived step times,
 figures.measures) and is written in base units (seconds, bytes, ratios 0..1), as Prometheus' naming asks.
 
-Every result gets `tfperf_result_ok` (1 ok, 0 otherwise, with its status); the measured figures are written only
-for ok results with samples, and a figure the result did not measure is left out rather than written as 0.
+Every result gets `tfperf_result_ok` (1 ok, 0 otherwise, with its status); the measured figures are written
+only for ok results with samples, and a figure the result did not measure is left out rather than written as
+0.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -25,27 +28,39 @@ from tfperf.results.model import Result, RunResult, atomic_write_text
 
 FORMAT = "prometheus"  # `tfperf export --format prometheus`
 JOB = "tfperf"
-# A result's job, plus `config` for `tfperf tune`'s candidates (empty otherwise, which Prometheus drops): without
-# it two candidates of one job would be the same series, which a Pushgateway refuses.
+# A result's job, plus `config` for `tfperf tune`'s candidates (empty otherwise, which Prometheus drops):
+# without it two candidates of one job would be the same series, which a Pushgateway refuses.
 LABELS = ("suite", "case", "mode", "batch_size", "device", "task", "config")
 STEP_QUANTILES = (0.5, 0.9, 0.99)
 
 # name -> (type, help). The Grafana dashboard's test checks its queries against these names.
 METRICS: dict[str, tuple[str, str]] = {
-    "tfperf_step_seconds": ("summary", "Timed step time in seconds (serve-bench: request latency), from the raw "
-                                       "samples; quantiles 0.5, 0.9, 0.99"),
-    "tfperf_throughput": ("gauge", "Throughput in the unit of the unit label (samples/s, steps/s, instances/s)"),
+    "tfperf_step_seconds": (
+        "summary",
+        "Timed step time in seconds (serve-bench: request latency), from the raw "
+        "samples; quantiles 0.5, 0.9, 0.99",
+    ),
+    "tfperf_throughput": (
+        "gauge",
+        "Throughput in the unit of the unit label (samples/s, steps/s, instances/s)",
+    ),
     "tfperf_first_call_seconds": ("gauge", "First call (tracing, compilation) in seconds, timed apart"),
     "tfperf_tracing_count": ("gauge", "Times the step function was traced during warm-up and timed steps"),
     "tfperf_input_wait_ratio": ("gauge", "Share of the step spent waiting for the next input batch (0..1)"),
     "tfperf_noise_ratio": ("gauge", "Interquartile range of the samples over their median (0..1)"),
     "tfperf_peak_memory_bytes": ("gauge", "Peak memory of the job in bytes (allocator or memory profile)"),
     "tfperf_samples": ("gauge", "Timed samples the figures were computed from"),
-    "tfperf_result_ok": ("gauge", "1 when the result is ok, else 0 (status label: ok, failed, timeout, skipped)"),
+    "tfperf_result_ok": (
+        "gauge",
+        "1 when the result is ok, else 0 (status label: ok, failed, timeout, skipped)",
+    ),
     "tfperf_run_finished_timestamp_seconds": ("gauge", "When the run finished, in seconds since the epoch"),
     "tfperf_serve_requests": ("gauge", "serve-bench requests in the timed load, by outcome (ok, failed)"),
-    "tfperf_server_latency_mean_seconds": ("gauge", "serve-bench: the server's own mean latency from its metrics "
-                                                    "page, by stage (request, runtime, overhead = request - runtime)"),
+    "tfperf_server_latency_mean_seconds": (
+        "gauge",
+        "serve-bench: the server's own mean latency from its metrics "
+        "page, by stage (request, runtime, overhead = request - runtime)",
+    ),
     "tfperf_open_loop_achieved_qps": ("gauge", "serve-bench --qps: successful requests per second achieved"),
     "tfperf_open_loop_target_qps": ("gauge", "serve-bench --qps: the target request rate"),
     "tfperf_open_loop_valid": ("gauge", "serve-bench --p99-bound-ms: 1 VALID, 0 INVALID"),
@@ -57,8 +72,15 @@ def _family(name: str, extra: tuple[str, ...] = ()) -> GaugeMetricFamily:
 
 
 def labels(suite: str, r: Result) -> list[str]:
-    return [suite, r.case, r.mode, "" if r.batch_size is None else str(r.batch_size), r.device, r.task,
-            measures.tune_config(r) or ""]
+    return [
+        suite,
+        r.case,
+        r.mode,
+        "" if r.batch_size is None else str(r.batch_size),
+        r.device,
+        r.task,
+        measures.tune_config(r) or "",
+    ]
 
 
 def _number(v: object) -> bool:
@@ -75,9 +97,19 @@ class RunCollector:
     def collect(self) -> Iterator[Metric]:
         suite, run = self.suite, self.run
         step = Metric("tfperf_step_seconds", METRICS["tfperf_step_seconds"][1], "summary")
-        gauges = {name: _family(name) for name, (kind, _) in METRICS.items() if kind == "gauge"
-                  and name not in ("tfperf_throughput", "tfperf_result_ok", "tfperf_run_finished_timestamp_seconds",
-                                   "tfperf_serve_requests", "tfperf_server_latency_mean_seconds")}
+        gauges = {
+            name: _family(name)
+            for name, (kind, _) in METRICS.items()
+            if kind == "gauge"
+            and name
+            not in (
+                "tfperf_throughput",
+                "tfperf_result_ok",
+                "tfperf_run_finished_timestamp_seconds",
+                "tfperf_serve_requests",
+                "tfperf_server_latency_mean_seconds",
+            )
+        }
         throughput = _family("tfperf_throughput", ("unit",))
         result_ok = _family("tfperf_result_ok", ("status",))
         serve_requests = _family("tfperf_serve_requests", ("outcome",))
@@ -119,21 +151,31 @@ class RunCollector:
         yield server_latency
         finished = _timestamp(run.finished_at or run.started_at)
         if finished is not None:
-            g = GaugeMetricFamily("tfperf_run_finished_timestamp_seconds",
-                                  METRICS["tfperf_run_finished_timestamp_seconds"][1], labels=["suite"])
+            g = GaugeMetricFamily(
+                "tfperf_run_finished_timestamp_seconds",
+                METRICS["tfperf_run_finished_timestamp_seconds"][1],
+                labels=["suite"],
+            )
             g.add_metric([suite], finished)
             yield g
 
     @staticmethod
-    def _serve(extra: dict, lv: list[str], figures: dict, serve_requests: GaugeMetricFamily,
-               server_latency: GaugeMetricFamily) -> None:
+    def _serve(
+        extra: dict,
+        lv: list[str],
+        figures: dict,
+        serve_requests: GaugeMetricFamily,
+        server_latency: GaugeMetricFamily,
+    ) -> None:
         for outcome, key in (("ok", "requests_ok"), ("failed", "requests_failed")):
             if _number(extra.get(key)):
                 serve_requests.add_metric([*lv, outcome], float(extra[key]))
         server = extra.get("server") or {}
-        for stage, value in (("request", (server.get("request_latency_s") or {}).get("mean")),
-                             ("runtime", (server.get("runtime_latency_s") or {}).get("mean")),
-                             ("overhead", server.get("overhead_mean_s"))):
+        for stage, value in (
+            ("request", (server.get("request_latency_s") or {}).get("mean")),
+            ("runtime", (server.get("runtime_latency_s") or {}).get("mean")),
+            ("overhead", server.get("overhead_mean_s")),
+        ):
             if _number(value):
                 server_latency.add_metric([*lv, stage], float(value))
         ol = extra.get("open_loop") or {}
@@ -170,8 +212,13 @@ def to_prometheus(run: RunResult) -> Exposition:
 def push(exposition: Exposition, gateway: str, timeout_s: float = 10.0) -> None:
     """PUT the metrics to a Pushgateway as job "tfperf" grouped by suite (replacing that suite's last push).
     Raises OSError (urllib's URLError, HTTPError) when the gateway cannot be reached or refuses them."""
-    push_to_gateway(gateway, job=JOB, registry=exposition.registry, grouping_key={"suite": exposition.suite},
-                    timeout=timeout_s)
+    push_to_gateway(
+        gateway,
+        job=JOB,
+        registry=exposition.registry,
+        grouping_key={"suite": exposition.suite},
+        timeout=timeout_s,
+    )
 
 
 class PushFailed(TfperfError):
@@ -188,8 +235,9 @@ def check_push_option(gateway: str | None, fmt: str) -> None:
         raise TfperfError(f"--push {gateway!r}: give http://HOST:PORT of a Pushgateway (9091 by default)")
 
 
-def write_and_push(run: RunResult, output: Path | None, gateway: str | None,
-                   note: Callable[[str], None] = lambda line: None) -> str | None:
+def write_and_push(
+    run: RunResult, output: Path | None, gateway: str | None, note: Callable[[str], None] = lambda line: None
+) -> str | None:
     """Write the exposition to `output`, then push it to `gateway`; returns the text for stdout when there is
     neither a file nor a gateway. Raises PushFailed after the file is written."""
     exposition = to_prometheus(run)

@@ -4,10 +4,11 @@ The advisor attaches a suggestion to every result it concerns, so one fix can ap
 five times in an input-pipeline suite). Here suggestions with the same code and the same fix become one card
 that lists where it applies, each place with its own evidence, the fix written once. Cards are ranked by the
 speed-up their evidence measured (`tfperf.figures.measures.suggestion_gain`, the best of the card's places):
-measured gains first, largest first; then bounds (an input-bound step at best loses its wait); then context with
-no gain of its own (payback, retracing, noise), by the severity the summary uses. The HTML page, report.md and
-the terminal all list `ranked_cards(run)`, so they rank the same way.
+measured gains first, largest first; then bounds (an input-bound step at best loses its wait); then context
+with no gain of its own (payback, retracing, noise), by the severity the summary uses. The HTML page,
+report.md and the terminal all list `ranked_cards(run)`, so they rank the same way.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -53,7 +54,7 @@ class Card:
 
     @property
     def gain_text(self) -> str:
-        """"2.39x", "up to 1.67x" for a bound, "" for context with no gain."""
+        """ "2.39x", "up to 1.67x" for a bound, "" for context with no gain."""
         if self.gain is None:
             return ""
         return ("" if self.gain.measured else "up to ") + units.speedup(self.gain.factor)
@@ -88,8 +89,14 @@ def ranked_cards(run: RunResult | list[Result]) -> list[Card]:
     out = sorted(cards.values(), key=rank_key)
     for card in out:
         # The card's headline is its best place's own title ("cache(): measured 2.39× faster").
-        best = max(card.places, key=lambda p: (p.gain is not None, p.gain.measured if p.gain else False,
-                                               p.gain.factor if p.gain else 0.0))
+        best = max(
+            card.places,
+            key=lambda p: (
+                p.gain is not None,
+                p.gain.measured if p.gain else False,
+                p.gain.factor if p.gain else 0.0,
+            ),
+        )
         card.title = best.title or card.code
     return out
 
@@ -98,9 +105,16 @@ def _place(r: Result, s: Suggestion) -> Place:
     data = s.evidence_data or {}
     before, after = data.get("baseline_median_s"), data.get("median_s")
     both = all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in (before, after))
-    return Place(r.case, job(r), r.spec.label, units.text(s.title) if s.title else "",
-                 units.text(s.evidence) if s.evidence else "", suggestion_gain(s),
-                 before if both else None, after if both else None)
+    return Place(
+        r.case,
+        job(r),
+        r.spec.label,
+        units.text(s.title) if s.title else "",
+        units.text(s.evidence) if s.evidence else "",
+        suggestion_gain(s),
+        before if both else None,
+        after if both else None,
+    )
 
 
 def card_where(card: Card) -> str:
@@ -132,5 +146,7 @@ def markdown_lines(cards: list[Card]) -> list[str]:
         if card.fix and "\n" not in card.fix:
             lines.append(f"   - fix: `{card.fix}`")
         elif card.fix:
-            lines.append("   - fix:\n\n     ```python\n     " + card.fix.replace("\n", "\n     ") + "\n     ```")
+            lines.append(
+                "   - fix:\n\n     ```python\n     " + card.fix.replace("\n", "\n     ") + "\n     ```"
+            )
     return lines

@@ -1,6 +1,7 @@
 """The page's per-case sections beyond the results table: scaling (tf.distribute), deployment modes, a
 serve-bench load test and the what-if re-runs. Each takes a case's results and returns plain, formatted view
 dicts (charts as inline SVG); the template lays them out."""
+
 from __future__ import annotations
 
 import math
@@ -10,8 +11,8 @@ from markupsafe import Markup
 
 from tfperf import units
 from tfperf.figures import measures
-from tfperf.report import charts
 from tfperf.figures.measures import SERVE_MODE
+from tfperf.report import charts
 from tfperf.report.verdicts import job
 from tfperf.results.model import Result
 from tfperf.results.records import WhatIf
@@ -30,7 +31,8 @@ def allreduce_share(r: Result) -> float | None:
 
 
 def scaling_rows(results: Iterable[Result]) -> list[dict]:
-    """One row per tf.distribute result: N replicas against the one-replica baseline measured in the same run."""
+    """One row per tf.distribute result: N replicas against the one-replica baseline measured in the same
+    run."""
     out = []
     for r in results:
         if not r.replicas:
@@ -38,16 +40,26 @@ def scaling_rows(results: Iterable[Result]) -> list[dict]:
         extra = r.extra or {}
         base = extra.get("baseline") if isinstance(extra.get("baseline"), dict) else {}
         value = finite(extra.get("samples_per_s")) or (measures.rate(r) if r.ok and r.samples else None)
-        out.append({
-            "label": job(r), "mode": r.mode, "status": r.status,
-            "strategy": units.text(extra.get("strategy")) if extra.get("strategy") else units.MISSING,
-            "workers": extra.get("workers"),
-            "replicas": r.replicas, "per_replica_batch": r.batch_size, "global_batch": r.global_batch_size,
-            "base": finite(base.get("samples_per_s")), "value": value if r.ok else None,
-            "speedup": (value / base["samples_per_s"]) if value and finite(base.get("samples_per_s")) else None,
-            "efficiency": finite(r.scaling_efficiency), "allreduce": allreduce_share(r),
-            "diverged": bool(extra.get("replicas_diverged")),
-        })
+        out.append(
+            {
+                "label": job(r),
+                "mode": r.mode,
+                "status": r.status,
+                "strategy": units.text(extra.get("strategy")) if extra.get("strategy") else units.MISSING,
+                "workers": extra.get("workers"),
+                "replicas": r.replicas,
+                "per_replica_batch": r.batch_size,
+                "global_batch": r.global_batch_size,
+                "base": finite(base.get("samples_per_s")),
+                "value": value if r.ok else None,
+                "speedup": (value / base["samples_per_s"])
+                if value and finite(base.get("samples_per_s"))
+                else None,
+                "efficiency": finite(r.scaling_efficiency),
+                "allreduce": allreduce_share(r),
+                "diverged": bool(extra.get("replicas_diverged")),
+            }
+        )
     return out
 
 
@@ -58,18 +70,27 @@ def scaling_view(results: list[Result], prefix: str) -> dict | None:
     chart = charts.scaling_chart(rows, f"{prefix}-scale")
     return {
         "chart": Markup(chart) if chart else None,
-        "rows": [{**row, "replicas": units.number(row["replicas"]), "per_replica_batch": units.number(row["per_replica_batch"]),
-                  "global_batch": units.number(row["global_batch"]),
-                  "workers": units.number(row["workers"]) if row["workers"] is not None else units.MISSING,
-                  "base": f"{units.number(row['base'])} samples/s" if row["base"] else units.MISSING,
-                  "value": f"{units.number(row['value'])} samples/s" if row["value"] else units.MISSING,
-                  "speedup": units.speedup(row["speedup"]), "efficiency": units.percent(row["efficiency"]),
-                  "allreduce": units.percent(row["allreduce"], 1)} for row in rows],
+        "rows": [
+            {
+                **row,
+                "replicas": units.number(row["replicas"]),
+                "per_replica_batch": units.number(row["per_replica_batch"]),
+                "global_batch": units.number(row["global_batch"]),
+                "workers": units.number(row["workers"]) if row["workers"] is not None else units.MISSING,
+                "base": f"{units.number(row['base'])} samples/s" if row["base"] else units.MISSING,
+                "value": f"{units.number(row['value'])} samples/s" if row["value"] else units.MISSING,
+                "speedup": units.speedup(row["speedup"]),
+                "efficiency": units.percent(row["efficiency"]),
+                "allreduce": units.percent(row["allreduce"], 1),
+            }
+            for row in rows
+        ],
         "any_allreduce": any(row["allreduce"] is not None for row in rows),
     }
 
 
-# Deployment modes are compared with these (same case, same batch size): the model as it was trained and measured.
+# Deployment modes are compared with these (same case, same batch size): the model as it was trained and
+# measured.
 DEPLOY_REFERENCE_MODES = ("function", "xla")
 
 
@@ -87,20 +108,30 @@ def deployment_rows(results: Iterable[Result]) -> list[dict]:
         agree = r.output_agreement
         extra = r.extra or {}
         ok = r.ok and bool(r.samples)
-        out.append({
-            "mode": r.mode, "batch_size": r.batch_size, "status": r.status, "label": job(r),
-            "latency_s": r.median_s if ok else None,
-            "vs_function": (ref.median_s / r.median_s) if ok and ref and r.median_s else None,
-            "size_bytes": finite(r.model_size_bytes), "load_time_s": finite(r.load_time_s),
-            "first_call_s": finite(r.first_call_s) if ok else None,
-            "max_abs_error": finite(agree.max_abs_error) if agree else None,
-            "mean_abs_error": finite(agree.mean_abs_error) if agree else None,
-            "top1_agreement": finite(agree.top1_agreement) if agree else None,
-            # The reason the check proves nothing here (outputs that ignore the input would pass it too).
-            "agreement_not_meaningful": agree.not_meaningful if agree and agree.meaningful is False else None,
-            "num_threads": extra.get("num_threads") if isinstance(extra.get("num_threads"), int) else None,
-            "error_type": r.error.type if r.error else None,
-        })
+        out.append(
+            {
+                "mode": r.mode,
+                "batch_size": r.batch_size,
+                "status": r.status,
+                "label": job(r),
+                "latency_s": r.median_s if ok else None,
+                "vs_function": (ref.median_s / r.median_s) if ok and ref and r.median_s else None,
+                "size_bytes": finite(r.model_size_bytes),
+                "load_time_s": finite(r.load_time_s),
+                "first_call_s": finite(r.first_call_s) if ok else None,
+                "max_abs_error": finite(agree.max_abs_error) if agree else None,
+                "mean_abs_error": finite(agree.mean_abs_error) if agree else None,
+                "top1_agreement": finite(agree.top1_agreement) if agree else None,
+                # The reason the check proves nothing here (outputs that ignore the input would pass it too).
+                "agreement_not_meaningful": agree.not_meaningful
+                if agree and agree.meaningful is False
+                else None,
+                "num_threads": extra.get("num_threads")
+                if isinstance(extra.get("num_threads"), int)
+                else None,
+                "error_type": r.error.type if r.error else None,
+            }
+        )
     return out
 
 
@@ -111,20 +142,35 @@ def deployment_view(results: list[Result], prefix: str) -> dict | None:
     chart = charts.deployment_chart(rows, f"{prefix}-deploy")
     return {
         "chart": Markup(chart) if chart else None,
-        "rows": [{"mode": r["mode"], "label": r["label"], "status": r["status"], "error_type": r["error_type"],
-                  "latency": units.seconds(r["latency_s"]), "vs_function": units.speedup(r["vs_function"]),
-                  "size": units.size(r["size_bytes"]), "load_time": units.seconds(r["load_time_s"]),
-                  "max_abs_error": units.error_figure(r["max_abs_error"]),
-                  "mean_abs_error": units.error_figure(r["mean_abs_error"]),
-                  "top1": units.percent(r["top1_agreement"], 1) + (
-                      f" (not meaningful: {r['agreement_not_meaningful']})" if r["agreement_not_meaningful"] else ""),
-                  "threads": units.number(r["num_threads"]),
-                  "reference": r["mode"] in DEPLOY_REFERENCE_MODES} for r in rows],
+        "rows": [
+            {
+                "mode": r["mode"],
+                "label": r["label"],
+                "status": r["status"],
+                "error_type": r["error_type"],
+                "latency": units.seconds(r["latency_s"]),
+                "vs_function": units.speedup(r["vs_function"]),
+                "size": units.size(r["size_bytes"]),
+                "load_time": units.seconds(r["load_time_s"]),
+                "max_abs_error": units.error_figure(r["max_abs_error"]),
+                "mean_abs_error": units.error_figure(r["mean_abs_error"]),
+                "top1": units.percent(r["top1_agreement"], 1)
+                + (
+                    f" (not meaningful: {r['agreement_not_meaningful']})"
+                    if r["agreement_not_meaningful"]
+                    else ""
+                ),
+                "threads": units.number(r["num_threads"]),
+                "reference": r["mode"] in DEPLOY_REFERENCE_MODES,
+            }
+            for r in rows
+        ],
     }
 
 
 def serve_summary(r: Result) -> dict:
-    """The load test's figures from a serve result: throughput, latency percentiles, errors by status and kind."""
+    """The load test's figures from a serve result: throughput, latency percentiles, errors by status and
+    kind."""
     e = r.extra or {}
     st = r.step_time_s or {}
     pct = {k: st.get(src) for k, src in (("p50", "median"), ("p90", "p90"), ("p99", "p99"), ("max", "max"))}
@@ -135,11 +181,19 @@ def serve_summary(r: Result) -> dict:
     for key, n in sorted((e.get("connection_errors") or {}).items()):
         errors.append({"what": str(key), "count": n, "example": (examples.get(key) or [None])[0]})
     return {
-        "endpoint": e.get("endpoint") or r.model, "url": e.get("url"), "concurrency": e.get("concurrency"),
-        "instances_per_request": r.batch_size, "sent": e.get("requests_sent"), "ok": e.get("requests_ok", len(r.samples)),
-        "failed": e.get("requests_failed"), "wall_s": finite(e.get("wall_s")),
-        "requests_per_s": finite(e.get("requests_per_s")), "instances_per_s": finite(e.get("instances_per_s")),
-        "latency": pct, "errors": errors, "stopped_by": e.get("stopped_by"),
+        "endpoint": e.get("endpoint") or r.model,
+        "url": e.get("url"),
+        "concurrency": e.get("concurrency"),
+        "instances_per_request": r.batch_size,
+        "sent": e.get("requests_sent"),
+        "ok": e.get("requests_ok", len(r.samples)),
+        "failed": e.get("requests_failed"),
+        "wall_s": finite(e.get("wall_s")),
+        "requests_per_s": finite(e.get("requests_per_s")),
+        "instances_per_s": finite(e.get("instances_per_s")),
+        "latency": pct,
+        "errors": errors,
+        "stopped_by": e.get("stopped_by"),
     }
 
 
@@ -147,30 +201,61 @@ def serve_view(results: list[Result], prefix: str) -> list[dict]:
     out = []
     for i, r in enumerate(x for x in results if x.mode == SERVE_MODE):
         s = serve_summary(r)
-        chart = charts.latency_histogram(r.samples, {k: s["latency"][k] for k in ("p50", "p90", "p99")},
-                                         f"{prefix}-lat{i}")
-        out.append({
-            "label": job(r), "status": r.status, "chart": Markup(chart) if chart else None,
-            "facts": [(k, v) for k, v in (
-                ("endpoint", units.text(s["endpoint"]) if s["endpoint"] else None),
-                ("URL", units.text(s["url"]) if s["url"] else None),
-                ("concurrency", units.number(s["concurrency"]) if s["concurrency"] is not None else None),
-                ("instances per request", units.number(s["instances_per_request"])
-                 if s["instances_per_request"] is not None else None),
-                ("requests", f"{units.number(s['sent'])} sent, {units.number(s['ok'])} ok, {units.number(s['failed'])} failed"
-                 if s["sent"] is not None else None),
-                ("wall time", units.seconds(s["wall_s"]) if s["wall_s"] is not None else None),
-                ("stopped by", f"the {units.text(s['stopped_by'])} cap" if s["stopped_by"] else None),
-            ) if v],
-            "throughput": (f"{units.number(s['requests_per_s'])} requests/s, {units.number(s['instances_per_s'])} instances/s"
-                           if s["requests_per_s"] is not None else units.MISSING),
-            "latency": [(k, units.seconds(v)) for k, v in s["latency"].items()],
-            "errors": [{**e, "count": units.number(e["count"]), "example": units.text(e["example"]) if e["example"] else ""}
-                       for e in s["errors"]],
-            "sides": server_vs_client(r),
-            "server_note": _server_note(r),
-            "open_loop": open_loop_facts(r),
-        })
+        chart = charts.latency_histogram(
+            r.samples, {k: s["latency"][k] for k in ("p50", "p90", "p99")}, f"{prefix}-lat{i}"
+        )
+        out.append(
+            {
+                "label": job(r),
+                "status": r.status,
+                "chart": Markup(chart) if chart else None,
+                "facts": [
+                    (k, v)
+                    for k, v in (
+                        ("endpoint", units.text(s["endpoint"]) if s["endpoint"] else None),
+                        ("URL", units.text(s["url"]) if s["url"] else None),
+                        (
+                            "concurrency",
+                            units.number(s["concurrency"]) if s["concurrency"] is not None else None,
+                        ),
+                        (
+                            "instances per request",
+                            units.number(s["instances_per_request"])
+                            if s["instances_per_request"] is not None
+                            else None,
+                        ),
+                        (
+                            "requests",
+                            f"{units.number(s['sent'])} sent, {units.number(s['ok'])} ok, "
+                            f"{units.number(s['failed'])} failed"
+                            if s["sent"] is not None
+                            else None,
+                        ),
+                        ("wall time", units.seconds(s["wall_s"]) if s["wall_s"] is not None else None),
+                        ("stopped by", f"the {units.text(s['stopped_by'])} cap" if s["stopped_by"] else None),
+                    )
+                    if v
+                ],
+                "throughput": (
+                    f"{units.number(s['requests_per_s'])} requests/s, {units.number(s['instances_per_s'])} "
+                    "instances/s"
+                    if s["requests_per_s"] is not None
+                    else units.MISSING
+                ),
+                "latency": [(k, units.seconds(v)) for k, v in s["latency"].items()],
+                "errors": [
+                    {
+                        **e,
+                        "count": units.number(e["count"]),
+                        "example": units.text(e["example"]) if e["example"] else "",
+                    }
+                    for e in s["errors"]
+                ],
+                "sides": server_vs_client(r),
+                "server_note": _server_note(r),
+                "open_loop": open_loop_facts(r),
+            }
+        )
     return out
 
 
@@ -183,19 +268,43 @@ def server_vs_client(r: Result) -> list[dict] | None:
     if server.get("status") != "read" or not r.samples:
         return None
     st = r.step_time_s or {}
-    rows = [{"side": "client (raw samples)", "p50": st.get("median"), "p90": st.get("p90"), "p99": st.get("p99"),
-             "mean": st.get("mean"), "count": len(r.samples)}]
-    for side, key in (("server request (histogram)", "request_latency_s"),
-                      ("server runtime (histogram)", "runtime_latency_s")):
+    rows = [
+        {
+            "side": "client (raw samples)",
+            "p50": st.get("median"),
+            "p90": st.get("p90"),
+            "p99": st.get("p99"),
+            "mean": st.get("mean"),
+            "count": len(r.samples),
+        }
+    ]
+    for side, key in (
+        ("server request (histogram)", "request_latency_s"),
+        ("server runtime (histogram)", "runtime_latency_s"),
+    ):
         h = server.get(key)
         if h:
             rows.append({"side": side, **{k: h.get(k) for k in ("p50", "p90", "p99", "mean", "count")}})
     if server.get("overhead_mean_s") is not None:
-        rows.append({"side": "server overhead (request - runtime)", "p50": None, "p90": None, "p99": None,
-                     "mean": server["overhead_mean_s"], "count": None})
+        rows.append(
+            {
+                "side": "server overhead (request - runtime)",
+                "p50": None,
+                "p90": None,
+                "p99": None,
+                "mean": server["overhead_mean_s"],
+                "count": None,
+            }
+        )
     figures = ("p50", "p90", "p99", "mean")
-    return [{"side": row["side"], **{k: units.seconds(finite(row[k]), missing="") for k in figures},
-             "count": units.number(row["count"]) if row["count"] is not None else ""} for row in rows]
+    return [
+        {
+            "side": row["side"],
+            **{k: units.seconds(finite(row[k]), missing="") for k in figures},
+            "count": units.number(row["count"]) if row["count"] is not None else "",
+        }
+        for row in rows
+    ]
 
 
 def _server_note(r: Result) -> str | None:
@@ -209,21 +318,33 @@ def _server_note(r: Result) -> str | None:
 
 
 def open_loop_facts(r: Result) -> list[tuple[str, str]] | None:
-    """The open-loop run's target and achieved rates, percentiles with their sample counts, and the verdict."""
+    """The open-loop run's target and achieved rates, percentiles with their sample counts, and the
+    verdict."""
     ol = (r.extra or {}).get("open_loop")
     if not ol:
         return None
-    facts = [("arrivals", f"Poisson at {units.number(ol.get('target_qps'))} QPS (latency from the due time)"),
-             ("scheduled / achieved",
-              f"{units.number(ol.get('scheduled_qps'))} / {units.number(ol.get('achieved_qps'))} QPS")]
+    facts = [
+        ("arrivals", f"Poisson at {units.number(ol.get('target_qps'))} QPS (latency from the due time)"),
+        (
+            "scheduled / achieved",
+            f"{units.number(ol.get('scheduled_qps'))} / {units.number(ol.get('achieved_qps'))} QPS",
+        ),
+    ]
     for name, p in (ol.get("percentiles") or {}).items():
         flag = "" if p.get("enough") else f" (from {p.get('samples')} samples; {p.get('needed')} needed)"
         facts.append((name, units.seconds(finite(p.get("value"))) + flag))
     if ol.get("late_starts"):
-        facts.append(("late starts", f"{units.number(ol['late_starts'])} (the client fell behind its schedule)"))
+        facts.append(
+            ("late starts", f"{units.number(ol['late_starts'])} (the client fell behind its schedule)")
+        )
     if ol.get("verdict"):
-        facts.append(("verdict", f"{ol['verdict']} at p99 bound {units.seconds(ol.get('p99_bound_s'))}"
-                      + ("".join(f"; {x}" for x in ol.get("reasons") or []))))
+        facts.append(
+            (
+                "verdict",
+                f"{ol['verdict']} at p99 bound {units.seconds(ol.get('p99_bound_s'))}"
+                + ("".join(f"; {x}" for x in ol.get("reasons") or [])),
+            )
+        )
     return facts
 
 
@@ -239,17 +360,21 @@ def what_if_rows(entries: list[WhatIf] | None) -> list[dict] | None:
             verdict, cls = "helped", "improvement"
         else:
             verdict, cls = "did not help", "regression"
-        out.append({
-            "change": units.text(w.change) if w.change else units.MISSING,
-            "combined": bool(w.combined),
-            "baseline": units.seconds(finite(w.baseline_median_s)),
-            "median": units.seconds(finite(w.median_s)),
-            "speedup": units.speedup(finite(w.speedup)),
-            "wait_before": units.percent(finite(w.baseline_input_wait_fraction), 1),
-            "wait_after": units.percent(finite(w.input_wait_fraction), 1),
-            "p_value": units.p_column(finite(w.p_value)),
-            "per_sample": w.batch_size is not None,
-            "helped": bool(w.helped), "verdict": verdict, "verdict_class": cls,
-            "code": units.text(w.code) if w.code else None,
-        })
+        out.append(
+            {
+                "change": units.text(w.change) if w.change else units.MISSING,
+                "combined": bool(w.combined),
+                "baseline": units.seconds(finite(w.baseline_median_s)),
+                "median": units.seconds(finite(w.median_s)),
+                "speedup": units.speedup(finite(w.speedup)),
+                "wait_before": units.percent(finite(w.baseline_input_wait_fraction), 1),
+                "wait_after": units.percent(finite(w.input_wait_fraction), 1),
+                "p_value": units.p_column(finite(w.p_value)),
+                "per_sample": w.batch_size is not None,
+                "helped": bool(w.helped),
+                "verdict": verdict,
+                "verdict_class": cls,
+                "code": units.text(w.code) if w.code else None,
+            }
+        )
     return out or None

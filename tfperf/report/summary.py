@@ -5,6 +5,7 @@ failed requests) and the suggestions the advisor attached to the case's results 
 ranked by how much each kind of suggestion costs a reader who ignores it. So the summary's worst finding is
 always one of the suggestions on the same page, or a failure.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,18 +16,29 @@ from tfperf.figures import measures
 from tfperf.report.verdicts import job
 from tfperf.results.model import Result
 
-
 # A job that did not run: nothing else about the case can be trusted to be complete.
 FAILED_SEVERITY = 5
 # Per advisor code, worst first: 4 costs a large share of every step or breaks the measurement (retraces,
 # waiting for input, a load test's failed requests); 3 is a mode or setting measured slower than another;
 # 2 is a measured opportunity; 1 is context (how long a win takes to pay back, noisy timing).
 SEVERITY = {
-    "retracing": 4, "input-bound": 4,
-    "avoid-xla": 3, "use-tf-function": 3, "host-bound": 3,
-    "prefetch": 2, "parallelize-map": 2, "cache-dataset": 2, "parallel-interleave": 2, "enable-xla": 2,
-    "small-batch": 2, "mixed-precision": 2, "threading": 2, "quantize-tflite": 2, "jit-compile-part": 2,
-    "xla-compile-payback": 1, "noisy-measurement": 1,
+    "retracing": 4,
+    "input-bound": 4,
+    "avoid-xla": 3,
+    "use-tf-function": 3,
+    "host-bound": 3,
+    "prefetch": 2,
+    "parallelize-map": 2,
+    "cache-dataset": 2,
+    "parallel-interleave": 2,
+    "enable-xla": 2,
+    "small-batch": 2,
+    "mixed-precision": 2,
+    "threading": 2,
+    "quantize-tflite": 2,
+    "jit-compile-part": 2,
+    "xla-compile-payback": 1,
+    "noisy-measurement": 1,
 }
 UNKNOWN_CODE_SEVERITY = 1  # a code written by a newer tfperf than this one
 
@@ -48,8 +60,14 @@ def failures(case_results: Iterable[Result]) -> list[Finding]:
             out.append(Finding(FAILED_SEVERITY, "failed", f"{job(r)} {r.status}: {kind}"))
         extra = r.extra or {}
         if r.ok and r.mode == measures.SERVE_MODE and extra.get("requests_failed"):
-            out.append(Finding(4, "failed", f"{job(r)}: {units.number(extra['requests_failed'])} of "
-                               f"{units.number(extra.get('requests_sent'))} requests failed"))
+            out.append(
+                Finding(
+                    4,
+                    "failed",
+                    f"{job(r)}: {units.number(extra['requests_failed'])} of "
+                    f"{units.number(extra.get('requests_sent'))} requests failed",
+                )
+            )
     return out
 
 
@@ -60,20 +78,30 @@ def case_findings(case_results: list[Result]) -> list[Finding]:
         for s in r.suggestions:
             if not s.code:
                 continue
-            out.append(Finding(SEVERITY.get(s.code, UNKNOWN_CODE_SEVERITY), s.code,
-                               f"{job(r)}: {units.text(s.title) if s.title else s.code}"))
+            out.append(
+                Finding(
+                    SEVERITY.get(s.code, UNKNOWN_CODE_SEVERITY),
+                    s.code,
+                    f"{job(r)}: {units.text(s.title) if s.title else s.code}",
+                )
+            )
     return sorted(out, key=lambda f: -f.severity)  # stable: within a severity, in run order
 
 
-def case_summary(name: str, anchor: str, findings: list[Finding], counts: dict, results: list[Result]) -> dict:
+def case_summary(
+    name: str, anchor: str, findings: list[Finding], counts: dict, results: list[Result]
+) -> dict:
     """One row of the page's summary table: the fastest job, its speed-up over eager, the worst finding."""
     best = measures.fastest(results)
     swept = len({r.batch_size for r in results}) > 1
     return {
         "name": name,
         "anchor": anchor,
-        "fastest": (best.mode + (f" (batch {best.batch_size})" if best.batch_size is not None and swept else ""))
-        if best else units.MISSING,
+        "fastest": (
+            best.mode + (f" (batch {best.batch_size})" if best.batch_size is not None and swept else "")
+        )
+        if best
+        else units.MISSING,
         "fastest_median": units.seconds(best.median_s) if best else units.MISSING,
         "speedup": units.speedup(measures.speedup_over_eager(best, results)) if best else units.MISSING,
         "worst": findings[0].text if findings else "none",

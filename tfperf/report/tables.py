@@ -4,6 +4,7 @@ Figures come from `tfperf.figures.measures`, numbers are written by `tfperf.unit
 `tfperf.report.verdicts`, as on the HTML page, so the three outputs say the same about the same result. The
 terminal table writes a missing value as "-" (plain text); report.md and the page as "–".
 """
+
 from __future__ import annotations
 
 import json
@@ -33,8 +34,11 @@ def summary_rows(run: RunResult) -> list[dict]:
         if r.ok and r.noisy:
             spread = r.process_spread
             # Say where the noise is: between worker processes, or within them.
-            notes.append(f"noisy (processes {units.percent(spread)} apart)" if spread and spread > NOISY_FRACTION
-                         else "noisy")
+            notes.append(
+                f"noisy (processes {units.percent(spread)} apart)"
+                if spread and spread > NOISY_FRACTION
+                else "noisy"
+            )
         if r.timing and r.timing.method == "blocked":
             notes.append(f"blocked x{r.timing.block_size}")
         if r.profile and r.profile.error:
@@ -78,15 +82,20 @@ def _extension_columns(r: Result, row: dict) -> None:
     fusions = r.graph.fusions if r.graph and r.mode == "xla" else None
     row["fusions"] = fusions if fusions is not None else ""
     row["replicas"] = r.replicas if r.replicas is not None else ""
-    row["global batch"] = r.global_batch_size if r.global_batch_size is not None else ""  # batch is per replica
+    row["global batch"] = (
+        r.global_batch_size if r.global_batch_size is not None else ""
+    )  # batch is per replica
     row["scaling"] = units.percent(r.scaling_efficiency, missing="")
     row["size"] = units.size(r.model_size_bytes) if r.model_size_bytes else ""
     agreement = r.output_agreement
     row["top-1 agree"] = units.percent(agreement.top1_agreement if agreement else None, missing="") + (
-        " (not meaningful)" if agreement and agreement.meaningful is False else "")
+        " (not meaningful)" if agreement and agreement.meaningful is False else ""
+    )
     row["max err"] = units.error_figure(agreement.max_abs_error if agreement else None, missing="")
     serve = (r.extra or {}) if r.mode == measures.SERVE_MODE else {}
-    row["p99 ms"] = units.ms_column((serve.get("latency_s") or {}).get("p99"), NA) if serve.get("latency_s") else ""
+    row["p99 ms"] = (
+        units.ms_column((serve.get("latency_s") or {}).get("p99"), NA) if serve.get("latency_s") else ""
+    )
     # Beside the client's p99: the server's own (its request-latency histogram; within a 1.8x bucket).
     server_p99 = ((serve.get("server") or {}).get("request_latency_s") or {}).get("p99")
     row["server p99 ms"] = units.ms_column(server_p99, NA) if server_p99 is not None else ""
@@ -104,26 +113,40 @@ def _drop_empty_columns(rows: list[dict]) -> None:
 
 
 def what_if_rows(run: RunResult) -> list[dict]:
-    """One row per what-if re-run (tfperf.measure.whatif): the change, the step before → after, its speed-up, the
-    input wait after it, and whether it helped (only changes that helped become suggestions)."""
+    """One row per what-if re-run (tfperf.measure.whatif): the change, the step before → after, its speed-up,
+    the input wait after it, and whether it helped (only changes that helped become suggestions)."""
     rows = []
     for r in run.results:
         for w in r.what_if or []:
-            helped = ("failed: " + str(w.error)[:60] if w.error else "skipped (timeout_s)"
-                      if w.skipped else "yes" if w.helped else "no")
+            helped = (
+                "failed: " + str(w.error)[:60]
+                if w.error
+                else "skipped (timeout_s)"
+                if w.skipped
+                else "yes"
+                if w.helped
+                else "no"
+            )
             # An entry that did not record the wait before the change: the job's own wait is that baseline.
-            wait_before = (w.baseline_input_wait_fraction if w.baseline_input_wait_fraction is not None
-                           else r.input_wait_fraction)
-            rows.append({
-                "job": r.spec.label,
-                "change": w.change or "?",
-                "ms/step": f"{units.ms_column(w.baseline_median_s, NA)} → {units.ms_column(w.median_s, NA)}",
-                "speed-up": units.speedup(w.speedup, NA) + (" (per sample)" if w.speedup is not None and w.batch_size
-                                                            else ""),
-                "input wait": units.percent(wait_before, missing=NA)
-                + " → " + units.percent(w.input_wait_fraction, missing=NA),
-                "helped": helped,
-            })
+            wait_before = (
+                w.baseline_input_wait_fraction
+                if w.baseline_input_wait_fraction is not None
+                else r.input_wait_fraction
+            )
+            rows.append(
+                {
+                    "job": r.spec.label,
+                    "change": w.change or "?",
+                    "ms/step": f"{units.ms_column(w.baseline_median_s, NA)} → "
+                    f"{units.ms_column(w.median_s, NA)}",
+                    "speed-up": units.speedup(w.speedup, NA)
+                    + (" (per sample)" if w.speedup is not None and w.batch_size else ""),
+                    "input wait": units.percent(wait_before, missing=NA)
+                    + " → "
+                    + units.percent(w.input_wait_fraction, missing=NA),
+                    "helped": helped,
+                }
+            )
     return rows
 
 
@@ -168,11 +191,14 @@ def render_markdown(run: RunResult) -> str:
     suite = run.suite.get("name", "?")
     env = run.environment
     out = [f"# tfperf: {suite}", ""]
-    out.append(f"TensorFlow {env.get('tensorflow', '?')}, Keras {env.get('keras', '?')}, "
-               f"{env.get('cpu_model', '?')} ({env.get('cpu_count', '?')} cores), "
-               f"GPUs: {', '.join(g.get('name', '?') for g in env.get('gpus') or []) or 'none'}. "
-               f"Started {run.started_at}, finished {run.finished_at or 'not finished'}"
-               + (" (interrupted)" if run.interrupted else "") + ".")
+    out.append(
+        f"TensorFlow {env.get('tensorflow', '?')}, Keras {env.get('keras', '?')}, "
+        f"{env.get('cpu_model', '?')} ({env.get('cpu_count', '?')} cores), "
+        f"GPUs: {', '.join(g.get('name', '?') for g in env.get('gpus') or []) or 'none'}. "
+        f"Started {run.started_at}, finished {run.finished_at or 'not finished'}"
+        + (" (interrupted)" if run.interrupted else "")
+        + "."
+    )
     out.append("")
     counts = {s: sum(1 for r in run.results if r.status == s) for s in ("ok", "failed", "timeout", "skipped")}
     out.append(", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no results")
@@ -201,8 +227,10 @@ def render_markdown(run: RunResult) -> str:
         out.append("## Failures")
         out.append("")
         for r in fails:
-            out.append(f"- **{r.spec.label}** ({r.status}): `{r.error.type if r.error else ''}` "
-                       f"{r.error.message if r.error else ''}")
+            out.append(
+                f"- **{r.spec.label}** ({r.status}): `{r.error.type if r.error else ''}` "
+                f"{r.error.message if r.error else ''}"
+            )
             if r.error and r.error.hint:
                 out.append(f"  - hint: {r.error.hint}")
         out.append("")
@@ -216,21 +244,25 @@ def render_markdown(run: RunResult) -> str:
     if what_ifs:
         out.append("## What-if runs")
         out.append("")
-        out.append("Each input-bound job re-run with one tf.data change at a time, then all of them combined "
-                   "(`tfperf run --what-if`, or `what_if: true`); a larger batch is compared per sample. "
-                   f"Only a change that helped (faster by more than {WHAT_IF_MIN_SPEEDUP:.2f}×, significantly when "
-                   "there are enough samples) becomes a suggestion.")
+        out.append(
+            "Each input-bound job re-run with one tf.data change at a time, then all of them combined "
+            "(`tfperf run --what-if`, or `what_if: true`); a larger batch is compared per sample. "
+            f"Only a change that helped (faster by more than {WHAT_IF_MIN_SPEEDUP:.2f}×, significantly when "
+            "there are enough samples) becomes a suggestion."
+        )
         out.append("")
         out.append(tabulate(what_ifs, headers="keys", tablefmt="github", disable_numparse=True))
         out.append("")
     out.extend(_xla_markdown(run))
     out.extend(_profile_markdown(run))
-    out.append("Timing: median of repeats × steps timed steps after warm-up, pooled over each job's worker "
-               "processes (`processes`); completion forced before each clock read; first call (tracing + "
-               "compilation + one step) timed separately, in the first process. `noisy`: interquartile range above "
-               f"{units.percent(NOISY_FRACTION)} of the median; `processes N% apart`: the processes' own medians "
-               "differ by that much. `input-bound`: the share of the step spent waiting for input, measured around "
-               "`next(iterator)` on every timed step; the profiler's figure, marked, only when nothing was measured.")
+    out.append(
+        "Timing: median of repeats × steps timed steps after warm-up, pooled over each job's worker "
+        "processes (`processes`); completion forced before each clock read; first call (tracing + "
+        "compilation + one step) timed separately, in the first process. `noisy`: interquartile range above "
+        f"{units.percent(NOISY_FRACTION)} of the median; `processes N% apart`: the processes' own medians "
+        "differ by that much. `input-bound`: the share of the step spent waiting for input, measured around "
+        "`next(iterator)` on every timed step; the profiler's figure, marked, only when nothing was measured."
+    )
     return "\n".join(out) + "\n"
 
 
@@ -245,8 +277,9 @@ def _xla_markdown(run: RunResult) -> list[str]:
 
 
 def _profile_markdown(run: RunResult) -> list[str]:
-    """Where the profiled step's time went, per case × mode: phases, top layers, top ops (from result.profile),
-    beside tfperf's input-bound verdict and the profiler's own figure; why the two differ, when they do."""
+    """Where the profiled step's time went, per case × mode: phases, top layers, top ops (from
+    result.profile), beside tfperf's input-bound verdict and the profiler's own figure; why the two differ,
+    when they do."""
     rows, differences = [], []
     for r in run.results:
         prof = r.profile
@@ -254,45 +287,86 @@ def _profile_markdown(run: RunResult) -> list[str]:
         top_ops = (prof.top_ops if prof else None) or []
         if not (top_ops or phases):
             continue
-        split = ", ".join(f"{k} {units.percent(v['share'])}" for k, v in phases.items()
-                          if isinstance(v, dict) and v.get("share"))
-        layers = ", ".join(f"{e['layer']} {units.percent(e['share'])}" for e in (prof.layers or [])[:3]
-                           if e.get("share") is not None)
-        ops = ", ".join(f"`{o['name']}` {units.percent(o['share'])}" for o in top_ops[:3]
-                        if o.get("share") is not None)
+        split = ", ".join(
+            f"{k} {units.percent(v['share'])}"
+            for k, v in phases.items()
+            if isinstance(v, dict) and v.get("share")
+        )
+        layers = ", ".join(
+            f"{e['layer']} {units.percent(e['share'])}"
+            for e in (prof.layers or [])[:3]
+            if e.get("share") is not None
+        )
+        ops = ", ".join(
+            f"`{o['name']}` {units.percent(o['share'])}" for o in top_ops[:3] if o.get("share") is not None
+        )
         why = input_bound_difference(r)
         if why:
             differences.append(f"- {r.spec.label}: {why}.")
-        rows.append({"case": r.case, "mode": r.mode, "batch": "-" if r.batch_size is None else r.batch_size,
-                     "input-bound": input_bound_cell(r, NA),
-                     "profiler input": units.percent(measures.profiler_input_bound_fraction(r), 1, NA),
-                     "phases": split or "-",
-                     "top layers": layers or "-", "top ops": ops or "-",
-                     "trace": f"`{prof.run}`" if prof.run else "-"})
+        rows.append(
+            {
+                "case": r.case,
+                "mode": r.mode,
+                "batch": "-" if r.batch_size is None else r.batch_size,
+                "input-bound": input_bound_cell(r, NA),
+                "profiler input": units.percent(measures.profiler_input_bound_fraction(r), 1, NA),
+                "phases": split or "-",
+                "top layers": layers or "-",
+                "top ops": ops or "-",
+                "trace": f"`{prof.run}`" if prof.run else "-",
+            }
+        )
     if not rows:
         return []
-    return ["## Where the time goes (profiled pass)", "",
-            tabulate(rows, headers="keys", tablefmt="github", disable_numparse=True), "",
-            "Shares of op self time in the untimed profiled pass; phases and layers come from the op names' scopes "
-            "(eager ops and XLA clusters carry none). Open the traces with `tfperf tensorboard`. `input-bound` is "
-            "tfperf's verdict (as in the table above); `profiler input` is xprof's share from the profiled pass.",
-            "", *(["Where the profiler's conclusion differs from tfperf's input-bound verdict:", "", *differences, ""]
-                  if differences else [])]
+    return [
+        "## Where the time goes (profiled pass)",
+        "",
+        tabulate(rows, headers="keys", tablefmt="github", disable_numparse=True),
+        "",
+        "Shares of op self time in the untimed profiled pass; phases and layers come from the op names' "
+        "scopes "
+        "(eager ops and XLA clusters carry none). Open the traces with `tfperf tensorboard`. `input-bound` "
+        "is "
+        "tfperf's verdict (as in the table above); `profiler input` is xprof's share from the profiled pass.",
+        "",
+        *(
+            [
+                "Where the profiler's conclusion differs from tfperf's input-bound verdict:",
+                "",
+                *differences,
+                "",
+            ]
+            if differences
+            else []
+        ),
+    ]
 
 
 def render_json(run: RunResult) -> str:
     """The rows as numbers (results.csv's columns, not the table's display strings), and whether the run was
     interrupted: a script reading it must not take a stopped run's rows for a whole run."""
-    return json.dumps({"suite": run.suite.get("name"), "started_at": run.started_at, "finished_at": run.finished_at,
-                       "interrupted": bool(run.interrupted), "rows": flat_rows(run)}, indent=2, default=str)
+    return json.dumps(
+        {
+            "suite": run.suite.get("name"),
+            "started_at": run.started_at,
+            "finished_at": run.finished_at,
+            "interrupted": bool(run.interrupted),
+            "rows": flat_rows(run),
+        },
+        indent=2,
+        default=str,
+    )
 
 
 def interrupted_notice(run: RunResult) -> str | None:
-    """What the terminal table says about a run stopped before it finished (report.md says it in its header)."""
+    """What the terminal table says about a run stopped before it finished (report.md says it in its
+    header)."""
     if not run.interrupted:
         return None
-    return (f"INTERRUPTED: this run was stopped before it finished; the {len(run.results)} result(s) below are "
-            "those that finished")
+    return (
+        f"INTERRUPTED: this run was stopped before it finished; the {len(run.results)} result(s) below are "
+        "those that finished"
+    )
 
 
 def render(run: RunResult, fmt: str) -> str:
@@ -317,10 +391,28 @@ def flat_rows(run: RunResult) -> list[dict]:
     records = []
     for r in run.results:
         d = r.to_json()
-        rec = {k: d[k] for k in ("case", "mode", "device", "task", "batch_size", "status", "model",
-                                 "first_call_s", "tracing_count", "input_wait_fraction", "peak_memory_bytes",
-                                 "noisy", "replicas", "global_batch_size", "scaling_efficiency",
-                                 "model_size_bytes", "load_time_s")}
+        rec = {
+            k: d[k]
+            for k in (
+                "case",
+                "mode",
+                "device",
+                "task",
+                "batch_size",
+                "status",
+                "model",
+                "first_call_s",
+                "tracing_count",
+                "input_wait_fraction",
+                "peak_memory_bytes",
+                "noisy",
+                "replicas",
+                "global_batch_size",
+                "scaling_efficiency",
+                "model_size_bytes",
+                "load_time_s",
+            )
+        }
         for k, v in (d.get("step_time_s") or {}).items():
             rec[f"step_time_s.{k}"] = v
         for k, v in (d.get("throughput") or {}).items():

@@ -4,6 +4,7 @@ these, so they cannot word the same verdict two ways.
 The figures themselves come from `tfperf.figures.measures`, the decisions from `tfperf.figures.decisions` and
 the advisor's suggestions; this module only puts them into words. No TensorFlow, no markup.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,8 +13,12 @@ from typing import Iterable
 from tfperf import units
 from tfperf.figures import measures
 from tfperf.figures.decisions import significant, step_saving, within_spread
-from tfperf.figures.thresholds import (AVOID_XLA_MIN_LOSS, SHARE_MARGIN, SIGNIFICANCE_ALPHA,
-                                       XLA_PAYBACK_MIN_SAVING)
+from tfperf.figures.thresholds import (
+    AVOID_XLA_MIN_LOSS,
+    SHARE_MARGIN,
+    SIGNIFICANCE_ALPHA,
+    XLA_PAYBACK_MIN_SAVING,
+)
 from tfperf.results.model import Result
 from tfperf.results.records import Suggestion
 
@@ -28,10 +33,12 @@ def job(r: Result) -> str:
     return r.mode + (f" (batch {r.batch_size})" if r.batch_size is not None else "")
 
 
-# --- input-bound -----------------------------------------------------------------------------------------------
+# --- input-bound --------------------------------------------------------------------------------------------
 
-SOURCE_WORDS = {"measured": "measured wait in next(iterator) on every timed step",
-                "profiler": "the profiler's input share, one profiled pass"}
+SOURCE_WORDS = {
+    "measured": "measured wait in next(iterator) on every timed step",
+    "profiler": "the profiler's input share, one profiled pass",
+}
 
 
 def input_bound_cell(r: Result, missing: str = units.MISSING) -> str:
@@ -62,17 +69,31 @@ def input_bound_difference(r: Result) -> str | None:
     ib = measures.input_bound(r)
     conclusion = profiler_conclusion(r) or ""
     if "All Others" in conclusion:
-        ours = ("tfperf counts only the wait measured around next(iterator)" if ib and ib.source == "measured"
-                else "tfperf counts only the profiler's input time")
-        return ("xprof's conclusion quotes its 'All Others' time: host time outside TensorFlow ops (in eager mode, "
-                f"Python dispatching each op), not time waiting for input; {ours}")
-    if ib and ib.source == "measured" and ib.profiler is not None and abs(ib.profiler - ib.fraction) > SHARE_MARGIN:
-        return ("the profiler's figure comes from one profiled pass and counts what xprof attributes to input; "
-                "tfperf's verdict is the wait measured around next(iterator) on every timed step")
+        ours = (
+            "tfperf counts only the wait measured around next(iterator)"
+            if ib and ib.source == "measured"
+            else "tfperf counts only the profiler's input time"
+        )
+        return (
+            "xprof's conclusion quotes its 'All Others' time: host time outside TensorFlow ops (in eager "
+            "mode, "
+            f"Python dispatching each op), not time waiting for input; {ours}"
+        )
+    if (
+        ib
+        and ib.source == "measured"
+        and ib.profiler is not None
+        and abs(ib.profiler - ib.fraction) > SHARE_MARGIN
+    ):
+        return (
+            "the profiler's figure comes from one profiled pass and counts what xprof attributes to input; "
+            "tfperf's verdict is the wait measured around next(iterator) on every timed step"
+        )
     return None
 
 
-# --- XLA against tf.function -----------------------------------------------------------------------------------
+# --- XLA against tf.function --------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class XlaVerdict:
@@ -103,7 +124,9 @@ def xla_verdict(case_results: Iterable[Result]) -> XlaVerdict | None:
     for x in measures.measured(results):
         if x.mode != "xla":
             continue
-        ref = measures.same_job_in_mode(results, x, "function") or measures.same_job_in_mode(results, x, "eager")
+        ref = measures.same_job_in_mode(results, x, "function") or measures.same_job_in_mode(
+            results, x, "eager"
+        )
         if ref is None or x.first_call_s is None or ref.first_call_s is None:
             continue
         return _verdict(x, ref)
@@ -112,10 +135,13 @@ def xla_verdict(case_results: Iterable[Result]) -> XlaVerdict | None:
 
 def significance_words(a: Result, b: Result, p: float | None) -> str:
     """The test's outcome in words: the p-value, and when the test passed but `decisions.significant` still
-    refused, that the difference is inside the spread the same code shows between its repeats and processes."""
+    refused, that the difference is inside the spread the same code shows between its repeats and
+    processes."""
     spread = within_spread(a, b)
     if spread is not None and p is not None and p < SIGNIFICANCE_ALPHA:
-        return f"{units.p_value(p)} yet inside the {units.percent(spread)} spread between repeats and processes"
+        return (
+            f"{units.p_value(p)} yet inside the {units.percent(spread)} spread between repeats and processes"
+        )
     return units.p_value(p)
 
 
@@ -137,14 +163,21 @@ def _verdict(x: Result, ref: Result) -> XlaVerdict:
         if not sig:
             return verdict(f"{head} but not significantly ({p_text}): no XLA suggestion")
         if ref.mode == "function" and saving <= XLA_PAYBACK_MIN_SAVING:
-            return verdict(f"{head}, within the {units.percent(XLA_PAYBACK_MIN_SAVING)} the advisor treats as a "
-                           "tie: no XLA suggestion")
-        return verdict(f"XLA pays back against {name} after {pb.steps:,} steps (first call "
-                       f"{units.seconds(x.first_call_s)} vs {units.seconds(ref.first_call_s)}, step "
-                       f"{units.seconds(x.median_s)} vs {units.seconds(ref.median_s)}; {p_text})", pb.steps)
+            return verdict(
+                f"{head}, within the {units.percent(XLA_PAYBACK_MIN_SAVING)} the advisor treats as a "
+                "tie: no XLA suggestion"
+            )
+        return verdict(
+            f"XLA pays back against {name} after {pb.steps:,} steps (first call "
+            f"{units.seconds(x.first_call_s)} vs {units.seconds(ref.first_call_s)}, step "
+            f"{units.seconds(x.median_s)} vs {units.seconds(ref.median_s)}; {p_text})",
+            pb.steps,
+        )
     never = f"XLA never pays back against {name}: its step is {x.median_s / ref.median_s:.2f}× {name}'s"
     if not sig:
         return verdict(f"{never}, but not significantly slower ({p_text}): no XLA suggestion")
     if ref.mode == "function" and -saving <= AVOID_XLA_MIN_LOSS:
-        return verdict(f"{never}, within the {units.percent(AVOID_XLA_MIN_LOSS)} margin: no avoid-xla suggestion")
+        return verdict(
+            f"{never}, within the {units.percent(AVOID_XLA_MIN_LOSS)} margin: no avoid-xla suggestion"
+        )
     return verdict(f"{never} ({p_text})")

@@ -3,6 +3,7 @@
 Every figure comes from `tfperf.figures.measures` (speed-up over eager, input-bound share, noise, rate) and
 every number is written by `tfperf.units`, so a row here says what the terminal table and report.md say.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,14 @@ from tfperf.figures import measures
 from tfperf.report import charts, inside_step, plain, sections
 from tfperf.report.noise import noise_view
 from tfperf.report.summary import case_findings, case_summary
-from tfperf.report.verdicts import (input_bound_cell, input_bound_difference, input_bound_verdict, job,
-                                    profiler_conclusion, xla_verdict)
+from tfperf.report.verdicts import (
+    input_bound_cell,
+    input_bound_difference,
+    input_bound_verdict,
+    job,
+    profiler_conclusion,
+    xla_verdict,
+)
 from tfperf.results.model import Result, process_timing
 
 TOP_OPS = 10
@@ -52,8 +59,8 @@ def result_row(r: Result, case_results: list[Result], swept: bool) -> dict:
 
 
 def peak_memory_cell(r: Result) -> str:
-    """A real peak only (`tfperf.figures.measures.peak_memory`): the GPU allocator's, or the profiled pass's memory
-    profile, marked as such; a CPU job without a memory profile has no peak to show."""
+    """A real peak only (`tfperf.figures.measures.peak_memory`): the GPU allocator's, or the profiled pass's
+    memory profile, marked as such; a CPU job without a memory profile has no peak to show."""
     peak = measures.peak_memory(r)
     if peak is None:
         return units.MISSING
@@ -106,9 +113,15 @@ def input_facts(r: Result) -> list[tuple[str, str]]:
 
 PROCESS_COLUMNS = ("process", "method", "block size", "warm-up", "median", "first call", "load average")
 # Run-level timing fields shown beside the per-process table; `by_process` and `processes` are the table.
-TIMING_FIELDS = (("steps", "timed steps per repeat"), ("repeats", "repeats"), ("warmup_steps", "warm-up steps"),
-                 ("warmup_steps_run", "warm-up steps run"), ("sync", "completion forced by"),
-                 ("sync_cost_s", "cost of forcing completion"), ("gc_disabled_while_timing", "gc off while timing"))
+TIMING_FIELDS = (
+    ("steps", "timed steps per repeat"),
+    ("repeats", "repeats"),
+    ("warmup_steps", "warm-up steps"),
+    ("warmup_steps_run", "warm-up steps run"),
+    ("sync", "completion forced by"),
+    ("sync_cost_s", "cost of forcing completion"),
+    ("gc_disabled_while_timing", "gc off while timing"),
+)
 
 
 def timing_view(r: Result) -> dict | None:
@@ -119,60 +132,113 @@ def timing_view(r: Result) -> dict | None:
         return None
     # One process: its row is the result itself, as merge_process records the first of several.
     procs = timing.by_process or [process_timing(r, 0)]
-    rows = [[units.number(p.process), units.text(p.method), units.number(p.block_size), units.seconds(p.warmup_s),
-             units.seconds(p.median_s), units.seconds(p.first_call_s), units.number(p.load_average_1m)]
-            for p in procs]
+    rows = [
+        [
+            units.number(p.process),
+            units.text(p.method),
+            units.number(p.block_size),
+            units.seconds(p.warmup_s),
+            units.seconds(p.median_s),
+            units.seconds(p.first_call_s),
+            units.number(p.load_average_1m),
+        ]
+        for p in procs
+    ]
     fields = []
     for key, label in TIMING_FIELDS:
         v = d.get(key)
         if v is not None:
             fields.append((label, units.seconds(v) if key.endswith("_s") else units.number(v)))
-    known = {k for k, _ in TIMING_FIELDS} | {"by_process", "processes", "method", "block_size", "warmup_s",
-                                             "load_average_1m", "median_s", "first_call_s", "process",
-                                             "noise"}  # the noise records have their own table (noise_view)
+    known = {k for k, _ in TIMING_FIELDS} | {
+        "by_process",
+        "processes",
+        "method",
+        "block_size",
+        "warmup_s",
+        "load_average_1m",
+        "median_s",
+        "first_call_s",
+        "process",
+        "noise",
+    }  # the noise records have their own table (noise_view)
     fields += [(k, units.text(v)) for k, v in d.items() if k not in known and v is not None]
     return {"columns": PROCESS_COLUMNS, "rows": rows, "fields": fields}
 
 
 def result_details(r: Result) -> dict:
     """The per-result extras, each only when present: profile, graph, deployment, distribution, what-if."""
-    # The read-out as its JSON object: the page lists every figure it holds, declared or written by a newer tfperf.
+    # The read-out as its JSON object: the page lists every figure it holds, declared or written by a newer
+    # tfperf.
     prof = r.profile.to_json() if r.profile else {}
     top_ops = []
     for op in ((r.profile.top_ops if r.profile else None) or [])[:TOP_OPS]:
         self_us = op.get("self_time_us")
-        top_ops.append({"name": units.text(op.get("name")), "type": units.text(op.get("type")),
-                        "self_time": units.seconds(self_us / 1e6) if isinstance(self_us, (int, float))
-                        else units.MISSING,
-                        "share": units.percent(op.get("share"), 1),
-                        "phase": units.text(op.get("phase")) if op.get("phase") else ""})
+        top_ops.append(
+            {
+                "name": units.text(op.get("name")),
+                "type": units.text(op.get("type")),
+                "self_time": units.seconds(self_us / 1e6)
+                if isinstance(self_us, (int, float))
+                else units.MISSING,
+                "share": units.percent(op.get("share"), 1),
+                "phase": units.text(op.get("phase")) if op.get("phase") else "",
+            }
+        )
     # A CPU job has no device: its device-side figures are zeros that read like a measurement.
     cpu = not r.device.startswith("gpu")
-    headline = [(label, profile_value(prof.get(key), unit)) for key, label, unit in PROFILE_HEADLINE
-                if prof.get(key) not in (None, "", {}, []) and not (cpu and is_device_key(key))]
+    headline = [
+        (label, profile_value(prof.get(key), unit))
+        for key, label, unit in PROFILE_HEADLINE
+        if prof.get(key) not in (None, "", {}, []) and not (cpu and is_device_key(key))
+    ]
     # xprof's tip, unless it only speaks of xprof's own page ("You may skip the rest of this page.").
     if prof.get("input_next_step") and "skip the rest of this page" not in str(prof["input_next_step"]):
         headline.append(("profiler's next step", plain.safe_links(prof["input_next_step"])))
     shown = {key for key, _, _ in PROFILE_HEADLINE} | {"top_ops", "input_next_step"} | set(INPUT_KEYS)
-    more = [(k, units.text({x: y for x, y in v.items() if not (cpu and is_device_key(x))} if isinstance(v, dict)
-                           else v))
-            for k, v in prof.items() if k not in shown and v not in (None, "", {}, []) and not isinstance(v, list)
-            and not (cpu and is_device_key(k))]
-    deployment = [(k, v) for k, v in (
-        ("model size", units.size(r.model_size_bytes)),
-        ("load time", units.seconds(r.load_time_s) if r.load_time_s is not None else None),
-        ("output agreement", units.text(r.output_agreement.to_json()) if r.output_agreement else None))
-        if v not in (None, units.MISSING)]
-    distribution = [(k, v) for k, v in (
-        ("replicas", units.number(r.replicas) if r.replicas else None),
-        ("global batch size", units.number(r.global_batch_size) if r.global_batch_size else None),
-        ("scaling efficiency", units.percent(r.scaling_efficiency) if r.scaling_efficiency is not None else None))
-        if v]
+    more = [
+        (
+            k,
+            units.text(
+                {x: y for x, y in v.items() if not (cpu and is_device_key(x))} if isinstance(v, dict) else v
+            ),
+        )
+        for k, v in prof.items()
+        if k not in shown
+        and v not in (None, "", {}, [])
+        and not isinstance(v, list)
+        and not (cpu and is_device_key(k))
+    ]
+    deployment = [
+        (k, v)
+        for k, v in (
+            ("model size", units.size(r.model_size_bytes)),
+            ("load time", units.seconds(r.load_time_s) if r.load_time_s is not None else None),
+            ("output agreement", units.text(r.output_agreement.to_json()) if r.output_agreement else None),
+        )
+        if v not in (None, units.MISSING)
+    ]
+    distribution = [
+        (k, v)
+        for k, v in (
+            ("replicas", units.number(r.replicas) if r.replicas else None),
+            ("global batch size", units.number(r.global_batch_size) if r.global_batch_size else None),
+            (
+                "scaling efficiency",
+                units.percent(r.scaling_efficiency) if r.scaling_efficiency is not None else None,
+            ),
+        )
+        if v
+    ]
     graph = [(k, units.number(v)) for k, v in r.graph.to_json().items()] if r.graph else []
     err = None
     if r.error:
-        raw = {"type": r.error.type, "message": r.error.message, "hint": r.error.hint, "phase": r.error.phase,
-               "traceback": r.error.traceback}
+        raw = {
+            "type": r.error.type,
+            "message": r.error.message,
+            "hint": r.error.hint,
+            "phase": r.error.phase,
+            "traceback": r.error.traceback,
+        }
         err = {k: (units.text(v) if v is not None else None) for k, v in raw.items()}
     return {
         "label": job(r),
@@ -222,8 +288,14 @@ def what_if_bars(r: Result) -> list[dict]:
     rows = [{"label": f"as measured ({r.mode})", "median_s": r.median_s, "speedup": None, "helped": False}]
     for w in r.what_if or []:
         if w.median_s and not w.error and not w.skipped:
-            rows.append({"label": units.text(w.change), "median_s": w.median_s, "speedup": w.speedup,
-                         "helped": bool(w.helped)})
+            rows.append(
+                {
+                    "label": units.text(w.change),
+                    "median_s": w.median_s,
+                    "speedup": w.speedup,
+                    "helped": bool(w.helped),
+                }
+            )
     return rows
 
 
@@ -244,28 +316,58 @@ def case_view(name: str, results: list[Result], index: int, anchor: str | None =
     ok = [r for r in measures.measured(results) if r.mode != measures.SERVE_MODE]
     prefix = f"c{index}"
     tp_chart = charts.throughput_chart(
-        [{"mode": r.mode, "batch_size": r.batch_size, "value": measures.rate(r)} for r in ok], f"{prefix}-tp")
+        [{"mode": r.mode, "batch_size": r.batch_size, "value": measures.rate(r)} for r in ok], f"{prefix}-tp"
+    )
     box_chart = charts.step_time_series(
-        [{"label": r.mode + (f" bs={r.batch_size}" if swept else ""), "mode": r.mode, "samples": r.samples,
-          "process_starts": process_starts(r)} for r in ok], f"{prefix}-steps")
+        [
+            {
+                "label": r.mode + (f" bs={r.batch_size}" if swept else ""),
+                "mode": r.mode,
+                "samples": r.samples,
+                "process_starts": process_starts(r),
+            }
+            for r in ok
+        ],
+        f"{prefix}-steps",
+    )
     xla = xla_verdict(results)
     # Cost lines at one batch size (XLA's, else the first): mixing sizes would compare unlike work.
     bs = xla.batch_size if xla else (ok[0].batch_size if ok else None)
-    lines = [{"label": r.mode, "mode": r.mode, "first_call_s": r.first_call_s, "median_s": r.median_s}
-             for r in ok if r.batch_size == bs]
+    lines = [
+        {"label": r.mode, "mode": r.mode, "first_call_s": r.first_call_s, "median_s": r.median_s}
+        for r in ok
+        if r.batch_size == bs
+    ]
     # Against tf.function (the mode XLA is weighed against), else eager; eager's line against tf.function only
     # climbs (cheaper first call, dearer steps) and would set the axis, so it is left to the tables.
     ref = next((ln for ln in lines if ln["mode"] == "function"), None) or next(
-        (ln for ln in lines if ln["mode"] == "eager"), None)
+        (ln for ln in lines if ln["mode"] == "eager"), None
+    )
     others = [ln for ln in lines if ref and ln["mode"] not in (ref["mode"], "eager")]
-    fc_chart = (charts.payback_chart(others, ref, {"steps": xla.steps, "label": xla.label} if xla else None,
-                                     f"{prefix}-fc") if ref and others else None)
-    wi_charts = [charts.what_if_chart(what_if_bars(r), f"{prefix}-wi{i}") for i, r in enumerate(ok) if r.what_if]
-    tracing = [{"label": job(r), "count": units.number(r.tracing_count),
-                "retraces": generic_table([x.to_json() for x in r.retraces])}
-               for r in results if r.tracing_count is not None or r.retraces]
-    inputs = [{"label": job(r), "bound": input_bound_verdict(r), "why": input_bound_difference(r)}
-              for r in results if measures.input_bound(r) is not None]
+    fc_chart = (
+        charts.payback_chart(
+            others, ref, {"steps": xla.steps, "label": xla.label} if xla else None, f"{prefix}-fc"
+        )
+        if ref and others
+        else None
+    )
+    wi_charts = [
+        charts.what_if_chart(what_if_bars(r), f"{prefix}-wi{i}") for i, r in enumerate(ok) if r.what_if
+    ]
+    tracing = [
+        {
+            "label": job(r),
+            "count": units.number(r.tracing_count),
+            "retraces": generic_table([x.to_json() for x in r.retraces]),
+        }
+        for r in results
+        if r.tracing_count is not None or r.retraces
+    ]
+    inputs = [
+        {"label": job(r), "bound": input_bound_verdict(r), "why": input_bound_difference(r)}
+        for r in results
+        if measures.input_bound(r) is not None
+    ]
     counts = {s: sum(1 for r in results if r.status == s) for s in ("ok", "failed", "timeout", "skipped")}
     findings = case_findings(results)
     case = {

@@ -1,6 +1,27 @@
 """The results contract (schema_version 1): what ran, what was measured, and the file that holds it."""
-from tfperf.results.model import (SCHEMA_VERSION, STATUSES, JobSpec, Result, RunResult, atomic_write_text,
-                                  load_results, merge_process, now_iso, write_results)
 
-__all__ = ["SCHEMA_VERSION", "STATUSES", "JobSpec", "Result", "RunResult", "atomic_write_text", "load_results",
-           "merge_process", "now_iso", "write_results"]
+from tfperf.results.model import (
+    SCHEMA_VERSION,
+    STATUSES,
+    JobSpec,
+    Result,
+    RunResult,
+    atomic_write_text,
+    load_results,
+    merge_process,
+    now_iso,
+    write_results,
+)
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "STATUSES",
+    "JobSpec",
+    "Result",
+    "RunResult",
+    "atomic_write_text",
+    "load_results",
+    "merge_process",
+    "now_iso",
+    "write_results",
+]

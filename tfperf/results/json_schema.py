@@ -1,11 +1,13 @@
 """The JSON Schema of results.json (`tfperf schema results`), generated from the dataclasses that write it.
 
-pydantic describes the dataclasses' fields; three things about the file are not fields, and are added here from
-the code that decides them: the derived figures `Result.to_json` writes beside the raw samples (`step_time_s`,
-`throughput`, `noisy`: readers recompute them), the record types that flatten the keys they do not know (their
-`details` field) into their own object, and the one schema_version this tfperf reads.
-Objects stay open to keys the schema does not name: schema_version 1 grows by adding keys, never renaming them.
+pydantic describes the dataclasses' fields; three things about the file are not fields, and are added here
+from the code that decides them: the derived figures `Result.to_json` writes beside the raw samples
+(`step_time_s`, `throughput`, `noisy`: readers recompute them), the record types that flatten the keys they do
+not know (their `details` field) into their own object, and the one schema_version this tfperf reads.
+Objects stay open to keys the schema does not name: schema_version 1 grows by adding keys, never renaming
+them.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -27,7 +29,9 @@ def results_schema() -> dict[str, Any]:
     for name, annotation in derived_fields().items():
         derived = TypeAdapter(Optional[annotation]).json_schema()
         defs.update(derived.pop("$defs", {}))
-        derived["description"] = "Derived from `samples` when written (null without samples); readers recompute it."
+        derived["description"] = (
+            "Derived from `samples` when written (null without samples); readers recompute it."
+        )
         result["properties"][name] = derived
     result["properties"]["status"]["enum"] = list(STATUSES)
     schema["properties"]["schema_version"]["const"] = SCHEMA_VERSION
@@ -44,8 +48,11 @@ def results_schema() -> dict[str, Any]:
 def derived_fields() -> dict[str, Any]:
     """{key: type} of what `Result.to_json` writes beyond the dataclass fields, typed by the property's return
     annotation."""
-    required = {f.name: None for f in dataclasses.fields(Result)
-                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+    required = {
+        f.name: None
+        for f in dataclasses.fields(Result)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    }
     written = Result(**required).to_json()
     extra = [key for key in written if key not in _field_names(Result)]
     return {key: typing.get_type_hints(getattr(Result, key).fget)["return"] for key in extra}

@@ -2,6 +2,7 @@
 
 `results.json` is the source of truth: every renderer, `compare` and `export` read it and nothing else.
 """
+
 from __future__ import annotations
 
 import copy
@@ -16,8 +17,18 @@ from typing import Any, ClassVar
 
 from tfperf import stats
 from tfperf.errors import ResultsFileError
-from tfperf.results.records import (ErrorInfo, GraphStats, OutputAgreement, ProcessTiming, Profile, Record, Retrace,
-                                    Suggestion, Timing, WhatIf)
+from tfperf.results.records import (
+    ErrorInfo,
+    GraphStats,
+    OutputAgreement,
+    ProcessTiming,
+    Profile,
+    Record,
+    Retrace,
+    Suggestion,
+    Timing,
+    WhatIf,
+)
 
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "failed", "timeout", "skipped")
@@ -63,9 +74,21 @@ SHAPES: dict[str, tuple[Any, str]] = {
     "repeat_process": (_list_of(_integer), "a list of integers"),
     # Counts and sizes too: a renderer writes a float as well as an int, and a reader must not refuse a file
     # over a shape nothing breaks on.
-    **{k: (_optional(_number), "a number or null") for k in (
-        "first_call_s", "input_wait_fraction", "scaling_efficiency", "load_time_s", "wall_s", "tracing_count",
-        "peak_memory_bytes", "replicas", "global_batch_size", "model_size_bytes")},
+    **{
+        k: (_optional(_number), "a number or null")
+        for k in (
+            "first_call_s",
+            "input_wait_fraction",
+            "scaling_efficiency",
+            "load_time_s",
+            "wall_s",
+            "tracing_count",
+            "peak_memory_bytes",
+            "replicas",
+            "global_batch_size",
+            "model_size_bytes",
+        )
+    },
     "model": (_optional(lambda v: isinstance(v, str)), "a string or null"),
     "extra": (lambda v: isinstance(v, dict), "an object"),
     **{k: (lambda v: isinstance(v, list), "a list") for k in ("retraces", "suggestions")},
@@ -121,8 +144,9 @@ class Result:
     model: str | None = None  # the reference that built it: zoo:mlp, pkg.mod:attr, file.py:attr
     timing: Timing | None = None  # {method: per_step|blocked, block_size, warmup_steps, steps, repeats, sync}
     input_wait_s: list[float] = field(default_factory=list)  # per-sample wait, same order as samples
-    # How `samples` split into repeats (consecutive runs of timed steps) and which worker process, counted from
-    # 0 in the order they ran, timed each repeat. Steps within one repeat are not independent of each other.
+    # How `samples` split into repeats (consecutive runs of timed steps) and which worker process, counted
+    # from 0 in the order they ran, timed each repeat. Steps within one repeat are not independent of each
+    # other.
     repeat_sizes: list[int] = field(default_factory=list)
     repeat_process: list[int] = field(default_factory=list)
     graph: GraphStats | None = None  # {op_count, hlo_instructions, optimized_hlo_instructions, fusions}
@@ -133,14 +157,21 @@ class Result:
     load_time_s: float | None = None
     output_agreement: OutputAgreement | None = None
     what_if: list[WhatIf] | None = None
-    # Anything else an extension measured: an open mapping by design (the typed fields above are the contract).
+    # Anything else an extension measured: an open mapping by design (the typed fields above are the
+    # contract).
     extra: dict = field(default_factory=dict)
     wall_s: float | None = None  # worker wall time for this job, all passes included
 
     # The structured fields and the record type each holds (a list of records for the list fields).
     RECORDS: ClassVar[dict[str, type[Record]]] = {
-        "error": ErrorInfo, "timing": Timing, "profile": Profile, "graph": GraphStats,
-        "output_agreement": OutputAgreement, "retraces": Retrace, "what_if": WhatIf, "suggestions": Suggestion,
+        "error": ErrorInfo,
+        "timing": Timing,
+        "profile": Profile,
+        "graph": GraphStats,
+        "output_agreement": OutputAgreement,
+        "retraces": Retrace,
+        "what_if": WhatIf,
+        "suggestions": Suggestion,
     }
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -193,7 +224,7 @@ class Result:
                 sizes = [len(self.samples)] if self.samples else []
         groups, start = [], 0
         for size in sizes:
-            groups.append(self.samples[start:start + size])
+            groups.append(self.samples[start : start + size])
             start += size
         return groups
 
@@ -235,8 +266,8 @@ class Result:
 
     @classmethod
     def from_json(cls, d: Any) -> "Result":
-        """A result from its JSON object. Raises ValueError naming the first key of the wrong shape, so a reader
-        of a damaged file gets one line instead of an error deep inside a renderer."""
+        """A result from its JSON object. Raises ValueError naming the first key of the wrong shape, so a
+        reader of a damaged file gets one line instead of an error deep inside a renderer."""
         if not isinstance(d, dict):
             raise ValueError(f"expected a JSON object, got {json_type(d)}")
         missing = [k for k in JOB_KEYS if k not in d]
@@ -249,8 +280,11 @@ class Result:
             raise ValueError(f"status {d['status']!r}: expected one of {', '.join(STATUSES)}")
         for name in cls.RECORDS:
             value = d.get(name)
-            for where, item in ([(f"{name}[{j}]", x) for j, x in enumerate(value)] if isinstance(value, list)
-                                else [(name, value)]):
+            for where, item in (
+                [(f"{name}[{j}]", x) for j, x in enumerate(value)]
+                if isinstance(value, list)
+                else [(name, value)]
+            ):
                 if item is not None and not isinstance(item, (dict, Record)):
                     raise ValueError(f"{where}: expected a JSON object, got {json_type(item)}")
         names = {f.name for f in dataclasses.fields(cls)}
@@ -260,11 +294,19 @@ class Result:
             raise ValueError(str(e)) from None
 
     @classmethod
-    def not_run(cls, spec: JobSpec, status: str, err_type: str, message: str, hint: str | None = None,
-                **kw: Any) -> "Result":
-        return cls(case=spec.case, mode=spec.mode, device=spec.device, task=spec.task,
-                   batch_size=spec.batch_size, status=status,
-                   error=ErrorInfo(type=err_type, message=message, hint=hint), **kw)
+    def not_run(
+        cls, spec: JobSpec, status: str, err_type: str, message: str, hint: str | None = None, **kw: Any
+    ) -> "Result":
+        return cls(
+            case=spec.case,
+            mode=spec.mode,
+            device=spec.device,
+            task=spec.task,
+            batch_size=spec.batch_size,
+            status=status,
+            error=ErrorInfo(type=err_type, message=message, hint=hint),
+            **kw,
+        )
 
 
 def merge_process(first: Result, later: Result, process_no: int, log_path: str | Path | None = None) -> None:
@@ -286,9 +328,11 @@ def merge_process(first: Result, later: Result, process_no: int, log_path: str |
         # Per-step samples and block means are not one distribution. The runner hands the first process's
         # block size on, so a mismatch means a worker ignored it: fail rather than pool them.
         later.status = "failed"
-        later.error = ErrorInfo(type="TimingMethodMismatch",
-                                message=f"process {process_no} timed {lt.method} x{lt.block_size}, the first process "
-                                        f"{ft.method} x{ft.block_size}: samples not merged")
+        later.error = ErrorInfo(
+            type="TimingMethodMismatch",
+            message=f"process {process_no} timed {lt.method} x{lt.block_size}, the first process "
+            f"{ft.method} x{ft.block_size}: samples not merged",
+        )
         _process_failed(first, later, process_no, log_path)
         return
     if not first.repeat_process and first.samples:
@@ -313,16 +357,22 @@ def merge_process(first: Result, later: Result, process_no: int, log_path: str |
 
 
 def _process_failed(first: Result, later: Result, process_no: int, log_path: str | Path | None) -> None:
-    """Mark `first` failed by its later process `process_no` (the first such failure names the job's error)."""
+    """Mark `first` failed by its later process `process_no` (the first such failure names the job's
+    error)."""
     err = later.error
     log = str(log_path) if log_path is not None else None
-    entry: dict[str, Any] = {"process": process_no, "status": later.status, "error": err.to_json() if err else None}
+    entry: dict[str, Any] = {
+        "process": process_no,
+        "status": later.status,
+        "error": err.to_json() if err else None,
+    }
     if log:
         entry["log_path"] = log
     first.extra.setdefault("process_errors", []).append(entry)
     if not first.ok:
         return  # already failed by an earlier process: that one is the job's error
-    # The type stays the later error's own (WorkerCrash, Timeout, RuntimeError), so the message carries its words.
+    # The type stays the later error's own (WorkerCrash, Timeout, RuntimeError), so the message carries its
+    # words.
     why = (err.message or err.type) if err else f"{later.status}, no samples timed"
     hint = err.hint if err else None
     if log and log not in (hint or ""):  # a crash's hint already names the log
@@ -332,21 +382,34 @@ def _process_failed(first: Result, later: Result, process_no: int, log_path: str
     first.status = "failed"
     first.error = ErrorInfo(
         type=err.type if err else "ProcessFailed",
-        message=(f"process {process_no + 1} of this job failed after process 1 measured it: {why} "
-                 f"(the samples of the {kept} process{'es' if kept != 1 else ''} that finished are kept for "
-                 f"inspection)"),
-        hint=hint, phase=err.phase if err else None, returncode=err.returncode if err else None,
-        log_tail=err.log_tail if err else None, traceback=err.traceback if err else None,
-        process=process_no, log_path=log)
+        message=(
+            f"process {process_no + 1} of this job failed after process 1 measured it: {why} "
+            f"(the samples of the {kept} process{'es' if kept != 1 else ''} that finished are kept for "
+            f"inspection)"
+        ),
+        hint=hint,
+        phase=err.phase if err else None,
+        returncode=err.returncode if err else None,
+        log_tail=err.log_tail if err else None,
+        traceback=err.traceback if err else None,
+        process=process_no,
+        log_path=log,
+    )
 
 
 def process_timing(r: Result, process_no: int) -> ProcessTiming:
     """What one worker process measured of a job, for `timing.by_process`."""
     t = r.timing or Timing()
-    return ProcessTiming(process=process_no, first_call_s=r.first_call_s,
-                         median_s=r.median_s,
-                         method=t.method, block_size=t.block_size, load_average_1m=t.load_average_1m,
-                         warmup_s=t.warmup_s, noise=t.noise)
+    return ProcessTiming(
+        process=process_no,
+        first_call_s=r.first_call_s,
+        median_s=r.median_s,
+        method=t.method,
+        block_size=t.block_size,
+        load_average_1m=t.load_average_1m,
+        warmup_s=t.warmup_s,
+        noise=t.noise,
+    )
 
 
 @dataclass
@@ -378,8 +441,8 @@ class RunResult:
 
     @classmethod
     def from_json(cls, d: dict) -> "RunResult":
-        """A run from its JSON object. Raises ValueError naming the key, or the index of the result entry, that
-        has the wrong shape."""
+        """A run from its JSON object. Raises ValueError naming the key, or the index of the result entry,
+        that has the wrong shape."""
         for key in ("suite", "environment"):
             if d.get(key) is not None and not isinstance(d[key], dict):
                 raise ValueError(f"{key}: expected a JSON object, got {json_type(d[key])}")
@@ -459,7 +522,11 @@ def load_results(path: str | Path) -> RunResult:
         newer = isinstance(version, int) and version > SCHEMA_VERSION
         raise ResultsFileError(
             f"{path}: schema_version {version!r} is "
-            + ("newer than this tfperf understands (upgrade tfperf)" if newer else f"not supported (expected {SCHEMA_VERSION})")
+            + (
+                "newer than this tfperf understands (upgrade tfperf)"
+                if newer
+                else f"not supported (expected {SCHEMA_VERSION})"
+            )
         )
     try:
         return RunResult.from_json(data)

@@ -1,11 +1,12 @@
 """The structured fields of a result, typed: an error, the timing method, a retrace, a what-if re-run, a
 suggestion. Each is a dataclass with a JSON round trip.
 
-`results.json` is a public format (schema_version 1) that grows by adding keys, never renaming them. So each record
-keeps the keys it does not know — written by a newer tfperf, or by an extension — in `details`, and writes them
-back: loading and saving a file never loses anything. Keys in `ALWAYS` are written even when null (the public
-contract promises them); other known keys are written when set.
+`results.json` is a public format (schema_version 1) that grows by adding keys, never renaming them. So each
+record keeps the keys it does not know — written by a newer tfperf, or by an extension — in `details`, and
+writes them back: loading and saving a file never loses anything. Keys in `ALWAYS` are written even when null
+(the public contract promises them); other known keys are written when set.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -139,8 +140,16 @@ class Retrace(Record):
     nearest_call: int | None = None
     changes: list[dict] | None = None
 
-    ALWAYS: ClassVar[tuple[str, ...]] = ("call", "changed", "argument", "kind", "before", "after", "dims",
-                                         "nearest_call")
+    ALWAYS: ClassVar[tuple[str, ...]] = (
+        "call",
+        "changed",
+        "argument",
+        "kind",
+        "before",
+        "after",
+        "dims",
+        "nearest_call",
+    )
 
 
 @dataclass
@@ -162,8 +171,14 @@ class WhatIf(Record):
     error: str | None = None
     skipped: str | None = None
 
-    ALWAYS: ClassVar[tuple[str, ...]] = ("change", "code", "median_s", "baseline_median_s", "speedup",
-                                         "input_wait_fraction")
+    ALWAYS: ClassVar[tuple[str, ...]] = (
+        "change",
+        "code",
+        "median_s",
+        "baseline_median_s",
+        "speedup",
+        "input_wait_fraction",
+    )
 
 
 @dataclass
@@ -184,8 +199,8 @@ class Suggestion(Record):
 class Profile(Record):
     """The read-out of a job's profiled pass (xprof's converters over the trace) and where the trace is.
 
-    Fractions xprof reports in percent keep its unit (`input_bound_percent`); the `figures` functions turn them
-    into shares of the step.
+    Fractions xprof reports in percent keep its unit (`input_bound_percent`); the `figures` functions turn
+    them into shares of the step.
     """
 
     logdir: str | None = None  # the TensorBoard logdir the trace was written under
@@ -211,19 +226,25 @@ class Profile(Record):
     memory_peak_by_allocator: dict[str, int] | None = None
     memory_note: str | None = None  # why there is no memory profile
     error: str | None = None  # why the profiled pass produced no trace
-    allreduce_share: float | None = None  # tf.distribute: the collectives' share of op time (worker 0's trace)
-    # XLA (tfperf/profile/hlo_ops.py): the executable's fusions [{name, fusion_kind, fused_ops, self_time_us, share,
-    # source_ops, layer}], and per cluster how much of the compiled step its HLO ops cover.
+    allreduce_share: float | None = (
+        None  # tf.distribute: the collectives' share of op time (worker 0's trace)
+    )
+    # XLA (tfperf/profile/hlo_ops.py): the executable's fusions [{name, fusion_kind, fused_ops, self_time_us,
+    # share, source_ops, layer}], and per cluster how much of the compiled step its HLO ops cover.
     fusions: list[dict[str, Any]] | None = None
     compiled_step: dict[str, Any] | None = None
-    op_source: str | None = None  # where the op rows came from: framework_op_stats, eager events, HLO op events
-    # tf.data AUTOTUNE's choices per stage (tfperf/profile/tfdata_autotune.py), when the step reads a tf.data input
+    op_source: str | None = (
+        None  # where the op rows came from: framework_op_stats, eager events, HLO op events
+    )
+    # tf.data AUTOTUNE's choices per stage (tfperf/profile/tfdata_autotune.py), when the step reads a tf.data
+    # input
     autotune: dict[str, Any] | None = None
 
 
 @dataclass
 class GraphStats(Record):
-    """The size of the traced step: TF ops before and after Grappler, HLO instructions before and after XLA."""
+    """The size of the traced step: TF ops before and after Grappler, HLO instructions before and after
+    XLA."""
 
     op_count: int | None = None
     grappler_op_count: int | None = None
@@ -245,12 +266,18 @@ class OutputAgreement(Record):
     max_abs_error: float | None = None
     max_rel_error: float | None = None
     mean_abs_error: float | None = None
-    # False when a deployed model ignoring its input would pass the same check (outputs the same for every input,
-    # or a classifier's near-uniform probabilities): the numbers then prove nothing about the conversion.
+    # False when a deployed model ignoring its input would pass the same check (outputs the same for every
+    # input, or a classifier's near-uniform probabilities): the numbers then prove nothing about the
+    # conversion.
     meaningful: bool | None = None
     not_meaningful: str | None = None  # why (tfperf.deploy.modes.not_meaningful)
     inputs: str | None = None  # the examples: the case's dataset, or synthetic ones from its input spec
 
     # The three fields above are left out when unset, so files written before them load and save unchanged.
-    ALWAYS: ClassVar[tuple[str, ...]] = ("samples", "top1_agreement", "max_abs_error", "max_rel_error",
-                                         "mean_abs_error")
+    ALWAYS: ClassVar[tuple[str, ...]] = (
+        "samples",
+        "top1_agreement",
+        "max_abs_error",
+        "max_rel_error",
+        "mean_abs_error",
+    )

@@ -1,9 +1,10 @@
 """Where a run writes: a new reports/<suite>/<timestamp>/ by default, never over an earlier run.
 
 Every path a command will write to is checked here before anything is measured or written (a folder under a
-regular file, a missing folder, a place this process cannot write, a name longer than a file name may be), so a
-refusal is one line and exit code 2 and leaves nothing behind, not an OSError after the work is done.
+regular file, a missing folder, a place this process cannot write, a name longer than a file name may be), so
+a refusal is one line and exit code 2 and leaves nothing behind, not an OSError after the work is done.
 """
+
 from __future__ import annotations
 
 import os
@@ -16,9 +17,10 @@ from tfperf.errors import TfperfError
 from tfperf.suite.spec import PATH_COMPONENT_MAX_BYTES
 
 DEFAULT_ROOT = Path("reports")
-# What a run adds to in its folder rather than replacing: with --force over an earlier run, TensorBoard would list
-# the earlier run's traces beside this run's, each reused run folder would get a second HParams event file, and
-# the worker logs are appended to. These go before the new run starts; every other file is rewritten whole.
+# What a run adds to in its folder rather than replacing: with --force over an earlier run, TensorBoard would
+# list the earlier run's traces beside this run's, each reused run folder would get a second HParams event
+# file, and the worker logs are appended to. These go before the new run starts; every other file is rewritten
+# whole.
 EARLIER_RUN_FOLDERS = ("tensorboard", "workers")
 
 
@@ -32,8 +34,10 @@ def choose_out_dir(suite_name: str, out: str | Path | None, force: bool, root: P
         if path.exists() and not path.is_dir():
             raise TfperfError(f"--out {path}: exists and is not a folder")
         if path.is_dir() and any(path.iterdir()) and not force:
-            raise TfperfError(f"--out {path}: folder is not empty; an earlier run is never overwritten "
-                              "(pick a new folder, or pass --force)")
+            raise TfperfError(
+                f"--out {path}: folder is not empty; an earlier run is never overwritten "
+                "(pick a new folder, or pass --force)"
+            )
         check_out_folder(path, "--out")
         if force and path.is_dir():
             clear_earlier_run(path)
@@ -50,7 +54,8 @@ def choose_out_dir(suite_name: str, out: str | Path | None, force: bool, root: P
 
 
 def clear_earlier_run(out_dir: Path) -> list[Path]:
-    """Remove the folders an earlier run left in `out_dir` that a new run would add to; returns those removed."""
+    """Remove the folders an earlier run left in `out_dir` that a new run would add to; returns those
+    removed."""
     removed = []
     for name in EARLIER_RUN_FOLDERS:
         folder = out_dir / name
@@ -68,7 +73,9 @@ def check_out_folder(path: str | Path, option: str) -> None:
     if not existing.is_dir():
         raise TfperfError(f"{option} {path}: {existing} is a file, not a folder")
     if not _can_write_in(existing):
-        raise TfperfError(f"{option} {path}: cannot write in {existing} (permission denied or a read-only place)")
+        raise TfperfError(
+            f"{option} {path}: cannot write in {existing} (permission denied or a read-only place)"
+        )
 
 
 def check_output_file(path: str | Path, option: str = "-o") -> None:
@@ -85,14 +92,18 @@ def check_output_file(path: str | Path, option: str = "-o") -> None:
             raise TfperfError(f"{option} {path}: {existing} is a file, not a folder")
         raise TfperfError(f"{option} {path}: folder {parent} does not exist")
     if not _can_write_in(parent):
-        raise TfperfError(f"{option} {path}: cannot write in {parent} (permission denied or a read-only place)")
+        raise TfperfError(
+            f"{option} {path}: cannot write in {parent} (permission denied or a read-only place)"
+        )
 
 
 def check_names(path: Path, option: str) -> None:
     for part in path.parts:
         if len(os.fsencode(part)) > PATH_COMPONENT_MAX_BYTES:
-            raise TfperfError(f"{option} {path}: the name '{part[:40]}...' is {len(os.fsencode(part))} bytes; a file "
-                              f"or folder name holds at most {PATH_COMPONENT_MAX_BYTES}")
+            raise TfperfError(
+                f"{option} {path}: the name '{part[:40]}...' is {len(os.fsencode(part))} bytes; a file "
+                f"or folder name holds at most {PATH_COMPONENT_MAX_BYTES}"
+            )
 
 
 def _nearest_existing(path: Path) -> Path:

@@ -1,4 +1,5 @@
 """How progress looks: a rich progress bar on a terminal, plain lines otherwise."""
+
 from __future__ import annotations
 
 import sys
@@ -11,7 +12,9 @@ from tfperf.results.model import JobSpec, Result
 def describe(result: Result) -> str:
     """One finished job in a line: its median step and first call, or why it has none."""
     if result.ok and result.median_s is not None:
-        later = result.repeat_process[0] if result.repeat_process and len(set(result.repeat_process)) == 1 else 0
+        later = (
+            result.repeat_process[0] if result.repeat_process and len(set(result.repeat_process)) == 1 else 0
+        )
         if later:  # a later process of `processes`: it only timed steps
             return f"ok  {units.ms(result.median_s)} ms/step in process {later + 1}"
         tail = f"{units.ms(result.median_s)} ms/step, first call {units.seconds(result.first_call_s)}"
@@ -38,7 +41,11 @@ class LineReporter:
 
     def job_finished(self, result: Result) -> None:
         self.done += 1
-        print(f"[{self.done}/{self.total}] {result.spec.label}: {describe(result)}", file=self.stream, flush=True)
+        print(
+            f"[{self.done}/{self.total}] {result.spec.label}: {describe(result)}",
+            file=self.stream,
+            flush=True,
+        )
 
     def skip(self, jobs: int) -> None:
         self.total -= jobs
@@ -55,8 +62,14 @@ class BarReporter:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.console = Console(stderr=True)
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), console=self.console, transient=True)
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,
+        )
         self.task = None
 
     def start(self, total_jobs: int) -> None:
@@ -71,8 +84,11 @@ class BarReporter:
 
         style = "green" if result.ok else "red"
         # Case names and error messages are user text: escape them so "[x]" is not read as markup.
-        self.console.print(f"[{style}]{escape(result.spec.label)}[/{style}]: {escape(describe(result))}",
-                           markup=True, highlight=False)
+        self.console.print(
+            f"[{style}]{escape(result.spec.label)}[/{style}]: {escape(describe(result))}",
+            markup=True,
+            highlight=False,
+        )
         self.progress.advance(self.task)
 
     def skip(self, jobs: int) -> None:

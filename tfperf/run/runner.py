@@ -3,6 +3,7 @@ atomically after every case so an interrupted run keeps everything that finished
 
 No TensorFlow here: the parent process stays light; workers import it.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -16,11 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
 
-from tfperf.version import __version__
 from tfperf.host.environment import host_environment
 from tfperf.host.processes import crash_message, kill_group, log_tail
 from tfperf.results.model import JobSpec, Result, RunResult, merge_process, now_iso, write_results
 from tfperf.suite.spec import CaseSpec, Suite
+from tfperf.version import __version__
 
 POLL_S = 0.05
 
@@ -31,7 +32,9 @@ class Reporter(Protocol):
     def start(self, total_jobs: int) -> None: ...
     def job_started(self, job: JobSpec) -> None: ...
     def job_finished(self, result: Result) -> None: ...
-    def skip(self, jobs: int) -> None: ...  # planned jobs that will not run (a later process skips failed jobs)
+    def skip(
+        self, jobs: int
+    ) -> None: ...  # planned jobs that will not run (a later process skips failed jobs)
     def finish(self) -> None: ...
 
 
@@ -63,14 +66,25 @@ class _Attempt:
 
 
 class CaseRunner:
-    """Supervises the worker(s) of one case: in one process of `processes`, the jobs at `indices` (default all).
+    """Supervises the worker(s) of one case: in one process of `processes`, the jobs at `indices` (default
+    all).
 
-    `block_sizes` (job index -> `timing.block_size` of the job's first process) makes a later process time each
-    job the way the first did: per step or in blocks of the same size, so the merged samples are of one kind."""
+    `block_sizes` (job index -> `timing.block_size` of the job's first process) makes a later process time
+    each job the way the first did: per step or in blocks of the same size, so the merged samples are of one
+    kind."""
 
-    def __init__(self, case: CaseSpec, out_dir: Path, reporter: Reporter, fail_on_retrace: bool, python: str,
-                 process_no: int = 0, indices: list[int] | None = None, block_sizes: dict[int, int] | None = None,
-                 env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        case: CaseSpec,
+        out_dir: Path,
+        reporter: Reporter,
+        fail_on_retrace: bool,
+        python: str,
+        process_no: int = 0,
+        indices: list[int] | None = None,
+        block_sizes: dict[int, int] | None = None,
+        env: dict[str, str] | None = None,
+    ):
         self.case, self.out_dir, self.reporter = case, out_dir, reporter
         self.env = dict(env or {})  # set in the worker's environment (`tfperf ab`: each tree's PYTHONPATH)
         self.fail_on_retrace, self.python = fail_on_retrace, python
@@ -111,11 +125,20 @@ class CaseRunner:
         return [results[i] for i in self.indices if i in results]
 
     def _attempt(self, attempt_no: int, todo: list[int], deadline: float, results: dict[int, Result]) -> str:
-        """Run one worker over the jobs `todo`; returns "done", "timeout" or "crashed" (each crash finishes a job)."""
+        """Run one worker over the jobs `todo`; returns "done", "timeout" or "crashed" (each crash finishes a
+        job)."""
         events_path = self.work / f"{self.stem}.events{attempt_no}.jsonl"
         events_path.write_text("")
-        cmd = [self.python, "-m", "tfperf.run.worker", str(self.case_file), str(events_path), str(self.out_dir),
-               "--jobs", ",".join(map(str, todo))]
+        cmd = [
+            self.python,
+            "-m",
+            "tfperf.run.worker",
+            str(self.case_file),
+            str(events_path),
+            str(self.out_dir),
+            "--jobs",
+            ",".join(map(str, todo)),
+        ]
         if self.process_no:
             cmd += ["--process", str(self.process_no)]
         sizes = {i: self.block_sizes[i] for i in todo if i in self.block_sizes}
@@ -127,9 +150,14 @@ class CaseRunner:
         with open(self.log_path, "a", encoding="utf-8") as log:
             log.write(f"--- worker attempt {attempt_no} (jobs {','.join(map(str, todo))}): {' '.join(cmd)}\n")
             log.flush()
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True,
-                                    env={**os.environ, **self.env, "PYTHONUNBUFFERED": "1"})
+            proc = subprocess.Popen(
+                cmd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env={**os.environ, **self.env, "PYTHONUNBUFFERED": "1"},
+            )
         offset = 0
         timed_out = False
         try:
@@ -145,7 +173,8 @@ class CaseRunner:
                     break
                 time.sleep(POLL_S)
         except KeyboardInterrupt:
-            # A job the worker finished just before the interrupt is on disk but maybe not polled yet: keep it.
+            # A job the worker finished just before the interrupt is on disk but maybe not polled yet: keep
+            # it.
             kill_group(proc)
             self._read_events(events_path, offset, attempt, results)
             raise
@@ -164,15 +193,25 @@ class CaseRunner:
         if timed_out:
             # Killed before it started a job (a slow import on a busy machine): the first job it owed is the
             # one that ran out of time.
-            running = attempt.current if attempt.current is not None else (remaining[0] if remaining else None)
+            running = (
+                attempt.current if attempt.current is not None else (remaining[0] if remaining else None)
+            )
             for i in remaining:
                 if i == running:
-                    r = Result.not_run(self._job(i), "timeout", "Timeout",
-                                       f"killed after the case's timeout_s of {self.case.timeout_s:g} s",
-                                       "raise timeout_s for this case, or lower steps/repeats")
+                    r = Result.not_run(
+                        self._job(i),
+                        "timeout",
+                        "Timeout",
+                        f"killed after the case's timeout_s of {self.case.timeout_s:g} s",
+                        "raise timeout_s for this case, or lower steps/repeats",
+                    )
                 else:
-                    r = Result.not_run(self._job(i), "skipped", "NotRun",
-                                       f"not run: the case used up its timeout_s of {self.case.timeout_s:g} s")
+                    r = Result.not_run(
+                        self._job(i),
+                        "skipped",
+                        "NotRun",
+                        f"not run: the case used up its timeout_s of {self.case.timeout_s:g} s",
+                    )
                 self._finish(i, r, results)
             return "timeout"
         message, hint = crash_message(proc.returncode)
@@ -180,8 +219,9 @@ class CaseRunner:
         crashed = attempt.current if attempt.current is not None else (remaining[0] if remaining else None)
         if crashed is None:
             return "done"
-        r = Result.not_run(self._job(crashed), "failed", "WorkerCrash", message,
-                           f"{hint}; worker log: {self.log_path}")
+        r = Result.not_run(
+            self._job(crashed), "failed", "WorkerCrash", message, f"{hint}; worker log: {self.log_path}"
+        )
         r.error.returncode = proc.returncode
         r.error.log_tail = tail
         self._finish(crashed, r, results)
@@ -189,7 +229,9 @@ class CaseRunner:
             # The worker died before starting any job (import error, bad environment): retrying would only
             # crash again, so every remaining job carries the same failure.
             for i in remaining[1:]:
-                self._finish(i, Result.not_run(self._job(i), "failed", "WorkerCrash", message, r.error.hint), results)
+                self._finish(
+                    i, Result.not_run(self._job(i), "failed", "WorkerCrash", message, r.error.hint), results
+                )
         return "crashed"
 
     def _finish(self, index: int, result: Result, results: dict[int, Result]) -> None:
@@ -223,8 +265,10 @@ class CaseRunner:
 def _terminate_as_interrupt():
     """A `kill` (SIGTERM) stops a run like Ctrl-C: workers killed, finished results written. Only the main
     thread can set handlers; elsewhere (a library caller's thread) the default stays."""
+
     def handler(signum, frame):
         raise KeyboardInterrupt
+
     try:
         return signal.signal(signal.SIGTERM, handler)
     except ValueError:
@@ -237,7 +281,8 @@ def _restore_terminate(previous) -> None:
 
 
 def _note_load(run: RunResult) -> None:
-    """Keep the busiest load average seen between cases: compare warns when other processes shared the cores."""
+    """Keep the busiest load average seen between cases: compare warns when other processes shared the
+    cores."""
     try:
         load = list(os.getloadavg())
     except OSError:
@@ -258,10 +303,16 @@ def processes_for(case: CaseSpec) -> int:
     return 1 if case.distribute else max(1, case.processes)
 
 
-def run_suite(suite: Suite, out_dir: str | Path, *, reporter: Reporter | None = None,
-              fail_on_retrace: bool = False, python: str | None = None,
-              command: list[str] | None = None,
-              annotate: Callable[[RunResult], None] | None = None) -> RunResult:
+def run_suite(
+    suite: Suite,
+    out_dir: str | Path,
+    *,
+    reporter: Reporter | None = None,
+    fail_on_retrace: bool = False,
+    python: str | None = None,
+    command: list[str] | None = None,
+    annotate: Callable[[RunResult], None] | None = None,
+) -> RunResult:
     """Run every case in its own worker and write results.json after each case; return the run.
 
     The runner measures and records; it does not judge or render. `annotate(run)` runs before every write of
@@ -269,17 +320,22 @@ def run_suite(suite: Suite, out_dir: str | Path, *, reporter: Reporter | None = 
     `tfperf.report.outputs.finish_run` writes the reports once the run is over. On Ctrl-C or SIGTERM the
     finished results are written and RunInterrupted carries the partial run.
 
-    With `processes: N`, the suite runs in N rounds, as asv does: round 1 measures everything; rounds 2..N start
-    a fresh worker per case that only times the jobs round 1 measured, and their samples join round 1's. Rounds
-    over the whole suite, rather than N processes back to back, spread each job's processes over the run, so a
-    slow minute of the machine does not land on every process of the same job.
+    With `processes: N`, the suite runs in N rounds, as asv does: round 1 measures everything; rounds 2..N
+    start a fresh worker per case that only times the jobs round 1 measured, and their samples join round 1's.
+    Rounds over the whole suite, rather than N processes back to back, spread each job's processes over the
+    run, so a slow minute of the machine does not land on every process of the same job.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     reporter = reporter or SilentReporter()
     suite_dir = Path(suite.path).resolve().parent
-    run = RunResult(suite={**suite.info, "text": suite.text}, environment=host_environment(suite_dir),
-                    started_at=now_iso(), tfperf_version=__version__, command=command)
+    run = RunResult(
+        suite={**suite.info, "text": suite.text},
+        environment=host_environment(suite_dir),
+        started_at=now_iso(),
+        tfperf_version=__version__,
+        command=command,
+    )
     results_path = out_dir / "results.json"
     write_results(run, results_path)
     reporter.start(sum(len(case.jobs()) * processes_for(case) for case in suite.cases))
@@ -298,7 +354,9 @@ def run_suite(suite: Suite, out_dir: str | Path, *, reporter: Reporter | None = 
             run.results.extend(runner.finished_results())
         else:
             for index, later in runner.finished.items():
-                merge_process(firsts[runner.case.name][index], later, runner.process_no, log_path=runner.log_path)
+                merge_process(
+                    firsts[runner.case.name][index], later, runner.process_no, log_path=runner.log_path
+                )
 
     try:
         for process_no in range(max((processes_for(c) for c in suite.cases), default=1)):
@@ -312,9 +370,16 @@ def run_suite(suite: Suite, out_dir: str | Path, *, reporter: Reporter | None = 
                     reporter.skip(len(case.jobs()) - len(indices))
                     if not indices:
                         continue
-                runner = CaseRunner(case, out_dir, reporter, fail_on_retrace, python or sys.executable,
-                                    process_no=process_no, indices=indices,
-                                    block_sizes=first_block_sizes(firsts.get(case.name, {})))
+                runner = CaseRunner(
+                    case,
+                    out_dir,
+                    reporter,
+                    fail_on_retrace,
+                    python or sys.executable,
+                    process_no=process_no,
+                    indices=indices,
+                    block_sizes=first_block_sizes(firsts.get(case.name, {})),
+                )
                 try:
                     runner.run()
                 finally:

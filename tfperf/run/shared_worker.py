@@ -6,9 +6,11 @@ PLAN.json is a list of `tfperf.run.worker` argument lists (CASE.json EVENTS.json
 [--process N] [--block-sizes ...]); each runs in this process, in the plan's order, through the worker's own
 `main`, so every case writes the same events to its own file as in a process of its own. What the cases share
 is TensorFlow's import and start-up (the import alone took 6.2 s of a 6.4-6.6 s process on a 2-core VM,
-against ~0.3 s of timed steps), which is why they share it. The parent only groups cases whose process-wide settings are the same
-(`tf_config`, device, Keras version, no `distribute`), so applying the second case's settings changes nothing.
+against ~0.3 s of timed steps), which is why they share it. The parent only groups cases whose process-wide
+settings are the same (`tf_config`, device, Keras version, no `distribute`), so applying the second case's
+settings changes nothing.
 """
+
 from __future__ import annotations
 
 import json

@@ -3,6 +3,7 @@
 Field names follow pytest-benchmark's where they mean the same thing (min max mean stddev median iqr q1 q3
 outliers rounds), so exporting needs no renaming.
 """
+
 from __future__ import annotations
 
 import math
@@ -55,7 +56,8 @@ def summarize(samples: Sequence[float]) -> dict:
 
 
 def noise_fraction(samples: Sequence[float]) -> float | None:
-    """The interquartile range as a share of the median: the one definition of how noisy a set of samples is."""
+    """The interquartile range as a share of the median: the one definition of how noisy a set of samples
+    is."""
     if not samples:
         return None
     s = summarize(samples)

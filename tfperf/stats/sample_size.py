@@ -1,10 +1,11 @@
 """How many samples a latency percentile needs before it means anything: pure arithmetic, no TensorFlow.
 
-The normal approximation of a binomial proportion: the fraction of samples below the estimated p-th quantile is
-known within +-margin at the given confidence once n >= z^2 p (1 - p) / margin^2 (the formula MLPerf's LoadGen
-sizes its runs with). With margin 1 - p, the estimate of p99 is at least told apart from p98 and the maximum:
-p99 needs 657 samples at 99% confidence, p90 needs 60 and the median 7.
+The normal approximation of a binomial proportion: the fraction of samples below the estimated p-th quantile
+is known within +-margin at the given confidence once n >= z^2 p (1 - p) / margin^2 (the formula MLPerf's
+LoadGen sizes its runs with). With margin 1 - p, the estimate of p99 is at least told apart from p98 and the
+maximum: p99 needs 657 samples at 99% confidence, p90 needs 60 and the median 7.
 """
+
 from __future__ import annotations
 
 import math

@@ -1,9 +1,10 @@
 """Is a difference between two sets of step times real? Two-sample tests and intervals, pure arithmetic.
 
-The one home of the significance machinery: the advisor (which mode wins within a run), `tfperf compare` (did a
-change regress) and `tfperf tune` (which configuration wins) all call these functions; each decides with its own
-significance level, which lives with the other thresholds in `tfperf.figures.thresholds`.
+The one home of the significance machinery: the advisor (which mode wins within a run), `tfperf compare` (did
+a change regress) and `tfperf tune` (which configuration wins) all call these functions; each decides with its
+own significance level, which lives with the other thresholds in `tfperf.figures.thresholds`.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -40,15 +41,24 @@ def repeat_spread(groups: Sequence[Sequence[float]]) -> float | None:
     return median_spread(groups)
 
 
-def bootstrap_ratio_ci(base: Sequence[float], current: Sequence[float], confidence: float = CONFIDENCE,
-                       resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> tuple[float, float]:
+def bootstrap_ratio_ci(
+    base: Sequence[float],
+    current: Sequence[float],
+    confidence: float = CONFIDENCE,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+) -> tuple[float, float]:
     """Percentile-bootstrap interval of median(current) / median(base), resampling single samples."""
     return repeat_bootstrap_ratio_ci([[x] for x in base], [[x] for x in current], confidence, resamples, seed)
 
 
-def repeat_bootstrap_ratio_ci(base: Sequence[Sequence[float]], current: Sequence[Sequence[float]],
-                              confidence: float = CONFIDENCE, resamples: int = BOOTSTRAP_RESAMPLES,
-                              seed: int = BOOTSTRAP_SEED) -> tuple[float, float]:
+def repeat_bootstrap_ratio_ci(
+    base: Sequence[Sequence[float]],
+    current: Sequence[Sequence[float]],
+    confidence: float = CONFIDENCE,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+) -> tuple[float, float]:
     """Two-stage percentile-bootstrap interval of median(current) / median(base) over grouped samples.
 
     Each resample draws whole repeats with replacement, then steps with replacement within each drawn repeat
@@ -76,12 +86,13 @@ def _bootstrap_medians(groups: list[np.ndarray], resamples: int, rng: np.random.
     for lo in range(0, resamples, batch):
         n = min(batch, resamples - lo)
         picked = rng.integers(0, len(groups), size=(n, len(groups)))  # which repeats, per resample
-        out[lo:lo + n] = _medians_of(flat, starts, sizes, picked, rng)
+        out[lo : lo + n] = _medians_of(flat, starts, sizes, picked, rng)
     return out
 
 
-def _medians_of(flat: np.ndarray, starts: np.ndarray, sizes: np.ndarray, picked: np.ndarray,
-                rng: np.random.Generator) -> np.ndarray:
+def _medians_of(
+    flat: np.ndarray, starts: np.ndarray, sizes: np.ndarray, picked: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
     n, k = picked.shape
     if np.all(sizes == sizes[0]):
         size = int(sizes[0])

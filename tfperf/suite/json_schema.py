@@ -1,9 +1,10 @@
-"""The suite file's JSON Schema (`tfperf schema suite`), generated from the pydantic models the loader validates
-with, so an editor's YAML language server and `tfperf run` accept the same keys and types.
+"""The suite file's JSON Schema (`tfperf schema suite`), generated from the pydantic models the loader
+validates with, so an editor's YAML language server and `tfperf run` accept the same keys and types.
 
 The schema is a hint for editors, not the validator: checks that need a whole merged case (model xor function,
 references that resolve, a deployment mode needing task: infer) are the loader's alone.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -14,8 +15,12 @@ from tfperf.suite.spec import CaseSpec, InputSpec, LabelsSpec, PipelineSpec
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 # Each model's keys default to the spec field of the same name; the models themselves say None ("not given").
-SPEC_OF: dict[type, type] = {CaseModel: CaseSpec, InputModel: InputSpec, LabelsModel: LabelsSpec,
-                             PipelineModel: PipelineSpec}
+SPEC_OF: dict[type, type] = {
+    CaseModel: CaseSpec,
+    InputModel: InputSpec,
+    LabelsModel: LabelsSpec,
+    PipelineModel: PipelineSpec,
+}
 
 
 def suite_schema() -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Loading and validating a suite file: every problem found, each named by file, line and key, before anything runs.
+"""Loading and validating a suite file: every problem found, each named by file, line and key, before anything
+runs.
 
 How: the YAML → plain Python data plus a map from each path to its line (tfperf.suite.yaml_lines) → pydantic
 models with `extra="forbid"` for keys and types (tfperf.suite.schema; messages written there, not pydantic's)
@@ -6,10 +7,10 @@ models with `extra="forbid"` for keys and types (tfperf.suite.schema; messages w
 case (model xor function, references, ...) → CaseSpecs.
 No TensorFlow import: validating a suite takes a fraction of a second.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
 
 from pydantic import ValidationError
 
@@ -20,8 +21,9 @@ from tfperf.suite.schema import INPUT_FORMS, KEYS, REFERENCE_KEYS, SuiteModel, d
 from tfperf.suite.spec import DEPLOY_MODES, CaseSpec, InputSpec, LabelsSpec, PipelineSpec, Suite
 from tfperf.suite.yaml_lines import DocPath, line_of, read_document
 
-# Keys that shape what a model case is fed, and what each is for: a 'function' case has no model factory and no
-# synthetic data (CaseSpec.jobs gives it no batch size), so any of these written in one would be silently unused.
+# Keys that shape what a model case is fed, and what each is for: a 'function' case has no model factory and
+# no synthetic data (CaseSpec.jobs gives it no batch size), so any of these written in one would be silently
+# unused.
 MODEL_ONLY_KEYS: dict[str, str] = {
     "params": "holds keyword arguments for a model factory",
     "input": "shapes a model's synthetic features",
@@ -60,7 +62,8 @@ def load_suite(path: str | Path) -> Suite:
 
 
 def _level(loc: DocPath, doc: dict) -> tuple[str, str]:
-    """(kind of mapping at loc, how to name it in a message), e.g. ("pipeline", "under case 'x' input.pipeline")."""
+    """(kind of mapping at loc, how to name it in a message), e.g. ("pipeline", "under case 'x'
+    input.pipeline")."""
     if not loc:
         return "top", "at the top level"
     kind = "case"
@@ -119,7 +122,9 @@ def _validate_distribute(doc: dict, issues: _Issues) -> None:
 def _report(err: dict, doc: dict, issues: _Issues) -> None:
     # The two forms of `input:` are tagged unions: their tags are in pydantic's location, not in the file.
     raw = tuple(err["loc"])
-    loc: DocPath = tuple(p for i, p in enumerate(raw) if not (p in INPUT_FORMS and i and raw[i - 1] == "input"))
+    loc: DocPath = tuple(
+        p for i, p in enumerate(raw) if not (p in INPUT_FORMS and i and raw[i - 1] == "input")
+    )
     kind = err["type"]
     if kind == "extra_forbidden":
         key, parent = loc[-1], loc[:-1]
@@ -141,9 +146,13 @@ def _report(err: dict, doc: dict, issues: _Issues) -> None:
         message = f"expected a list, got {show(err.get('input'))}"
     else:
         message = err["msg"]
-    if loc == ("cases",) or (len(loc) == 2 and loc[0] == "cases" and isinstance(loc[1], int) and kind == "model_type"):
+    if loc == ("cases",) or (
+        len(loc) == 2 and loc[0] == "cases" and isinstance(loc[1], int) and kind == "model_type"
+    ):
         label = "cases" if loc == ("cases",) else _where(loc, doc)
-        issues.add(loc, key, f"{label}: {message}" if loc != ("cases",) else f"cases: {message} of case mappings")
+        issues.add(
+            loc, key, f"{label}: {message}" if loc != ("cases",) else f"cases: {message} of case mappings"
+        )
         return
     if len(loc) == 1:
         issues.add(loc, key, f"{loc[0]}: {message}")
@@ -164,8 +173,9 @@ def _build_cases(doc: dict, base_dir: Path, issues: _Issues) -> list[CaseSpec]:
         case_path: DocPath = ("cases", index)
         merged = {**defaults, **raw}
 
-        def at(key: str) -> DocPath:
-            """Where the merged value of `key` was written: in the case, else in defaults, else the case start."""
+        def at(key: str, raw: dict = raw, case_path: DocPath = case_path) -> DocPath:
+            """Where the merged value of `key` was written: in the case, else in defaults, else the case
+            start."""
             if key in raw:
                 return case_path + (key,)
             if key in defaults:
@@ -187,55 +197,109 @@ def _build_cases(doc: dict, base_dir: Path, issues: _Issues) -> list[CaseSpec]:
             issues.add(case_path, "model", f"{label} has neither 'model' nor 'function': give one of them")
         elif model is not None and function is not None:
             where = "model" if "model" in raw else "function"
-            issues.add(at(where), where, f"{label} has both 'model' and 'function': give only one"
-                       + (" (set the other to null to drop a default)" if ("model" in raw) != ("function" in raw) else ""))
+            issues.add(
+                at(where),
+                where,
+                f"{label} has both 'model' and 'function': give only one"
+                + (
+                    " (set the other to null to drop a default)"
+                    if ("model" in raw) != ("function" in raw)
+                    else ""
+                ),
+            )
         if function is not None and merged.get("inputs") is None:
-            issues.add(at("function"), "function", f"{label}: 'function' needs 'inputs' "
-                       "(a callable returning an iterable of (args, kwargs) per step)")
+            issues.add(
+                at("function"),
+                "function",
+                f"{label}: 'function' needs 'inputs' "
+                "(a callable returning an iterable of (args, kwargs) per step)",
+            )
         if function is None and merged.get("inputs") is not None:
             issues.add(at("inputs"), "inputs", f"{label}: 'inputs' only applies to a 'function' case")
         if function is not None and merged.get("dataset") is not None:
-            issues.add(at("dataset"), "dataset", f"{label}: 'dataset' feeds a model; a 'function' case is fed by 'inputs'")
+            issues.add(
+                at("dataset"),
+                "dataset",
+                f"{label}: 'dataset' feeds a model; a 'function' case is fed by 'inputs'",
+            )
         if function is not None:
-            # Written in the case itself only: a default (batch_size: 64 for the suite) is meant for its model cases.
+            # Written in the case itself only: a default (batch_size: 64 for the suite) is meant for its model
+            # cases.
             for key, why in MODEL_ONLY_KEYS.items():
                 if raw.get(key) is not None:
-                    issues.add(case_path + (key,), key, f"{label}: '{key}' {why}; a 'function' case ignores it "
-                               "(its 'inputs' give every argument and shape)")
+                    issues.add(
+                        case_path + (key,),
+                        key,
+                        f"{label}: '{key}' {why}; a 'function' case ignores it "
+                        "(its 'inputs' give every argument and shape)",
+                    )
         inp = merged.get("input")
         if merged.get("dataset") is not None and isinstance(inp, dict) and inp.get("pipeline") is not None:
-            issues.add(at("dataset"), "dataset", f"{label}: 'dataset' and 'input.pipeline' both say how to feed the "
-                       "model; give only one")
+            issues.add(
+                at("dataset"),
+                "dataset",
+                f"{label}: 'dataset' and 'input.pipeline' both say how to feed the model; give only one",
+            )
         by_name = isinstance(inp, dict) and input_form(inp) == "by_name"
         if isinstance(inp, dict) and not by_name and "shape" not in inp:
-            issues.add(at("input"), "input", f"{label}: 'input' needs a 'shape' (the shape of one example, "
-                       "without the batch dimension)")
-        for input_name, one in (inp.items() if by_name else ()):
+            issues.add(
+                at("input"),
+                "input",
+                f"{label}: 'input' needs a 'shape' (the shape of one example, without the batch dimension)",
+            )
+        for input_name, one in inp.items() if by_name else ():
             if "shape" not in one:
-                issues.add(at("input"), "input", f"{label}: input '{input_name}' needs a 'shape' (the shape of one "
-                           "example of it, without the batch dimension)")
+                issues.add(
+                    at("input"),
+                    "input",
+                    f"{label}: input '{input_name}' needs a 'shape' (the shape of one "
+                    "example of it, without the batch dimension)",
+                )
         labels = merged.get("labels")
         if isinstance(labels, dict):
             if labels.get("classes") is not None and labels.get("shape") is not None:
-                issues.add(at("labels"), "labels", f"{label}: labels take either 'classes' or 'shape' (+ 'dtype'), not both")
+                issues.add(
+                    at("labels"),
+                    "labels",
+                    f"{label}: labels take either 'classes' or 'shape' (+ 'dtype'), not both",
+                )
             elif labels.get("classes") is None and labels.get("shape") is None:
-                issues.add(at("labels"), "labels", f"{label}: labels need 'classes' (integer labels) or 'shape' (+ 'dtype')")
+                issues.add(
+                    at("labels"),
+                    "labels",
+                    f"{label}: labels need 'classes' (integer labels) or 'shape' (+ 'dtype')",
+                )
         task = merged.get("task") or CaseSpec.task
         modes = merged.get("modes") or list(CaseSpec.modes)
         deploy = [m for m in modes if m in DEPLOY_MODES]
         if deploy and function is not None:
-            issues.add(at("modes"), "modes", f"{label}: deployment mode{'s' if len(deploy) > 1 else ''} "
-                       f"{', '.join(deploy)} export a Keras model: give the case a 'model', not a 'function'")
+            issues.add(
+                at("modes"),
+                "modes",
+                f"{label}: deployment mode{'s' if len(deploy) > 1 else ''} "
+                f"{', '.join(deploy)} export a Keras model: give the case a 'model', not a 'function'",
+            )
         elif deploy and task != "infer":
-            issues.add(at("modes"), "modes", f"{label}: deployment mode{'s' if len(deploy) > 1 else ''} "
-                       f"{', '.join(deploy)} need{'' if len(deploy) > 1 else 's'} task: infer (the task is {task})")
+            issues.add(
+                at("modes"),
+                "modes",
+                f"{label}: deployment mode{'s' if len(deploy) > 1 else ''} "
+                f"{', '.join(deploy)} need{'' if len(deploy) > 1 else 's'} task: infer (the task is {task})",
+            )
 
         if task == "fit" and function is not None:
-            issues.add(at("task"), "task", f"{label}: task: fit trains a Keras model with model.fit; a 'function' "
-                       "case has none (use task: train)")
+            issues.add(
+                at("task"),
+                "task",
+                f"{label}: task: fit trains a Keras model with model.fit; a 'function' "
+                "case has none (use task: train)",
+            )
         if merged.get("steps_per_execution") is not None and task != "fit":
-            issues.add(at("steps_per_execution"), "steps_per_execution", f"{label}: steps_per_execution is "
-                       f"model.fit's (task: fit); the task is {task}")
+            issues.add(
+                at("steps_per_execution"),
+                "steps_per_execution",
+                f"{label}: steps_per_execution is model.fit's (task: fit); the task is {task}",
+            )
         if merged.get("distribute") is not None:
             for key, reason in case_problems(task, modes, has_model=function is None):
                 issues.add(at(key), key, f"{label}: distribute: {reason}")
@@ -245,8 +309,12 @@ def _build_cases(doc: dict, base_dir: Path, issues: _Issues) -> list[CaseSpec]:
             if ref is None:
                 continue
             if key != "model" and is_saved_model_reference(ref):
-                issues.add(at(key), key, f"{label}: {key}: '{ref}' is a saved model's path; only 'model' takes one "
-                           f"('{key}' takes a Python reference, path/to/file.py:attr)")
+                issues.add(
+                    at(key),
+                    key,
+                    f"{label}: {key}: '{ref}' is a saved model's path; only 'model' takes one "
+                    f"('{key}' takes a Python reference, path/to/file.py:attr)",
+                )
                 continue
             if ref not in checked_refs:
                 checked_refs[ref] = check_reference(ref, base_dir)
@@ -256,11 +324,18 @@ def _build_cases(doc: dict, base_dir: Path, issues: _Issues) -> list[CaseSpec]:
 
         if isinstance(model, str) and is_saved_model_reference(model):
             if model.rstrip().endswith(("/", "\\")) and task != "infer":
-                issues.add(at("task"), "task", f"{label}: model: '{model}' is a SavedModel folder: only its serving "
-                           f"signature is timed, so it needs task: infer (the task is {task})")
+                issues.add(
+                    at("task"),
+                    "task",
+                    f"{label}: model: '{model}' is a SavedModel folder: only its serving "
+                    f"signature is timed, so it needs task: infer (the task is {task})",
+                )
             if merged.get("params"):
-                issues.add(at("params"), "params", f"{label}: params are a model factory's arguments; a saved "
-                           "model takes none")
+                issues.add(
+                    at("params"),
+                    "params",
+                    f"{label}: params are a model factory's arguments; a saved model takes none",
+                )
         if model is not None and not checked_refs.get(model) and isinstance(merged.get("params"), dict):
             problem = _zoo_params_problem(model, merged["params"])
             if problem:
@@ -269,11 +344,18 @@ def _build_cases(doc: dict, base_dir: Path, issues: _Issues) -> list[CaseSpec]:
         versions = merged.get("keras")
         if versions is not None:
             if function is not None:
-                issues.add(at("keras"), "keras", f"{label}: keras picks the Keras a model is built with; a "
-                           "'function' case builds none")
+                issues.add(
+                    at("keras"),
+                    "keras",
+                    f"{label}: keras picks the Keras a model is built with; a 'function' case builds none",
+                )
             if 2 in (versions if isinstance(versions, list) else [versions]) and not _has_tf_keras():
-                issues.add(at("keras"), "keras", f"{label}: keras: 2 needs Keras 2 (tf_keras), which is not "
-                           "installed: pip install tf-keras (or pip install -e \".[models]\")")
+                issues.add(
+                    at("keras"),
+                    "keras",
+                    f"{label}: keras: 2 needs Keras 2 (tf_keras), which is not "
+                    'installed: pip install tf-keras (or pip install -e ".[models]")',
+                )
 
         if not issues.items:
             spec = _case_spec(merged, base_dir, line_of(issues.lines, case_path))
@@ -304,8 +386,10 @@ def _zoo_params_problem(model: str, params: dict) -> str | None:
     if not unknown:
         return None
     hints = [f"'{u}'" + did_you_mean(u, tuple(entry.params)) for u in unknown]
-    return (f"zoo:{entry.name} has no parameter{'s' if len(unknown) > 1 else ''} {', '.join(hints)}; "
-            f"valid: {', '.join(entry.params)}")
+    return (
+        f"zoo:{entry.name} has no parameter{'s' if len(unknown) > 1 else ''} {', '.join(hints)}; "
+        f"valid: {', '.join(entry.params)}"
+    )
 
 
 _FLOAT_KEYS = frozenset({"map_cost_ms", "file_open_ms", "element_read_ms"})
@@ -315,13 +399,22 @@ def _case_spec(m: dict, base_dir: Path, line: int) -> CaseSpec:
     inp = m.get("input")
     by_name = None
     if isinstance(inp, dict) and input_form(inp) == "by_name":
-        by_name = {name: InputSpec(shape=tuple(one["shape"]), dtype=one.get("dtype"),  # None: the model's
-                                   maxval=one.get("maxval")) for name, one in inp.items()}
+        by_name = {
+            name: InputSpec(
+                shape=tuple(one["shape"]),
+                dtype=one.get("dtype"),  # None: the model's
+                maxval=one.get("maxval"),
+            )
+            for name, one in inp.items()
+        }
         inp = None
     pipeline = inp.get("pipeline") if inp else None
     labels = m.get("labels")
     batch = m.get("batch_size", CaseSpec.batch_sizes[0])
-    given: Callable[[str], bool] = lambda key: m.get(key) is not None  # noqa: E731
+
+    def given(key: str) -> bool:
+        return m.get(key) is not None
+
     return CaseSpec(
         name=m["name"],
         model=m.get("model"),
@@ -329,17 +422,26 @@ def _case_spec(m: dict, base_dir: Path, line: int) -> CaseSpec:
         inputs=m.get("inputs"),
         dataset=m.get("dataset"),
         params=dict(m.get("params") or {}),
-        input=None if inp is None else InputSpec(
+        input=None
+        if inp is None
+        else InputSpec(
             shape=tuple(inp.get("shape") or ()),
             dtype=inp.get("dtype") or "float32",
             maxval=inp.get("maxval"),
-            pipeline=None if pipeline is None else PipelineSpec(**{
-                k: float(v) if k in _FLOAT_KEYS else v for k, v in pipeline.items() if v is not None})),
+            pipeline=None
+            if pipeline is None
+            else PipelineSpec(
+                **{k: float(v) if k in _FLOAT_KEYS else v for k, v in pipeline.items() if v is not None}
+            ),
+        ),
         input_by_name=by_name,
-        labels=None if labels is None else LabelsSpec(
+        labels=None
+        if labels is None
+        else LabelsSpec(
             classes=labels.get("classes"),
             shape=tuple(labels["shape"]) if labels.get("shape") is not None else None,
-            dtype=labels.get("dtype") or ("float32" if labels.get("shape") is not None else None)),
+            dtype=labels.get("dtype") or ("float32" if labels.get("shape") is not None else None),
+        ),
         modes=tuple(m["modes"]) if given("modes") else CaseSpec.modes,
         device=m["device"] if given("device") else CaseSpec.device,
         task=m["task"] if given("task") else CaseSpec.task,
@@ -352,7 +454,9 @@ def _case_spec(m: dict, base_dir: Path, line: int) -> CaseSpec:
         timeout_s=float(m["timeout_s"]) if given("timeout_s") else CaseSpec.timeout_s,
         max_traces=m.get("max_traces"),
         what_if=m["what_if"] if given("what_if") else CaseSpec.what_if,
-        steps_per_execution=m["steps_per_execution"] if given("steps_per_execution") else CaseSpec.steps_per_execution,
+        steps_per_execution=m["steps_per_execution"]
+        if given("steps_per_execution")
+        else CaseSpec.steps_per_execution,
         distribute=dict(m["distribute"]) if m.get("distribute") is not None else None,
         tf_config=dict(m["tf_config"]) if m.get("tf_config") else None,
         base_dir=str(base_dir),

@@ -1,4 +1,6 @@
-"""Command-line overrides over a loaded suite: which cases, modes, device, step counts. Validated like the suite."""
+"""Command-line overrides over a loaded suite: which cases, modes, device, step counts. Validated like the
+suite."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -9,22 +11,39 @@ from tfperf.suite.schema import DEVICE_RE
 from tfperf.suite.spec import ALL_MODES, DEPLOY_MODES, Suite
 
 
-def apply_overrides(suite: Suite, *, cases: list[str] | None = None, modes: list[str] | None = None,
-                    device: str | None = None, steps: int | None = None, repeats: int | None = None,
-                    processes: int | None = None,
-                    profile: bool | None = None, max_traces: int | None = None) -> Suite:
+def apply_overrides(
+    suite: Suite,
+    *,
+    cases: list[str] | None = None,
+    modes: list[str] | None = None,
+    device: str | None = None,
+    steps: int | None = None,
+    repeats: int | None = None,
+    processes: int | None = None,
+    profile: bool | None = None,
+    max_traces: int | None = None,
+) -> Suite:
     selected = list(suite.cases)
     if cases:
         names = [c.name for c in suite.cases]
-        # A case written with `keras: [3, 2]` became <name>-keras3 and <name>-keras2: its own name selects both.
-        cases = [n for name in cases for n in ([name] if name in names else
-                                               [x for x in names if x in (f"{name}-keras3", f"{name}-keras2")]
-                                               or [name])]
+        # A case written with `keras: [3, 2]` became <name>-keras3 and <name>-keras2: its own name selects
+        # both.
+        cases = [
+            n
+            for name in cases
+            for n in (
+                [name]
+                if name in names
+                else [x for x in names if x in (f"{name}-keras3", f"{name}-keras2")] or [name]
+            )
+        ]
         for name in cases:
             if name not in names:
                 close = difflib.get_close_matches(name, names, n=1)
-                raise TfperfError(f"--case {name}: no such case in {suite.path}"
-                                  + (f" (did you mean '{close[0]}'?)" if close else f"; cases: {', '.join(names)}"))
+                raise TfperfError(
+                    f"--case {name}: no such case in {suite.path}"
+                    + (f" (did you mean '{close[0]}'?)" if close else f"; cases: {', '.join(names)}")
+                )
         selected = [c for c in suite.cases if c.name in cases]
     if modes is not None:
         for m in modes:

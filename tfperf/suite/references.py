@@ -7,6 +7,7 @@ Two halves with different rules:
   with `ast`.
 - `resolve_reference` runs in the worker process and really imports the object.
 """
+
 from __future__ import annotations
 
 import ast
@@ -31,8 +32,9 @@ SAVED_MODEL_SUFFIXES = (".keras", ".h5")
 
 
 class ModelPath(NamedTuple):
-    """What a saved-model reference resolves to in the worker: the path, loaded by the harness (which knows Keras
-    and TensorFlow; this module imports neither). `kind` is keras (a .keras / .h5 file) or saved_model (a folder)."""
+    """What a saved-model reference resolves to in the worker: the path, loaded by the harness (which knows
+    Keras and TensorFlow; this module imports neither). `kind` is keras (a .keras / .h5 file) or saved_model
+    (a folder)."""
 
     path: Path
     kind: str
@@ -40,23 +42,31 @@ class ModelPath(NamedTuple):
 
 def is_saved_model_reference(ref: str) -> bool:
     ref = ref.strip()
-    return ":" not in ref.replace(":\\", "") and (ref.endswith(SAVED_MODEL_SUFFIXES) or ref.endswith(("/", "\\")))
+    return ":" not in ref.replace(":\\", "") and (
+        ref.endswith(SAVED_MODEL_SUFFIXES) or ref.endswith(("/", "\\"))
+    )
 
 
 def parse_reference(ref: str) -> Reference:
     """Split a reference into its kind and parts; ValueError (with a one-line reason) when it is malformed."""
     if not isinstance(ref, str) or not ref.strip():
-        raise ValueError("a reference must be a non-empty string: zoo:NAME, package.module:attr or path/to/file.py:attr")
+        raise ValueError(
+            "a reference must be a non-empty string: zoo:NAME, package.module:attr or path/to/file.py:attr"
+        )
     ref = ref.strip()
     if ref.startswith("zoo:"):
         name = ref[4:]
         if not name:
-            raise ValueError(f"'{ref}': zoo reference without a model name (zoo:NAME; `tfperf list` shows them)")
+            raise ValueError(
+                f"'{ref}': zoo reference without a model name (zoo:NAME; `tfperf list` shows them)"
+            )
         return Reference("zoo", name, None)
     if is_saved_model_reference(ref):
         return Reference("saved", ref, None)
     if ":" not in ref:
-        raise ValueError(f"'{ref}' is not a reference: expected zoo:NAME, package.module:attr or path/to/file.py:attr")
+        raise ValueError(
+            f"'{ref}' is not a reference: expected zoo:NAME, package.module:attr or path/to/file.py:attr"
+        )
     target, attr = ref.rsplit(":", 1)
     if not attr or not all(part.isidentifier() for part in attr.split(".")):
         raise ValueError(f"'{ref}': '{attr}' after the ':' is not a Python name")
@@ -102,7 +112,8 @@ def resolve_reference(ref: str, base_dir: str | Path) -> Any:
     if parsed.kind == "file":
         module = _load_file_module(_file_path(parsed.target, base_dir))
     else:
-        # The suite's folder is searched last, so a module beside the suite is found without shadowing packages.
+        # The suite's folder is searched last, so a module beside the suite is found without shadowing
+        # packages.
         extra = str(Path(base_dir).resolve())
         added = extra not in sys.path
         if added:
@@ -118,7 +129,8 @@ def resolve_reference(ref: str, base_dir: str | Path) -> Any:
     return obj
 
 
-# --- checks -------------------------------------------------------------------------------------------------------
+# --- checks -------------------------------------------------------------------------------------------------
+
 
 def _check_zoo(name: str) -> str | None:
     try:
@@ -139,7 +151,9 @@ def _check_saved(target: str, base_dir: str | Path) -> str | None:
     if not path.is_dir():
         return f"SavedModel folder not found: {target} (looked for {path})"
     if not (path / "saved_model.pb").is_file():
-        return f"{target} is a folder without saved_model.pb: not a SavedModel (tf.saved_model.save writes one)"
+        return (
+            f"{target} is a folder without saved_model.pb: not a SavedModel (tf.saved_model.save writes one)"
+        )
     return None
 
 
@@ -153,7 +167,8 @@ def _check_module(module: str, attr: str, base_dir: str | Path) -> str | None:
     try:
         # Top-level lookup never executes the package; the suite's folder is searched after sys.path.
         spec = importlib.util.find_spec(parts[0]) or importlib.machinery.PathFinder.find_spec(
-            parts[0], [str(Path(base_dir).resolve())])
+            parts[0], [str(Path(base_dir).resolve())]
+        )
     except (ImportError, ValueError):
         spec = None
     if spec is None:
@@ -170,8 +185,13 @@ def _check_module(module: str, attr: str, base_dir: str | Path) -> str | None:
                 return None
             return f"module not found: '{name}'"
     first = attr.split(".")[0]
-    if spec.submodule_search_locations is not None and importlib.machinery.PathFinder.find_spec(
-            f"{module}.{first}", list(spec.submodule_search_locations)) is not None:
+    if (
+        spec.submodule_search_locations is not None
+        and importlib.machinery.PathFinder.find_spec(
+            f"{module}.{first}", list(spec.submodule_search_locations)
+        )
+        is not None
+    ):
         return None  # the attribute is a submodule of the package
     origin = spec.origin
     if origin and origin.endswith(".py") and Path(origin).is_file():
@@ -262,7 +282,8 @@ def top_level_names(tree: ast.Module) -> tuple[set[str], bool]:
     return names, open_ended
 
 
-# --- loading ------------------------------------------------------------------------------------------------------
+# --- loading ------------------------------------------------------------------------------------------------
+
 
 def _load_file_module(path: Path) -> Any:
     """Import a .py file under a name unique to its absolute path, once per process: the `function:` and

@@ -1,9 +1,10 @@
 """The suite file's keys and value types: one pydantic model per level, extra keys forbidden.
 
 Each value check raises a message written for the user (pydantic's own messages name pydantic's types, not the
-suite's), and carries the JSON Schema of what it accepts, so `tfperf schema suite` is generated from these same
-models. Checks that need a whole merged case (model xor function, references, ...) live in the loader.
+suite's), and carries the JSON Schema of what it accepts, so `tfperf schema suite` is generated from these
+same models. Checks that need a whole merged case (model xor function, references, ...) live in the loader.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -15,19 +16,28 @@ from pydantic_core import PydanticCustomError
 
 from tfperf.suite.distribute import STRATEGIES
 from tfperf.suite.distribute import json_schema as distribute_rules
+from tfperf.suite.references import parse_reference
+from tfperf.suite.spec import (
+    ALL_MODES,
+    AUTOTUNE,
+    MAX_NAME_BYTES,
+    NAME_SUFFIX_BYTES,
+    PATH_COMPONENT_MAX_BYTES,
+    TASKS,
+)
 from tfperf.suite.tf_config import json_schema as tf_config_schema
 from tfperf.suite.tf_config import validate as validate_tf_config
-from tfperf.suite.references import parse_reference
-from tfperf.suite.spec import (ALL_MODES, AUTOTUNE, MAX_NAME_BYTES, NAME_SUFFIX_BYTES, PATH_COMPONENT_MAX_BYTES,
-                               TASKS)
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 DEVICE_RE = re.compile(r"^(auto|cpu|gpu(:\d+)?)$")
 DTYPES: tuple[str, ...] = ("float32", "float16", "bfloat16", "float64", "int32", "int64", "bool", "string")
 REFERENCE_KEYS: tuple[str, ...] = ("model", "function", "inputs", "dataset")
-# What parse_reference accepts, as a JSON Schema pattern (an editor's hint; the loader's check is the real one).
-REFERENCE_PATTERN = (r"^(zoo:\S.*|\S.*:[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*"
-                     r"|[^:]+\.(keras|h5)|[^:]+/)$")
+# What parse_reference accepts, as a JSON Schema pattern (an editor's hint; the loader's check is the real
+# one).
+REFERENCE_PATTERN = (
+    r"^(zoo:\S.*|\S.*:[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*"
+    r"|[^:]+\.(keras|h5)|[^:]+/)$"
+)
 
 
 def show(value: Any) -> str:
@@ -50,7 +60,8 @@ def did_you_mean(word: Any, choices: tuple[str, ...] | list[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-# --- value checks: each raises a PydanticCustomError whose message is the user-facing text ------------------------
+# --- value checks: each raises a PydanticCustomError whose message is the user-facing text ------------------
+
 
 def _fail(message: str) -> PydanticCustomError:
     # No context dict: the message is used verbatim (braces in user values stay as they are).
@@ -82,12 +93,14 @@ def Int(lo: int | None = None, nullable: bool = False) -> Any:
         if v is None and nullable:
             return None
         return _check_int(v, lo)
+
     schema: dict = {"type": "integer"} if lo is None else {"type": "integer", "minimum": lo}
     return _checked(check, _nullable(schema) if nullable else schema)
 
 
 def Float(lo: float, strict: bool = False) -> Any:
     """A number (ints accepted) >= lo, or > lo when strict."""
+
     def check(v: Any) -> float:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise _fail(f"expected a number, got {show(v)}")
@@ -96,6 +109,7 @@ def Float(lo: float, strict: bool = False) -> Any:
         if (v <= lo) if strict else (v < lo):
             raise _fail(f"must be {'>' if strict else '>='} {lo:g}, got {v:g}")
         return float(v)
+
     return _checked(check, {"type": "number", "exclusiveMinimum" if strict else "minimum": lo})
 
 
@@ -115,6 +129,7 @@ def Str(nullable: bool = False) -> Any:
         if not isinstance(v, str) or not v.strip():
             raise _fail(f"expected a non-empty string, got {show(v)}")
         return v
+
     schema = {"type": "string", "pattern": r"\S"}
     return _checked(check, _nullable(schema) if nullable else schema)
 
@@ -138,6 +153,7 @@ def IntOrAuto(lo: int) -> Any:
         if not _is_int(v):
             raise _fail(f"expected an integer or '{AUTOTUNE}', got {show(v)}")
         return _check_int(v, lo)
+
     return _checked(check, {"anyOf": [{"type": "integer", "minimum": lo}, {"const": AUTOTUNE}]})
 
 
@@ -205,9 +221,11 @@ def _name(v: Any) -> str:
     if not isinstance(v, str) or not NAME_RE.match(v):
         raise _fail(f"bad name {show(v)}: use letters, digits, '_', '.' and '-' only")
     if len(v.encode()) > MAX_NAME_BYTES:
-        raise _fail(f"name '{v[:40]}...' is {len(v.encode())} characters; at most {MAX_NAME_BYTES}: it starts file "
-                    f"names in the output folder, which tfperf extends by up to {NAME_SUFFIX_BYTES} characters and "
-                    f"which hold at most {PATH_COMPONENT_MAX_BYTES}")
+        raise _fail(
+            f"name '{v[:40]}...' is {len(v.encode())} characters; at most {MAX_NAME_BYTES}: it starts file "
+            f"names in the output folder, which tfperf extends by up to {NAME_SUFFIX_BYTES} characters and "
+            f"which hold at most {PATH_COMPONENT_MAX_BYTES}"
+        )
     return v
 
 
@@ -224,7 +242,10 @@ def _reference_syntax(v: Any) -> str | None:
     if v is None:
         return None  # null in a case unsets a default
     if not isinstance(v, str):
-        raise _fail(f"expected a reference string (zoo:NAME, package.module:attr, path/to/file.py:attr), got {show(v)}")
+        raise _fail(
+            "expected a reference string (zoo:NAME, package.module:attr, path/to/file.py:attr), got "
+            f"{show(v)}"
+        )
     try:
         parse_reference(v)
     except ValueError as exc:
@@ -243,18 +264,34 @@ def _tf_config(v: Any) -> dict | None:
 
 Name = _checked(_name, {"type": "string", "pattern": NAME_RE.pattern, "maxLength": MAX_NAME_BYTES})
 Reference = _checked(_reference_syntax, _nullable({"type": "string", "pattern": REFERENCE_PATTERN}))
-BatchSize = _checked(_batch_size, {"anyOf": [
-    {"type": "integer", "minimum": 1},
-    {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1, "uniqueItems": True}]})
-Modes = _checked(_modes, {"type": "array", "items": {"enum": list(ALL_MODES)}, "minItems": 1, "uniqueItems": True})
-KerasVersions = _checked(_keras, {"anyOf": [{"enum": list(KERAS_VERSIONS)}, {
-    "type": "array", "items": {"enum": list(KERAS_VERSIONS)}, "minItems": 1, "uniqueItems": True}]})
+BatchSize = _checked(
+    _batch_size,
+    {
+        "anyOf": [
+            {"type": "integer", "minimum": 1},
+            {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1, "uniqueItems": True},
+        ]
+    },
+)
+Modes = _checked(
+    _modes, {"type": "array", "items": {"enum": list(ALL_MODES)}, "minItems": 1, "uniqueItems": True}
+)
+KerasVersions = _checked(
+    _keras,
+    {
+        "anyOf": [
+            {"enum": list(KERAS_VERSIONS)},
+            {"type": "array", "items": {"enum": list(KERAS_VERSIONS)}, "minItems": 1, "uniqueItems": True},
+        ]
+    },
+)
 Device = _checked(_device, {"type": "string", "pattern": DEVICE_RE.pattern})
 Params = _checked(_mapping, {"type": "object", "propertyNames": {"pattern": r"^[A-Za-z_][A-Za-z0-9_]*$"}})
 TfConfig = _checked(_tf_config, _nullable(tf_config_schema()))
 
 
-# --- the models: one per level, extra keys forbidden ---------------------------------------------------------------
+# --- the models: one per level, extra keys forbidden --------------------------------------------------------
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -270,7 +307,9 @@ class PipelineModel(_Strict):
 
     map_cost_ms: Float(0) = _key("Simulated per-element preprocessing, in ms.")
     num_parallel_calls: IntOrAuto(1) = _key("The map's parallelism: an integer or autotune.")
-    prefetch: IntOrAuto(0) = _key("Batches prefetched: an integer or autotune; 0 = none (no injected one either).")
+    prefetch: IntOrAuto(0) = _key(
+        "Batches prefetched: an integer or autotune; 0 = none (no injected one either)."
+    )
     cache: Bool = _key("Cache the elements after the map.")
     num_elements: Int(1) = _key("Distinct elements before the source repeats.")
     file_open_ms: Float(0) = _key("Simulated cost of opening one file, in ms.")
@@ -285,7 +324,9 @@ class InputModel(_Strict):
     shape: Shape = _key("The shape of one example, without the batch dimension, e.g. [28, 28, 1].")
     dtype: OneOf(DTYPES, "dtype") = _key("The features' dtype (default float32).")
     maxval: Int(1) = _key("Integer inputs (token ids, categories) are drawn from [0, maxval).")
-    pipeline: PipelineModel | None = _key("A synthetic tf.data pipeline; without it, batches are fed from memory.")
+    pipeline: PipelineModel | None = _key(
+        "A synthetic tf.data pipeline; without it, batches are fed from memory."
+    )
 
 
 class NamedInputModel(_Strict):
@@ -296,22 +337,31 @@ class NamedInputModel(_Strict):
     maxval: Int(1) = _key("Integer ids of this input are drawn from [0, maxval).")
 
 
-# Tags of the two forms of `input:`; the loader drops them from error locations (they are not keys of the file).
+# Tags of the two forms of `input:`; the loader drops them from error locations (they are not keys of the
+# file).
 INPUT_FORMS = ("one", "by_name")
 
 
 def input_form(v: Any) -> str:
-    """`input: {shape: ...}` (one input) or `input: {name: {shape: ...}, ...}` (by name): by name when every value
-    is a mapping and some key is not a key of the one-input form (a misspelt key stays an error of that form)."""
-    if isinstance(v, dict) and v and all(isinstance(x, dict) for x in v.values()) and \
-            any(k not in InputModel.model_fields for k in v):
+    """`input: {shape: ...}` (one input) or `input: {name: {shape: ...}, ...}` (by name): by name when every
+    value is a mapping and some key is not a key of the one-input form (a misspelt key stays an error of that
+    form)."""
+    if (
+        isinstance(v, dict)
+        and v
+        and all(isinstance(x, dict) for x in v.values())
+        and any(k not in InputModel.model_fields for k in v)
+    ):
         return "by_name"
     return "one"
 
 
-InputOrByName = Optional[Annotated[
-    Union[Annotated[InputModel, Tag("one")], Annotated[dict[str, NamedInputModel], Tag("by_name")]],
-    Discriminator(input_form)]]
+InputOrByName = Optional[
+    Annotated[
+        Union[Annotated[InputModel, Tag("one")], Annotated[dict[str, NamedInputModel], Tag("by_name")]],
+        Discriminator(input_form),
+    ]
+]
 
 
 class LabelsModel(_Strict):
@@ -329,28 +379,44 @@ class DistributeModel(_Strict):
 
     strategy: OneOf(STRATEGIES, "strategy") = _key("one_device (default), mirrored or multi_worker.")
     devices: Int(1) = _key("mirrored: devices of this machine (GPUs, else logical CPU devices); default 2.")
-    workers: Int(1) = _key("multi_worker: worker processes, or the cluster's size under TF_CONFIG; default 2.")
+    workers: Int(1) = _key(
+        "multi_worker: worker processes, or the cluster's size under TF_CONFIG; default 2."
+    )
 
 
 class CaseModel(_Strict):
-    """Every key a case (or `defaults`) may hold. Left out = the default; a case's explicit null unsets a default."""
+    """Every key a case (or `defaults`) may hold. Left out = the default; a case's explicit null unsets a
+    default."""
 
     name: Name = _key("The case's name: letters, digits, '_', '.' and '-'.")
-    model: Reference = _key("A Keras model: zoo:NAME (tfperf list), package.module:attr or path/to/file.py:attr.")
+    model: Reference = _key(
+        "A Keras model: zoo:NAME (tfperf list), package.module:attr or path/to/file.py:attr."
+    )
     function: Reference = _key("A plain Python function of TF ops (instead of a model); needs 'inputs'.")
-    inputs: Reference = _key("For a 'function' case: a callable returning an iterable of (args, kwargs) per step.")
-    dataset: Reference = _key("A callable(batch_size) returning a tf.data.Dataset of (x, y) to feed the model.")
+    inputs: Reference = _key(
+        "For a 'function' case: a callable returning an iterable of (args, kwargs) per step."
+    )
+    dataset: Reference = _key(
+        "A callable(batch_size) returning a tf.data.Dataset of (x, y) to feed the model."
+    )
     params: Params = _key("Keyword arguments for the model factory.")
-    input: InputOrByName = _key("One example's features; optional when the model says its input shape. For a "
-                                "model of several inputs, a mapping of input name to {shape, dtype, maxval}.")
+    input: InputOrByName = _key(
+        "One example's features; optional when the model says its input shape. For a "
+        "model of several inputs, a mapping of input name to {shape, dtype, maxval}."
+    )
     labels: LabelsModel | None = _key("Synthetic labels; optional when the model's output says them.")
     modes: Modes = _key("Modes to time: eager, function, xla and, for task: infer, the deployment modes.")
     device: Device = _key("auto (first GPU, else CPU), cpu, gpu or gpu:N.")
-    task: OneOf(TASKS, "task") = _key("train (a training step), infer (a forward pass) or fit (Keras' model.fit, "
-                                      "its loop included).")
-    keras: KerasVersions = _key("3 (keras), 2 (tf_keras) or [3, 2] (both, as cases <name>-keras3 and "
-                                "<name>-keras2): for a zoo model or a factory with a `keras` parameter.")
-    steps_per_execution: Int(1) = _key("task: fit: training steps per call of Keras' compiled train function.")
+    task: OneOf(TASKS, "task") = _key(
+        "train (a training step), infer (a forward pass) or fit (Keras' model.fit, its loop included)."
+    )
+    keras: KerasVersions = _key(
+        "3 (keras), 2 (tf_keras) or [3, 2] (both, as cases <name>-keras3 and "
+        "<name>-keras2): for a zoo model or a factory with a `keras` parameter."
+    )
+    steps_per_execution: Int(1) = _key(
+        "task: fit: training steps per call of Keras' compiled train function."
+    )
     batch_size: BatchSize = _key("A batch size, or a list of them (a sweep).")
     warmup_steps: Int(0) = _key("Untimed steps before each repeat.")
     steps: Int(1) = _key("Timed steps per repeat.")

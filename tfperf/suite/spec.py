@@ -3,6 +3,7 @@
 These are plain data (no TensorFlow) so the CLI can validate a suite and plan a run without the 3 s import.
 A CaseSpec travels to its worker process as JSON (`to_json` / `from_json`).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -19,15 +20,25 @@ ALL_MODES: tuple[str, ...] = MODES + DEPLOY_MODES
 TASKS: tuple[str, ...] = ("train", "infer", "fit")
 AUTOTUNE = "autotune"
 
-# The longest file or folder name, in bytes, that Linux (ext4, xfs, tmpfs), macOS (APFS) and Windows (NTFS) take.
+# The longest file or folder name, in bytes, that Linux (ext4, xfs, tmpfs), macOS (APFS) and Windows (NTFS)
+# take.
 PATH_COMPONENT_MAX_BYTES = 255
-# A suite's and a case's names start file and folder names tfperf writes (reports/<suite>-tune/, workers/<case>.log,
-# tensorboard/<case>-<mode>-bs<N>/ ...). The longest it adds to a case's name is a tuned configuration's
-# (`+<id>`, ids of at most 32 bytes) distributed job's worker marker,
+# A suite's and a case's names start file and folder names tfperf writes (reports/<suite>-tune/,
+# workers/<case>.log, tensorboard/<case>-<mode>-bs<N>/ ...). The longest it adds to a case's name is a tuned
+# configuration's (`+<id>`, ids of at most 32 bytes) distributed job's worker marker,
 #   <case>+<id>-<mode>-bs<batch size>.worker<index>.result.json.joined,
 # with a batch size below 10^9 and at most 9999 workers.
-NAME_SUFFIX_BYTES = (len("+") + 32 + len("-") + max(len(m) for m in ALL_MODES) + len("-bs") + 9
-                     + len(".worker") + 4 + len(".result.json.joined"))
+NAME_SUFFIX_BYTES = (
+    len("+")
+    + 32
+    + len("-")
+    + max(len(m) for m in ALL_MODES)
+    + len("-bs")
+    + 9
+    + len(".worker")
+    + 4
+    + len(".result.json.joined")
+)
 # A longer name would pass every other check, then fail the run with "File name too long".
 MAX_NAME_BYTES = PATH_COMPONENT_MAX_BYTES - NAME_SUFFIX_BYTES
 
@@ -90,7 +101,8 @@ class CaseSpec:
     # Worker processes that time each job, in rounds over the suite (asv's `processes`). Measured on a 2-core
     # VM: a ~1 ms step's median moved 20-40% (once 2x) from one process to the next while staying tight within
     # each, so one process cannot show how far the same code moves between runs. Three, not asv's two: over
-    # 10 recorded processes, compare's rule flagged 7% of unchanged pairs with two processes a side, 1% with three.
+    # 10 recorded processes, compare's rule flagged 7% of unchanged pairs with two processes a side, 1% with
+    # three.
     processes: int = 3
     profile: bool = True
     timeout_s: float = 300.0
@@ -101,7 +113,9 @@ class CaseSpec:
     # 3 (keras) or 2 (tf_keras) for a zoo model or a factory with a `keras` parameter; None: the model's own.
     # `keras: [3, 2]` in a suite becomes two cases, <name>-keras3 and <name>-keras2.
     keras: int | None = None
-    tf_config: dict | None = None  # process-wide TF settings applied at worker start (tfperf.measure.tf_config)
+    tf_config: dict | None = (
+        None  # process-wide TF settings applied at worker start (tfperf.measure.tf_config)
+    )
     base_dir: str = "."  # the suite file's folder: relative references resolve against it
     line: int | None = None  # where the case starts in the suite file
 
@@ -126,9 +140,10 @@ class CaseSpec:
             inp["shape"] = tuple(inp.get("shape") or ())
             d["input"] = InputSpec(**inp)
         if d.get("input_by_name") is not None:
-            d["input_by_name"] = {name: InputSpec(**{**spec, "shape": tuple(spec.get("shape") or ()),
-                                                     "pipeline": None})
-                                  for name, spec in d["input_by_name"].items()}
+            d["input_by_name"] = {
+                name: InputSpec(**{**spec, "shape": tuple(spec.get("shape") or ()), "pipeline": None})
+                for name, spec in d["input_by_name"].items()
+            }
         if d.get("labels") is not None:
             lab = dict(d["labels"])
             if lab.get("shape") is not None:

@@ -7,22 +7,36 @@ not leak into another configuration: each configuration gets its own worker proc
       intra_op_threads: 2          # tf.config.threading.set_intra_op_parallelism_threads
       inter_op_threads: 1          # tf.config.threading.set_inter_op_parallelism_threads
       jit: autoclustering          # tf.config.optimizer.set_jit("autoclustering")
-      grappler: {remapping: false, disable_meta_optimizer: false}   # tf.config.optimizer.set_experimental_options
-      mixed_precision: mixed_float16                                # keras.mixed_precision.set_global_policy
+      grappler: {remapping: false, disable_meta_optimizer: false}   #
+      tf.config.optimizer.set_experimental_options mixed_precision: mixed_float16
+      # keras.mixed_precision.set_global_policy
 
-This module validates the settings and writes them as code, without TensorFlow; tfperf.measure.tf_config applies
-them in a worker.
+This module validates the settings and writes them as code, without TensorFlow; tfperf.measure.tf_config
+applies them in a worker.
 """
+
 from __future__ import annotations
 
 from typing import Any
 
 # tf.config.optimizer.set_experimental_options keys (TF 2.21).
 GRAPPLER_OPTIONS: tuple[str, ...] = (
-    "layout_optimizer", "constant_folding", "shape_optimization", "remapping", "arithmetic_optimization",
-    "dependency_optimization", "loop_optimization", "function_optimization", "debug_stripper",
-    "disable_model_pruning", "scoped_allocator_optimization", "pin_to_host_optimization",
-    "implementation_selector", "auto_mixed_precision", "disable_meta_optimizer", "min_graph_nodes",
+    "layout_optimizer",
+    "constant_folding",
+    "shape_optimization",
+    "remapping",
+    "arithmetic_optimization",
+    "dependency_optimization",
+    "loop_optimization",
+    "function_optimization",
+    "debug_stripper",
+    "disable_model_pruning",
+    "scoped_allocator_optimization",
+    "pin_to_host_optimization",
+    "implementation_selector",
+    "auto_mixed_precision",
+    "disable_meta_optimizer",
+    "min_graph_nodes",
 )
 JIT_VALUES = ("autoclustering", "off")
 POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -52,7 +66,9 @@ def validate(settings: Any) -> list[tuple[str, str]]:
                 continue
             for opt, v in value.items():
                 if opt not in GRAPPLER_OPTIONS:
-                    problems.append((f"grappler.{opt}", f"unknown Grappler option; known: {', '.join(GRAPPLER_OPTIONS)}"))
+                    problems.append(
+                        (f"grappler.{opt}", f"unknown Grappler option; known: {', '.join(GRAPPLER_OPTIONS)}")
+                    )
                 elif opt == "min_graph_nodes" and not isinstance(v, int):
                     problems.append((f"grappler.{opt}", "must be an integer"))
                 elif opt != "min_graph_nodes" and not isinstance(v, bool):
@@ -64,8 +80,13 @@ def describe(settings: dict) -> str:
     """A short human label: 'intra=1 inter=2, autoclustering, grappler: remapping off'."""
     parts = []
     if "intra_op_threads" in settings or "inter_op_threads" in settings:
-        parts.append(" ".join(f"{k.split('_')[0]}={settings[k]}" for k in ("intra_op_threads", "inter_op_threads")
-                              if k in settings))
+        parts.append(
+            " ".join(
+                f"{k.split('_')[0]}={settings[k]}"
+                for k in ("intra_op_threads", "inter_op_threads")
+                if k in settings
+            )
+        )
     if settings.get("jit") == "autoclustering":
         parts.append("XLA auto-clustering")
     g = settings.get("grappler") or {}
@@ -98,8 +119,10 @@ def code_for(settings: dict) -> list[str]:
 
 def json_schema() -> dict[str, Any]:
     """The settings `validate` accepts, as JSON Schema (part of `tfperf schema suite`)."""
-    grappler = {opt: {"type": "integer"} if opt == "min_graph_nodes" else {"type": "boolean"}
-                for opt in GRAPPLER_OPTIONS}
+    grappler = {
+        opt: {"type": "integer"} if opt == "min_graph_nodes" else {"type": "boolean"}
+        for opt in GRAPPLER_OPTIONS
+    }
     return {
         "type": "object",
         "properties": {

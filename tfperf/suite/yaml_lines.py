@@ -1,8 +1,10 @@
 """A suite file → plain Python data plus the line of every key and list item, or a SuiteError naming the line.
 
-ruamel.yaml's round-trip loader is safe (it builds only mappings, lists and scalars, never arbitrary objects) and,
-unlike PyYAML's safe loader, remembers where each key and item was, so every later message can name its line.
+ruamel.yaml's round-trip loader is safe (it builds only mappings, lists and scalars, never arbitrary objects)
+and, unlike PyYAML's safe loader, remembers where each key and item was, so every later message can name its
+line.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -30,8 +32,8 @@ class Document:
 
 
 def read_document(path: str | Path) -> Document:
-    """Read and parse a suite file; SuiteError (with the line when YAML says it) when it cannot be read or parsed,
-    or when its top level is not a mapping."""
+    """Read and parse a suite file; SuiteError (with the line when YAML says it) when it cannot be read or
+    parsed, or when its top level is not a mapping."""
     shown = str(path)
     try:
         raw = Path(path).read_bytes()
@@ -40,7 +42,9 @@ def read_document(path: str | Path) -> Document:
     except IsADirectoryError:
         raise SuiteError.single(shown, None, None, "is a folder, not a suite file") from None
     except OSError as exc:
-        raise SuiteError.single(shown, None, None, f"cannot read the suite file: {exc.strerror or exc}") from None
+        raise SuiteError.single(
+            shown, None, None, f"cannot read the suite file: {exc.strerror or exc}"
+        ) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -62,15 +66,17 @@ def read_document(path: str | Path) -> Document:
 
     if not isinstance(doc, CommentedMap):
         kind = "empty" if doc is None else f"a {'list' if isinstance(doc, list) else type(doc).__name__}"
-        raise SuiteError.single(shown, 1, None, f"the top level must be a mapping with name and cases, but it is {kind}")
+        raise SuiteError.single(
+            shown, 1, None, f"the top level must be a mapping with name and cases, but it is {kind}"
+        )
     lines: dict[DocPath, int] = {}
     data = to_plain(doc, (), lines)
     return Document(text, hashlib.sha256(raw).hexdigest(), data, lines)
 
 
 def to_plain(node: Any, path: DocPath, lines: dict[DocPath, int]) -> Any:
-    """ruamel's round-trip nodes → dict/list/str/int/float/bool/None, recording the line (1-based) of every key
-    and list item under its path."""
+    """ruamel's round-trip nodes → dict/list/str/int/float/bool/None, recording the line (1-based) of every
+    key and list item under its path."""
     if isinstance(node, CommentedMap):
         out = {}
         for key in node:
@@ -79,7 +85,8 @@ def to_plain(node: Any, path: DocPath, lines: dict[DocPath, int]) -> Any:
             except (KeyError, TypeError, AttributeError):  # a key that came in through a `<<:` merge
                 lines.setdefault(path + (key,), lines.get(path, 1))
             out[key if isinstance(key, (str, int, float, bool)) or key is None else str(key)] = to_plain(
-                node[key], path + (key,), lines)
+                node[key], path + (key,), lines
+            )
         return out
     if isinstance(node, CommentedSeq):
         out_list = []

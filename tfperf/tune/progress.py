@@ -1,5 +1,6 @@
-"""What `tfperf tune` tells the user while it searches: nothing, a line per configuration, or a progress bar over
-the budget with those lines above it."""
+"""What `tfperf tune` tells the user while it searches: nothing, a line per configuration, or a progress bar
+over the budget with those lines above it."""
+
 from __future__ import annotations
 
 import sys
@@ -44,10 +45,15 @@ class LineTuneProgress(SilentTuneProgress):
 
     def config_finished(self, case: str, candidate: Candidate, rows: list[Row], wall_s: float) -> None:
         for r in rows:
-            self.line(f"      {r.mode}{f' bs={r.batch_size}' if r.batch_size else ''}: "
-                      + (f"{units.ms(r.result.median_s)} ms/step" if r.result.ok and r.result.samples
-                         else f"{r.result.status} {r.result.error.message if r.result.error else ''}"[:160])
-                      + f"  ({wall_s:.0f} s)")
+            self.line(
+                f"      {r.mode}{f' bs={r.batch_size}' if r.batch_size else ''}: "
+                + (
+                    f"{units.ms(r.result.median_s)} ms/step"
+                    if r.result.ok and r.result.samples
+                    else f"{r.result.status} {r.result.error.message if r.result.error else ''}"[:160]
+                )
+                + f"  ({wall_s:.0f} s)"
+            )
 
     def config_skipped(self, case: str, candidate: Candidate, reason: str) -> None:
         self.line(f"  skipped {candidate.id}: {reason}")
@@ -61,9 +67,14 @@ class BarTuneProgress(LineTuneProgress):
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.console = Console(stderr=True)
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
-                                 TextColumn("{task.completed:.0f}/{task.total:.0f} s"), TimeElapsedColumn(),
-                                 console=self.console, transient=True)
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,
+        )
         self.task = None
         self.started = 0.0
 
@@ -77,8 +88,11 @@ class BarTuneProgress(LineTuneProgress):
         self.task = self.progress.add_task(f"tune {case}", total=budget_s)
 
     def config_started(self, case: str, candidate: Candidate, index: int, planned: int) -> None:
-        self.progress.update(self.task, description=f"tune {case}: {candidate.id} ({index}/{planned})",
-                             completed=time.monotonic() - self.started)
+        self.progress.update(
+            self.task,
+            description=f"tune {case}: {candidate.id} ({index}/{planned})",
+            completed=time.monotonic() - self.started,
+        )
 
     def config_finished(self, case: str, candidate: Candidate, rows: list[Row], wall_s: float) -> None:
         super().config_finished(case, candidate, rows, wall_s)

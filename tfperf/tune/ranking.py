@@ -1,13 +1,14 @@
-"""How `tfperf tune` judges a measured configuration against the baseline: speed-up per sample, its interval and
-significance, the output check, the verdicts and the best.
+"""How `tfperf tune` judges a measured configuration against the baseline: speed-up per sample, its interval
+and significance, the output check, the verdicts and the best.
 
 A configuration is judged against the baseline with `tfperf compare`'s own decision
-(`tfperf.analysis.compare.compare_results`) on time per sample, at tune's threshold `TUNE_MIN_GAIN` (5%): it is
-"faster" only when it is significantly faster (p < REGRESSION_ALPHA, two-sided Mann-Whitney U), more than 5% faster,
-its bootstrap interval (resampling whole repeats) excludes no change, and the gain is larger than either side's own
-spread between its repeats and worker processes. The best is the fastest such configuration, and it must clear the
-same test again when re-measured against the baseline in fresh workers.
+(`tfperf.analysis.compare.compare_results`) on time per sample, at tune's threshold `TUNE_MIN_GAIN` (5%): it
+is "faster" only when it is significantly faster (p < REGRESSION_ALPHA, two-sided Mann-Whitney U), more than
+5% faster, its bootstrap interval (resampling whole repeats) excludes no change, and the gain is larger than
+either side's own spread between its repeats and worker processes. The best is the fastest such configuration,
+and it must clear the same test again when re-measured against the baseline in fresh workers.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,7 +23,8 @@ from tfperf.results.model import Result, RunResult
 from tfperf.suite.tf_config import code_for
 from tfperf.tune.candidates import Candidate, pipeline_code
 
-# The best configuration must be faster by more than this, per sample, by compare's decision (tune.json's min_gain).
+# The best configuration must be faster by more than this, per sample, by compare's decision (tune.json's
+# min_gain).
 MIN_GAIN = TUNE_MIN_GAIN
 
 # compare's verdict on (baseline, configuration), current / base, in tune's words.
@@ -46,7 +48,8 @@ class Gain:
 
     @property
     def faster(self) -> bool:
-        """Faster by compare's decision at MIN_GAIN: significant, beyond the threshold, the interval and the spread."""
+        """Faster by compare's decision at MIN_GAIN: significant, beyond the threshold, the interval and the
+        spread."""
         return self.verdict == "improvement"
 
     @property
@@ -93,11 +96,16 @@ class Row:
         if self.candidate.settings.get("jit") == "autoclustering":
             lines.append("step = tf.function(step)  # auto-clustering compiles clusters of it with XLA")
         elif self.mode == "xla":
-            lines.append("step = tf.function(step, jit_compile=True)  # Keras: model.compile(..., jit_compile=True)")
+            lines.append(
+                "step = tf.function(step, jit_compile=True)  # Keras: model.compile(..., jit_compile=True)"
+            )
         else:
             lines.append("step = tf.function(step)")
         if "steps_per_execution" in self.candidate.case_changes:
-            lines.append(f"model.compile(..., steps_per_execution={self.candidate.case_changes['steps_per_execution']})")
+            lines.append(
+                "model.compile(..., "
+                f"steps_per_execution={self.candidate.case_changes['steps_per_execution']})"
+            )
         lines.extend(pipeline_code(self.candidate.pipeline))
         if self.batch_size is not None:
             lines.append(f"dataset = dataset.batch({self.batch_size})")
@@ -105,13 +113,25 @@ class Row:
 
     def to_json(self) -> dict:
         return {
-            "config": self.candidate.id, "group": self.candidate.group, "label": self.candidate.label,
-            "settings": self.candidate.settings, "pipeline": self.candidate.pipeline, "note": self.candidate.note,
-            "mode": self.mode, "batch_size": self.batch_size, "status": self.result.status,
-            "median_s": self.result.median_s, "samples_per_s": (self.result.throughput or {}).get("samples_per_s"),
-            "speedup": self.speedup, "speedup_ci": list(self.ci) if self.ci else None, "p_value": self.p_value,
-            "verdict": self.verdict, "reason": self.reason, "excluded": self.excluded,
-            "output_difference": self.output_difference, "output_tolerance": self.output_tolerance,
+            "config": self.candidate.id,
+            "group": self.candidate.group,
+            "label": self.candidate.label,
+            "settings": self.candidate.settings,
+            "pipeline": self.candidate.pipeline,
+            "note": self.candidate.note,
+            "mode": self.mode,
+            "batch_size": self.batch_size,
+            "status": self.result.status,
+            "median_s": self.result.median_s,
+            "samples_per_s": (self.result.throughput or {}).get("samples_per_s"),
+            "speedup": self.speedup,
+            "speedup_ci": list(self.ci) if self.ci else None,
+            "p_value": self.p_value,
+            "verdict": self.verdict,
+            "reason": self.reason,
+            "excluded": self.excluded,
+            "output_difference": self.output_difference,
+            "output_tolerance": self.output_tolerance,
             "processes": self.result.process_count,
             "code": self.code(),
         }
@@ -139,9 +159,9 @@ class CaseTuning:
         return self.best or self.baseline
 
     def recommended_code(self) -> list[str]:
-        """The lines to change: the best's code without the lines the baseline's code has too (its mode line when
-        it runs the baseline's mode, its batch line at the baseline's batch size). Empty when the baseline stayed
-        best: there is nothing to change."""
+        """The lines to change: the best's code without the lines the baseline's code has too (its mode line
+        when it runs the baseline's mode, its batch line at the baseline's batch size). Empty when the
+        baseline stayed best: there is nothing to change."""
         if self.best is None:
             return []
         unchanged = set(self.baseline.code()) if self.baseline else set()
@@ -149,7 +169,10 @@ class CaseTuning:
 
     def to_json(self) -> dict:
         return {
-            "case": self.case, "budget_s": self.budget_s, "elapsed_s": self.elapsed_s, "message": self.message,
+            "case": self.case,
+            "budget_s": self.budget_s,
+            "elapsed_s": self.elapsed_s,
+            "message": self.message,
             "baseline": self.baseline.to_json() if self.baseline else None,
             "best": self.best.to_json() if self.best else None,
             # [] when the baseline stayed best: no change to make.
@@ -170,8 +193,8 @@ class TuneRun:
 
 
 def per_sample_result(r: Result) -> Result:
-    """The result with its step times per sample (same repeats and processes): what compare's decision is given,
-    so two batch sizes compare fairly and the spread rule still sees each repeat and process."""
+    """The result with its step times per sample (same repeats and processes): what compare's decision is
+    given, so two batch sizes compare fairly and the spread rule still sees each repeat and process."""
     return dataclasses.replace(r, samples=per_sample(r))
 
 
@@ -183,21 +206,24 @@ def gain(base: Row, row: Row) -> Gain:
     speedup = 1 / cmp.ratio if cmp.ratio else None
     ci = (1 / cmp.ci_high, 1 / cmp.ci_low) if cmp.ci_low and cmp.ci_high else None
     # Tune ranks step times: compare's verdict from time alone (a tracing count that grew would make its row a
-    # regression whatever the time; a configuration that changes what the step computes is the output check's).
+    # regression whatever the time; a configuration that changes what the step computes is the output
+    # check's).
     verdict = cmp.time_verdict or cmp.verdict
     return Gain(speedup, ci, cmp.p_value, verdict, cmp.reason)
 
 
 def fingerprint(result: Result, first_step: bool) -> dict:
     """The outputs tune compares: a stateful step's first call from the same state (`extra.first_step_output`,
-    tfperf.measure.step_state) when `first_step`, else the forward pass on a fixed input (`output_fingerprint`)."""
+    tfperf.measure.step_state) when `first_step`, else the forward pass on a fixed input
+    (`output_fingerprint`)."""
     extra = result.extra or {}
     return (extra.get("first_step_output") if first_step else extra.get("output_fingerprint")) or {}
 
 
 def compute_dtype(row: Row) -> str:
-    """What the row computed in: the built model's measured compute dtype (`extra.model_compute_dtype`) when the
-    worker recorded one, else the candidate's mixed-precision policy (a `function:` case has no model to ask)."""
+    """What the row computed in: the built model's measured compute dtype (`extra.model_compute_dtype`) when
+    the worker recorded one, else the candidate's mixed-precision policy (a `function:` case has no model to
+    ask)."""
     measured = str((row.result.extra or {}).get("model_compute_dtype") or "")
     if measured and measured != "None":
         return measured
@@ -205,7 +231,8 @@ def compute_dtype(row: Row) -> str:
 
 
 def compiled_mode(row: Row) -> str:
-    """"xla" when XLA compiled the row's step (jit_compile, or auto-clustering of a tf.function), else its mode."""
+    """ "xla" when XLA compiled the row's step (jit_compile, or auto-clustering of a tf.function), else its
+    mode."""
     return "xla" if row.mode == "xla" or row.candidate.settings.get("jit") == "autoclustering" else row.mode
 
 
@@ -225,11 +252,13 @@ def tolerance_basis(row: Row, base: Row | None) -> str:
     return "float32 under XLA" if any(compiled_mode(r) == "xla" for r in sides) else "float32"
 
 
-def output_exclusion(row: Row, reference: list | None, first_step: bool = False, base: Row | None = None) -> str | None:
-    """Why a row's output disqualifies it (it differs from the baseline's beyond row_tolerance), or None; records
-    the difference and the tolerance on the row. `first_step`: compare the first step's outputs from the same
-    state (a user's stateful training step): later outputs of a step that trains depend on how many steps ran
-    before them."""
+def output_exclusion(
+    row: Row, reference: list | None, first_step: bool = False, base: Row | None = None
+) -> str | None:
+    """Why a row's output disqualifies it (it differs from the baseline's beyond row_tolerance), or None;
+    records the difference and the tolerance on the row. `first_step`: compare the first step's outputs from
+    the same state (a user's stateful training step): later outputs of a step that trains depend on how many
+    steps ran before them."""
     fp = fingerprint(row.result, first_step)
     tol = row.output_tolerance = row_tolerance(row, base)
     row.output_difference = output_difference(fp.get("values") or [], reference)
@@ -238,8 +267,11 @@ def output_exclusion(row: Row, reference: list | None, first_step: bool = False,
     if row.output_difference is None:
         return "output check not comparable with the baseline's"
     if row.output_difference > tol:
-        return (f"outputs differ from the baseline's by {row.output_difference:.2g} (relative; tolerance {tol:g}, "
-                f"{tolerance_basis(row, base)})")
+        return (
+            f"outputs differ from the baseline's by {row.output_difference:.2g} (relative; tolerance "
+            f"{tol:g}, "
+            f"{tolerance_basis(row, base)})"
+        )
     return None
 
 
@@ -250,7 +282,10 @@ def evaluate(tuning: CaseTuning) -> None:
     reference = fingerprint(base.result, first_step).get("values") if base else None
     for row in tuning.rows:
         if not row.result.ok or not row.result.samples:
-            row.verdict, row.excluded = "failed", (row.result.error and row.result.error.message) or row.result.status
+            row.verdict, row.excluded = (
+                "failed",
+                (row.result.error and row.result.error.message) or row.result.status,
+            )
             continue
         if reference is not None and row is not base:
             row.excluded = output_exclusion(row, reference, first_step, base)
@@ -280,8 +315,8 @@ def not_applied(row: Row) -> str | None:
 
 
 def verdict_of(g: Gain) -> str:
-    """compare's verdict in tune's words: faster / slower beyond MIN_GAIN, within ±MIN_GAIN, or inconclusive (the
-    reason says which test it failed: too few samples, not significant, the interval, the spread)."""
+    """compare's verdict in tune's words: faster / slower beyond MIN_GAIN, within ±MIN_GAIN, or inconclusive
+    (the reason says which test it failed: too few samples, not significant, the interval, the spread)."""
     if g.verdict in VERDICTS:
         return VERDICTS[g.verdict]
     if g.verdict == "unchanged":

@@ -1,5 +1,6 @@
 """What `tfperf tune` writes for a reader: the ranked table per case (terminal and tune.md), the summary lines
 around it, and tuned.yaml (the suite with each case's winning configuration)."""
+
 from __future__ import annotations
 
 import io
@@ -35,20 +36,26 @@ def ranking_rows(t: CaseTuning) -> list[dict]:
     for r in t.ranked():
         ranked = r.speedup is not None and not r.excluded
         rank += ranked
-        out.append({
-            "#": str(rank) if ranked else MISSING,
-            "configuration": r.candidate.id + (" (best)" if r is t.best else ""),
-            "mode": r.mode,
-            "batch": str(r.batch_size) if r.batch_size is not None else MISSING,
-            "median ms/step": units.ms_column(r.result.median_s, MISSING) if r.result.samples else MISSING,
-            "samples/s": f"{r.result.throughput['samples_per_s']:,.0f}"
-            if r.result.samples and r.result.throughput and r.result.throughput.get("samples_per_s") else MISSING,
-            f"speed-up [{CONFIDENCE:.0%} CI]": speedup_cell(r),
-            "p": units.p_column(r.p_value, MISSING),
-            "verdict": r.excluded and f"excluded: {r.excluded}" or (
-                f"{r.verdict}: {r.reason}" if r.verdict == "inconclusive" and r.reason else r.verdict),
-            "what": ("jit_compile=True; " if r.mode == "xla" else "") + r.candidate.label,
-        })
+        out.append(
+            {
+                "#": str(rank) if ranked else MISSING,
+                "configuration": r.candidate.id + (" (best)" if r is t.best else ""),
+                "mode": r.mode,
+                "batch": str(r.batch_size) if r.batch_size is not None else MISSING,
+                "median ms/step": units.ms_column(r.result.median_s, MISSING)
+                if r.result.samples
+                else MISSING,
+                "samples/s": f"{r.result.throughput['samples_per_s']:,.0f}"
+                if r.result.samples and r.result.throughput and r.result.throughput.get("samples_per_s")
+                else MISSING,
+                f"speed-up [{CONFIDENCE:.0%} CI]": speedup_cell(r),
+                "p": units.p_column(r.p_value, MISSING),
+                "verdict": r.excluded
+                and f"excluded: {r.excluded}"
+                or (f"{r.verdict}: {r.reason}" if r.verdict == "inconclusive" and r.reason else r.verdict),
+                "what": ("jit_compile=True; " if r.mode == "xla" else "") + r.candidate.label,
+            }
+        )
     return out
 
 
@@ -67,14 +74,22 @@ def summary_lines(t: CaseTuning) -> list[str]:
         lines.append(f"best: {t.best.name} — {t.best.speedup:.2f}× the baseline ({t.baseline.name}){conf}")
     elif t.baseline is not None and t.baseline.result.ok:
         if c.get("status") == "not confirmed" and t.unconfirmed is not None:
-            lines.append(f"best: the baseline — {t.unconfirmed.name} measured {t.unconfirmed.speedup:.2f}× but did not "
-                         f"hold when re-measured in fresh workers ({c.get('speedup', 0):.2f}×, "
-                         f"{units.p_value(c.get('p_value'))})")
+            lines.append(
+                f"best: the baseline — {t.unconfirmed.name} measured {t.unconfirmed.speedup:.2f}× but did "
+                "not "
+                f"hold when re-measured in fresh workers ({c.get('speedup', 0):.2f}×, "
+                f"{units.p_value(c.get('p_value'))})"
+            )
         elif t.unconfirmed is not None:
-            lines.append(f"best: the baseline — {t.unconfirmed.name} measured {t.unconfirmed.speedup:.2f}× but could "
-                         f"not be re-measured to prove it ({c.get('reason')}); a larger --budget-s would let tune re-measure it")
+            lines.append(
+                f"best: the baseline — {t.unconfirmed.name} measured {t.unconfirmed.speedup:.2f}× but could "
+                f"not be re-measured to prove it ({c.get('reason')}); a larger --budget-s would let tune "
+                "re-measure it"
+            )
         else:
-            lines.append(f"best: the baseline — no configuration was significantly more than {MIN_GAIN:.0%} faster")
+            lines.append(
+                f"best: the baseline — no configuration was significantly more than {MIN_GAIN:.0%} faster"
+            )
     for r in t.rows:
         if r.excluded and r.verdict == "excluded":
             lines.append(f"excluded {r.name}: {r.excluded}")
@@ -95,12 +110,16 @@ def summary_lines(t: CaseTuning) -> list[str]:
 
 def tolerance_words() -> str:
     """The output check in words, with the tolerances thresholds.output_tolerance gives each case."""
-    return (f"A configuration whose output differs from the baseline's (max difference relative to the baseline's "
-            f"largest output) beyond the tolerance of its compute dtype and mode is excluded: "
-            f"{output_tolerance('float32', 'function'):g} in float32, "
-            f"{output_tolerance('float32', 'xla'):g} when either side is compiled by XLA (its fusions reorder float "
-            f"arithmetic), {output_tolerance('float16', 'function'):g} when either computes in 16 bits "
-            f"(float16 or bfloat16, as measured on the built model).")
+    return (
+        "A configuration whose output differs from the baseline's (max difference relative to the "
+        "baseline's "
+        f"largest output) beyond the tolerance of its compute dtype and mode is excluded: "
+        f"{output_tolerance('float32', 'function'):g} in float32, "
+        f"{output_tolerance('float32', 'xla'):g} when either side is compiled by XLA (its fusions reorder "
+        "float "
+        f"arithmetic), {output_tolerance('float16', 'function'):g} when either computes in 16 bits "
+        f"(float16 or bfloat16, as measured on the built model)."
+    )
 
 
 def render_text(result: TuneRun) -> str:
@@ -120,15 +139,24 @@ def render_text(result: TuneRun) -> str:
 def render_markdown(result: TuneRun) -> str:
     from tabulate import tabulate
 
-    out = [f"# tfperf tune: {result.run.suite.get('name', '?')}", "",
-           f"Each configuration ran in its own worker processes (the case's `processes`). Speed-up = the baseline's "
-           f"time per sample / the configuration's (median), with a {CONFIDENCE:.0%} bootstrap interval over whole "
-           f"repeats; p from a two-sided Mann-Whitney U test on per-sample step times. A configuration is faster by "
-           f"`tfperf compare`'s decision: significant (p < {REGRESSION_ALPHA:g}), more than {MIN_GAIN:.0%} faster, "
-           f"its interval excluding no change, and beyond either side's own spread between repeats and processes. "
-           f"The best is then re-measured against the baseline in fresh workers and must pass the same test again. "
-           f"{tolerance_words()}",
-           ""]
+    out = [
+        f"# tfperf tune: {result.run.suite.get('name', '?')}",
+        "",
+        "Each configuration ran in its own worker processes (the case's `processes`). Speed-up = the "
+        "baseline's "
+        f"time per sample / the configuration's (median), with a {CONFIDENCE:.0%} bootstrap interval over "
+        "whole "
+        "repeats; p from a two-sided Mann-Whitney U test on per-sample step times. A configuration is "
+        "faster by "
+        f"`tfperf compare`'s decision: significant (p < {REGRESSION_ALPHA:g}), more than {MIN_GAIN:.0%} "
+        "faster, "
+        "its interval excluding no change, and beyond either side's own spread between repeats and "
+        "processes. "
+        "The best is then re-measured against the baseline in fresh workers and must pass the same test "
+        "again. "
+        f"{tolerance_words()}",
+        "",
+    ]
     for t in result.cases:
         out.append(f"## {t.case}")
         out.append("")
@@ -150,8 +178,8 @@ def render_markdown(result: TuneRun) -> str:
 
 
 def make_references_absolute(mapping, base_dir: Path) -> None:
-    """`file.py:attr` references relative to the suite file, made absolute in place: tuned.yaml is written next
-    to the results, where a relative reference would break."""
+    """`file.py:attr` references relative to the suite file, made absolute in place: tuned.yaml is written
+    next to the results, where a relative reference would break."""
     for key in REFERENCE_KEYS:
         ref = mapping.get(key)
         if isinstance(ref, str) and ".py:" in ref and not Path(ref.split(":")[0]).is_absolute():
@@ -177,7 +205,8 @@ def per_keras(case, keras_default) -> list:
 
 
 def tuned_yaml(suite: Suite, tunings: list[CaseTuning]) -> str:
-    """The suite with each case's winning settings: `tfperf run tuned.yaml` measures the tuned configuration."""
+    """The suite with each case's winning settings: `tfperf run tuned.yaml` measures the tuned
+    configuration."""
     from ruamel.yaml import YAML
     from ruamel.yaml.comments import CommentedMap
 
@@ -212,8 +241,10 @@ def tuned_yaml(suite: Suite, tunings: list[CaseTuning]) -> str:
             case["tf_config"] = dict(rec.candidate.settings)
         elif "tf_config" in case:
             del case["tf_config"]
-        header.append(f"{name}: {rec.name}" + (f", {t.best.speedup:.2f}× the baseline" if t.best else
-                                                 " (the baseline stayed best)"))
+        header.append(
+            f"{name}: {rec.name}"
+            + (f", {t.best.speedup:.2f}× the baseline" if t.best else " (the baseline stayed best)")
+        )
     if doc.get("defaults"):
         make_references_absolute(doc["defaults"], base_dir)
     buf = io.StringIO()

@@ -12,8 +12,9 @@ result carries the spread between processes that compare's decision needs.
    first batch size. The fastest (mode, batch size) by time per sample is where the next phase searches.
 2. **one configuration per process-wide setting** (tfperf.tune.candidates), each in its own workers, so no
    setting leaks into another: tf.data what-ifs first when the baseline is input-bound (synthetic pipelines),
-   mixed precision where the hardware computes in 16-bit (a tensor-core GPU, a CPU with bfloat16 instructions),
-   CPU thread counts, XLA auto-clustering, Grappler off (the reference) and single Grappler optimizations off.
+   mixed precision where the hardware computes in 16-bit (a tensor-core GPU, a CPU with bfloat16
+   instructions), CPU thread counts, XLA auto-clustering, Grappler off (the reference) and single Grappler
+   optimizations off.
 3. **combined** — the winners of different groups together, when more than one group won.
 4. **confirm** — the best configuration and the baseline re-measured in fresh workers, alternating; a winner
    that does not pass the same test again is not recommended.
@@ -23,6 +24,7 @@ written for a reader, tfperf.tune.render.
 
 No TensorFlow in this process: every measurement is a worker (tfperf.run.worker) supervised by the runner.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -31,6 +33,7 @@ import sys
 import time
 from pathlib import Path
 
+from tfperf.figures.thresholds import MIXED_PRECISION_OUTPUT_TOLERANCE, OUTPUT_TOLERANCE, XLA_OUTPUT_TOLERANCE
 from tfperf.host.environment import host_environment
 from tfperf.report.outputs import finish_run
 from tfperf.results.model import Result, RunResult, atomic_write_text, merge_process, now_iso, write_results
@@ -39,7 +42,6 @@ from tfperf.run.runner import CaseRunner, SilentReporter, processes_for
 from tfperf.suite.spec import CaseSpec, Suite
 from tfperf.tune.candidates import Candidate, merge_settings, pipeline_code, setting_candidates
 from tfperf.tune.progress import SilentTuneProgress, TuneProgress
-from tfperf.figures.thresholds import MIXED_PRECISION_OUTPUT_TOLERANCE, OUTPUT_TOLERANCE, XLA_OUTPUT_TOLERANCE
 from tfperf.tune.ranking import MIN_GAIN, CaseTuning, Row, TuneRun, evaluate, gain
 from tfperf.tune.render import render_markdown, tuned_yaml
 from tfperf.version import __version__
@@ -53,8 +55,15 @@ DEFAULT_BUDGET_S = 300.0
 class CaseTuner:
     """Runs the search for one case within its budget."""
 
-    def __init__(self, case: CaseSpec, out_dir: Path, budget_s: float, environment: dict,
-                 progress: TuneProgress, python: str):
+    def __init__(
+        self,
+        case: CaseSpec,
+        out_dir: Path,
+        budget_s: float,
+        environment: dict,
+        progress: TuneProgress,
+        python: str,
+    ):
         self.case, self.out_dir, self.budget_s = case, out_dir, budget_s
         self.environment, self.progress, self.python = environment, progress, python
         self.started = time.monotonic()
@@ -71,7 +80,8 @@ class CaseTuner:
         return self.budget_s - (time.monotonic() - self.started)
 
     def estimate(self, jobs: int = 1, workers: int = 1) -> float:
-        """Wall time of `workers` worker processes of `jobs` jobs each, from the running means of the workers so far."""
+        """Wall time of `workers` worker processes of `jobs` jobs each, from the running means of the workers
+        so far."""
         if self.worker_overhead_s is None or self.job_s is None:
             # No complete worker yet (the budget cut the first one short): assume the next costs as much.
             return self.last_wall_s * workers
@@ -91,21 +101,32 @@ class CaseTuner:
     def spec_for(self, cand: Candidate, modes: tuple[str, ...], batch_sizes: tuple[int, ...]) -> CaseSpec:
         spec = self.case
         if cand.pipeline and spec.input and spec.input.pipeline:
-            spec = spec.replace(input=dataclasses.replace(
-                spec.input, pipeline=dataclasses.replace(spec.input.pipeline, **cand.pipeline)))
+            spec = spec.replace(
+                input=dataclasses.replace(
+                    spec.input, pipeline=dataclasses.replace(spec.input.pipeline, **cand.pipeline)
+                )
+            )
         spec = spec.replace(**cand.case_changes)  # CaseSpec keys of the configuration (steps_per_execution)
-        return spec.replace(name=f"{self.case.name}+{cand.id}", modes=modes,
-                            batch_sizes=batch_sizes if self.case.function is None else self.case.batch_sizes,
-                            profile=False, what_if=False, timeout_s=self.case.timeout_s,
-                            tf_config={**cand.settings, "output_check": True, "seed": SEED})
+        return spec.replace(
+            name=f"{self.case.name}+{cand.id}",
+            modes=modes,
+            batch_sizes=batch_sizes if self.case.function is None else self.case.batch_sizes,
+            profile=False,
+            what_if=False,
+            timeout_s=self.case.timeout_s,
+            tf_config={**cand.settings, "output_check": True, "seed": SEED},
+        )
 
-    def worker(self, spec: CaseSpec, process_no: int, indices: list[int] | None) -> tuple[dict[int, Result], float]:
-        """One worker process of a configuration (the jobs at `indices`, default all), killed at the budget's end;
-        returns its results by job index and its wall time."""
+    def worker(
+        self, spec: CaseSpec, process_no: int, indices: list[int] | None
+    ) -> tuple[dict[int, Result], float]:
+        """One worker process of a configuration (the jobs at `indices`, default all), killed at the budget's
+        end; returns its results by job index and its wall time."""
         spec = spec.replace(timeout_s=max(1.0, min(self.case.timeout_s, self.remaining())))
         t0 = time.monotonic()
-        runner = CaseRunner(spec, self.out_dir, SilentReporter(), False, self.python, process_no=process_no,
-                            indices=indices)
+        runner = CaseRunner(
+            spec, self.out_dir, SilentReporter(), False, self.python, process_no=process_no, indices=indices
+        )
         results = runner.run()
         wall = self.last_wall_s = time.monotonic() - t0
         if runner.tensorflow and self.tensorflow_env is None:
@@ -118,18 +139,21 @@ class CaseTuner:
             self.job_s = sum(j for _, j in self.observations) / len(self.observations)
         return dict(runner.finished), wall
 
-    def measure(self, cand: Candidate, modes: tuple[str, ...], batch_sizes: tuple[int, ...],
-                planned: int) -> list[Row]:
-        """One configuration in `processes` workers; its results become rows (and results for results.json)."""
+    def measure(
+        self, cand: Candidate, modes: tuple[str, ...], batch_sizes: tuple[int, ...], planned: int
+    ) -> list[Row]:
+        """One configuration in `processes` workers; its results become rows (and results for
+        results.json)."""
         return self.measure_together([(cand, modes, batch_sizes)], planned)[0]
 
-    def measure_together(self, configs: list[tuple[Candidate, tuple[str, ...], tuple[int, ...]]],
-                         planned: int) -> list[list[Row]]:
-        """Several configurations in rounds, as `tfperf run` measures a suite: round 1 runs every configuration's
-        first worker, rounds 2..N a fresh worker each that only times what round 1 measured, its samples joining
-        round 1's (`merge_process`). Alternating the configurations spreads a slow minute of the machine over
-        both sides of a comparison. A later round the budget cannot pay for is left out, and the result shows
-        fewer processes."""
+    def measure_together(
+        self, configs: list[tuple[Candidate, tuple[str, ...], tuple[int, ...]]], planned: int
+    ) -> list[list[Row]]:
+        """Several configurations in rounds, as `tfperf run` measures a suite: round 1 runs every
+        configuration's first worker, rounds 2..N a fresh worker each that only times what round 1 measured,
+        its samples joining round 1's (`merge_process`). Alternating the configurations spreads a slow minute
+        of the machine over both sides of a comparison. A later round the budget cannot pay for is left out,
+        and the result shows fewer processes."""
         specs = [self.spec_for(cand, modes, sizes) for cand, modes, sizes in configs]
         firsts: list[dict[int, Result]] = []
         walls = [0.0] * len(configs)
@@ -148,8 +172,13 @@ class CaseTuner:
                     # Said, not silent: the result then holds fewer processes than the case asks for.
                     cand = configs[k][0]
                     reason = f"budget: {self.remaining():.0f} s left, about {need:.0f} s needed"
-                    self.tuning.not_run.append({"config": f"{cand.id} (process {process_no + 1} of "
-                                                          f"{self.processes})", "label": cand.label, "reason": reason})
+                    self.tuning.not_run.append(
+                        {
+                            "config": f"{cand.id} (process {process_no + 1} of {self.processes})",
+                            "label": cand.label,
+                            "reason": reason,
+                        }
+                    )
                     continue
                 later, wall = self.worker(spec, process_no, indices)
                 walls[k] += wall
@@ -160,8 +189,14 @@ class CaseTuner:
             rows = []
             for i in sorted(firsts[k]):
                 r = firsts[k][i]
-                r.extra["tune"] = {"case": self.case.name, "config": cand.id, "group": cand.group,
-                                   "settings": cand.settings, "pipeline": cand.pipeline, "label": cand.label}
+                r.extra["tune"] = {
+                    "case": self.case.name,
+                    "config": cand.id,
+                    "group": cand.group,
+                    "settings": cand.settings,
+                    "pipeline": cand.pipeline,
+                    "label": cand.label,
+                }
                 self.results.append(r)
                 rows.append(Row(cand, r))
             self.tuning.rows.extend(rows)
@@ -190,8 +225,9 @@ class CaseTuner:
     def affordable(self, cand: Candidate, need: float, reserve_s: float) -> bool:
         if self.remaining() - reserve_s >= need:
             return True
-        reason = (f"budget: {self.remaining():.0f} s left, about {need:.0f} s needed"
-                  + (f" plus {reserve_s:.0f} s kept to confirm the winner" if reserve_s else ""))
+        reason = f"budget: {self.remaining():.0f} s left, about {need:.0f} s needed" + (
+            f" plus {reserve_s:.0f} s kept to confirm the winner" if reserve_s else ""
+        )
         self.tuning.not_run.append({"config": cand.id, "label": cand.label, "reason": reason})
         self.progress.config_skipped(self.case.name, cand, reason)
         return False
@@ -209,10 +245,18 @@ class CaseTuner:
         case, tuning = self.case, self.tuning
         sizes = case.batch_sizes
         modes = ("function", "xla")
-        base_cand = Candidate("baseline", "baseline", modes=modes, note="the suite's case, TensorFlow defaults")
+        base_cand = Candidate(
+            "baseline", "baseline", modes=modes, note="the suite's case, TensorFlow defaults"
+        )
         rows = self.measure(base_cand, modes, sizes, planned=1)
-        tuning.baseline = next((r for r in rows if r.mode == "function" and
-                                (r.batch_size == sizes[0] or case.function is not None)), None)
+        tuning.baseline = next(
+            (
+                r
+                for r in rows
+                if r.mode == "function" and (r.batch_size == sizes[0] or case.function is not None)
+            ),
+            None,
+        )
         if tuning.baseline is None or not tuning.baseline.result.ok:
             if tuning.baseline is None:
                 err = "no result"
@@ -249,10 +293,14 @@ class CaseTuner:
         if len(group_best) > 1:
             parts = list(group_best.values())
             uses_autoclustering = "jit" in group_best
-            combo = Candidate("combined", "combined", merge_settings([p.candidate.settings for p in parts]),
-                              pipeline={k: v for p in parts for k, v in p.candidate.pipeline.items()},
-                              case_changes={k: v for p in parts for k, v in p.candidate.case_changes.items()},
-                              note="the winners of " + ", ".join(sorted(group_best)))
+            combo = Candidate(
+                "combined",
+                "combined",
+                merge_settings([p.candidate.settings for p in parts]),
+                pipeline={k: v for p in parts for k, v in p.candidate.pipeline.items()},
+                case_changes={k: v for p in parts for k, v in p.candidate.case_changes.items()},
+                note="the winners of " + ", ".join(sorted(group_best)),
+            )
             cmode = "function" if uses_autoclustering else mode
             if self.affordable(combo, self.candidate_need(1), self.confirm_reserve()):
                 self.measure(combo, (cmode,), (bs,) if bs is not None else case.batch_sizes, planned)
@@ -275,7 +323,8 @@ class CaseTuner:
                 # A mode or batch size of the baseline's own worker: measured side by side with the baseline,
                 # in the same process minutes apart at most: recommended, and said to be measured once.
                 return
-            # Not recommended: a win measured once, in another worker than its baseline, can be the machine's load.
+            # Not recommended: a win measured once, in another worker than its baseline, can be the machine's
+            # load.
             tuning.unconfirmed, tuning.best = best, None
             best.verdict = "faster once, not re-measured (budget)"
             return
@@ -283,9 +332,12 @@ class CaseTuner:
         base_bs = (base.batch_size,) if base.batch_size is not None else self.case.batch_sizes
         if one:
             # Same process-wide settings: mode and batch size are per job, so one worker measures both.
-            rows = self.measure(dataclasses.replace(confirm_base, id="confirm"),
-                                tuple(dict.fromkeys((base.mode, best.mode))),
-                                tuple(dict.fromkeys(base_bs + best_bs)), planned)
+            rows = self.measure(
+                dataclasses.replace(confirm_base, id="confirm"),
+                tuple(dict.fromkeys((base.mode, best.mode))),
+                tuple(dict.fromkeys(base_bs + best_bs)),
+                planned,
+            )
             new_best = [r for r in rows if r.mode == best.mode and r.batch_size == best.batch_size]
             new_base = [r for r in rows if r.mode == base.mode and r.batch_size == base.batch_size]
             for r in rows:
@@ -294,8 +346,9 @@ class CaseTuner:
             rows_to_drop: list[Row] = []
         else:
             # Baseline and winner in alternating workers: a slow stretch of the machine lands on both.
-            new_base, new_best = self.measure_together([(confirm_base, (base.mode,), base_bs),
-                                                        (confirm_best, (best.mode,), best_bs)], planned)
+            new_base, new_best = self.measure_together(
+                [(confirm_base, (base.mode,), base_bs), (confirm_best, (best.mode,), best_bs)], planned
+            )
             rows_to_drop = new_best + new_base
         # Rows of the confirmation are not ranked: they only decide whether the winner holds.
         for r in rows_to_drop:
@@ -307,11 +360,16 @@ class CaseTuner:
         # The same test the winner passed, again: compare's decision at MIN_GAIN, not just "faster at all".
         g = gain(new_base[0], new_best[0])
         held = g.wins
-        tuning.confirmation = {"status": "confirmed" if held else "not confirmed", "speedup": g.speedup,
-                               "speedup_ci": list(g.ci) if g.ci else None, "p_value": g.p_value,
-                               "verdict": g.verdict, "reason": g.reason,
-                               "baseline_median_s": new_base[0].result.median_s,
-                               "best_median_s": new_best[0].result.median_s}
+        tuning.confirmation = {
+            "status": "confirmed" if held else "not confirmed",
+            "speedup": g.speedup,
+            "speedup_ci": list(g.ci) if g.ci else None,
+            "p_value": g.p_value,
+            "verdict": g.verdict,
+            "reason": g.reason,
+            "baseline_median_s": new_base[0].result.median_s,
+            "best_median_s": new_best[0].result.median_s,
+        }
         if not held:
             tuning.unconfirmed, tuning.best = best, None
             best.verdict = "faster once, not when re-measured"
@@ -330,17 +388,30 @@ def record_what_ifs(t: CaseTuning) -> None:
     rows = [r for r in t.rows if r.candidate.group == "pipeline" and r.speedup is not None and not r.excluded]
     if base is None or not rows or base.result.what_if:
         return
-    base.result.what_if = [WhatIf(
-        change=" + ".join(_CHANGE_NAMES.get(k, k) for k in r.candidate.pipeline),
-        median_s=r.result.median_s, baseline_median_s=base.result.median_s, speedup=r.speedup,
-        p_value=r.p_value, input_wait_fraction=r.result.input_wait_fraction,
-        code="\n".join(pipeline_code(r.candidate.pipeline)), details={"source": "tfperf tune"},
-    ) for r in rows]
+    base.result.what_if = [
+        WhatIf(
+            change=" + ".join(_CHANGE_NAMES.get(k, k) for k in r.candidate.pipeline),
+            median_s=r.result.median_s,
+            baseline_median_s=base.result.median_s,
+            speedup=r.speedup,
+            p_value=r.p_value,
+            input_wait_fraction=r.result.input_wait_fraction,
+            code="\n".join(pipeline_code(r.candidate.pipeline)),
+            details={"source": "tfperf tune"},
+        )
+        for r in rows
+    ]
 
 
-def tune_suite(suite: Suite, out_dir: str | Path, *, budget_s: float = DEFAULT_BUDGET_S,
-               progress: TuneProgress | None = None, python: str | None = None,
-               command: list[str] | None = None) -> TuneRun:
+def tune_suite(
+    suite: Suite,
+    out_dir: str | Path,
+    *,
+    budget_s: float = DEFAULT_BUDGET_S,
+    progress: TuneProgress | None = None,
+    python: str | None = None,
+    command: list[str] | None = None,
+) -> TuneRun:
     """Tune every case of the suite (each within `budget_s`), write results.json, the reports, tune.json,
     tune.md and tuned.yaml into out_dir."""
     out_dir = Path(out_dir)
@@ -348,8 +419,13 @@ def tune_suite(suite: Suite, out_dir: str | Path, *, budget_s: float = DEFAULT_B
     progress = progress or SilentTuneProgress()
     suite_dir = Path(suite.path).resolve().parent
     environment = host_environment(suite_dir)
-    run = RunResult(suite={**suite.info, "text": suite.text}, environment=environment, started_at=now_iso(),
-                    tfperf_version=__version__, command=command)
+    run = RunResult(
+        suite={**suite.info, "text": suite.text},
+        environment=environment,
+        started_at=now_iso(),
+        tfperf_version=__version__,
+        command=command,
+    )
     tunings: list[CaseTuning] = []
     for case in suite.cases:
         tuner = CaseTuner(case, out_dir, budget_s, environment, progress, python or sys.executable)
@@ -365,14 +441,29 @@ def tune_suite(suite: Suite, out_dir: str | Path, *, budget_s: float = DEFAULT_B
         record_what_ifs(t)
     finish_run(run, out_dir)
     result = TuneRun(run, tunings, out_dir)
-    atomic_write_text(out_dir / "tune.json", json.dumps(
-        {"tfperf_version": __version__, "suite": suite.info, "budget_s_per_case": budget_s,
-         # `output_tolerance` keeps its meaning (float32 in graph mode, a number); each row records the tolerance
-         # its check used (its compute dtype and mode), one of `output_tolerances`.
-         "min_gain": MIN_GAIN, "output_tolerance": OUTPUT_TOLERANCE,
-         "output_tolerances": {"float32": OUTPUT_TOLERANCE, "float32_xla": XLA_OUTPUT_TOLERANCE,
-                               "16bit": MIXED_PRECISION_OUTPUT_TOLERANCE},
-         "cases": [t.to_json() for t in tunings]}, indent=2, default=str) + "\n")
+    atomic_write_text(
+        out_dir / "tune.json",
+        json.dumps(
+            {
+                "tfperf_version": __version__,
+                "suite": suite.info,
+                "budget_s_per_case": budget_s,
+                # `output_tolerance` keeps its meaning (float32 in graph mode, a number); each row records the
+                # tolerance its check used (its compute dtype and mode), one of `output_tolerances`.
+                "min_gain": MIN_GAIN,
+                "output_tolerance": OUTPUT_TOLERANCE,
+                "output_tolerances": {
+                    "float32": OUTPUT_TOLERANCE,
+                    "float32_xla": XLA_OUTPUT_TOLERANCE,
+                    "16bit": MIXED_PRECISION_OUTPUT_TOLERANCE,
+                },
+                "cases": [t.to_json() for t in tunings],
+            },
+            indent=2,
+            default=str,
+        )
+        + "\n",
+    )
     atomic_write_text(out_dir / "tune.md", render_markdown(result))
     atomic_write_text(out_dir / "tuned.yaml", tuned_yaml(suite, tunings))
     return result

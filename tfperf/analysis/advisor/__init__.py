@@ -10,23 +10,40 @@ scripts) and `threshold` (what the rule compares against). A suggestion is attac
 The rules live by concept: `modes` (tf.function, XLA, compile payback), `retracing`, `input` (input-bound,
 what-ifs, batch size), `precision` (mixed precision, measured or on a tensor-core GPU), `device` (host-bound,
 threading), `noise`, `deploy` (quantization). Their
-figures (`tfperf.figures.measures`), the "does A beat B" decision (`tfperf.figures.decisions.significant`: the U
-test, and a difference larger than either side's own spread between repeats and processes) and the thresholds
-(`tfperf.figures.thresholds`, quoted in the README's "Suggestions" section) are defined once, outside the advisor,
-so the tables, report.md, the HTML page, `compare` and `tune` say the same thing about the same result.
+figures (`tfperf.figures.measures`), the "does A beat B" decision (`tfperf.figures.decisions.significant`: the
+U test, and a difference larger than either side's own spread between repeats and processes) and the
+thresholds (`tfperf.figures.thresholds`, quoted in the README's "Suggestions" section) are defined once,
+outside the advisor, so the tables, report.md, the HTML page, `compare` and `tune` say the same thing about
+the same result.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
 from typing import Callable
 
-from tfperf.analysis.advisor.deploy import (FLOAT_BASELINES, QUANTIZED_MODES, rule_quantize_tflite,
-                                            within_quantization_tolerance)
+from tfperf.analysis.advisor.deploy import (
+    FLOAT_BASELINES,
+    QUANTIZED_MODES,
+    rule_quantize_tflite,
+    within_quantization_tolerance,
+)
 from tfperf.analysis.advisor.device import THREAD_KEYS, rule_host_bound, rule_threading, threading_fix
-from tfperf.analysis.advisor.input import (WHAT_IF_CODES, best_what_if, rule_input_bound, rule_small_batch,
-                                           rule_what_if, what_if_code, what_if_speedup)
-from tfperf.analysis.advisor.modes import (rule_avoid_xla, rule_enable_xla, rule_use_tf_function,
-                                           rule_xla_compile_payback)
+from tfperf.analysis.advisor.input import (
+    WHAT_IF_CODES,
+    best_what_if,
+    rule_input_bound,
+    rule_small_batch,
+    rule_what_if,
+    what_if_code,
+    what_if_speedup,
+)
+from tfperf.analysis.advisor.modes import (
+    rule_avoid_xla,
+    rule_enable_xla,
+    rule_use_tf_function,
+    rule_xla_compile_payback,
+)
 from tfperf.analysis.advisor.noise import STEADY_THREADS, rule_noisy_measurement
 from tfperf.analysis.advisor.precision import rule_mixed_precision, uses_mixed_precision
 from tfperf.analysis.advisor.retracing import fallback_retrace_fix, retrace_fix, rule_retracing
@@ -34,18 +51,41 @@ from tfperf.analysis.advisor.suggestion import Finding, by_job_without_mode, sug
 from tfperf.results.model import Result, RunResult
 from tfperf.results.records import Suggestion
 
-
 # Every code, in the order the README documents them and reports group them.
 CODES: tuple[str, ...] = (
-    "use-tf-function", "enable-xla", "avoid-xla", "jit-compile-part", "xla-compile-payback", "retracing",
-    "input-bound", "prefetch", "parallelize-map", "cache-dataset", "parallel-interleave", "small-batch",
-    "mixed-precision", "host-bound", "threading", "noisy-measurement", "quantize-tflite",
+    "use-tf-function",
+    "enable-xla",
+    "avoid-xla",
+    "jit-compile-part",
+    "xla-compile-payback",
+    "retracing",
+    "input-bound",
+    "prefetch",
+    "parallelize-map",
+    "cache-dataset",
+    "parallel-interleave",
+    "small-batch",
+    "mixed-precision",
+    "host-bound",
+    "threading",
+    "noisy-measurement",
+    "quantize-tflite",
 )
 
 RULES: tuple[Callable[[RunResult], list[Finding]], ...] = (
-    rule_use_tf_function, rule_enable_xla, rule_xla_compile_payback, rule_avoid_xla, rule_retracing,
-    rule_input_bound, rule_what_if, rule_small_batch, rule_mixed_precision, rule_host_bound, rule_threading,
-    rule_noisy_measurement, rule_quantize_tflite,
+    rule_use_tf_function,
+    rule_enable_xla,
+    rule_xla_compile_payback,
+    rule_avoid_xla,
+    rule_retracing,
+    rule_input_bound,
+    rule_what_if,
+    rule_small_batch,
+    rule_mixed_precision,
+    rule_host_bound,
+    rule_threading,
+    rule_noisy_measurement,
+    rule_quantize_tflite,
 )
 
 
@@ -74,12 +114,39 @@ def suggestions_by_code(run: RunResult) -> dict[str, list[tuple[Result, Suggesti
 
 
 __all__ = [
-    "CODES", "RULES", "advise", "attach_suggestions", "suggestions_by_code", "suggestion", "Suggestion", "Finding",
-    "by_job_without_mode", "STEADY_THREADS", "within_quantization_tolerance", "QUANTIZED_MODES", "FLOAT_BASELINES",
-    "what_if_code", "what_if_speedup", "best_what_if", "WHAT_IF_CODES", "threading_fix", "THREAD_KEYS",
+    "CODES",
+    "RULES",
+    "advise",
+    "attach_suggestions",
+    "suggestions_by_code",
+    "suggestion",
+    "Suggestion",
+    "Finding",
+    "by_job_without_mode",
+    "STEADY_THREADS",
+    "within_quantization_tolerance",
+    "QUANTIZED_MODES",
+    "FLOAT_BASELINES",
+    "what_if_code",
+    "what_if_speedup",
+    "best_what_if",
+    "WHAT_IF_CODES",
+    "threading_fix",
+    "THREAD_KEYS",
     "uses_mixed_precision",
-    "fallback_retrace_fix", "retrace_fix",
-    "rule_use_tf_function", "rule_enable_xla", "rule_xla_compile_payback", "rule_avoid_xla", "rule_retracing",
-    "rule_input_bound", "rule_what_if", "rule_small_batch", "rule_mixed_precision", "rule_host_bound",
-    "rule_threading", "rule_noisy_measurement", "rule_quantize_tflite",
+    "fallback_retrace_fix",
+    "retrace_fix",
+    "rule_use_tf_function",
+    "rule_enable_xla",
+    "rule_xla_compile_payback",
+    "rule_avoid_xla",
+    "rule_retracing",
+    "rule_input_bound",
+    "rule_what_if",
+    "rule_small_batch",
+    "rule_mixed_precision",
+    "rule_host_bound",
+    "rule_threading",
+    "rule_noisy_measurement",
+    "rule_quantize_tflite",
 ]

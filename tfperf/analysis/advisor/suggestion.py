@@ -1,11 +1,12 @@
 """What a rule returns: a `Suggestion` record, and the groupings of results the rules share.
 
-A suggestion (`tfperf.results.records.Suggestion`) has the public fields `code, title, evidence, fix` (the README's
-"Suggestions" section lists every code) plus `evidence_data` (the numbers behind the evidence sentence, for
-scripts) and `threshold` (what the rule compares against). `suggestion()` lives in its own module, not the
-package's `__init__`, because every rule module builds suggestions and the `__init__` imports every rule module:
-one of them importing the package back would be an import circle.
+A suggestion (`tfperf.results.records.Suggestion`) has the public fields `code, title, evidence, fix` (the
+README's "Suggestions" section lists every code) plus `evidence_data` (the numbers behind the evidence
+sentence, for scripts) and `threshold` (what the rule compares against). `suggestion()` lives in its own
+module, not the package's `__init__`, because every rule module builds suggestions and the `__init__` imports
+every rule module: one of them importing the package back would be an import circle.
 """
+
 from __future__ import annotations
 
 import math
@@ -18,10 +19,17 @@ from tfperf.results.records import Suggestion
 Finding = tuple[Result, Suggestion]
 
 
-def suggestion(code: str, title: str, evidence: str, fix: str, threshold: str | None = None,
-               **evidence_data) -> Suggestion:
-    return Suggestion(code=code, title=title, evidence=evidence, fix=fix, threshold=threshold,
-                      evidence_data={k: _round(v) for k, v in evidence_data.items()})
+def suggestion(
+    code: str, title: str, evidence: str, fix: str, threshold: str | None = None, **evidence_data
+) -> Suggestion:
+    return Suggestion(
+        code=code,
+        title=title,
+        evidence=evidence,
+        fix=fix,
+        threshold=threshold,
+        evidence_data={k: _round(v) for k, v in evidence_data.items()},
+    )
 
 
 def _round(v):
@@ -47,4 +55,3 @@ def by_job_without_mode(run: RunResult) -> dict[tuple, dict[str, Result]]:
     for r in run.results:
         groups[job_without_mode(r)][r.mode] = r
     return groups
-
