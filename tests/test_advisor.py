@@ -421,7 +421,7 @@ def test_noisy_measurement_between_processes_suggests_one_thread_per_op_on_cpu()
         device="cpu",
         task="train",
         batch_size=32,
-        extra={"tf_config": {"intra_op_threads": 1}},
+        setup={"tf_config": {"intra_op_threads": 1}},
         **fields,
     )
     gpu = Result(case="c", mode="function", device="gpu:0", task="train", batch_size=32, **fields)

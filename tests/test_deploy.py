@@ -252,9 +252,9 @@ def test_harness_times_deployment_modes_and_names_the_missing_op(tmp_path):
         assert r.output_agreement.samples == 256  # 32 batches of 8, drawn like the case's inputs
         assert r.tracing_count is None  # nothing is traced: the artefact is timed
     int8 = by_mode["tflite-int8"]
-    artefact = Path(int8.extra["artefact"])
+    artefact = Path(int8.deployment.artefact)
     assert artefact.is_file() and int8.model_size_bytes == artefact.stat().st_size
-    assert int8.extra["num_threads"] >= 1 and int8.extra["input_dtype"] == "int8"
+    assert int8.deployment.num_threads >= 1 and int8.deployment.input_dtype == "int8"
     assert int8.output_agreement.max_rel_error > 0
     assert by_mode["savedmodel"].output_agreement.max_abs_error < 1e-5
     assert by_mode["savedmodel"].model_size_bytes > int8.model_size_bytes

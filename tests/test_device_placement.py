@@ -1,5 +1,5 @@
 """`device:` places the step, not only the model: with two logical CPU devices, a job on cpu:1 runs its step's
-ops on CPU:1 in every execution mode, and the result says where they ran (extra.placed_on). A device the
+ops on CPU:1 in every execution mode, and the result says where they ran (setup.placed_on). A device the
 process does not have is refused rather than silently replaced (soft placement)."""
 
 from __future__ import annotations
@@ -39,8 +39,9 @@ for task in ("train", "infer"):
         called = sorted({t.device for t in tf.nest.flatten(prepared.call(*args, **kwargs))})
         # And what a measured job records.
         r = harness.run_job(case, job, ctx, resolve)
+        placed = r.setup.placed_on if r.setup else None
         out["jobs"][f"{task}/{mode}"] = {"status": r.status, "error": r.error.message if r.error else None,
-                                         "called": called, "placed_on": r.extra.get("placed_on")}
+                                         "called": called, "placed_on": placed}
 print("RESULT " + json.dumps(out))
 """
 

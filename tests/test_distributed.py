@@ -84,7 +84,7 @@ def _assert_scaled(r: dict) -> None:
     assert r["global_batch_size"] == 2 * PER_REPLICA
     # Throughput counts the global batch: samples/s = global batch / median step.
     assert r["throughput"]["samples_per_s"] == pytest.approx(2 * PER_REPLICA / r["step_time_s"]["median"])
-    base = r["extra"]["baseline"]
+    base = r["distributed"]["baseline"]
     assert base["replicas"] == 1 and base["global_batch_size"] == PER_REPLICA
     expected = r["throughput"]["samples_per_s"] / (2 * base["samples_per_s"])
     assert r["scaling_efficiency"] == pytest.approx(expected)
@@ -103,12 +103,15 @@ def _assert_scaled(r: dict) -> None:
 def test_mirrored_two_logical_cpu_devices(suite_run):
     r = suite_run.results[("mirrored", "function")]
     _assert_scaled(r)
-    assert r["extra"]["strategy"] == "mirrored"
-    assert [d.rsplit("/", 1)[-1] for d in r["extra"]["replica_devices"]] == ["device:CPU:0", "device:CPU:1"]
+    assert r["distributed"]["strategy"] == "mirrored"
+    assert [d.rsplit("/", 1)[-1] for d in r["distributed"]["replica_devices"]] == [
+        "device:CPU:0",
+        "device:CPU:1",
+    ]
     # Each timed step waited for both replicas' own losses, not only the reduced one.
-    assert r["timing"]["sync"] == "fetch every replica's loss" and r["extra"]["synced_replicas"] == 2
+    assert r["timing"]["sync"] == "fetch every replica's loss" and r["distributed"]["synced_replicas"] == 2
     # Both replicas' copies of the weights give the same loss on a fixed batch after the same steps.
-    probe = r["extra"]["probe_losses"]
+    probe = r["distributed"]["probe_losses"]
     assert len(probe) == 2 and math.isfinite(probe[0]) and probe[0] == probe[1]
 
 
@@ -134,7 +137,7 @@ def test_xla_under_mirrored_is_a_clear_failure(suite_run):
     assert "function" in r["error"]["hint"]
     assert r["replicas"] == 2 and r["global_batch_size"] == 2 * PER_REPLICA
     assert (
-        r["extra"]["baseline"]["samples_per_s"] > 0
+        r["distributed"]["baseline"]["samples_per_s"] > 0
     )  # XLA on one device worked; only the mirrored step failed
     assert suite_run.proc.returncode == 1  # a failed result fails the run
 
@@ -143,14 +146,14 @@ def test_xla_under_mirrored_is_a_clear_failure(suite_run):
 def test_multi_worker_two_local_workers(suite_run):
     r = suite_run.results[("multi", "function")]
     _assert_scaled(r)
-    workers = r["extra"]["per_worker"]
+    workers = r["distributed"]["per_worker"]
     assert [w["index"] for w in workers] == [0, 1]
     assert len({w["pid"] for w in workers}) == 2 and len({w["address"] for w in workers}) == 2
     # Identical loss on both workers after the same steps: the reduced training loss and the loss of a fixed
     # batch on each worker's own copy of the weights.
     assert workers[0]["final_loss"] == workers[1]["final_loss"]
     assert workers[0]["probe_losses"] == workers[1]["probe_losses"]
-    assert r["extra"]["losses_identical"] is True
+    assert r["distributed"]["losses_identical"] is True
     # Worker 0's trace of the distributed steps (only worker 0's: the note says why), with the read-out and
     # the all-reduce share; the gradient all-reduce is part of every step.
     prof = r["profile"]
@@ -185,8 +188,8 @@ def test_killed_worker_fails_naming_it_and_leaves_no_process(tmp_path):
     assert r.status == "failed"
     assert r.error.worker == 1 and r.error.returncode == -9
     assert "worker 1" in r.error.message and "SIGKILL" in r.error.message
-    assert len(r.extra["worker_pids"]) == 2
-    assert leftover_processes(r.extra["worker_pids"]) == []
+    assert len(r.distributed.worker_pids) == 2
+    assert leftover_processes(r.distributed.worker_pids) == []
     assert _no_descendants() == []
 
 
@@ -210,7 +213,7 @@ def test_dead_worker_is_blamed_over_the_peer_that_lost_it(tmp_path):
     r = _supervise(case, job, procs, time.monotonic(), timeout_s=30)
     assert r.status == "failed" and r.error.type == "WorkerCrash"
     assert r.error.worker == 1 and r.error.returncode == -9 and "SIGKILL" in r.error.message
-    assert r.extra["also_failed_workers"] == [0]
+    assert r.distributed.also_failed_workers == [0]
 
 
 @pytest.mark.slow
@@ -225,7 +228,7 @@ def test_hanging_worker_times_out_naming_it_and_leaves_no_process(tmp_path):
     assert time.monotonic() - started < 60
     assert r.status == "timeout"
     assert 1 in r.error.workers and "worker 1" in r.error.message
-    assert leftover_processes(r.extra["worker_pids"]) == []
+    assert leftover_processes(r.distributed.worker_pids) == []
     assert _no_descendants() == []
 
 
@@ -281,7 +284,7 @@ def test_losses_agree_and_combine_flags_divergence():
             "train",
             8,
             samples=[0.01, 0.02],
-            extra={"final_loss": 0.5, "probe_losses": [p]},
+            distributed={"final_loss": 0.5, "probe_losses": [p]},
         )
         for p in (1.25, 1.5)
     ]
@@ -389,9 +392,11 @@ def test_tf_config_set_joins_that_cluster_instead_of_launching(tmp_path):
     for i, r in enumerate(results):
         assert r["status"] == "ok", (r["error"], outputs[i][-2000:])
         assert r["replicas"] == 2 and r["global_batch_size"] == 2 * PER_REPLICA
-        assert r["extra"]["worker_index"] == i and "per_worker" not in r["extra"]  # joined: nothing launched
-    assert results[0]["extra"]["final_loss"] == results[1]["extra"]["final_loss"]
-    assert results[0]["extra"]["probe_losses"] == results[1]["extra"]["probe_losses"]
+        assert (
+            r["distributed"]["worker_index"] == i and r["distributed"]["per_worker"] is None
+        )  # joined: nothing launched
+    assert results[0]["distributed"]["final_loss"] == results[1]["distributed"]["final_loss"]
+    assert results[0]["distributed"]["probe_losses"] == results[1]["distributed"]["probe_losses"]
     assert results[0]["scaling_efficiency"] > 0  # worker 0 measured the baseline; the others waited for it
     assert results[1]["scaling_efficiency"] is None
 
@@ -443,9 +448,9 @@ def test_a_worker_dying_in_start_up_restarts_the_cluster_once(tmp_path):
     r = run_local_cluster(case, job, 2, work_dir=tmp_path, env=env)
     assert (tmp_path / "aborted").exists()
     assert r.status == "ok", r.error
-    restarts = r.extra["cluster_restarts"]
-    assert len(restarts) == 1 and "worker 1" in restarts[0]["message"] and "SIGABRT" in restarts[0]["message"]
-    assert leftover_processes([w["pid"] for w in r.extra["per_worker"]]) == []
+    restarts = r.distributed.cluster_restarts
+    assert len(restarts) == 1 and "worker 1" in restarts[0].message and "SIGABRT" in restarts[0].message
+    assert leftover_processes([w.pid for w in r.distributed.per_worker]) == []
     assert _no_descendants() == []
 
 
@@ -484,13 +489,13 @@ def test_mirrored_float16_is_loss_scaled_and_syncs_every_replica():
     assert proc.returncode == 0 and lines, proc.stderr[-3000:]
     r = json.loads(lines[-1].removeprefix("RESULT "))
     assert r["status"] == "ok", r["error"]
-    extra = r["extra"]
-    assert extra["model_compute_dtype"] == "float16" and extra["loss_scale_optimizer"] is True
-    assert extra["tf_config_applied"]["mixed_precision"] == "mixed_float16"
-    assert r["replicas"] == 2 and extra["synced_replicas"] == 2
+    setup, dist = r["setup"], r["distributed"]
+    assert setup["model_compute_dtype"] == "float16" and setup["loss_scale_optimizer"] is True
+    assert setup["tf_config_applied"]["mixed_precision"] == "mixed_float16"
+    assert r["replicas"] == 2 and dist["synced_replicas"] == 2
     assert r["timing"]["sync"] == "fetch every replica's loss"
     # Loss-scaled updates stay synchronous: both replicas' weights give the same finite loss.
-    assert math.isfinite(extra["probe_losses"][0]) and extra["probe_losses"][0] == extra["probe_losses"][1]
+    assert math.isfinite(dist["probe_losses"][0]) and dist["probe_losses"][0] == dist["probe_losses"][1]
 
 
 def test_local_workers_get_one_gpu_each_round_robin_with_memory_growth():
@@ -519,7 +524,7 @@ def test_local_workers_on_a_gpu_machine_each_see_their_own_gpu(tmp_path):
     job = JobSpec(job.case, job.mode, "gpu:0", job.task, job.batch_size)
     r = run_local_cluster(case, job, 2, work_dir=tmp_path, gpus=gpus)
     assert r.status == "ok", r.error
-    seen = [w["cuda_visible_devices"] for w in r.extra["per_worker"]]
+    seen = [w.cuda_visible_devices for w in r.distributed.per_worker]
     assert seen == [gpus[0], gpus[1 % len(gpus)]]
     assert r.timing.sync == "sync_devices"
-    assert all("GPU" in d.upper() for d in r.extra["replica_devices"])
+    assert all("GPU" in d.upper() for d in r.distributed.replica_devices)

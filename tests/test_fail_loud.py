@@ -115,7 +115,7 @@ def test_a_later_process_that_crashes_or_raises_fails_the_job_and_the_run(later_
         assert r["error"]["message"].startswith("process 2 of this job failed after process 1 measured it")
         # The first process's samples are kept for inspection: 3 steps x 2 repeats, all from process 0.
         assert len(r["samples"]) == 6 and r["repeat_process"] == [0, 0]
-        assert [e["process"] for e in r["extra"]["process_errors"]] == [1]
+        assert [e["process"] for e in r["process_errors"]] == [1]
     crashed = by_case["exits-later"]["error"]
     assert "exited with code 3" in crashed["message"] and crashed["returncode"] == 3, crashed
     # Each names its own worker log (the runner passes it to merge_process), whether it crashed or raised.
@@ -182,7 +182,7 @@ def test_merge_process_fails_the_job_names_the_process_and_keeps_the_log_path():
         first.error.log_path == "out/workers/a.p2.log"
         and first.error.hint == "worker log: out/workers/a.p2.log"
     )
-    assert len(first.samples) == 6 and first.extra["process_errors"][0]["log_path"] == "out/workers/a.p2.log"
+    assert len(first.samples) == 6 and first.process_errors[0].log_path == "out/workers/a.p2.log"
     # It round-trips through results.json, and the run's exit code counts it.
     again = Result.from_json(json.loads(json.dumps(first.to_json())))
     assert again.error.process == 2 and again.error.log_path == "out/workers/a.p2.log"
@@ -196,14 +196,15 @@ def test_merge_process_a_process_after_the_failed_one_still_adds_its_samples_and
     merge_process(first, Result.not_run(first.spec, "failed", "WorkerCrash", "SIGSEGV"), 3)
     assert first.status == "failed" and first.error.process == 1 and first.error.type == "Timeout"
     assert first.repeat_process == [0, 0, 2] and len(first.samples) == 6
-    assert [e["process"] for e in first.extra["process_errors"]] == [1, 3]
+    assert [e.process for e in first.process_errors] == [1, 3]
 
 
 def test_merge_process_leaves_the_first_process_own_failure_alone():
     spec = JobSpec("a", "xla", "cpu", "train", 8)
     first = Result.not_run(spec, "failed", "InvalidArgumentError", "XLA cannot compile")
     merge_process(first, Result.not_run(spec, "failed", "WorkerCrash", "SIGABRT"), 1)
-    assert first.error.type == "InvalidArgumentError" and first.error.process is None and not first.extra
+    assert first.error.type == "InvalidArgumentError" and first.error.process is None
+    assert first.process_errors is None and not first.extra
 
 
 def test_merge_process_refuses_to_pool_samples_timed_another_way():

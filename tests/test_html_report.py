@@ -510,7 +510,7 @@ def distributed_run() -> RunResult:
         global_batch_size=128,
         scaling_efficiency=0.4,
         profile={"allreduce_share": 0.109},
-        extra={
+        distributed={
             "strategy": "mirrored",
             "devices": 2,
             "workers": 1,
@@ -534,7 +534,7 @@ def distributed_run() -> RunResult:
         replicas=2,
         global_batch_size=64,
         scaling_efficiency=0.9,
-        extra={
+        distributed={
             "strategy": "multi_worker",
             "workers": 2,
             "samples_per_s": 1800.0,
@@ -548,7 +548,7 @@ def distributed_run() -> RunResult:
         "WorkerDied",
         "worker 1 exited",
         replicas=2,
-        extra={"strategy": "multi_worker", "workers": 2},
+        distributed={"strategy": "multi_worker", "workers": 2},
     )
     plain = Result("single", "function", "cpu", "train", 64, samples=lognormal(rng, 0.005))
     return RunResult(suite={"name": "dist"}, environment={}, results=[mirrored, worker, failed, plain])
@@ -617,7 +617,7 @@ def test_deployment_modes_are_compared_with_function_and_xla():
                 model_size_bytes=1024 * 1024,
                 load_time_s=0.0056,
                 output_agreement=agree,
-                extra={"num_threads": 2},
+                deployment={"num_threads": 2},
             ),
             Result(
                 case,
@@ -633,7 +633,7 @@ def test_deployment_modes_are_compared_with_function_and_xla():
                     "mean_abs_error": 0.0077,
                     "top1_agreement": 0.9921875,
                 },
-                extra={"num_threads": 2},
+                deployment={"num_threads": 2},
             ),
             Result.not_run(
                 Result(case, "tflite-int8", "cpu", "infer", 8).spec,
@@ -671,7 +671,7 @@ def test_deployment_modes_are_compared_with_function_and_xla():
 def test_serve_results_show_throughput_percentiles_errors_and_a_histogram():
     """A `tfperf serve-bench` result, shaped as serve_bench.to_result writes it (built by hand: no server)."""
     lat = [0.001 * (i + 1) for i in range(100)]  # 1..100 ms: p50 50.5 ms, max 100 ms
-    extra = {
+    figures = {
         "url": "http://127.0.0.1:8501",
         "endpoint": "/v1/models/m<1>:predict",
         "concurrency": 4,
@@ -695,7 +695,7 @@ def test_serve_results_show_throughput_percentiles_errors_and_a_histogram():
         samples=lat,
         first_call_s=0.02,
         model="/v1/models/m<1>:predict",
-        extra=extra,
+        serve=figures,
     )
     html = render_html(RunResult(suite={"name": "serve-bench-m"}, environment={}, results=[serve]))
     sec = case_section(html, "m&lt;1&gt;")

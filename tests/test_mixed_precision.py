@@ -1,7 +1,7 @@
 """`tf_config: {mixed_precision: ...}` takes effect: the policy set at worker start survives the clear_session
 before each build (it is set again after clearing), float16 training is loss-scaled, and the result records
-the policy in force (extra.tf_config_applied.mixed_precision) and what the built model computes in
-(extra.model_compute_dtype)."""
+the policy in force (setup.tf_config_applied.mixed_precision) and what the built model computes in
+(setup.model_compute_dtype)."""
 
 from __future__ import annotations
 
@@ -51,10 +51,10 @@ def test_policy_set_at_start_is_in_force_when_the_model_is_built(harness):
     # The step's matrix products really run in bfloat16 (before the fix: float32, as if nothing was set).
     matmuls = {op.get_attr("T").name for op in _graph_ops(prepared) if op.type == "MatMul"}
     assert matmuls == {"bfloat16"}
-    assert prepared.notes["model_compute_dtype"] == "bfloat16"
-    assert prepared.notes["dtype_policy"] == "mixed_bfloat16"
-    assert prepared.notes["tf_config_applied"] == {"mixed_precision": "mixed_bfloat16"}
-    assert prepared.notes["loss_scale_optimizer"] is False  # bfloat16 has float32's range: no loss scaling
+    assert prepared.setup.model_compute_dtype == "bfloat16"
+    assert prepared.setup.dtype_policy == "mixed_bfloat16"
+    assert prepared.setup.tf_config_applied == {"mixed_precision": "mixed_bfloat16"}
+    assert prepared.setup.loss_scale_optimizer is False  # bfloat16 has float32's range: no loss scaling
 
 
 def test_float16_training_is_loss_scaled_and_learns(harness):
@@ -62,7 +62,7 @@ def test_float16_training_is_loss_scaled_and_learns(harness):
 
     prepared = _prepare(harness, "mixed_float16")
     assert prepared.model.compute_dtype == "float16"
-    assert prepared.notes["loss_scale_optimizer"] is True
+    assert prepared.setup.loss_scale_optimizer is True
     # A LossScaleOptimizer checks the scaled gradients are finite before applying them; plain Adam does not.
     assert any(op.type == "IsFinite" for op in _graph_ops(prepared))
     before = [w.numpy() for w in prepared.model.trainable_weights]
@@ -96,7 +96,7 @@ cases:
     assert len(results) == 1, proc.stderr[-2000:]
     r = results[0]
     assert r["status"] == "ok", r["error"]
-    extra = r["extra"]
-    assert extra["tf_config_applied"]["mixed_precision"] == "mixed_bfloat16"
-    assert extra["tf_config_applied"]["intra_op_threads"] == 1  # what apply_tf_config read back is kept
-    assert extra["model_compute_dtype"] == "bfloat16"
+    setup = r["setup"]
+    assert setup["tf_config_applied"]["mixed_precision"] == "mixed_bfloat16"
+    assert setup["tf_config_applied"]["intra_op_threads"] == 1  # what apply_tf_config read back is kept
+    assert setup["model_compute_dtype"] == "bfloat16"

@@ -146,7 +146,7 @@ def test_a_keras_file_and_a_savedmodel_folder_run_in_every_applicable_mode(tmp_p
     out = tmp_path / "out"
     trained = run_case(CaseSpec(name="k", model="m.keras", **FAST), tmp_path, out)
     assert {m: r.status for m, r in trained.items()} == {"eager": "ok", "function": "ok", "xla": "ok"}
-    assert trained["xla"].extra["keras"].startswith("keras 3")
+    assert trained["xla"].setup.keras.startswith("keras 3")
     served = run_case(
         CaseSpec(
             name="s", model="sm/", task="infer", modes=("eager", "function", "xla", "savedmodel"), **FAST
@@ -157,7 +157,7 @@ def test_a_keras_file_and_a_savedmodel_folder_run_in_every_applicable_mode(tmp_p
     assert {m: r.status for m, r in served.items()} == dict.fromkeys(
         ("eager", "function", "xla", "savedmodel"), "ok"
     )
-    assert served["function"].extra["saved_model"]["signature"] == "serving_default"
+    assert served["function"].setup.saved_model["signature"] == "serving_default"
     assert served["savedmodel"].output_agreement.max_abs_error < 1e-5  # the folder itself, reloaded
     refused = run_case(CaseSpec(name="t", model="sm/", modes=("eager",), **FAST), tmp_path)["eager"]
     assert refused.status == "failed" and "task: infer" in refused.error.message
@@ -179,12 +179,12 @@ def test_the_guides_training_step_gives_the_same_first_output_in_every_mode_from
         tf_config={"output_check": True, "seed": 1234},
     )
     results = run_case(case, EXAMPLES)
-    firsts = {m: r.extra["first_step_output"] for m, r in results.items()}
+    firsts = {m: r.output_check.first_step for m, r in results.items()}
     assert all(r.ok for r in results.values())
     # Jobs after the first ran after 4+ training steps of the same module-level model; the state was put back.
-    base = firsts["function"]["values"][0]
-    assert all(abs(f["values"][0] - base) <= 1e-3 * abs(base) for f in firsts.values()), firsts
-    assert firsts["eager"]["state_variables"] > 6  # the model's weights, the optimizer's slots, the metric
+    base = firsts["function"].values[0]
+    assert all(abs(f.values[0] - base) <= 1e-3 * abs(base) for f in firsts.values()), firsts
+    assert firsts["eager"].state_variables > 6  # the model's weights, the optimizer's slots, the metric
 
 
 def test_a_model_built_on_its_first_call_starts_every_job_from_its_initial_weights(tmp_path):
@@ -213,7 +213,7 @@ def test_a_model_built_on_its_first_call_starts_every_job_from_its_initial_weigh
     )
     results = run_case(case, tmp_path)
     assert all(r.ok for r in results.values()), {m: r.error for m, r in results.items()}
-    first, xla = (results[m].extra["first_step_output"]["values"][0] for m in ("function", "xla"))
+    first, xla = (results[m].output_check.first_step.values[0] for m in ("function", "xla"))
     assert abs(xla - first) <= 1e-3 * abs(first), (first, xla)
     assert results["function"].tracing_count == 1  # the step itself found its model built: one trace
 
@@ -234,7 +234,7 @@ def test_tune_compares_a_training_steps_first_outputs_not_outputs_after_differen
             repeat_sizes=[3, 3],
             repeat_process=[0, 1],
         )
-        r.extra = {"output_fingerprint": {"values": [after]}, "first_step_output": {"values": [first]}}
+        r.output_check = {"fingerprint": {"values": [after]}, "first_step": {"values": [first]}}
         return Row(Candidate(cid, "baseline" if cid == "baseline" else "threads"), r)
 
     tuning = CaseTuning("loop", 60)
@@ -283,8 +283,8 @@ def test_fit_times_keras_own_loop_per_step_in_every_mode(spe):
             len(r.samples) == 2 * (8 // spe) and r.repeat_sizes == [8 // spe] * 2
         )  # one sample per execution
         assert r.timing.method == "fit_callback" and r.timing.block_size == spe
-        assert r.extra["steps_per_execution"] == spe and r.first_call_s > 0
-    assert results["eager"].extra["fit"]["run_eagerly"] and results["xla"].extra["fit"]["jit_compile"]
+        assert r.setup.steps_per_execution == spe and r.first_call_s > 0
+    assert results["eager"].setup.fit.run_eagerly and results["xla"].setup.fit.jit_compile
 
 
 # --- keras: [3, 2] ------------------------------------------------------------------------------------------
@@ -304,8 +304,8 @@ def test_keras_3_and_2_side_by_side_for_a_zoo_model(tmp_path):
 
     assert len(apply_overrides(load_suite(suite), cases=["mlp"]).cases) == 2  # --case mlp selects both
     ran = {c.name: run_case(c, tmp_path)["function"] for c in cases}
-    assert ran["mlp-keras3"].extra["keras"].startswith("keras 3") and ran["mlp-keras3"].ok
-    assert ran["mlp-keras2"].extra["keras"].startswith("tf_keras 2") and ran["mlp-keras2"].ok
+    assert ran["mlp-keras3"].setup.keras.startswith("keras 3") and ran["mlp-keras3"].ok
+    assert ran["mlp-keras2"].setup.keras.startswith("tf_keras 2") and ran["mlp-keras2"].ok
 
 
 def test_keras_2_bad_input_says_how_to_install_or_what_the_factory_lacks(tmp_path, monkeypatch):

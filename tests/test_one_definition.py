@@ -256,7 +256,7 @@ def test_throughput_is_one_figure_in_table_markdown_and_page():
         "predict",
         8,
         samples=tight(0.004),
-        extra={"instances_per_s": 5321.0, "requests_per_s": 665.1, "concurrency": 4},
+        serve={"instances_per_s": 5321.0, "requests_per_s": 665.1, "concurrency": 4},
     )
     steps = Result("steps", "function", "cpu", "train", None, samples=tight(0.010))
     batched = job("batched", "function", tight(0.010))

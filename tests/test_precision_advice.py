@@ -96,10 +96,8 @@ def tuned(
     return res(
         median,
         device=device,
-        extra={
-            "tune": {"case": "c", "config": config, "settings": settings},
-            "output_fingerprint": {"values": list(values)},
-        },
+        extra={"tune": {"case": "c", "config": config, "settings": settings}},
+        output_check={"fingerprint": {"values": list(values)}},
     )
 
 
@@ -191,22 +189,22 @@ def test_the_profilers_16_bit_share_is_read_out_of_xprofs_overview():
 
 
 @pytest.mark.parametrize(
-    "extra",
+    "setup",
     [
         {"tf_config": {"mixed_precision": "mixed_float16"}},  # the case's tf_config asked for it
         {"tf_config_applied": {"mixed_precision": "mixed_bfloat16"}},  # the worker applied it
         {"model_compute_dtype": "float16"},  # the worker read the model's compute dtype
     ],
 )
-def test_the_rule_sees_the_policy_the_case_ran_under(extra):
+def test_the_rule_sees_the_policy_the_case_ran_under(setup):
     gpu = {"gpus": [{"name": "A100", "compute_capability": "8.0"}]}
     assert (
-        advisor.rule_mixed_precision(run_of(res(0.010, device="gpu:0", extra=extra), environment=gpu)) == []
+        advisor.rule_mixed_precision(run_of(res(0.010, device="gpu:0", setup=setup), environment=gpu)) == []
     )
     # ...and a float32 policy, applied, is no reason to be silent.
     f32 = {"tf_config_applied": {"mixed_precision": "float32"}, "model_compute_dtype": "float32"}
     assert (
-        len(advisor.rule_mixed_precision(run_of(res(0.010, device="gpu:0", extra=f32), environment=gpu))) == 1
+        len(advisor.rule_mixed_precision(run_of(res(0.010, device="gpu:0", setup=f32), environment=gpu))) == 1
     )
 
 
@@ -237,10 +235,8 @@ def test_measured_bfloat16_is_not_suggested_when_slower_tied_or_changing_the_out
         0.010,
         0.0135,
         0.0085,
-        extra={
-            "tune": {"case": "c", "config": "baseline", "settings": {}},
-            "output_fingerprint": {"values": [1.0, -2.0, 0.5]},
-        },
+        extra={"tune": {"case": "c", "config": "baseline", "settings": {}}},
+        output_check={"fingerprint": {"values": [1.0, -2.0, 0.5]}},
     )
     bf16 = tuned("mixed-bfloat16", {"mixed_precision": "mixed_bfloat16"}, 0.0085)
     assert advisor.rule_mixed_precision(run_of(spread_base, bf16, environment=XEON_ENV)) == []
@@ -309,13 +305,13 @@ def test_a_threading_what_if_needs_help_significance_and_more_than_the_jobs_spre
 
 
 def test_an_input_bound_generator_gets_generator_advice_not_a_dataset_map():
-    # A `function:` case: no batch size, its inputs a Python iterable (`extra.input_source: inputs`).
-    for extra in ({"input_source": "inputs"}, {}):
-        gen = res(0.010, batch_size=None, input_wait_fraction=0.6, extra=extra)
+    # A `function:` case: no batch size, its inputs a Python iterable (`setup.input_source: inputs`).
+    for setup in ({"input_source": "inputs"}, None):
+        gen = res(0.010, batch_size=None, input_wait_fraction=0.6, setup=setup)
         ((_, s),) = advisor.rule_input_bound(run_of(gen))
         assert "from_generator" in s.fix and "dataset.map" not in s.fix, s.fix
         assert "Python iterable" in s.evidence and s.evidence_data["python_inputs"] is True
-    pipeline = res(0.010, input_wait_fraction=0.6, extra={"input_source": "pipeline"})
+    pipeline = res(0.010, input_wait_fraction=0.6, setup={"input_source": "pipeline"})
     ((_, s),) = advisor.rule_input_bound(run_of(pipeline))
     assert "dataset.map(fn, num_parallel_calls=tf.data.AUTOTUNE)" in s.fix and "from_generator" not in s.fix
 
@@ -330,7 +326,7 @@ def _tuning(*rows: Row) -> CaseTuning:
 
 
 def _tune_result(median: float, **kw) -> Result:
-    kw.setdefault("extra", {"output_fingerprint": {"values": [1.0, -2.0, 0.5]}})
+    kw.setdefault("output_check", {"fingerprint": {"values": [1.0, -2.0, 0.5]}})
     return res(median, batch_size=kw.pop("batch_size", 4), **kw)
 
 
@@ -371,11 +367,11 @@ def test_a_winner_at_the_baselines_batch_size_prints_only_what_changes():
 def test_a_configuration_inside_the_baselines_process_spread_is_not_a_winner():
     # 12% faster and significant on pooled samples, but one of the baseline's own processes was 30% slower
     # than the others (its pooled samples are not noisy: three of four processes agree).
-    fp = {"output_fingerprint": {"values": [1.0]}}
-    base = Row(BASE, processes(0.010, 0.010, 0.0101, 0.013, batch_size=4, extra=fp))
+    fp = {"fingerprint": {"values": [1.0]}}
+    base = Row(BASE, processes(0.010, 0.010, 0.0101, 0.013, batch_size=4, output_check=fp))
     config = Row(
         Candidate("threads-1x1", "threads", {"intra_op_threads": 1}),
-        processes(0.0089, 0.0088, 0.0090, batch_size=4, extra=fp),
+        processes(0.0089, 0.0088, 0.0090, batch_size=4, output_check=fp),
     )
     t = _tuning(base, config)
     assert config.p_value is not None and config.p_value < 0.01 and config.speedup > 1 + MIN_GAIN
@@ -415,7 +411,7 @@ class ConstructedTuner(CaseTuner):
                 repeat_sizes=[8],
                 repeat_process=[0],
                 wall_s=0.01,
-                extra={"output_fingerprint": {"values": [1.0, -2.0, 0.5]}} if process_no == 0 else {},
+                output_check={"fingerprint": {"values": [1.0, -2.0, 0.5]}} if process_no == 0 else None,
             )
         return out, 0.02
 

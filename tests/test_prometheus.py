@@ -247,7 +247,7 @@ def test_serve_bench_figures_and_tune_candidates_are_their_own_series():
 
     lat = [0.010 + 0.001 * (i % 7) for i in range(50)]
     serve = Result("clf", "serve", "endpoint", "infer", 2, samples=lat)
-    serve.extra = {
+    serve.serve = {
         "requests_ok": 50,
         "requests_failed": 3,
         "instances_per_s": 180.0,

@@ -47,10 +47,10 @@ def statuses(results: dict) -> dict:
 def test_keras_hub_bert_classifier_trains_from_its_dataset_in_every_mode():
     results = run(case("bert_dataset"))
     assert statuses(results) == dict.fromkeys(("eager", "function", "xla"), ("ok", None))
-    inputs = results["eager"].extra["model_inputs"]
+    inputs = results["eager"].setup.model_inputs
     assert inputs["source"] == "dataset" and inputs["kind"] == "dict"
     assert set(inputs["inputs"]) == {"token_ids", "segment_ids", "padding_mask"}
-    assert all(r.extra["keras"].startswith("keras 3") for r in results.values())
+    assert all(r.setup.keras.startswith("keras 3") for r in results.values())
 
 
 def test_keras_hub_bert_synthetic_inputs_come_from_the_model_and_the_suite_overrides_by_name():
@@ -67,7 +67,7 @@ def test_keras_hub_bert_synthetic_inputs_come_from_the_model_and_the_suite_overr
     }
     results = run(case("bert_synthetic", modes=("eager", "function"), task="infer"))
     assert statuses(results) == dict.fromkeys(("eager", "function"), ("ok", None))
-    given = results["function"].extra["model_inputs"]["inputs"]
+    given = results["function"].setup.model_inputs["inputs"]
     assert given["token_ids"] == {"shape": [12], "dtype": "int32", "maxval": 50}
     assert given["segment_ids"]["maxval"] == 2 and given["padding_mask"]["role"] == "mask"
 
@@ -80,7 +80,7 @@ def test_a_keras2_model_trains_and_infers_in_every_mode_with_its_own_optimizer(t
         ("eager", "function", "xla", "savedmodel", "tflite"), ("ok", None)
     )
     for r in [*trained.values(), *served.values()]:
-        assert r.extra["keras"] == f"tf_keras {tf_keras.__version__}"
+        assert r.setup.keras == f"tf_keras {tf_keras.__version__}"
     assert served["savedmodel"].output_agreement.max_abs_error < 1e-5
     assert served["tflite"].output_agreement.max_rel_error < 1e-4
 
@@ -90,14 +90,14 @@ def test_a_dict_of_features_recommender_in_keras_3_and_keras_2():
     k2 = run(case("recommender-keras2", modes=("function",)))  # the suite's `keras: [3, 2]`
     assert statuses(k3) == dict.fromkeys(("eager", "function", "xla"), ("ok", None))
     assert statuses(k2) == {"function": ("ok", None)}
-    inputs = k3["eager"].extra["model_inputs"]["inputs"]
+    inputs = k3["eager"].setup.model_inputs["inputs"]
     assert {n: i["maxval"] for n, i in inputs.items()} == {
         "user_id": 1000,
         "item_id": 500,
         "category_id": 20,
         "dense_features": None,
     }
-    assert k2["function"].extra["keras"].startswith("tf_keras")
+    assert k2["function"].setup.keras.startswith("tf_keras")
 
 
 @pytest.mark.slow
@@ -152,8 +152,8 @@ def assert_deployed_by_name(results: dict, names: set[str], ids: set[str]) -> No
     inputs, quantized ones are close; tflite-int8 quantizes the float inputs and leaves the integer ids as
     they are."""
     assert statuses(results) == dict.fromkeys(DEPLOY, ("ok", None))
-    assert set(results["savedmodel"].extra["input_name"]) == names
-    assert set(results["tflite"].extra["input_dtype"]) == names
+    assert set(results["savedmodel"].deployment.input_name) == names
+    assert set(results["tflite"].deployment.input_dtype) == names
     for mode, r in results.items():
         a = r.output_agreement
         assert a.samples == 256 and r.model_size_bytes > 0, (mode, a)
@@ -163,9 +163,9 @@ def assert_deployed_by_name(results: dict, names: set[str], ids: set[str]) -> No
             # quantized: close on average (an untrained model's extreme rows may not be), never bit-identical
             scale = a.max_abs_error / a.max_rel_error
             assert 0 < a.mean_abs_error <= 0.05 * scale, (mode, a)
-    int8 = results["tflite-int8"].extra["input_dtype"]
+    int8 = results["tflite-int8"].deployment.input_dtype
     assert {n for n in ids if int8[n] == "int32"} == ids, int8
-    assert set(results["tflite-int8"].extra.get("input_quantization", {})) == names - ids - {"padding_mask"}
+    assert set(results["tflite-int8"].deployment.input_quantization or {}) == names - ids - {"padding_mask"}
 
 
 def test_dict_input_models_run_every_deployment_mode_fed_by_input_name(tmp_path):
@@ -173,10 +173,10 @@ def test_dict_input_models_run_every_deployment_mode_fed_by_input_name(tmp_path)
     assert_deployed_by_name(
         rec, {"user_id", "item_id", "category_id", "dense_features"}, {"user_id", "item_id", "category_id"}
     )
-    assert rec["tflite-int8"].extra["input_dtype"]["dense_features"] == "int8"
+    assert rec["tflite-int8"].deployment.input_dtype["dense_features"] == "int8"
     k2 = run(case("recommender-keras2", task="infer", modes=("savedmodel", "tflite")), tmp_path)
     assert statuses(k2) == dict.fromkeys(("savedmodel", "tflite"), ("ok", None))
-    assert k2["tflite"].output_agreement.max_rel_error < 1e-4 and k2["tflite"].extra["keras"].startswith(
+    assert k2["tflite"].output_agreement.max_rel_error < 1e-4 and k2["tflite"].setup.keras.startswith(
         "tf_keras"
     )
     # keras-hub's BERT classifier converts, int8 included; its dataset calibrates and feeds the agreement

@@ -41,7 +41,7 @@ def test_trace_budget_fails_with_reasons_and_fix():
     eager = _result(mode="eager", tracing_count=None)
     check_trace_budget(eager, 1)
     assert eager.status == "ok"
-    first_use = _result(tracing_count=2, extra={"first_use_traces": 1})
+    first_use = _result(tracing_count=2, tracing={"first_use_traces": 1})
     check_trace_budget(first_use, 1)
     assert first_use.status == "ok"  # the variable-creating first call's second trace is not a retrace
 
@@ -66,7 +66,7 @@ def test_fix_for_without_signature_and_from_a_result():
             {"name": "y", "kind": "tensor", "shape": [None], "dtype": "int32"},
         ],
     }
-    r = _result(tracing_count=2, retraces=[shape], extra={"trace_signature": signature})
+    r = _result(tracing_count=2, retraces=[shape], tracing={"signature": signature})
     assert fix_for(r).startswith(
         "@tf.function(input_signature=[tf.TensorSpec([None, 16], tf.float32), tf.TensorSpec([None], "
         "tf.int32)])"
@@ -75,7 +75,7 @@ def test_fix_for_without_signature_and_from_a_result():
 
 
 def test_effective_traces_do_not_count_the_first_use_retrace():
-    assert effective_traces(_result(tracing_count=2, extra={"first_use_traces": 1})) == 1
+    assert effective_traces(_result(tracing_count=2, tracing={"first_use_traces": 1})) == 1
     assert effective_traces(_result(tracing_count=3)) == 3
 
 

@@ -230,7 +230,7 @@ def test_first_call_that_creates_variables_is_within_a_budget_of_one():
         lazy_dense=lazy_dense, lazy_inputs=lambda: itertools.repeat(((tf.ones((2, 3)),), {}))
     )
     r = _run_in_process(steps, "lazy_dense", "lazy_inputs", "function", max_traces=1)
-    assert r.tracing_count == 2 and r.extra["first_use_traces"] == 1
+    assert r.tracing_count == 2 and r.tracing.first_use_traces == 1
     assert r.retraces == [] and r.status == "ok", r.error
 
 

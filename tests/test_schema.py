@@ -14,8 +14,21 @@ import jsonschema
 import pytest
 from ruamel.yaml import YAML
 
+from tfperf.results.job_records import (
+    Deployment,
+    Distributed,
+    DistributedBaseline,
+    FitLoop,
+    OutputCheck,
+    OutputValues,
+    ProcessError,
+    Setup,
+    TraceReadout,
+    WorkerSummary,
+    readout_failed,
+)
 from tfperf.results.json_schema import derived_fields
-from tfperf.results.model import Result, RunResult, merge_process
+from tfperf.results.model import Result, RunResult, load_results, merge_process
 from tfperf.results.records import (
     ErrorInfo,
     GraphStats,
@@ -26,11 +39,17 @@ from tfperf.results.records import (
     Timing,
     WhatIf,
 )
+from tfperf.results.serve_records import LatencySummary, OpenLoop, ServeBench, ServerHistogram, ServerMetrics
 from tfperf.suite.loader import load_suite
 
 ROOT = Path(__file__).resolve().parents[1]
 BAD = ROOT / "tests" / "data" / "bad_suites"
 OLD_RESULTS = ROOT / "tests" / "data" / "results_v1_before_layout.json"
+# Written before tfperf's own keys left `extra` for typed fields (tests/test_results_compat.py).
+BEFORE_RECORDS = [
+    ROOT / "tests" / "data" / "results_v1_before_records.json",
+    ROOT / "tests" / "data" / "serve_bench_v1_before_records.json",
+]
 
 
 def _schema(what: str) -> dict:
@@ -176,6 +195,37 @@ def test_results_schema_validates_a_file_written_by_the_previous_version(results
     assert [e.message for e in results_validator.iter_errors(old)] == []
 
 
+@pytest.mark.parametrize("path", BEFORE_RECORDS, ids=lambda p: p.name)
+def test_results_schema_validates_a_file_written_before_the_typed_records_as_read_and_as_written_again(
+    path, results_validator
+):
+    old = json.loads(path.read_text())
+    assert [e.message for e in results_validator.iter_errors(old)] == []
+    again = json.loads(json.dumps(load_results(path).to_json()))  # the old `extra` keys in their records
+    assert any(r["setup"] or r["serve"] for r in again["results"])
+    assert [e.message for e in results_validator.iter_errors(again)] == []
+
+
+def test_results_schema_describes_the_records_of_what_tfperf_writes(results_validator):
+    defs = results_validator.schema["$defs"]
+    result = defs["Result"]["properties"]
+    for field, record in [
+        ("setup", "Setup"),
+        ("tracing", "TraceReadout"),
+        ("output_check", "OutputCheck"),
+        ("what_if_baseline", "WhatIfBaseline"),
+        ("readout_errors", "ReadoutErrors"),
+        ("distributed", "Distributed"),
+        ("deployment", "Deployment"),
+        ("serve", "ServeBench"),
+    ]:
+        assert {"$ref": f"#/$defs/{record}"} in result[field]["anyOf"], field
+        assert defs[record]["additionalProperties"] is True and "details" not in defs[record]["properties"]
+    assert defs["ServeBench"]["properties"]["open_loop"]["anyOf"][0] == {"$ref": "#/$defs/OpenLoop"}
+    assert defs["ProcessError"]["properties"]["error"]["anyOf"][0] == {"$ref": "#/$defs/ErrorInfo"}
+    assert {"rss_growth_bytes", "autotune", "process_errors"} <= set(result)
+
+
 @pytest.mark.parametrize(
     "change",
     [
@@ -269,6 +319,29 @@ def _typed_run() -> RunResult:
         repeat_process=[0],
     )
     merge_process(first, later, 1)
+    # What tfperf records beyond the timing, each record as its writer builds it (one result holds them all).
+    first.setup = Setup(keras="keras 3.15.1", input_source="in_memory", tf_config={"intra_op_threads": 1})
+    first.setup.fit = FitLoop(run_eagerly=False, steps_per_epoch=10)
+    first.tracing = TraceReadout(calls=[0], first_use_traces=1)
+    first.output_check = OutputCheck(fingerprint=OutputValues(values=[0.5, -0.25], count=2, mode="function"))
+    first.rss_growth_bytes = 1 << 20
+    first.readout_errors = readout_failed(None, "graph", ValueError("no graph"))
+    first.process_errors = [ProcessError(process=2, status="failed", error=ErrorInfo(type="E", message="m"))]
+    first.distributed = Distributed(
+        strategy="multi_worker",
+        workers=2,
+        baseline=DistributedBaseline(replicas=1, samples=[0.01]),
+        per_worker=[WorkerSummary(index=0, pid=41), WorkerSummary(index=1, pid=42)],
+    )
+    first.deployment = Deployment(artefact="m.tflite", num_threads=2, input_dtype={"a": "int8"})
+    first.serve = ServeBench(
+        requests_failed=1,
+        latency_s=LatencySummary(p50=0.01),
+        server=ServerMetrics(
+            status="read", request_latency_s=ServerHistogram(count=30, p50_bucket=[0.1, None])
+        ),
+        open_loop=OpenLoop(verdict="VALID", percentiles={"p99": {"value": 0.01, "enough": False}}),
+    )
     failed = Result.not_run(first.spec, "failed", "WorkerCrash", "worker 1 killed", "see the log")
     failed.error.worker, failed.error.returncode = 1, -9
     failed.error.details["pid"] = 42
@@ -304,8 +377,41 @@ def test_results_schema_validates_every_typed_record_as_written(results_validato
         lambda r: r[0].update(retraces={"call": 1}),
         lambda r: r[0]["profile"].update(input_bound_percent="high"),
         lambda r: r[0]["graph"].update(op_count=1.5),
+        lambda r: r[0]["setup"].update(loss_scale_optimizer="yes"),
+        lambda r: r[0]["setup"]["fit"].update(steps_per_epoch="ten"),
+        lambda r: r[0]["tracing"].update(calls=[0, "one"]),
+        lambda r: r[0]["output_check"]["fingerprint"].update(values="0.5"),
+        lambda r: r[0]["process_errors"][0]["error"].update(returncode="nine"),
+        lambda r: r[0]["distributed"]["per_worker"][0].update(pid="4242"),
+        lambda r: r[0]["distributed"].update(workers=2.5),
+        lambda r: r[0]["deployment"].update(num_threads="two"),
+        lambda r: r[0]["serve"]["server"]["request_latency_s"].update(count="30"),
+        lambda r: r[0]["serve"].update(requests_failed=[10]),
+        lambda r: r[0].update(rss_growth_bytes="1 MiB"),
+        lambda r: r[0].update(setup=["keras 3"]),
     ],
-    ids=["error", "error-message", "by-process", "suggestion", "what-if", "retraces", "profile", "graph"],
+    ids=[
+        "error",
+        "error-message",
+        "by-process",
+        "suggestion",
+        "what-if",
+        "retraces",
+        "profile",
+        "graph",
+        "setup",
+        "setup-fit",
+        "tracing",
+        "output-check",
+        "process-errors",
+        "per-worker",
+        "distributed",
+        "deployment",
+        "server-histogram",
+        "serve",
+        "rss-growth",
+        "setup-not-an-object",
+    ],
 )
 def test_results_schema_rejects_a_wrong_type_inside_a_record(change, results_validator):
     written = json.loads(json.dumps(_typed_run().to_json()))

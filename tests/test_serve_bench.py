@@ -25,10 +25,10 @@ from tfperf.deploy.serve_bench import (
     ServeBenchConfig,
     instances_from_metadata,
     render_summary,
-    run_bench,
     serve_bench,
     synthetic_instances,
 )
+from tfperf.deploy.serve_load import run_bench
 
 FEATURES = 6
 CLASSES = 3
@@ -293,15 +293,15 @@ def test_counts_every_request_and_reports_latency(server):
     run = serve_bench(config, synthetic_instances((FEATURES,), "float32", batch=3))
     (r,) = run.results
     assert r.status == "ok" and r.mode == "serve" and r.batch_size == 3
-    assert r.extra["requests_sent"] == 40 and r.extra["requests_ok"] == 40 and r.extra["requests_failed"] == 0
+    assert r.serve.requests_sent == 40 and r.serve.requests_ok == 40 and r.serve.requests_failed == 0
     assert len(r.samples) == 40
     assert (
         server.predicts["clf"] == 40 + 2
     )  # the timed requests plus the warm-up ones, nothing lost or doubled
-    assert r.extra["stopped_by"] == "requests" and r.extra["concurrency"] == 4
-    lat = r.extra["latency_s"]
-    assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
-    assert r.extra["instances_per_s"] == pytest.approx(3 * r.extra["requests_per_s"])
+    assert r.serve.stopped_by == "requests" and r.serve.concurrency == 4
+    lat = r.serve.latency_s
+    assert 0 < lat.p50 <= lat.p90 <= lat.p99 <= lat.max
+    assert r.serve.instances_per_s == pytest.approx(3 * r.serve.requests_per_s)
     assert "p50" in render_summary(r) and "40 ok" in render_summary(r)
 
 
@@ -369,8 +369,8 @@ def test_refused_connection_is_counted_by_kind():
     )
     run = serve_bench(config, synthetic_instances((FEATURES,), "float32", batch=1))
     (r,) = run.results
-    assert r.extra["connection_errors"] == {"ConnectionRefusedError": 8}
-    assert r.extra["requests_sent"] == 8 and r.samples == [] and r.status == "failed"
+    assert r.serve.connection_errors == {"ConnectionRefusedError": 8}
+    assert r.serve.requests_sent == 8 and r.samples == [] and r.status == "failed"
     assert "ConnectionRefusedError" in r.error.message
 
 
@@ -451,8 +451,8 @@ def test_cli_writes_results_that_compare_reads(server, tmp_path, tfperf_cli):
     )
     assert proc.returncode == 1, proc.stderr
     assert "INVALID" in proc.stdout and "657 needed" in proc.stdout and "server req" in proc.stdout
-    extra = load_results(out / "results.json").results[0].extra
-    assert extra["load"] == "open" and extra["open_loop"]["target_qps"] == 50 and extra["concurrency"] == 16
+    figures = load_results(out / "results.json").results[0].serve
+    assert figures.load == "open" and figures.open_loop.target_qps == 50 and figures.concurrency == 16
     assert "INVALID at p99 bound" in (out / "report.html").read_text()
     proc = tfperf_cli("serve-bench", server.url, "--model", "clf", "--p99-bound-ms", "10")
     assert proc.returncode == 2 and "give --qps" in proc.stderr
@@ -467,22 +467,24 @@ def test_server_metrics_deltas_beside_client_latency(server, tmp_path):
     config = ServeBenchConfig(server.url, "clf", concurrency=2, max_requests=30, warmup_requests=3)
     run = serve_bench(config, synthetic_instances((FEATURES,), "float32", batch=2))
     (r,) = run.results
-    s = r.extra["server"]
-    assert s["status"] == "read" and s["path"] == METRICS_PATH
+    s = r.serve.server
+    assert s.status == "read" and s.path == METRICS_PATH
     # Deltas over the timed load only: the warm-up requests were served before the first read.
-    assert s["request_count"] == {"OK": 30}
-    request, runtime = s["request_latency_s"], s["runtime_latency_s"]
-    assert request["count"] == runtime["count"] == 30
+    assert s.request_count == {"OK": 30}
+    request, runtime = s.request_latency_s, s.runtime_latency_s
+    assert request.count == runtime.count == 30
     # The server times a part of what the client times, and the runtime a part of the server's request.
-    assert runtime["mean"] <= request["mean"] <= r.extra["latency_s"]["mean"]
-    assert s["overhead_mean_s"] == pytest.approx(request["mean"] - runtime["mean"])
+    assert runtime.mean <= request.mean <= r.serve.latency_s.mean
+    assert s.overhead_mean_s == pytest.approx(request.mean - runtime.mean)
     for q in ("p50", "p90", "p99"):
-        lo, hi = request[q + "_bucket"]
-        assert lo <= request[q] <= hi and hi == pytest.approx(lo * 1.8, rel=1e-4)  # TF Serving's 1.8x buckets
-    assert "1.8x" in s["resolution"]
-    queue = s["batching"]["batching_session:queuing_latency"]
+        lo, hi = getattr(request, q + "_bucket")
+        assert lo <= getattr(request, q) <= hi and hi == pytest.approx(
+            lo * 1.8, rel=1e-4
+        )  # TF Serving's 1.8x
+    assert "1.8x" in s.resolution
+    queue = s.batching["batching_session:queuing_latency"]
     assert queue["count"] == 30 and queue["unit"] == "s"
-    sizes = s["batching"]["batching:batch_size"]
+    sizes = s.batching["batching:batch_size"]
     assert (
         sizes["unit"] == "examples" and sizes["mean"] == 2 and sizes["count"] == 30
     )  # 2 instances per request
@@ -502,7 +504,7 @@ def test_a_missing_or_broken_page_is_said_once_and_the_load_is_kept(savedmodel, 
         run = serve_bench(config, synthetic_instances((FEATURES,), "float32", batch=1))
     (r,) = run.results
     assert r.status == "ok" and len(r.samples) == 5 and run.exit_code == 0
-    assert r.extra["server"]["status"] == status and METRICS_PATH in r.extra["server"]["note"]
+    assert r.serve.server.status == status and METRICS_PATH in r.serve.server.note
     lines = [line for line in render_summary(r).splitlines() if "metrics page" in line]
     assert len(lines) == 1
 
@@ -519,17 +521,17 @@ def test_open_loop_counts_latency_from_the_due_time(server):
         server.url, "sleepy", max_requests=20, warmup_requests=1, qps=40.0, concurrency=1, p99_bound_s=0.2
     )
     opened = run_bench(config, instances)
-    assert opened.ok == opened.sent == 20 and opened.open_loop["scheduled"] == 20
+    assert opened.ok == opened.sent == 20 and opened.open_loop.scheduled == 20
     ol = opened.open_loop
-    assert ol["late_starts"] > 0  # one connection, busy: requests waited for it
+    assert ol.late_starts > 0  # one connection, busy: requests waited for it
     assert stats.quantile(sorted(opened.latencies_s), 0.9) > 2 * stats.quantile(
         sorted(closed.latencies_s), 0.9
     )
-    assert ol["achieved_qps"] < ol["scheduled_qps"]
-    assert ol["verdict"] == "INVALID"
-    assert any("samples" in reason for reason in ol["reasons"])  # 20 samples cannot give a p99
-    assert ol["percentiles"]["p99"] == {
-        **ol["percentiles"]["p99"],
+    assert ol.achieved_qps < ol.scheduled_qps
+    assert ol.verdict == "INVALID"
+    assert any("samples" in reason for reason in ol.reasons)  # 20 samples cannot give a p99
+    assert ol.percentiles["p99"] == {
+        **ol.percentiles["p99"],
         "samples": 20,
         "needed": 657,
         "enough": False,
@@ -542,15 +544,15 @@ def test_open_loop_verdict():
     latencies = [0.001 * (1 + i % 10) for i in range(700)]  # 1..10 ms; p99 10 ms
     run = Dispatch(scheduled=700, sent=700, start_delays_s=[0.0] * 700, wall_s=7.0, last_due_s=7.0)
     valid = open_loop_figures(100.0, run, latencies, failed=0, p99_bound_s=0.015)
-    assert valid["verdict"] == "VALID" and not valid["reasons"] and valid["percentiles"]["p99"]["enough"]
+    assert valid.verdict == "VALID" and not valid.reasons and valid.percentiles["p99"]["enough"]
     tight = open_loop_figures(100.0, run, latencies, failed=0, p99_bound_s=0.005)
-    assert tight["verdict"] == "INVALID" and "above the bound" in tight["reasons"][0]
+    assert tight.verdict == "INVALID" and "above the bound" in tight.reasons[0]
     failing = open_loop_figures(100.0, run, latencies, failed=3, p99_bound_s=0.015)
-    assert failing["verdict"] == "INVALID" and "3 request(s) failed" in failing["reasons"]
+    assert failing.verdict == "INVALID" and "3 request(s) failed" in failing.reasons
     slow = Dispatch(scheduled=700, sent=700, start_delays_s=[0.0] * 700, wall_s=9.0, last_due_s=7.0)
     behind = open_loop_figures(100.0, slow, latencies, failed=0, p99_bound_s=0.015)
-    assert behind["verdict"] == "INVALID" and "did not keep up" in behind["reasons"][0]
-    assert open_loop_figures(100.0, run, latencies, failed=0, p99_bound_s=None)["verdict"] is None
+    assert behind.verdict == "INVALID" and "did not keep up" in behind.reasons[0]
+    assert open_loop_figures(100.0, run, latencies, failed=0, p99_bound_s=None).verdict is None
 
 
 def test_arrivals_are_poisson_at_the_rate_and_capped():

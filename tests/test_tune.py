@@ -32,7 +32,7 @@ def _result(
         task="train",
         batch_size=batch_size,
         samples=samples,
-        extra={"output_fingerprint": {"values": list(values)}},
+        output_check={"fingerprint": {"values": list(values)}},
     )
 
 
@@ -108,7 +108,7 @@ def test_the_output_check_holds_each_row_to_its_measured_dtype_and_mode():
     def row(cid: str, mode: str, diff: float, settings: dict | None = None, dtype: str | None = None) -> Row:
         r = _result(mode, 0.009, values=(1.0, -2.0, 0.5 + 2.0 * diff))  # relative to the largest output, 2.0
         if dtype:
-            r.extra["model_compute_dtype"] = dtype
+            r.setup = {"model_compute_dtype": dtype}
         return Row(Candidate(cid, "x", settings or {}), r)
 
     base = Row(BASE, _result("function", 0.010))
@@ -378,8 +378,8 @@ def test_tune_a_small_case_within_budget_and_its_winner_holds_when_re_measured(t
         if not r.ok:  # only a job the budget cut short may be missing
             assert r.status in ("timeout", "skipped"), (r.case, r.error)
             continue
-        assert r.extra["output_fingerprint"]["values"], r.case
-        wanted, applied = r.extra["tf_config"], r.extra["tf_config_applied"]
+        assert r.output_check.fingerprint.values, r.case
+        wanted, applied = r.setup.tf_config, r.setup.tf_config_applied
         for key in ("intra_op_threads", "inter_op_threads"):
             assert applied[key] == wanted.get(key, 0), (r.case, key)
 

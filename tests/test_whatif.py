@@ -162,7 +162,7 @@ def test_baseline_pools_the_runs_before_and_after_the_what_ifs():
     pooled = whatif.pooled_baseline(before, after)
     assert pooled.samples == [0.10] * 6 + [0.20] * 6 and before.samples == [0.10] * 6
     assert pooled.input_wait_fraction == pytest.approx(0.19 * 6 / 1.8)
-    assert whatif.baseline_note(before, after)["drift"] == pytest.approx(1.0)
+    assert whatif.baseline_note(before, after).drift == pytest.approx(1.0)
     assert whatif.pooled_baseline(before, result(None, samples=(), status="failed")) is before
 
 
@@ -244,7 +244,7 @@ def test_prefetch_and_parallel_map_each_reduce_the_step_of_a_slow_pipeline(what_
         assert w.get("error") is None, w
         assert w["median_s"] < w["baseline_median_s"], w
     # The baseline: the job's own pass before the what-ifs, and the unchanged job once more after them.
-    baseline = slow["extra"]["what_if_baseline"]
+    baseline = slow["what_if_baseline"]
     assert baseline["median_s_before"] == slow["step_time_s"]["median"] and baseline["samples_after"] == 6
     combined = next(w for w in slow["what_if"] if w["combined"])
     assert combined["input_wait_fraction"] < slow["input_wait_fraction"]

@@ -44,6 +44,7 @@ from tfperf.deploy.tflite import (
 )
 from tfperf.figures.thresholds import QUANTIZE_MAX_REL_ERROR
 from tfperf.measure.keras_compat import is_tf_keras
+from tfperf.results.job_records import Deployment
 from tfperf.results.records import OutputAgreement
 from tfperf.suite.spec import DEPLOY_MODES
 
@@ -63,20 +64,22 @@ class Deployed:
     convert_time_s: float | None = None  # the TF Lite conversion (None for savedmodel)
     num_threads: int | None = None  # the interpreter's thread count (None: TensorFlow's own thread pools)
     interpreter: str | None = None  # which TF Lite interpreter ran it, with its version
-    notes: dict = field(default_factory=dict)  # input/output dtypes and quantization parameters
+    notes: dict = field(
+        default_factory=dict
+    )  # signature, input/output names, dtypes, quantization (Deployment)
 
-    def extra(self) -> dict:
-        """What a Result's `extra` records about the deployment."""
-        d = {
-            "num_threads": self.num_threads,
-            "export_time_s": self.export_time_s,
-            "convert_time_s": self.convert_time_s,
-            "artefact": str(self.path),
-        }
-        if self.interpreter:
-            d["interpreter"] = self.interpreter
-        d.update(self.notes)
-        return d
+    def record(self) -> Deployment:
+        """What a Result's `deployment` records about the artefact and how it was fed."""
+        return Deployment.from_json(
+            {
+                **self.notes,
+                "num_threads": self.num_threads,
+                "export_time_s": self.export_time_s,
+                "convert_time_s": self.convert_time_s,
+                "artefact": str(self.path),
+                "interpreter": self.interpreter,
+            }
+        )
 
 
 def artefact_size(path: Path) -> int:
@@ -364,9 +367,9 @@ def deployment_threads() -> int | None:
 
 def deployment_step(
     mode: str, model: Any, inp: Any, source: Any, batch_size: int, workdir: Path
-) -> tuple[Callable[..., Any], dict, dict]:
-    """What the harness times in a deployment mode: (call(x, y) -> numpy outputs, notes for `extra`, Result
-    fields model_size_bytes / load_time_s / first_call_s / output_agreement).
+) -> tuple[Callable[..., Any], dict]:
+    """What the harness times in a deployment mode: (call(x, y) -> numpy outputs, Result fields
+    model_size_bytes / load_time_s / first_call_s / output_agreement / deployment).
 
     `first_call_s` is the first predict of the reloaded artefact, made here right after loading, before
     anything else calls it: the agreement check runs up to MAX_AGREEMENT_BATCHES predicts, after which the
@@ -400,14 +403,14 @@ def deployment_step(
         "load_time_s": deployed.load_time_s,
         "first_call_s": first_call_s,
         "output_agreement": output_agreement(reference, got, agreement_inputs(source, inp)),
+        "deployment": deployed.record(),
     }
-    notes = deployed.extra()
     if mode in TFLITE_MODES:
-        notes["runs_on"] = "cpu (TF Lite interpreter, XNNPACK)"
+        fields["deployment"].runs_on = "cpu (TF Lite interpreter, XNNPACK)"
     predict = deployed.predict
 
     def call(x: Any, *_: Any, **__: Any) -> np.ndarray:
         return predict(feeds.named(x, names) if names else x)
 
     call.deployed = deployed  # keeps the interpreter / loaded SavedModel alive with the callable
-    return call, notes, fields
+    return call, fields

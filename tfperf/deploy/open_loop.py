@@ -26,6 +26,7 @@ import numpy as np
 
 from tfperf import stats, units
 from tfperf.figures.thresholds import OPEN_LOOP_KEEP_UP_FRACTION, PERCENTILE_CONFIDENCE
+from tfperf.results.serve_records import OpenLoop
 from tfperf.stats.sample_size import samples_needed
 
 PERCENTILES = (0.5, 0.9, 0.99)
@@ -139,8 +140,8 @@ def percentile_figures(latencies_s: list[float]) -> dict:
 
 def open_loop_figures(
     target_qps: float, run: Dispatch, latencies_s: list[float], failed: int, p99_bound_s: float | None
-) -> dict:
-    """extra.open_loop: target, scheduled and achieved rates, the start delays, the percentiles with their
+) -> OpenLoop:
+    """`serve.open_loop`: target, scheduled and achieved rates, the start delays, the percentiles with their
     sample counts, and the verdict when a p99 bound was given."""
     ok = len(latencies_s)
     scheduled_qps = run.sent / run.last_due_s if run.last_due_s > 0 else None
@@ -175,42 +176,42 @@ def open_loop_figures(
                 f"scheduled (below {OPEN_LOOP_KEEP_UP_FRACTION:.0%}): the server did not keep up"
             )
         verdict = "INVALID" if reasons else "VALID"
-    return {
-        "target_qps": target_qps,
-        "scheduled_qps": scheduled_qps,  # the realized Poisson rate of the requests sent
-        "achieved_qps": achieved_qps,  # successful responses over the run's wall time
-        "scheduled": run.scheduled,
-        "latency_from": "due time",
-        "late_starts": late,
-        "start_delay_p99_s": stats.quantile(delays, 0.99) if delays else None,
-        "percentiles": percentiles,
-        "p99_bound_s": p99_bound_s,
-        "verdict": verdict,
-        "reasons": reasons,
-    }
+    return OpenLoop(
+        target_qps=target_qps,
+        scheduled_qps=scheduled_qps,
+        achieved_qps=achieved_qps,
+        scheduled=run.scheduled,
+        latency_from="due time",
+        late_starts=late,
+        start_delay_p99_s=stats.quantile(delays, 0.99) if delays else None,
+        percentiles=percentiles,
+        p99_bound_s=p99_bound_s,
+        verdict=verdict,
+        reasons=reasons,
+    )
 
 
-def summary_lines(figures: dict | None) -> list[str]:
-    """The terminal lines for extra.open_loop."""
+def summary_lines(figures: OpenLoop | None) -> list[str]:
+    """The terminal lines for `serve.open_loop`."""
     if not figures:
         return []
     lines = [
-        f"open loop    target {units.number(figures['target_qps'])} QPS (Poisson), scheduled "
-        f"{units.number(figures['scheduled_qps'])}, achieved {units.number(figures['achieved_qps'])}; "
+        f"open loop    target {units.number(figures.target_qps)} QPS (Poisson), scheduled "
+        f"{units.number(figures.scheduled_qps)}, achieved {units.number(figures.achieved_qps)}; "
         f"latency from the due time"
     ]
-    for name, p in figures["percentiles"].items():
+    for name, p in (figures.percentiles or {}).items():
         flag = "" if p["enough"] else f"  (from {p['samples']} samples, {p['needed']} needed)"
         lines.append(f"  {name:<4} {units.seconds(p['value'])}{flag}")
-    if figures["late_starts"]:
+    if figures.late_starts:
         lines.append(
-            f"  {figures['late_starts']} request(s) started over {units.seconds(LATE_START_S)} late (p99 "
-            f"{units.seconds(figures['start_delay_p99_s'])}): the client fell behind its schedule (every "
+            f"  {figures.late_starts} request(s) started over {units.seconds(LATE_START_S)} late (p99 "
+            f"{units.seconds(figures.start_delay_p99_s)}): the client fell behind its schedule (every "
             "connection busy, or a busy client machine); raise --concurrency if many did"
         )
-    if figures["verdict"]:
+    if figures.verdict:
         lines.append(
-            f"verdict      {figures['verdict']} (p99 bound {units.seconds(figures['p99_bound_s'])})"
-            + "".join(f"\n  - {r}" for r in figures["reasons"])
+            f"verdict      {figures.verdict} (p99 bound {units.seconds(figures.p99_bound_s)})"
+            + "".join(f"\n  - {r}" for r in figures.reasons or [])
         )
     return lines

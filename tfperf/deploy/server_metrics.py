@@ -15,7 +15,7 @@ is known only to within its bucket (a factor of 1.8): the bucket is kept beside 
 means (sum / count) are exact. Everything here is a delta between the two reads, so earlier traffic does not
 count.
 
-A server without the page (404, or no answer) is said once in `extra.server.status` and is not an error; a
+A server without the page (404, or no answer) is said once in `serve.server.status` and is not an error; a
 page that is not Prometheus text is reported the same way, and the load results are written regardless.
 """
 
@@ -30,6 +30,7 @@ from typing import Callable
 from prometheus_client.parser import text_string_to_metric_families
 
 from tfperf import units
+from tfperf.results.serve_records import ServerHistogram, ServerMetrics
 
 DEFAULT_METRICS_PATH = "/monitoring/prometheus/metrics"
 PREFIX = ":tensorflow:serving:"
@@ -156,11 +157,11 @@ def histogram_delta(
     return out
 
 
-def server_deltas(before: Page, after: Page, model: str | None, path: str) -> dict:
-    """extra.server: what the server says happened during the timed load."""
+def server_deltas(before: Page, after: Page, model: str | None, path: str) -> ServerMetrics:
+    """`serve.server`: what the server says happened during the timed load."""
     if before.status != "read" or after.status != "read":
         bad = before if before.status != "read" else after
-        return {"path": path, "status": bad.status, "note": bad.note}
+        return ServerMetrics(path=path, status=bad.status, note=bad.note)
     by_status = _delta(before, after, REQUEST_COUNT + "_total", model) or _delta(
         before, after, REQUEST_COUNT, model
     )
@@ -176,46 +177,46 @@ def server_deltas(before: Page, after: Page, model: str | None, path: str) -> di
             h = histogram_delta(before, after, family, model, scale)
             if h:
                 batching[family.removeprefix(PREFIX)] = {**h, "unit": "s" if scale == US else "examples"}
-    return {
-        "path": path,
-        "status": "read",
-        "note": None,
-        "request_count": request_count,
-        "request_latency_s": request,
-        "runtime_latency_s": runtime,
+    return ServerMetrics(
+        path=path,
+        status="read",
+        request_count=request_count,
+        request_latency_s=ServerHistogram.from_json(request) if request else None,
+        runtime_latency_s=ServerHistogram.from_json(runtime) if runtime else None,
         # The server's own share of a request: its mean latency minus the model's runtime. Means subtract;
         # percentiles do not, so only the mean is given.
-        "overhead_mean_s": overhead,
-        "batching": batching,
-        "resolution": f"latency buckets grow by {LATENCY_BUCKET_GROWTH}x: a percentile lies in its bucket "
+        overhead_mean_s=overhead,
+        batching=batching,
+        resolution=f"latency buckets grow by {LATENCY_BUCKET_GROWTH}x: a percentile lies in its bucket "
         f"(up to {LATENCY_BUCKET_GROWTH}x wide); means are exact",
-    }
+    )
 
 
-def summary_lines(server: dict | None) -> list[str]:
-    """The terminal lines for extra.server (the tables and HTML read the same dict)."""
+def summary_lines(server: ServerMetrics | None) -> list[str]:
+    """The terminal lines for `serve.server` (the tables and HTML read the same record)."""
     if not server:
         return []
-    if server.get("status") != "read":
-        return [f"server       metrics page not read: {server.get('note')}"]
+    if server.status != "read":
+        return [f"server       metrics page not read: {server.note}"]
     lines = [
         "server       "
-        + (", ".join(f"{k} {v}" for k, v in server["request_count"].items()) or "no requests")
+        + (", ".join(f"{k} {v}" for k, v in (server.request_count or {}).items()) or "no requests")
         + " (request_count)"
     ]
-    for label, key in (("server req", "request_latency_s"), ("server run", "runtime_latency_s")):
-        h = server.get(key)
+    for label, h in (("server req", server.request_latency_s), ("server run", server.runtime_latency_s)):
         if h:
             lines.append(
                 f"{label:<12} "
                 + ", ".join(
-                    f"{q} {units.seconds(h[q])}" for q in ("p50", "p90", "p99") if h.get(q) is not None
+                    f"{q} {units.seconds(getattr(h, q))}"
+                    for q in ("p50", "p90", "p99")
+                    if getattr(h, q) is not None
                 )
-                + f", mean {units.seconds(h['mean'])} ({h['count']} requests)"
+                + f", mean {units.seconds(h.mean)} ({h.count} requests)"
             )
-    if server.get("overhead_mean_s") is not None:
-        lines.append(f"server overhead (request - runtime, mean) {units.seconds(server['overhead_mean_s'])}")
-    for name, h in (server.get("batching") or {}).items():
+    if server.overhead_mean_s is not None:
+        lines.append(f"server overhead (request - runtime, mean) {units.seconds(server.overhead_mean_s)}")
+    for name, h in (server.batching or {}).items():
         value = units.seconds(h["mean"]) if h["unit"] == "s" else units.number(h["mean"])
         lines.append(f"batching     {name}: mean {value} over {h['count']}")
     return lines

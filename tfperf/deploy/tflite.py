@@ -274,7 +274,7 @@ def _shape_text(shapes: dict) -> str:
 
 
 def _notes(plan: list, single: str | None, out: dict, output_name: str, outputs: dict) -> dict:
-    """`extra`: input/output dtypes and quantization; per input name for a multi-input model."""
+    """`Result.deployment`'s input/output dtypes and quantization; per input name for a multi-input model."""
     out_scale, out_zero, quantized_out = _quantization(out)
     notes: dict[str, Any] = {}
     if single is not None:

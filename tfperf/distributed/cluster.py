@@ -33,6 +33,7 @@ from pathlib import Path
 import psutil
 
 from tfperf.host.processes import die_with_parent, exit_description, kill_group, log_tail
+from tfperf.results.job_records import ClusterRestart, Distributed, WorkerSummary
 from tfperf.results.model import JobSpec, Result
 from tfperf.results.records import ErrorInfo
 from tfperf.suite.spec import CaseSpec
@@ -120,8 +121,9 @@ def run_local_cluster(
     """Run one job on `workers` local worker processes and combine what they measured into one Result.
 
     The combined result is worker 0's measurement (it also ran the one-replica baseline) with every worker's
-    summary in extra["per_worker"]. Never raises for a worker's failure; that is the job's result. `gpus`: the
-    CUDA ids of the machine's GPUs (setup.visible_gpus), shared out one per worker (worker_gpu_env).
+    summary in `distributed.per_worker`. Never raises for a worker's failure; that is the job's result.
+    `gpus`: the CUDA ids of the machine's GPUs (setup.visible_gpus), shared out one per worker
+    (worker_gpu_env).
     """
     import tempfile
 
@@ -160,8 +162,9 @@ def run_local_cluster(
         second = _launch_and_supervise(
             case, job, workers, work, stem, case_file, job_file, out_dir, left, python, env, gpus
         )
-        second.extra["cluster_restarts"] = [
-            {"message": first.error.message, "log_tail": first.error.log_tail}
+        second.distributed = second.distributed or Distributed()
+        second.distributed.cluster_restarts = [
+            ClusterRestart(message=first.error.message, log_tail=first.error.log_tail)
         ]
         return second
     finally:
@@ -256,7 +259,7 @@ def _supervise(case: CaseSpec, job: JobSpec, procs: list[Worker], started: float
             )
             r.error.workers = [w.index for w in running]
             r.error.log_tail = log_tail(running[0].log_path) if running else ""
-            r.extra["worker_pids"] = [w.proc.pid for w in procs]
+            r.distributed = Distributed(worker_pids=[w.proc.pid for w in procs])
             return r
         time.sleep(POLL_S)
 
@@ -292,7 +295,8 @@ def _first_cause(job: JobSpec, procs: list[Worker]) -> Result:
         r = _worker_failed(job, cause, res, procs)
     others = [w.index for w in died + failed if w is not cause]
     if others:
-        r.extra["also_failed_workers"] = others
+        r.distributed = r.distributed or Distributed()
+        r.distributed.also_failed_workers = others
     return r
 
 
@@ -307,8 +311,7 @@ def _worker_died(job: JobSpec, w: Worker, procs: list[Worker]) -> Result:
     )
     r.error.worker, r.error.returncode, r.error.log_tail = w.index, w.proc.returncode, log_tail(w.log_path)
     r.error.details["pid"] = w.proc.pid
-    r.extra["workers"] = len(procs)
-    r.extra["worker_pids"] = [p.proc.pid for p in procs]
+    r.distributed = Distributed(workers=len(procs), worker_pids=[p.proc.pid for p in procs])
     return r
 
 
@@ -317,8 +320,9 @@ def _worker_failed(job: JobSpec, w: Worker, res: Result, procs: list[Worker]) ->
         res.error = ErrorInfo()
     res.error.message = f"worker {w.index}: {res.error.message}"
     res.error.worker = w.index
-    res.extra["failed_worker"] = w.index
-    res.extra["worker_pids"] = [p.proc.pid for p in procs]
+    res.distributed = res.distributed or Distributed()
+    res.distributed.failed_worker = w.index
+    res.distributed.worker_pids = [p.proc.pid for p in procs]
     return res
 
 
@@ -329,23 +333,25 @@ def combine(job: JobSpec, results: list[Result | None], procs: list[Worker], wal
     per_worker = []
     for w, r in zip(procs, results):
         assert r is not None
+        dist = r.distributed or Distributed()
         per_worker.append(
-            {
-                "index": w.index,
-                "pid": w.proc.pid,
-                "address": w.address,
-                "median_s": r.median_s,
-                "final_loss": r.extra.get("final_loss"),
-                "probe_losses": r.extra.get("probe_losses"),
-                "first_call_s": r.first_call_s,
-                "input_wait_fraction": r.input_wait_fraction,
-                "cuda_visible_devices": r.extra.get("cuda_visible_devices"),
-            }
+            WorkerSummary(
+                index=w.index,
+                pid=w.proc.pid,
+                address=w.address,
+                median_s=r.median_s,
+                final_loss=dist.final_loss,
+                probe_losses=dist.probe_losses,
+                first_call_s=r.first_call_s,
+                input_wait_fraction=r.input_wait_fraction,
+                cuda_visible_devices=dist.cuda_visible_devices,
+            )
         )
-    chief.extra["per_worker"] = per_worker
+    chief.distributed = chief.distributed or Distributed()
+    chief.distributed.per_worker = per_worker
     chief.wall_s = wall_s
-    agree, detail = losses_agree(per_worker)
-    chief.extra["losses_identical"] = agree
+    agree, detail = losses_agree([w.to_json() for w in per_worker])
+    chief.distributed.losses_identical = agree
     if not agree:
         chief.status = "failed"
         chief.error = ErrorInfo(

@@ -13,6 +13,7 @@ from tfperf.distributed.faults import kill_hook
 from tfperf.distributed.passes import Pass, PassRunner
 from tfperf.distributed.setup import local_device, make_strategy, tf_config_task
 from tfperf.distributed.trace import profile_pass
+from tfperf.results.job_records import Distributed, DistributedBaseline, Setup
 from tfperf.results.model import JobSpec, Result
 from tfperf.results.records import ErrorInfo, Profile, Timing
 from tfperf.suite.distribute import DistributeError, DistributeSpec
@@ -91,18 +92,16 @@ def measure_distributed(
         strategy = make_strategy(spec, job.device)
         task = tf_config_task() if spec.strategy == "multi_worker" else None
         worker_index, workers = task if task else (0, 1)
-        result.extra.update(
-            {
-                "strategy": spec.strategy,
-                "devices": spec.devices,
-                "workers": workers,
-                "worker_index": worker_index,
-                "pid": os.getpid(),
-                "replica_devices": list(strategy.extended.worker_devices),
-            }
+        result.distributed = Distributed(
+            strategy=spec.strategy,
+            devices=spec.devices,
+            workers=workers,
+            worker_index=worker_index,
+            pid=os.getpid(),
+            replica_devices=list(strategy.extended.worker_devices),
         )
         if spec.strategy == "multi_worker":  # the GPUs this worker was given (cluster.worker_gpu_env)
-            result.extra["cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES")
+            result.distributed.cuda_visible_devices = os.environ.get("CUDA_VISIBLE_DEVICES")
         result.replicas = strategy.num_replicas_in_sync
         result.global_batch_size = job.batch_size * result.replicas if job.batch_size else None
         one: PassRunner | None = None
@@ -145,7 +144,7 @@ def measure_distributed(
             dist.repeat(kill)
         main = dist.finish()
         result.peak_memory_bytes = memory.peak_bytes()  # this process (worker), both passes' models included
-        result.extra["rss_growth_bytes"] = memory.rss_growth_bytes()  # not a peak: see measure/memory.py
+        result.rss_growth_bytes = memory.rss_growth_bytes()  # not a peak: see measure/memory.py
         base = one.finish() if one is not None else None
         if base is not None:
             _record_baseline(result, base, strategy)
@@ -166,23 +165,19 @@ def measure_distributed(
             sync=main.sync,
             gc_disabled_while_timing=True,
         )
-        result.extra.update(
-            {
-                "final_loss": main.final_loss,
-                "probe_losses": main.probe_losses,
-                "samples_per_s": main.samples_per_s,
-                "synced_replicas": main.synced_replicas,  # every local replica's loss, each step
-                **main.model_dtypes,
-                "loss_scale_optimizer": main.loss_scale_optimizer,
-                **applied_settings(case),
-            }
+        dist = result.distributed
+        dist.final_loss, dist.probe_losses = main.final_loss, main.probe_losses
+        dist.samples_per_s = main.samples_per_s
+        dist.synced_replicas = main.synced_replicas  # every local replica's loss, each step
+        result.setup = Setup(
+            **main.model_dtypes, loss_scale_optimizer=main.loss_scale_optimizer, **applied_settings(case)
         )
         if base is not None:
             result.scaling_efficiency = scaling_efficiency(
                 main.samples_per_s, base.samples_per_s, main.replicas
             )
         if len(set(main.probe_losses)) > 1:
-            result.extra["replicas_diverged"] = True
+            result.distributed.replicas_diverged = True
 
         if case.profile and ctx is not None and getattr(ctx, "out_dir", None) is not None:
             phase = "profiled pass"
@@ -210,7 +205,7 @@ def measure_distributed(
 
 
 def applied_settings(case: CaseSpec) -> dict:
-    """`extra.tf_config` and `extra.tf_config_applied` of a distributed job, as the case worker records them
+    """`setup.tf_config` and `setup.tf_config_applied` of a distributed job, as the case worker records them
     for a single-process job: the settings, and what was in force after the model was built (the dtype policy,
     which the builder sets again after clearing the Keras session)."""
     if not case.tf_config:
@@ -221,18 +216,18 @@ def applied_settings(case: CaseSpec) -> dict:
 
 
 def _record_baseline(result: Result, base: Pass, strategy: Any) -> None:
-    result.extra["baseline"] = {
-        "strategy": "one_device",
-        "device": local_device(strategy),
-        "replicas": 1,
-        "global_batch_size": base.global_batch,
-        "median_s": base.median_s,
-        "samples_per_s": base.samples_per_s,
-        "first_call_s": base.first_call_s,
-        "final_loss": base.final_loss,
-        "samples": base.samples,
-        "interleaved_with_distributed_repeats": True,
-    }
+    result.distributed.baseline = DistributedBaseline(
+        strategy="one_device",
+        device=local_device(strategy),
+        replicas=1,
+        global_batch_size=base.global_batch,
+        median_s=base.median_s,
+        samples_per_s=base.samples_per_s,
+        first_call_s=base.first_call_s,
+        final_loss=base.final_loss,
+        samples=base.samples,
+        interleaved_with_distributed_repeats=True,
+    )
 
 
 def _valid(case: CaseSpec) -> bool:

@@ -135,7 +135,7 @@ def throughput(r: Result) -> tuple[float, str] | None:
     its throughput is completed instances over wall time, not 1 / median latency; other results give samples/s
     when the job has a batch size, else steps/s."""
     if r.mode == SERVE_MODE:
-        v = (r.extra or {}).get("instances_per_s")
+        v = r.serve.instances_per_s if r.serve else None
         if isinstance(v, (int, float)) and math.isfinite(v):
             return float(v), "instances/s"
     tp = r.throughput or {}

@@ -154,8 +154,9 @@ class TfBenchmark:
         honouring
         --benchmark-min-rounds / --benchmark-max-time. mode, warmup_steps, rounds, iterations and device are
         tfperf's; every other keyword argument goes to the step."""
-        from tfperf.measure.harness import PreparedStep, wrap_mode
+        from tfperf.measure.harness import PreparedStep
         from tfperf.measure.inputs import InputSource
+        from tfperf.measure.model_step import wrap_mode
 
         mode = mode or self.default_mode
         if mode not in MODES:
@@ -191,8 +192,9 @@ class TfBenchmark:
     ) -> Any:
         """Benchmark `step(*element)` fed from a tf.data.Dataset (repeated); the time spent in next(iterator)
         is part of each timed step and is reported as input_wait_fraction."""
-        from tfperf.measure.harness import PreparedStep, wrap_mode
+        from tfperf.measure.harness import PreparedStep
         from tfperf.measure.inputs import dataset_source
+        from tfperf.measure.model_step import wrap_mode
 
         mode = mode or self.default_mode
         call, traced = wrap_mode(step, mode)
@@ -396,7 +398,10 @@ def _measure(
     info["input_wait_fraction"] = (wait["s"] / wait["calls"]) / mean if mean and wait["calls"] else None
     if batch_size and mean:
         info["samples_per_s"] = batch_size / getattr(stats, "median", mean)
-    info.update(prepared.notes)
+    # What the step ran with (a job's `setup`, and a deployment mode's `deployment`), as far as it is known.
+    for record in (prepared.setup, prepared.result_fields.get("deployment")):
+        if record is not None:
+            info.update({k: v for k, v in record.to_json().items() if v is not None})
     return out
 
 

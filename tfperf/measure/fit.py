@@ -25,6 +25,7 @@ import tensorflow as tf
 from tfperf.measure.inputs import IN_MEMORY_BATCHES, synthetic_features, synthetic_labels, synthetic_pipeline
 from tfperf.measure.keras_compat import adam_for, keras_label, keras_of, loss_for_model
 from tfperf.measure.timing import Clock
+from tfperf.results.job_records import FitLoop, Setup
 from tfperf.results.model import JobSpec, Result
 from tfperf.results.records import Timing
 from tfperf.suite.spec import CaseSpec
@@ -133,15 +134,11 @@ def run_fit(
         load_average_1m=os.getloadavg()[0],
         gc_disabled_while_timing=True,
     )
-    result.extra.update(
-        {
-            "input_source": kind,
-            "keras": keras_label(model),
-            "steps_per_execution": spe,
-            "fit": {
-                "run_eagerly": job.mode == "eager",
-                "jit_compile": job.mode == "xla",
-                "steps_per_epoch": total * spe,
-            },
-        }
+    result.setup = Setup(
+        input_source=kind,
+        keras=keras_label(model),
+        steps_per_execution=spe,
+        fit=FitLoop(
+            run_eagerly=job.mode == "eager", jit_compile=job.mode == "xla", steps_per_epoch=total * spe
+        ),
     )

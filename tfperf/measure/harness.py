@@ -24,31 +24,20 @@ import tensorflow as tf
 from tfperf.figures.thresholds import MAX_TRACES_OK
 from tfperf.host import noise
 from tfperf.measure.inputs import InputSource, make_source
-from tfperf.measure.keras_compat import (
-    adam_for,
-    check_model,
-    clear_sessions,
-    factory_params,
-    is_model,
-    keras_label,
-    keras_of,
-    loss_for_model,
-    scale_loss,
-    unscale_gradients,
-)
+from tfperf.measure.keras_compat import clear_sessions, is_model, keras_label
 from tfperf.measure.memory import PeakMemory
-from tfperf.measure.model_inputs import (
-    InputStructure,
-    as_spec,
-    inputs_from_element_spec,
-    inputs_from_model,
-    labels_from_model,
-    labels_from_spec,
-    model_sequence_length,
+from tfperf.measure.model_inputs import InputStructure
+from tfperf.measure.model_step import (
+    build_model,
+    loss_for,
+    model_dtypes,
+    train_step,
+    training_optimizer,
+    wrap_mode,
 )
 from tfperf.measure.retrace_fixes import check_trace_budget, effective_traces
 from tfperf.measure.retracing import explain_retraces, first_use_traces, signature_info
-from tfperf.measure.saved_models import ServingSignature, load_model_path
+from tfperf.measure.saved_models import ServingSignature
 from tfperf.measure.step_state import (
     after_first_call,
     before_first_call,
@@ -66,10 +55,10 @@ from tfperf.measure.timing import (
     warm_up_and_time,
 )
 from tfperf.profile.tfdata_autotune import record as autotune_record
+from tfperf.results.job_records import OutputCheck, OutputValues, Setup, TraceReadout, readout_failed
 from tfperf.results.model import JobSpec, Result
 from tfperf.results.records import ErrorInfo, Profile, Timing
-from tfperf.suite.references import ModelPath
-from tfperf.suite.spec import DEPLOY_MODES, CaseSpec, InputSpec, LabelsSpec
+from tfperf.suite.spec import DEPLOY_MODES, CaseSpec
 
 PROFILE_STEPS = 5
 
@@ -97,8 +86,9 @@ class PreparedStep:
     source: InputSource
     traced: Any | None  # the tf.function, when the mode traces (for tracing counts and retrace reasons)
     model: Any | None = None
-    notes: dict = field(default_factory=dict)
-    result_fields: dict = field(default_factory=dict)  # Result attributes set as measured (deployment modes)
+    setup: Setup = field(default_factory=Setup)  # what the job runs with (Result.setup)
+    # Result attributes set as measured (a deployment mode's size, load time, agreement and artefact)
+    result_fields: dict = field(default_factory=dict)
 
 
 def tf_device_name(device: str) -> str:
@@ -134,126 +124,6 @@ class NoSuchDevice(RuntimeError):
     pass
 
 
-def loss_for(labels: LabelsSpec, model: Any = None):
-    """Sparse categorical cross-entropy on logits for class labels, else MSE; in the model's own Keras."""
-    import keras
-
-    if model is not None:
-        return loss_for_model(model, labels.classes is not None)
-    if labels.classes is not None:
-        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    return keras.losses.MeanSquaredError()
-
-
-def apply_dtype_policy(case: CaseSpec) -> str:
-    """Put the case's `tf_config.mixed_precision` in force; returns the Keras global dtype policy now in
-    force.
-
-    Keras keeps the global policy in the global state `keras.backend.clear_session()` resets (Keras 3.15), and
-    every builder clears the session first (fresh layer names per job): set at worker start only, the policy
-    was gone by the time the model was built. So it is set here, after clearing and before building."""
-    import keras
-
-    policy = (case.tf_config or {}).get("mixed_precision")
-    if policy:
-        keras.mixed_precision.set_global_policy(policy)
-    return keras.mixed_precision.global_policy().name
-
-
-def model_dtypes(model: Any) -> dict:
-    """What the built model computes in: `extra.model_compute_dtype` and `extra.dtype_policy` (the advisor's
-    mixed-precision rule reads the policy, so a model already in 16 bits is not told to switch)."""
-    policy = getattr(model, "dtype_policy", None)
-    return {
-        "model_compute_dtype": str(
-            getattr(policy, "compute_dtype", None) or getattr(model, "compute_dtype", None)
-        ),
-        "dtype_policy": str(getattr(policy, "name", policy)),
-    }
-
-
-def build_model(
-    case: CaseSpec, resolve: Callable[[str], Any], batch_size: int | None = None
-) -> tuple[Any, InputSpec | InputStructure, LabelsSpec]:
-    """The case's model (Keras 3 or tf_keras) and what it is fed with, built under the case's dtype policy
-    (apply_dtype_policy: callers clear the Keras session first, which resets it). The input is an InputSpec
-    for a one-input model, else the model's InputStructure (tfperf/measure/model_inputs.py): from the case's
-    `dataset:` element_spec when it has one, else from the model with the suite's `input:` overrides."""
-    from tfperf.zoo import ZooModel, resolve_input, resolve_labels
-
-    apply_dtype_policy(case)
-    target = resolve(case.model)
-    if isinstance(target, ZooModel):
-        # The params decide the implied input (features, image size, vocabulary) unless the case gives one.
-        inp = resolve_input(target, case.input, case.params)
-        labels = resolve_labels(target, case.labels, case.params)
-        return target.build(case.params, inp, labels, keras=case.keras or 3), inp, labels
-    if isinstance(target, ModelPath):  # model: path/to/model.keras or path/to/saved_model/
-        target = load_model_path(target)
-    if isinstance(target, ServingSignature):
-        structure = target.inputs(case.model or "", case.input, case.input_by_name)
-        return target, as_spec(structure), case.labels or LabelsSpec(shape=(), dtype="float32")
-    model = check_model(
-        target(**factory_params(case, target)) if callable(target) and not is_model(target) else target,
-        case.model or "",
-    )
-    if case.dataset is not None and case.input is None and not case.input_by_name:
-        ds = resolve(case.dataset)(batch_size or 2)
-        structure, label_spec = inputs_from_element_spec(getattr(ds, "element_spec", None), case.dataset)
-        labels = case.labels or labels_from_spec(label_spec, model)
-        return model, as_spec(structure), labels
-    structure = inputs_from_model(model, case.model or "", case.input, case.input_by_name)
-    seq = max((max(i.spec.shape, default=0) for i in structure.inputs), default=0) or None
-    labels = case.labels or labels_from_model(model, model_sequence_length(model) or seq)
-    return model, as_spec(structure), labels
-
-
-def train_step(model: Any, loss_fn: Callable, optimizer: Any) -> Callable:
-    """A Keras train step: forward, loss, gradients, optimizer update. The name scopes are what the profile's
-    per-phase split reads (forward / backward / optimizer); they cost nothing at run time.
-
-    The gradients are of `optimizer.scale_loss(loss)`: a LossScaleOptimizer (float16 training, see
-    training_optimizer) scales the loss up so small float16 gradients do not underflow, and unscales them in
-    apply_gradients; any other Keras optimizer returns the loss unchanged, adding no op."""
-
-    def step(x, y):
-        with tf.GradientTape() as tape:
-            with tf.name_scope("forward"):
-                pred = model(x, training=True)
-                loss = loss_fn(y, pred)
-                scaled = scale_loss(optimizer, loss)
-        with tf.name_scope("backward"):
-            grads = unscale_gradients(optimizer, tape.gradient(scaled, model.trainable_variables))
-        with tf.name_scope("optimizer"):
-            optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return loss
-
-    return step
-
-
-def wrap_mode(step: Callable[..., Any], mode: str) -> tuple[Callable[..., Any], Any | None]:
-    # A step that is already a tf.function keeps its own tracing options (input_signature, reduce_retracing:
-    # the retracing fixes), re-wrapped per job so each job counts its own traces and the mode sets
-    # jit_compile.
-    options: dict[str, Any] = {}
-    if isinstance(step, tf.types.experimental.PolymorphicFunction) and hasattr(step, "python_function"):
-        options = {
-            "input_signature": step.input_signature,
-            "reduce_retracing": bool(getattr(step, "_reduce_retracing", False)),
-        }
-        step = step.python_function
-    if mode == "eager":
-        return step, None
-    if mode == "function":
-        fn = tf.function(step, **options)
-    elif mode == "xla":
-        # Explicit, never keras' jit_compile="auto", which silently turns XLA on or off by device.
-        fn = tf.function(step, jit_compile=True, **options)
-    else:
-        raise ValueError(f"mode {mode!r} is not an execution mode of the harness")
-    return fn, fn
-
-
 def pinned(call: Callable[..., Any], tf_device: str) -> Callable[..., Any]:
     """The call made under tf.device(tf_device), every time. Building under the scope is not enough: a step
     traced and called outside it runs where TensorFlow's placer puts it (GPU:0 when there is one), whatever
@@ -271,21 +141,11 @@ def pinned(call: Callable[..., Any], tf_device: str) -> Callable[..., Any]:
 
 
 def placed_on(out: Any) -> list[str]:
-    """Where the step's output tensors were computed (`extra.placed_on`): the devices TensorFlow reports for
+    """Where the step's output tensors were computed (`setup.placed_on`): the devices TensorFlow reports for
     them after a real call, not the device that was asked for. Empty when the step returns no tensors."""
     return sorted(
         {t.device for t in tf.nest.flatten(out) if isinstance(getattr(t, "device", None), str) and t.device}
     )
-
-
-def training_optimizer(model: Any) -> Any:
-    """The optimizer of a train step: Adam, wrapped in a LossScaleOptimizer when the model computes in float16
-    (as Keras' own `compile` does): float16 gradients underflow to zero without loss scaling. bfloat16 has
-    float32's exponent range and needs none."""
-    optimizer = adam_for(model)  # in the model's own Keras: tf_keras models train with tf_keras' optimizer
-    if model_dtypes(model)["model_compute_dtype"] == "float16":
-        optimizer = keras_of(model).mixed_precision.LossScaleOptimizer(optimizer)
-    return optimizer
 
 
 def prepare(case: CaseSpec, job: JobSpec, ctx: JobContext, resolve: Callable[[str], Any]) -> PreparedStep:
@@ -300,7 +160,9 @@ def prepare(case: CaseSpec, job: JobSpec, ctx: JobContext, resolve: Callable[[st
         fn = resolve(case.function)
         source = make_source(case, None, None, None, ctx.tf_device, resolve)
         call, traced = wrap_mode(fn, job.mode)
-        return PreparedStep(pinned(call, ctx.tf_device), source, traced, notes={"input_source": source.kind})
+        return PreparedStep(
+            pinned(call, ctx.tf_device), source, traced, setup=Setup(input_source=source.kind)
+        )
 
     import keras
 
@@ -327,7 +189,6 @@ def prepare(case: CaseSpec, job: JobSpec, ctx: JobContext, resolve: Callable[[st
                 with tf.name_scope("forward"):
                     return model(x, training=False)
 
-        deploy_notes: dict = {}
         deploy_fields: dict = {}
         if (
             job.mode in DEPLOY_MODES
@@ -339,25 +200,26 @@ def prepare(case: CaseSpec, job: JobSpec, ctx: JobContext, resolve: Callable[[st
                 / "deploy"
                 / tensorboard_run_name(job, ctx.multiple_batch_sizes)
             )
-            call, deploy_notes, deploy_fields = deployment_step(
-                job.mode, model, inp, source, job.batch_size, workdir
-            )
+            call, deploy_fields = deployment_step(job.mode, model, inp, source, job.batch_size, workdir)
             traced = None
         else:
             call, traced = wrap_mode(step, job.mode)
-    notes = {"input_source": source.kind, **deploy_notes, **model_dtypes(model), "keras": keras_label(model)}
+    setup = Setup(
+        input_source=source.kind,
+        keras=keras_label(model),
+        input_pipeline=source.options_note,
+        **model_dtypes(model),
+    )
     if isinstance(inp, InputStructure):
-        notes["model_inputs"] = inp.describe()
+        setup.model_inputs = inp.describe()
     if isinstance(model, ServingSignature):
-        notes["saved_model"] = {"path": str(model.path), "signature": model.signature_name}
+        setup.saved_model = {"path": str(model.path), "signature": model.signature_name}
     if job.task == "train":
-        notes["loss_scale_optimizer"] = "LossScaleOptimizer" in type(optimizer).__name__
+        setup.loss_scale_optimizer = "LossScaleOptimizer" in type(optimizer).__name__
     if (case.tf_config or {}).get("mixed_precision"):
         # The policy in force when the model was built (the worker merges it into what apply_tf_config saw).
-        notes["tf_config_applied"] = {"mixed_precision": keras.mixed_precision.global_policy().name}
-    if source.options_note:
-        notes["input_pipeline"] = source.options_note
-    return PreparedStep(pinned(call, ctx.tf_device), source, traced, model, notes, deploy_fields)
+        setup.tf_config_applied = {"mixed_precision": keras.mixed_precision.global_policy().name}
+    return PreparedStep(pinned(call, ctx.tf_device), source, traced, model, setup, deploy_fields)
 
 
 def xla_hint(exc: BaseException) -> tuple[str, str | None]:
@@ -440,11 +302,10 @@ def run_job(
         result.first_call_s = clock() - t0
         if seed is not None:
             after_first_call(case.function, resolve(case.function))
-            result.extra["first_step_output"] = first_step_output(
-                out, job.mode, seed, len(step_variables(resolve(case.function)))
-            )
+            first = first_step_output(out, job.mode, seed, len(step_variables(resolve(case.function))))
+            result.output_check = OutputCheck(first_step=OutputValues.from_json(first))
         timer.after_call()
-        prepared.notes["placed_on"] = placed_on(out)  # where the pinned step really ran (extra.placed_on)
+        prepared.setup.placed_on = placed_on(out)  # where the pinned step really ran
 
         phase = "warm-up"
         # Like timeit: a collection pause belongs to no particular step and only adds noise, so the collector
@@ -490,16 +351,14 @@ def run_job(
             gc_disabled_while_timing=True,
             noise=process_noise,
         )
-        result.extra.update(prepared.notes)
+        result.setup = prepared.setup
         for name, value in prepared.result_fields.items():
             setattr(result, name, value)
-        result.extra["trace_calls"] = timer.trace_calls
+        result.tracing = TraceReadout(calls=timer.trace_calls)
         result.peak_memory_bytes = memory.peak_bytes()
-        result.extra["rss_growth_bytes"] = memory.rss_growth_bytes()  # not a peak: see measure/memory.py
+        result.rss_growth_bytes = memory.rss_growth_bytes()  # not a peak: see measure/memory.py
         if not case.profile:  # a what-if re-run (or --no-profile): what AUTOTUNE chose over the timed steps
-            autotune = autotune_record(getattr(prepared.source, "iterator", None))
-            if autotune is not None:
-                result.extra["autotune"] = autotune
+            result.autotune = autotune_record(getattr(prepared.source, "iterator", None))
         if not ctx.timing_only:
             _after_measurement(case, job, ctx, prepared, timer, result)
 
@@ -547,20 +406,18 @@ def _after_measurement(
 
     try:
         result.retraces = explain_retraces(traced, timer.trace_calls)
-        first_use = first_use_traces(traced)
-        if first_use:
-            result.extra["first_use_traces"] = first_use
+        result.tracing.first_use_traces = first_use_traces(traced) or None
         if effective_traces(result) > MAX_TRACES_OK:
             name = getattr(getattr(traced, "python_function", None), "__name__", None) or "step"
-            result.extra["trace_signature"] = signature_info(traced, name)
+            result.tracing.signature = signature_info(traced, name)
     except Exception as exc:  # noqa: BLE001 - a read-out never fails the measured result
-        result.extra.setdefault("readout_errors", {})["retraces"] = f"{type(exc).__name__}: {exc}"[:300]
+        result.readout_errors = readout_failed(result.readout_errors, "retraces", exc)
     try:
         # The latest trace's own arguments (zeros of its shapes): drawing another batch could trace again.
         args, kwargs = example_call_args(traced) or prepared.source.next_args()
         result.graph = graph_stats(traced, args, kwargs, jit=job.mode == "xla")
     except Exception as exc:  # noqa: BLE001 - a read-out that fails is recorded; the timing stands
-        result.extra.setdefault("readout_errors", {})["graph"] = f"{type(exc).__name__}: {exc}"[:300]
+        result.readout_errors = readout_failed(result.readout_errors, "graph", exc)
     max_traces = (
         case.max_traces if case.max_traces is not None else (MAX_TRACES_OK if ctx.fail_on_retrace else None)
     )
@@ -622,4 +479,4 @@ def _write_summaries(job: JobSpec, ctx: JobContext, result: Result) -> None:
             Path(ctx.out_dir) / "tensorboard" / tensorboard_run_name(job, ctx.multiple_batch_sizes), result
         )
     except Exception as exc:  # noqa: BLE001 - summaries are a convenience; the measured result stands
-        result.extra.setdefault("readout_errors", {})["tb_summaries"] = f"{type(exc).__name__}: {exc}"[:300]
+        result.readout_errors = readout_failed(result.readout_errors, "tb_summaries", exc)

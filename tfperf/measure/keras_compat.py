@@ -57,7 +57,7 @@ def keras_of(model: Any) -> Any:
 
 
 def keras_label(model: Any) -> str | None:
-    """`extra.keras`: which Keras ran the model, with its version ("keras 3.15.1", "tf_keras 2.21.0")."""
+    """`setup.keras`: which Keras ran the model, with its version ("keras 3.15.1", "tf_keras 2.21.0")."""
     if not is_model(model):
         return None
     module = keras_of(model)

@@ -57,7 +57,7 @@ class InputStructure:
         return list(values)
 
     def describe(self) -> dict:
-        """`extra.model_inputs`: each input's shape, dtype, maxval and where they came from."""
+        """`setup.model_inputs`: each input's shape, dtype, maxval and where they came from."""
         return {
             "source": self.source,
             "kind": self.kind,

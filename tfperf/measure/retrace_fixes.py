@@ -1,12 +1,12 @@
 """What to do about retraces: the line of code that stops them, and the retrace budget that fails a job.
 
 Reads the `Retrace` records `tfperf.measure.retracing.explain_retraces` and the plain signature
-`signature_info` wrote into a Result (`Result.retraces`, `extra["trace_signature"]`), so it works on a
+`signature_info` wrote into a Result (`Result.retraces`, `Result.tracing.signature`), so it works on a
 results.json as well as in a worker; it never touches TensorFlow.
 
 Public functions:
 - `fix_for(retraces, fn_name="step", signature=None)` -> the line of code to write (the advisor's `retracing`
-  fix). `retraces` may also be a Result: its `extra["trace_signature"]` then makes the fix a complete
+  fix). `retraces` may also be a Result: its `tracing.signature` then makes the fix a complete
   `input_signature`.
 - `tensor_spec_code(shape, dtype)` -> `tf.TensorSpec([None, 16], tf.float32)`.
 - `effective_traces(result)`, `retrace_message(result, max_traces)` -> the count the budget judges, and why.
@@ -41,7 +41,7 @@ def fix_for(
     """The line(s) of code that stop these retraces, by cause. For the advisor's `retracing` suggestion.
 
     `retraces` is the list of `Retrace` from `explain_retraces` (or a Result, whose `retraces` and
-    `extra["trace_signature"]` are used). `signature` is `signature_info(fn)`: with it, a shape fix is a
+    `tracing.signature` are used). `signature` is `signature_info(fn)`: with it, a shape fix is a
     complete `@tf.function(input_signature=[...])` with None in the dims that varied.
 
     - a Python scalar that changes: pass a tensor, `step(..., scale=tf.constant(4.0))`
@@ -53,7 +53,7 @@ def fix_for(
     Returns "" when there is nothing to fix.
     """
     if isinstance(retraces, Result):
-        signature = signature or retraces.extra.get("trace_signature")
+        signature = signature or (retraces.tracing.signature if retraces.tracing else None)
         retraces = retraces.retraces
     if not retraces:
         return ""
@@ -150,7 +150,8 @@ def retrace_message(result: Result, max_traces: int) -> str:
 
 def effective_traces(result: Result) -> int:
     """Traces that count against the budget: the first-use re-trace of a variable-creating call is not one."""
-    return int(result.tracing_count or 0) - int(result.extra.get("first_use_traces") or 0)
+    first_use = result.tracing.first_use_traces if result.tracing else None
+    return int(result.tracing_count or 0) - int(first_use or 0)
 
 
 def check_trace_budget(result: Result, max_traces: int | None) -> None:

@@ -13,7 +13,7 @@ worker that checks outputs (`tf_config.output_check`, set by tune):
   start (a fresh copy of the state); any the first call still created go back to zeros, which is how Keras
   creates an optimizer's slots;
 - the seed is set again, and the output of that first call, on the first item of `inputs:`, is the job's
-  `extra.first_step_output`, which tune's output check prefers over a forward pass taken after the timed
+  `output_check.first_step`, which tune's output check prefers over a forward pass taken after the timed
   steps.
 
 The variables a step uses are found from the names its code reads: module globals and closure cells holding a
@@ -177,7 +177,7 @@ def after_first_call(ref: str, fn: Any) -> None:
 
 
 def first_step_output(out: Any, mode: str, seed: int, variables: int) -> dict:
-    """`extra.first_step_output`: the first call's output values (flattened, at most FIRST_STEP_VALUES)."""
+    """`output_check.first_step`: the first call's output values (flattened, at most FIRST_STEP_VALUES)."""
     import tensorflow as tf
 
     flat = [

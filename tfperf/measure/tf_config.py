@@ -31,14 +31,14 @@ def apply_tf_config(settings: dict) -> dict:
         import keras
 
         # In force for a `function:` case's own layers. A model case's builder clears the Keras session, which
-        # resets the policy, and sets it again before building (harness.apply_dtype_policy); what was in force
-        # then is what the job records (extra.tf_config_applied.mixed_precision).
+        # resets the policy, and sets it again before building (model_step.apply_dtype_policy); what was in
+        # force then is what the job records (setup.tf_config_applied.mixed_precision).
         keras.mixed_precision.set_global_policy(settings["mixed_precision"])
     return settings_in_force(settings)
 
 
 def settings_in_force(settings: dict) -> dict:
-    """What TensorFlow reports back for the settings now (`extra.tf_config_applied`): the thread pools, jit
+    """What TensorFlow reports back for the settings now (`setup.tf_config_applied`): the thread pools, jit
     and Grappler options, and with `mixed_precision` the Keras global dtype policy. Read after a model was
     built, the policy is the one it was built under."""
     import tensorflow as tf
@@ -68,8 +68,8 @@ def output_fingerprint(
     import numpy as np
     import tensorflow as tf
 
-    from tfperf.measure.harness import build_model, wrap_mode
     from tfperf.measure.inputs import synthetic_features
+    from tfperf.measure.model_step import build_model, wrap_mode
 
     keras.utils.set_random_seed(seed)
     if case.function is not None:

@@ -14,7 +14,7 @@ measured it, with a modified copy of the case:
 - any of them: a larger batch (twice the batch; compared per sample, not per step).
 
 The baseline is the unchanged job measured twice: its own timed pass before the what-ifs and one more run
-after them, pooled (`Result.extra["what_if_baseline"]` has both medians and the drift between them), so load
+after them, pooled (`Result.what_if_baseline` has both medians and the drift between them), so load
 that drifts while the what-ifs run does not land on one side of every ratio.
 
 Each entry of `Result.what_if` is a `WhatIf` record (change, code, median_s, baseline_median_s, speedup,
@@ -43,6 +43,8 @@ from tfperf.figures import decisions
 from tfperf.figures.decisions import p_value
 from tfperf.figures.measures import input_bound_fraction
 from tfperf.figures.thresholds import INPUT_BOUND_FRACTION, WHAT_IF_MIN_SPEEDUP
+from tfperf.measure.user_dataset import dataset_facts, memory_available_bytes, wrapping_resolver
+from tfperf.results.job_records import WhatIfBaseline, readout_failed
 from tfperf.results.model import JobSpec, Result
 from tfperf.results.records import WhatIf
 from tfperf.suite.spec import AUTOTUNE, CaseSpec, PipelineSpec
@@ -261,10 +263,8 @@ def what_if_entry(change: Change, baseline: Result, measured: Result) -> WhatIf:
     entry.p_value = p
     entry.samples = list(measured.samples)
     entry.helped = helped(speedup, p)
-    if measured.extra.get(
-        "autotune"
-    ):  # what tf.data AUTOTUNE chose in this variant (tfperf/profile/tfdata_autotune.py)
-        entry.details["autotune"] = measured.extra["autotune"]
+    if measured.autotune:  # what tf.data AUTOTUNE chose in this variant (tfperf/profile/tfdata_autotune.py)
+        entry.details["autotune"] = measured.autotune
     return entry
 
 
@@ -275,57 +275,6 @@ def helped(speedup: float | None, p: float | None) -> bool:
 
 
 # --- measuring ---------------------------------------------------------------------------------------------
-
-
-def _available_bytes() -> int | None:
-    try:
-        import psutil
-
-        return int(psutil.virtual_memory().available)
-    except Exception:  # noqa: BLE001 - without it, the fixed cap alone decides
-        return None
-
-
-def dataset_facts(ds: Any) -> dict:
-    """Finite? Shuffled? How many bytes? From the dataset's own graph and element spec (TensorFlow)."""
-    import numpy as np
-    import tensorflow as tf
-
-    facts: dict[str, Any] = {"finite": None, "shuffled": None, "bytes": None}
-    try:
-        cardinality = int(ds.cardinality())
-        facts["finite"] = cardinality >= 0
-        graph = tf.compat.v1.GraphDef.FromString(ds._as_serialized_graph().numpy())  # noqa: SLF001 - tf.data's only graph export
-        ops = {n.op for n in graph.node} | {n.op for f in graph.library.function for n in f.node_def}
-        facts["shuffled"] = any("Shuffle" in op for op in ops)
-        if facts["finite"]:
-            per_element = 0
-            for spec in tf.nest.flatten(ds.element_spec):
-                shape = spec.shape
-                if not shape.is_fully_defined():
-                    per_element = None
-                    break
-                per_element += int(np.prod(shape.as_list() or [1])) * spec.dtype.size
-            facts["bytes"] = None if per_element is None else per_element * cardinality
-    except Exception as exc:  # noqa: BLE001 - without the facts, cache() is simply not tried
-        facts["error"] = f"{type(exc).__name__}: {exc}"[:200]
-    return facts
-
-
-def _wrap_dataset(ds: Any, wrappers: tuple[str, ...]) -> Any:
-    import tensorflow as tf
-
-    if "cache" in wrappers:
-        ds = ds.cache()
-    if "options" in wrappers:
-        options = tf.data.Options()
-        options.autotune.enabled = True
-        options.experimental_optimization.map_parallelization = True
-        options.experimental_optimization.parallel_batch = True
-        ds = ds.with_options(options)
-    if "prefetch" in wrappers:
-        ds = ds.prefetch(tf.data.AUTOTUNE)
-    return ds
 
 
 def variant(
@@ -346,21 +295,6 @@ def variant(
     return new_case, new_job, new_resolve
 
 
-def wrapping_resolver(
-    resolve: Callable[[str], Any], dataset_ref: str, wrappers: tuple[str, ...]
-) -> Callable[[str], Any]:
-    """`resolve`, except that the case's dataset factory comes back with `wrappers` applied to what it
-    builds."""
-
-    def new_resolve(ref: str) -> Any:
-        target = resolve(ref)
-        if ref != dataset_ref:
-            return target
-        return lambda batch_size: _wrap_dataset(target(batch_size), wrappers)
-
-    return new_resolve
-
-
 def pooled_baseline(before: Result, after: Result | None) -> Result:
     """The unchanged job measured before the what-ifs (its own timed pass) and again after them, pooled: a
     machine whose load drifts during the what-ifs moves both ends, not only the changes' side of every
@@ -378,21 +312,19 @@ def pooled_baseline(before: Result, after: Result | None) -> Result:
     )
 
 
-def baseline_note(before: Result, after: Result | None) -> dict:
+def baseline_note(before: Result, after: Result | None) -> WhatIfBaseline:
     """How the baseline was measured, and whether the machine drifted between its two measurements."""
-    note: dict[str, Any] = {"median_s_before": before.median_s, "samples_before": len(before.samples)}
+    note = WhatIfBaseline(median_s_before=before.median_s, samples_before=len(before.samples))
     if after is not None and after.ok and after.samples:
-        note.update(
-            median_s_after=after.median_s,
-            samples_after=len(after.samples),
-            drift=abs(after.median_s / before.median_s - 1) if before.median_s else None,
-        )
+        note.median_s_after = after.median_s
+        note.samples_after = len(after.samples)
+        note.drift = abs(after.median_s / before.median_s - 1) if before.median_s else None
     return note
 
 
 def run_what_ifs(
     case: CaseSpec, job: JobSpec, ctx: Any, resolve: Callable[[str], Any], baseline: Result
-) -> tuple[list[WhatIf], dict]:
+) -> tuple[list[WhatIf], WhatIfBaseline]:
     """Measure every applicable change for this job, in this process (tf.data changes need no fresh
     TensorFlow), then the unchanged job once more. Returns the what-if entries and how the baseline was
     measured."""
@@ -403,7 +335,7 @@ def run_what_ifs(
         except Exception as exc:  # noqa: BLE001 - the user's dataset may raise anything; said in the facts
             facts = {"error": f"{type(exc).__name__}: {exc}"[:200]}
     changes = applicable_changes(
-        case, job.batch_size, dataset_facts=facts, available_bytes=_available_bytes()
+        case, job.batch_size, dataset_facts=facts, available_bytes=memory_available_bytes()
     )
     with tempfile.TemporaryDirectory(prefix="tfperf-whatif-") as scratch:
         # The re-runs write into a scratch folder, deleted after them, never into the run's: the harness names
@@ -420,7 +352,7 @@ def _measure_changes(
     resolve: Callable[[str], Any],
     baseline: Result,
     changes: list[Change],
-) -> tuple[list[WhatIf], dict]:
+) -> tuple[list[WhatIf], WhatIfBaseline]:
     from tfperf.measure import harness
 
     budget = Budget(case.timeout_s * TIMEOUT_SHARE, baseline.wall_s or 0.0)
@@ -507,6 +439,6 @@ def attach_what_ifs(
     if not needs_what_if(case, result):
         return
     try:
-        result.what_if, result.extra["what_if_baseline"] = run_what_ifs(case, job, ctx, resolve, result)
+        result.what_if, result.what_if_baseline = run_what_ifs(case, job, ctx, resolve, result)
     except Exception as exc:  # noqa: BLE001 - the measured result stands without its what-ifs
-        result.extra.setdefault("readout_errors", {})["what_if"] = f"{type(exc).__name__}: {exc}"[:300]
+        result.readout_errors = readout_failed(result.readout_errors, "what_if", exc)

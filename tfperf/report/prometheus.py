@@ -25,6 +25,7 @@ from tfperf import stats
 from tfperf.errors import TfperfError
 from tfperf.figures import measures
 from tfperf.results.model import Result, RunResult, atomic_write_text
+from tfperf.results.serve_records import OpenLoop, ServeBench, ServerMetrics
 
 FORMAT = "prometheus"  # `tfperf export --format prometheus`
 JOB = "tfperf"
@@ -137,9 +138,8 @@ class RunCollector:
                 "tfperf_peak_memory_bytes": peak.bytes if peak else None,
                 "tfperf_samples": len(values),
             }
-            extra = r.extra or {}
-            if r.mode == measures.SERVE_MODE:
-                self._serve(extra, lv, figures, serve_requests, server_latency)
+            if r.mode == measures.SERVE_MODE and r.serve is not None:
+                self._serve(r.serve, lv, figures, serve_requests, server_latency)
             for name, v in figures.items():
                 if _number(v):
                     gauges[name].add_metric(lv, float(v))
@@ -161,27 +161,27 @@ class RunCollector:
 
     @staticmethod
     def _serve(
-        extra: dict,
+        serve: ServeBench,
         lv: list[str],
         figures: dict,
         serve_requests: GaugeMetricFamily,
         server_latency: GaugeMetricFamily,
     ) -> None:
-        for outcome, key in (("ok", "requests_ok"), ("failed", "requests_failed")):
-            if _number(extra.get(key)):
-                serve_requests.add_metric([*lv, outcome], float(extra[key]))
-        server = extra.get("server") or {}
+        for outcome, value in (("ok", serve.requests_ok), ("failed", serve.requests_failed)):
+            if _number(value):
+                serve_requests.add_metric([*lv, outcome], float(value))
+        server = serve.server or ServerMetrics()
         for stage, value in (
-            ("request", (server.get("request_latency_s") or {}).get("mean")),
-            ("runtime", (server.get("runtime_latency_s") or {}).get("mean")),
-            ("overhead", server.get("overhead_mean_s")),
+            ("request", server.request_latency_s.mean if server.request_latency_s else None),
+            ("runtime", server.runtime_latency_s.mean if server.runtime_latency_s else None),
+            ("overhead", server.overhead_mean_s),
         ):
             if _number(value):
                 server_latency.add_metric([*lv, stage], float(value))
-        ol = extra.get("open_loop") or {}
-        figures["tfperf_open_loop_achieved_qps"] = ol.get("achieved_qps")
-        figures["tfperf_open_loop_target_qps"] = ol.get("target_qps")
-        figures["tfperf_open_loop_valid"] = {"VALID": 1, "INVALID": 0}.get(ol.get("verdict"))
+        ol = serve.open_loop or OpenLoop()
+        figures["tfperf_open_loop_achieved_qps"] = ol.achieved_qps
+        figures["tfperf_open_loop_target_qps"] = ol.target_qps
+        figures["tfperf_open_loop_valid"] = {"VALID": 1, "INVALID": 0}.get(ol.verdict)
 
 
 def _timestamp(iso: str | None) -> float | None:

@@ -14,20 +14,23 @@ from tfperf.figures import measures
 from tfperf.figures.measures import SERVE_MODE
 from tfperf.report import charts
 from tfperf.report.verdicts import job
+from tfperf.results.job_records import Distributed
 from tfperf.results.model import Result
 from tfperf.results.records import WhatIf
+from tfperf.results.serve_records import ServeBench
 from tfperf.suite.spec import DEPLOY_MODES
 
 
 def finite(v: Any) -> float | None:
-    """A JSON number read from a result's free-form fields (extra, agreement), else None: no NaN, no bool."""
+    """A JSON number read from a result's figures (as a file holds them), else None: no NaN, no bool."""
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
 
 
 def allreduce_share(r: Result) -> float | None:
-    """The all-reduce share of op time (0..1), from the profile read-out or, failing that, extra."""
+    """The all-reduce share of op time (0..1), from the profile read-out or, failing that, where files of an
+    early tfperf held it (`distributed.allreduce_share`)."""
     share = finite(r.profile.allreduce_share) if r.profile else None
-    return share if share is not None else finite((r.extra or {}).get("allreduce_share"))
+    return share if share is not None or not r.distributed else finite(r.distributed.allreduce_share)
 
 
 def scaling_rows(results: Iterable[Result]) -> list[dict]:
@@ -37,27 +40,25 @@ def scaling_rows(results: Iterable[Result]) -> list[dict]:
     for r in results:
         if not r.replicas:
             continue
-        extra = r.extra or {}
-        base = extra.get("baseline") if isinstance(extra.get("baseline"), dict) else {}
-        value = finite(extra.get("samples_per_s")) or (measures.rate(r) if r.ok and r.samples else None)
+        dist = r.distributed or Distributed()
+        base = finite(dist.baseline.samples_per_s) if dist.baseline else None
+        value = finite(dist.samples_per_s) or (measures.rate(r) if r.ok and r.samples else None)
         out.append(
             {
                 "label": job(r),
                 "mode": r.mode,
                 "status": r.status,
-                "strategy": units.text(extra.get("strategy")) if extra.get("strategy") else units.MISSING,
-                "workers": extra.get("workers"),
+                "strategy": units.text(dist.strategy) if dist.strategy else units.MISSING,
+                "workers": dist.workers,
                 "replicas": r.replicas,
                 "per_replica_batch": r.batch_size,
                 "global_batch": r.global_batch_size,
-                "base": finite(base.get("samples_per_s")),
+                "base": base,
                 "value": value if r.ok else None,
-                "speedup": (value / base["samples_per_s"])
-                if value and finite(base.get("samples_per_s"))
-                else None,
+                "speedup": value / base if value and base else None,
                 "efficiency": finite(r.scaling_efficiency),
                 "allreduce": allreduce_share(r),
-                "diverged": bool(extra.get("replicas_diverged")),
+                "diverged": bool(dist.replicas_diverged),
             }
         )
     return out
@@ -106,7 +107,7 @@ def deployment_rows(results: Iterable[Result]) -> list[dict]:
     for r in results:
         ref = measures.same_job_in_mode(results, r, "function")
         agree = r.output_agreement
-        extra = r.extra or {}
+        threads = r.deployment.num_threads if r.deployment else None
         ok = r.ok and bool(r.samples)
         out.append(
             {
@@ -126,9 +127,7 @@ def deployment_rows(results: Iterable[Result]) -> list[dict]:
                 "agreement_not_meaningful": agree.not_meaningful
                 if agree and agree.meaningful is False
                 else None,
-                "num_threads": extra.get("num_threads")
-                if isinstance(extra.get("num_threads"), int)
-                else None,
+                "num_threads": threads if isinstance(threads, int) else None,
                 "error_type": r.error.type if r.error else None,
             }
         )
@@ -171,29 +170,29 @@ def deployment_view(results: list[Result], prefix: str) -> dict | None:
 def serve_summary(r: Result) -> dict:
     """The load test's figures from a serve result: throughput, latency percentiles, errors by status and
     kind."""
-    e = r.extra or {}
+    e = r.serve or ServeBench()
     st = r.step_time_s or {}
     pct = {k: st.get(src) for k, src in (("p50", "median"), ("p90", "p90"), ("p99", "p99"), ("max", "max"))}
     errors = []
-    examples = e.get("error_examples") if isinstance(e.get("error_examples"), dict) else {}
-    for key, n in sorted((e.get("errors_by_status") or {}).items()):
+    examples = e.error_examples if isinstance(e.error_examples, dict) else {}
+    for key, n in sorted((e.errors_by_status or {}).items()):
         errors.append({"what": f"HTTP {key}", "count": n, "example": (examples.get(key) or [None])[0]})
-    for key, n in sorted((e.get("connection_errors") or {}).items()):
+    for key, n in sorted((e.connection_errors or {}).items()):
         errors.append({"what": str(key), "count": n, "example": (examples.get(key) or [None])[0]})
     return {
-        "endpoint": e.get("endpoint") or r.model,
-        "url": e.get("url"),
-        "concurrency": e.get("concurrency"),
+        "endpoint": e.endpoint or r.model,
+        "url": e.url,
+        "concurrency": e.concurrency,
         "instances_per_request": r.batch_size,
-        "sent": e.get("requests_sent"),
-        "ok": e.get("requests_ok", len(r.samples)),
-        "failed": e.get("requests_failed"),
-        "wall_s": finite(e.get("wall_s")),
-        "requests_per_s": finite(e.get("requests_per_s")),
-        "instances_per_s": finite(e.get("instances_per_s")),
+        "sent": e.requests_sent,
+        "ok": e.requests_ok if e.requests_ok is not None else len(r.samples),
+        "failed": e.requests_failed,
+        "wall_s": finite(e.wall_s),
+        "requests_per_s": finite(e.requests_per_s),
+        "instances_per_s": finite(e.instances_per_s),
         "latency": pct,
         "errors": errors,
-        "stopped_by": e.get("stopped_by"),
+        "stopped_by": e.stopped_by,
     }
 
 
@@ -264,8 +263,8 @@ def server_vs_client(r: Result) -> list[dict] | None:
     metrics page histograms (TF Serving's request and runtime latency; their buckets grow by 1.8x, so a server
     percentile is known within its bucket, and only means subtract to the server's overhead). None when the
     server's page was not read."""
-    server = (r.extra or {}).get("server") or {}
-    if server.get("status") != "read" or not r.samples:
+    server = r.serve.server if r.serve else None
+    if server is None or server.status != "read" or not r.samples:
         return None
     st = r.step_time_s or {}
     rows = [
@@ -278,21 +277,20 @@ def server_vs_client(r: Result) -> list[dict] | None:
             "count": len(r.samples),
         }
     ]
-    for side, key in (
-        ("server request (histogram)", "request_latency_s"),
-        ("server runtime (histogram)", "runtime_latency_s"),
+    for side, h in (
+        ("server request (histogram)", server.request_latency_s),
+        ("server runtime (histogram)", server.runtime_latency_s),
     ):
-        h = server.get(key)
         if h:
-            rows.append({"side": side, **{k: h.get(k) for k in ("p50", "p90", "p99", "mean", "count")}})
-    if server.get("overhead_mean_s") is not None:
+            rows.append({"side": side, **{k: getattr(h, k) for k in ("p50", "p90", "p99", "mean", "count")}})
+    if server.overhead_mean_s is not None:
         rows.append(
             {
                 "side": "server overhead (request - runtime)",
                 "p50": None,
                 "p90": None,
                 "p99": None,
-                "mean": server["overhead_mean_s"],
+                "mean": server.overhead_mean_s,
                 "count": None,
             }
         )
@@ -308,41 +306,39 @@ def server_vs_client(r: Result) -> list[dict] | None:
 
 
 def _server_note(r: Result) -> str | None:
-    server = (r.extra or {}).get("server") or {}
+    server = r.serve.server if r.serve else None
     if not server:
         return None
-    if server.get("status") != "read":
-        return f"server metrics page not read: {units.text(server.get('note'))}"
-    counts = ", ".join(f"{k} {v}" for k, v in (server.get("request_count") or {}).items())
-    return f"server request_count: {counts or 'none'}; {server.get('resolution')}"
+    if server.status != "read":
+        return f"server metrics page not read: {units.text(server.note)}"
+    counts = ", ".join(f"{k} {v}" for k, v in (server.request_count or {}).items())
+    return f"server request_count: {counts or 'none'}; {server.resolution}"
 
 
 def open_loop_facts(r: Result) -> list[tuple[str, str]] | None:
     """The open-loop run's target and achieved rates, percentiles with their sample counts, and the
     verdict."""
-    ol = (r.extra or {}).get("open_loop")
+    ol = r.serve.open_loop if r.serve else None
     if not ol:
         return None
     facts = [
-        ("arrivals", f"Poisson at {units.number(ol.get('target_qps'))} QPS (latency from the due time)"),
+        ("arrivals", f"Poisson at {units.number(ol.target_qps)} QPS (latency from the due time)"),
         (
             "scheduled / achieved",
-            f"{units.number(ol.get('scheduled_qps'))} / {units.number(ol.get('achieved_qps'))} QPS",
+            f"{units.number(ol.scheduled_qps)} / {units.number(ol.achieved_qps)} QPS",
         ),
     ]
-    for name, p in (ol.get("percentiles") or {}).items():
+    for name, p in (ol.percentiles or {}).items():
         flag = "" if p.get("enough") else f" (from {p.get('samples')} samples; {p.get('needed')} needed)"
         facts.append((name, units.seconds(finite(p.get("value"))) + flag))
-    if ol.get("late_starts"):
-        facts.append(
-            ("late starts", f"{units.number(ol['late_starts'])} (the client fell behind its schedule)")
-        )
-    if ol.get("verdict"):
+    if ol.late_starts:
+        facts.append(("late starts", f"{units.number(ol.late_starts)} (the client fell behind its schedule)"))
+    if ol.verdict:
         facts.append(
             (
                 "verdict",
-                f"{ol['verdict']} at p99 bound {units.seconds(ol.get('p99_bound_s'))}"
-                + ("".join(f"; {x}" for x in ol.get("reasons") or [])),
+                f"{ol.verdict} at p99 bound {units.seconds(ol.p99_bound_s)}"
+                + ("".join(f"; {x}" for x in ol.reasons or [])),
             )
         )
     return facts

@@ -58,14 +58,13 @@ def failures(case_results: Iterable[Result]) -> list[Finding]:
         if r.status in ("failed", "timeout"):
             kind = (r.error.type if r.error else None) or r.status
             out.append(Finding(FAILED_SEVERITY, "failed", f"{job(r)} {r.status}: {kind}"))
-        extra = r.extra or {}
-        if r.ok and r.mode == measures.SERVE_MODE and extra.get("requests_failed"):
+        if r.ok and r.mode == measures.SERVE_MODE and r.serve and r.serve.requests_failed:
             out.append(
                 Finding(
                     4,
                     "failed",
-                    f"{job(r)}: {units.number(extra['requests_failed'])} of "
-                    f"{units.number(extra.get('requests_sent'))} requests failed",
+                    f"{job(r)}: {units.number(r.serve.requests_failed)} of "
+                    f"{units.number(r.serve.requests_sent)} requests failed",
                 )
             )
     return out

@@ -19,6 +19,7 @@ from tfperf.report.headline import verdict_lines
 from tfperf.report.ranked import markdown_lines, ranked_cards, terminal_lines
 from tfperf.report.verdicts import input_bound_cell, input_bound_difference, xla_verdict
 from tfperf.results.model import Result, RunResult
+from tfperf.results.serve_records import ServeBench
 
 FORMATS = ("table", "markdown", "json")
 
@@ -92,15 +93,14 @@ def _extension_columns(r: Result, row: dict) -> None:
         " (not meaningful)" if agreement and agreement.meaningful is False else ""
     )
     row["max err"] = units.error_figure(agreement.max_abs_error if agreement else None, missing="")
-    serve = (r.extra or {}) if r.mode == measures.SERVE_MODE else {}
-    row["p99 ms"] = (
-        units.ms_column((serve.get("latency_s") or {}).get("p99"), NA) if serve.get("latency_s") else ""
-    )
+    serve = (r.serve if r.mode == measures.SERVE_MODE else None) or ServeBench()
+    row["p99 ms"] = units.ms_column(serve.latency_s.p99, NA) if serve.latency_s else ""
     # Beside the client's p99: the server's own (its request-latency histogram; within a 1.8x bucket).
-    server_p99 = ((serve.get("server") or {}).get("request_latency_s") or {}).get("p99")
+    server = serve.server.request_latency_s if serve.server else None
+    server_p99 = server.p99 if server else None
     row["server p99 ms"] = units.ms_column(server_p99, NA) if server_p99 is not None else ""
-    row["clients"] = serve.get("concurrency", "")
-    row["errors"] = serve.get("requests_failed", "")
+    row["clients"] = serve.concurrency if serve.concurrency is not None else ""
+    row["errors"] = serve.requests_failed if serve.requests_failed is not None else ""
 
 
 def _drop_empty_columns(rows: list[dict]) -> None:

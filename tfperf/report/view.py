@@ -259,8 +259,39 @@ def result_details(r: Result) -> dict:
         "status": r.status,
         "timing": timing_view(r),
         "noise": noise_view(r),
-        "extra": json.dumps(r.extra, indent=1, default=str, sort_keys=True) if r.extra else None,
+        "other": other_measurements(r),
     }
+
+
+# Recorded beyond what the tables and sections above show: what the job ran with, the read-outs, a distributed
+# job's workers, a deployment's artefact, a load test's figures, and what extensions wrote in `extra`.
+OTHER_FIELDS = (
+    "setup",
+    "tracing",
+    "output_check",
+    "rss_growth_bytes",
+    "autotune",
+    "what_if_baseline",
+    "readout_errors",
+    "process_errors",
+    "distributed",
+    "deployment",
+    "serve",
+    "extra",
+)
+
+
+def other_measurements(r: Result) -> str | None:
+    """The result's other fields as JSON (what was not measured left out), or None when there are none."""
+    written = r.to_json()
+    other = {}
+    for name in OTHER_FIELDS:
+        value = written.get(name)
+        if isinstance(value, dict):
+            value = {k: v for k, v in value.items() if v is not None}
+        if value:
+            other[name] = value
+    return json.dumps(other, indent=1, default=str, sort_keys=True) if other else None
 
 
 def generic_table(items: list[dict]) -> dict | None:

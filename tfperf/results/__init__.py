@@ -2,7 +2,6 @@
 
 from tfperf.results.model import (
     SCHEMA_VERSION,
-    STATUSES,
     JobSpec,
     Result,
     RunResult,
@@ -12,6 +11,7 @@ from tfperf.results.model import (
     now_iso,
     write_results,
 )
+from tfperf.results.shapes import STATUSES
 
 __all__ = [
     "SCHEMA_VERSION",

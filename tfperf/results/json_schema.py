@@ -16,7 +16,8 @@ from typing import Any, Optional
 
 from pydantic import TypeAdapter
 
-from tfperf.results.model import SCHEMA_VERSION, STATUSES, Result, RunResult
+from tfperf.results.model import SCHEMA_VERSION, Result, RunResult
+from tfperf.results.shapes import STATUSES
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 FLATTENED = "details"  # a record's unknown keys, written back beside its known ones

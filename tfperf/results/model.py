@@ -17,6 +17,17 @@ from typing import Any, ClassVar
 
 from tfperf import stats
 from tfperf.errors import ResultsFileError
+from tfperf.results import compat
+from tfperf.results.job_records import (
+    Deployment,
+    Distributed,
+    OutputCheck,
+    ProcessError,
+    ReadoutErrors,
+    Setup,
+    TraceReadout,
+    WhatIfBaseline,
+)
 from tfperf.results.records import (
     ErrorInfo,
     GraphStats,
@@ -29,71 +40,10 @@ from tfperf.results.records import (
     Timing,
     WhatIf,
 )
+from tfperf.results.serve_records import ServeBench
+from tfperf.results.shapes import check_entry, json_type
 
 SCHEMA_VERSION = 1
-STATUSES = ("ok", "failed", "timeout", "skipped")
-JOB_KEYS = ("case", "mode", "device", "task", "batch_size")  # what a result entry cannot be read without
-
-
-def json_type(v: Any) -> str:
-    """A JSON value's kind, as a message about a results file names it."""
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "a boolean"
-    if isinstance(v, (int, float)):
-        return "a number"
-    if isinstance(v, str):
-        return "a string"
-    return "a list" if isinstance(v, list) else "an object" if isinstance(v, dict) else type(v).__name__
-
-
-def _number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _integer(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _list_of(check):
-    return lambda v: isinstance(v, list) and all(check(x) for x in v)
-
-
-def _optional(check):
-    return lambda v: v is None or check(v)
-
-
-# The shape of a result entry's plain fields (the records check their own): what the readers rely on.
-SHAPES: dict[str, tuple[Any, str]] = {
-    **{k: (lambda v: isinstance(v, str), "a string") for k in ("case", "mode", "device", "task", "status")},
-    "batch_size": (_optional(_integer), "an integer or null"),
-    "samples": (_list_of(_number), "a list of numbers"),
-    "input_wait_s": (_list_of(_number), "a list of numbers"),
-    "repeat_sizes": (_list_of(_integer), "a list of integers"),
-    "repeat_process": (_list_of(_integer), "a list of integers"),
-    # Counts and sizes too: a renderer writes a float as well as an int, and a reader must not refuse a file
-    # over a shape nothing breaks on.
-    **{
-        k: (_optional(_number), "a number or null")
-        for k in (
-            "first_call_s",
-            "input_wait_fraction",
-            "scaling_efficiency",
-            "load_time_s",
-            "wall_s",
-            "tracing_count",
-            "peak_memory_bytes",
-            "replicas",
-            "global_batch_size",
-            "model_size_bytes",
-        )
-    },
-    "model": (_optional(lambda v: isinstance(v, str)), "a string or null"),
-    "extra": (lambda v: isinstance(v, dict), "an object"),
-    **{k: (lambda v: isinstance(v, list), "a list") for k in ("retraces", "suggestions")},
-    "what_if": (_optional(lambda v: isinstance(v, list)), "a list or null"),
-}
 
 
 @dataclass(frozen=True)
@@ -157,8 +107,20 @@ class Result:
     load_time_s: float | None = None
     output_agreement: OutputAgreement | None = None
     what_if: list[WhatIf] | None = None
+    # What tfperf records beyond the timing (tfperf/results/job_records.py, serve_records.py).
+    setup: Setup | None = None  # what the job ran with
+    tracing: TraceReadout | None = None  # trace calls, first-use traces, the signature over all traces
+    output_check: OutputCheck | None = None  # the outputs tune's output check compares
+    rss_growth_bytes: int | None = None  # resident memory grown over the job: not a peak (measure/memory.py)
+    autotune: dict | None = None  # tf.data AUTOTUNE's choices over the timed steps, without a profiled pass
+    what_if_baseline: WhatIfBaseline | None = None
+    readout_errors: ReadoutErrors | None = None
+    process_errors: list[ProcessError] | None = None  # the job's later worker processes that failed
+    distributed: Distributed | None = None
+    deployment: Deployment | None = None
+    serve: ServeBench | None = None  # a serve-bench load test (mode "serve")
     # Anything else an extension measured: an open mapping by design (the typed fields above are the
-    # contract).
+    # contract; tfperf writes nothing here).
     extra: dict = field(default_factory=dict)
     wall_s: float | None = None  # worker wall time for this job, all passes included
 
@@ -172,6 +134,15 @@ class Result:
         "retraces": Retrace,
         "what_if": WhatIf,
         "suggestions": Suggestion,
+        "setup": Setup,
+        "tracing": TraceReadout,
+        "output_check": OutputCheck,
+        "what_if_baseline": WhatIfBaseline,
+        "readout_errors": ReadoutErrors,
+        "process_errors": ProcessError,
+        "distributed": Distributed,
+        "deployment": Deployment,
+        "serve": ServeBench,
     }
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -268,25 +239,9 @@ class Result:
     def from_json(cls, d: Any) -> "Result":
         """A result from its JSON object. Raises ValueError naming the first key of the wrong shape, so a
         reader of a damaged file gets one line instead of an error deep inside a renderer."""
-        if not isinstance(d, dict):
-            raise ValueError(f"expected a JSON object, got {json_type(d)}")
-        missing = [k for k in JOB_KEYS if k not in d]
-        if missing:
-            raise ValueError(f"missing {', '.join(missing)}")
-        for key, (check, expected) in SHAPES.items():
-            if key in d and not check(d[key]):
-                raise ValueError(f"{key}: expected {expected}, got {json_type(d[key])}")
-        if d.get("status", "ok") not in STATUSES:
-            raise ValueError(f"status {d['status']!r}: expected one of {', '.join(STATUSES)}")
-        for name in cls.RECORDS:
-            value = d.get(name)
-            for where, item in (
-                [(f"{name}[{j}]", x) for j, x in enumerate(value)]
-                if isinstance(value, list)
-                else [(name, value)]
-            ):
-                if item is not None and not isinstance(item, (dict, Record)):
-                    raise ValueError(f"{where}: expected a JSON object, got {json_type(item)}")
+        if isinstance(d, dict):
+            d = compat.migrate(d)  # a file written before tfperf's own keys left `extra`
+        check_entry(d, cls.RECORDS, Record)
         names = {f.name for f in dataclasses.fields(cls)}
         try:
             return cls(**{k: v for k, v in d.items() if k in names})
@@ -316,7 +271,7 @@ def merge_process(first: Result, later: Result, process_no: int, log_path: str |
     steps, so they add samples and repeats and nothing else. A later process that failed (crashed, raised, ran
     out of time, timed nothing) fails the job: the same code that ran once and then crashed is not a
     measurement to report as ok. The samples of the processes that finished stay, for inspection;
-    `extra["process_errors"]` lists every later process that failed. `log_path` is that process's worker log.
+    `process_errors` lists every later process that failed. `log_path` is that process's worker log.
     """
     if not first.ok and not (first.error and first.error.process is not None):
         return  # the first process's own failure stands: later processes never ran the job
@@ -361,14 +316,8 @@ def _process_failed(first: Result, later: Result, process_no: int, log_path: str
     error)."""
     err = later.error
     log = str(log_path) if log_path is not None else None
-    entry: dict[str, Any] = {
-        "process": process_no,
-        "status": later.status,
-        "error": err.to_json() if err else None,
-    }
-    if log:
-        entry["log_path"] = log
-    first.extra.setdefault("process_errors", []).append(entry)
+    entry = ProcessError(process=process_no, status=later.status, error=err, log_path=log)
+    first.process_errors = [*(first.process_errors or []), entry]
     if not first.ok:
         return  # already failed by an earlier process: that one is the job's error
     # The type stays the later error's own (WorkerCrash, Timeout, RuntimeError), so the message carries its

@@ -148,23 +148,25 @@ def main(argv: list[str] | None = None) -> int:
                 # Input-bound jobs only: re-run with each tf.data change (tfperf/measure/whatif.py).
                 attach_what_ifs(case, job, ctx, resolve, result)
             if tf_config:
-                result.extra["tf_config"] = tf_config
+                from tfperf.results.job_records import Setup
+
+                setup = result.setup = result.setup or Setup()
+                setup.tf_config = tf_config
                 # What TF reports back at start, and what the job found in force when it built its model (the
                 # Keras dtype policy, reset by the clear_session before each build:
-                # harness.apply_dtype_policy).
-                result.extra["tf_config_applied"] = {
-                    **tf_config_applied,
-                    **result.extra.get("tf_config_applied", {}),
-                }
+                # model_step.apply_dtype_policy).
+                setup.tf_config_applied = {**tf_config_applied, **(setup.tf_config_applied or {})}
             if tf_config.get("output_check") and result.ok and not ctx.timing_only:
                 from tfperf.measure.tf_config import output_fingerprint
+                from tfperf.results.job_records import OutputCheck, OutputValues
 
+                check = result.output_check = result.output_check or OutputCheck()
                 try:  # `tfperf tune` compares this across configurations to exclude one that breaks the model
-                    result.extra["output_fingerprint"] = output_fingerprint(
-                        case, job, ctx.tf_device, resolve, tf_config.get("seed", 1234)
+                    check.fingerprint = OutputValues.from_json(
+                        output_fingerprint(case, job, ctx.tf_device, resolve, tf_config.get("seed", 1234))
                     )
                 except Exception as exc:  # noqa: BLE001 - a failed check is recorded, the timing stands
-                    result.extra["output_fingerprint"] = {"error": f"{type(exc).__name__}: {exc}"[:500]}
+                    check.fingerprint = OutputValues(error=f"{type(exc).__name__}: {exc}"[:500])
         emit(events, {"event": "result", "index": index, "result": result.to_json()})
     emit(events, {"event": "done"})
     return 0

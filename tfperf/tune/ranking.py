@@ -213,18 +213,19 @@ def gain(base: Row, row: Row) -> Gain:
 
 
 def fingerprint(result: Result, first_step: bool) -> dict:
-    """The outputs tune compares: a stateful step's first call from the same state (`extra.first_step_output`,
-    tfperf.measure.step_state) when `first_step`, else the forward pass on a fixed input
-    (`output_fingerprint`)."""
-    extra = result.extra or {}
-    return (extra.get("first_step_output") if first_step else extra.get("output_fingerprint")) or {}
+    """The outputs tune compares (as JSON): a stateful step's first call from the same state
+    (`output_check.first_step`, tfperf.measure.step_state) when `first_step`, else the forward pass on a fixed
+    input (`output_check.fingerprint`)."""
+    check = result.output_check
+    values = (check.first_step if first_step else check.fingerprint) if check else None
+    return values.to_json() if values else {}
 
 
 def compute_dtype(row: Row) -> str:
-    """What the row computed in: the built model's measured compute dtype (`extra.model_compute_dtype`) when
+    """What the row computed in: the built model's measured compute dtype (`setup.model_compute_dtype`) when
     the worker recorded one, else the candidate's mixed-precision policy (a `function:` case has no model to
     ask)."""
-    measured = str((row.result.extra or {}).get("model_compute_dtype") or "")
+    measured = str((row.result.setup.model_compute_dtype if row.result.setup else None) or "")
     if measured and measured != "None":
         return measured
     return str(row.candidate.settings.get("mixed_precision") or "float32")
@@ -305,10 +306,10 @@ def evaluate(tuning: CaseTuning) -> None:
 
 
 def not_applied(row: Row) -> str | None:
-    """A configuration's case change the worker did not run with (it records `extra.steps_per_execution`): its
+    """A configuration's case change the worker did not run with (it records `setup.steps_per_execution`): its
     timing would be the baseline's under another name."""
     wanted = row.candidate.case_changes.get("steps_per_execution")
-    ran = (row.result.extra or {}).get("steps_per_execution")
+    ran = row.result.setup.steps_per_execution if row.result.setup else None
     if wanted is not None and ran != wanted:
         return f"steps_per_execution={wanted} was not applied (the job ran {ran})"
     return None

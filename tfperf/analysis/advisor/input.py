@@ -96,10 +96,10 @@ GENERATOR_FIX = (
 def fed_by_python(r: Result) -> bool:
     """Were the step's inputs a Python iterable (a `function:` case's `inputs:`), not a tf.data pipeline?
 
-    The worker records the source as `extra.input_source` ("inputs" for that iterable). A result without it is
+    The worker records the source as `setup.input_source` ("inputs" for that iterable). A result without it is
     a `function:` case's when it has no batch size: every other case (model, dataset, distributed) is
     batched."""
-    source = (r.extra or {}).get("input_source")
+    source = r.setup.input_source if r.setup else None
     if source is not None:
         return source == "inputs"
     return r.batch_size is None and r.global_batch_size is None and r.mode != SERVE_MODE

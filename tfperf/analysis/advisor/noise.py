@@ -37,7 +37,7 @@ def rule_noisy_measurement(run: RunResult) -> list[Finding]:
             evidence += (
                 f"; its {r.process_count} worker processes' medians were {spread:.0%} apart ({medians} ms)"
             )
-            threads_set = any(k in ((r.extra or {}).get("tf_config") or {}) for k in THREAD_KEYS)
+            threads_set = any(k in ((r.setup.tf_config if r.setup else None) or {}) for k in THREAD_KEYS)
             if r.device.startswith("cpu") and not threads_set:
                 fix = (
                     f"{STEADY_THREADS}  # in the suite, to track regressions: one thread per op kept worker "

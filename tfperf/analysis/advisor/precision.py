@@ -23,6 +23,7 @@ from tfperf.figures.thresholds import (
 )
 from tfperf.host.environment import bf16_features, compute_capability
 from tfperf.measure.tf_config import output_difference
+from tfperf.results.job_records import Setup
 from tfperf.results.model import Result, RunResult
 from tfperf.units import ms
 
@@ -32,13 +33,13 @@ SIXTEEN_BIT_PERCENT = "device_compute_16bit_percent"
 def policy(r: Result) -> str | None:
     """The precision a result computed in: the model's compute dtype as the worker recorded it, else the
     policy the worker applied, else the one the case's `tf_config` or a tune configuration asked for."""
-    extra = r.extra or {}
+    setup = r.setup or Setup()
     for value in (
-        extra.get("model_compute_dtype"),
-        (extra.get("tf_config_applied") or {}).get("mixed_precision"),
-        (extra.get("tf_config") or {}).get("mixed_precision"),
+        setup.model_compute_dtype,
+        (setup.tf_config_applied or {}).get("mixed_precision"),
+        (setup.tf_config or {}).get("mixed_precision"),
         config_settings(r).get("mixed_precision"),
-        extra.get("dtype_policy"),
+        setup.dtype_policy,
     ):
         if value:
             return str(value)
@@ -56,7 +57,8 @@ def sixteen_bit_percent(r: Result) -> float | None:
 
 
 def _fingerprint(r: Result) -> list[float]:
-    return ((r.extra or {}).get("output_fingerprint") or {}).get("values") or []
+    fingerprint = r.output_check.fingerprint if r.output_check else None
+    return (fingerprint.values if fingerprint else None) or []
 
 
 def _only_precision(r: Result) -> bool:

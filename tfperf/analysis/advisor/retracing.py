@@ -36,7 +36,7 @@ def fallback_retrace_fix(entries: list[Retrace]) -> str:
 
 
 def retrace_fix(result: Result) -> str:
-    # fix_for(result) reads extra["trace_signature"] too, so a shape fix is a complete input_signature. It has
+    # fix_for(result) reads tracing.signature too, so a shape fix is a complete input_signature. It has
     # nothing to say when no retrace reason was recorded (e.g. an old results file): then the generic fix.
     return fix_for(result) or fallback_retrace_fix(result.retraces)
 
@@ -44,7 +44,7 @@ def retrace_fix(result: Result) -> str:
 def rule_retracing(run: RunResult) -> list[Finding]:
     out = []
     for r in run.results:
-        # A first call that created variables traces twice (harness: extra.first_use_traces): not a retrace.
+        # A first call that created variables traces twice (tracing.first_use_traces): not a retrace.
         if r.mode == "eager" or r.tracing_count is None or effective_traces(r) <= MAX_TRACES_OK:
             continue
         first_use = r.tracing_count - effective_traces(r)
