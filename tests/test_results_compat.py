@@ -7,9 +7,10 @@ compare: the file format is public.
   15acd75, before the keys tfperf itself wrote into a result's `extra` moved to typed fields. The first is one
   `tfperf run` of tests/data/before_records/extra_keys.yaml (every mode, task: fit, what-ifs, a stateful step
   under tune's output check, retraces, a later worker process that dies, mirrored and multi-worker
-  tf.distribute with a cluster restarted once and a worker that fails); the second one `tfperf serve-bench
-  --qps 50 --requests 40 --p99-bound-ms 1000` against tests/test_serve_bench.py's stand-in server (its flaky
-  model, with its metrics page). Both are unedited.
+  tf.distribute with a cluster restarted once and a worker that fails); the second one `tfperf serve-bench URL
+  --model flaky --signature serving_default --qps 50 --requests 40 --p99-bound-ms 1000 --concurrency 4
+  --instances FILE` (two instances a request) against tests/test_serve_bench.py's stand-in server, its metrics
+  page read. Both are as tfperf wrote them.
 """
 
 from __future__ import annotations
