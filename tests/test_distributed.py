@@ -17,7 +17,13 @@ import psutil
 import pytest
 from conftest import run_tfperf
 
-from tfperf.distributed.cluster import (
+from tfperf.distributed.faults import KILL_ENV
+from tfperf.distributed.measure import scaling_efficiency
+from tfperf.distributed.setup import tf_config_task
+from tfperf.distributed.trace import allreduce_share_of_op_stats
+from tfperf.host.processes import exit_description
+from tfperf.results.model import JobSpec, Result
+from tfperf.run.cluster import (
     Worker,
     _supervise,
     combine,
@@ -27,12 +33,6 @@ from tfperf.distributed.cluster import (
     run_local_cluster,
     worker_gpu_env,
 )
-from tfperf.distributed.faults import KILL_ENV
-from tfperf.distributed.measure import scaling_efficiency
-from tfperf.distributed.setup import tf_config_task
-from tfperf.distributed.trace import allreduce_share_of_op_stats
-from tfperf.host.processes import exit_description
-from tfperf.results.model import JobSpec, Result
 from tfperf.suite.distribute import DistributeError, DistributeSpec
 from tfperf.suite.spec import CaseSpec
 
@@ -330,7 +330,7 @@ def test_allreduce_share_counts_collective_self_time_of_the_op_table():
 
 def test_distributed_modules_do_not_import_tensorflow():
     code = (
-        "import sys, tfperf.distributed.cluster, tfperf.distributed.job, tfperf.distributed.measure, "
+        "import sys, tfperf.run.cluster, tfperf.distributed.job, tfperf.distributed.measure, "
         "tfperf.distributed.trace; print('tensorflow' in sys.modules)"
     )
     import subprocess
@@ -404,7 +404,7 @@ def test_workers_die_with_a_killed_supervisor(tmp_path):
     import subprocess
 
     script = (
-        "import sys; from tfperf.distributed.cluster import run_local_cluster; from tfperf.suite.spec import "
+        "import sys; from tfperf.run.cluster import run_local_cluster; from tfperf.suite.spec import "
         "CaseSpec; "
         "from tfperf.results.model import JobSpec; "
         "case = CaseSpec(name='mw', model='zoo:mlp', distribute={'strategy': 'multi_worker', 'workers': 2}, "

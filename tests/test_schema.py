@@ -15,7 +15,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from tfperf.results.json_schema import derived_fields
-from tfperf.results.model import Result, RunResult, merge_process
+from tfperf.results.model import Result, RunResult
 from tfperf.results.records import (
     ErrorInfo,
     GraphStats,
@@ -26,6 +26,7 @@ from tfperf.results.records import (
     Timing,
     WhatIf,
 )
+from tfperf.run.merge import merge_process
 from tfperf.suite.loader import load_suite
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -272,13 +272,12 @@ def test_an_exception_in_the_profiled_pass_keeps_the_timing_and_records_the_erro
 # --- every process of a job, one method ---------------------------------------------------------------------
 
 
-def test_the_runner_hands_the_first_process_block_sizes_to_the_worker():
-    import argparse
-
+def test_the_rounds_hand_the_first_process_block_sizes_to_the_worker(tmp_path):
     from tfperf.results.model import JobSpec, Result
     from tfperf.results.records import Timing
-    from tfperf.run.runner import first_block_sizes
-    from tfperf.run.worker import block_sizes
+    from tfperf.run.process import Part
+    from tfperf.run.rounds import first_block_sizes
+    from tfperf.suite.spec import CaseSpec
 
     firsts = {
         0: Result("c", "eager", "cpu", "train", None, samples=[1e-6], timing=Timing(block_size=250)),
@@ -286,13 +285,19 @@ def test_the_runner_hands_the_first_process_block_sizes_to_the_worker():
         2: Result.not_run(JobSpec("c", "xla", "cpu", "train", None), "failed", "E", "no timing"),
     }
     assert first_block_sizes(firsts) == {0: 250, 1: 1}
-    assert block_sizes("0:250,1:1") == {0: 250, 1: 1}
-    for bad in ("0:0", "0", "a:1"):
-        with pytest.raises(argparse.ArgumentTypeError):
-            block_sizes(bad)
+    # The worker's plan names each job's block size; a job already reported is not run again.
+    part = Part(CaseSpec(name="c"), tmp_path / "c.case.json", [0, 1], first_block_sizes(firsts))
+    assert part.plan() == {
+        "case_file": str(tmp_path / "c.case.json"),
+        "jobs": [0, 1],
+        "block_sizes": {"0": 250, "1": 1},
+    }
+    part.finished[0] = firsts[0]
+    assert part.plan()["jobs"] == [1] and part.plan()["block_sizes"] == {"1": 1}
 
 
 STEPS = """
+import json
 import sys
 import time
 
@@ -300,9 +305,10 @@ import tensorflow as tf
 
 DONE = tf.constant([1.0])
 # The job's first worker process runs a step of a few microseconds, which the fetch would dominate: it is
-# timed in blocks. A later process (started with --process N) runs a 300 us step, which on its own would be
-# timed per step: it must time the job as the first process did.
-LATER = "--process" in sys.argv
+# timed in blocks. A later process (its plan says process N >= 1) runs a 300 us step, which on its own would
+# be timed per step: it must time the job as the first process did.
+with open(sys.argv[1]) as f:
+    LATER = json.load(f)["process"] >= 1
 
 
 def step(x):
@@ -340,6 +346,7 @@ def test_every_process_of_a_job_times_it_the_way_the_first_did(tmp_path):
     first, later = r.timing.by_process
     assert first.method == "blocked" and first.block_size > 1, r.timing
     assert (later.process, later.method, later.block_size) == (1, "blocked", first.block_size)
-    assert f"--block-sizes 0:{first.block_size}" in (tmp_path / "out" / "workers" / "tiny.p1.log").read_text()
+    plan = json.loads((tmp_path / "out" / "workers" / "tiny.p1.plan0.json").read_text())
+    assert plan["process"] == 1 and plan["parts"][0]["block_sizes"] == {"0": first.block_size}
     saved = json.loads((tmp_path / "out" / "results.json").read_text())["results"][0]["timing"]
     assert {p["block_size"] for p in saved["by_process"]} == {first.block_size}

@@ -70,14 +70,7 @@ def measure_distributed(
     """
     started = time.perf_counter()
     resolve = resolve or _resolver(case)
-    result = Result(
-        case=job.case,
-        mode=job.mode,
-        device=job.device,
-        task=job.task,
-        batch_size=job.batch_size,
-        model=case.model,
-    )
+    result = Result.for_job(job, model=case.model)
     phase = "set-up"
     try:
         spec = DistributeSpec.from_dict(case.distribute)

@@ -406,14 +406,7 @@ def run_job(
     later process reuses so that every process's samples are of one kind; None decides from this process's
     steps. `clock` reads seconds (perf_counter; tests pass their own)."""
     started = time.perf_counter()
-    result = Result(
-        case=job.case,
-        mode=job.mode,
-        device=job.device,
-        task=job.task,
-        batch_size=job.batch_size,
-        model=case.model or case.function,
-    )
+    result = Result.for_job(job, model=case.model or case.function)
     memory = PeakMemory(job.device)
     phase = "build"
     try:

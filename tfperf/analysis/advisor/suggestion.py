@@ -41,12 +41,12 @@ def _round(v):
 
 def config_settings(r: Result) -> dict:
     """The settings of the `tfperf tune` configuration a result measured ({} for a suite's own results)."""
-    return ((r.extra or {}).get("tune") or {}).get("settings") or {}
+    return r.tune.settings if r.tune is not None else {}
 
 
 def base_case(r: Result) -> str:
-    """The suite's case a tune configuration belongs to (tune names its results `<case>+<config>`)."""
-    return ((r.extra or {}).get("tune") or {}).get("case") or r.case
+    """The suite's case a tune configuration belongs to (a configuration is a variant of the case's job)."""
+    return r.case
 
 
 def by_job_without_mode(run: RunResult) -> dict[tuple, dict[str, Result]]:
