@@ -4,13 +4,19 @@ and the warm-up are never samples, a block is divided by its size, the sync cost
 method is per step unless the sync would dominate the step, and a job's later processes time it as its first
 one did.
 
+The pieces the other timed loops share (the distributed passes, `task: fit`: tests/test_timed_adapters.py) are
+tested here on their own: the warm-up rule, one repeat, and the section around a process's warm-up and timed
+steps (the collector off, the process's noise record).
+
 A profiled pass that fails keeps the measured timing and says what failed in the profile record."""
 
 from __future__ import annotations
 
+import gc
 import itertools
 import json
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -22,11 +28,17 @@ from tfperf.measure.timing import (
     BLOCKED_BELOW_S,
     MAX_BLOCK_SIZE,
     SYNC_SHARE_FOR_BLOCKING,
+    WARMUP_MAX_EXTRA_STEPS,
+    WARMUP_MIN_S,
     StepTimer,
+    TimedSection,
     block_size_for,
     choose_block_size,
     measure_sync_cost,
     sync_for,
+    time_repeat,
+    warm_up,
+    warming_up,
 )
 from tfperf.suite.spec import CaseSpec
 
@@ -252,6 +264,94 @@ def test_step_timer_block_divides_by_its_size_and_syncs_once():
     seconds, wait = timer.block(8)
     assert seconds == pytest.approx((8 * 1.5e-6 + 4e-6) / 8) and wait == pytest.approx(5e-7)
     assert timer.calls == 8 and out.fetches == 1
+
+
+def fake_timer(clock: FakeClock, seconds: list[float]) -> StepTimer:
+    """A StepTimer whose n-th step takes seconds[n] on the fake clock (its input and sync cost nothing)."""
+    costs = iter(seconds)
+
+    def call(x):
+        clock.advance(next(costs))
+        return Output(clock, 0.0)
+
+    source = InputSource("inputs", lambda: ((1,), {}))
+    return StepTimer(harness.PreparedStep(call=call, source=source, traced=None), sync_for("cpu")[0], clock)
+
+
+def test_the_warm_up_rule_is_its_steps_then_warmup_min_s_at_most_its_cap_and_zero_is_none():
+    assert warming_up([], 2) and warming_up([9.0], 2)  # the fixed steps, however long
+    assert not warming_up([9.0, 9.0], 2)
+    assert warming_up([0.1, 0.1], 2)  # 0.2 s: not WARMUP_MIN_S yet
+    assert not warming_up([0.1] * 4 + [WARMUP_MIN_S], 2)
+    assert not warming_up([1e-6] * (2 + WARMUP_MAX_EXTRA_STEPS), 2)  # the cap ends a warm-up of tiny steps
+    assert warming_up([1e-6] * 3, 2, extra=2) and not warming_up([1e-6] * 4, 2, extra=2)
+    assert not warming_up([], 0)  # warmup_steps: 0 means no warm-up at all
+
+
+def test_warm_up_runs_the_rule_and_asks_agree_only_past_its_fixed_steps():
+    clock = FakeClock()
+    warm = warm_up(fake_timer(clock, [0.2] * 10), 2)
+    assert warm == pytest.approx([0.2, 0.2, 0.2])  # 0.6 s >= WARMUP_MIN_S
+    asked: list[bool] = []
+
+    def agree(mine: bool) -> bool:
+        # Another worker's answer: one more step than this process would run.
+        asked.append(mine)
+        return len(asked) < 3
+
+    warm = warm_up(fake_timer(clock, [1.0] * 10), 2, agree)
+    # Two fixed steps (1 s each: done by the rule), then the agreed answer: yes, yes, no.
+    assert len(warm) == 4 and asked == [False, False, False]
+    assert warm_up(fake_timer(clock, []), 0, agree) == [] and len(asked) == 3  # no warm-up: nothing to agree
+
+
+def test_a_repeat_is_its_steps_samples_with_a_hook_after_each():
+    clock = FakeClock()
+    seen: list[int] = []
+    samples, waits = time_repeat(fake_timer(clock, [0.1, 0.2, 0.3]), 3, after_sample=seen.append)
+    assert samples == pytest.approx([0.1, 0.2, 0.3]) and waits == [0.0] * 3 and seen == [1, 2, 3]
+
+
+def test_a_timed_section_turns_the_collector_off_and_records_the_process_noise_without_its_asides():
+    assert gc.isenabled()
+    section = TimedSection()
+    with section:
+        assert not gc.isenabled()
+        with section.aside():  # a wait at a barrier: not this process's timed work
+            time.sleep(0.3)
+            assert not gc.isenabled()
+        time.sleep(0.05)
+    assert gc.isenabled()
+    record = section.noise
+    assert record is not None and 0.05 <= record["timed_s"] < 0.3
+    assert set(record) == {
+        "timed_s",
+        "load_average",
+        "voluntary_context_switches",
+        "involuntary_context_switches",
+        "cpu_affinity",
+        "schedulable_cpus",
+        "intra_op_threads",
+        "inter_op_threads",
+        "aslr",
+        "cpu_governor",
+        "warnings",
+    }
+    section.stop()  # a caller's `finally` may stop it again: nothing changes
+    assert section.noise is record and gc.isenabled()
+    TimedSection().stop()  # never started: the collector stays as it was
+    assert gc.isenabled()
+
+
+def test_the_harness_records_its_timed_section_noise_over_the_warm_up_and_timed_steps():
+    # Real seconds for the record: the fake steps take none, so the section lasts no longer than the test.
+    started = time.perf_counter()
+    r = FakeJob(0.1, sync_s=0.0).run(warmup_steps=1, steps=2, repeats=2)
+    assert r.ok and r.timing.gc_disabled_while_timing
+    noise = r.timing.noise
+    assert noise["timed_s"] < time.perf_counter() - started
+    assert isinstance(noise["involuntary_context_switches"], int) and noise["schedulable_cpus"] >= 1
+    assert gc.isenabled()
 
 
 # --- the profiled pass --------------------------------------------------------------------------------------
