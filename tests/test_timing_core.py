@@ -170,7 +170,7 @@ def test_warm_up_lasts_at_least_warmup_min_s_and_zero_means_none():
 
 def test_a_short_cpu_step_is_timed_per_step_when_its_fetch_is_a_small_share():
     # 30 us with a 2 us fetch: the fetch is 6% of the step, under the share that would bias each sample by
-    # more than tfperf's noise threshold. (README and the harness both say CPU steps
+    # more than tfperf's noise threshold. (docs/measuring.md and the harness both say CPU steps
     # this short are timed one by one; blocking them once contradicted both.)
     r = FakeJob(30e-6, sync_s=2e-6).run()
     assert (r.timing.method, r.timing.block_size) == ("per_step", 1)

@@ -17,7 +17,7 @@ Guarantees:
 - The workers' losses after the same steps must agree (synchronous training): a disagreement fails the job.
 
 Joining a real cluster instead: when TF_CONFIG is already set, tfperf/distributed/job.py joins that cluster as
-the worker it names and nothing is launched here (README, "On a real cluster").
+the worker it names and nothing is launched here (docs/distributed.md, "On a real cluster").
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ MAX_NAME_BYTES = PATH_COMPONENT_MAX_BYTES - NAME_SUFFIX_BYTES
 
 @dataclass(frozen=True)
 class PipelineSpec:
-    """A synthetic tf.data pipeline: the case key `input.pipeline` (README, "Suite format")."""
+    """A synthetic tf.data pipeline: the case key `input.pipeline` (docs/input-pipelines.md)."""
 
     map_cost_ms: float = 0.0  # simulated per-element preprocessing
     num_parallel_calls: int | str = 1  # int or "autotune"

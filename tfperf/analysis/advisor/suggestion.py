@@ -1,7 +1,7 @@
 """What a rule returns: a `Suggestion` record, and the groupings of results the rules share.
 
-A suggestion (`tfperf.results.records.Suggestion`) has the public fields `code, title, evidence, fix` (the
-README's "Suggestions" section lists every code) plus `evidence_data` (the numbers behind the evidence
+A suggestion (`tfperf.results.records.Suggestion`) has the public fields `code, title, evidence, fix`
+(docs/suggestions.md lists every code) plus `evidence_data` (the numbers behind the evidence
 sentence, for scripts) and `threshold` (what the rule compares against). `suggestion()` lives in its own
 module, not the package's `__init__`, because every rule module builds suggestions and the `__init__` imports
 every rule module: one of them importing the package back would be an import circle.
