@@ -19,7 +19,7 @@ in every round (load average 1.3-4): 2 of 2 changes flagged (1.095 [1.062, 1.197
 6 unchanged rows flagged, median wall time 231 s per ab run (202-327 s). With the timing rounds in one process
 per side (load average 1.0-5.4): 2 of 2 flagged (1.193 [1.076, 1.653], 1.105 [1.054, 1.130]), 0 of 6 unchanged
 rows flagged, median 198 s: 144 s per run at load 1.0-1.7, 252-295 s at load 1.9-5.4 (each process up to twice
-as slow, and the unchanged row needing 15 pairs). The README's benchmark section has the figures.
+as slow, and the unchanged row needing 15 pairs). docs/benchmarks.md has the figures.
 """
 
 from __future__ import annotations

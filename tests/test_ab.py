@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from tfperf.ab.shared import Work, process_key, run_processes, share_groups
+from tfperf.ab.interleave import share_groups
 from tfperf.cli import main
+from tfperf.run.process import Part, WorkerProcess, process_key
 from tfperf.suite.loader import load_suite
 from tfperf.suite.spec import CaseSpec, Suite
 
@@ -290,7 +291,7 @@ def boom(x, w):
 )
 
 
-def test_timing_rounds_share_a_process_and_a_crash_falls_back_to_a_process_per_case(tmp_path: Path):
+def test_timing_rounds_share_a_process_and_a_crash_fails_the_job_it_died_in(tmp_path: Path):
     """After round 0, the cases with the same process-wide settings are timed in one worker process per side;
     when it dies, what it finished is kept and the job it died in fails with that crash, not re-run (a crash
     that would not repeat alone must not vanish)."""
@@ -301,21 +302,34 @@ def test_timing_rounds_share_a_process_and_a_crash_falls_back_to_a_process_per_c
     suite = load_suite(tmp_path / "suite.yaml")
     mm, crash = suite.cases
     out = tmp_path / "out"
-    runners = run_processes(
-        [Work(mm, [0], {0: 1}), Work(crash, [0], {})],
+    workers = out / "workers"
+    workers.mkdir(parents=True)
+
+    def part(case: CaseSpec, block_sizes: dict[int, int]) -> Part:
+        path = workers / f"{case.name}.p1.case.json"
+        path.write_text(json.dumps(case.to_json()))
+        return Part(case, path, [0], block_sizes)
+
+    proc = WorkerProcess(
+        [part(mm, {0: 1}), part(crash, {})],
         out,
         1,
-        sys.executable,
-        {"PYTHONPATH": os.pathsep.join([str(ROOT), str(tmp_path)])},
+        "mm+boom.p1",
+        python=sys.executable,
+        env={"PYTHONPATH": os.pathsep.join([str(ROOT), str(tmp_path)])},
     )
-    ok, failed = (r.finished[0] for r in runners)
+    proc.run()
+    ok, failed = (p.finished[0] for p in proc.parts)
     assert ok.ok and ok.samples and ok.timing.noise and ok.timing.block_size == 1
     assert failed.status == "failed" and failed.error.type == "WorkerCrash" and failed.error.returncode == 3
     assert "shared with mm" in failed.error.message and "mm+boom.p1.log" in failed.error.hint
-    workers = out / "workers"
-    assert json.loads((workers / "mm+boom.p1.plan.json").read_text())[1][0].endswith("boom.p1.case.json")
-    assert runners[0].log_path == workers / "mm+boom.p1.log"  # where the shared process's output went
-    assert not (workers / "boom.p1.events0.jsonl").exists()  # the crashed job is not run again on its own
+    plan = json.loads((workers / "mm+boom.p1.plan0.json").read_text())
+    assert [p["case_file"].rsplit("/", 1)[1] for p in plan["parts"]] == [
+        "mm.p1.case.json",
+        "boom.p1.case.json",
+    ]
+    assert proc.log_path == workers / "mm+boom.p1.log"  # where the shared process's output went
+    assert proc.launches == 1  # the crashed job is not run again
 
 
 def test_cases_share_a_process_only_with_the_same_process_wide_settings():

@@ -20,7 +20,7 @@ from tfperf.figures.thresholds import INPUT_BOUND_FRACTION, SIGNIFICANCE_ALPHA
 from tfperf.results.model import Result, RunResult
 from tfperf.results.records import Retrace, Suggestion
 
-DOCS = Path(__file__).resolve().parents[1] / "README.md"  # the README lists every code
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "suggestions.md"  # lists every code
 
 
 def res(
@@ -491,6 +491,7 @@ def test_every_code_is_documented_with_its_threshold():
     text = DOCS.read_text()
     for code in advisor.CODES:
         assert re.search(rf"^##+ `{re.escape(code)}`", text, re.M), f"{code} missing from {DOCS}"
+        assert re.search(rf"^\| `{re.escape(code)}` \|", text, re.M), f"{code} has no row in {DOCS}'s table"
 
 
 def test_advisor_imports_no_tensorflow():

@@ -1,7 +1,7 @@
 """Deployment modes: a small trained classifier through SavedModel and the three TF Lite modes, and a model
 with an op TF Lite lacks. Real TensorFlow, real converter, real ai-edge-litert interpreter.
 
-Tolerances (the same ones the README states for `quantize-tflite`):
+Tolerances (the same ones docs/suggestions.md states for `quantize-tflite`):
 - savedmodel and float tflite compute the same float32 graph: max error within 1e-4 of the largest logit, and
   identical top-1;
 - dynamic-range and int8 quantization: max error within 10% of the largest logit, top-1 agreement >= 0.9 on

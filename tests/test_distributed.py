@@ -17,7 +17,15 @@ import psutil
 import pytest
 from conftest import run_tfperf
 
-from tfperf.distributed.cluster import (
+from tfperf.distributed.faults import KILL_ENV
+from tfperf.distributed.measure import scaling_efficiency
+from tfperf.distributed.setup import tf_config_task
+from tfperf.distributed.trace import allreduce_share_of_op_stats
+from tfperf.host import noise
+from tfperf.host.processes import exit_description
+from tfperf.measure.timing import WARMUP_MIN_S
+from tfperf.results.model import JobSpec, Result
+from tfperf.run.cluster import (
     Worker,
     _supervise,
     combine,
@@ -27,12 +35,6 @@ from tfperf.distributed.cluster import (
     run_local_cluster,
     worker_gpu_env,
 )
-from tfperf.distributed.faults import KILL_ENV
-from tfperf.distributed.measure import scaling_efficiency
-from tfperf.distributed.setup import tf_config_task
-from tfperf.distributed.trace import allreduce_share_of_op_stats
-from tfperf.host.processes import exit_description
-from tfperf.results.model import JobSpec, Result
 from tfperf.suite.distribute import DistributeError, DistributeSpec
 from tfperf.suite.spec import CaseSpec
 
@@ -113,6 +115,24 @@ def test_mirrored_two_logical_cpu_devices(suite_run):
     # Both replicas' copies of the weights give the same loss on a fixed batch after the same steps.
     probe = r["distributed"]["probe_losses"]
     assert len(probe) == 2 and math.isfinite(probe[0]) and probe[0] == probe[1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["mirrored", "multi"])
+def test_a_distributed_result_is_timed_and_carries_its_process_noise_like_a_harness_result(suite_run, case):
+    r = suite_run.results[(case, "function")]
+    t = r["timing"]
+    # The timing core's loop: per step, the harness's warm-up rule (warmup_steps 1 is not WARMUP_MIN_S, so it
+    # went on), the replica sync's measured cost, the collector off, the samples' repeats.
+    assert (t["method"], t["block_size"]) == ("per_step", 1) and t["gc_disabled_while_timing"]
+    assert t["warmup_steps_run"] > TINY["warmup_steps"] and t["warmup_s"] >= WARMUP_MIN_S
+    assert t["sync_cost_s"] > 0 and r["repeat_sizes"] == [TINY["steps"]] * TINY["repeats"]
+    # The process's noise record (worker 0's with several workers), the one a harness result carries, over
+    # both passes' timed steps: the distributed pass's warm-up and samples and the baseline's samples.
+    record = t["noise"]
+    assert set(record) == set(noise.finish(noise.start(), 0, 0))
+    timed = t["warmup_s"] + sum(r["samples"]) + sum(r["distributed"]["baseline"]["samples"])
+    assert timed - 1e-6 <= record["timed_s"] <= r["wall_s"]
 
 
 @pytest.mark.slow
@@ -333,7 +353,7 @@ def test_allreduce_share_counts_collective_self_time_of_the_op_table():
 
 def test_distributed_modules_do_not_import_tensorflow():
     code = (
-        "import sys, tfperf.distributed.cluster, tfperf.distributed.job, tfperf.distributed.measure, "
+        "import sys, tfperf.run.cluster, tfperf.distributed.job, tfperf.distributed.measure, "
         "tfperf.distributed.trace; print('tensorflow' in sys.modules)"
     )
     import subprocess
@@ -409,7 +429,7 @@ def test_workers_die_with_a_killed_supervisor(tmp_path):
     import subprocess
 
     script = (
-        "import sys; from tfperf.distributed.cluster import run_local_cluster; from tfperf.suite.spec import "
+        "import sys; from tfperf.run.cluster import run_local_cluster; from tfperf.suite.spec import "
         "CaseSpec; "
         "from tfperf.results.model import JobSpec; "
         "case = CaseSpec(name='mw', model='zoo:mlp', distribute={'strategy': 'multi_worker', 'workers': 2}, "

@@ -19,7 +19,8 @@ from conftest import run_tfperf
 from tfperf.analysis import compare
 from tfperf.errors import ResultsFileError
 from tfperf.report import compare as compare_report
-from tfperf.results.model import JobSpec, Result, RunResult, load_results, merge_process, write_results
+from tfperf.results.model import JobSpec, Result, RunResult, load_results, write_results
+from tfperf.run.merge import merge_process
 
 ENV = {
     "tensorflow": "2.21.0",
@@ -49,6 +50,7 @@ def _run(rows: dict[str, list[float]], interrupted: bool = False, **fields) -> R
 # --- item 2: a later worker process that fails fails the job ------------------------------------------------
 
 STEPS = """
+import json
 import os
 import sys
 
@@ -56,8 +58,10 @@ import tensorflow as tf
 
 
 def later_process():
-    # A timing-only worker process is started with `--process N` (N >= 1) on its command line.
-    return "--process" in sys.argv
+    # A timing-only worker process is one whose plan (the first argument of its command line) says
+    # process N >= 1.
+    with open(sys.argv[1]) as f:
+        return json.load(f)["process"] >= 1
 
 
 def exits_after_first(x):

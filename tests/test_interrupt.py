@@ -1,4 +1,5 @@
-"""A run stopped by a kill (SIGTERM) or Ctrl-C keeps every finished result and leaves no worker behind."""
+"""A run stopped by a kill (SIGTERM) or Ctrl-C keeps every finished result, writes its reports and leaves no
+worker behind: from the command line and from the Python API alike."""
 
 import json
 import signal
@@ -36,16 +37,34 @@ def _workers_of(out) -> list[psutil.Process]:
     return found
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_a_stopped_run_keeps_finished_results_and_kills_its_worker(tmp_path, sig):
+def command_line(suite, out) -> str:
+    return (
+        f"sys.argv = ['tfperf', 'run', {str(suite)!r}, '--out', {str(out)!r}, '--quiet']; "
+        "runpy.run_module('tfperf', run_name='__main__')"
+    )
+
+
+def python_api(suite, out) -> str:
+    """A user's script: `tfperf.run_suite` raises RunInterrupted with the partial run, its reports written."""
+    return (
+        "import tfperf; from tfperf.run.runner import RunInterrupted\n"
+        f"try: tfperf.run_suite(tfperf.load_suite({str(suite)!r}), {str(out)!r})\n"
+        "except RunInterrupted as e: print('interrupted', file=sys.stderr); sys.exit(130)"
+    )
+
+
+@pytest.mark.parametrize(
+    "sig, how",
+    [(signal.SIGTERM, command_line), (signal.SIGINT, command_line), (signal.SIGINT, python_api)],
+    ids=["cli-sigterm", "cli-sigint", "api-sigint"],
+)
+def test_a_stopped_run_keeps_finished_results_and_kills_its_worker(tmp_path, sig, how):
     suite = tmp_path / "suite.yaml"
     suite.write_text(SUITE)
     out = tmp_path / "out"
     # A Python child restores the default SIGINT handler (a shell's background job would ignore it).
-    code = (
-        "import signal, runpy, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-        f"sys.argv = ['tfperf', 'run', {str(suite)!r}, '--out', {str(out)!r}, '--quiet']; "
-        "runpy.run_module('tfperf', run_name='__main__')"
+    code = "import signal, runpy, sys; signal.signal(signal.SIGINT, signal.default_int_handler)\n" + how(
+        suite, out
     )
     proc = subprocess.Popen(
         [sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -70,6 +89,8 @@ def test_a_stopped_run_keeps_finished_results_and_kills_its_worker(tmp_path, sig
         ("healthy", "eager", "ok"),
         ("half-done", "eager", "ok"),
     ]
-    assert (out / "report.md").exists()
+    # The reports of what finished, with the advisor's suggestions attached once, at the end.
+    assert (out / "report.md").exists() and (out / "report.html").exists() and (out / "results.csv").exists()
+    assert all("suggestions" in r for r in data["results"])
     time.sleep(0.5)
     assert _workers_of(out) == []

@@ -20,6 +20,7 @@ from tfperf.results.records import (
     Timing,
     WhatIf,
 )
+from tfperf.results.variants import TuneConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 OLD_RESULTS = ROOT / "tests" / "data" / "results_v1_before_layout.json"
@@ -123,7 +124,7 @@ def test_report_on_bad_file_exits_2_without_traceback(tmp_path):
 
 
 def test_merge_process_appends_a_later_process_samples_and_keeps_the_first_process_read_outs():
-    from tfperf.results.model import merge_process
+    from tfperf.run.merge import merge_process
 
     first = Result(
         "a",
@@ -257,6 +258,12 @@ RECORDS = {
         "helped": True,
         "error": None,
         "skipped": None,
+    },
+    TuneConfig: {
+        "group": "threads",
+        "label": "1 intra-op thread, 1 inter-op thread",
+        "settings": {"intra_op_threads": 1, "inter_op_threads": 1},
+        "pipeline": {},
     },
     Suggestion: {
         "code": "noisy-measurement",
@@ -418,18 +425,51 @@ def test_a_file_written_before_the_records_loads_into_them_and_writes_back_equal
         assert isinstance(r.profile, Profile) and r.profile.logdir
         assert r.suggestions and all(isinstance(s, Suggestion) and s.code for s in r.suggestions)
     assert sum(isinstance(r.graph, GraphStats) for r in run.results) == 6
-    written = json.loads(json.dumps(run.to_json()))
-    # Every key is written back equal, but `extra`: the keys tfperf wrote there have fields of their own now
-    # (tests/test_results_compat.py), which a file written before them gains, null where it had nothing.
-    for old, new in zip(raw["results"], written["results"]):
-        assert {k: v for k, v in new.items() if k in old and k != "extra"} == {
-            k: v for k, v in old.items() if k != "extra"
-        }
-        assert new["extra"] == {} and (new["setup"] or {}).get("input_source") == old["extra"].get(
-            "input_source"
-        )
-        assert new["tracing"]["calls"] == old["extra"]["trace_calls"]
-    assert {k: v for k, v in written.items() if k != "results"} == {
-        k: v for k, v in raw.items() if k != "results"
+    # Every key the file held is written back unchanged, but `extra`: the keys tfperf wrote there have fields
+    # of their own now (tests/test_results_compat.py). Fields added since are written too: null (every field
+    # is present, null where it was not measured), or holding what moved out of `extra`.
+    again = json.loads(json.dumps(run.to_json()))
+    for old, new in zip(raw["results"], again["results"]):
+        assert {k: new[k] for k in old if k != "extra"} == {k: v for k, v in old.items() if k != "extra"}
+        assert new["extra"] == {} and new["tracing"]["calls"] == old["extra"]["trace_calls"]
+        assert (new["setup"] or {}).get("input_source") == old["extra"].get("input_source")
+        added = set(new) - set(old) - {"setup", "tracing"}
+        assert all(new[k] in (None, [], {}) for k in added), added
+    assert {**again, "results": raw["results"]} == raw
+    assert json.loads(json.dumps(RunResult.from_json(again).to_json())) == again
+
+
+def test_a_tune_result_named_case_plus_config_loads_as_a_variant_of_its_case():
+    """`tfperf tune` used to name a configuration's results `<case>+<config>` and describe it in extra.tune;
+    such a file loads with the case's own name, the configuration as the job's variant, and what it changed
+    as `tune`."""
+    old = {
+        "case": "mlp+threads-1",
+        "mode": "function",
+        "device": "cpu",
+        "task": "train",
+        "batch_size": 32,
+        "samples": [0.01, 0.011],
+        "extra": {
+            "tune": {
+                "case": "mlp",
+                "config": "threads-1",
+                "group": "threads",
+                "settings": {"intra_op_threads": 1},
+                "pipeline": {},
+                "label": "1 intra-op thread",
+            },
+            "an_extension": 1,
+        },
     }
-    assert json.loads(json.dumps(RunResult.from_json(written).to_json())) == written
+    r = Result.from_json(old)
+    assert (r.case, r.variant) == ("mlp", "threads-1")
+    assert r.tune == TuneConfig(group="threads", label="1 intra-op thread", settings={"intra_op_threads": 1})
+    assert r.extra == {"an_extension": 1}  # what an extension wrote stays
+    assert r.spec.label == "mlp+threads-1 [function bs=32]" and r.spec.variant == "threads-1"
+    again = r.to_json()
+    assert again["case"] == "mlp" and again["variant"] == "threads-1" and "tune" not in again["extra"]
+    assert Result.from_json(again).to_json() == again
+    # A suite's own result named with a "+" is not taken for a tune configuration.
+    plain = Result.from_json({**old, "case": "a+b", "extra": {}})
+    assert (plain.case, plain.variant, plain.tune) == ("a+b", None, None)

@@ -125,7 +125,7 @@ def test_processes_time_each_job_in_rounds_of_fresh_workers(tmp_path):
     # The failed job keeps its one failure; the second process ran only the job that measured.
     assert by_key[("string-op", "xla")]["status"] == "failed"
     assert len(by_key[("string-op", "eager")]["samples"]) == 12
-    assert "--jobs 0 " in (out / "workers" / "string-op.p1.log").read_text()
+    assert "(string-op jobs 0)" in (out / "workers" / "string-op.p1.log").read_text()
 
     # Rounds over the suite: every case's first process before any second one.
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("[")]

@@ -28,7 +28,7 @@ from tfperf.results.job_records import (
     readout_failed,
 )
 from tfperf.results.json_schema import derived_fields
-from tfperf.results.model import Result, RunResult, load_results, merge_process
+from tfperf.results.model import Result, RunResult, load_results
 from tfperf.results.records import (
     ErrorInfo,
     GraphStats,
@@ -40,6 +40,7 @@ from tfperf.results.records import (
     WhatIf,
 )
 from tfperf.results.serve_records import LatencySummary, OpenLoop, ServeBench, ServerHistogram, ServerMetrics
+from tfperf.run.merge import merge_process
 from tfperf.suite.loader import load_suite
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,13 +4,19 @@ and the warm-up are never samples, a block is divided by its size, the sync cost
 method is per step unless the sync would dominate the step, and a job's later processes time it as its first
 one did.
 
+The pieces the other timed loops share (the distributed passes, `task: fit`: tests/test_timed_adapters.py) are
+tested here on their own: the warm-up rule, one repeat, and the section around a process's warm-up and timed
+steps (the collector off, the process's noise record).
+
 A profiled pass that fails keeps the measured timing and says what failed in the profile record."""
 
 from __future__ import annotations
 
+import gc
 import itertools
 import json
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -22,11 +28,17 @@ from tfperf.measure.timing import (
     BLOCKED_BELOW_S,
     MAX_BLOCK_SIZE,
     SYNC_SHARE_FOR_BLOCKING,
+    WARMUP_MAX_EXTRA_STEPS,
+    WARMUP_MIN_S,
     StepTimer,
+    TimedSection,
     block_size_for,
     choose_block_size,
     measure_sync_cost,
     sync_for,
+    time_repeat,
+    warm_up,
+    warming_up,
 )
 from tfperf.suite.spec import CaseSpec
 
@@ -158,7 +170,7 @@ def test_warm_up_lasts_at_least_warmup_min_s_and_zero_means_none():
 
 def test_a_short_cpu_step_is_timed_per_step_when_its_fetch_is_a_small_share():
     # 30 us with a 2 us fetch: the fetch is 6% of the step, under the share that would bias each sample by
-    # more than tfperf's noise threshold. (README and the harness both say CPU steps
+    # more than tfperf's noise threshold. (docs/measuring.md and the harness both say CPU steps
     # this short are timed one by one; blocking them once contradicted both.)
     r = FakeJob(30e-6, sync_s=2e-6).run()
     assert (r.timing.method, r.timing.block_size) == ("per_step", 1)
@@ -254,6 +266,94 @@ def test_step_timer_block_divides_by_its_size_and_syncs_once():
     assert timer.calls == 8 and out.fetches == 1
 
 
+def fake_timer(clock: FakeClock, seconds: list[float]) -> StepTimer:
+    """A StepTimer whose n-th step takes seconds[n] on the fake clock (its input and sync cost nothing)."""
+    costs = iter(seconds)
+
+    def call(x):
+        clock.advance(next(costs))
+        return Output(clock, 0.0)
+
+    source = InputSource("inputs", lambda: ((1,), {}))
+    return StepTimer(harness.PreparedStep(call=call, source=source, traced=None), sync_for("cpu")[0], clock)
+
+
+def test_the_warm_up_rule_is_its_steps_then_warmup_min_s_at_most_its_cap_and_zero_is_none():
+    assert warming_up([], 2) and warming_up([9.0], 2)  # the fixed steps, however long
+    assert not warming_up([9.0, 9.0], 2)
+    assert warming_up([0.1, 0.1], 2)  # 0.2 s: not WARMUP_MIN_S yet
+    assert not warming_up([0.1] * 4 + [WARMUP_MIN_S], 2)
+    assert not warming_up([1e-6] * (2 + WARMUP_MAX_EXTRA_STEPS), 2)  # the cap ends a warm-up of tiny steps
+    assert warming_up([1e-6] * 3, 2, extra=2) and not warming_up([1e-6] * 4, 2, extra=2)
+    assert not warming_up([], 0)  # warmup_steps: 0 means no warm-up at all
+
+
+def test_warm_up_runs_the_rule_and_asks_agree_only_past_its_fixed_steps():
+    clock = FakeClock()
+    warm = warm_up(fake_timer(clock, [0.2] * 10), 2)
+    assert warm == pytest.approx([0.2, 0.2, 0.2])  # 0.6 s >= WARMUP_MIN_S
+    asked: list[bool] = []
+
+    def agree(mine: bool) -> bool:
+        # Another worker's answer: one more step than this process would run.
+        asked.append(mine)
+        return len(asked) < 3
+
+    warm = warm_up(fake_timer(clock, [1.0] * 10), 2, agree)
+    # Two fixed steps (1 s each: done by the rule), then the agreed answer: yes, yes, no.
+    assert len(warm) == 4 and asked == [False, False, False]
+    assert warm_up(fake_timer(clock, []), 0, agree) == [] and len(asked) == 3  # no warm-up: nothing to agree
+
+
+def test_a_repeat_is_its_steps_samples_with_a_hook_after_each():
+    clock = FakeClock()
+    seen: list[int] = []
+    samples, waits = time_repeat(fake_timer(clock, [0.1, 0.2, 0.3]), 3, after_sample=seen.append)
+    assert samples == pytest.approx([0.1, 0.2, 0.3]) and waits == [0.0] * 3 and seen == [1, 2, 3]
+
+
+def test_a_timed_section_turns_the_collector_off_and_records_the_process_noise_without_its_asides():
+    assert gc.isenabled()
+    section = TimedSection()
+    with section:
+        assert not gc.isenabled()
+        with section.aside():  # a wait at a barrier: not this process's timed work
+            time.sleep(0.3)
+            assert not gc.isenabled()
+        time.sleep(0.05)
+    assert gc.isenabled()
+    record = section.noise
+    assert record is not None and 0.05 <= record["timed_s"] < 0.3
+    assert set(record) == {
+        "timed_s",
+        "load_average",
+        "voluntary_context_switches",
+        "involuntary_context_switches",
+        "cpu_affinity",
+        "schedulable_cpus",
+        "intra_op_threads",
+        "inter_op_threads",
+        "aslr",
+        "cpu_governor",
+        "warnings",
+    }
+    section.stop()  # a caller's `finally` may stop it again: nothing changes
+    assert section.noise is record and gc.isenabled()
+    TimedSection().stop()  # never started: the collector stays as it was
+    assert gc.isenabled()
+
+
+def test_the_harness_records_its_timed_section_noise_over_the_warm_up_and_timed_steps():
+    # Real seconds for the record: the fake steps take none, so the section lasts no longer than the test.
+    started = time.perf_counter()
+    r = FakeJob(0.1, sync_s=0.0).run(warmup_steps=1, steps=2, repeats=2)
+    assert r.ok and r.timing.gc_disabled_while_timing
+    noise = r.timing.noise
+    assert noise["timed_s"] < time.perf_counter() - started
+    assert isinstance(noise["involuntary_context_switches"], int) and noise["schedulable_cpus"] >= 1
+    assert gc.isenabled()
+
+
 # --- the profiled pass --------------------------------------------------------------------------------------
 
 
@@ -272,13 +372,12 @@ def test_an_exception_in_the_profiled_pass_keeps_the_timing_and_records_the_erro
 # --- every process of a job, one method ---------------------------------------------------------------------
 
 
-def test_the_runner_hands_the_first_process_block_sizes_to_the_worker():
-    import argparse
-
+def test_the_rounds_hand_the_first_process_block_sizes_to_the_worker(tmp_path):
     from tfperf.results.model import JobSpec, Result
     from tfperf.results.records import Timing
-    from tfperf.run.runner import first_block_sizes
-    from tfperf.run.worker import block_sizes
+    from tfperf.run.process import Part
+    from tfperf.run.rounds import first_block_sizes
+    from tfperf.suite.spec import CaseSpec
 
     firsts = {
         0: Result("c", "eager", "cpu", "train", None, samples=[1e-6], timing=Timing(block_size=250)),
@@ -286,13 +385,19 @@ def test_the_runner_hands_the_first_process_block_sizes_to_the_worker():
         2: Result.not_run(JobSpec("c", "xla", "cpu", "train", None), "failed", "E", "no timing"),
     }
     assert first_block_sizes(firsts) == {0: 250, 1: 1}
-    assert block_sizes("0:250,1:1") == {0: 250, 1: 1}
-    for bad in ("0:0", "0", "a:1"):
-        with pytest.raises(argparse.ArgumentTypeError):
-            block_sizes(bad)
+    # The worker's plan names each job's block size; a job already reported is not run again.
+    part = Part(CaseSpec(name="c"), tmp_path / "c.case.json", [0, 1], first_block_sizes(firsts))
+    assert part.plan() == {
+        "case_file": str(tmp_path / "c.case.json"),
+        "jobs": [0, 1],
+        "block_sizes": {"0": 250, "1": 1},
+    }
+    part.finished[0] = firsts[0]
+    assert part.plan()["jobs"] == [1] and part.plan()["block_sizes"] == {"1": 1}
 
 
 STEPS = """
+import json
 import sys
 import time
 
@@ -300,9 +405,10 @@ import tensorflow as tf
 
 DONE = tf.constant([1.0])
 # The job's first worker process runs a step of a few microseconds, which the fetch would dominate: it is
-# timed in blocks. A later process (started with --process N) runs a 300 us step, which on its own would be
-# timed per step: it must time the job as the first process did.
-LATER = "--process" in sys.argv
+# timed in blocks. A later process (its plan says process N >= 1) runs a 300 us step, which on its own would
+# be timed per step: it must time the job as the first process did.
+with open(sys.argv[1]) as f:
+    LATER = json.load(f)["process"] >= 1
 
 
 def step(x):
@@ -340,6 +446,7 @@ def test_every_process_of_a_job_times_it_the_way_the_first_did(tmp_path):
     first, later = r.timing.by_process
     assert first.method == "blocked" and first.block_size > 1, r.timing
     assert (later.process, later.method, later.block_size) == (1, "blocked", first.block_size)
-    assert f"--block-sizes 0:{first.block_size}" in (tmp_path / "out" / "workers" / "tiny.p1.log").read_text()
+    plan = json.loads((tmp_path / "out" / "workers" / "tiny.p1.plan0.json").read_text())
+    assert plan["process"] == 1 and plan["parts"][0]["block_sizes"] == {"0": first.block_size}
     saved = json.loads((tmp_path / "out" / "results.json").read_text())["results"][0]["timing"]
     assert {p["block_size"] for p in saved["by_process"]} == {first.block_size}

@@ -5,6 +5,7 @@ baseline when re-measured."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -410,3 +411,56 @@ def test_tune_a_small_case_within_budget_and_its_winner_holds_when_re_measured(t
     best_ps = Result(**{**best.__dict__, "samples": [s / best.batch_size for s in best.samples]})
     row = compare_results(base_ps, best_ps)
     assert row.verdict != "regression", row.reason
+
+
+BLOCKED_STEPS = """
+import tensorflow as tf
+
+W = [tf.Variable(tf.fill((4,), float(i))) for i in range(40)]
+
+
+def step(x):
+    # Forty small outputs: fetching them all costs more than a tenth of the step, so it is timed in blocks.
+    return [w * x for w in W]
+
+
+def inputs():
+    x = tf.ones((4,))
+    while True:
+        yield (x,), {}
+"""
+
+
+@pytest.mark.slow
+def test_a_step_timed_in_blocks_is_timed_in_the_first_process_block_size_by_every_later_process(tmp_path):
+    """tune's rounds hand round 0's block size to later processes, as `tfperf run` does: a step timed in
+    blocks, in two processes, merges into one result instead of failing with TimingMethodMismatch (each
+    process choosing its own block size, x35 and x33, was the failure)."""
+    from tfperf.suite.spec import CaseSpec
+    from tfperf.tune.progress import SilentTuneProgress
+    from tfperf.tune.search import CaseTuner
+
+    (tmp_path / "steps.py").write_text(BLOCKED_STEPS)
+    case = CaseSpec(
+        name="many-outputs",
+        function="steps.py:step",
+        inputs="steps.py:inputs",
+        steps=10,
+        repeats=2,
+        warmup_steps=2,
+        processes=2,
+        profile=False,
+        timeout_s=120,
+        base_dir=str(tmp_path),
+    )
+    tuner = CaseTuner(case, tmp_path / "out", 300.0, {}, SilentTuneProgress(), sys.executable)
+    (row,) = tuner.measure(BASE, ("function",), case.batch_sizes, planned=1)
+    r = row.result
+    assert r.ok, r.error
+    assert (r.case, r.variant) == ("many-outputs", "baseline") and r.tune.group == "baseline"
+    firsts, later = r.timing.by_process
+    assert firsts.method == later.method == "blocked"
+    assert later.block_size == firsts.block_size == r.timing.block_size > 1
+    assert r.repeat_process == [0, 0, 1, 1]
+    plan = json.loads((tmp_path / "out" / "workers" / "many-outputs+baseline.p1.plan0.json").read_text())
+    assert plan["parts"][0]["block_sizes"] == {"0": firsts.block_size}

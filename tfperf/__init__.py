@@ -4,8 +4,9 @@ Public API (importing tfperf does not import TensorFlow; only measuring does):
 
     MODES            the execution modes: ("eager", "function", "xla")
     load_suite(path) validate a suite YAML file -> Suite (raises SuiteError naming file:line and key)
-    run_suite(suite, out_dir, ...) run every case in isolated workers -> RunResult (also written to
-    results.json) load_results(path) read a results.json -> RunResult
+    run_suite(suite, out_dir, ...)
+                     run every case in isolated workers, write results.json and the reports -> RunResult
+    load_results(path) read a results.json -> RunResult
 """
 
 from __future__ import annotations
@@ -39,13 +40,14 @@ def load_suite(path, **kwargs):
     return _load(path, **kwargs)
 
 
-def run_suite(suite, out_dir, **kwargs):
-    """Run a suite, attach the advisor's suggestions and write every output (results.json and the reports)."""
-    from tfperf.analysis.advisor import attach_suggestions
-    from tfperf.report.outputs import finish_run
-    from tfperf.run.runner import run_suite as _run
+def run_suite(suite, out_dir, *, fail_on_retrace=False, **kwargs):
+    """Run a suite, attach the advisor's suggestions and write every output (results.json and the reports), as
+    `tfperf run` does; also when interrupted (then RunInterrupted carries the partial run). `kwargs`: the
+    runner's `reporter`, `python`, `command`. `fail_on_retrace`: a function/xla job that traces its step more
+    than once fails (the suite's `max_traces: 1` for every case that sets none)."""
+    from tfperf.report.outputs import run_and_finish
+    from tfperf.suite.plan import apply_overrides
 
-    kwargs.setdefault("annotate", attach_suggestions)
-    run = _run(suite, out_dir, **kwargs)
-    finish_run(run, out_dir)
-    return run
+    if fail_on_retrace:
+        suite = apply_overrides(suite, max_traces=1)
+    return run_and_finish(suite, out_dir, **kwargs)

@@ -68,12 +68,11 @@ def run(
 ) -> None:
     """Run every case of SUITE in every mode and batch size; write results.json, results.csv, report.md,
     report.html."""
-    from tfperf.analysis.advisor import attach_suggestions
-    from tfperf.report.outputs import finish_run
+    from tfperf.report.outputs import run_and_finish
     from tfperf.report.tables import FORMATS, render
     from tfperf.run.outdir import choose_out_dir, update_latest
     from tfperf.run.progress import reporter_for
-    from tfperf.run.runner import RunInterrupted, run_suite
+    from tfperf.run.runner import RunInterrupted
     from tfperf.suite.loader import load_suite
     from tfperf.suite.plan import apply_overrides
 
@@ -97,16 +96,10 @@ def run(
         planned = dataclasses.replace(planned, cases=tuple(c.replace(what_if=True) for c in planned.cases))
     out_dir = choose_out_dir(planned.name, out, force)
     try:
-        result = run_suite(
-            planned,
-            out_dir,
-            reporter=reporter_for(quiet),
-            fail_on_retrace=fail_on_retrace,
-            command=["tfperf", *sys.argv[1:]],
-            annotate=attach_suggestions,
+        result = run_and_finish(
+            planned, out_dir, reporter=reporter_for(quiet), command=["tfperf", *sys.argv[1:]]
         )
     except RunInterrupted as exc:
-        finish_run(exc.run, exc.out_dir)
         typer.echo(render(exc.run, fmt))
         typer.echo(
             f"tfperf: interrupted; {len(exc.run.results)} finished result(s) kept in "
@@ -114,7 +107,6 @@ def run(
             err=True,
         )
         raise typer.Exit(130) from None
-    finish_run(result, out_dir)
     update_latest(out_dir)
     typer.echo(render(result, fmt))
     typer.echo(f"\nwrote {out_dir}/results.json, results.csv, report.md, report.html", err=True)

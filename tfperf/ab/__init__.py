@@ -2,8 +2,8 @@
 the unit (docs/architecture.md, "A/B runs").
 
     trees.py       which two trees: a git ref in a temporary worktree, or a second checkout; checked first
-    interleave.py  the rounds: worker processes of both sides in a random order, until the rows decide
-    shared.py      the timing rounds' processes: one per side for the cases that can share it
+    interleave.py  the schedule of the rounds: both sides' worker processes in a random order (later rounds:
+                   one per side for the cases that can share it), until the rows decide
     verdict.py     compare's comparison with each row's time verdict from its pairs (tfperf.stats.paired)
     render.py      compare's renderers plus the pairs and their noise
 
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from tfperf.ab.interleave import Schedule, interleave, new_side, row_key
+from tfperf.ab.interleave import Limits, interleave, new_side, row_key
 from tfperf.ab.render import render
 from tfperf.ab.trees import (
     Tree,
@@ -133,7 +133,7 @@ def _measure(
         "current": new_side(current, current_suite, out_dir / "current", python_path(current, root), command),
     }
     need = min_pairs(1 - options.confidence)
-    schedule = Schedule(
+    limits = Limits(
         max_pairs=max(options.max_pairs, 1),
         budget_s=options.budget_s,
         min_pairs=need,
@@ -157,10 +157,10 @@ def _measure(
     started = time.monotonic()
     progress(
         f"tfperf ab: {len(current_suite.cases)} case(s), base {base.ref or base.root} vs the working tree; "
-        f"pairs {need}..{schedule.max_pairs}, budget {options.budget_s:g} s, each process's "
+        f"pairs {need}..{limits.max_pairs}, budget {options.budget_s:g} s, each process's "
         f"{options.statistic}"
     )
-    rounds, stop = interleave(sides, schedule, judge, progress)
+    rounds, stop = interleave(sides, limits, judge, progress)
     elapsed = time.monotonic() - started
     for side in sides.values():
         finish_run(side.run, side.out_dir)
@@ -171,7 +171,7 @@ def _measure(
         options.statistic,
         base_tree=base.describe(),
         current_tree=current.describe(),
-        max_pairs=schedule.max_pairs,
+        max_pairs=limits.max_pairs,
         budget_s=options.budget_s,
         stop_reason=stop,
         elapsed_s=elapsed,

@@ -26,6 +26,8 @@ Modules, in the order a job uses them:
     faults        fault injection for the failure-handling tests
     trace         the profiled pass (worker 0's trace with several workers) and the all-reduce share
     measure       one job: the one-replica baseline, the distributed pass, the read-outs
-    cluster       the local multi-worker supervisor (no TensorFlow)
-    job           the entry points: the case worker's `run_distributed_job`, a launched worker's `main`
+    job           a launched cluster worker's entry point, `main`
+
+The local multi-worker cluster's supervisor, and `run_distributed_job` (what the case worker calls), are
+tfperf/run/cluster.py: starting worker processes is the run stage's job.
 """

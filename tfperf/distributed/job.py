@@ -1,9 +1,9 @@
-"""The entry points of one distributed job: `run_distributed_job`, what the suite's case worker calls, and
-`main`, what each worker process of a local cluster runs:
+"""The entry point of each worker process of a local multi-worker cluster, `main`:
 
     python -m tfperf.distributed.job CASE.json JOB.json RESULT.json [--out-dir D]
 
-(tfperf/distributed/cluster.py launches it by that module path.)
+(tfperf/run/cluster.py launches it through tfperf/run/process.py; `run_distributed_job`, what the suite's
+case worker calls for a `distribute:` case, is there too.)
 """
 
 from __future__ import annotations
@@ -17,55 +17,12 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
 
-import psutil
-
-from tfperf.distributed.cluster import run_local_cluster
 from tfperf.distributed.faults import inject_start_fault
 from tfperf.distributed.measure import measure_distributed
-from tfperf.distributed.setup import configure_process, tf_config_task, visible_gpus
-from tfperf.results.model import JobSpec, Result, atomic_write_text
-from tfperf.suite.distribute import DistributeError, DistributeSpec
+from tfperf.distributed.setup import configure_process, tf_config_task
+from tfperf.results.model import JobSpec, atomic_write_text
 from tfperf.suite.spec import CaseSpec
-
-
-def run_distributed_job(
-    case: CaseSpec, job: JobSpec, ctx: Any, resolve: Callable[[str], Any], deadline_s: float | None = None
-) -> Result:
-    """What the case worker calls for a job of a case with `distribute:`.
-
-    multi_worker without TF_CONFIG launches a local cluster (tfperf/distributed/cluster.py) and waits for it;
-    everything else (one_device, mirrored, multi_worker joining the cluster TF_CONFIG describes) is measured
-    in this process.
-    """
-    try:
-        spec = DistributeSpec.from_dict(case.distribute)
-    except DistributeError as exc:
-        return Result.not_run(job, "failed", type(exc).__name__, str(exc))
-    if spec.strategy == "multi_worker" and tf_config_task() is None:
-        out_dir = getattr(ctx, "out_dir", None)
-        work_dir = Path(out_dir) / "workers" if out_dir is not None else None
-        if deadline_s is None:
-            deadline_s = remaining_case_time(case)
-        return run_local_cluster(
-            case,
-            job,
-            spec.workers,
-            work_dir=work_dir,
-            out_dir=out_dir,
-            timeout_s=deadline_s,
-            gpus=visible_gpus(),
-        )
-    return measure_distributed(case, job, ctx, resolve)
-
-
-def remaining_case_time(case: CaseSpec) -> float:
-    """What is left of the case's timeout_s (counted by the runner from this process's start), minus a margin
-    so the cluster reports its own `timeout` naming the worker before the runner kills this whole process."""
-    elapsed = time.time() - psutil.Process().create_time()
-    margin = max(3.0, 0.05 * case.timeout_s)
-    return max(1.0, case.timeout_s - elapsed - margin)
 
 
 @dataclass

@@ -13,6 +13,7 @@ from tfperf.distributed.faults import kill_hook
 from tfperf.distributed.passes import Pass, PassRunner
 from tfperf.distributed.setup import local_device, make_strategy, tf_config_task
 from tfperf.distributed.trace import profile_pass
+from tfperf.measure.timing import TimedSection
 from tfperf.results.job_records import Distributed, DistributedBaseline, Setup
 from tfperf.results.model import JobSpec, Result
 from tfperf.results.records import ErrorInfo, Profile, Timing
@@ -71,14 +72,7 @@ def measure_distributed(
     """
     started = time.perf_counter()
     resolve = resolve or _resolver(case)
-    result = Result(
-        case=job.case,
-        mode=job.mode,
-        device=job.device,
-        task=job.task,
-        batch_size=job.batch_size,
-        model=case.model,
-    )
+    result = Result.for_job(job, model=case.model)
     phase = "set-up"
     try:
         spec = DistributeSpec.from_dict(case.distribute)
@@ -111,37 +105,52 @@ def measure_distributed(
             if workers > 1:
                 barrier()
             if worker_index == 0:
-                one = PassRunner(
+                one = PassRunner.start(
                     tf.distribute.OneDeviceStrategy(local_device(strategy)), "one_device", case, job, resolve
                 )
             if workers > 1:
                 barrier()
         phase = f"{spec.strategy} pass"
         try:
-            dist = PassRunner(strategy, spec.strategy, case, job, resolve)
+            dist = PassRunner.start(strategy, spec.strategy, case, job, resolve)
         except Exception:
             if (
                 one is not None and workers == 1
             ):  # still say what one device does (e.g. XLA fails only mirrored)
-                for _ in range(case.repeats):
-                    one.repeat()
+                with TimedSection():
+                    one.warm_up()
+                    for _ in range(case.repeats):
+                        one.repeat()
                 _record_baseline(result, one.finish(), strategy)
             raise
         kill = kill_hook(worker_index) if workers > 1 else None
-        for _ in range(case.repeats):
-            # Baseline and distributed repeats take turns, so a change in machine load hits both alike. Across
-            # workers, worker 0 times its baseline repeat while the others wait at a barrier, so the baseline
-            # never shares the machine with another worker's steps.
-            if with_baseline:
-                phase = "one-replica baseline"
-                if workers > 1:
-                    barrier()
-                if one is not None:
-                    one.repeat()
-                if workers > 1:
-                    barrier()
-            phase = f"{spec.strategy} pass"
-            dist.repeat(kill)
+        # Both passes' warm-ups and repeats are one timed section of this process, as the harness's timed
+        # pass is one: the collector off throughout, and the process's noise record (timing.noise) over them.
+        agree = worker0_decides(worker_index) if workers > 1 else None
+        section = TimedSection()
+        with section:
+            for warming_up in [True] + [False] * case.repeats:  # the warm-ups take turns like the repeats
+                # Baseline and distributed turns alternate, so a change in machine load hits both alike.
+                # Across workers, worker 0 times its baseline while the others wait at a barrier, so the
+                # baseline never shares the machine with another worker's steps; the waits are not this
+                # process's timed work, and stay out of its noise record.
+                if with_baseline:
+                    phase = "one-replica baseline"
+                    if workers > 1:
+                        with section.aside():
+                            barrier()
+                    if one is not None and warming_up:
+                        one.warm_up()
+                    elif one is not None:
+                        one.repeat()
+                    if workers > 1:
+                        with section.aside():
+                            barrier()
+                phase = f"{spec.strategy} pass"
+                if warming_up:
+                    dist.warm_up(agree)
+                else:
+                    dist.repeat(kill)
         main = dist.finish()
         result.peak_memory_bytes = memory.peak_bytes()  # this process (worker), both passes' models included
         result.rss_growth_bytes = memory.rss_growth_bytes()  # not a peak: see measure/memory.py
@@ -149,6 +158,8 @@ def measure_distributed(
         if base is not None:
             _record_baseline(result, base, strategy)
         result.samples = main.samples
+        result.repeat_sizes = [case.steps] * case.repeats
+        result.repeat_process = [getattr(ctx, "process_no", 0)] * case.repeats
         result.input_wait_s = main.waits
         total = sum(main.samples)
         result.input_wait_fraction = sum(main.waits) / total if total > 0 else None
@@ -159,11 +170,16 @@ def measure_distributed(
         result.timing = Timing(
             method="per_step",
             block_size=1,
+            sync_cost_s=main.sync_cost_s,
+            load_average_1m=os.getloadavg()[0],
             warmup_steps=case.warmup_steps,
+            warmup_steps_run=len(main.warm),
+            warmup_s=sum(main.warm),
             steps=case.steps,
             repeats=case.repeats,
             sync=main.sync,
             gc_disabled_while_timing=True,
+            noise=section.noise,
         )
         dist = result.distributed
         dist.final_loss, dist.probe_losses = main.final_loss, main.probe_losses
@@ -202,6 +218,32 @@ def measure_distributed(
         )
     result.wall_s = time.perf_counter() - started
     return result
+
+
+WARMUP_KEY = "tfperf-warmup-{}"
+_warmup_decisions = 0  # numbers the keys; every worker makes the same decisions in the same order
+
+
+def worker0_decides(worker_index: int) -> Callable[[bool], bool]:
+    """The workers' shared answer to "one more warm-up step?" (timing.warm_up's `agree`): worker 0's.
+
+    Every step of a multi-worker pass is a collective all workers take part in, so they must run the same
+    number of steps; the warm-up's time-based rule, read on each worker's own clock, could end a step apart on
+    two workers. Worker 0 (whose samples the result reports) publishes its answer in the coordination
+    service's key-value store and the others wait for it there. A key is never reused (a joined cluster runs
+    every job of the process, and a key stays set once written)."""
+    from tensorflow.python.eager import context
+
+    def agree(mine: bool) -> bool:
+        global _warmup_decisions
+        _warmup_decisions += 1
+        key = WARMUP_KEY.format(_warmup_decisions)
+        if worker_index == 0:
+            context.context().set_config_key_value(key, "1" if mine else "0")
+            return mine
+        return context.context().get_config_key_value(key) == "1"
+
+    return agree
 
 
 def applied_settings(case: CaseSpec) -> dict:

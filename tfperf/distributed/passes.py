@@ -1,5 +1,5 @@
-"""One timed pass under one strategy: the training step built under the strategy, warmed up, and timed one
-repeat at a time; and the dataset of global batches it reads."""
+"""One timed pass under one strategy: the training step built under the strategy (build_step), warmed up and
+timed one repeat at a time by the timing core (PassRunner); and the dataset of global batches it reads."""
 
 from __future__ import annotations
 
@@ -8,6 +8,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from tfperf.measure.timing import (
+    Clock,
+    StepTimer,
+    TimedStep,
+    measure_sync_cost,
+    time_repeat,
+    warm_up,
+)
 from tfperf.results.model import JobSpec
 from tfperf.suite.distribute import DistributeError
 from tfperf.suite.spec import CaseSpec
@@ -36,6 +44,8 @@ class Pass:
     synced_replicas: int = 0  # how many local replicas' losses each step waited for
     model_dtypes: dict = field(default_factory=dict)  # harness.model_dtypes of the built model
     loss_scale_optimizer: bool = False
+    warm: list[float] = field(default_factory=list)  # the warm-up steps' seconds: never samples
+    sync_cost_s: float | None = None  # timing.measure_sync_cost of the replica sync
 
     @property
     def median_s(self) -> float:
@@ -144,127 +154,189 @@ def _wrap(step: Callable[..., Any], mode: str) -> tuple[Callable[..., Any], Any 
     return fn, fn
 
 
-class PassRunner:
-    """One strategy's training step, built and warmed up; timed one repeat at a time, so the one-replica
-    baseline and the distributed pass can take turns (repeat by repeat) and see the same machine load."""
+@dataclass
+class DistributedStep:
+    """One strategy's training step as build_step made it: what a PassRunner times, and the probe it reads
+    after the timed steps."""
 
-    def __init__(
-        self, strategy: Any, label: str, case: CaseSpec, job: JobSpec, resolve: Callable[[str], Any]
-    ):
-        import keras
-        import tensorflow as tf
+    call: Callable[[Any], tuple[Any, Any]]  # a global batch -> (reduced loss, every local replica's loss)
+    traced: Any | None  # the tf.function, when the mode traces
+    iterator: Any  # the distributed dataset's iterator of global batches
+    source_kind: str  # what the input wait measures (InputSource.kind): in_memory | pipeline | dataset
+    replica_sync: Callable[[Any], int]  # waits for every local replica (replica_sync)
+    sync_name: str
+    replicas: int
+    global_batch: int
+    probe: Callable[[], list[float]]  # the loss of a fixed batch on each local replica's copy of the weights
+    model_dtypes: dict = field(default_factory=dict)  # harness.model_dtypes of the built model
+    loss_scale_optimizer: bool = False
 
-        from tfperf.measure.harness import build_model, model_dtypes, training_optimizer
 
-        if job.task != "train":
-            raise DistributeError("distribute: only task: train is measured under a strategy")
-        self.strategy, self.label, self.case = strategy, label, case
-        # The same layer names in every worker and every pass. It also resets Keras' global dtype policy,
-        # which build_model sets again from the case's tf_config.mixed_precision.
-        keras.backend.clear_session()
-        keras.utils.set_random_seed(0)  # the same initial weights in every worker (MWMS also broadcasts them)
-        self.replicas = replicas = strategy.num_replicas_in_sync
-        self.global_batch = global_batch = job.batch_size * replicas
-        with strategy.scope():
-            model, inp, labels = build_model(case, resolve)
-            px, py = _probe_batch(inp, labels)
-            if not model.built:
-                model(
-                    px[:1]
-                )  # variables created here are mirrored; created inside strategy.run they would fail
-            optimizer = training_optimizer(model)  # Adam; loss-scaled when the model computes in float16
-            # Optimizer variables built now, not inside the first traced call: tf.function traces a call that
-            # creates variables a second time.
-            optimizer.build(model.trainable_variables)
-            loss_fn = _per_example_loss(labels)
+def build_step(strategy: Any, case: CaseSpec, job: JobSpec, resolve: Callable[[str], Any]) -> DistributedStep:
+    """The case's model, optimizer, loss and dataset built under `strategy`, and its training step."""
+    import keras
+    import tensorflow as tf
 
-        dataset = strategy.experimental_distribute_dataset(
-            _global_dataset(case, inp, labels, global_batch, resolve)
-        )
-        self.iterator = iter(dataset)
+    from tfperf.measure.harness import build_model, model_dtypes, training_optimizer
 
-        def replica_fn(x, y):
-            with tf.GradientTape() as tape:
-                with tf.name_scope("forward"):
-                    pred = model(x, training=True)
-                    loss = tf.nn.compute_average_loss(loss_fn(y, pred), global_batch_size=global_batch)
-                    if model.losses:
-                        loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
-                    scaled = optimizer.scale_loss(loss)  # unchanged unless a LossScaleOptimizer (float16)
-            with tf.name_scope("backward"):
-                grads = tape.gradient(scaled, model.trainable_variables)
-            with tf.name_scope("optimizer"):  # the gradient all-reduce happens in here
-                optimizer.apply_gradients(zip(grads, model.trainable_variables))
-            return loss
+    if job.task != "train":
+        raise DistributeError("distribute: only task: train is measured under a strategy")
+    # The same layer names in every worker and every pass. It also resets Keras' global dtype policy, which
+    # build_model sets again from the case's tf_config.mixed_precision.
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(0)  # the same initial weights in every worker (MWMS also broadcasts them)
+    replicas = strategy.num_replicas_in_sync
+    global_batch = job.batch_size * replicas
+    with strategy.scope():
+        model, inp, labels = build_model(case, resolve)
+        px, py = _probe_batch(inp, labels)
+        if not model.built:
+            model(px[:1])  # variables created here are mirrored; created inside strategy.run they would fail
+        optimizer = training_optimizer(model)  # Adam; loss-scaled when the model computes in float16
+        # Optimizer variables built now, not inside the first traced call: tf.function traces a call that
+        # creates variables a second time.
+        optimizer.build(model.trainable_variables)
+        loss_fn = _per_example_loss(labels)
 
-        def train_step(batch):
-            # Every replica's own loss is returned beside the reduced one, so each timed step can wait for
-            # each replica (replica_sync), not only for the device that reduced the loss.
-            per_replica = strategy.run(replica_fn, args=tuple(batch))
-            return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None), per_replica
+    dataset = strategy.experimental_distribute_dataset(
+        _global_dataset(case, inp, labels, global_batch, resolve)
+    )
 
-        self.call, self.traced = _wrap(train_step, job.mode)
-        self.sync, self.sync_name = replica_sync(strategy)
-        self.synced_replicas = 0
-        self.model, self.loss_fn, self.probe_xy = model, loss_fn, (px, py)
-        self.model_dtypes = model_dtypes(model)
-        self.loss_scale_optimizer = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
-        self.samples: list[float] = []
-        self.waits: list[float] = []
-        self.final_loss = math.nan
+    def replica_fn(x, y):
+        with tf.GradientTape() as tape:
+            with tf.name_scope("forward"):
+                pred = model(x, training=True)
+                loss = tf.nn.compute_average_loss(loss_fn(y, pred), global_batch_size=global_batch)
+                if model.losses:
+                    loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
+                scaled = optimizer.scale_loss(loss)  # unchanged unless a LossScaleOptimizer (float16)
+        with tf.name_scope("backward"):
+            grads = tape.gradient(scaled, model.trainable_variables)
+        with tf.name_scope("optimizer"):  # the gradient all-reduce happens in here
+            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
 
-        batch = next(self.iterator)
-        t0 = time.perf_counter()
-        loss, per_replica = self.call(batch)
-        self.synced_replicas = self.sync(per_replica)
-        float(loss.numpy())
-        self.first_call_s = time.perf_counter() - t0
-        for _ in range(case.warmup_steps):
-            self.step()
+    def train_step(batch):
+        # Every replica's own loss is returned beside the reduced one, so each timed step can wait for each
+        # replica (replica_sync), not only for the device that reduced the loss.
+        per_replica = strategy.run(replica_fn, args=tuple(batch))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None), per_replica
 
-    def step(self) -> tuple[float, float, float]:
-        """(step seconds, input wait seconds, reduced loss) of one complete step."""
-        t0 = time.perf_counter()
-        batch = next(self.iterator)
-        t1 = time.perf_counter()
-        loss, per_replica = self.call(batch)
-        self.sync(per_replica)  # every local replica's step, not only the reduced loss (replica_sync)
-        value = float(loss.numpy())
-        return time.perf_counter() - t0, t1 - t0, value
+    def probe() -> list[float]:
+        """Synchronous training keeps every copy identical: a forward pass (no update) over the same batch
+        must give the same loss on every replica and every worker; a difference means gradients were not
+        all-reduced."""
+        probe_x, probe_y = tf.constant(px), tf.constant(py)
 
-    def repeat(self, on_timed_step: Callable[[int], None] | None = None) -> None:
-        """One repeat of `steps` timed steps."""
-        import gc
-
-        gc.collect()
-        gc.disable()  # like timeit: a collection pause belongs to no particular step
-        try:
-            for _ in range(self.case.steps):
-                s, w, self.final_loss = self.step()
-                self.samples.append(s)
-                self.waits.append(w)
-                if on_timed_step is not None:
-                    on_timed_step(len(self.samples))
-        finally:
-            gc.enable()
-
-    def finish(self) -> Pass:
-        """The pass's numbers, and the loss of one fixed batch on each local replica's copy of the weights.
-
-        Synchronous training keeps every copy identical: a forward pass (no update) over the same batch must
-        give the same loss on every replica and every worker; a difference means gradients were not
-        all-reduced.
-        """
-        import tensorflow as tf
-
-        model, loss_fn = self.model, self.loss_fn
-        probe_x, probe_y = tf.constant(self.probe_xy[0]), tf.constant(self.probe_xy[1])
-
-        def probe():
+        def probe_loss():
             return tf.reduce_mean(loss_fn(probe_y, model(probe_x, training=False)))
 
-        per_replica = self.strategy.run(tf.function(probe))
-        probe_losses = [float(v.numpy()) for v in self.strategy.experimental_local_results(per_replica)]
+        per_replica = strategy.run(tf.function(probe_loss))
+        return [float(v.numpy()) for v in strategy.experimental_local_results(per_replica)]
+
+    call, traced = _wrap(train_step, job.mode)
+    sync, sync_name = replica_sync(strategy)
+    kind = "dataset" if case.dataset is not None else "pipeline" if inp.pipeline is not None else "in_memory"
+    return DistributedStep(
+        call,
+        traced,
+        iter(dataset),
+        kind,
+        sync,
+        sync_name,
+        replicas,
+        global_batch,
+        probe,
+        model_dtypes(model),
+        isinstance(optimizer, keras.optimizers.LossScaleOptimizer),
+    )
+
+
+class PassRunner:
+    """One strategy's training step timed by the timing core (tfperf/measure/timing.py), one repeat at a time,
+    so the one-replica baseline and the distributed pass can take turns (repeat by repeat) and see the same
+    machine load. The caller holds the TimedSection (collector off, the process's noise record) around both
+    passes' warm-ups and repeats.
+
+    A sample is what the harness's is: one whole step (the next global batch, the call, and the wait for
+    every local replica and the reduced loss), timed per step. Always per step, never in blocks: the
+    baseline's and the distributed pass's medians are divided (scaling efficiency), and the workers of a
+    multi-worker pass time the same steps, so every one of them must be timed the same way."""
+
+    def __init__(self, label: str, case: CaseSpec, step: DistributedStep, clock: Clock = time.perf_counter):
+        from tfperf.measure.inputs import InputSource
+
+        self.label, self.case, self.built = label, case, step
+        self.replicas, self.global_batch = step.replicas, step.global_batch
+        self.samples: list[float] = []
+        self.waits: list[float] = []
+        self.warm: list[float] = []
+        self.sync_cost_s: float | None = None
+        self.final_loss = math.nan
+        self.synced_replicas = 0
+        self.first_call_s = math.nan
+        self._finished: Any = None  # the first call's output: the sync's cost is measured on it
+        iterator = step.iterator
+        source = InputSource(step.source_kind, lambda: ((next(iterator),), {}), iterator=iterator)
+        self.timer = StepTimer(TimedStep(step.call, source, step.traced), self.sync, clock)
+
+    @classmethod
+    def start(
+        cls,
+        strategy: Any,
+        label: str,
+        case: CaseSpec,
+        job: JobSpec,
+        resolve: Callable[[str], Any],
+        clock: Clock = time.perf_counter,
+    ) -> PassRunner:
+        """Build the step under `strategy` and make its first call (timed apart: tracing, compiling)."""
+        runner = cls(label, case, build_step(strategy, case, job, resolve), clock)
+        runner.first_call()
+        return runner
+
+    def sync(self, out: tuple[Any, Any]) -> None:
+        """Wait for every local replica's step, not only the reduced loss (replica_sync), then read the
+        reduced loss (the loss of the last step is the pass's final_loss)."""
+        loss, per_replica = out
+        self.synced_replicas = self.built.replica_sync(per_replica)
+        self.final_loss = float(loss.numpy())
+
+    def first_call(self) -> None:
+        """As the harness's first call: its batch drawn before the clock starts, completion forced before the
+        clock is read, and counted by the timer (its trace is call 0's)."""
+        clock = self.timer.clock
+        batch = next(self.built.iterator)
+        t0 = clock()
+        out = self.built.call(batch)
+        self.sync(out)
+        self.first_call_s = clock() - t0
+        self.timer.after_call()
+        self._finished = out
+
+    def warm_up(self, agree: Callable[[bool], bool] | None = None) -> None:
+        """The timing core's warm-up (at least WARMUP_MIN_S unless warmup_steps is 0), then the sync's cost
+        measured on a finished step. `agree`: the workers' shared answer to "one more warm-up step?"
+        (timing.warm_up), when every step is a collective of several workers."""
+        self.warm = warm_up(self.timer, self.case.warmup_steps, agree)
+        self.sync_cost_s = measure_sync_cost(self.sync, self._finished, clock=self.timer.clock)
+        self._finished = None
+
+    def repeat(self, on_timed_step: Callable[[int], None] | None = None) -> None:
+        """One repeat of `steps` timed steps; `on_timed_step(n)` runs after each, n the timed steps so far."""
+        done = len(self.samples)
+        hook = None if on_timed_step is None else (lambda i: on_timed_step(done + i))
+        samples, waits = time_repeat(self.timer, self.case.steps, 1, hook)
+        self.samples += samples
+        self.waits += waits
+
+    def step(self) -> tuple[float, float]:
+        """One more step, as timed (the profiled pass's)."""
+        return self.timer.one_step()
+
+    def finish(self) -> Pass:
+        """The pass's numbers, and the loss of one fixed batch on each local replica's copy of the weights."""
+        b = self.built
         return Pass(
             self.label,
             self.replicas,
@@ -272,13 +344,15 @@ class PassRunner:
             self.first_call_s,
             self.samples,
             self.waits,
-            self.traced.experimental_get_tracing_count() if self.traced is not None else None,
+            b.traced.experimental_get_tracing_count() if b.traced is not None else None,
             self.final_loss,
-            probe_losses,
+            b.probe(),
             step=self.step,
-            iterator=self.iterator,
-            sync=self.sync_name,
+            iterator=b.iterator,
+            sync=b.sync_name,
             synced_replicas=self.synced_replicas,
-            model_dtypes=self.model_dtypes,
-            loss_scale_optimizer=self.loss_scale_optimizer,
+            model_dtypes=b.model_dtypes,
+            loss_scale_optimizer=b.loss_scale_optimizer,
+            warm=self.warm,
+            sync_cost_s=self.sync_cost_s,
         )

@@ -83,8 +83,9 @@ def input_bound_fraction(r: Result) -> float | None:
 
 
 def tune_config(r: Result) -> str | None:
-    """The `tfperf tune` configuration a result measured; None for a suite's own results."""
-    return ((r.extra or {}).get("tune") or {}).get("config")
+    """The `tfperf tune` configuration a result measured (its job's variant); None for a suite's own
+    results."""
+    return r.variant
 
 
 def job_without_mode(r: Result) -> tuple:

@@ -1,8 +1,8 @@
 """Every threshold tfperf judges a measurement by, in one place, with where it comes from.
 
 Thresholds start from the TensorBoard profiler's own (xprof's `op_stats_to_input_pipeline_analysis.cc` and
-`op_stats_to_overview_page.h`); the README quotes them. The advisor, the HTML summary, the tables, what-ifs,
-`compare` and `tune` import them from here, never copy them.
+`op_stats_to_overview_page.h`); docs/suggestions.md quotes them. The advisor, the HTML summary, the tables,
+what-ifs, `compare` and `tune` import them from here, never copy them.
 """
 
 from __future__ import annotations

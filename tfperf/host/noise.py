@@ -41,6 +41,36 @@ def start() -> NoiseStart:
     return NoiseStart(time.perf_counter(), ru.ru_nvcsw, ru.ru_nivcsw)
 
 
+@dataclass
+class Tally:
+    """The counters of a timed pass made of several stretches, summed over them: the pass leaves out what is
+    not its own (a distributed pass's waits at the workers' barrier while another worker times its
+    baseline). One stretch gives what `finish` gives."""
+
+    timed_s: float = 0.0
+    voluntary: int = 0
+    involuntary: int = 0
+    begun: NoiseStart | None = None
+
+    def resume(self) -> None:
+        if self.begun is None:
+            self.begun = start()
+
+    def pause(self) -> None:
+        if self.begun is None:
+            return
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        self.timed_s += time.perf_counter() - self.begun.wall
+        self.voluntary += ru.ru_nvcsw - self.begun.voluntary
+        self.involuntary += ru.ru_nivcsw - self.begun.involuntary
+        self.begun = None
+
+    def record(self, intra_op_threads: int | None, inter_op_threads: int | None) -> dict[str, Any]:
+        """The noise record of the stretches so far (a running stretch ends here)."""
+        self.pause()
+        return record_of(self.timed_s, self.voluntary, self.involuntary, intra_op_threads, inter_op_threads)
+
+
 def schedulable_cpus() -> list[int] | None:
     """The CPUs this process may run on (its affinity mask), or None where the OS does not say."""
     try:
@@ -73,8 +103,18 @@ def finish(begun: NoiseStart, intra_op_threads: int | None, inter_op_threads: in
 
     `intra_op_threads` / `inter_op_threads` are what TensorFlow was configured with (0 or None: its default,
     which is one thread per schedulable CPU for both pools)."""
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    timed_s = time.perf_counter() - begun.wall
+    return Tally(begun=begun).record(intra_op_threads, inter_op_threads)
+
+
+def record_of(
+    timed_s: float,
+    voluntary: int,
+    involuntary: int,
+    intra_op_threads: int | None,
+    inter_op_threads: int | None,
+) -> dict[str, Any]:
+    """The noise record of a timed pass that took `timed_s` seconds and was switched out `voluntary` and
+    `involuntary` times; the load average, affinity, ASLR and governor are read now, at its end."""
     cpus = schedulable_cpus()
     try:
         load = [round(x, 2) for x in os.getloadavg()]
@@ -86,8 +126,8 @@ def finish(begun: NoiseStart, intra_op_threads: int | None, inter_op_threads: in
     record: dict[str, Any] = {
         "timed_s": round(timed_s, 6),
         "load_average": load,
-        "voluntary_context_switches": ru.ru_nvcsw - begun.voluntary,
-        "involuntary_context_switches": ru.ru_nivcsw - begun.involuntary,
+        "voluntary_context_switches": voluntary,
+        "involuntary_context_switches": involuntary,
         "cpu_affinity": cpus,
         "schedulable_cpus": n_cpus,
         "intra_op_threads": intra,

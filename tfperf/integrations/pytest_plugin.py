@@ -462,7 +462,7 @@ def _parametrize_suite(metafunc: pytest.Metafunc, module: types.ModuleType) -> N
 
 def _run_suite_job(benchmark: Any, suite: Any, case_name: str, mode: str, batch_size: int | None) -> None:
     case = next(c for c in suite.cases if c.name == case_name)
-    # In-process (see the README): settings that must be made before TensorFlow starts, or need several
+    # In-process (see docs/ci.md): settings that must be made before TensorFlow starts, or need several
     # processes, belong to `tfperf run`'s worker processes.
     if case.distribute:
         pytest.skip(f"{case.name}: distribute: needs its own worker process(es); use tfperf run")

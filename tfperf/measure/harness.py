@@ -9,7 +9,6 @@ them).
 from __future__ import annotations
 
 import dataclasses
-import gc
 import os
 import re
 import tempfile
@@ -22,7 +21,6 @@ from typing import Any, Callable
 import tensorflow as tf
 
 from tfperf.figures.thresholds import MAX_TRACES_OK
-from tfperf.host import noise
 from tfperf.measure.inputs import InputSource, make_source
 from tfperf.measure.keras_compat import clear_sessions, is_model, keras_label
 from tfperf.measure.memory import PeakMemory
@@ -268,14 +266,7 @@ def run_job(
     later process reuses so that every process's samples are of one kind; None decides from this process's
     steps. `clock` reads seconds (perf_counter; tests pass their own)."""
     started = time.perf_counter()
-    result = Result(
-        case=job.case,
-        mode=job.mode,
-        device=job.device,
-        task=job.task,
-        batch_size=job.batch_size,
-        model=case.model or case.function,
-    )
+    result = Result.for_job(job, model=case.model or case.function)
     memory = PeakMemory(job.device)
     phase = "build"
     try:
@@ -308,26 +299,15 @@ def run_job(
         prepared.setup.placed_on = placed_on(out)  # where the pinned step really ran
 
         phase = "warm-up"
-        # Like timeit: a collection pause belongs to no particular step and only adds noise, so the collector
-        # is off from warm-up to the end of the timed pass. Collect before warm-up, not before the timed
-        # steps: measured here, the steps right after a gc.collect() ran up to 3x slower (caches evicted).
-        gc.collect()
-        gc.disable()
         # The timed loop holds one device scope itself and calls the step unwrapped: entering tf.device per
         # call (pinned's wrapper) costs about 4.5 µs here, which a short step's samples would carry.
         timer.p = dataclasses.replace(prepared, call=getattr(prepared.call, "unpinned", prepared.call))
-        begun = noise.start()  # context switches and load around the timed pass (tfperf/host/noise.py)
         try:
+            # warm_up_and_time holds the TimedSection: the collector off, the process's noise record.
             with tf.device(ctx.tf_device):
                 timed = warm_up_and_time(case, timer, sync, out, block_size)
         finally:
-            gc.enable()
             timer.p = prepared
-        process_noise = noise.finish(
-            begun,
-            tf.config.threading.get_intra_op_parallelism_threads(),
-            tf.config.threading.get_inter_op_parallelism_threads(),
-        )
         samples, waits, warm = timed.samples, timed.waits, timed.warm
         result.samples = samples
         result.repeat_sizes = [case.steps] * case.repeats
@@ -349,7 +329,7 @@ def run_job(
             repeats=case.repeats,
             sync=sync_name,
             gc_disabled_while_timing=True,
-            noise=process_noise,
+            noise=timed.noise,
         )
         result.setup = prepared.setup
         for name, value in prepared.result_fields.items():

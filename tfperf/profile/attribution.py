@@ -4,12 +4,12 @@ TensorBoard's op tables list ops; a TensorFlow user asks "which layer?" and "for
 optimizer?". Under `tf.function` every op name carries its name scopes, which is enough to answer both (names
 checked in a trace of a Keras 3 MLP train step, TensorFlow 2.21):
 
-    forward/mlp_1/dense_0_1/Relu                               forward pass, layer dense_0 (fused
-    MatMul+BiasAdd+Relu) gradient_tape/forward/mlp_1/dense_0_1/MatMul/MatMul        backward pass, layer
-    dense_0 optimizer/adam/Sub_2                                       optimizer update (Keras 3 names its
-    scope after the
-                                                               optimizer in lower case; Keras 2 used "Adam")
-    Iterator::Root::Prefetch (type Dataset)                    input: the tf.data iterator
+    forward/mlp_1/dense_0_1/Relu                          forward pass, layer dense_0 (fused
+                                                          MatMul+BiasAdd+Relu)
+    gradient_tape/forward/mlp_1/dense_0_1/MatMul/MatMul   backward pass, layer dense_0
+    optimizer/adam/Sub_2                                  optimizer update (Keras 3 names its scope after
+                                                          the optimizer in lower case; Keras 2 used "Adam")
+    Iterator::Root::Prefetch (type Dataset)               input: the tf.data iterator
 
 The harness wraps the step's parts in `tf.name_scope("forward" / "backward" / "optimizer")`; a step without
 them is still split by `gradient_tape/` and the optimizer's own scope. In graph mode TensorFlow makes scope

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from tfperf.analysis.advisor import attach_suggestions
 from tfperf.report.tables import render_markdown, to_dataframe
 from tfperf.results.model import RunResult, atomic_write_text, now_iso, write_results
+from tfperf.run.runner import RunInterrupted, run_suite
+from tfperf.suite.spec import Suite
 
 
 def write_outputs(run: RunResult, out_dir: str | Path) -> list[Path]:
@@ -35,3 +38,16 @@ def finish_run(run: RunResult, out_dir: str | Path) -> list[Path]:
         run.finished_at = now_iso()
     attach_suggestions(run)
     return write_outputs(run, out_dir)
+
+
+def run_and_finish(suite: Suite, out_dir: str | Path, **options: Any) -> RunResult:
+    """`tfperf run` and `tfperf.run_suite`: measure the suite (`run.runner.run_suite`, which takes `options`),
+    then attach the advisor's suggestions and write every output. Interrupted (Ctrl-C, SIGTERM), the finished
+    results get the same, and RunInterrupted goes on with the partial run."""
+    try:
+        run = run_suite(suite, out_dir, **options)
+    except RunInterrupted as exc:
+        finish_run(exc.run, exc.out_dir)
+        raise
+    finish_run(run, out_dir)
+    return run

@@ -7,7 +7,6 @@ from tfperf.results.model import (
     RunResult,
     atomic_write_text,
     load_results,
-    merge_process,
     now_iso,
     write_results,
 )
@@ -21,7 +20,6 @@ __all__ = [
     "RunResult",
     "atomic_write_text",
     "load_results",
-    "merge_process",
     "now_iso",
     "write_results",
 ]

@@ -1,10 +1,11 @@
-"""Reading results.json files written before tfperf's own keys left `extra` for typed fields.
+"""Reading results.json files written by earlier versions of tfperf: what moved is put where it is now, on
+load, so every reader sees one layout. Saving such a file writes the current layout. This is the one place
+that knows the old layouts:
 
-Until then a result's `extra` held, beside what extensions wrote, the keys tfperf wrote itself: what the job
-ran with, the tracing read-outs, tune's output check, a distributed job's replicas and workers, a deployment's
-artefact, a serve-bench run's figures. Those now have fields of their own (job_records.py, serve_records.py).
-`migrate` moves them there when a result entry is read, so every reader finds them in one place whatever wrote
-the file. It is the one place that knows the old keys.
+- `tfperf tune` named a configuration's results `<case>+<config>`, described in `extra.tune`: now a variant;
+- a result's `extra` held, beside what extensions wrote, the keys tfperf wrote itself (what the job ran with,
+  the tracing read-outs, tune's output check, a distributed job's replicas and workers, a deployment's
+  artefact, a serve-bench run's figures): now fields of their own (job_records.py, serve_records.py).
 """
 
 from __future__ import annotations
@@ -111,7 +112,33 @@ SERVE_MOVES: dict[str, tuple[str, str | None]] = {k: ("serve", k) for k in SERVE
 FIELDS = frozenset(field for field, _ in [*MOVES.values(), *SERVE_MOVES.values()])
 
 
-def migrate(d: dict[str, Any]) -> dict[str, Any]:
+def upgrade_result(d: dict[str, Any]) -> dict[str, Any]:
+    """A result entry in the current layout (a copy when anything moved)."""
+    return _own_keys(_tune_variant(d))
+
+
+def _tune_variant(d: dict[str, Any]) -> dict[str, Any]:
+    """`tfperf tune` named a configuration's results `<case>+<config>` and described the configuration in
+    `extra.tune` ({case, config, group, settings, pipeline, label}); now the case keeps its name, the
+    configuration is the job's `variant`, and what it changed is `tune`."""
+    extra = d.get("extra")
+    tune = extra.get("tune") if isinstance(extra, dict) else None
+    if "variant" in d or not isinstance(tune, dict):
+        return d
+    case, config = tune.get("case"), tune.get("config")
+    if not isinstance(case, str) or not isinstance(config, str) or d.get("case") != f"{case}+{config}":
+        return d
+    rest = {k: v for k, v in tune.items() if k not in ("case", "config")}
+    return {
+        **d,
+        "case": case,
+        "variant": config,
+        "tune": rest,
+        "extra": {k: v for k, v in extra.items() if k != "tune"},
+    }
+
+
+def _own_keys(d: dict[str, Any]) -> dict[str, Any]:
     """A result entry with the old `extra` keys moved to their fields (a new dict; `d` is not changed). An
     entry written after the move is returned as it is: a key its `extra` holds then is an extension's."""
     extra = d.get("extra")

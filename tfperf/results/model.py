@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 from tfperf import stats
 from tfperf.errors import ResultsFileError
-from tfperf.results import compat
+from tfperf.results.compat import upgrade_result
 from tfperf.results.job_records import (
     Deployment,
     Distributed,
@@ -42,6 +42,7 @@ from tfperf.results.records import (
 )
 from tfperf.results.serve_records import ServeBench
 from tfperf.results.shapes import check_entry, json_type
+from tfperf.results.variants import TuneConfig
 
 SCHEMA_VERSION = 1
 
@@ -55,15 +56,21 @@ class JobSpec:
     device: str
     task: str
     batch_size: int | None
+    variant: str | None = None  # a variant of the case measured beside it (tune's configuration), or None
 
     @property
     def key(self) -> tuple:
-        return (self.case, self.mode, self.batch_size, self.task, self.device)
+        return (self.case, self.mode, self.batch_size, self.task, self.device, self.variant)
 
     @property
     def label(self) -> str:
         bs = f" bs={self.batch_size}" if self.batch_size is not None else ""
-        return f"{self.case} [{self.mode}{bs}]"
+        return f"{self.case_label} [{self.mode}{bs}]"
+
+    @property
+    def case_label(self) -> str:
+        """The case as text: `mlp`, or `mlp+threads-1` for a variant of it."""
+        return f"{self.case}+{self.variant}" if self.variant else self.case
 
     @property
     def full_label(self) -> str:
@@ -80,6 +87,8 @@ class Result:
     device: str
     task: str
     batch_size: int | None
+    variant: str | None = None  # JobSpec.variant: tune's configuration, or None
+    tune: TuneConfig | None = None  # what that configuration changed (`tfperf tune`)
     status: str = "ok"
     error: ErrorInfo | None = None  # {type, message, hint}
     first_call_s: float | None = None
@@ -134,6 +143,7 @@ class Result:
         "retraces": Retrace,
         "what_if": WhatIf,
         "suggestions": Suggestion,
+        "tune": TuneConfig,
         "setup": Setup,
         "tracing": TraceReadout,
         "output_check": OutputCheck,
@@ -158,7 +168,7 @@ class Result:
 
     @property
     def spec(self) -> JobSpec:
-        return JobSpec(self.case, self.mode, self.device, self.task, self.batch_size)
+        return JobSpec(self.case, self.mode, self.device, self.task, self.batch_size, self.variant)
 
     @property
     def ok(self) -> bool:
@@ -240,7 +250,7 @@ class Result:
         """A result from its JSON object. Raises ValueError naming the first key of the wrong shape, so a
         reader of a damaged file gets one line instead of an error deep inside a renderer."""
         if isinstance(d, dict):
-            d = compat.migrate(d)  # a file written before tfperf's own keys left `extra`
+            d = upgrade_result(d)  # a file written by an earlier tfperf, in the current layout
         check_entry(d, cls.RECORDS, Record)
         names = {f.name for f in dataclasses.fields(cls)}
         try:
@@ -249,101 +259,25 @@ class Result:
             raise ValueError(str(e)) from None
 
     @classmethod
-    def not_run(
-        cls, spec: JobSpec, status: str, err_type: str, message: str, hint: str | None = None, **kw: Any
-    ) -> "Result":
+    def for_job(cls, spec: JobSpec, **fields: Any) -> "Result":
+        """A result of the job `spec` (its case, mode, device, task, batch size and variant)."""
         return cls(
             case=spec.case,
             mode=spec.mode,
             device=spec.device,
             task=spec.task,
             batch_size=spec.batch_size,
-            status=status,
-            error=ErrorInfo(type=err_type, message=message, hint=hint),
-            **kw,
+            variant=spec.variant,
+            **fields,
         )
 
-
-def merge_process(first: Result, later: Result, process_no: int, log_path: str | Path | None = None) -> None:
-    """Fold what a later worker process timed for the same job into the first process's result.
-
-    The first process did everything (first call, tracing, read-outs, profile); later processes only timed
-    steps, so they add samples and repeats and nothing else. A later process that failed (crashed, raised, ran
-    out of time, timed nothing) fails the job: the same code that ran once and then crashed is not a
-    measurement to report as ok. The samples of the processes that finished stay, for inspection;
-    `process_errors` lists every later process that failed. `log_path` is that process's worker log.
-    """
-    if not first.ok and not (first.error and first.error.process is not None):
-        return  # the first process's own failure stands: later processes never ran the job
-    if not later.ok or not later.samples:
-        _process_failed(first, later, process_no, log_path)
-        return
-    ft, lt = first.timing, later.timing
-    if ft is not None and lt is not None and (ft.method, ft.block_size) != (lt.method, lt.block_size):
-        # Per-step samples and block means are not one distribution. The runner hands the first process's
-        # block size on, so a mismatch means a worker ignored it: fail rather than pool them.
-        later.status = "failed"
-        later.error = ErrorInfo(
-            type="TimingMethodMismatch",
-            message=f"process {process_no} timed {lt.method} x{lt.block_size}, the first process "
-            f"{ft.method} x{ft.block_size}: samples not merged",
+    @classmethod
+    def not_run(
+        cls, spec: JobSpec, status: str, err_type: str, message: str, hint: str | None = None, **kw: Any
+    ) -> "Result":
+        return cls.for_job(
+            spec, status=status, error=ErrorInfo(type=err_type, message=message, hint=hint), **kw
         )
-        _process_failed(first, later, process_no, log_path)
-        return
-    if not first.repeat_process and first.samples:
-        first.repeat_sizes = [len(g) for g in first.repeat_groups()]
-        first.repeat_process = [0] * len(first.repeat_sizes)
-    if first.timing is not None and first.timing.by_process is None:
-        first.timing.by_process = [process_timing(first, 0)]
-    sizes = [len(g) for g in later.repeat_groups()]
-    first.samples = first.samples + later.samples
-    first.repeat_sizes = first.repeat_sizes + sizes
-    first.repeat_process = first.repeat_process + [process_no] * len(sizes)
-    if len(first.input_wait_s) + len(later.input_wait_s) == len(first.samples):
-        first.input_wait_s = first.input_wait_s + later.input_wait_s
-        total = sum(first.samples)
-        first.input_wait_fraction = sum(first.input_wait_s) / total if total > 0 else None
-    if first.wall_s is not None and later.wall_s is not None:
-        first.wall_s += later.wall_s
-    if first.timing is not None:
-        # Each process's own median, first call and load: a process that compiled or ran slower shows here.
-        first.timing.by_process.append(process_timing(later, process_no))
-        first.timing.processes = len(first.timing.by_process)
-
-
-def _process_failed(first: Result, later: Result, process_no: int, log_path: str | Path | None) -> None:
-    """Mark `first` failed by its later process `process_no` (the first such failure names the job's
-    error)."""
-    err = later.error
-    log = str(log_path) if log_path is not None else None
-    entry = ProcessError(process=process_no, status=later.status, error=err, log_path=log)
-    first.process_errors = [*(first.process_errors or []), entry]
-    if not first.ok:
-        return  # already failed by an earlier process: that one is the job's error
-    # The type stays the later error's own (WorkerCrash, Timeout, RuntimeError), so the message carries its
-    # words.
-    why = (err.message or err.type) if err else f"{later.status}, no samples timed"
-    hint = err.hint if err else None
-    if log and log not in (hint or ""):  # a crash's hint already names the log
-        hint = f"{hint}; worker log: {log}" if hint else f"worker log: {log}"
-    kept = first.process_count
-    # Processes are counted from 1 in words (as the progress lines say "in process 2"), from 0 in `process`.
-    first.status = "failed"
-    first.error = ErrorInfo(
-        type=err.type if err else "ProcessFailed",
-        message=(
-            f"process {process_no + 1} of this job failed after process 1 measured it: {why} "
-            f"(the samples of the {kept} process{'es' if kept != 1 else ''} that finished are kept for "
-            f"inspection)"
-        ),
-        hint=hint,
-        phase=err.phase if err else None,
-        returncode=err.returncode if err else None,
-        log_tail=err.log_tail if err else None,
-        traceback=err.traceback if err else None,
-        process=process_no,
-        log_path=log,
-    )
 
 
 def process_timing(r: Result, process_no: int) -> ProcessTiming:

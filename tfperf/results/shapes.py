@@ -69,6 +69,7 @@ SHAPES: dict[str, tuple[Any, str]] = {
         )
     },
     "model": (_optional(lambda v: isinstance(v, str)), "a string or null"),
+    "variant": (_optional(lambda v: isinstance(v, str)), "a string or null"),
     "extra": (lambda v: isinstance(v, dict), "an object"),
     "autotune": (_optional(lambda v: isinstance(v, dict)), "an object or null"),
     **{k: (lambda v: isinstance(v, list), "a list") for k in ("retraces", "suggestions")},

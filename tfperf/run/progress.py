@@ -3,10 +3,37 @@
 from __future__ import annotations
 
 import sys
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from tfperf import units
 from tfperf.results.model import JobSpec, Result
+
+
+class Reporter(Protocol):
+    """Progress sink: the runner never prints; the command decides how progress looks."""
+
+    def start(self, total_jobs: int) -> None: ...
+
+    def job_started(self, job: JobSpec) -> None: ...
+
+    def job_finished(self, result: Result) -> None: ...
+
+    def skip(self, jobs: int) -> None:
+        """Planned jobs that will not run (a later process leaves out the jobs its first process failed)."""
+
+    def finish(self) -> None: ...
+
+
+class SilentReporter:
+    def start(self, total_jobs: int) -> None: ...
+
+    def job_started(self, job: JobSpec) -> None: ...
+
+    def job_finished(self, result: Result) -> None: ...
+
+    def skip(self, jobs: int) -> None: ...
+
+    def finish(self) -> None: ...
 
 
 def describe(result: Result) -> str:

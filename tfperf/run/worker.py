@@ -1,20 +1,26 @@
-"""The worker process: runs the jobs of one case and reports each as a JSON line in an events file.
+"""The worker process: runs the jobs of the cases its plan lists and reports each as a JSON line in an events
+file (tfperf/run/process.py starts it, reads the events and turns a crash or a timeout into results).
 
-    python -m tfperf.run.worker CASE.json EVENTS.jsonl OUT_DIR [--jobs 0,1,2] [--process N]
-                                [--block-sizes 0:1,2:250] [--fail-on-retrace]
+    python -m tfperf.run.worker PLAN.json EVENTS.jsonl
 
-Isolation is the point: a crash, hang or out-of-memory kill here takes down this case only. The parent reads
-the events file to know which job was running when the process died.
+PLAN.json: {"out_dir": ..., "process": N, "parts": [{"case_file": CASE.json, "jobs": [0, 2], "block_sizes":
+{"2": 250}}, ...]}. Process 0 is a job's first process and does everything; a later process only times the
+steps, each job the way its first process did (`block_sizes`), so the samples merged are of one kind. Several
+parts share a process only when their process-wide settings are the same (`process.process_key`): the first
+part's are applied, before TensorFlow starts.
+
+Isolation is the point: a crash, hang or out-of-memory kill here takes down this process only. The parent
+reads the events file to know which job was running when the process died.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def emit(events_path: Path, event: dict) -> None:
@@ -25,58 +31,26 @@ def emit(events_path: Path, event: dict) -> None:
         os.fsync(f.fileno())
 
 
-def block_sizes(text: str) -> dict[int, int]:
-    """`--block-sizes 0:1,2:250` -> {0: 1, 2: 250}."""
-    try:
-        sizes = {
-            int(index): int(size) for index, size in (item.split(":") for item in text.split(",") if item)
-        }
-        if all(size >= 1 for size in sizes.values()):
-            return sizes
-    except ValueError:
-        pass
-    raise argparse.ArgumentTypeError(
-        f"expected index:size pairs with sizes >= 1, such as 0:1,2:250; got {text!r}"
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tfperf.run.worker")
-    ap.add_argument("case_file")
-    ap.add_argument("events_file")
-    ap.add_argument("out_dir")
-    ap.add_argument(
-        "--jobs",
-        default=None,
-        help="comma-separated indices of the case's jobs to run, in order (default: all)",
-    )
-    ap.add_argument(
-        "--process",
-        type=int,
-        default=0,
-        help="which of the case's `processes` this is; after the first (0), only the timed pass runs",
-    )
-    ap.add_argument(
-        "--block-sizes",
-        type=block_sizes,
-        default={},
-        help="job index:block size pairs, how the job's first process timed it (1 = per step); this "
-        "process times those jobs the same way, so the merged samples are of one kind",
-    )
-    ap.add_argument("--fail-on-retrace", action="store_true")
-    args = ap.parse_args(argv)
-    events = Path(args.events_file)
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        print("usage: python -m tfperf.run.worker PLAN.json EVENTS.jsonl", file=sys.stderr)
+        return 2
+    plan = json.loads(Path(args[0]).read_text())
+    events = Path(args[1])
 
     from tfperf.suite.spec import CaseSpec
 
-    case = CaseSpec.from_json(json.loads(Path(args.case_file).read_text()))
+    cases = [CaseSpec.from_json(json.loads(Path(p["case_file"]).read_text())) for p in plan["parts"]]
+    first = cases[0]
 
     # TensorFlow reads its log level once, at import: set it before anything below imports TensorFlow. (That
     # first import, and so TensorFlow's start-up, happens before the "hello" event: no job's time includes
     # it.)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-    tf_config = case.tf_config or {}
+    tf_config = first.tf_config or {}
+    tf_config_applied: dict = {}
     if tf_config:
         # Threads, jit and Grappler options cannot change once TF has run an op: apply them first.
         from tfperf.measure.tf_config import apply_tf_config
@@ -84,46 +58,74 @@ def main(argv: list[str] | None = None) -> int:
         tf_config_applied = apply_tf_config(tf_config)
 
     distribute_error = None
-    if case.distribute:
+    if first.distribute:
         # Logical CPU devices (mirrored) and a joined cluster's strategy (multi_worker with TF_CONFIG set)
         # must exist before TensorFlow initializes its devices, i.e. before anything below lists them.
-        from tfperf.distributed.job import configure_process
+        from tfperf.distributed.setup import configure_process
 
         try:
-            configure_process(case.distribute)
+            configure_process(first.distribute)
         except Exception as exc:  # noqa: BLE001 - every job of the case reports it
             distribute_error = f"{type(exc).__name__}: {exc}"
 
     from tfperf.host.environment import tensorflow_environment
+
+    emit(events, {"event": "hello", "tensorflow": tensorflow_environment(), "pid": os.getpid()})
+    for k, (case, part) in enumerate(zip(cases, plan["parts"])):
+        sizes = {int(i): int(n) for i, n in (part.get("block_sizes") or {}).items()}
+        run_part(
+            case,
+            k,
+            part["jobs"],
+            sizes,
+            events,
+            Path(plan["out_dir"]),
+            int(plan.get("process", 0)),
+            tf_config_applied,
+            distribute_error,
+        )
+    emit(events, {"event": "done"})
+    return 0
+
+
+def run_part(
+    case: Any,
+    part: int,
+    indices: list[int],
+    block_sizes: dict[int, int],
+    events: Path,
+    out_dir: Path,
+    process_no: int,
+    tf_config_applied: dict,
+    distribute_error: str | None,
+) -> None:
+    """One case's jobs, each reported as it starts and as it ends."""
     from tfperf.measure import harness
     from tfperf.results.model import Result
     from tfperf.suite.references import resolve_reference
 
-    env = tensorflow_environment()
+    tf_config = case.tf_config or {}
     try:
         device = harness.resolve_device(case.device)
         device_error = None
     except harness.NoSuchDevice as exc:
         device, device_error = case.device, str(exc)
-    emit(events, {"event": "hello", "device": device, "tensorflow": env, "pid": os.getpid()})
+    emit(events, {"event": "part", "part": part, "device": device})
 
     def resolve(ref: str):
         return resolve_reference(ref, case.base_dir)
 
     jobs = case.jobs()
     ctx = harness.JobContext(
-        out_dir=Path(args.out_dir),
+        out_dir=out_dir,
         tf_device=harness.tf_device_name(device),
         multiple_batch_sizes=len(case.batch_sizes) > 1,
-        fail_on_retrace=args.fail_on_retrace,
-        process_no=args.process,
+        process_no=process_no,
     )
-    wanted = range(len(jobs)) if args.jobs is None else [int(i) for i in args.jobs.split(",") if i]
-    for index in wanted:
-        job = dataclasses.replace(
-            jobs[index], device=device
-        )  # the device resolved here (auto -> gpu:0 or cpu)
-        emit(events, {"event": "start", "index": index})
+    for index in indices:
+        # the device resolved here (auto -> gpu:0 or cpu)
+        job = dataclasses.replace(jobs[index], device=device)
+        emit(events, {"event": "start", "part": part, "index": index})
         if device_error:
             result = Result.not_run(
                 job,
@@ -133,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                 "use device: auto (first GPU, else CPU) or device: cpu",
             )
         elif case.distribute:
-            from tfperf.distributed.job import run_distributed_job
+            from tfperf.run.cluster import run_distributed_job
 
             result = (
                 Result.not_run(job, "failed", "DistributeError", distribute_error)
@@ -141,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
                 else run_distributed_job(case, job, ctx, resolve)
             )
         else:
-            result = harness.run_job(case, job, ctx, resolve, block_size=args.block_sizes.get(index))
+            result = harness.run_job(case, job, ctx, resolve, block_size=block_sizes.get(index))
             if case.what_if and not ctx.timing_only:
                 from tfperf.measure.whatif import attach_what_ifs
 
@@ -167,9 +169,7 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 except Exception as exc:  # noqa: BLE001 - a failed check is recorded, the timing stands
                     check.fingerprint = OutputValues(error=f"{type(exc).__name__}: {exc}"[:500])
-        emit(events, {"event": "result", "index": index, "result": result.to_json()})
-    emit(events, {"event": "done"})
-    return 0
+        emit(events, {"event": "result", "part": part, "index": index, "result": result.to_json()})
 
 
 if __name__ == "__main__":

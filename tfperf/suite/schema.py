@@ -373,7 +373,7 @@ class LabelsModel(_Strict):
 
 
 class DistributeModel(_Strict):
-    """Train under a tf.distribute strategy (README, "Distributed training")."""
+    """Train under a tf.distribute strategy (docs/distributed.md)."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra=distribute_rules())
 
@@ -431,7 +431,7 @@ class CaseModel(_Strict):
 
 
 class SuiteModel(_Strict):
-    """A tfperf suite: cases to time, each in several modes (README, "Suite format")."""
+    """A tfperf suite: cases to time, each in several modes (docs/suites.md)."""
 
     name: Name = Field(description="The suite's name: letters, digits, '_', '.' and '-'.")
     description: Str(nullable=True) = _key("What the suite shows.")

@@ -45,7 +45,7 @@ MAX_NAME_BYTES = PATH_COMPONENT_MAX_BYTES - NAME_SUFFIX_BYTES
 
 @dataclass(frozen=True)
 class PipelineSpec:
-    """A synthetic tf.data pipeline: the case key `input.pipeline` (README, "Suite format")."""
+    """A synthetic tf.data pipeline: the case key `input.pipeline` (docs/input-pipelines.md)."""
 
     map_cost_ms: float = 0.0  # simulated per-element preprocessing
     num_parallel_calls: int | str = 1  # int or "autotune"
@@ -113,16 +113,22 @@ class CaseSpec:
     # 3 (keras) or 2 (tf_keras) for a zoo model or a factory with a `keras` parameter; None: the model's own.
     # `keras: [3, 2]` in a suite becomes two cases, <name>-keras3 and <name>-keras2.
     keras: int | None = None
-    tf_config: dict | None = (
-        None  # process-wide TF settings applied at worker start (tfperf.measure.tf_config)
-    )
+    # Process-wide TF settings applied at worker start (tfperf.measure.tf_config).
+    tf_config: dict | None = None
+    # A variant of the case measured beside it (`tfperf tune`: the configuration's id, such as "threads-1");
+    # the case's name stays its own. None: the case as the suite gives it.
+    variant: str | None = None
     base_dir: str = "."  # the suite file's folder: relative references resolve against it
     line: int | None = None  # where the case starts in the suite file
 
     def jobs(self) -> list[JobSpec]:
         """Case × batch size × mode. Function cases have no batch size of their own (their inputs decide)."""
         sizes: tuple[int | None, ...] = self.batch_sizes if self.function is None else (None,)
-        return [JobSpec(self.name, mode, self.device, self.task, bs) for bs in sizes for mode in self.modes]
+        return [
+            JobSpec(self.name, mode, self.device, self.task, bs, self.variant)
+            for bs in sizes
+            for mode in self.modes
+        ]
 
     def replace(self, **changes: Any) -> "CaseSpec":
         return dataclasses.replace(self, **changes)

@@ -7,9 +7,9 @@ not leak into another configuration: each configuration gets its own worker proc
       intra_op_threads: 2          # tf.config.threading.set_intra_op_parallelism_threads
       inter_op_threads: 1          # tf.config.threading.set_inter_op_parallelism_threads
       jit: autoclustering          # tf.config.optimizer.set_jit("autoclustering")
-      grappler: {remapping: false, disable_meta_optimizer: false}   #
-      tf.config.optimizer.set_experimental_options mixed_precision: mixed_float16
-      # keras.mixed_precision.set_global_policy
+      # tf.config.optimizer.set_experimental_options:
+      grappler: {remapping: false, disable_meta_optimizer: false}
+      mixed_precision: mixed_float16  # keras.mixed_precision.set_global_policy
 
 This module validates the settings and writes them as code, without TensorFlow; tfperf.measure.tf_config
 applies them in a worker.

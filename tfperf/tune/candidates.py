@@ -32,7 +32,7 @@ class Candidate:
     """One worker's worth of configuration: process-wide settings, plus the modes / batch sizes / pipeline it
     runs."""
 
-    id: str  # filename-safe; the worker's case is named <case>+<id>
+    id: str  # filename-safe: the variant of the case (`CaseSpec.variant`); worker files are named <case>+<id>
     group: str  # baseline | threads | jit | grappler | precision | pipeline | combined | confirm
     settings: dict = field(default_factory=dict)
     modes: tuple[str, ...] = ("function",)

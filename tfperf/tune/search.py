@@ -22,7 +22,8 @@ result carries the spread between processes that compare's decision needs.
 How a configuration is judged (speed-up, significance, the output check) is tfperf.tune.ranking; what is
 written for a reader, tfperf.tune.render.
 
-No TensorFlow in this process: every measurement is a worker (tfperf.run.worker) supervised by the runner.
+No TensorFlow in this process: every measurement is a worker process, run in rounds by tfperf/run/rounds.py;
+each configuration is a variant of the case (`CaseSpec.variant` = its id; results keep the case's name).
 """
 
 from __future__ import annotations
@@ -31,14 +32,18 @@ import dataclasses
 import json
 import sys
 import time
+from collections.abc import Generator
 from pathlib import Path
 
 from tfperf.figures.thresholds import MIXED_PRECISION_OUTPUT_TOLERANCE, OUTPUT_TOLERANCE, XLA_OUTPUT_TOLERANCE
 from tfperf.host.environment import host_environment
 from tfperf.report.outputs import finish_run
-from tfperf.results.model import Result, RunResult, atomic_write_text, merge_process, now_iso, write_results
+from tfperf.results.model import Result, RunResult, atomic_write_text, now_iso, write_results
 from tfperf.results.records import WhatIf
-from tfperf.run.runner import CaseRunner, SilentReporter, processes_for
+from tfperf.results.variants import TuneConfig
+from tfperf.run.process import WorkerProcess
+from tfperf.run.rounds import Assignment, Rounds, Subject
+from tfperf.run.runner import processes_for
 from tfperf.suite.spec import CaseSpec, Suite
 from tfperf.tune.candidates import Candidate, merge_settings, pipeline_code, setting_candidates
 from tfperf.tune.progress import SilentTuneProgress, TuneProgress
@@ -108,7 +113,7 @@ class CaseTuner:
             )
         spec = spec.replace(**cand.case_changes)  # CaseSpec keys of the configuration (steps_per_execution)
         return spec.replace(
-            name=f"{self.case.name}+{cand.id}",
+            variant=cand.id,
             modes=modes,
             batch_sizes=batch_sizes if self.case.function is None else self.case.batch_sizes,
             profile=False,
@@ -117,27 +122,24 @@ class CaseTuner:
             tf_config={**cand.settings, "output_check": True, "seed": SEED},
         )
 
-    def worker(
-        self, spec: CaseSpec, process_no: int, indices: list[int] | None
-    ) -> tuple[dict[int, Result], float]:
-        """One worker process of a configuration (the jobs at `indices`, default all), killed at the budget's
-        end; returns its results by job index and its wall time."""
-        spec = spec.replace(timeout_s=max(1.0, min(self.case.timeout_s, self.remaining())))
-        t0 = time.monotonic()
-        runner = CaseRunner(
-            spec, self.out_dir, SilentReporter(), False, self.python, process_no=process_no, indices=indices
-        )
-        results = runner.run()
-        wall = self.last_wall_s = time.monotonic() - t0
-        if runner.tensorflow and self.tensorflow_env is None:
-            self.tensorflow_env = runner.tensorflow
+    def observe(self, proc: WorkerProcess | None) -> None:
+        """Learn a worker process's start-up and per-job time, for the estimates that keep the budget."""
+        if proc is None:
+            return
+        wall = self.last_wall_s = proc.wall_s
+        if proc.tensorflow and self.tensorflow_env is None:
+            self.tensorflow_env = proc.tensorflow
+        results = [r for part in proc.parts for r in part.finished.values()]
         jobs_wall = sum(r.wall_s or 0.0 for r in results)
         if results and all(r.wall_s for r in results):
             # Running means: start-up (TF import) swings with the machine's load; one worker says little.
             self.observations.append((max(0.0, wall - jobs_wall), jobs_wall / len(results)))
             self.worker_overhead_s = sum(o for o, _ in self.observations) / len(self.observations)
             self.job_s = sum(j for _, j in self.observations) / len(self.observations)
-        return dict(runner.finished), wall
+
+    def capped(self, spec: CaseSpec) -> CaseSpec:
+        """The case as its next worker runs it: killed at the budget's end at the latest."""
+        return spec.replace(timeout_s=max(1.0, min(self.case.timeout_s, self.remaining())))
 
     def measure(
         self, cand: Candidate, modes: tuple[str, ...], batch_sizes: tuple[int, ...], planned: int
@@ -149,58 +151,24 @@ class CaseTuner:
     def measure_together(
         self, configs: list[tuple[Candidate, tuple[str, ...], tuple[int, ...]]], planned: int
     ) -> list[list[Row]]:
-        """Several configurations in rounds, as `tfperf run` measures a suite: round 1 runs every
-        configuration's first worker, rounds 2..N a fresh worker each that only times what round 1 measured,
-        its samples joining round 1's (`merge_process`). Alternating the configurations spreads a slow minute
-        of the machine over both sides of a comparison. A later round the budget cannot pay for is left out,
-        and the result shows fewer processes."""
-        specs = [self.spec_for(cand, modes, sizes) for cand, modes, sizes in configs]
-        firsts: list[dict[int, Result]] = []
-        walls = [0.0] * len(configs)
-        for k, ((cand, _, _), spec) in enumerate(zip(configs, specs)):
-            self.count += 1
-            self.progress.config_started(self.case.name, cand, self.count, planned)
-            done, walls[k] = self.worker(spec, 0, None)
-            firsts.append(done)
-        for process_no in range(1, self.processes):
-            for k, spec in enumerate(specs):
-                indices = [i for i, r in sorted(firsts[k].items()) if r.ok and r.samples]
-                if not indices:
-                    continue
-                need = self.estimate(len(indices)) * ESTIMATE_MARGIN
-                if self.remaining() < need:
-                    # Said, not silent: the result then holds fewer processes than the case asks for.
-                    cand = configs[k][0]
-                    reason = f"budget: {self.remaining():.0f} s left, about {need:.0f} s needed"
-                    self.tuning.not_run.append(
-                        {
-                            "config": f"{cand.id} (process {process_no + 1} of {self.processes})",
-                            "label": cand.label,
-                            "reason": reason,
-                        }
-                    )
-                    continue
-                later, wall = self.worker(spec, process_no, indices)
-                walls[k] += wall
-                for i, r in later.items():
-                    merge_process(firsts[k][i], r, process_no)
+        """Several configurations in rounds, as `tfperf run` measures a suite (tfperf/run/rounds.py): round 1
+        runs every configuration's first worker, rounds 2..N a fresh worker each that only times what round 1
+        measured, the way round 1 timed it, its samples joining round 1's. Alternating the configurations
+        spreads a slow minute of the machine over both sides of a comparison. A later round the budget cannot
+        pay for is left out, and the result shows fewer processes."""
+        schedule = ConfigSchedule(self, configs, planned)
+        Rounds(self.python).run(schedule)
         out = []
-        for k, (cand, _, _) in enumerate(configs):
+        for (cand, _, _), subject, wall in zip(configs, schedule.subjects, schedule.walls):
             rows = []
-            for i in sorted(firsts[k]):
-                r = firsts[k][i]
-                r.extra["tune"] = {
-                    "case": self.case.name,
-                    "config": cand.id,
-                    "group": cand.group,
-                    "settings": cand.settings,
-                    "pipeline": cand.pipeline,
-                    "label": cand.label,
-                }
+            for r in subject.results():
+                r.tune = TuneConfig(
+                    group=cand.group, label=cand.label, settings=cand.settings, pipeline=cand.pipeline
+                )
                 self.results.append(r)
                 rows.append(Row(cand, r))
             self.tuning.rows.extend(rows)
-            self.progress.config_finished(self.case.name, cand, rows, walls[k])
+            self.progress.config_finished(self.case.name, cand, rows, wall)
             out.append(rows)
         return out
 
@@ -373,6 +341,55 @@ class CaseTuner:
         if not held:
             tuning.unconfirmed, tuning.best = best, None
             best.verdict = "faster once, not when re-measured"
+
+
+class ConfigSchedule:
+    """`tune`'s rounds over configurations measured together: round 0 each configuration's first worker in
+    order, then a later worker each per round up to the case's `processes`, while the budget pays for it (a
+    process the budget cannot pay for is left out and said, so the result shows fewer processes)."""
+
+    def __init__(
+        self,
+        tuner: CaseTuner,
+        configs: list[tuple[Candidate, tuple[str, ...], tuple[int, ...]]],
+        planned: int,
+    ):
+        self.tuner, self.configs, self.planned = tuner, configs, planned
+        self.subjects = [
+            Subject(tuner.spec_for(cand, modes, sizes), tuner.out_dir) for cand, modes, sizes in configs
+        ]
+        self.walls = [0.0] * len(configs)
+
+    def processes(self, number: int) -> Generator[list[Assignment], WorkerProcess | None, None]:
+        tuner = self.tuner
+        for k, subject in enumerate(self.subjects):
+            cand = self.configs[k][0]
+            if number == 0:
+                tuner.count += 1
+                tuner.progress.config_started(tuner.case.name, cand, tuner.count, self.planned)
+            else:
+                jobs = len(subject.measured())
+                if not jobs:
+                    continue
+                need = tuner.estimate(jobs) * ESTIMATE_MARGIN
+                if tuner.remaining() < need:
+                    # Said, not silent: the result then holds fewer processes than the case asks for.
+                    reason = f"budget: {tuner.remaining():.0f} s left, about {need:.0f} s needed"
+                    tuner.tuning.not_run.append(
+                        {
+                            "config": f"{cand.id} (process {number + 1} of {tuner.processes})",
+                            "label": cand.label,
+                            "reason": reason,
+                        }
+                    )
+                    continue
+            subject.case = tuner.capped(subject.case)
+            proc = yield [Assignment(subject)]
+            tuner.observe(proc)
+            self.walls[k] += proc.wall_s if proc is not None else 0.0
+
+    def stop(self, number: int) -> str | None:
+        return "done" if number + 1 >= self.tuner.processes else None
 
 
 # --- the whole run ------------------------------------------------------------------------------------------

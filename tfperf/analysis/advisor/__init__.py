@@ -12,7 +12,7 @@ what-ifs, batch size), `precision` (mixed precision, measured or on a tensor-cor
 threading), `noise`, `deploy` (quantization). Their
 figures (`tfperf.figures.measures`), the "does A beat B" decision (`tfperf.figures.decisions.significant`: the
 U test, and a difference larger than either side's own spread between repeats and processes) and the
-thresholds (`tfperf.figures.thresholds`, quoted in the README's "Suggestions" section) are defined once,
+thresholds (`tfperf.figures.thresholds`, quoted in docs/suggestions.md) are defined once,
 outside the advisor, so the tables, report.md, the HTML page, `compare` and `tune` say the same thing about
 the same result.
 """
@@ -51,7 +51,7 @@ from tfperf.analysis.advisor.suggestion import Finding, by_job_without_mode, sug
 from tfperf.results.model import Result, RunResult
 from tfperf.results.records import Suggestion
 
-# Every code, in the order the README documents them and reports group them.
+# Every code, in the order docs/suggestions.md documents them and reports group them.
 CODES: tuple[str, ...] = (
     "use-tf-function",
     "enable-xla",

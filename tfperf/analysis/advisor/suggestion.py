@@ -1,7 +1,7 @@
 """What a rule returns: a `Suggestion` record, and the groupings of results the rules share.
 
-A suggestion (`tfperf.results.records.Suggestion`) has the public fields `code, title, evidence, fix` (the
-README's "Suggestions" section lists every code) plus `evidence_data` (the numbers behind the evidence
+A suggestion (`tfperf.results.records.Suggestion`) has the public fields `code, title, evidence, fix`
+(docs/suggestions.md lists every code) plus `evidence_data` (the numbers behind the evidence
 sentence, for scripts) and `threshold` (what the rule compares against). `suggestion()` lives in its own
 module, not the package's `__init__`, because every rule module builds suggestions and the `__init__` imports
 every rule module: one of them importing the package back would be an import circle.
@@ -41,12 +41,12 @@ def _round(v):
 
 def config_settings(r: Result) -> dict:
     """The settings of the `tfperf tune` configuration a result measured ({} for a suite's own results)."""
-    return ((r.extra or {}).get("tune") or {}).get("settings") or {}
+    return r.tune.settings if r.tune is not None else {}
 
 
 def base_case(r: Result) -> str:
-    """The suite's case a tune configuration belongs to (tune names its results `<case>+<config>`)."""
-    return ((r.extra or {}).get("tune") or {}).get("case") or r.case
+    """The suite's case a tune configuration belongs to (a configuration is a variant of the case's job)."""
+    return r.case
 
 
 def by_job_without_mode(run: RunResult) -> dict[tuple, dict[str, Result]]:

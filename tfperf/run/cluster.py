@@ -1,10 +1,12 @@
-"""A local multi-worker cluster for one job: N worker processes on free loopback ports, each with its own
-TF_CONFIG, supervised until every worker has written its result, one dies, or the time is up.
+"""A distributed job as the case worker runs it (`run_distributed_job`), and a local multi-worker cluster for
+one job: N worker processes on free loopback ports, each with its own TF_CONFIG, supervised until every worker
+has written its result, one dies, or the time is up.
 
-No TensorFlow here: the supervisor only launches, watches and reads JSON. Each worker runs
+The supervisor imports no TensorFlow: it only launches, watches and reads JSON. Each worker runs
 `python -m tfperf.distributed.job` (`main` in tfperf/distributed/job.py), which creates the
-MultiWorkerMirroredStrategy at start. Starting, killing and describing the child processes is
-tfperf/host/processes.py, shared with the suite runner.
+MultiWorkerMirroredStrategy at start. Starting, killing and describing the child processes is `Child` in
+tfperf/run/process.py, the one place tfperf starts a measuring process. (The case worker that calls this has
+imported TensorFlow; the cluster's workers are processes of their own.)
 
 Guarantees:
 - A worker that dies ends the job as `failed`, naming the worker and its exit signal or code; a worker that is
@@ -15,7 +17,7 @@ Guarantees:
 - The workers' losses after the same steps must agree (synchronous training): a disagreement fails the job.
 
 Joining a real cluster instead: when TF_CONFIG is already set, tfperf/distributed/job.py joins that cluster as
-the worker it names and nothing is launched here (README, "On a real cluster").
+the worker it names and nothing is launched here (docs/distributed.md, "On a real cluster").
 """
 
 from __future__ import annotations
@@ -24,18 +26,22 @@ import json
 import math
 import os
 import socket
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import psutil
 
-from tfperf.host.processes import die_with_parent, exit_description, kill_group, log_tail
+from tfperf.distributed.measure import measure_distributed
+from tfperf.distributed.setup import tf_config_task, visible_gpus
+from tfperf.host.processes import exit_description, log_tail
 from tfperf.results.job_records import ClusterRestart, Distributed, WorkerSummary
 from tfperf.results.model import JobSpec, Result
 from tfperf.results.records import ErrorInfo
+from tfperf.run.process import CLUSTER_WORKER, Child
+from tfperf.suite.distribute import DistributeError, DistributeSpec
 from tfperf.suite.spec import CaseSpec
 
 POLL_S = 0.1
@@ -90,7 +96,7 @@ def worker_gpu_env(index: int, gpus: list[str] | None, device: str) -> dict[str,
 class Worker:
     index: int
     address: str
-    proc: subprocess.Popen
+    proc: Child
     result_path: Path
     log_path: Path
 
@@ -145,6 +151,7 @@ def run_local_cluster(
                 "device": job.device,
                 "task": job.task,
                 "batch_size": job.batch_size,
+                "variant": job.variant,
             }
         )
     )
@@ -194,7 +201,7 @@ def _launch_and_supervise(
     gpus: list[str] | None = None,
 ) -> Result:
     addresses = [f"127.0.0.1:{p}" for p in free_ports(workers)]
-    base_env = {**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"}
+    base_env = dict(os.environ if env is None else env)
     base_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     started = time.monotonic()
     procs: list[Worker] = []
@@ -204,36 +211,27 @@ def _launch_and_supervise(
             result_path.unlink(missing_ok=True)
             Path(f"{result_path}.joined").unlink(missing_ok=True)
             log_path = work / f"{stem}.worker{i}.log"
-            cmd = [
-                python or sys.executable,
-                "-m",
-                "tfperf.distributed.job",
-                str(case_file),
-                str(job_file),
-                str(result_path),
-            ]
+            args = [str(case_file), str(job_file), str(result_path)]
             if out_dir is not None:
-                cmd += ["--out-dir", str(out_dir)]
+                args += ["--out-dir", str(out_dir)]
             gpu_env = worker_gpu_env(i, gpus, job.device)
-            with open(log_path, "a", encoding="utf-8") as log:
-                log.write(f"--- {' '.join(cmd)}\n--- TF_CONFIG={tf_config(addresses, i)}\n")
-                if gpu_env:
-                    log.write(f"--- {' '.join(f'{k}={v}' for k, v in gpu_env.items())}\n")
-                log.flush()
-                proc = subprocess.Popen(
-                    cmd,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    start_new_session=True,
-                    preexec_fn=die_with_parent,
-                    env={**base_env, **gpu_env, "TF_CONFIG": tf_config(addresses, i)},
-                )
+            notes = [f"TF_CONFIG={tf_config(addresses, i)}"]
+            if gpu_env:
+                notes.append(" ".join(f"{k}={v}" for k, v in gpu_env.items()))
+            proc = Child(
+                CLUSTER_WORKER,
+                args,
+                log_path,
+                python or sys.executable,
+                {**base_env, **gpu_env, "TF_CONFIG": tf_config(addresses, i)},
+                notes=tuple(notes),
+                inherit_env=False,
+            )
             procs.append(Worker(i, addresses[i], proc, result_path, log_path))
         return _supervise(case, job, procs, started, timeout_s)
     finally:
         for w in procs:
-            kill_group(w.proc)
+            w.proc.kill()
 
 
 def _supervise(case: CaseSpec, job: JobSpec, procs: list[Worker], started: float, timeout_s: float) -> Result:
@@ -389,3 +387,41 @@ def leftover_processes(pids: list[int]) -> list[int]:
         except psutil.NoSuchProcess:
             pass
     return alive
+
+
+def run_distributed_job(
+    case: CaseSpec, job: JobSpec, ctx: Any, resolve: Callable[[str], Any], deadline_s: float | None = None
+) -> Result:
+    """What the case worker calls for a job of a case with `distribute:`.
+
+    multi_worker without TF_CONFIG launches a local cluster (`run_local_cluster`, below) and waits for it;
+    everything else (one_device, mirrored, multi_worker joining the cluster TF_CONFIG describes) is measured
+    in this process.
+    """
+    try:
+        spec = DistributeSpec.from_dict(case.distribute)
+    except DistributeError as exc:
+        return Result.not_run(job, "failed", type(exc).__name__, str(exc))
+    if spec.strategy == "multi_worker" and tf_config_task() is None:
+        out_dir = getattr(ctx, "out_dir", None)
+        work_dir = Path(out_dir) / "workers" if out_dir is not None else None
+        if deadline_s is None:
+            deadline_s = remaining_case_time(case)
+        return run_local_cluster(
+            case,
+            job,
+            spec.workers,
+            work_dir=work_dir,
+            out_dir=out_dir,
+            timeout_s=deadline_s,
+            gpus=visible_gpus(),
+        )
+    return measure_distributed(case, job, ctx, resolve)
+
+
+def remaining_case_time(case: CaseSpec) -> float:
+    """What is left of the case's timeout_s (counted by the runner from this process's start), minus a margin
+    so the cluster reports its own `timeout` naming the worker before the runner kills this whole process."""
+    elapsed = time.time() - psutil.Process().create_time()
+    margin = max(3.0, 0.05 * case.timeout_s)
+    return max(1.0, case.timeout_s - elapsed - margin)
