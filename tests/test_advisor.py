@@ -19,6 +19,7 @@ from tfperf.figures.measures import payback
 from tfperf.figures.thresholds import INPUT_BOUND_FRACTION, SIGNIFICANCE_ALPHA
 from tfperf.results.model import Result, RunResult
 from tfperf.results.records import Retrace, Suggestion
+from tfperf.results.variants import TuneConfig
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "suggestions.md"  # lists every code
 
@@ -374,7 +375,7 @@ def test_host_bound_fires_on_many_small_ops():
 
 
 def _tuned(config: str, settings: dict, median: float) -> Result:
-    return res("function", median, extra={"tune": {"config": config, "settings": settings}})
+    return res("function", median, variant=config, tune=TuneConfig(settings=settings))
 
 
 def test_threading_fires_on_the_baseline_when_a_thread_setting_measured_faster():

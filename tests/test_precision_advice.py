@@ -10,6 +10,7 @@ tested.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -26,6 +27,9 @@ from tfperf.host.environment import (
 )
 from tfperf.profile.profiler import parse_overview
 from tfperf.results.model import Result, RunResult
+from tfperf.results.variants import TuneConfig
+from tfperf.run.process import WorkerProcess
+from tfperf.run.rounds import Rounds
 from tfperf.suite.loader import load_suite
 from tfperf.tune.candidates import Candidate, setting_candidates
 from tfperf.tune.progress import SilentTuneProgress
@@ -96,10 +100,9 @@ def tuned(
     return res(
         median,
         device=device,
-        extra={
-            "tune": {"case": "c", "config": config, "settings": settings},
-            "output_fingerprint": {"values": list(values)},
-        },
+        variant=config,
+        tune=TuneConfig(settings=settings),
+        extra={"output_fingerprint": {"values": list(values)}},
     )
 
 
@@ -237,10 +240,9 @@ def test_measured_bfloat16_is_not_suggested_when_slower_tied_or_changing_the_out
         0.010,
         0.0135,
         0.0085,
-        extra={
-            "tune": {"case": "c", "config": "baseline", "settings": {}},
-            "output_fingerprint": {"values": [1.0, -2.0, 0.5]},
-        },
+        variant="baseline",
+        tune=TuneConfig(),
+        extra={"output_fingerprint": {"values": [1.0, -2.0, 0.5]}},
     )
     bf16 = tuned("mixed-bfloat16", {"mixed_precision": "mixed_bfloat16"}, 0.0085)
     assert advisor.rule_mixed_precision(run_of(spread_base, bf16, environment=XEON_ENV)) == []
@@ -393,31 +395,37 @@ class ConstructedTuner(CaseTuner):
         self.medians, self.device, self.calls = medians, device, []
         self.reported_env = tensorflow_env or {}
 
-    def worker(self, spec, process_no, indices):
-        config = spec.name.split("+", 1)[1]
-        self.calls.append((config, process_no))
-        if self.tensorflow_env is None:
-            self.tensorflow_env = self.reported_env
-        jobs = spec.jobs()
-        out = {}
-        for i in indices if indices is not None else range(len(jobs)):
-            job = jobs[i]
-            median = self.medians.get(config, self.medians["baseline"]) * (1 + 0.01 * process_no)
-            if job.mode == "xla":
-                median *= 1.02
-            out[i] = Result(
-                case=spec.name,
-                mode=job.mode,
-                device=self.device,
-                task=job.task,
-                batch_size=job.batch_size,
-                samples=samples(median * job.batch_size / 8, n=8),
-                repeat_sizes=[8],
-                repeat_process=[0],
-                wall_s=0.01,
-                extra={"output_fingerprint": {"values": [1.0, -2.0, 0.5]}} if process_no == 0 else {},
-            )
-        return out, 0.02
+    def rounds(self) -> Rounds:
+        return ConstructedRounds(self)
+
+
+class ConstructedRounds(Rounds):
+    """Tune's real rounds (round 0, later processes, merging), with each process's results constructed."""
+
+    def __init__(self, tuner: ConstructedTuner):
+        super().__init__(tuner.python)
+        self.tuner = tuner
+
+    def execute(self, proc: WorkerProcess) -> None:
+        tuner, process_no = self.tuner, proc.process_no
+        proc.tensorflow = tuner.reported_env
+        for part in proc.parts:
+            config = part.case.variant
+            tuner.calls.append((config, process_no))
+            for i in part.indices:
+                job = part.job(i)
+                median = tuner.medians.get(config, tuner.medians["baseline"]) * (1 + 0.01 * process_no)
+                if job.mode == "xla":
+                    median *= 1.02
+                part.finished[i] = Result.for_job(
+                    dataclasses.replace(job, device=tuner.device),
+                    samples=samples(median * job.batch_size / 8, n=8),
+                    repeat_sizes=[8],
+                    repeat_process=[process_no],
+                    wall_s=0.01,
+                    extra={"output_fingerprint": {"values": [1.0, -2.0, 0.5]}} if process_no == 0 else {},
+                )
+        proc.wall_s = 0.02
 
 
 def _tuner(tmp_path: Path, medians: dict[str, float], environment: dict, **kw) -> ConstructedTuner:

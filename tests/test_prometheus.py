@@ -261,7 +261,7 @@ def test_serve_bench_figures_and_tune_candidates_are_their_own_series():
     }
     tuned = [Result("mlp", "function", "cpu", "train", 32, samples=[0.01, 0.011, 0.012]) for _ in range(2)]
     for r, config in zip(tuned, ("baseline", "prefetch")):
-        r.extra = {"tune": {"config": config}}
+        r.variant = config
     run = RunResult(
         suite={"name": "s"}, environment={}, results=[serve, *tuned], finished_at="2026-12-04T22:00:00+00:00"
     )
