@@ -15,7 +15,7 @@ from conftest import ROOT, run_tfperf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tfperf.analysis import compare
+from tfperf.analysis import compare, compare_warnings, row_comparison, threshold
 from tfperf.errors import TfperfError
 from tfperf.report import compare as compare_report
 from tfperf.results.model import Result, RunResult, write_results
@@ -294,7 +294,7 @@ def test_environment_differences_are_warned():
     text = "\n".join(cmp.environment_warnings)
     assert "TensorFlow version" in text and "CPU model" in text and "NVIDIA L4" in text
     assert "environments differ" in compare_report.render_markdown(cmp)
-    busy = compare.busy_warnings(ENV, {**ENV, "load_average": [7.9, 7.5, 6.0]})
+    busy = compare_warnings.busy_warnings(ENV, {**ENV, "load_average": [7.9, 7.5, 6.0]})
     assert busy == [
         "the machine was busy during the current run (load average 7.9 on 2 CPUs): its timings "
         "include waiting for other processes"
@@ -317,15 +317,15 @@ step_times = st.lists(st.floats(min_value=1e-5, max_value=10.0, allow_nan=False)
 @settings(max_examples=60, deadline=None)
 @given(base=step_times, current=step_times)
 def test_any_samples_give_a_verdict_and_a_run_never_regresses_against_itself(base, current):
-    row = compare.compare_results(
+    row = row_comparison.compare_results(
         Result("a", "eager", "cpu", "train", 1, samples=base),
         Result("a", "eager", "cpu", "train", 1, samples=current),
     )
-    assert row.verdict in compare.VERDICTS
+    assert row.verdict in row_comparison.VERDICTS
     if row.ratio is not None and row.ci_low is not None:
         assert row.ci_low <= row.ci_high
     json.dumps(dataclasses.asdict(row), allow_nan=False)
-    itself = compare.compare_results(
+    itself = row_comparison.compare_results(
         Result("a", "eager", "cpu", "train", 1, samples=base),
         Result("a", "eager", "cpu", "train", 1, samples=list(base)),
     )
@@ -353,7 +353,7 @@ def test_bootstrap_interval_is_deterministic_and_covers_the_true_ratio():
     ],
 )
 def test_parse_threshold(text, value):
-    assert compare.parse_threshold(text) == pytest.approx(value)
+    assert threshold.parse_threshold(text) == pytest.approx(value)
 
 
 @pytest.mark.parametrize(
@@ -372,7 +372,7 @@ def test_parse_threshold(text, value):
 )
 def test_parse_threshold_rejects(text, why):
     with pytest.raises(TfperfError, match=why.replace("(", r"\(")):
-        compare.parse_threshold(text)
+        threshold.parse_threshold(text)
 
 
 def test_markdown_escapes_table_breaking_names():
@@ -511,7 +511,7 @@ def test_a_shift_within_the_runs_process_spread_is_inconclusive_not_a_regression
     fields["repeat_process"] = [i // 2 for i in range(10)]
     base = Result("a", "function", "cpu", "train", 32, **fields)
     current = Result("a", "function", "cpu", "train", 32, **processes_of(rng, [0.00115] * 3))
-    row = compare.compare_results(base, current)
+    row = row_comparison.compare_results(base, current)
     assert row.ratio > 1.1 and row.p_value < 0.01 and not row.noisy and row.ci_low > 1
     assert row.verdict == "inconclusive" and "within the runs' own spread" in row.reason, row.reason
     assert row.base_processes == 5 and row.current_processes == 3
@@ -522,7 +522,7 @@ def test_a_shift_beyond_every_process_is_still_a_regression():
     rng = np.random.default_rng(12)
     base = Result("a", "function", "cpu", "train", 32, **processes_of(rng, [0.0100, 0.0103, 0.0098]))
     current = Result("a", "function", "cpu", "train", 32, **processes_of(rng, [0.0130, 0.0127, 0.0133]))
-    row = compare.compare_results(base, current)
+    row = row_comparison.compare_results(base, current)
     assert row.verdict == "regression", row.reason
     assert "spread" in row.reason and row.current_spread < 0.1
 

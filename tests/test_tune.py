@@ -401,7 +401,7 @@ def test_tune_a_small_case_within_budget_and_its_winner_holds_when_re_measured(t
         yaml.dump(tuned, f)
     proc = run_tfperf("run", str(check), "--out", str(tmp_path / "check"), "--quiet", "--no-profile")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    from tfperf.analysis.compare import compare_results
+    from tfperf.analysis.row_comparison import compare_results
 
     results = {r.case: r for r in load_results(tmp_path / "check").results}
     base, best = results["baseline"], results["tuned"]

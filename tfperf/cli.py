@@ -181,7 +181,8 @@ def compare(
     3 the gate failed: a base row missing, failed or under-sampled now, or an interrupted run (see
     --allow-missing).
     """
-    from tfperf.analysis.compare import compare_runs, exit_code, read_threshold
+    from tfperf.analysis.compare import compare_runs, exit_code
+    from tfperf.analysis.threshold import read_threshold
     from tfperf.report.compare import RENDERERS, render
     from tfperf.results.model import atomic_write_text, load_results
     from tfperf.run.outdir import check_output_file
@@ -243,7 +244,8 @@ def ab(
     compare them pair by pair. Exit 0 no regression, 1 a regression, 2 bad input, 3 a row missing or
     failed."""
     from tfperf.ab import ABOptions, read_confidence, render, run_ab
-    from tfperf.analysis.compare import exit_code, read_threshold
+    from tfperf.analysis.compare import exit_code
+    from tfperf.analysis.threshold import read_threshold
     from tfperf.report.compare import RENDERERS
 
     if fmt not in RENDERERS:
