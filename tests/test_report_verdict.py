@@ -24,7 +24,7 @@ from test_html_report import Chromium, needs_chromium
 
 from tfperf.analysis.advisor import attach_suggestions
 from tfperf.figures.measures import suggestion_gain
-from tfperf.report import charts
+from tfperf.report import chart_style
 from tfperf.report.headline import case_verdicts
 from tfperf.report.html import render_html, write_html
 from tfperf.report.plain import safe_links
@@ -340,7 +340,7 @@ def series_colors(svg: str) -> set[str]:
 def test_chart_series_stay_apart_under_deuteranopia():
     # The check has teeth: the old tab10 function green and xla red collapse.
     assert collapsing_pairs({"#2ca02c", "#d62728"})
-    assert collapsing_pairs(set(charts.MODE_COLORS.values()) - {"#000000"}) == []
+    assert collapsing_pairs(set(chart_style.MODE_COLORS.values()) - {"#000000"}) == []
     rng = np.random.default_rng(3)
     deploy = [
         Result(
