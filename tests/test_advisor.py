@@ -316,7 +316,7 @@ def test_mixed_precision_fires_on_a_tensor_core_gpu_only():
 
 
 def test_mixed_precision_silent_when_the_profile_shows_16_bit_compute():
-    # xprof's overview figure, as tfperf.profile.profiler reads it out.
+    # xprof's overview figure, as tfperf.profile.xprof_tools reads it out.
     r = res(device="gpu:0", profile={"overview": {"device_compute_16bit_percent": 60.0}})
     assert fired(advisor.rule_mixed_precision, run_of(r, environment=_gpu_env("8.0"))) == []
     low = res(device="gpu:0", profile={"overview": {"device_compute_16bit_percent": 4.0}})
@@ -339,7 +339,7 @@ def test_host_bound_fires_on_kernel_launch_share_and_device_idle():
 
 
 def test_host_bound_reads_the_profiling_modules_fields():
-    # tfperf.profile.profiler: kernel_launch_ms and step_time_ms at the top, device idle under overview.
+    # tfperf.profile.xprof_tools: kernel_launch_ms and step_time_ms at the top, device idle under overview.
     launch = res(device="gpu:0", profile={"kernel_launch_ms": 1.6, "step_time_ms": 10.0})
     ((_, s),) = fired(advisor.rule_host_bound, run_of(launch))
     assert s.evidence_data["kernel_launch_percent"] == pytest.approx(16.0)

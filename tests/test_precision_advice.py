@@ -24,7 +24,7 @@ from tfperf.host.environment import (
     cpu_flags,
     host_cpu_features,
 )
-from tfperf.profile.profiler import parse_overview
+from tfperf.profile.xprof_tools import parse_overview
 from tfperf.results.model import Result, RunResult
 from tfperf.suite.loader import load_suite
 from tfperf.tune.candidates import Candidate, setting_candidates

@@ -13,13 +13,8 @@ import time
 import pytest
 
 from tfperf.profile import attribution
-from tfperf.profile.profiler import (
-    NO_ALLOCATION_EVENTS,
-    parse_input_pipeline,
-    parse_memory_profile,
-    parse_op_stats,
-    top_ops,
-)
+from tfperf.profile.readout import NO_ALLOCATION_EVENTS
+from tfperf.profile.xprof_tools import parse_input_pipeline, parse_memory_profile, parse_op_stats, top_ops
 
 # Op names as they appear in a trace of tfperf's Keras 3 MLP train step under tf.function (TF 2.21), with the
 # harness's forward/backward/optimizer name scopes; self times in µs.

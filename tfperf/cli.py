@@ -478,7 +478,7 @@ def capture(
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from tfperf.profile.capture import capture as capture_trace
     from tfperf.profile.capture import default_out_dir, parse_addresses
-    from tfperf.profile.profiler import summarize
+    from tfperf.profile.readout import summarize
     from tfperf.run.outdir import check_out_folder
 
     if fmt not in ("text", "json"):
