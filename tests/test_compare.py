@@ -383,6 +383,7 @@ def test_markdown_escapes_table_breaking_names():
     assert "a\\|b&lt;i&gt;" in md and "<i>" not in md
 
 
+@pytest.mark.cli
 def test_cli_exit_codes(tmp_path):
     rng = np.random.default_rng(13)
     write_results(run_of({("a", "function"): samples(rng, 0.010)}), tmp_path / "base.json")
@@ -460,7 +461,7 @@ def _quiet(rows: dict) -> bool:
     )
 
 
-@pytest.mark.slow
+@pytest.mark.workers
 def test_real_runs_flag_the_slower_step_and_pass_the_unchanged_one(tmp_path):
     (tmp_path / "steps.py").write_text(textwrap.dedent(STEPS))
     for attempt in range(2):

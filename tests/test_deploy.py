@@ -77,7 +77,7 @@ def test_agreement_on_outputs_that_ignore_the_input_is_not_meaningful():
     assert r.output_agreement.meaningful is False
 
 
-@pytest.mark.slow
+@pytest.mark.tensorflow
 def test_untrained_zoo_mobilenet_agreement_is_not_meaningful():
     """The issue's own case, with real TensorFlow: the zoo's untrained MobileNetV2 (random weights) gives the
     same logits for any image, so even a comparison of the model with itself is flagged, not counted as a
@@ -137,7 +137,7 @@ def _outputs(predict, x: np.ndarray, batch: int) -> np.ndarray:
     return np.concatenate([predict(x[i : i + batch]) for i in range(0, len(x), batch)])
 
 
-@pytest.mark.slow
+@pytest.mark.tensorflow
 def test_every_deployment_mode_agrees_and_quantization_shrinks(classifier, tmp_path, monkeypatch):
     from tfperf.deploy.modes import prepare_deploy
     from tfperf.deploy.tflite import load_tflite
@@ -200,7 +200,7 @@ def test_every_deployment_mode_agrees_and_quantization_shrinks(classifier, tmp_p
     )
 
 
-@pytest.mark.slow
+@pytest.mark.tensorflow
 def test_an_op_tflite_lacks_is_named_and_savedmodel_still_runs(tmp_path):
     import keras
     import tensorflow as tf
@@ -225,7 +225,7 @@ def test_an_op_tflite_lacks_is_named_and_savedmodel_still_runs(tmp_path):
 # --- the harness path ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.slow
+@pytest.mark.tensorflow
 def test_harness_times_deployment_modes_and_names_the_missing_op(tmp_path):
     from tfperf.measure import harness
     from tfperf.suite.references import resolve_reference
@@ -280,7 +280,7 @@ def examples(batch_size):
 """
 
 
-@pytest.mark.slow
+@pytest.mark.tensorflow
 def test_deployment_first_call_is_the_first_predict_and_the_suite_dataset_feeds_the_check(
     tmp_path, monkeypatch
 ):

@@ -213,6 +213,7 @@ def test_github_action_benchmark_pytest_tool_fields():
     assert ops["function"] > ops["xla"] > ops["eager"]
 
 
+@pytest.mark.cli
 def test_export_command_and_the_real_pytest_benchmark_compare(tmp_path):
     results = tmp_path / "results.json"
     write_results(make_run(), results)
@@ -246,6 +247,7 @@ def test_export_command_and_the_real_pytest_benchmark_compare(tmp_path):
     assert "matmul[xla]" not in cmp.stdout
 
 
+@pytest.mark.cli
 def test_export_to_stdout_reads_a_run_folder(tmp_path):
     write_results(make_run(), tmp_path / "results.json")
     proc = run_tfperf("export", str(tmp_path))
@@ -253,6 +255,7 @@ def test_export_to_stdout_reads_a_run_folder(tmp_path):
     assert {b["name"] for b in json.loads(proc.stdout)["benchmarks"]} >= {"mlp[xla-bs64]", "matmul[eager]"}
 
 
+@pytest.mark.cli
 def test_export_errors_are_one_line_with_exit_2(tmp_path):
     bad_format = run_tfperf("export", str(tmp_path / "missing.json"), "--format", "csv")
     assert bad_format.returncode == 2 and "--format csv: choose one of pytest-benchmark" in bad_format.stderr
@@ -265,6 +268,7 @@ def test_export_errors_are_one_line_with_exit_2(tmp_path):
     assert nothing.returncode == 2 and "no ok result with timed samples to export" in nothing.stderr
 
 
+@pytest.mark.cli
 def test_export_does_not_import_tensorflow(tmp_path):
     write_results(make_run(), tmp_path / "results.json")
     code = (

@@ -103,7 +103,7 @@ def later_failures(tmp_path_factory):
     return proc, {r["case"]: r for r in data["results"]}, out
 
 
-@pytest.mark.slow
+@pytest.mark.workers
 def test_a_later_process_that_crashes_or_raises_fails_the_job_and_the_run(later_failures):
     proc, by_case, out = later_failures
     assert proc.returncode == 1, proc.stderr[-3000:]
@@ -126,7 +126,7 @@ def test_a_later_process_that_crashes_or_raises_fails_the_job_and_the_run(later_
     assert "only the first process may run this step" in by_case["raises-later"]["error"]["message"]
 
 
-@pytest.mark.slow
+@pytest.mark.workers
 def test_a_failed_result_with_samples_shows_in_every_table_and_the_page(later_failures):
     proc, _, out = later_failures
     table_rows = [ln for ln in proc.stdout.splitlines() if ln.startswith("exits-later ")]
@@ -275,6 +275,7 @@ def test_a_row_failed_in_both_runs_does_not_fail_the_gate_but_nothing_compared_d
     assert compare.exit_code(compare.compare_runs(_run({}), _run({}))) == 3
 
 
+@pytest.mark.cli
 def test_cli_gate_exit_codes_and_allow_missing(tmp_path):
     write_results(_run({"a": _samples(1, 0.01), "b": _samples(2, 0.02)}), tmp_path / "base.json")
     write_results(_run({}, interrupted=True), tmp_path / "empty.json")
@@ -300,6 +301,7 @@ def test_cli_gate_exit_codes_and_allow_missing(tmp_path):
 # --- item 18: --threshold, a run against itself, damaged entries --------------------------------------------
 
 
+@pytest.mark.cli
 def test_cli_threshold_is_read_unambiguously_and_says_how(tmp_path):
     write_results(_run({"a": _samples(1, 0.01)}), tmp_path / "r.json")
     r = str(tmp_path / "r.json")
@@ -359,6 +361,7 @@ def test_a_damaged_entry_names_the_file_and_its_index(tmp_path, entry, needle):
     assert str(err.value) == f"{path}: {needle}"
 
 
+@pytest.mark.cli
 @pytest.mark.parametrize("entry", [{}, 1])
 def test_cli_report_export_compare_on_a_damaged_entry_exit_2_in_one_line(tmp_path, entry):
     path = tmp_path / "results.json"

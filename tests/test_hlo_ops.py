@@ -9,6 +9,8 @@ from tfperf.profile import attribution, hlo_metadata, hlo_ops, layers, tfdata_au
 from tfperf.results.model import Result, RunResult
 from tfperf.results.records import Profile
 
+pytestmark = pytest.mark.tensorflow
+
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 

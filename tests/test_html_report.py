@@ -352,6 +352,7 @@ def expected_rows(run: RunResult) -> set:
 # ---------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.browser
 @needs_chromium
 def test_report_in_chromium_has_every_row_no_errors_no_requests_and_is_not_blank(tmp_path):
     run = sample_run()
@@ -385,6 +386,7 @@ def test_report_in_chromium_has_every_row_no_errors_no_requests_and_is_not_blank
     assert std > 20 and inked > 0.02, (std, inked)
 
 
+@pytest.mark.browser
 @needs_chromium
 def test_script_in_suite_and_case_names_renders_as_text(tmp_path):
     run = sample_run(suite_name=XSS_SUITE, case_name=XSS_CASE)
@@ -413,6 +415,7 @@ def test_script_in_suite_and_case_names_renders_as_text(tmp_path):
     assert seen["console_errors"] == []
 
 
+@pytest.mark.browser
 @needs_chromium
 def test_compare_page_in_chromium(tmp_path):
     base = sample_run(case_name=XSS_CASE)
@@ -952,6 +955,7 @@ def test_render_modules_do_not_import_tensorflow():
     assert proc.returncode == 0, proc.stderr
 
 
+@pytest.mark.cli
 def test_report_command_renders_html(tmp_path):
     write_results(sample_run(suite_name=XSS_SUITE), tmp_path / "results.json")
     proc = run_tfperf(
@@ -968,7 +972,8 @@ def test_report_command_renders_html(tmp_path):
 # ---------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.slow
+@pytest.mark.workers
+@pytest.mark.browser
 @needs_chromium
 def test_real_run_writes_a_report_that_opens(tmp_path):
     (tmp_path / "steps.py").write_text(

@@ -482,7 +482,7 @@ def test_tune_offers_mixed_float16_on_a_tensor_core_gpu_its_worker_reported(tmp_
 # --- one real tune: processes ----------------------------------------------------------------------------
 
 
-@pytest.mark.slow
+@pytest.mark.workers
 def test_a_real_tune_times_each_configuration_in_the_cases_processes(tmp_path):
     suite = tmp_path / "small.yaml"
     suite.write_text(

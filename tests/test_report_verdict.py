@@ -177,6 +177,7 @@ def advisor_mode(results: list[Result]) -> str:
     return "xla" if "enable-xla" in codes else "function"
 
 
+@pytest.mark.browser
 @needs_chromium
 def test_verdict_block_comes_first_and_names_the_advisors_mode_per_case(tmp_path):
     run = smoke_shaped_run()
@@ -206,6 +207,7 @@ def test_verdict_block_comes_first_and_names_the_advisors_mode_per_case(tmp_path
     assert "not significantly" in rows["matmul-chain"][1] and "no XLA suggestion" in rows["matmul-chain"][1]
 
 
+@pytest.mark.browser
 @needs_chromium
 def test_suggestions_are_ranked_by_measured_gain_and_identical_fixes_merge(tmp_path):
     run = pipeline_run()
@@ -236,6 +238,7 @@ def test_suggestions_are_ranked_by_measured_gain_and_identical_fixes_merge(tmp_p
     assert any("larger batch" in t and "did not help" in t for t in naive.not_recommended)
 
 
+@pytest.mark.browser
 @needs_chromium
 def test_phone_width_keeps_the_verdict_and_the_first_results_column_in_view(tmp_path):
     page = write_html(smoke_shaped_run(), tmp_path / "report.html")
@@ -261,6 +264,7 @@ def test_phone_width_keeps_the_verdict_and_the_first_results_column_in_view(tmp_
     assert v["verdict_use"][2] < 900  # the first case's recommendation is on the first screen
 
 
+@pytest.mark.browser
 @needs_chromium
 def test_print_to_pdf_holds_every_heading_and_opens_collapsed_sections(tmp_path):
     from pypdf import PdfReader
@@ -458,7 +462,7 @@ def test_one_mode_suite_gets_a_cross_case_chart_and_no_one_series_charts():
 # --- a real run of the smoke suite --------------------------------------------------------------------------
 
 
-@pytest.mark.slow
+@pytest.mark.workers
 @needs_chromium
 def test_real_smoke_run_verdict_matches_the_advisor(tmp_path):
     out = tmp_path / "out"

@@ -99,6 +99,7 @@ def test_missing_file(tmp_path):
         load_results(tmp_path / "nope.json")
 
 
+@pytest.mark.cli
 def test_report_rerenders_without_tensorflow(tmp_path):
     path = tmp_path / "results.json"
     write_results(_run(), path)
@@ -111,6 +112,7 @@ def test_report_rerenders_without_tensorflow(tmp_path):
     assert "| mlp" in proc.stdout and "InvalidArgumentError" in proc.stdout
 
 
+@pytest.mark.cli
 def test_report_on_bad_file_exits_2_without_traceback(tmp_path):
     bad = tmp_path / "results.json"
     bad.write_text("{oops")

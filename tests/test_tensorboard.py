@@ -105,7 +105,8 @@ def _post(url: str, body: dict, timeout: float = 60):
         return _json(r)
 
 
-@pytest.mark.slow
+@pytest.mark.tensorflow
+@pytest.mark.services
 def test_tfperf_tensorboard_serves_profiles_and_hparams_and_stops_on_ctrl_c(tfperf_output):
     out, profiles = tfperf_output
     env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="2")
@@ -179,6 +180,7 @@ def test_tfperf_tensorboard_serves_profiles_and_hparams_and_stops_on_ctrl_c(tfpe
             proc.wait()
 
 
+@pytest.mark.tensorflow
 def test_job_summaries_are_written_without_tensorflow(tmp_path):
     """The runner process stays TensorFlow-free: scalars and HParams use TensorBoard's own writer."""
     code = (

@@ -298,6 +298,7 @@ def test_tuned_yaml_is_a_valid_suite_with_the_winning_settings(tmp_path):
     assert case.tf_config == {"intra_op_threads": 1, "grappler": {"remapping": False}}
 
 
+@pytest.mark.tensorflow
 def test_tuned_yaml_gives_each_keras_of_a_split_case_its_own_winner(tmp_path):
     pytest.importorskip("tf_keras")  # the loader refuses keras: 2 without it
     src = tmp_path / "s.yaml"
@@ -327,7 +328,7 @@ def test_tuned_yaml_gives_each_keras_of_a_split_case_its_own_winner(tmp_path):
     assert cases["c-keras2"].keras == 2 and not cases["c-keras2"].tf_config
 
 
-@pytest.mark.slow
+@pytest.mark.workers
 def test_tune_a_small_case_within_budget_and_its_winner_holds_when_re_measured(tmp_path):
     suite = tmp_path / "small.yaml"
     suite.write_text(

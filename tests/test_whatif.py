@@ -241,7 +241,7 @@ def what_if_run(tmp_path_factory):
     return {r["case"]: r for r in data["results"]}, (out / "report.md").read_text(), out
 
 
-@pytest.mark.slow
+@pytest.mark.workers
 def test_prefetch_and_parallel_map_each_reduce_the_step_of_a_slow_pipeline(what_if_run):
     slow = what_if_run[0]["slow"]
     assert slow["status"] == "ok" and slow["input_wait_fraction"] > thresholds.INPUT_BOUND_FRACTION
@@ -265,7 +265,7 @@ def test_prefetch_and_parallel_map_each_reduce_the_step_of_a_slow_pipeline(what_
     assert "input-bound" in {s["code"] for s in slow["suggestions"]}
 
 
-@pytest.mark.slow
+@pytest.mark.workers
 def test_a_job_that_is_not_input_bound_gets_no_what_if_and_no_input_suggestion(what_if_run):
     fast = what_if_run[0]["fast"]
     assert fast["status"] == "ok" and fast["input_wait_fraction"] < thresholds.INPUT_BOUND_FRACTION
@@ -279,7 +279,7 @@ def test_a_job_that_is_not_input_bound_gets_no_what_if_and_no_input_suggestion(w
     }
 
 
-@pytest.mark.slow
+@pytest.mark.workers
 def test_report_lists_the_what_if_runs(what_if_run):
     report = what_if_run[1]
     assert (
@@ -288,7 +288,7 @@ def test_report_lists_the_what_if_runs(what_if_run):
     assert "fast [function" not in report.split("## What-if runs")[1].split("##")[0]
 
 
-@pytest.mark.slow
+@pytest.mark.workers
 def test_what_if_reruns_write_nothing_into_the_jobs_tensorboard_run(what_if_run):
     """The job's TensorBoard run holds the job's own summaries only: one event file whose step-time series is
     the job's samples. The what-if re-runs (five here: two changes, their combination, a larger batch, the
