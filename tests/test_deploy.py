@@ -14,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from builders import result, run_of
 
 from tfperf.analysis import advisor
 from tfperf.deploy.modes import output_agreement
 from tfperf.deploy.tflite import UnsupportedOpError, unsupported_ops
-from tfperf.results.model import Result, RunResult
+from tfperf.results.model import Result
 from tfperf.suite.spec import CaseSpec
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -355,12 +356,10 @@ def test_deployment_first_call_is_the_first_predict_and_the_suite_dataset_feeds_
 
 def _res(mode: str, median_s: float, agreement: dict | None = None, size: int | None = None) -> Result:
     spread = [0.98, 0.99, 1.0, 1.01, 1.02, 0.995, 1.005, 1.0]
-    return Result(
+    return result(
+        mode,
         case="clf",
-        mode=mode,
-        device="cpu",
         task="infer",
-        batch_size=32,
         samples=[median_s * f for f in spread],
         output_agreement=agreement,
         model_size_bytes=size,
@@ -378,8 +377,7 @@ def _agree(top1: float | None, rel: float) -> dict:
 
 
 def _quantize_findings(*results: Result):
-    run = RunResult(suite={"name": "t"}, environment={}, results=list(results))
-    return [(r, s) for r, s in advisor.advise(run) if s.code == "quantize-tflite"]
+    return [(r, s) for r, s in advisor.advise(run_of(*results)) if s.code == "quantize-tflite"]
 
 
 def test_quantize_tflite_fires_when_faster_and_within_tolerance():

@@ -14,6 +14,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from builders import result, run_of
 from conftest import run_tfperf
 
 from tfperf.analysis import compare
@@ -40,10 +41,10 @@ def _samples(seed: int, median_s: float, n: int = 40) -> list[float]:
 def _run(rows: dict[str, list[float]], interrupted: bool = False, **fields) -> RunResult:
     """One eager result per case name with these samples; `fields[case]` sets other Result fields."""
     results = [
-        Result(case, "eager", "cpu", "train", 8, samples=s, **fields.get(case, {}))
+        result("eager", case=case, batch_size=8, samples=s, **fields.get(case, {}))
         for case, s in rows.items()
     ]
-    return RunResult(suite={"name": "t"}, environment=dict(ENV), results=results, interrupted=interrupted)
+    return run_of(*results, environment=dict(ENV), interrupted=interrupted)
 
 
 # --- item 2: a later worker process that fails fails the job ------------------------------------------------
@@ -143,23 +144,19 @@ def test_a_failed_result_with_samples_shows_in_every_table_and_the_page(later_fa
 
 
 def _first_and_later() -> tuple[Result, Result]:
-    first = Result(
-        "a",
+    first = result(
         "eager",
-        "cpu",
-        "train",
-        8,
+        case="a",
+        batch_size=8,
         samples=[1.0, 1.1, 1.2, 1.3],
         repeat_sizes=[2, 2],
         repeat_process=[0, 0],
         timing={"method": "per_step", "repeats": 2},
     )
-    later = Result(
-        "a",
+    later = result(
         "eager",
-        "cpu",
-        "train",
-        8,
+        case="a",
+        batch_size=8,
         samples=[2.0, 2.1],
         repeat_sizes=[2],
         repeat_process=[1],

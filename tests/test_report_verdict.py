@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from builders import result, run_of
 from conftest import ROOT, run_tfperf
 from test_html_report import Chromium, needs_chromium
 
@@ -52,18 +53,16 @@ def smoke_shaped_run() -> RunResult:
     for case, (eager, fn, xla, sigma) in spec.items():
         for mode, median, first in (("eager", eager, 0.2), ("function", fn, 0.6), ("xla", xla, 2.0)):
             results.append(
-                Result(
-                    case,
+                result(
                     mode,
-                    "cpu",
-                    "train",
-                    32,
+                    case=case,
                     first_call_s=first,
                     model="zoo:mlp",
                     **timed(rng, median, sigma if mode != "eager" else 0.02),
                 )
             )
-    run = RunResult(
+    run = run_of(
+        *results,
         suite={"name": "smoke"},
         environment={
             "cpu_count": 2,
@@ -72,7 +71,6 @@ def smoke_shaped_run() -> RunResult:
             "intra_op_threads": 0,
             "inter_op_threads": 0,
         },
-        results=results,
         command=["tfperf", "run", "suites/smoke.yaml"],
     )
     attach_suggestions(run)
@@ -125,21 +123,17 @@ def pipeline_run() -> RunResult:
                 }
             )
         results.append(
-            Result(
-                case,
+            result(
                 "function",
-                "cpu",
-                "train",
-                8,
+                case=case,
+                batch_size=8,
                 input_wait_fraction=0.6,
                 first_call_s=0.4,
                 what_if=what_if,
                 **timed(rng, base),
             )
         )
-    run = RunResult(
-        suite={"name": "input_pipeline"}, environment={"cpu_count": 2, "gpus": []}, results=results
-    )
+    run = run_of(*results, suite={"name": "input_pipeline"}, environment={"cpu_count": 2, "gpus": []})
     attach_suggestions(run)
     return run
 

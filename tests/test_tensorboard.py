@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from builders import result
 
 from tfperf.errors import TfperfError
 from tfperf.profile.tensorboard_server import free_port, tensorboard_logdir
@@ -43,10 +44,9 @@ def test_tensorboard_logdir_finds_the_run_folder_or_says_what_is_missing(tmp_pat
 
 
 def _result(case: str, mode: str, median_s: float) -> Result:
-    return Result(
+    return result(
+        mode,
         case=case,
-        mode=mode,
-        device="cpu",
         task="infer",
         batch_size=64,
         first_call_s=0.3,

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from builders import result
 from conftest import run_tfperf
 from ruamel.yaml import YAML
 
@@ -25,11 +26,9 @@ def _result(
     mode: str, median: float, *, batch_size: int = 32, values=(1.0, -2.0, 0.5), n: int = 12
 ) -> Result:
     samples = [median * (1 + 0.002 * (i - n / 2) / n) for i in range(n)]
-    return Result(
+    return result(
+        mode,
         case="c+x",
-        mode=mode,
-        device="cpu",
-        task="train",
         batch_size=batch_size,
         samples=samples,
         extra={"output_fingerprint": {"values": list(values)}},

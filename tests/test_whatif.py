@@ -7,6 +7,7 @@ import json
 import textwrap
 
 import pytest
+from builders import result
 from conftest import ROOT, run_tfperf
 
 from tfperf.analysis import advisor
@@ -20,12 +21,9 @@ from tfperf.suite.spec import AUTOTUNE, CaseSpec, InputSpec, LabelsSpec, Pipelin
 NAIVE_FILES = PipelineSpec(map_cost_ms=3, num_files=4, file_open_ms=10, element_read_ms=0.5, num_elements=64)
 
 
-def result(wait: float | None, samples=(0.10,) * 6, status="ok", batch_size=8, waits=None) -> Result:
-    return Result(
-        case="c",
-        mode="function",
-        device="cpu",
-        task="train",
+def waiting(wait: float | None, samples=(0.10,) * 6, status="ok", batch_size=8, waits=None) -> Result:
+    """A result whose steps waited `wait` of their time for input (`waits`: each step's wait, in seconds)."""
+    return result(
         batch_size=batch_size,
         status=status,
         samples=list(samples),
@@ -44,19 +42,19 @@ def case(pipeline: PipelineSpec | None = NAIVE_FILES, **kw) -> CaseSpec:
 
 def test_input_bound_is_the_advisors_threshold():
     t = thresholds.INPUT_BOUND_FRACTION
-    assert whatif_changes.is_input_bound(result(t + 0.01))
-    assert not whatif_changes.is_input_bound(result(t))  # "above" the threshold, as the advisor's rule
-    assert not whatif_changes.is_input_bound(result(0.05))
-    assert not whatif_changes.is_input_bound(result(None))
-    assert not whatif_changes.is_input_bound(result(0.9, status="failed"))
-    assert not whatif_changes.is_input_bound(result(0.9, samples=()))
+    assert whatif_changes.is_input_bound(waiting(t + 0.01))
+    assert not whatif_changes.is_input_bound(waiting(t))  # "above" the threshold, as the advisor's rule
+    assert not whatif_changes.is_input_bound(waiting(0.05))
+    assert not whatif_changes.is_input_bound(waiting(None))
+    assert not whatif_changes.is_input_bound(waiting(0.9, status="failed"))
+    assert not whatif_changes.is_input_bound(waiting(0.9, samples=()))
 
 
 def test_what_if_runs_only_when_asked_fed_by_tf_data_and_input_bound():
-    slow = result(0.6)
+    slow = waiting(0.6)
     assert whatif_changes.needs_what_if(case(), slow)
     assert not whatif_changes.needs_what_if(case().replace(what_if=False), slow)
-    assert not whatif_changes.needs_what_if(case(), result(0.1))
+    assert not whatif_changes.needs_what_if(case(), waiting(0.1))
     # In-memory batches and a plain function's inputs have no tf.data pipeline to change.
     assert not whatif_changes.needs_what_if(case(pipeline=None), slow)
     assert not whatif_changes.needs_what_if(
@@ -68,7 +66,7 @@ def test_what_if_runs_only_when_asked_fed_by_tf_data_and_input_bound():
 
 
 def test_the_input_bound_rule_fires_on_the_same_results():
-    run = RunResult(suite={}, environment={}, results=[result(0.6, waits=[0.06] * 6), result(0.1)])
+    run = RunResult(suite={}, environment={}, results=[waiting(0.6, waits=[0.06] * 6), waiting(0.1)])
     fired = [r for r, s in advisor.rule_input_bound(run) if s.code == "input-bound"]
     assert fired == [r for r in run.results if whatif_changes.is_input_bound(r)] == [run.results[0]]
 
@@ -134,9 +132,9 @@ def test_user_dataset_is_wrapped_and_cached_only_when_finite_unshuffled_and_smal
 
 
 def test_entries_say_whether_a_change_helped_and_only_those_that_did_are_suggested():
-    base = result(0.6, samples=[0.100, 0.101, 0.099, 0.102, 0.100, 0.098])
-    faster = result(0.1, samples=[0.050, 0.051, 0.049, 0.052, 0.050, 0.048])
-    same = result(0.6, samples=[0.099, 0.100, 0.103, 0.101, 0.097, 0.100])
+    base = waiting(0.6, samples=[0.100, 0.101, 0.099, 0.102, 0.100, 0.098])
+    faster = waiting(0.1, samples=[0.050, 0.051, 0.049, 0.052, 0.050, 0.048])
+    same = waiting(0.6, samples=[0.099, 0.100, 0.103, 0.101, 0.097, 0.100])
     prefetch, pmap = whatif_changes.applicable_changes(case(), 8)[:2]
     good = whatif_changes.what_if_entry(prefetch, base, faster)
     bad = whatif_changes.what_if_entry(pmap, base, same)
@@ -152,31 +150,31 @@ def test_entries_say_whether_a_change_helped_and_only_those_that_did_are_suggest
 
 
 def test_larger_batch_is_compared_per_sample_and_a_failed_rerun_is_not_a_speedup():
-    base = result(0.6, samples=[0.1] * 6, batch_size=8)
-    double = result(0.6, samples=[0.2] * 6, batch_size=16)  # twice the step for twice the batch: no gain
+    base = waiting(0.6, samples=[0.1] * 6, batch_size=8)
+    double = waiting(0.6, samples=[0.2] * 6, batch_size=16)  # twice the step for twice the batch: no gain
     bigger = whatif_changes.applicable_changes(case(), 8)[-1]
     entry = whatif_changes.what_if_entry(bigger, base, double)
     assert entry.speedup == pytest.approx(1.0) and not entry.helped and entry.batch_size == 16
-    failed = result(None, samples=(), status="failed")
+    failed = waiting(None, samples=(), status="failed")
     failed.error = ErrorInfo(type="ValueError", message="boom")
     entry = whatif_changes.what_if_entry(bigger, base, failed)
     assert entry.speedup is None and not entry.helped and "boom" in entry.error
 
 
 def test_baseline_pools_the_runs_before_and_after_the_what_ifs():
-    before = result(0.5, samples=[0.10] * 6, waits=[0.05] * 6)
-    after = result(0.7, samples=[0.20] * 6, waits=[0.14] * 6)
+    before = waiting(0.5, samples=[0.10] * 6, waits=[0.05] * 6)
+    after = waiting(0.7, samples=[0.20] * 6, waits=[0.14] * 6)
     pooled = whatif.pooled_baseline(before, after)
     assert pooled.samples == [0.10] * 6 + [0.20] * 6 and before.samples == [0.10] * 6
     assert pooled.input_wait_fraction == pytest.approx(0.19 * 6 / 1.8)
     assert whatif.baseline_note(before, after)["drift"] == pytest.approx(1.0)
-    assert whatif.pooled_baseline(before, result(None, samples=(), status="failed")) is before
+    assert whatif.pooled_baseline(before, waiting(None, samples=(), status="failed")) is before
 
 
 def test_what_ifs_stop_before_the_case_timeout_and_say_so():
     assert not whatif.Budget(limit_s=0.0, estimate_s=1.0).allows_another()  # this process is older than 0 s
     assert whatif.Budget(limit_s=1e9, estimate_s=1.0).allows_another()
-    base = result(0.6, samples=[0.1] * 6)
+    base = waiting(0.6, samples=[0.1] * 6)
     base.what_if = [whatif.skipped_entry(whatif_changes.applicable_changes(case(), 8)[0], timeout_s=60)]
     run = RunResult(suite={"name": "t"}, environment={}, results=[base])
     assert advisor.rule_what_if(run) == [] and what_if_rows(run)[0]["helped"] == "skipped (timeout_s)"
@@ -184,9 +182,9 @@ def test_what_ifs_stop_before_the_case_timeout_and_say_so():
 
 
 def test_tables_list_each_what_if_with_its_speedup():
-    base = result(0.6, samples=[0.1] * 6)
+    base = waiting(0.6, samples=[0.1] * 6)
     prefetch = whatif_changes.applicable_changes(case(), 8)[0]
-    base.what_if = [whatif_changes.what_if_entry(prefetch, base, result(0.05, samples=[0.04] * 6))]
+    base.what_if = [whatif_changes.what_if_entry(prefetch, base, waiting(0.05, samples=[0.04] * 6))]
     run = RunResult(suite={"name": "t"}, environment={}, results=[base])
     rows = what_if_rows(run)
     assert (
