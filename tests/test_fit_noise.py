@@ -24,7 +24,7 @@ cases:
 """
 
 
-@pytest.mark.slow
+@pytest.mark.workers
 def test_a_fit_result_carries_each_process_noise_record_like_a_harness_result(tmp_path):
     (tmp_path / "suite.yaml").write_text(FIT_AND_TRAIN)
     proc = run_tfperf("run", str(tmp_path / "suite.yaml"), "--out", str(tmp_path / "out"), "--quiet")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from conftest import ROOT, run_tfperf
 
 from tfperf.results import SCHEMA_VERSION, load_results
@@ -34,6 +35,7 @@ def test_old_results_load_and_round_trip(tmp_path):
             assert new[key] == old[key], key
 
 
+@pytest.mark.cli
 def test_report_reads_old_results(tmp_path):
     table = run_tfperf("report", str(OLD))
     assert table.returncode == 0, table.stderr
@@ -48,6 +50,7 @@ def test_report_reads_old_results(tmp_path):
     assert md.returncode == 0 and "| mlp" in md.stdout, md.stderr
 
 
+@pytest.mark.cli
 def test_compare_reads_old_results_against_themselves():
     proc = run_tfperf("compare", str(OLD), str(OLD), "--format", "json")
     assert proc.returncode == 0, proc.stderr
