@@ -30,7 +30,9 @@ from collections import Counter
 from pathlib import Path
 
 from tfperf.analysis.advisor import STEADY_THREADS
-from tfperf.analysis.compare import VERDICTS, compare_runs, parse_threshold
+from tfperf.analysis.compare import compare_runs
+from tfperf.analysis.row_comparison import VERDICTS
+from tfperf.analysis.threshold import parse_threshold
 from tfperf.results.model import load_results
 
 STEPS = """

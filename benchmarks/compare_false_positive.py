@@ -17,7 +17,7 @@ per job 15 rows were flagged; with 2 processes, 7; with the default 3, none (27 
 
 Prints a table of verdicts per threshold and writes summary.json beside the runs. Exits 1 when any
 comparison flagged a regression at the chosen threshold, so it can gate a change to
-tfperf/analysis/compare.py.
+tfperf/analysis/row_comparison.py, which gives each row its verdict.
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from tfperf.analysis.compare import VERDICTS, compare_runs, parse_threshold
+from tfperf.analysis.compare import compare_runs
+from tfperf.analysis.row_comparison import VERDICTS
+from tfperf.analysis.threshold import parse_threshold
 from tfperf.results.model import load_results
 
 # Two steps of different character, each in all three modes: a compute-bound matmul chain (steady) and a

@@ -93,6 +93,7 @@ def tfperf_ab(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.workers
 def test_ab_flags_a_2x_slowdown_and_passes_the_same_code(repo: Path, tmp_path: Path):
     (repo / "steps.py").write_text(STEPS.replace("WORK = 1", "WORK = 2"))
     slow = tfperf_ab(
@@ -291,6 +292,7 @@ def boom(x, w):
 )
 
 
+@pytest.mark.workers
 def test_timing_rounds_share_a_process_and_a_crash_fails_the_job_it_died_in(tmp_path: Path):
     """After round 0, the cases with the same process-wide settings are timed in one worker process per side;
     when it dies, what it finished is kept and the job it died in fails with that crash, not re-run (a crash

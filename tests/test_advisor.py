@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from builders import result, run_of
 
 from tfperf.analysis import advisor
 from tfperf.figures.decisions import p_value
@@ -19,30 +20,9 @@ from tfperf.figures.measures import payback
 from tfperf.figures.thresholds import INPUT_BOUND_FRACTION, SIGNIFICANCE_ALPHA
 from tfperf.results.model import Result, RunResult
 from tfperf.results.records import Retrace, Suggestion
+from tfperf.results.variants import TuneConfig
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "suggestions.md"  # lists every code
-
-
-def res(
-    mode: str = "function",
-    median: float = 0.010,
-    *,
-    case: str = "c",
-    batch_size: int | None = 32,
-    device: str = "cpu",
-    n: int = 12,
-    spread: float = 0.002,
-    **kw,
-) -> Result:
-    """A result whose samples sit tightly around `median` (±spread), so differences are significant."""
-    samples = [median * (1 + spread * (i - (n - 1) / 2) / n) for i in range(n)]
-    return Result(
-        case=case, mode=mode, device=device, task="train", batch_size=batch_size, samples=samples, **kw
-    )
-
-
-def run_of(*results: Result, environment: dict | None = None) -> RunResult:
-    return RunResult(suite={"name": "t"}, environment=environment or {}, results=list(results))
 
 
 def fired(rule, run: RunResult, code: str | None = None) -> list[tuple[Result, Suggestion]]:
@@ -53,7 +33,7 @@ def fired(rule, run: RunResult, code: str | None = None) -> list[tuple[Result, S
 
 
 def test_use_tf_function_fires_on_the_eager_result_when_function_saves_more_than_the_threshold():
-    eager, fn = res("eager", 0.0115), res("function", 0.010)  # saves 13%
+    eager, fn = result("eager", 0.0115), result("function", 0.010)  # saves 13%
     found = fired(advisor.rule_use_tf_function, run_of(eager, fn))
     assert [(r.mode, s.code) for r, s in found] == [("eager", "use-tf-function")]
     s = found[0][1]
@@ -66,14 +46,14 @@ def test_use_tf_function_fires_on_the_eager_result_when_function_saves_more_than
 
 
 def test_use_tf_function_silent_just_below_the_threshold():
-    eager, fn = res("eager", 0.0109), res("function", 0.010)  # saves 8%
+    eager, fn = result("eager", 0.0109), result("function", 0.010)  # saves 8%
     assert fired(advisor.rule_use_tf_function, run_of(eager, fn)) == []
 
 
 def test_use_tf_function_silent_when_the_difference_is_not_significant():
     # Interleaved, widely spread samples: medians differ by 15% but the U test cannot tell them apart.
-    eager = res("eager", 0.0115, spread=1.5)
-    fn = res("function", 0.010, spread=1.5)
+    eager = result("eager", 0.0115, spread=1.5)
+    fn = result("function", 0.010, spread=1.5)
     assert p_value(eager.samples, fn.samples) > SIGNIFICANCE_ALPHA
     assert fired(advisor.rule_use_tf_function, run_of(eager, fn)) == []
 
@@ -82,16 +62,16 @@ def test_use_tf_function_silent_when_the_difference_is_not_significant():
 
 
 def test_enable_xla_fires_on_the_function_result_above_the_threshold_and_not_below():
-    fn = res("function", 0.010)
-    found = fired(advisor.rule_enable_xla, run_of(fn, res("xla", 0.0088)))
+    fn = result("function", 0.010)
+    found = fired(advisor.rule_enable_xla, run_of(fn, result("xla", 0.0088)))
     assert [(r.mode, s.code) for r, s in found] == [("function", "enable-xla")]
     assert "jit_compile=True" in found[0][1].fix
-    assert fired(advisor.rule_enable_xla, run_of(fn, res("xla", 0.0092))) == []
+    assert fired(advisor.rule_enable_xla, run_of(fn, result("xla", 0.0092))) == []
 
 
 def test_xla_compile_payback_counts_the_steps_that_repay_the_compile():
-    fn = res("function", 0.010, first_call_s=0.5)
-    xla = res("xla", 0.008, first_call_s=2.5)
+    fn = result("function", 0.010, first_call_s=0.5)
+    xla = result("xla", 0.008, first_call_s=2.5)
     found = fired(advisor.rule_xla_compile_payback, run_of(fn, xla))
     assert len(found) == 1 and found[0][0] is xla
     data = found[0][1].evidence_data
@@ -107,26 +87,26 @@ def test_xla_compile_payback_counts_the_steps_that_repay_the_compile():
 
 
 def test_xla_compile_payback_is_immediate_when_xla_compiles_no_slower():
-    fn, xla = res("function", 0.010, first_call_s=1.0), res("xla", 0.008, first_call_s=0.9)
+    fn, xla = result("function", 0.010, first_call_s=1.0), result("xla", 0.008, first_call_s=0.9)
     ((_, s),) = fired(advisor.rule_xla_compile_payback, run_of(fn, xla))
     assert s.evidence_data["payback_steps"] == 0
 
 
 def test_xla_compile_payback_silent_when_xla_is_barely_faster():
-    fn, xla = res("function", 0.010, first_call_s=0.5), res("xla", 0.0099, first_call_s=2.5)
+    fn, xla = result("function", 0.010, first_call_s=0.5), result("xla", 0.0099, first_call_s=2.5)
     assert fired(advisor.rule_xla_compile_payback, run_of(fn, xla)) == []
 
 
 def test_avoid_xla_fires_on_the_xla_result_with_the_measured_loss():
-    fn, xla = res("function", 0.010), res("xla", 0.0106)  # 6% slower
+    fn, xla = result("function", 0.010), result("xla", 0.0106)  # 6% slower
     found = fired(advisor.rule_avoid_xla, run_of(fn, xla))
     assert len(found) == 1 and found[0][0] is xla
     assert found[0][1].evidence_data["loss_per_step_s"] == pytest.approx(0.0006, rel=0.05)
-    assert fired(advisor.rule_avoid_xla, run_of(fn, res("xla", 0.0104))) == []
+    assert fired(advisor.rule_avoid_xla, run_of(fn, result("xla", 0.0104))) == []
 
 
 def test_avoid_xla_fires_when_xla_cannot_compile_the_step():
-    fn = res("function", 0.010)
+    fn = result("function", 0.010)
     xla = Result(
         case="c",
         mode="xla",
@@ -141,7 +121,7 @@ def test_avoid_xla_fires_when_xla_cannot_compile_the_step():
 
 
 def test_modes_of_different_batch_sizes_are_not_compared():
-    eager, fn = res("eager", 0.05, batch_size=32), res("function", 0.010, batch_size=64)
+    eager, fn = result("eager", 0.05, batch_size=32), result("function", 0.010, batch_size=64)
     assert fired(advisor.rule_use_tf_function, run_of(eager, fn)) == []
 
 
@@ -161,7 +141,7 @@ RETRACES = [
 
 
 def test_retracing_fires_above_one_trace_and_names_the_argument():
-    r = res("function", tracing_count=3, retraces=RETRACES * 2)
+    r = result("function", tracing_count=3, retraces=RETRACES * 2)
     ((found_r, s),) = fired(advisor.rule_retracing, run_of(r))
     assert found_r is r and "3 traces" in s.evidence and "scale: 3.0 -> 4.0" in s.evidence
     assert s.fix
@@ -169,7 +149,7 @@ def test_retracing_fires_above_one_trace_and_names_the_argument():
 
 
 def test_retracing_silent_at_one_trace_and_in_eager():
-    assert fired(advisor.rule_retracing, run_of(res("function", tracing_count=1), res("eager"))) == []
+    assert fired(advisor.rule_retracing, run_of(result("function", tracing_count=1), result("eager"))) == []
 
 
 def test_fallback_retrace_fixes_follow_the_kind_of_change():
@@ -184,7 +164,7 @@ def test_fallback_retrace_fixes_follow_the_kind_of_change():
 
 
 def test_input_bound_fires_above_20_percent_with_wait_per_step_and_the_profilers_conclusion():
-    r = res(
+    r = result(
         "function",
         0.010,
         input_wait_fraction=0.25,
@@ -198,7 +178,7 @@ def test_input_bound_fires_above_20_percent_with_wait_per_step_and_the_profilers
 
 
 def test_input_bound_silent_just_below_the_threshold():
-    assert fired(advisor.rule_input_bound, run_of(res(input_wait_fraction=0.19))) == []
+    assert fired(advisor.rule_input_bound, run_of(result(input_wait_fraction=0.19))) == []
 
 
 def test_input_bound_is_the_measured_wait_when_measured_and_the_profilers_figure_otherwise():
@@ -206,12 +186,12 @@ def test_input_bound_is_the_measured_wait_when_measured_and_the_profilers_figure
     below it is evidence, not a second verdict (an eager step's "All Others" time is Python dispatch, not
     input)."""
     profile = {"input_bound_percent": 31.9, "input_conclusion": "POTENTIALLY input-bound"}
-    measured_low = res("eager", input_wait_fraction=0.01, profile=profile)
+    measured_low = result("eager", input_wait_fraction=0.01, profile=profile)
     assert fired(advisor.rule_input_bound, run_of(measured_low)) == []
-    ((_, s),) = fired(advisor.rule_input_bound, run_of(res(profile=profile)))
+    ((_, s),) = fired(advisor.rule_input_bound, run_of(result(profile=profile)))
     assert s.evidence_data["source"] == "profiler" and s.evidence_data["input_wait_fraction"] == 0.319
     assert "32% of the step, profiler" in s.evidence
-    below = res(profile={"input_bound_percent": 100 * INPUT_BOUND_FRACTION - 1})
+    below = result(profile={"input_bound_percent": 100 * INPUT_BOUND_FRACTION - 1})
     assert fired(advisor.rule_input_bound, run_of(below)) == []
 
 
@@ -232,7 +212,7 @@ def test_input_bound_fix_is_the_best_measured_what_if():
             "code": "ds = ds.map(f, num_parallel_calls=tf.data.AUTOTUNE)",
         },
     ]
-    ((_, s),) = fired(advisor.rule_input_bound, run_of(res(input_wait_fraction=0.5, what_if=what_if)))
+    ((_, s),) = fired(advisor.rule_input_bound, run_of(result(input_wait_fraction=0.5, what_if=what_if)))
     assert s.fix == "ds = ds.map(f, num_parallel_calls=tf.data.AUTOTUNE)"
 
 
@@ -254,10 +234,10 @@ def test_input_bound_fix_is_the_best_measured_what_if():
 )
 def test_what_if_suggests_a_change_only_above_the_measured_speedup(change, code):
     helped = {"change": change, "median_s": 0.008, "baseline_median_s": 0.010, "speedup": 1.25}
-    ((r, s),) = fired(advisor.rule_what_if, run_of(res(what_if=[helped])))
+    ((r, s),) = fired(advisor.rule_what_if, run_of(result(what_if=[helped])))
     assert s.code == code and "1.25×" in s.evidence and "10 → 8 ms/step" in s.evidence
     did_not_help = {"change": change, "median_s": 0.0095, "baseline_median_s": 0.010, "speedup": 1.05}
-    assert fired(advisor.rule_what_if, run_of(res(what_if=[did_not_help]))) == []
+    assert fired(advisor.rule_what_if, run_of(result(what_if=[did_not_help]))) == []
 
 
 def test_what_if_that_is_not_significant_is_not_suggested():
@@ -268,8 +248,8 @@ def test_what_if_that_is_not_significant_is_not_suggested():
         "speedup": 1.25,
         "p_value": 0.2,
     }
-    assert fired(advisor.rule_what_if, run_of(res(what_if=[lucky]))) == []
-    assert len(fired(advisor.rule_what_if, run_of(res(what_if=[{**lucky, "p_value": 0.001}])))) == 1
+    assert fired(advisor.rule_what_if, run_of(result(what_if=[lucky]))) == []
+    assert len(fired(advisor.rule_what_if, run_of(result(what_if=[{**lucky, "p_value": 0.001}])))) == 1
 
 
 def test_combined_what_if_is_not_reported_as_a_single_change():
@@ -279,25 +259,25 @@ def test_combined_what_if_is_not_reported_as_a_single_change():
         "baseline_median_s": 0.010,
         "speedup": 2.5,
     }
-    assert fired(advisor.rule_what_if, run_of(res(what_if=[combined]))) == []
+    assert fired(advisor.rule_what_if, run_of(result(what_if=[combined]))) == []
 
 
 def test_small_batch_fires_when_throughput_still_rises_at_the_largest_batch():
     # samples/s: 64/0.010 = 6400; 128/x. A 15% gain needs x = 128 / 7360.
     sweep = [
-        res(batch_size=32, median=0.006),
-        res(batch_size=64, median=0.010),
-        res(batch_size=128, median=128 / (6400 * 1.15)),
+        result(batch_size=32, median=0.006),
+        result(batch_size=64, median=0.010),
+        result(batch_size=128, median=128 / (6400 * 1.15)),
     ]
     ((r, s),) = fired(advisor.rule_small_batch, run_of(*sweep))
     assert r.batch_size == 128 and "batch(256)" in s.fix
     assert s.evidence_data["gain"] == pytest.approx(0.15, rel=0.01)
-    flat = sweep[:2] + [res(batch_size=128, median=128 / (6400 * 1.05))]
+    flat = sweep[:2] + [result(batch_size=128, median=128 / (6400 * 1.05))]
     assert fired(advisor.rule_small_batch, run_of(*flat)) == []
 
 
 def test_small_batch_needs_a_sweep():
-    assert fired(advisor.rule_small_batch, run_of(res(batch_size=512, median=0.001))) == []
+    assert fired(advisor.rule_small_batch, run_of(result(batch_size=512, median=0.001))) == []
 
 
 # --- GPU rules -------------------------------------------------------------------------------------------
@@ -308,65 +288,69 @@ def _gpu_env(cc: str) -> dict:
 
 
 def test_mixed_precision_fires_on_a_tensor_core_gpu_only():
-    fn, xla = res("function", 0.010, device="gpu:0"), res("xla", 0.008, device="gpu:0")
+    fn, xla = result("function", 0.010, device="gpu:0"), result("xla", 0.008, device="gpu:0")
     ((r, s),) = fired(advisor.rule_mixed_precision, run_of(fn, xla, environment=_gpu_env("7.5")))
     assert r is xla and 'set_global_policy("mixed_float16")' in s.fix and "7.5" in s.evidence
     assert fired(advisor.rule_mixed_precision, run_of(fn, environment=_gpu_env("6.1"))) == []
-    assert fired(advisor.rule_mixed_precision, run_of(res(device="cpu"), environment=_gpu_env("8.0"))) == []
+    assert (
+        fired(advisor.rule_mixed_precision, run_of(result(device="cpu"), environment=_gpu_env("8.0"))) == []
+    )
 
 
 def test_mixed_precision_silent_when_the_profile_shows_16_bit_compute():
-    # xprof's overview figure, as tfperf.profile.profiler reads it out.
-    r = res(device="gpu:0", profile={"overview": {"device_compute_16bit_percent": 60.0}})
+    # xprof's overview figure, as tfperf.profile.xprof_tools reads it out.
+    r = result(device="gpu:0", profile={"overview": {"device_compute_16bit_percent": 60.0}})
     assert fired(advisor.rule_mixed_precision, run_of(r, environment=_gpu_env("8.0"))) == []
-    low = res(device="gpu:0", profile={"overview": {"device_compute_16bit_percent": 4.0}})
+    low = result(device="gpu:0", profile={"overview": {"device_compute_16bit_percent": 4.0}})
     ((_, s),) = fired(advisor.rule_mixed_precision, run_of(low, environment=_gpu_env("8.0")))
     assert "4% of device compute in 16-bit" in s.evidence
 
 
 def test_host_bound_fires_on_kernel_launch_share_and_device_idle():
-    launch = res(device="gpu:0", profile={"kernel_launch_percent": 16.0})
+    launch = result(device="gpu:0", profile={"kernel_launch_percent": 16.0})
     ((r, s),) = fired(advisor.rule_host_bound, run_of(launch))
     assert "16.0%" in s.evidence
-    idle = res(device="gpu:0", profile={"device_idle_percent": 25.0})
+    idle = result(device="gpu:0", profile={"device_idle_percent": 25.0})
     assert len(fired(advisor.rule_host_bound, run_of(idle))) == 1
-    below = res(device="gpu:0", profile={"kernel_launch_percent": 14.0, "device_idle_percent": 19.0})
+    below = result(device="gpu:0", profile={"kernel_launch_percent": 14.0, "device_idle_percent": 19.0})
     assert fired(advisor.rule_host_bound, run_of(below)) == []
     assert (
-        fired(advisor.rule_host_bound, run_of(res(device="cpu", profile={"kernel_launch_percent": 50.0})))
+        fired(advisor.rule_host_bound, run_of(result(device="cpu", profile={"kernel_launch_percent": 50.0})))
         == []
     )
 
 
 def test_host_bound_reads_the_profiling_modules_fields():
-    # tfperf.profile.profiler: kernel_launch_ms and step_time_ms at the top, device idle under overview.
-    launch = res(device="gpu:0", profile={"kernel_launch_ms": 1.6, "step_time_ms": 10.0})
+    # tfperf.profile.xprof_tools: kernel_launch_ms and step_time_ms at the top, device idle under overview.
+    launch = result(device="gpu:0", profile={"kernel_launch_ms": 1.6, "step_time_ms": 10.0})
     ((_, s),) = fired(advisor.rule_host_bound, run_of(launch))
     assert s.evidence_data["kernel_launch_percent"] == pytest.approx(16.0)
     assert (
         fired(
             advisor.rule_host_bound,
-            run_of(res(device="gpu:0", profile={"kernel_launch_ms": 1.4, "step_time_ms": 10.0})),
+            run_of(result(device="gpu:0", profile={"kernel_launch_ms": 1.4, "step_time_ms": 10.0})),
         )
         == []
     )
-    idle = res(device="gpu:0", profile={"overview": {"device_idle_time_percent": 21.0}})
+    idle = result(device="gpu:0", profile={"overview": {"device_idle_time_percent": 21.0}})
     assert len(fired(advisor.rule_host_bound, run_of(idle))) == 1
 
 
 def test_use_tf_function_from_the_profilers_eager_share_in_a_traced_mode():
-    r = res("function", profile={"overview": {"host_op_time_eager_percent": 12.0}})
+    r = result("function", profile={"overview": {"host_op_time_eager_percent": 12.0}})
     ((found, s),) = fired(advisor.rule_use_tf_function, run_of(r))
     assert found is r and "12.0%" in s.evidence
-    below = res("function", profile={"overview": {"host_op_time_eager_percent": 9.0}})
+    below = result("function", profile={"overview": {"host_op_time_eager_percent": 9.0}})
     assert fired(advisor.rule_use_tf_function, run_of(below)) == []
 
 
 def test_host_bound_fires_on_many_small_ops():
-    many = res(device="gpu:0", profile={"device_compute_ms": 1.0}, graph={"op_count": 400})  # 2.5 us per op
+    many = result(
+        device="gpu:0", profile={"device_compute_ms": 1.0}, graph={"op_count": 400}
+    )  # 2.5 us per op
     ((_, s),) = fired(advisor.rule_host_bound, run_of(many))
     assert "400 ops" in s.evidence
-    few = res(device="gpu:0", profile={"device_compute_ms": 1.0}, graph={"op_count": 50})
+    few = result(device="gpu:0", profile={"device_compute_ms": 1.0}, graph={"op_count": 50})
     assert fired(advisor.rule_host_bound, run_of(few)) == []
 
 
@@ -374,7 +358,7 @@ def test_host_bound_fires_on_many_small_ops():
 
 
 def _tuned(config: str, settings: dict, median: float) -> Result:
-    return res("function", median, extra={"tune": {"config": config, "settings": settings}})
+    return result("function", median, variant=config, tune=TuneConfig(settings=settings))
 
 
 def test_threading_fires_on_the_baseline_when_a_thread_setting_measured_faster():
@@ -395,20 +379,20 @@ def test_threading_from_a_what_if_entry():
         "speedup": 1.25,
         "settings": {"intra_op_threads": 1},
     }
-    ((_, s),) = fired(advisor.rule_threading, run_of(res(what_if=[w])))
+    ((_, s),) = fired(advisor.rule_threading, run_of(result(what_if=[w])))
     assert "set_intra_op_parallelism_threads(1)" in s.fix
 
 
 def test_noisy_measurement_fires_above_10_percent_iqr_only():
-    noisy = res(n=20, spread=0.5)
+    noisy = result(n=20, spread=0.5)
     assert noisy.noisy
     assert len(fired(advisor.rule_noisy_measurement, run_of(noisy))) == 1
-    assert fired(advisor.rule_noisy_measurement, run_of(res(n=20, spread=0.15))) == []
+    assert fired(advisor.rule_noisy_measurement, run_of(result(n=20, spread=0.15))) == []
 
 
 def test_noisy_measurement_between_processes_suggests_one_thread_per_op_on_cpu():
     # Three processes, tight inside, their medians 10, 10.5 and 14 ms apart: the noise is between processes.
-    groups = [res(median=m, n=10).samples for m in (0.010, 0.0105, 0.014)]
+    groups = [result(median=m, n=10).samples for m in (0.010, 0.0105, 0.014)]
     fields = dict(samples=[x for g in groups for x in g], repeat_sizes=[10, 10, 10], repeat_process=[0, 1, 2])
     cpu = Result(case="c", mode="function", device="cpu", task="train", batch_size=32, **fields)
     ((_, s),) = fired(advisor.rule_noisy_measurement, run_of(cpu))
@@ -429,7 +413,7 @@ def test_noisy_measurement_between_processes_suggests_one_thread_per_op_on_cpu()
         ((_, s),) = fired(advisor.rule_noisy_measurement, run_of(r))
         assert s.fix.startswith("repeats: 5")
     # Noisy within one process: no process spread to speak of.
-    ((_, s),) = fired(advisor.rule_noisy_measurement, run_of(res(n=20, spread=0.5)))
+    ((_, s),) = fired(advisor.rule_noisy_measurement, run_of(result(n=20, spread=0.5)))
     assert "worker processes" not in s.evidence and s.fix.startswith("repeats: 5")
 
 
@@ -446,8 +430,8 @@ def test_quantize_tflite_evidence_states_the_factor_for_the_faster_mode():
         "top1_agreement": 1.0,
         "samples": 256,
     }
-    int8 = res("tflite-int8", 0.00566, output_agreement=agreement)
-    run = run_of(res("tflite", 0.00856), res("function", 0.0100), int8)
+    int8 = result("tflite-int8", 0.00566, output_agreement=agreement)
+    run = run_of(result("tflite", 0.00856), result("function", 0.0100), int8)
     ((r, s),) = fired(advisor.rule_quantize_tflite, run)
     assert r is int8
     assert "tflite-int8 5.66 ms/step vs tflite 8.56 ms/step (1.51× faster)" in s.evidence, s.evidence
@@ -456,7 +440,7 @@ def test_quantize_tflite_evidence_states_the_factor_for_the_faster_mode():
 
 
 def test_attach_suggestions_replaces_and_is_idempotent():
-    eager, fn = res("eager", 0.05), res("function", 0.010)
+    eager, fn = result("eager", 0.05), result("function", 0.010)
     eager.suggestions = [Suggestion(code="stale")]
     run = run_of(eager, fn)
     advisor.attach_suggestions(run)
@@ -481,7 +465,7 @@ def test_failed_and_empty_results_do_not_break_the_rules():
         error={"type": "X", "message": "boom", "hint": None},
     )
     run = run_of(
-        failed, res("eager", 0.05), Result(case="d", mode="xla", device="cpu", task="train", batch_size=1)
+        failed, result("eager", 0.05), Result(case="d", mode="xla", device="cpu", task="train", batch_size=1)
     )
     advisor.attach_suggestions(run)
     assert all(s.code != "use-tf-function" for r in run.results for s in r.suggestions)

@@ -19,6 +19,8 @@ from conftest import DATA, ROOT, run_tfperf
 
 from tfperf.suite.spec import MAX_NAME_BYTES
 
+pytestmark = pytest.mark.cli
+
 RESULTS = DATA / "results_v1_before_layout.json"  # a finished run: report and export read it, nothing runs
 SUITE = ROOT / "suites" / "smoke.yaml"  # a valid suite: the output checks come after validation
 LONG_NAME = "a" * 300
@@ -182,6 +184,8 @@ def test_tensorboard_port_in_use_is_refused_before_tensorboard_starts(place: Pat
     assert f"--port {port}: cannot listen" in proc.stderr
 
 
+@pytest.mark.tensorflow
+@pytest.mark.workers
 def test_a_failed_capture_leaves_no_folder(tmp_path: Path):
     pytest.importorskip("tensorflow")
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:  # a port nobody listens on
@@ -285,7 +289,8 @@ def forced_run(tmp_path_factory):
     return proc, out, json.loads((out / "results.json").read_text())
 
 
-@pytest.mark.slow
+@pytest.mark.tensorflow
+@pytest.mark.workers
 def test_force_over_an_earlier_run_keeps_none_of_its_traces_or_logs(forced_run):
     proc, out, data = forced_run
     assert proc.returncode == 1, proc.stderr  # the empty case failed; the run says so
@@ -298,7 +303,8 @@ def test_force_over_an_earlier_run_keeps_none_of_its_traces_or_logs(forced_run):
     assert (out / "notes.txt").read_text() == "the user's own file\n"  # only tfperf's own folders are cleared
 
 
-@pytest.mark.slow
+@pytest.mark.tensorflow
+@pytest.mark.workers
 def test_an_empty_inputs_iterable_fails_with_a_hint_not_a_bare_stop_iteration(forced_run):
     _, _, data = forced_run
     error = next(r for r in data["results"] if r["case"] == "empty")["error"]

@@ -87,7 +87,8 @@ def training_loop(training_loops):
     return training_loops[0]
 
 
-@pytest.mark.slow
+@pytest.mark.tensorflow
+@pytest.mark.workers
 def test_capture_from_a_running_training_loop(training_loop, tmp_path, capsys):
     from tfperf.cli import main
 
@@ -117,7 +118,8 @@ def test_capture_from_a_running_training_loop(training_loop, tmp_path, capsys):
     assert any("MatMul" in op["type"] for op in profile["top_ops"][:3]), profile["top_ops"][:3]
 
 
-@pytest.mark.slow
+@pytest.mark.tensorflow
+@pytest.mark.workers
 def test_capture_text_summary_names_the_top_ops(training_loop, tmp_path, capsys):
     """The default output is the same one-screen summary the profiled pass gives."""
     from tfperf.cli import main
@@ -131,7 +133,8 @@ def test_capture_text_summary_names_the_top_ops(training_loop, tmp_path, capsys)
     assert f"tfperf tensorboard {tmp_path / 'c'}" in text
 
 
-@pytest.mark.slow
+@pytest.mark.tensorflow
+@pytest.mark.workers
 def test_capture_several_workers_at_once(training_loops, tmp_path, capsys):
     from tfperf.cli import main
 

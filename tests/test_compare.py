@@ -11,11 +11,12 @@ import textwrap
 
 import numpy as np
 import pytest
+from builders import result, run_of
 from conftest import ROOT, run_tfperf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tfperf.analysis import compare
+from tfperf.analysis import compare, compare_warnings, row_comparison, threshold
 from tfperf.errors import TfperfError
 from tfperf.report import compare as compare_report
 from tfperf.results.model import Result, RunResult, write_results
@@ -38,14 +39,15 @@ def samples(rng, median_s: float, n: int = 60, sigma: float = 0.02) -> list[floa
     return [float(x) for x in rng.lognormal(np.log(median_s), sigma, n)]
 
 
-def run_of(rows: dict[tuple, list[float]], env: dict | None = None, fields: dict | None = None) -> RunResult:
+def run_of_rows(
+    rows: dict[tuple, list[float]], env: dict | None = None, fields: dict | None = None
+) -> RunResult:
     """One result per (case, mode) with these samples; `fields` adds other Result fields per (case, mode)."""
-    results = []
-    for (case, mode), s in rows.items():
-        results.append(
-            Result(case, mode, "cpu", "train", 32, samples=s, **(fields or {}).get((case, mode), {}))
-        )
-    return RunResult(suite={"name": "t"}, environment=dict(env or ENV), results=results)
+    results = [
+        result(mode, case=case, samples=s, **(fields or {}).get((case, mode), {}))
+        for (case, mode), s in rows.items()
+    ]
+    return run_of(*results, environment=dict(env or ENV))
 
 
 def verdicts(cmp: compare.Comparison) -> dict:
@@ -54,8 +56,8 @@ def verdicts(cmp: compare.Comparison) -> dict:
 
 def test_same_distribution_is_unchanged_and_exits_0():
     rng = np.random.default_rng(1)
-    base = run_of({("a", "function"): samples(rng, 0.010), ("b", "xla"): samples(rng, 0.004)})
-    current = run_of({("a", "function"): samples(rng, 0.010), ("b", "xla"): samples(rng, 0.004)})
+    base = run_of_rows({("a", "function"): samples(rng, 0.010), ("b", "xla"): samples(rng, 0.004)})
+    current = run_of_rows({("a", "function"): samples(rng, 0.010), ("b", "xla"): samples(rng, 0.004)})
     cmp = compare.compare_runs(base, current)
     assert verdicts(cmp) == {("a", "function"): "unchanged", ("b", "xla"): "unchanged"}
     assert compare.exit_code(cmp) == 0
@@ -65,8 +67,8 @@ def test_same_distribution_is_unchanged_and_exits_0():
 
 def test_twenty_percent_slower_is_a_regression_and_exits_1():
     rng = np.random.default_rng(2)
-    base = run_of({("a", "function"): samples(rng, 0.010), ("b", "function"): samples(rng, 0.010)})
-    current = run_of({("a", "function"): samples(rng, 0.012), ("b", "function"): samples(rng, 0.010)})
+    base = run_of_rows({("a", "function"): samples(rng, 0.010), ("b", "function"): samples(rng, 0.010)})
+    current = run_of_rows({("a", "function"): samples(rng, 0.012), ("b", "function"): samples(rng, 0.010)})
     cmp = compare.compare_runs(base, current)
     assert verdicts(cmp) == {("a", "function"): "regression", ("b", "function"): "unchanged"}
     a = next(r for r in cmp.rows if r.case == "a")
@@ -77,15 +79,15 @@ def test_twenty_percent_slower_is_a_regression_and_exits_1():
 def test_twenty_percent_faster_is_an_improvement_not_a_failure():
     rng = np.random.default_rng(3)
     cmp = compare.compare_runs(
-        run_of({("a", "xla"): samples(rng, 0.012)}), run_of({("a", "xla"): samples(rng, 0.010)})
+        run_of_rows({("a", "xla"): samples(rng, 0.012)}), run_of_rows({("a", "xla"): samples(rng, 0.010)})
     )
     assert verdicts(cmp) == {("a", "xla"): "improvement"} and compare.exit_code(cmp) == 0
 
 
 def test_two_percent_change_is_not_flagged_even_when_significant():
     rng = np.random.default_rng(4)
-    base = run_of({("a", "function"): samples(rng, 0.0100, n=200, sigma=0.01)})
-    current = run_of({("a", "function"): samples(rng, 0.0102, n=200, sigma=0.01)})
+    base = run_of_rows({("a", "function"): samples(rng, 0.0100, n=200, sigma=0.01)})
+    current = run_of_rows({("a", "function"): samples(rng, 0.0102, n=200, sigma=0.01)})
     cmp = compare.compare_runs(base, current)
     row = cmp.rows[0]
     assert row.p_value < 0.01  # the U test sees it...
@@ -98,13 +100,13 @@ def test_two_percent_change_is_not_flagged_even_when_significant():
 def test_noisy_rows_are_inconclusive_unless_clear_cut():
     rng = np.random.default_rng(5)
     # sigma 0.3 -> IQR about 40% of the median, far above the 10% noise line.
-    base = run_of(
+    base = run_of_rows(
         {
             ("noisy", "eager"): samples(rng, 0.010, n=30, sigma=0.3),
             ("noisy-but-2x", "eager"): samples(rng, 0.010, n=60, sigma=0.2),
         }
     )
-    current = run_of(
+    current = run_of_rows(
         {
             ("noisy", "eager"): samples(rng, 0.0112, n=30, sigma=0.3),
             ("noisy-but-2x", "eager"): samples(rng, 0.020, n=60, sigma=0.2),
@@ -133,8 +135,8 @@ def test_contention_that_shifts_the_median_is_not_a_regression():
             )
         ]
 
-    base = run_of({("a", "function"): contended(0.3)})
-    current = run_of({("a", "function"): contended(0.65)})
+    base = run_of_rows({("a", "function"): contended(0.3)})
+    current = run_of_rows({("a", "function"): contended(0.65)})
     row = compare.compare_runs(base, current).rows[0]
     assert row.ratio > 2 and row.p_value < 0.01 and row.ci_low > 1.1
     assert row.noisy and row.verdict == "inconclusive"
@@ -143,22 +145,24 @@ def test_contention_that_shifts_the_median_is_not_a_regression():
 def test_a_change_of_timing_method_needs_a_clear_cut_result():
     rng = np.random.default_rng(16)
     s_base, s_cur = samples(rng, 0.00100), samples(rng, 0.001115)
-    base = run_of({("a", "xla"): s_base}, fields={("a", "xla"): {"timing": {"method": "per_step"}}})
-    current = run_of(
+    base = run_of_rows({("a", "xla"): s_base}, fields={("a", "xla"): {"timing": {"method": "per_step"}}})
+    current = run_of_rows(
         {("a", "xla"): s_cur}, fields={("a", "xla"): {"timing": {"method": "blocked", "block_size": 16}}}
     )
     row = compare.compare_runs(base, current).rows[0]
     assert (
         row.verdict == "inconclusive" and "timed differently (per_step in base, blocked×16 now)" in row.reason
     )
-    same_method = run_of({("a", "xla"): s_cur}, fields={("a", "xla"): {"timing": {"method": "per_step"}}})
+    same_method = run_of_rows(
+        {("a", "xla"): s_cur}, fields={("a", "xla"): {"timing": {"method": "per_step"}}}
+    )
     assert compare.compare_runs(base, same_method).rows[0].verdict == "regression"
 
 
 def test_a_row_that_fails_now_is_a_regression_naming_the_error():
     rng = np.random.default_rng(17)
-    base = run_of({("a", "xla"): samples(rng, 0.001)})
-    current = run_of(
+    base = run_of_rows({("a", "xla"): samples(rng, 0.001)})
+    current = run_of_rows(
         {("a", "xla"): []},
         fields={
             ("a", "xla"): {
@@ -173,8 +177,8 @@ def test_a_row_that_fails_now_is_a_regression_naming_the_error():
 
 def test_slower_beyond_threshold_without_significance_is_inconclusive():
     # Four scattered samples each: a 15% gap in the medians that the U test cannot call (p >= 0.01).
-    base = run_of({("a", "eager"): [0.0100, 0.0104, 0.0098, 0.0102]})
-    current = run_of({("a", "eager"): [0.0116, 0.0113, 0.0119, 0.0117]})
+    base = run_of_rows({("a", "eager"): [0.0100, 0.0104, 0.0098, 0.0102]})
+    current = run_of_rows({("a", "eager"): [0.0116, 0.0113, 0.0119, 0.0117]})
     row = compare.compare_runs(base, current).rows[0]
     assert row.ratio > 1.1 and row.p_value >= 0.01
     assert row.verdict == "inconclusive" and "not significant" in row.reason
@@ -182,8 +186,8 @@ def test_slower_beyond_threshold_without_significance_is_inconclusive():
 
 def test_rows_in_one_file_only_are_listed_in_every_format():
     rng = np.random.default_rng(6)
-    base = run_of({("kept", "function"): samples(rng, 0.01), ("dropped", "xla"): samples(rng, 0.01)})
-    current = run_of({("kept", "function"): samples(rng, 0.01), ("added", "eager"): samples(rng, 0.01)})
+    base = run_of_rows({("kept", "function"): samples(rng, 0.01), ("dropped", "xla"): samples(rng, 0.01)})
+    current = run_of_rows({("kept", "function"): samples(rng, 0.01), ("added", "eager"): samples(rng, 0.01)})
     cmp = compare.compare_runs(base, current)
     assert [r.case for r in cmp.rows] == ["kept"]
     assert [i["case"] for i in cmp.only_in_base] == ["dropped"]
@@ -202,8 +206,8 @@ def test_rows_in_one_file_only_are_listed_in_every_format():
 def test_retrace_growth_is_a_regression_even_at_equal_speed():
     rng = np.random.default_rng(7)
     s = samples(rng, 0.01)
-    base = run_of({("a", "function"): s}, fields={("a", "function"): {"tracing_count": 1}})
-    current = run_of({("a", "function"): list(s)}, fields={("a", "function"): {"tracing_count": 3}})
+    base = run_of_rows({("a", "function"): s}, fields={("a", "function"): {"tracing_count": 1}})
+    current = run_of_rows({("a", "function"): list(s)}, fields={("a", "function"): {"tracing_count": 3}})
     row = compare.compare_runs(base, current).rows[0]
     assert row.time_verdict == "unchanged" and row.verdict == "regression" and "retracing grew" in row.reason
 
@@ -211,7 +215,7 @@ def test_retrace_growth_is_a_regression_even_at_equal_speed():
 def test_diagnostics_are_compared():
     rng = np.random.default_rng(8)
     s = samples(rng, 0.01)
-    base = run_of(
+    base = run_of_rows(
         {("a", "function"): s},
         fields={
             ("a", "function"): {
@@ -222,7 +226,7 @@ def test_diagnostics_are_compared():
             }
         },
     )
-    current = run_of(
+    current = run_of_rows(
         {("a", "function"): list(s)},
         fields={
             ("a", "function"): {
@@ -252,8 +256,8 @@ def test_input_bound_is_compared_once_by_the_one_definition():
     s = samples(rng, 0.01)
 
     def rows(base_fields: dict, current_fields: dict):
-        base = run_of({("a", "eager"): s}, fields={("a", "eager"): base_fields})
-        current = run_of({("a", "eager"): list(s)}, fields={("a", "eager"): current_fields})
+        base = run_of_rows({("a", "eager"): s}, fields={("a", "eager"): base_fields})
+        current = run_of_rows({("a", "eager"): list(s)}, fields={("a", "eager"): current_fields})
         return [x for x in compare.compare_runs(base, current).rows[0].diagnostics if x.name == "input_bound"]
 
     (flat,) = rows(
@@ -275,7 +279,7 @@ def test_rows_are_labelled_by_their_job_spec():
 
 def test_a_row_that_now_fails_is_a_regression():
     rng = np.random.default_rng(9)
-    base = run_of({("a", "xla"): samples(rng, 0.01)})
+    base = run_of_rows({("a", "xla"): samples(rng, 0.01)})
     current = RunResult(
         suite={},
         environment=ENV,
@@ -289,12 +293,13 @@ def test_environment_differences_are_warned():
     rng = np.random.default_rng(10)
     other = {**ENV, "tensorflow": "2.20.0", "cpu_model": "Other CPU", "gpus": [{"name": "NVIDIA L4"}]}
     cmp = compare.compare_runs(
-        run_of({("a", "eager"): samples(rng, 0.01)}), run_of({("a", "eager"): samples(rng, 0.01)}, env=other)
+        run_of_rows({("a", "eager"): samples(rng, 0.01)}),
+        run_of_rows({("a", "eager"): samples(rng, 0.01)}, env=other),
     )
     text = "\n".join(cmp.environment_warnings)
     assert "TensorFlow version" in text and "CPU model" in text and "NVIDIA L4" in text
     assert "environments differ" in compare_report.render_markdown(cmp)
-    busy = compare.busy_warnings(ENV, {**ENV, "load_average": [7.9, 7.5, 6.0]})
+    busy = compare_warnings.busy_warnings(ENV, {**ENV, "load_average": [7.9, 7.5, 6.0]})
     assert busy == [
         "the machine was busy during the current run (load average 7.9 on 2 CPUs): its timings "
         "include waiting for other processes"
@@ -304,10 +309,10 @@ def test_environment_differences_are_warned():
 def test_every_row_moving_together_is_warned_as_drift():
     rng = np.random.default_rng(14)
     keys = [("a", "eager"), ("b", "function"), ("c", "xla")]
-    base = run_of({k: samples(rng, 0.01) for k in keys})
-    slower = run_of({k: samples(rng, 0.013) for k in keys})
+    base = run_of_rows({k: samples(rng, 0.01) for k in keys})
+    slower = run_of_rows({k: samples(rng, 0.013) for k in keys})
     assert any("moved the same way" in w for w in compare.compare_runs(base, slower).warnings)
-    mixed = run_of({k: samples(rng, 0.013 if k[0] == "a" else 0.01) for k in keys})
+    mixed = run_of_rows({k: samples(rng, 0.013 if k[0] == "a" else 0.01) for k in keys})
     assert not any("moved the same way" in w for w in compare.compare_runs(base, mixed).warnings)
 
 
@@ -317,15 +322,15 @@ step_times = st.lists(st.floats(min_value=1e-5, max_value=10.0, allow_nan=False)
 @settings(max_examples=60, deadline=None)
 @given(base=step_times, current=step_times)
 def test_any_samples_give_a_verdict_and_a_run_never_regresses_against_itself(base, current):
-    row = compare.compare_results(
+    row = row_comparison.compare_results(
         Result("a", "eager", "cpu", "train", 1, samples=base),
         Result("a", "eager", "cpu", "train", 1, samples=current),
     )
-    assert row.verdict in compare.VERDICTS
+    assert row.verdict in row_comparison.VERDICTS
     if row.ratio is not None and row.ci_low is not None:
         assert row.ci_low <= row.ci_high
     json.dumps(dataclasses.asdict(row), allow_nan=False)
-    itself = compare.compare_results(
+    itself = row_comparison.compare_results(
         Result("a", "eager", "cpu", "train", 1, samples=base),
         Result("a", "eager", "cpu", "train", 1, samples=list(base)),
     )
@@ -353,7 +358,7 @@ def test_bootstrap_interval_is_deterministic_and_covers_the_true_ratio():
     ],
 )
 def test_parse_threshold(text, value):
-    assert compare.parse_threshold(text) == pytest.approx(value)
+    assert threshold.parse_threshold(text) == pytest.approx(value)
 
 
 @pytest.mark.parametrize(
@@ -372,22 +377,25 @@ def test_parse_threshold(text, value):
 )
 def test_parse_threshold_rejects(text, why):
     with pytest.raises(TfperfError, match=why.replace("(", r"\(")):
-        compare.parse_threshold(text)
+        threshold.parse_threshold(text)
 
 
 def test_markdown_escapes_table_breaking_names():
     rng = np.random.default_rng(12)
     s = samples(rng, 0.01)
-    cmp = compare.compare_runs(run_of({("a|b<i>", "eager"): s}), run_of({("a|b<i>", "eager"): list(s)}))
+    cmp = compare.compare_runs(
+        run_of_rows({("a|b<i>", "eager"): s}), run_of_rows({("a|b<i>", "eager"): list(s)})
+    )
     md = compare_report.render_markdown(cmp)
     assert "a\\|b&lt;i&gt;" in md and "<i>" not in md
 
 
+@pytest.mark.cli
 def test_cli_exit_codes(tmp_path):
     rng = np.random.default_rng(13)
-    write_results(run_of({("a", "function"): samples(rng, 0.010)}), tmp_path / "base.json")
-    write_results(run_of({("a", "function"): samples(rng, 0.010)}), tmp_path / "same.json")
-    write_results(run_of({("a", "function"): samples(rng, 0.013)}), tmp_path / "slow.json")
+    write_results(run_of_rows({("a", "function"): samples(rng, 0.010)}), tmp_path / "base.json")
+    write_results(run_of_rows({("a", "function"): samples(rng, 0.010)}), tmp_path / "same.json")
+    write_results(run_of_rows({("a", "function"): samples(rng, 0.013)}), tmp_path / "slow.json")
     (tmp_path / "broken.json").write_text("{not json")
     same = run_tfperf("compare", str(tmp_path / "base.json"), str(tmp_path / "same.json"))
     assert same.returncode == 0 and "unchanged" in same.stdout, same.stderr
@@ -460,7 +468,7 @@ def _quiet(rows: dict) -> bool:
     )
 
 
-@pytest.mark.slow
+@pytest.mark.workers
 def test_real_runs_flag_the_slower_step_and_pass_the_unchanged_one(tmp_path):
     (tmp_path / "steps.py").write_text(textwrap.dedent(STEPS))
     for attempt in range(2):
@@ -511,7 +519,7 @@ def test_a_shift_within_the_runs_process_spread_is_inconclusive_not_a_regression
     fields["repeat_process"] = [i // 2 for i in range(10)]
     base = Result("a", "function", "cpu", "train", 32, **fields)
     current = Result("a", "function", "cpu", "train", 32, **processes_of(rng, [0.00115] * 3))
-    row = compare.compare_results(base, current)
+    row = row_comparison.compare_results(base, current)
     assert row.ratio > 1.1 and row.p_value < 0.01 and not row.noisy and row.ci_low > 1
     assert row.verdict == "inconclusive" and "within the runs' own spread" in row.reason, row.reason
     assert row.base_processes == 5 and row.current_processes == 3
@@ -522,7 +530,7 @@ def test_a_shift_beyond_every_process_is_still_a_regression():
     rng = np.random.default_rng(12)
     base = Result("a", "function", "cpu", "train", 32, **processes_of(rng, [0.0100, 0.0103, 0.0098]))
     current = Result("a", "function", "cpu", "train", 32, **processes_of(rng, [0.0130, 0.0127, 0.0133]))
-    row = compare.compare_results(base, current)
+    row = row_comparison.compare_results(base, current)
     assert row.verdict == "regression", row.reason
     assert "spread" in row.reason and row.current_spread < 0.1
 
@@ -541,7 +549,7 @@ def test_the_interval_resamples_repeats_so_process_offsets_widen_it():
 
 def test_runs_timed_in_one_process_are_warned_about():
     rng = np.random.default_rng(14)
-    one = run_of({("a", "function"): samples(rng, 0.010)})
+    one = run_of_rows({("a", "function"): samples(rng, 0.010)})
     many = RunResult(
         suite={"name": "t"},
         environment=dict(ENV),

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from builders import result, run_of
 
 from tfperf.analysis import advisor
 from tfperf.deploy.modes import output_agreement
 from tfperf.deploy.tflite import UnsupportedOpError, unsupported_ops
-from tfperf.results.model import Result, RunResult
+from tfperf.results.model import Result
 from tfperf.suite.spec import CaseSpec
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -77,7 +78,7 @@ def test_agreement_on_outputs_that_ignore_the_input_is_not_meaningful():
     assert r.output_agreement.meaningful is False
 
 
-@pytest.mark.slow
+@pytest.mark.tensorflow
 def test_untrained_zoo_mobilenet_agreement_is_not_meaningful():
     """The issue's own case, with real TensorFlow: the zoo's untrained MobileNetV2 (random weights) gives the
     same logits for any image, so even a comparison of the model with itself is flagged, not counted as a
@@ -137,7 +138,7 @@ def _outputs(predict, x: np.ndarray, batch: int) -> np.ndarray:
     return np.concatenate([predict(x[i : i + batch]) for i in range(0, len(x), batch)])
 
 
-@pytest.mark.slow
+@pytest.mark.tensorflow
 def test_every_deployment_mode_agrees_and_quantization_shrinks(classifier, tmp_path, monkeypatch):
     from tfperf.deploy.modes import prepare_deploy
     from tfperf.deploy.tflite import load_tflite
@@ -200,7 +201,7 @@ def test_every_deployment_mode_agrees_and_quantization_shrinks(classifier, tmp_p
     )
 
 
-@pytest.mark.slow
+@pytest.mark.tensorflow
 def test_an_op_tflite_lacks_is_named_and_savedmodel_still_runs(tmp_path):
     import keras
     import tensorflow as tf
@@ -225,7 +226,7 @@ def test_an_op_tflite_lacks_is_named_and_savedmodel_still_runs(tmp_path):
 # --- the harness path ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.slow
+@pytest.mark.tensorflow
 def test_harness_times_deployment_modes_and_names_the_missing_op(tmp_path):
     from tfperf.measure import harness
     from tfperf.suite.references import resolve_reference
@@ -280,7 +281,7 @@ def examples(batch_size):
 """
 
 
-@pytest.mark.slow
+@pytest.mark.tensorflow
 def test_deployment_first_call_is_the_first_predict_and_the_suite_dataset_feeds_the_check(
     tmp_path, monkeypatch
 ):
@@ -355,12 +356,10 @@ def test_deployment_first_call_is_the_first_predict_and_the_suite_dataset_feeds_
 
 def _res(mode: str, median_s: float, agreement: dict | None = None, size: int | None = None) -> Result:
     spread = [0.98, 0.99, 1.0, 1.01, 1.02, 0.995, 1.005, 1.0]
-    return Result(
+    return result(
+        mode,
         case="clf",
-        mode=mode,
-        device="cpu",
         task="infer",
-        batch_size=32,
         samples=[median_s * f for f in spread],
         output_agreement=agreement,
         model_size_bytes=size,
@@ -378,8 +377,7 @@ def _agree(top1: float | None, rel: float) -> dict:
 
 
 def _quantize_findings(*results: Result):
-    run = RunResult(suite={"name": "t"}, environment={}, results=list(results))
-    return [(r, s) for r, s in advisor.advise(run) if s.code == "quantize-tflite"]
+    return [(r, s) for r, s in advisor.advise(run_of(*results)) if s.code == "quantize-tflite"]
 
 
 def test_quantize_tflite_fires_when_faster_and_within_tolerance():

@@ -8,7 +8,10 @@ import json
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT
+
+pytestmark = pytest.mark.workers
 
 # Runs in a fresh interpreter: logical CPU devices can only be made before TensorFlow initializes its devices.
 SCRIPT = r"""

@@ -101,7 +101,7 @@ def _assert_scaled(r: dict) -> None:
     assert 0 <= r["input_wait_fraction"] < 1
 
 
-@pytest.mark.slow
+@pytest.mark.workers
 def test_mirrored_two_logical_cpu_devices(suite_run):
     r = suite_run.results[("mirrored", "function")]
     _assert_scaled(r)
@@ -117,7 +117,7 @@ def test_mirrored_two_logical_cpu_devices(suite_run):
     assert len(probe) == 2 and math.isfinite(probe[0]) and probe[0] == probe[1]
 
 
-@pytest.mark.slow
+@pytest.mark.workers
 @pytest.mark.parametrize("case", ["mirrored", "multi"])
 def test_a_distributed_result_is_timed_and_carries_its_process_noise_like_a_harness_result(suite_run, case):
     r = suite_run.results[(case, "function")]
@@ -135,7 +135,7 @@ def test_a_distributed_result_is_timed_and_carries_its_process_noise_like_a_harn
     assert timed - 1e-6 <= record["timed_s"] <= r["wall_s"]
 
 
-@pytest.mark.slow
+@pytest.mark.workers
 def test_eager_after_function_under_the_same_mirrored_devices(suite_run):
     """Jobs of one case share the worker process. A second MirroredStrategy over the same devices would number
     its collective instances from the start again and collide with the first's ("Shape mismatch in the
@@ -149,7 +149,7 @@ def test_eager_after_function_under_the_same_mirrored_devices(suite_run):
     assert r["scaling_efficiency"] > 0
 
 
-@pytest.mark.slow
+@pytest.mark.workers
 def test_xla_under_mirrored_is_a_clear_failure(suite_run):
     r = suite_run.results[("mirrored", "xla")]
     assert r["status"] == "failed"
@@ -162,7 +162,7 @@ def test_xla_under_mirrored_is_a_clear_failure(suite_run):
     assert suite_run.proc.returncode == 1  # a failed result fails the run
 
 
-@pytest.mark.slow
+@pytest.mark.workers
 def test_multi_worker_two_local_workers(suite_run):
     r = suite_run.results[("multi", "function")]
     _assert_scaled(r)
@@ -200,7 +200,7 @@ def _multi_case(**kw) -> tuple[CaseSpec, JobSpec]:
     return case, JobSpec("mw", "function", "cpu", "train", PER_REPLICA)
 
 
-@pytest.mark.slow
+@pytest.mark.workers
 def test_killed_worker_fails_naming_it_and_leaves_no_process(tmp_path):
     case, job = _multi_case(timeout_s=180, steps=50)
     env = {**os.environ, KILL_ENV: "1:2"}  # worker 1 SIGKILLs itself after 2 timed steps
@@ -236,7 +236,7 @@ def test_dead_worker_is_blamed_over_the_peer_that_lost_it(tmp_path):
     assert r.distributed.also_failed_workers == [0]
 
 
-@pytest.mark.slow
+@pytest.mark.workers
 def test_hanging_worker_times_out_naming_it_and_leaves_no_process(tmp_path):
     case, job = _multi_case()
     env = {
@@ -379,7 +379,7 @@ cases:
 """
 
 
-@pytest.mark.slow
+@pytest.mark.workers
 def test_tf_config_set_joins_that_cluster_instead_of_launching(tmp_path):
     """What a user runs on a real cluster: the same `tfperf run` on every machine, each with its TF_CONFIG."""
     import subprocess
@@ -421,7 +421,7 @@ def test_tf_config_set_joins_that_cluster_instead_of_launching(tmp_path):
     assert results[1]["scaling_efficiency"] is None
 
 
-@pytest.mark.slow
+@pytest.mark.workers
 def test_workers_die_with_a_killed_supervisor(tmp_path):
     """The runner SIGKILLs a case worker past its timeout: the cluster workers it launched must not outlive
     it."""
@@ -458,7 +458,7 @@ def test_workers_die_with_a_killed_supervisor(tmp_path):
             supervisor.kill()
 
 
-@pytest.mark.slow
+@pytest.mark.workers
 def test_a_worker_dying_in_start_up_restarts_the_cluster_once(tmp_path):
     case, job = _multi_case(timeout_s=180)
     env = {
@@ -496,7 +496,7 @@ print("RESULT " + json.dumps(r.to_json(), default=str))
 """
 
 
-@pytest.mark.slow
+@pytest.mark.workers
 def test_mirrored_float16_is_loss_scaled_and_syncs_every_replica():
     proc = subprocess.run(
         [sys.executable, "-c", MIRRORED_FLOAT16],
@@ -530,7 +530,9 @@ def test_local_workers_get_one_gpu_each_round_robin_with_memory_growth():
     assert worker_gpu_env(0, [], "gpu:0") == {} and worker_gpu_env(0, None, "cpu") == {}
 
 
-@pytest.mark.slow
+@pytest.mark.gpu
+@pytest.mark.tensorflow
+@pytest.mark.workers
 def test_local_workers_on_a_gpu_machine_each_see_their_own_gpu(tmp_path):
     from tfperf.distributed.setup import visible_gpus
 

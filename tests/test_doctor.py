@@ -46,7 +46,7 @@ def test_installation_checks_pass_here():
     assert all(c.status == PASS for c in checks), doctor.render(checks)
 
 
-@pytest.mark.slow
+@pytest.mark.tensorflow
 def test_tfperf_doctor_records_a_trace_and_exits_0(capsys):
     from tfperf.cli import main
 

@@ -15,10 +15,11 @@ import subprocess
 import sys
 
 import pytest
+from builders import result, run_of
 from conftest import ROOT, run_tfperf
 
 from tfperf.report.export import benchmark_name, to_pytest_benchmark
-from tfperf.results.model import Result, RunResult, load_results, write_results
+from tfperf.results.model import RunResult, load_results, write_results
 
 ENV = {
     "tensorflow": "2.21.0",
@@ -48,12 +49,10 @@ def make_run() -> RunResult:
     results = []
     for mode, median in (("eager", 0.020), ("function", 0.004), ("xla", 0.006)):
         results.append(
-            Result(
-                "mlp",
+            result(
                 mode,
-                "cpu",
-                "train",
-                64,
+                case="mlp",
+                batch_size=64,
                 samples=_samples(median),
                 first_call_s=0.5,
                 tracing_count=None if mode == "eager" else 1,
@@ -68,44 +67,38 @@ def make_run() -> RunResult:
         )
     # A sub-millisecond step timed in blocks of 40: each sample is the mean of one block.
     results.append(
-        Result(
-            "matmul",
+        result(
             "function",
-            "cpu",
-            "train",
-            None,
+            case="matmul",
+            batch_size=None,
             samples=_samples(0.0002),
             tracing_count=1,
             timing={"method": "blocked", "block_size": 40, "warmup_steps": 2},
         )
     )
-    results.append(Result("matmul", "eager", "cpu", "train", None, samples=_samples(0.0009)))
+    results.append(result("eager", case="matmul", batch_size=None, samples=_samples(0.0009)))
     results.append(
-        Result(
-            "matmul",
+        result(
             "xla",
-            "cpu",
-            "train",
-            None,
+            case="matmul",
+            batch_size=None,
             status="failed",
             error={"type": "InvalidArgumentError", "message": "XLA cannot compile op PyFunc", "hint": None},
         )
     )
     results.append(
-        Result(
-            "big",
+        result(
             "function",
-            "cpu",
-            "train",
-            4096,
+            case="big",
+            batch_size=4096,
             status="timeout",
             error={"type": "Timeout", "message": "killed after 300 s", "hint": None},
         )
     )
-    return RunResult(
+    return run_of(
+        *results,
         suite={"name": "smoke", "path": "suites/smoke.yaml", "sha256": "x"},
         environment=dict(ENV),
-        results=results,
         started_at="2026-11-27T04:00:00+00:00",
         finished_at="2026-11-27T04:01:00+00:00",
         tfperf_version="0.1.0",
@@ -213,6 +206,7 @@ def test_github_action_benchmark_pytest_tool_fields():
     assert ops["function"] > ops["xla"] > ops["eager"]
 
 
+@pytest.mark.cli
 def test_export_command_and_the_real_pytest_benchmark_compare(tmp_path):
     results = tmp_path / "results.json"
     write_results(make_run(), results)
@@ -246,6 +240,7 @@ def test_export_command_and_the_real_pytest_benchmark_compare(tmp_path):
     assert "matmul[xla]" not in cmp.stdout
 
 
+@pytest.mark.cli
 def test_export_to_stdout_reads_a_run_folder(tmp_path):
     write_results(make_run(), tmp_path / "results.json")
     proc = run_tfperf("export", str(tmp_path))
@@ -253,6 +248,7 @@ def test_export_to_stdout_reads_a_run_folder(tmp_path):
     assert {b["name"] for b in json.loads(proc.stdout)["benchmarks"]} >= {"mlp[xla-bs64]", "matmul[eager]"}
 
 
+@pytest.mark.cli
 def test_export_errors_are_one_line_with_exit_2(tmp_path):
     bad_format = run_tfperf("export", str(tmp_path / "missing.json"), "--format", "csv")
     assert bad_format.returncode == 2 and "--format csv: choose one of pytest-benchmark" in bad_format.stderr
@@ -265,6 +261,7 @@ def test_export_errors_are_one_line_with_exit_2(tmp_path):
     assert nothing.returncode == 2 and "no ok result with timed samples to export" in nothing.stderr
 
 
+@pytest.mark.cli
 def test_export_does_not_import_tensorflow(tmp_path):
     write_results(make_run(), tmp_path / "results.json")
     code = (

@@ -14,6 +14,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from builders import result, run_of
 from conftest import run_tfperf
 
 from tfperf.analysis import compare
@@ -41,10 +42,10 @@ def _samples(seed: int, median_s: float, n: int = 40) -> list[float]:
 def _run(rows: dict[str, list[float]], interrupted: bool = False, **fields) -> RunResult:
     """One eager result per case name with these samples; `fields[case]` sets other Result fields."""
     results = [
-        Result(case, "eager", "cpu", "train", 8, samples=s, **fields.get(case, {}))
+        result("eager", case=case, batch_size=8, samples=s, **fields.get(case, {}))
         for case, s in rows.items()
     ]
-    return RunResult(suite={"name": "t"}, environment=dict(ENV), results=results, interrupted=interrupted)
+    return run_of(*results, environment=dict(ENV), interrupted=interrupted)
 
 
 # --- item 2: a later worker process that fails fails the job ------------------------------------------------
@@ -107,7 +108,7 @@ def later_failures(tmp_path_factory):
     return proc, {r["case"]: r for r in data["results"]}, out
 
 
-@pytest.mark.slow
+@pytest.mark.workers
 def test_a_later_process_that_crashes_or_raises_fails_the_job_and_the_run(later_failures):
     proc, by_case, out = later_failures
     assert proc.returncode == 1, proc.stderr[-3000:]
@@ -130,7 +131,7 @@ def test_a_later_process_that_crashes_or_raises_fails_the_job_and_the_run(later_
     assert "only the first process may run this step" in by_case["raises-later"]["error"]["message"]
 
 
-@pytest.mark.slow
+@pytest.mark.workers
 def test_a_failed_result_with_samples_shows_in_every_table_and_the_page(later_failures):
     proc, _, out = later_failures
     table_rows = [ln for ln in proc.stdout.splitlines() if ln.startswith("exits-later ")]
@@ -147,23 +148,19 @@ def test_a_failed_result_with_samples_shows_in_every_table_and_the_page(later_fa
 
 
 def _first_and_later() -> tuple[Result, Result]:
-    first = Result(
-        "a",
+    first = result(
         "eager",
-        "cpu",
-        "train",
-        8,
+        case="a",
+        batch_size=8,
         samples=[1.0, 1.1, 1.2, 1.3],
         repeat_sizes=[2, 2],
         repeat_process=[0, 0],
         timing={"method": "per_step", "repeats": 2},
     )
-    later = Result(
-        "a",
+    later = result(
         "eager",
-        "cpu",
-        "train",
-        8,
+        case="a",
+        batch_size=8,
         samples=[2.0, 2.1],
         repeat_sizes=[2],
         repeat_process=[1],
@@ -280,6 +277,7 @@ def test_a_row_failed_in_both_runs_does_not_fail_the_gate_but_nothing_compared_d
     assert compare.exit_code(compare.compare_runs(_run({}), _run({}))) == 3
 
 
+@pytest.mark.cli
 def test_cli_gate_exit_codes_and_allow_missing(tmp_path):
     write_results(_run({"a": _samples(1, 0.01), "b": _samples(2, 0.02)}), tmp_path / "base.json")
     write_results(_run({}, interrupted=True), tmp_path / "empty.json")
@@ -305,6 +303,7 @@ def test_cli_gate_exit_codes_and_allow_missing(tmp_path):
 # --- item 18: --threshold, a run against itself, damaged entries --------------------------------------------
 
 
+@pytest.mark.cli
 def test_cli_threshold_is_read_unambiguously_and_says_how(tmp_path):
     write_results(_run({"a": _samples(1, 0.01)}), tmp_path / "r.json")
     r = str(tmp_path / "r.json")
@@ -364,6 +363,7 @@ def test_a_damaged_entry_names_the_file_and_its_index(tmp_path, entry, needle):
     assert str(err.value) == f"{path}: {needle}"
 
 
+@pytest.mark.cli
 @pytest.mark.parametrize("entry", [{}, 1])
 def test_cli_report_export_compare_on_a_damaged_entry_exit_2_in_one_line(tmp_path, entry):
     path = tmp_path / "results.json"

@@ -6,6 +6,8 @@ import tensorflow as tf
 from tfperf.measure.harness import train_step
 from tfperf.profile.graph_stats import count_hlo, example_call_args, graph_stats
 
+pytestmark = pytest.mark.tensorflow
+
 # Optimized-HLO shape of a module: a reducer, a fused computation, a while loop, and the entry.
 HLO = """HloModule m, is_scheduled=true, entry_computation_layout={(f32[3,16]{1,0})->f32[]}
 

@@ -8,6 +8,8 @@ import pytest
 from tfperf.profile import grappler
 from tfperf.profile.graph_stats import graph_stats, grappler_op_count, op_count
 
+pytestmark = pytest.mark.tensorflow
+
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 

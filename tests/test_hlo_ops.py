@@ -4,10 +4,13 @@ layer; the jit-compile-part suggestion; what tf.data AUTOTUNE chose. Real Tensor
 from __future__ import annotations
 
 import pytest
+from builders import result
 
 from tfperf.profile import attribution, hlo_metadata, hlo_ops, layers, tfdata_autotune
 from tfperf.results.model import Result, RunResult
 from tfperf.results.records import Profile
+
+pytestmark = pytest.mark.tensorflow
 
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
@@ -238,16 +241,8 @@ def _result(mode: str, median_s: float, layer_us: dict[str, float], slowed: floa
         },
         details={"steps": 5},
     )
-    return Result(
-        case="cnn",
-        mode=mode,
-        device="cpu",
-        task="train",
-        batch_size=32,
-        samples=samples,
-        repeat_sizes=[10, 10, 10],
-        repeat_process=[0, 1, 2],
-        profile=prof,
+    return result(
+        mode, case="cnn", samples=samples, repeat_sizes=[10, 10, 10], repeat_process=[0, 1, 2], profile=prof
     )
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from builders import result, run_of
 from conftest import ROOT, run_tfperf
 
 from tfperf.analysis import compare
@@ -206,12 +207,10 @@ def sample_run(suite_name: str = "smoke", case_name: str = "mlp") -> RunResult:
     for bs in (32, 64):
         k = bs / 32
         results.append(
-            Result(
-                case_name,
+            result(
                 "eager",
-                "cpu",
-                "train",
-                bs,
+                case=case_name,
+                batch_size=bs,
                 samples=lognormal(rng, 0.012 * k),
                 first_call_s=0.3,
                 input_wait_fraction=0.01,
@@ -220,12 +219,10 @@ def sample_run(suite_name: str = "smoke", case_name: str = "mlp") -> RunResult:
             )
         )
         results.append(
-            Result(
-                case_name,
+            result(
                 "function",
-                "cpu",
-                "train",
-                bs,
+                case=case_name,
+                batch_size=bs,
                 samples=lognormal(rng, 0.003 * k),
                 first_call_s=0.9,
                 tracing_count=2,
@@ -249,12 +246,10 @@ def sample_run(suite_name: str = "smoke", case_name: str = "mlp") -> RunResult:
             )
         )
         results.append(
-            Result(
-                case_name,
+            result(
                 "xla",
-                "cpu",
-                "train",
-                bs,
+                case=case_name,
+                batch_size=bs,
                 samples=lognormal(rng, 0.002 * k),
                 first_call_s=2.1,
                 tracing_count=2,
@@ -263,12 +258,9 @@ def sample_run(suite_name: str = "smoke", case_name: str = "mlp") -> RunResult:
             )
         )
     results.append(
-        Result(
-            "slow-input",
+        result(
             "eager",
-            "cpu",
-            "train",
-            32,
+            case="slow-input",
             samples=lognormal(rng, 0.05, sigma=0.2),
             first_call_s=0.2,
             input_wait_fraction=0.6,
@@ -283,12 +275,9 @@ def sample_run(suite_name: str = "smoke", case_name: str = "mlp") -> RunResult:
         )
     )
     results.append(
-        Result(
-            "slow-input",
+        result(
             "function",
-            "cpu",
-            "train",
-            32,
+            case="slow-input",
             samples=lognormal(rng, 0.045),
             first_call_s=0.5,
             tracing_count=4,
@@ -302,7 +291,7 @@ def sample_run(suite_name: str = "smoke", case_name: str = "mlp") -> RunResult:
     )
     results.append(
         Result.not_run(
-            Result("slow-input", "xla", "cpu", "train", 32).spec,
+            result("xla", case="slow-input").spec,
             "failed",
             "InvalidArgumentError",
             "Detected unsupported operations: <b>AsString</b> & co",
@@ -311,13 +300,14 @@ def sample_run(suite_name: str = "smoke", case_name: str = "mlp") -> RunResult:
     )
     results.append(
         Result.not_run(
-            Result("hang", "eager", "cpu", "infer", 8).spec,
+            result("eager", case="hang", task="infer", batch_size=8).spec,
             "timeout",
             "Timeout",
             "worker killed after timeout_s=30",
         )
     )
-    return RunResult(
+    return run_of(
+        *results,
         suite={
             "name": suite_name,
             "path": "suites/smoke.yaml",
@@ -333,7 +323,6 @@ def sample_run(suite_name: str = "smoke", case_name: str = "mlp") -> RunResult:
             "gpus": [],
             "env": {"TF_XLA_FLAGS": "--tf_xla_auto_jit=2"},
         },
-        results=results,
         started_at="2026-11-27T03:00:00+00:00",
         finished_at="2026-11-27T03:01:00+00:00",
         tfperf_version="0.1.0",
@@ -352,6 +341,7 @@ def expected_rows(run: RunResult) -> set:
 # ---------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.browser
 @needs_chromium
 def test_report_in_chromium_has_every_row_no_errors_no_requests_and_is_not_blank(tmp_path):
     run = sample_run()
@@ -385,6 +375,7 @@ def test_report_in_chromium_has_every_row_no_errors_no_requests_and_is_not_blank
     assert std > 20 and inked > 0.02, (std, inked)
 
 
+@pytest.mark.browser
 @needs_chromium
 def test_script_in_suite_and_case_names_renders_as_text(tmp_path):
     run = sample_run(suite_name=XSS_SUITE, case_name=XSS_CASE)
@@ -413,6 +404,7 @@ def test_script_in_suite_and_case_names_renders_as_text(tmp_path):
     assert seen["console_errors"] == []
 
 
+@pytest.mark.browser
 @needs_chromium
 def test_compare_page_in_chromium(tmp_path):
     base = sample_run(case_name=XSS_CASE)
@@ -499,12 +491,10 @@ DIST_CASE = "mlp <mirrored>"
 
 def distributed_run() -> RunResult:
     rng = np.random.default_rng(5)
-    mirrored = Result(
-        DIST_CASE,
+    mirrored = result(
         "function",
-        "cpu",
-        "train",
-        64,
+        case=DIST_CASE,
+        batch_size=64,
         samples=lognormal(rng, 0.0124),
         replicas=2,
         global_batch_size=128,
@@ -524,12 +514,9 @@ def distributed_run() -> RunResult:
             },
         },
     )
-    worker = Result(
-        "mlp-mw",
+    worker = result(
         "function",
-        "cpu",
-        "train",
-        32,
+        case="mlp-mw",
         samples=lognormal(rng, 0.034),
         replicas=2,
         global_batch_size=64,
@@ -543,15 +530,15 @@ def distributed_run() -> RunResult:
         },
     )
     failed = Result.not_run(
-        Result("mlp-mw", "xla", "cpu", "train", 32).spec,
+        result("xla", case="mlp-mw").spec,
         "failed",
         "WorkerDied",
         "worker 1 exited",
         replicas=2,
         distributed={"strategy": "multi_worker", "workers": 2},
     )
-    plain = Result("single", "function", "cpu", "train", 64, samples=lognormal(rng, 0.005))
-    return RunResult(suite={"name": "dist"}, environment={}, results=[mirrored, worker, failed, plain])
+    plain = result("function", case="single", batch_size=64, samples=lognormal(rng, 0.005))
+    return run_of(mirrored, worker, failed, plain, suite={"name": "dist"})
 
 
 def test_distributed_results_get_a_scaling_table_and_chart():
@@ -952,6 +939,7 @@ def test_render_modules_do_not_import_tensorflow():
     assert proc.returncode == 0, proc.stderr
 
 
+@pytest.mark.cli
 def test_report_command_renders_html(tmp_path):
     write_results(sample_run(suite_name=XSS_SUITE), tmp_path / "results.json")
     proc = run_tfperf(
@@ -968,7 +956,8 @@ def test_report_command_renders_html(tmp_path):
 # ---------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.slow
+@pytest.mark.workers
+@pytest.mark.browser
 @needs_chromium
 def test_real_run_writes_a_report_that_opens(tmp_path):
     (tmp_path / "steps.py").write_text(

@@ -3,8 +3,12 @@ tf.data."""
 
 import time
 
+import pytest
+
 from tfperf.measure.inputs import is_file_source, synthetic_pipeline
 from tfperf.suite.spec import AUTOTUNE, InputSpec, LabelsSpec, PipelineSpec
+
+pytestmark = pytest.mark.tensorflow
 
 
 def one_pass(pipeline: PipelineSpec, batch_size: int = 4, warm_passes: int = 0):

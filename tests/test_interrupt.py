@@ -11,7 +11,7 @@ import psutil
 import pytest
 from conftest import DATA, ROOT
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.workers
 
 SUITE = f"""
 name: interrupted

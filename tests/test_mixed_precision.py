@@ -45,6 +45,7 @@ def _graph_ops(prepared) -> list:
     return prepared.traced.get_concrete_function(*args, **kwargs).graph.get_operations()
 
 
+@pytest.mark.tensorflow
 def test_policy_set_at_start_is_in_force_when_the_model_is_built(harness):
     prepared = _prepare(harness, "mixed_bfloat16")
     assert prepared.model.compute_dtype == "bfloat16"
@@ -57,6 +58,7 @@ def test_policy_set_at_start_is_in_force_when_the_model_is_built(harness):
     assert prepared.setup.loss_scale_optimizer is False  # bfloat16 has float32's range: no loss scaling
 
 
+@pytest.mark.tensorflow
 def test_float16_training_is_loss_scaled_and_learns(harness):
     import numpy as np
 
@@ -74,6 +76,7 @@ def test_float16_training_is_loss_scaled_and_learns(harness):
     assert any(not np.array_equal(a, b) for a, b in zip(before, after))  # the unscaled updates were applied
 
 
+@pytest.mark.workers
 def test_a_run_records_the_policy_in_force_and_the_model_s_compute_dtype(tmp_path):
     suite = tmp_path / "mp.yaml"
     suite.write_text("""

@@ -18,6 +18,8 @@ from tfperf.suite.loader import load_suite
 from tfperf.suite.references import resolve_reference
 from tfperf.suite.spec import CaseSpec, InputSpec
 
+pytestmark = pytest.mark.tensorflow
+
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "suites" / "examples"
 

@@ -8,10 +8,13 @@ import re
 import textwrap
 from pathlib import Path
 
+import pytest
 from conftest import run_tfperf
 from test_html_report import table_rows
 
 from tfperf.host.noise import FIELDS
+
+pytestmark = pytest.mark.workers
 
 STEPS = """import tensorflow as tf
 

@@ -20,6 +20,7 @@ import html as htmllib
 import re
 
 import pytest
+from builders import result, run_of
 
 from tfperf import units
 from tfperf.analysis.advisor import attach_suggestions
@@ -44,39 +45,41 @@ def tight(median_s: float, n: int = 30) -> list[float]:
     return [median_s * (1 + 0.001 * (i - n / 2) / n) for i in range(n)]
 
 
-def job(case, mode, samples, device="cpu", **kw) -> Result:
-    return Result(case, mode, device, "train", 32, samples=samples, **kw)
-
-
 def build_run() -> RunResult:
     results = [
         # Measured wait 3%, the profiler 31% (its conclusion quotes eager Python dispatch as "All Others").
-        job(
-            "pipeline",
+        result(
             "eager",
-            tight(0.040),
+            case="pipeline",
+            samples=tight(0.040),
             first_call_s=0.1,
             input_wait_fraction=0.03,
             profile={"input_bound_percent": 31.0, "input_conclusion": ALL_OTHERS},
         ),
-        job("pipeline", "function", tight(0.020), first_call_s=0.3, input_wait_fraction=0.03),
+        result("function", case="pipeline", samples=tight(0.020), first_call_s=0.3, input_wait_fraction=0.03),
         # No wait measured: the profiler's figure decides, and says where it comes from.
-        job("profiled", "function", tight(0.020), first_call_s=0.3, profile={"input_bound_percent": 25.0}),
+        result(
+            "function",
+            case="profiled",
+            samples=tight(0.020),
+            first_call_s=0.3,
+            profile={"input_bound_percent": 25.0},
+        ),
         # A GPU function run with no GPU eager run: no speed-up over eager for it.
-        job("devices", "eager", tight(0.030), first_call_s=0.1),
-        job("devices", "function", tight(0.010), first_call_s=0.3),
-        job("devices", "function", tight(0.002), device="gpu:0", first_call_s=0.3),
+        result("eager", case="devices", samples=tight(0.030), first_call_s=0.1),
+        result("function", case="devices", samples=tight(0.010), first_call_s=0.3),
+        result("function", case="devices", samples=tight(0.002), device="gpu:0", first_call_s=0.3),
         # XLA 3% faster than tf.function, both noisy: not significant.
-        job("xla-tie", "function", spread(0.010, 0.6), first_call_s=0.5),
-        job("xla-tie", "xla", spread(0.0097, 0.6), first_call_s=2.0),
+        result("function", case="xla-tie", samples=spread(0.010, 0.6), first_call_s=0.5),
+        result("xla", case="xla-tie", samples=spread(0.0097, 0.6), first_call_s=2.0),
         # XLA 8% slower, both noisy: not significant either.
-        job("xla-noise", "function", spread(0.010, 0.6), first_call_s=0.5),
-        job("xla-noise", "xla", spread(0.0108, 0.6), first_call_s=2.0),
+        result("function", case="xla-noise", samples=spread(0.010, 0.6), first_call_s=0.5),
+        result("xla", case="xla-noise", samples=spread(0.0108, 0.6), first_call_s=2.0),
         # XLA 30% faster, clearly: the advisor's payback.
-        job("xla-win", "function", tight(0.010), first_call_s=0.5),
-        job("xla-win", "xla", tight(0.007), first_call_s=2.0),
+        result("function", case="xla-win", samples=tight(0.010), first_call_s=0.5),
+        result("xla", case="xla-win", samples=tight(0.007), first_call_s=2.0),
     ]
-    run = RunResult(suite={"name": "one-definition"}, environment={}, results=results)
+    run = run_of(*results, suite={"name": "one-definition"})
     attach_suggestions(run)
     return run
 
@@ -259,7 +262,7 @@ def test_throughput_is_one_figure_in_table_markdown_and_page():
         serve={"instances_per_s": 5321.0, "requests_per_s": 665.1, "concurrency": 4},
     )
     steps = Result("steps", "function", "cpu", "train", None, samples=tight(0.010))
-    batched = job("batched", "function", tight(0.010))
+    batched = result("function", case="batched", samples=tight(0.010))
     run = RunResult(suite={"name": "throughput"}, environment={}, results=[serve, steps, batched])
     assert measures.throughput(serve) == (5321.0, "instances/s")
     assert measures.throughput(steps)[1] == "steps/s" and measures.throughput(batched)[1] == "samples/s"

@@ -10,10 +10,12 @@ tested.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
+from builders import processes, result, run_of, tight
 from conftest import run_tfperf
 
 from tfperf.analysis import advisor
@@ -24,8 +26,11 @@ from tfperf.host.environment import (
     cpu_flags,
     host_cpu_features,
 )
-from tfperf.profile.profiler import parse_overview
+from tfperf.profile.xprof_tools import parse_overview
 from tfperf.results.model import Result, RunResult
+from tfperf.results.variants import TuneConfig
+from tfperf.run.process import WorkerProcess
+from tfperf.run.rounds import Rounds
 from tfperf.suite.loader import load_suite
 from tfperf.tune.candidates import Candidate, setting_candidates
 from tfperf.tune.progress import SilentTuneProgress
@@ -46,57 +51,14 @@ EPYC_CPUINFO = (
 )
 
 
-def samples(median: float, n: int = 12, spread: float = 0.002) -> list[float]:
-    return [median * (1 + spread * (i - (n - 1) / 2) / n) for i in range(n)]
-
-
-def res(
-    median: float,
-    *,
-    mode: str = "function",
-    case: str = "c",
-    device: str = "cpu",
-    batch_size: int | None = 32,
-    **kw,
-) -> Result:
-    return Result(
-        case=case,
-        mode=mode,
-        device=device,
-        task="train",
-        batch_size=batch_size,
-        samples=samples(median),
-        **kw,
-    )
-
-
-def processes(*medians: float, n: int = 10, **kw) -> Result:
-    """A result timed in one worker process per median: tight inside each, apart between them."""
-    all_samples = [x for m in medians for x in samples(m, n)]
-    return Result(
-        case=kw.pop("case", "c"),
-        mode=kw.pop("mode", "function"),
-        device=kw.pop("device", "cpu"),
-        task="train",
-        batch_size=kw.pop("batch_size", 32),
-        samples=all_samples,
-        repeat_sizes=[n] * len(medians),
-        repeat_process=list(range(len(medians))),
-        **kw,
-    )
-
-
-def run_of(*results: Result, environment: dict | None = None) -> RunResult:
-    return RunResult(suite={"name": "t"}, environment=environment or {}, results=list(results))
-
-
 def tuned(
     config: str, settings: dict, median: float, *, values=(1.0, -2.0, 0.5), device: str = "cpu"
 ) -> Result:
-    return res(
-        median,
+    return result(
+        median=median,
         device=device,
-        extra={"tune": {"case": "c", "config": config, "settings": settings}},
+        variant=config,
+        tune=TuneConfig(settings=settings),
         output_check={"fingerprint": {"values": list(values)}},
     )
 
@@ -184,7 +146,7 @@ def test_the_profilers_16_bit_share_is_read_out_of_xprofs_overview():
     got = parse_overview(overview)["overview"]
     assert got["device_compute_16bit_percent"] == 62.5 and got["device_compute_32bit_percent"] == 37.5
     gpu = {"gpus": [{"name": "A100", "compute_capability": "8.0"}]}
-    r = res(0.010, device="gpu:0", profile={"overview": got})
+    r = result(median=0.010, device="gpu:0", profile={"overview": got})
     assert advisor.rule_mixed_precision(run_of(r, environment=gpu)) == []
 
 
@@ -199,12 +161,20 @@ def test_the_profilers_16_bit_share_is_read_out_of_xprofs_overview():
 def test_the_rule_sees_the_policy_the_case_ran_under(setup):
     gpu = {"gpus": [{"name": "A100", "compute_capability": "8.0"}]}
     assert (
-        advisor.rule_mixed_precision(run_of(res(0.010, device="gpu:0", setup=setup), environment=gpu)) == []
+        advisor.rule_mixed_precision(
+            run_of(result(median=0.010, device="gpu:0", setup=setup), environment=gpu)
+        )
+        == []
     )
     # ...and a float32 policy, applied, is no reason to be silent.
     f32 = {"tf_config_applied": {"mixed_precision": "float32"}, "model_compute_dtype": "float32"}
     assert (
-        len(advisor.rule_mixed_precision(run_of(res(0.010, device="gpu:0", setup=f32), environment=gpu))) == 1
+        len(
+            advisor.rule_mixed_precision(
+                run_of(result(median=0.010, device="gpu:0", setup=f32), environment=gpu)
+            )
+        )
+        == 1
     )
 
 
@@ -235,7 +205,8 @@ def test_measured_bfloat16_is_not_suggested_when_slower_tied_or_changing_the_out
         0.010,
         0.0135,
         0.0085,
-        extra={"tune": {"case": "c", "config": "baseline", "settings": {}}},
+        variant="baseline",
+        tune=TuneConfig(),
         output_check={"fingerprint": {"values": [1.0, -2.0, 0.5]}},
     )
     bf16 = tuned("mixed-bfloat16", {"mixed_precision": "mixed_bfloat16"}, 0.0085)
@@ -257,15 +228,15 @@ def test_a_measured_float16_loss_on_a_tensor_core_gpu_silences_the_unmeasured_ad
 
 def test_small_batch_needs_a_significant_gain_beyond_the_processes_spread():
     # 15% more samples/s at batch 128, but the batch-128 job's own processes were 40% apart.
-    prev = res(0.010, batch_size=64)
+    prev = result(median=0.010, batch_size=64)
     m = 128 / (6400 * 1.15)
     spread = processes(m, m * 1.4, m * 0.98, batch_size=128)
     assert advisor.rule_small_batch(run_of(prev, spread)) == []
-    ((_, s),) = advisor.rule_small_batch(run_of(prev, res(m, batch_size=128)))
+    ((_, s),) = advisor.rule_small_batch(run_of(prev, result(median=m, batch_size=128)))
     assert s.evidence_data["p_value"] is not None and "p<" in s.evidence
     # Interleaved samples: the medians differ by 15% but the U test cannot tell them apart.
     wide = Result(
-        case="c", mode="function", device="cpu", task="train", batch_size=128, samples=samples(m, spread=1.5)
+        case="c", mode="function", device="cpu", task="train", batch_size=128, samples=tight(m, spread=1.5)
     )
     assert (
         advisor.rule_small_batch(
@@ -276,7 +247,7 @@ def test_small_batch_needs_a_significant_gain_beyond_the_processes_spread():
                     device="cpu",
                     task="train",
                     batch_size=64,
-                    samples=samples(0.010, spread=1.5),
+                    samples=tight(0.010, spread=1.5),
                 ),
                 wide,
             )
@@ -293,10 +264,10 @@ def test_a_threading_what_if_needs_help_significance_and_more_than_the_jobs_spre
         "speedup": 1.25,
         "settings": {"intra_op_threads": 1},
     }
-    assert len(advisor.rule_threading(run_of(res(0.010, what_if=[w])))) == 1
+    assert len(advisor.rule_threading(run_of(result(median=0.010, what_if=[w])))) == 1
     # The re-run's own verdict said it did not help, or its test was not significant:
-    assert advisor.rule_threading(run_of(res(0.010, what_if=[{**w, "helped": False}]))) == []
-    assert advisor.rule_threading(run_of(res(0.010, what_if=[{**w, "p_value": 0.3}]))) == []
+    assert advisor.rule_threading(run_of(result(median=0.010, what_if=[{**w, "helped": False}]))) == []
+    assert advisor.rule_threading(run_of(result(median=0.010, what_if=[{**w, "p_value": 0.3}]))) == []
     # 1.25x, but the job itself moved 40% between its worker processes.
     assert advisor.rule_threading(run_of(processes(0.010, 0.014, 0.0101, what_if=[w]))) == []
 
@@ -307,11 +278,11 @@ def test_a_threading_what_if_needs_help_significance_and_more_than_the_jobs_spre
 def test_an_input_bound_generator_gets_generator_advice_not_a_dataset_map():
     # A `function:` case: no batch size, its inputs a Python iterable (`setup.input_source: inputs`).
     for setup in ({"input_source": "inputs"}, None):
-        gen = res(0.010, batch_size=None, input_wait_fraction=0.6, setup=setup)
+        gen = result(median=0.010, batch_size=None, input_wait_fraction=0.6, setup=setup)
         ((_, s),) = advisor.rule_input_bound(run_of(gen))
         assert "from_generator" in s.fix and "dataset.map" not in s.fix, s.fix
         assert "Python iterable" in s.evidence and s.evidence_data["python_inputs"] is True
-    pipeline = res(0.010, input_wait_fraction=0.6, setup={"input_source": "pipeline"})
+    pipeline = result(median=0.010, input_wait_fraction=0.6, setup={"input_source": "pipeline"})
     ((_, s),) = advisor.rule_input_bound(run_of(pipeline))
     assert "dataset.map(fn, num_parallel_calls=tf.data.AUTOTUNE)" in s.fix and "from_generator" not in s.fix
 
@@ -327,7 +298,7 @@ def _tuning(*rows: Row) -> CaseTuning:
 
 def _tune_result(median: float, **kw) -> Result:
     kw.setdefault("output_check", {"fingerprint": {"values": [1.0, -2.0, 0.5]}})
-    return res(median, batch_size=kw.pop("batch_size", 4), **kw)
+    return result(median=median, batch_size=kw.pop("batch_size", 4), **kw)
 
 
 def test_when_the_baseline_stays_best_tune_prints_no_change():
@@ -389,31 +360,37 @@ class ConstructedTuner(CaseTuner):
         self.medians, self.device, self.calls = medians, device, []
         self.reported_env = tensorflow_env or {}
 
-    def worker(self, spec, process_no, indices):
-        config = spec.name.split("+", 1)[1]
-        self.calls.append((config, process_no))
-        if self.tensorflow_env is None:
-            self.tensorflow_env = self.reported_env
-        jobs = spec.jobs()
-        out = {}
-        for i in indices if indices is not None else range(len(jobs)):
-            job = jobs[i]
-            median = self.medians.get(config, self.medians["baseline"]) * (1 + 0.01 * process_no)
-            if job.mode == "xla":
-                median *= 1.02
-            out[i] = Result(
-                case=spec.name,
-                mode=job.mode,
-                device=self.device,
-                task=job.task,
-                batch_size=job.batch_size,
-                samples=samples(median * job.batch_size / 8, n=8),
-                repeat_sizes=[8],
-                repeat_process=[0],
-                wall_s=0.01,
-                output_check={"fingerprint": {"values": [1.0, -2.0, 0.5]}} if process_no == 0 else None,
-            )
-        return out, 0.02
+    def rounds(self) -> Rounds:
+        return ConstructedRounds(self)
+
+
+class ConstructedRounds(Rounds):
+    """Tune's real rounds (round 0, later processes, merging), with each process's results constructed."""
+
+    def __init__(self, tuner: ConstructedTuner):
+        super().__init__(tuner.python)
+        self.tuner = tuner
+
+    def execute(self, proc: WorkerProcess) -> None:
+        tuner, process_no = self.tuner, proc.process_no
+        proc.tensorflow = tuner.reported_env
+        for part in proc.parts:
+            config = part.case.variant
+            tuner.calls.append((config, process_no))
+            for i in part.indices:
+                job = part.job(i)
+                median = tuner.medians.get(config, tuner.medians["baseline"]) * (1 + 0.01 * process_no)
+                if job.mode == "xla":
+                    median *= 1.02
+                part.finished[i] = Result.for_job(
+                    dataclasses.replace(job, device=tuner.device),
+                    samples=tight(median * job.batch_size / 8, n=8),
+                    repeat_sizes=[8],
+                    repeat_process=[process_no],
+                    wall_s=0.01,
+                    output_check={"fingerprint": {"values": [1.0, -2.0, 0.5]}} if process_no == 0 else None,
+                )
+        proc.wall_s = 0.02
 
 
 def _tuner(tmp_path: Path, medians: dict[str, float], environment: dict, **kw) -> ConstructedTuner:
@@ -478,7 +455,7 @@ def test_tune_offers_mixed_float16_on_a_tensor_core_gpu_its_worker_reported(tmp_
 # --- one real tune: processes ----------------------------------------------------------------------------
 
 
-@pytest.mark.slow
+@pytest.mark.workers
 def test_a_real_tune_times_each_configuration_in_the_cases_processes(tmp_path):
     suite = tmp_path / "small.yaml"
     suite.write_text(

@@ -13,13 +13,8 @@ import time
 import pytest
 
 from tfperf.profile import attribution
-from tfperf.profile.profiler import (
-    NO_ALLOCATION_EVENTS,
-    parse_input_pipeline,
-    parse_memory_profile,
-    parse_op_stats,
-    top_ops,
-)
+from tfperf.profile.readout import NO_ALLOCATION_EVENTS
+from tfperf.profile.xprof_tools import parse_input_pipeline, parse_memory_profile, parse_op_stats, top_ops
 
 # Op names as they appear in a trace of tfperf's Keras 3 MLP train step under tf.function (TF 2.21), with the
 # harness's forward/backward/optimizer name scopes; self times in µs.
@@ -185,7 +180,7 @@ def _naive(ds, tf):
     return ds.with_options(options)
 
 
-@pytest.mark.slow
+@pytest.mark.tensorflow
 def test_slow_input_pipeline_is_input_bound(tf, tmp_path):
     from tfperf.profile.profiler import profile_job
 
@@ -226,7 +221,7 @@ def test_slow_input_pipeline_is_input_bound(tf, tmp_path):
     json.dumps(profile)  # results.json must be able to hold it
 
 
-@pytest.mark.slow
+@pytest.mark.tensorflow
 def test_compute_heavy_mlp_is_not_input_bound_and_matmul_leads(tf, tmp_path):
     import keras
 
@@ -298,7 +293,7 @@ def test_compute_heavy_mlp_is_not_input_bound_and_matmul_leads(tf, tmp_path):
     assert profile["layers"][0]["layer"] != "logits"
 
 
-@pytest.mark.slow
+@pytest.mark.tensorflow
 def test_profile_job_stops_a_running_session_first(tf, tmp_path):
     from tfperf.profile.profiler import profile_job
 
@@ -314,6 +309,7 @@ def test_profile_job_stops_a_running_session_first(tf, tmp_path):
     assert profile["top_ops"][0]["type"] == "MatMul"
 
 
+@pytest.mark.workers
 def test_memory_profile_peak_with_onednn_allocation_events(tmp_path):
     """With oneDNN on, the CPU allocator writes allocation events and xprof's memory profile has a peak."""
     code = textwrap.dedent(f"""

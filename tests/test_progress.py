@@ -2,28 +2,26 @@
 
 import io
 
+from builders import result
+
 from tfperf.results.model import Result
 from tfperf.run.progress import LineReporter, describe
 
 
-def result(**kw) -> Result:
-    base = dict(case="mlp", mode="xla", device="cpu", task="train", batch_size=32)
-    base.update(kw)
-    return Result(**base)
-
-
 def test_a_measured_job_shows_its_median_first_call_and_traces():
-    r = result(samples=[0.00856] * 5, first_call_s=1.2, tracing_count=1, repeat_process=[0])
+    r = result(
+        "xla", case="mlp", samples=[0.00856] * 5, first_call_s=1.2, tracing_count=1, repeat_process=[0]
+    )
     assert describe(r) == "ok  8.56 ms/step, first call 1.20 s, 1 trace(s)"
 
 
 def test_a_later_process_says_which_one():
-    r = result(samples=[0.00856] * 5, repeat_process=[2])
+    r = result("xla", case="mlp", samples=[0.00856] * 5, repeat_process=[2])
     assert describe(r) == "ok  8.56 ms/step in process 3"
 
 
 def test_a_failed_job_shows_its_error():
-    r = Result.not_run(result().spec, "failed", "WorkerCrash", "killed by SIGKILL")
+    r = Result.not_run(result("xla", case="mlp").spec, "failed", "WorkerCrash", "killed by SIGKILL")
     assert describe(r) == "failed  WorkerCrash: killed by SIGKILL"
 
 
@@ -31,7 +29,7 @@ def test_line_reporter_labels_jobs_like_every_other_output():
     out = io.StringIO()
     reporter = LineReporter(out)
     reporter.start(2)
-    r = result(samples=[0.002] * 3, first_call_s=0.5)
+    r = result("xla", case="mlp", samples=[0.002] * 3, first_call_s=0.5)
     reporter.job_finished(r)
     assert out.getvalue() == f"[1/2] {r.spec.label}: {describe(r)}\n"
     assert r.spec.label == "mlp [xla bs=32]"

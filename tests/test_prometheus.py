@@ -83,6 +83,7 @@ def test_exposition_holds_the_results_numbers():
         assert ("tfperf_tracing_count", _key(eager, suite)) not in samples
 
 
+@pytest.mark.cli
 def test_cli_writes_the_file_then_fails_an_unreachable_push(tmp_path, tfperf_cli):
     out = tmp_path / "tfperf.prom"
     dead = f"http://127.0.0.1:{_free_port()}"
@@ -209,6 +210,7 @@ def prometheus_stack(tmp_path):
                 p.kill()
 
 
+@pytest.mark.services
 def test_push_then_prometheus_scrapes_the_results_numbers(prometheus_stack, tfperf_cli, tmp_path):
     gateway, prom = prometheus_stack
     out = tmp_path / "tfperf.prom"
@@ -261,7 +263,7 @@ def test_serve_bench_figures_and_tune_candidates_are_their_own_series():
     }
     tuned = [Result("mlp", "function", "cpu", "train", 32, samples=[0.01, 0.011, 0.012]) for _ in range(2)]
     for r, config in zip(tuned, ("baseline", "prefetch")):
-        r.extra = {"tune": {"config": config}}
+        r.variant = config
     run = RunResult(
         suite={"name": "s"}, environment={}, results=[serve, *tuned], finished_at="2026-12-04T22:00:00+00:00"
     )

@@ -90,6 +90,7 @@ def test_plugin_is_registered_through_the_pytest11_entry_point(pytestconfig):
     assert pytestconfig.getoption("tfperf_suites") == []
 
 
+@pytest.mark.cli
 def test_tf_modes_marker_rejects_an_unknown_mode(pytester):
     pytester.makepyfile("""
         import pytest
@@ -104,6 +105,7 @@ def test_tf_modes_marker_rejects_an_unknown_mode(pytester):
     assert "Traceback" not in result.stdout.str() and "pytest_plugin.py" not in result.stdout.str()
 
 
+@pytest.mark.cli
 def test_bad_suite_is_a_usage_error_naming_the_line(pytester):
     pytester.path.joinpath("bad.yaml").write_text(
         "name: bad\ncases:\n  - name: a\n    model: zoo:mlp\n    stepz: 3\n"
@@ -193,7 +195,7 @@ def baseline(tmp_path_factory):
     return root, benchmarks_of(out)
 
 
-@pytest.mark.slow
+@pytest.mark.workers
 def test_fixture_runs_each_mode_and_reports_extra_info(baseline):
     _, benches = baseline
     for mode in ("eager", "function", "xla"):
@@ -225,7 +227,7 @@ def test_fixture_runs_each_mode_and_reports_extra_info(baseline):
     assert benches["test_slow_input"]["extra_info"]["input_wait_fraction"] > 0.5
 
 
-@pytest.mark.slow
+@pytest.mark.workers
 def test_suite_gives_one_benchmark_per_case_mode_and_batch_size(baseline):
     root, all_benches = baseline
     benches = {name: b for name, b in all_benches.items() if name.startswith("test_suite[")}
@@ -252,7 +254,7 @@ def test_suite_gives_one_benchmark_per_case_mode_and_batch_size(baseline):
     assert list((root / ".benchmarks").glob("*/0001_*.json"))
 
 
-@pytest.mark.slow
+@pytest.mark.workers
 def test_compare_fail_gates_a_suite_regression(baseline):
     root, _ = baseline
     gate = ("--tfperf-suite", "tiny.yaml", "-k", "add-eager", "--benchmark-compare=0001")

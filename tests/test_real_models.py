@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.tensorflow
+
 tf = pytest.importorskip("tensorflow")
 keras_hub = pytest.importorskip("keras_hub")
 tf_keras = pytest.importorskip("tf_keras")
@@ -100,7 +102,7 @@ def test_a_dict_of_features_recommender_in_keras_3_and_keras_2():
     assert k2["function"].setup.keras.startswith("tf_keras")
 
 
-@pytest.mark.slow
+@pytest.mark.workers
 def test_tune_recommends_on_the_guides_training_loop_instead_of_excluding_everything(tmp_path):
     suite = tmp_path / "loop.yaml"
     suite.write_text(

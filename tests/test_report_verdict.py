@@ -19,12 +19,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from builders import result, run_of
 from conftest import ROOT, run_tfperf
 from test_html_report import Chromium, needs_chromium
 
 from tfperf.analysis.advisor import attach_suggestions
 from tfperf.figures.measures import suggestion_gain
-from tfperf.report import charts
+from tfperf.report import chart_style
 from tfperf.report.headline import case_verdicts
 from tfperf.report.html import render_html, write_html
 from tfperf.report.plain import safe_links
@@ -52,18 +53,16 @@ def smoke_shaped_run() -> RunResult:
     for case, (eager, fn, xla, sigma) in spec.items():
         for mode, median, first in (("eager", eager, 0.2), ("function", fn, 0.6), ("xla", xla, 2.0)):
             results.append(
-                Result(
-                    case,
+                result(
                     mode,
-                    "cpu",
-                    "train",
-                    32,
+                    case=case,
                     first_call_s=first,
                     model="zoo:mlp",
                     **timed(rng, median, sigma if mode != "eager" else 0.02),
                 )
             )
-    run = RunResult(
+    run = run_of(
+        *results,
         suite={"name": "smoke"},
         environment={
             "cpu_count": 2,
@@ -72,7 +71,6 @@ def smoke_shaped_run() -> RunResult:
             "intra_op_threads": 0,
             "inter_op_threads": 0,
         },
-        results=results,
         command=["tfperf", "run", "suites/smoke.yaml"],
     )
     attach_suggestions(run)
@@ -125,21 +123,17 @@ def pipeline_run() -> RunResult:
                 }
             )
         results.append(
-            Result(
-                case,
+            result(
                 "function",
-                "cpu",
-                "train",
-                8,
+                case=case,
+                batch_size=8,
                 input_wait_fraction=0.6,
                 first_call_s=0.4,
                 what_if=what_if,
                 **timed(rng, base),
             )
         )
-    run = RunResult(
-        suite={"name": "input_pipeline"}, environment={"cpu_count": 2, "gpus": []}, results=results
-    )
+    run = run_of(*results, suite={"name": "input_pipeline"}, environment={"cpu_count": 2, "gpus": []})
     attach_suggestions(run)
     return run
 
@@ -177,6 +171,7 @@ def advisor_mode(results: list[Result]) -> str:
     return "xla" if "enable-xla" in codes else "function"
 
 
+@pytest.mark.browser
 @needs_chromium
 def test_verdict_block_comes_first_and_names_the_advisors_mode_per_case(tmp_path):
     run = smoke_shaped_run()
@@ -206,6 +201,7 @@ def test_verdict_block_comes_first_and_names_the_advisors_mode_per_case(tmp_path
     assert "not significantly" in rows["matmul-chain"][1] and "no XLA suggestion" in rows["matmul-chain"][1]
 
 
+@pytest.mark.browser
 @needs_chromium
 def test_suggestions_are_ranked_by_measured_gain_and_identical_fixes_merge(tmp_path):
     run = pipeline_run()
@@ -236,6 +232,7 @@ def test_suggestions_are_ranked_by_measured_gain_and_identical_fixes_merge(tmp_p
     assert any("larger batch" in t and "did not help" in t for t in naive.not_recommended)
 
 
+@pytest.mark.browser
 @needs_chromium
 def test_phone_width_keeps_the_verdict_and_the_first_results_column_in_view(tmp_path):
     page = write_html(smoke_shaped_run(), tmp_path / "report.html")
@@ -261,6 +258,7 @@ def test_phone_width_keeps_the_verdict_and_the_first_results_column_in_view(tmp_
     assert v["verdict_use"][2] < 900  # the first case's recommendation is on the first screen
 
 
+@pytest.mark.browser
 @needs_chromium
 def test_print_to_pdf_holds_every_heading_and_opens_collapsed_sections(tmp_path):
     from pypdf import PdfReader
@@ -340,7 +338,7 @@ def series_colors(svg: str) -> set[str]:
 def test_chart_series_stay_apart_under_deuteranopia():
     # The check has teeth: the old tab10 function green and xla red collapse.
     assert collapsing_pairs({"#2ca02c", "#d62728"})
-    assert collapsing_pairs(set(charts.MODE_COLORS.values()) - {"#000000"}) == []
+    assert collapsing_pairs(set(chart_style.MODE_COLORS.values()) - {"#000000"}) == []
     rng = np.random.default_rng(3)
     deploy = [
         Result(
@@ -458,7 +456,7 @@ def test_one_mode_suite_gets_a_cross_case_chart_and_no_one_series_charts():
 # --- a real run of the smoke suite --------------------------------------------------------------------------
 
 
-@pytest.mark.slow
+@pytest.mark.workers
 @needs_chromium
 def test_real_smoke_run_verdict_matches_the_advisor(tmp_path):
     out = tmp_path / "out"

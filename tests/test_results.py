@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from builders import result, run_of
 from record_examples import JOB_RECORDS
 
 from tfperf.errors import ResultsFileError
@@ -47,12 +48,9 @@ FIELDS = {
 
 
 def _run() -> RunResult:
-    ok = Result(
-        "mlp",
+    ok = result(
         "function",
-        "cpu",
-        "train",
-        32,
+        case="mlp",
         samples=[0.01, 0.011, 0.012],
         first_call_s=0.5,
         tracing_count=1,
@@ -61,9 +59,7 @@ def _run() -> RunResult:
     failed = Result.not_run(
         JobSpec("mlp", "xla", "cpu", "train", 32), "failed", "InvalidArgumentError", "boom"
     )
-    return RunResult(
-        suite={"name": "s", "path": "s.yaml", "sha256": "0"}, environment={}, results=[ok, failed]
-    )
+    return run_of(ok, failed, suite={"name": "s", "path": "s.yaml", "sha256": "0"})
 
 
 def test_every_design_field_is_present_and_round_trips(tmp_path):
@@ -101,6 +97,7 @@ def test_missing_file(tmp_path):
         load_results(tmp_path / "nope.json")
 
 
+@pytest.mark.cli
 def test_report_rerenders_without_tensorflow(tmp_path):
     path = tmp_path / "results.json"
     write_results(_run(), path)
@@ -113,6 +110,7 @@ def test_report_rerenders_without_tensorflow(tmp_path):
     assert "| mlp" in proc.stdout and "InvalidArgumentError" in proc.stdout
 
 
+@pytest.mark.cli
 def test_report_on_bad_file_exits_2_without_traceback(tmp_path):
     bad = tmp_path / "results.json"
     bad.write_text("{oops")

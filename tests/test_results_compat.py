@@ -54,6 +54,7 @@ def test_old_results_load_and_round_trip(tmp_path):
             assert new[key] == old[key], key
 
 
+@pytest.mark.cli
 def test_report_reads_old_results(tmp_path):
     table = run_tfperf("report", str(OLD))
     assert table.returncode == 0, table.stderr
@@ -68,6 +69,7 @@ def test_report_reads_old_results(tmp_path):
     assert md.returncode == 0 and "| mlp" in md.stdout, md.stderr
 
 
+@pytest.mark.cli
 def test_compare_reads_old_results_against_themselves():
     proc = run_tfperf("compare", str(OLD), str(OLD), "--format", "json")
     assert proc.returncode == 0, proc.stderr
@@ -214,6 +216,7 @@ def test_an_old_file_round_trips_once_loaded(path, tmp_path):
     assert json.loads(json.dumps(load_results(out).to_json())) == first
 
 
+@pytest.mark.cli
 @pytest.mark.parametrize("path", [BEFORE_RECORDS, SERVE_BEFORE_RECORDS], ids=lambda p: p.name)
 def test_report_renders_a_file_written_before_the_records_in_every_format(path, tmp_path):
     for fmt in ("table", "markdown", "json", "html"):
@@ -232,6 +235,7 @@ def test_report_renders_a_file_written_before_the_records_in_every_format(path, 
         assert "server request (histogram)" in page and "INVALID at p99 bound" in page
 
 
+@pytest.mark.cli
 @pytest.mark.parametrize("path", [BEFORE_RECORDS, SERVE_BEFORE_RECORDS], ids=lambda p: p.name)
 def test_export_and_compare_read_a_file_written_before_the_records(path, tmp_path):
     for fmt in ("pytest-benchmark", "prometheus"):

@@ -1,16 +1,10 @@
 """The fix for a retrace and the retrace budget, on hand-written retrace entries (what explain_retraces and
 signature_info write into a Result; test_retracing.py derives them from real tf.functions)."""
 
+from builders import result
+
 from tfperf.measure.retrace_fixes import check_trace_budget, effective_traces, fix_for, tensor_spec_code
-from tfperf.results.model import Result
 from tfperf.results.records import Retrace
-
-
-def _result(**kw) -> Result:
-    base = dict(case="c", mode="function", device="cpu", task="train", batch_size=None)
-    base.update(kw)
-    return Result(**base)
-
 
 SCALE_RETRACE = {
     "call": 1,
@@ -24,7 +18,7 @@ SCALE_RETRACE = {
 
 
 def test_trace_budget_fails_with_reasons_and_fix():
-    r = _result(
+    r = result(
         tracing_count=3,
         retraces=[
             SCALE_RETRACE,
@@ -35,13 +29,13 @@ def test_trace_budget_fails_with_reasons_and_fix():
     assert r.status == "failed" and r.error.type == "RetraceBudgetExceeded"
     assert "traced 3 times" in r.error.message and "scale: 3.0 -> 4.0 (python float)" in r.error.message
     assert "scale=tf.constant(" in r.error.hint
-    within = _result(tracing_count=3, retraces=[SCALE_RETRACE])
+    within = result(tracing_count=3, retraces=[SCALE_RETRACE])
     check_trace_budget(within, 3)
     assert within.status == "ok" and within.error is None
-    eager = _result(mode="eager", tracing_count=None)
+    eager = result(mode="eager", tracing_count=None)
     check_trace_budget(eager, 1)
     assert eager.status == "ok"
-    first_use = _result(tracing_count=2, tracing={"first_use_traces": 1})
+    first_use = result(tracing_count=2, tracing={"first_use_traces": 1})
     check_trace_budget(first_use, 1)
     assert first_use.status == "ok"  # the variable-creating first call's second trace is not a retrace
 
@@ -66,7 +60,7 @@ def test_fix_for_without_signature_and_from_a_result():
             {"name": "y", "kind": "tensor", "shape": [None], "dtype": "int32"},
         ],
     }
-    r = _result(tracing_count=2, retraces=[shape], tracing={"signature": signature})
+    r = result(tracing_count=2, retraces=[shape], tracing={"signature": signature})
     assert fix_for(r).startswith(
         "@tf.function(input_signature=[tf.TensorSpec([None, 16], tf.float32), tf.TensorSpec([None], "
         "tf.int32)])"
@@ -75,8 +69,8 @@ def test_fix_for_without_signature_and_from_a_result():
 
 
 def test_effective_traces_do_not_count_the_first_use_retrace():
-    assert effective_traces(_result(tracing_count=2, tracing={"first_use_traces": 1})) == 1
-    assert effective_traces(_result(tracing_count=3)) == 3
+    assert effective_traces(result(tracing_count=2, tracing={"first_use_traces": 1})) == 1
+    assert effective_traces(result(tracing_count=3)) == 3
 
 
 def test_tensor_spec_code():

@@ -17,6 +17,8 @@ from tfperf.measure.harness import train_step
 from tfperf.measure.retrace_fixes import fix_for
 from tfperf.measure.retracing import explain_retraces, first_use_traces, note_trace, signature_info
 
+pytestmark = pytest.mark.tensorflow
+
 SUITE = ROOT / "suites" / "retracing.yaml"
 
 
@@ -234,7 +236,7 @@ def test_first_call_that_creates_variables_is_within_a_budget_of_one():
     assert r.retraces == [] and r.status == "ok", r.error
 
 
-@pytest.mark.slow
+@pytest.mark.workers
 def test_fail_on_retrace_end_to_end(tmp_path):
     # One case (one worker process) keeps this cheap; the fixed variants are checked above without a worker.
     out = tmp_path / "out"

@@ -5,7 +5,7 @@ import json
 import pytest
 from conftest import DATA, run_tfperf
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.workers
 
 
 @pytest.fixture(scope="module")

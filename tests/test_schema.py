@@ -12,6 +12,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from builders import result, run_of
 from ruamel.yaml import YAML
 
 from tfperf.results.job_records import (
@@ -266,12 +267,9 @@ def test_results_schema_validates_what_this_version_writes(results_validator):
 def _typed_run() -> RunResult:
     """A run whose results hold every record type, built the way the writers build them (constructors, unknown
     keys in details, a second worker process merged in)."""
-    first = Result(
+    first = result(
+        "function",
         case="a",
-        mode="function",
-        device="cpu",
-        task="train",
-        batch_size=32,
         samples=[0.01, 0.011, 0.012],
         timing=Timing(
             method="blocked",
@@ -308,12 +306,9 @@ def _typed_run() -> RunResult:
             Suggestion(code="prefetch", title="t", evidence="e", fix="f", evidence_data={"wait": 0.5})
         ],
     )
-    later = Result(
+    later = result(
+        "function",
         case="a",
-        mode="function",
-        device="cpu",
-        task="train",
-        batch_size=32,
         samples=[0.02, 0.021],
         timing=Timing(method="blocked", block_size=4),
         repeat_sizes=[2],
@@ -346,19 +341,15 @@ def _typed_run() -> RunResult:
     failed = Result.not_run(first.spec, "failed", "WorkerCrash", "worker 1 killed", "see the log")
     failed.error.worker, failed.error.returncode = 1, -9
     failed.error.details["pid"] = 42
-    noprofile = Result(
+    noprofile = result(
+        "eager",
         case="b",
-        mode="eager",
-        device="cpu",
-        task="train",
         batch_size=8,
         samples=[0.1],
         profile=Profile(error="no trace"),
         error=ErrorInfo(type="E", message="m", phase="profile", details={"traceback": "..."}),
     )
-    return RunResult(
-        suite={"name": "s"}, environment={}, results=[first, failed, noprofile], tfperf_version="x"
-    )
+    return run_of(first, failed, noprofile, suite={"name": "s"}, tfperf_version="x")
 
 
 def test_results_schema_validates_every_typed_record_as_written(results_validator):

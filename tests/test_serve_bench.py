@@ -286,6 +286,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.tensorflow
 def test_counts_every_request_and_reports_latency(server):
     config = ServeBenchConfig(
         server.url, "clf", concurrency=4, max_requests=40, duration_s=30, warmup_requests=2
@@ -305,6 +306,7 @@ def test_counts_every_request_and_reports_latency(server):
     assert "p50" in render_summary(r) and "40 ok" in render_summary(r)
 
 
+@pytest.mark.tensorflow
 def test_columnar_inputs_and_metadata_shaped_instances(server):
     config = ServeBenchConfig(
         server.url,
@@ -320,6 +322,7 @@ def test_columnar_inputs_and_metadata_shaped_instances(server):
     assert outcome.ok == 5 and outcome.failed == 0
 
 
+@pytest.mark.tensorflow
 def test_instances_from_a_suite_case(server, tmp_path):
     from tfperf.deploy.serve_bench import ServeBenchError, instances_from_suite
 
@@ -336,6 +339,7 @@ def test_instances_from_a_suite_case(server, tmp_path):
         instances_from_suite(f"{suite}:other", batch=1)
 
 
+@pytest.mark.tensorflow
 def test_http_errors_are_counted_not_fatal(server):
     # 400: instances of the wrong width, which the signature rejects.
     bad = ServeBenchConfig(server.url, "clf", concurrency=2, max_requests=6, warmup_requests=0)
@@ -374,6 +378,7 @@ def test_refused_connection_is_counted_by_kind():
     assert "ConnectionRefusedError" in r.error.message
 
 
+@pytest.mark.tensorflow
 def test_timeouts_are_counted_by_kind(server):
     config = ServeBenchConfig(
         server.url, "slow", concurrency=2, max_requests=4, warmup_requests=0, timeout_s=0.15
@@ -382,6 +387,7 @@ def test_timeouts_are_counted_by_kind(server):
     assert outcome.connection_errors == {"TimeoutError": 4} and outcome.ok == 0 and outcome.sent == 4
 
 
+@pytest.mark.tensorflow
 def test_time_cap_ends_an_unbounded_request_count(server):
     config = ServeBenchConfig(server.url, "clf", concurrency=2, duration_s=0.5, warmup_requests=0)
     outcome = run_bench(config, synthetic_instances((FEATURES,), "float32", batch=1))
@@ -393,7 +399,8 @@ def test_time_cap_ends_an_unbounded_request_count(server):
     )  # the cap holds: at most one request in flight past it
 
 
-@pytest.mark.slow
+@pytest.mark.tensorflow
+@pytest.mark.workers
 def test_cli_writes_results_that_compare_reads(server, tmp_path, tfperf_cli):
     from tfperf.results.model import load_results
 
@@ -461,6 +468,7 @@ def test_cli_writes_results_that_compare_reads(server, tmp_path, tfperf_cli):
 # --- the server's own metrics page --------------------------------------------------------------------------
 
 
+@pytest.mark.tensorflow
 def test_server_metrics_deltas_beside_client_latency(server, tmp_path):
     from tfperf.report.outputs import finish_run
 
@@ -497,6 +505,7 @@ def test_server_metrics_deltas_beside_client_latency(server, tmp_path):
     assert "server p99 ms" in (tmp_path / "report.md").read_text()
 
 
+@pytest.mark.tensorflow
 @pytest.mark.parametrize("mode, status", [(None, "absent"), ("html", "not_prometheus")])
 def test_a_missing_or_broken_page_is_said_once_and_the_load_is_kept(savedmodel, mode, status):
     with PredictServer(savedmodel, metrics=mode) as srv:
@@ -512,6 +521,7 @@ def test_a_missing_or_broken_page_is_said_once_and_the_load_is_kept(savedmodel, 
 # --- open loop ----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.tensorflow
 def test_open_loop_counts_latency_from_the_due_time(server):
     """The sleepy model serves one request per 50 ms; at 40 requests/s arrivals outrun it. The closed loop
     slows down with the server and sees ~50 ms; the open loop keeps the schedule and sees the queue grow."""

@@ -590,6 +590,7 @@ def test_any_unknown_key_is_reported_at_its_line(doc, level, word, data):
 # --- the command line ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.cli
 @pytest.mark.parametrize("name", ["unknown_key_defaults.yaml", "yaml_syntax.yaml", "missing_file.yaml"])
 def test_cli_refuses_a_bad_suite_with_exit_2_and_writes_nothing(tmp_path, name):
     out = tmp_path / "out"

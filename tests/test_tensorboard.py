@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from builders import result
 
 from tfperf.errors import TfperfError
 from tfperf.profile.tensorboard_server import free_port, tensorboard_logdir
@@ -43,10 +44,9 @@ def test_tensorboard_logdir_finds_the_run_folder_or_says_what_is_missing(tmp_pat
 
 
 def _result(case: str, mode: str, median_s: float) -> Result:
-    return Result(
+    return result(
+        mode,
         case=case,
-        mode=mode,
-        device="cpu",
         task="infer",
         batch_size=64,
         first_call_s=0.3,
@@ -105,7 +105,8 @@ def _post(url: str, body: dict, timeout: float = 60):
         return _json(r)
 
 
-@pytest.mark.slow
+@pytest.mark.tensorflow
+@pytest.mark.services
 def test_tfperf_tensorboard_serves_profiles_and_hparams_and_stops_on_ctrl_c(tfperf_output):
     out, profiles = tfperf_output
     env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="2")
@@ -179,6 +180,7 @@ def test_tfperf_tensorboard_serves_profiles_and_hparams_and_stops_on_ctrl_c(tfpe
             proc.wait()
 
 
+@pytest.mark.tensorflow
 def test_job_summaries_are_written_without_tensorflow(tmp_path):
     """The runner process stays TensorFlow-free: scalars and HParams use TensorBoard's own writer."""
     code = (

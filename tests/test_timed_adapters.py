@@ -19,6 +19,9 @@ from tfperf.measure.fit import ExecutionTimer
 from tfperf.measure.timing import WARMUP_MIN_S, sync_for
 from tfperf.suite.spec import CaseSpec
 
+# test_timing_core and the fit module import TensorFlow (fake clocks drive the loops; no step runs a model).
+pytestmark = pytest.mark.tensorflow
+
 
 def fake_case(**timing) -> CaseSpec:
     return CaseSpec(name="fake", function="fake:step", inputs="fake:inputs", modes=("function",), **timing)

@@ -42,6 +42,8 @@ from tfperf.measure.timing import (
 )
 from tfperf.suite.spec import CaseSpec
 
+pytestmark = pytest.mark.tensorflow
+
 
 class FakeClock:
     """Seconds that pass only when a fake step, its input or its sync says so."""
@@ -424,7 +426,7 @@ def inputs():
 """
 
 
-@pytest.mark.slow
+@pytest.mark.workers
 def test_every_process_of_a_job_times_it_the_way_the_first_did(tmp_path):
     from tfperf.run.runner import run_suite
     from tfperf.suite.loader import load_suite

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from builders import result
 from conftest import run_tfperf
 from ruamel.yaml import YAML
 
@@ -26,11 +27,9 @@ def _result(
     mode: str, median: float, *, batch_size: int = 32, values=(1.0, -2.0, 0.5), n: int = 12
 ) -> Result:
     samples = [median * (1 + 0.002 * (i - n / 2) / n) for i in range(n)]
-    return Result(
+    return result(
+        mode,
         case="c+x",
-        mode=mode,
-        device="cpu",
-        task="train",
         batch_size=batch_size,
         samples=samples,
         output_check={"fingerprint": {"values": list(values)}},
@@ -299,6 +298,7 @@ def test_tuned_yaml_is_a_valid_suite_with_the_winning_settings(tmp_path):
     assert case.tf_config == {"intra_op_threads": 1, "grappler": {"remapping": False}}
 
 
+@pytest.mark.tensorflow
 def test_tuned_yaml_gives_each_keras_of_a_split_case_its_own_winner(tmp_path):
     pytest.importorskip("tf_keras")  # the loader refuses keras: 2 without it
     src = tmp_path / "s.yaml"
@@ -328,7 +328,7 @@ def test_tuned_yaml_gives_each_keras_of_a_split_case_its_own_winner(tmp_path):
     assert cases["c-keras2"].keras == 2 and not cases["c-keras2"].tf_config
 
 
-@pytest.mark.slow
+@pytest.mark.workers
 def test_tune_a_small_case_within_budget_and_its_winner_holds_when_re_measured(tmp_path):
     suite = tmp_path / "small.yaml"
     suite.write_text(
@@ -402,7 +402,7 @@ def test_tune_a_small_case_within_budget_and_its_winner_holds_when_re_measured(t
         yaml.dump(tuned, f)
     proc = run_tfperf("run", str(check), "--out", str(tmp_path / "check"), "--quiet", "--no-profile")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    from tfperf.analysis.compare import compare_results
+    from tfperf.analysis.row_comparison import compare_results
 
     results = {r.case: r for r in load_results(tmp_path / "check").results}
     base, best = results["baseline"], results["tuned"]
@@ -431,7 +431,7 @@ def inputs():
 """
 
 
-@pytest.mark.slow
+@pytest.mark.workers
 def test_a_step_timed_in_blocks_is_timed_in_the_first_process_block_size_by_every_later_process(tmp_path):
     """tune's rounds hand round 0's block size to later processes, as `tfperf run` does: a step timed in
     blocks, in two processes, merges into one result instead of failing with TimingMethodMismatch (each

@@ -7,11 +7,12 @@ import json
 import textwrap
 
 import pytest
+from builders import result
 from conftest import ROOT, run_tfperf
 
 from tfperf.analysis import advisor
 from tfperf.figures import thresholds
-from tfperf.measure import whatif
+from tfperf.measure import whatif, whatif_changes
 from tfperf.report.tables import render_markdown, render_table, what_if_rows
 from tfperf.results.model import Result, RunResult
 from tfperf.results.records import ErrorInfo
@@ -20,12 +21,9 @@ from tfperf.suite.spec import AUTOTUNE, CaseSpec, InputSpec, LabelsSpec, Pipelin
 NAIVE_FILES = PipelineSpec(map_cost_ms=3, num_files=4, file_open_ms=10, element_read_ms=0.5, num_elements=64)
 
 
-def result(wait: float | None, samples=(0.10,) * 6, status="ok", batch_size=8, waits=None) -> Result:
-    return Result(
-        case="c",
-        mode="function",
-        device="cpu",
-        task="train",
+def waiting(wait: float | None, samples=(0.10,) * 6, status="ok", batch_size=8, waits=None) -> Result:
+    """A result whose steps waited `wait` of their time for input (`waits`: each step's wait, in seconds)."""
+    return result(
         batch_size=batch_size,
         status=status,
         samples=list(samples),
@@ -44,38 +42,40 @@ def case(pipeline: PipelineSpec | None = NAIVE_FILES, **kw) -> CaseSpec:
 
 def test_input_bound_is_the_advisors_threshold():
     t = thresholds.INPUT_BOUND_FRACTION
-    assert whatif.is_input_bound(result(t + 0.01))
-    assert not whatif.is_input_bound(result(t))  # "above" the threshold, as the advisor's rule
-    assert not whatif.is_input_bound(result(0.05))
-    assert not whatif.is_input_bound(result(None))
-    assert not whatif.is_input_bound(result(0.9, status="failed"))
-    assert not whatif.is_input_bound(result(0.9, samples=()))
+    assert whatif_changes.is_input_bound(waiting(t + 0.01))
+    assert not whatif_changes.is_input_bound(waiting(t))  # "above" the threshold, as the advisor's rule
+    assert not whatif_changes.is_input_bound(waiting(0.05))
+    assert not whatif_changes.is_input_bound(waiting(None))
+    assert not whatif_changes.is_input_bound(waiting(0.9, status="failed"))
+    assert not whatif_changes.is_input_bound(waiting(0.9, samples=()))
 
 
 def test_what_if_runs_only_when_asked_fed_by_tf_data_and_input_bound():
-    slow = result(0.6)
-    assert whatif.needs_what_if(case(), slow)
-    assert not whatif.needs_what_if(case().replace(what_if=False), slow)
-    assert not whatif.needs_what_if(case(), result(0.1))
+    slow = waiting(0.6)
+    assert whatif_changes.needs_what_if(case(), slow)
+    assert not whatif_changes.needs_what_if(case().replace(what_if=False), slow)
+    assert not whatif_changes.needs_what_if(case(), waiting(0.1))
     # In-memory batches and a plain function's inputs have no tf.data pipeline to change.
-    assert not whatif.needs_what_if(case(pipeline=None), slow)
-    assert not whatif.needs_what_if(
+    assert not whatif_changes.needs_what_if(case(pipeline=None), slow)
+    assert not whatif_changes.needs_what_if(
         CaseSpec(name="f", function="s.py:f", inputs="s.py:i", what_if=True), slow
     )
-    assert whatif.needs_what_if(CaseSpec(name="d", model="zoo:mlp", dataset="d.py:ds", what_if=True), slow)
+    assert whatif_changes.needs_what_if(
+        CaseSpec(name="d", model="zoo:mlp", dataset="d.py:ds", what_if=True), slow
+    )
 
 
 def test_the_input_bound_rule_fires_on_the_same_results():
-    run = RunResult(suite={}, environment={}, results=[result(0.6, waits=[0.06] * 6), result(0.1)])
+    run = RunResult(suite={}, environment={}, results=[waiting(0.6, waits=[0.06] * 6), waiting(0.1)])
     fired = [r for r, s in advisor.rule_input_bound(run) if s.code == "input-bound"]
-    assert fired == [r for r in run.results if whatif.is_input_bound(r)] == [run.results[0]]
+    assert fired == [r for r in run.results if whatif_changes.is_input_bound(r)] == [run.results[0]]
 
 
 # --- which changes ------------------------------------------------------------------------------------------
 
 
 def test_naive_file_pipeline_gets_every_change_each_mapped_to_its_suggestion_code():
-    changes = whatif.applicable_changes(case(), 8, available_bytes=8 << 30)
+    changes = whatif_changes.applicable_changes(case(), 8, available_bytes=8 << 30)
     codes = {c.name: advisor.what_if_code(c.name) for c in changes}
     singles = {code for name, code in codes.items() if code}
     assert singles == {"prefetch", "parallelize-map", "parallel-interleave", "cache-dataset", "small-batch"}
@@ -95,30 +95,35 @@ def test_naive_file_pipeline_gets_every_change_each_mapped_to_its_suggestion_cod
 
 def test_changes_that_do_not_apply_are_not_run():
     tuned = PipelineSpec(map_cost_ms=0, prefetch=AUTOTUNE, num_files=1, cache=True)
-    names = [c.name for c in whatif.applicable_changes(case(tuned), 8, available_bytes=8 << 30)]
+    names = [c.name for c in whatif_changes.applicable_changes(case(tuned), 8, available_bytes=8 << 30)]
     assert names == ["larger batch (8 → 16)"]
     # Too big to cache: 1M elements of 4096 floats with 1 GB free.
     huge = case(PipelineSpec(map_cost_ms=2, num_elements=1 << 20)).replace(
         input=InputSpec(shape=(4096,), pipeline=PipelineSpec(map_cost_ms=2, num_elements=1 << 20))
     )
-    assert not any("cache" in c.name for c in whatif.applicable_changes(huge, 8, available_bytes=1 << 30))
+    assert not any(
+        "cache" in c.name for c in whatif_changes.applicable_changes(huge, 8, available_bytes=1 << 30)
+    )
 
 
 def test_user_dataset_is_wrapped_and_cached_only_when_finite_unshuffled_and_small():
     ds_case = CaseSpec(name="d", model="zoo:mlp", dataset="d.py:ds", what_if=True)
     small = {"finite": True, "shuffled": False, "bytes": 1 << 20}
     names = [
-        c.name for c in whatif.applicable_changes(ds_case, 8, dataset_facts=small, available_bytes=8 << 30)
+        c.name
+        for c in whatif_changes.applicable_changes(ds_case, 8, dataset_facts=small, available_bytes=8 << 30)
     ]
     assert "prefetch(AUTOTUNE) appended" in names and "parallel map via tf.data.Options" in names
     assert "cache() appended" in names
     for facts in ({**small, "shuffled": True}, {**small, "finite": False}, {**small, "bytes": 4 << 30}, None):
         names = [
             c.name
-            for c in whatif.applicable_changes(ds_case, 8, dataset_facts=facts, available_bytes=8 << 30)
+            for c in whatif_changes.applicable_changes(
+                ds_case, 8, dataset_facts=facts, available_bytes=8 << 30
+            )
         ]
         assert not any("cache" in n for n in names), facts
-    options = next(c for c in whatif.applicable_changes(ds_case, 8) if "Options" in c.name)
+    options = next(c for c in whatif_changes.applicable_changes(ds_case, 8) if "Options" in c.name)
     assert "map_parallelization = True" in options.code and "parallel_batch = True" in options.code
     assert advisor.what_if_code(options.name) == "parallelize-map"
 
@@ -127,12 +132,12 @@ def test_user_dataset_is_wrapped_and_cached_only_when_finite_unshuffled_and_smal
 
 
 def test_entries_say_whether_a_change_helped_and_only_those_that_did_are_suggested():
-    base = result(0.6, samples=[0.100, 0.101, 0.099, 0.102, 0.100, 0.098])
-    faster = result(0.1, samples=[0.050, 0.051, 0.049, 0.052, 0.050, 0.048])
-    same = result(0.6, samples=[0.099, 0.100, 0.103, 0.101, 0.097, 0.100])
-    prefetch, pmap = whatif.applicable_changes(case(), 8)[:2]
-    good = whatif.what_if_entry(prefetch, base, faster)
-    bad = whatif.what_if_entry(pmap, base, same)
+    base = waiting(0.6, samples=[0.100, 0.101, 0.099, 0.102, 0.100, 0.098])
+    faster = waiting(0.1, samples=[0.050, 0.051, 0.049, 0.052, 0.050, 0.048])
+    same = waiting(0.6, samples=[0.099, 0.100, 0.103, 0.101, 0.097, 0.100])
+    prefetch, pmap = whatif_changes.applicable_changes(case(), 8)[:2]
+    good = whatif_changes.what_if_entry(prefetch, base, faster)
+    bad = whatif_changes.what_if_entry(pmap, base, same)
     assert good.helped and good.speedup == pytest.approx(2.0, rel=0.05) and good.input_wait_fraction == 0.1
     assert not bad.helped
     base.what_if = [good, bad]
@@ -145,41 +150,41 @@ def test_entries_say_whether_a_change_helped_and_only_those_that_did_are_suggest
 
 
 def test_larger_batch_is_compared_per_sample_and_a_failed_rerun_is_not_a_speedup():
-    base = result(0.6, samples=[0.1] * 6, batch_size=8)
-    double = result(0.6, samples=[0.2] * 6, batch_size=16)  # twice the step for twice the batch: no gain
-    bigger = whatif.applicable_changes(case(), 8)[-1]
-    entry = whatif.what_if_entry(bigger, base, double)
+    base = waiting(0.6, samples=[0.1] * 6, batch_size=8)
+    double = waiting(0.6, samples=[0.2] * 6, batch_size=16)  # twice the step for twice the batch: no gain
+    bigger = whatif_changes.applicable_changes(case(), 8)[-1]
+    entry = whatif_changes.what_if_entry(bigger, base, double)
     assert entry.speedup == pytest.approx(1.0) and not entry.helped and entry.batch_size == 16
-    failed = result(None, samples=(), status="failed")
+    failed = waiting(None, samples=(), status="failed")
     failed.error = ErrorInfo(type="ValueError", message="boom")
-    entry = whatif.what_if_entry(bigger, base, failed)
+    entry = whatif_changes.what_if_entry(bigger, base, failed)
     assert entry.speedup is None and not entry.helped and "boom" in entry.error
 
 
 def test_baseline_pools_the_runs_before_and_after_the_what_ifs():
-    before = result(0.5, samples=[0.10] * 6, waits=[0.05] * 6)
-    after = result(0.7, samples=[0.20] * 6, waits=[0.14] * 6)
+    before = waiting(0.5, samples=[0.10] * 6, waits=[0.05] * 6)
+    after = waiting(0.7, samples=[0.20] * 6, waits=[0.14] * 6)
     pooled = whatif.pooled_baseline(before, after)
     assert pooled.samples == [0.10] * 6 + [0.20] * 6 and before.samples == [0.10] * 6
     assert pooled.input_wait_fraction == pytest.approx(0.19 * 6 / 1.8)
     assert whatif.baseline_note(before, after).drift == pytest.approx(1.0)
-    assert whatif.pooled_baseline(before, result(None, samples=(), status="failed")) is before
+    assert whatif.pooled_baseline(before, waiting(None, samples=(), status="failed")) is before
 
 
 def test_what_ifs_stop_before_the_case_timeout_and_say_so():
     assert not whatif.Budget(limit_s=0.0, estimate_s=1.0).allows_another()  # this process is older than 0 s
     assert whatif.Budget(limit_s=1e9, estimate_s=1.0).allows_another()
-    base = result(0.6, samples=[0.1] * 6)
-    base.what_if = [whatif.skipped_entry(whatif.applicable_changes(case(), 8)[0], timeout_s=60)]
+    base = waiting(0.6, samples=[0.1] * 6)
+    base.what_if = [whatif.skipped_entry(whatif_changes.applicable_changes(case(), 8)[0], timeout_s=60)]
     run = RunResult(suite={"name": "t"}, environment={}, results=[base])
     assert advisor.rule_what_if(run) == [] and what_if_rows(run)[0]["helped"] == "skipped (timeout_s)"
     assert "60 s" in base.what_if[0].skipped
 
 
 def test_tables_list_each_what_if_with_its_speedup():
-    base = result(0.6, samples=[0.1] * 6)
-    prefetch = whatif.applicable_changes(case(), 8)[0]
-    base.what_if = [whatif.what_if_entry(prefetch, base, result(0.05, samples=[0.04] * 6))]
+    base = waiting(0.6, samples=[0.1] * 6)
+    prefetch = whatif_changes.applicable_changes(case(), 8)[0]
+    base.what_if = [whatif_changes.what_if_entry(prefetch, base, waiting(0.05, samples=[0.04] * 6))]
     run = RunResult(suite={"name": "t"}, environment={}, results=[base])
     rows = what_if_rows(run)
     assert (
@@ -234,7 +239,7 @@ def what_if_run(tmp_path_factory):
     return {r["case"]: r for r in data["results"]}, (out / "report.md").read_text(), out
 
 
-@pytest.mark.slow
+@pytest.mark.workers
 def test_prefetch_and_parallel_map_each_reduce_the_step_of_a_slow_pipeline(what_if_run):
     slow = what_if_run[0]["slow"]
     assert slow["status"] == "ok" and slow["input_wait_fraction"] > thresholds.INPUT_BOUND_FRACTION
@@ -258,7 +263,7 @@ def test_prefetch_and_parallel_map_each_reduce_the_step_of_a_slow_pipeline(what_
     assert "input-bound" in {s["code"] for s in slow["suggestions"]}
 
 
-@pytest.mark.slow
+@pytest.mark.workers
 def test_a_job_that_is_not_input_bound_gets_no_what_if_and_no_input_suggestion(what_if_run):
     fast = what_if_run[0]["fast"]
     assert fast["status"] == "ok" and fast["input_wait_fraction"] < thresholds.INPUT_BOUND_FRACTION
@@ -272,7 +277,7 @@ def test_a_job_that_is_not_input_bound_gets_no_what_if_and_no_input_suggestion(w
     }
 
 
-@pytest.mark.slow
+@pytest.mark.workers
 def test_report_lists_the_what_if_runs(what_if_run):
     report = what_if_run[1]
     assert (
@@ -281,7 +286,7 @@ def test_report_lists_the_what_if_runs(what_if_run):
     assert "fast [function" not in report.split("## What-if runs")[1].split("##")[0]
 
 
-@pytest.mark.slow
+@pytest.mark.workers
 def test_what_if_reruns_write_nothing_into_the_jobs_tensorboard_run(what_if_run):
     """The job's TensorBoard run holds the job's own summaries only: one event file whose step-time series is
     the job's samples. The what-if re-runs (five here: two changes, their combination, a larger batch, the

@@ -62,13 +62,14 @@ def train_step_fn(model, labels: LabelsSpec):
 
 @pytest.fixture(autouse=True)
 def _fresh_keras_session():
-    import keras
-
-    keras.backend.clear_session()
+    # Only a test after one that built a model has a Keras session to clear: the tests that build none must
+    # not import Keras (and TensorFlow) for it.
+    if "keras" in sys.modules:
+        sys.modules["keras"].backend.clear_session()
     yield
 
 
-@pytest.mark.slow
+@pytest.mark.tensorflow
 @pytest.mark.parametrize("name", ALL)
 def test_model_builds_runs_forward_and_trains_one_step(name):
     import tensorflow as tf
@@ -106,6 +107,7 @@ def test_model_builds_runs_forward_and_trains_one_step(name):
         assert step.experimental_get_tracing_count() == 1, "same shapes must not retrace"
 
 
+@pytest.mark.tensorflow
 @pytest.mark.parametrize("name", ["mlp", "small_cnn"])
 def test_cheap_models_train_under_xla(name):
     import tensorflow as tf
@@ -122,6 +124,7 @@ def test_cheap_models_train_under_xla(name):
     assert np.isfinite(first) and last < first, "Adam on one fixed batch must lower its loss"
 
 
+@pytest.mark.tensorflow
 def test_one_model_serves_every_batch_size():
     entry = MODELS["small_cnn"]
     model = entry.build(SMALL["small_cnn"])
@@ -130,6 +133,7 @@ def test_one_model_serves_every_batch_size():
         assert model(x).shape == (batch, 10)
 
 
+@pytest.mark.tensorflow
 def test_case_input_and_labels_override_defaults():
     # A regression target of shape [3] gets a linear head shaped like it (trained with MSE by the harness).
     entry = MODELS["mlp"]
@@ -147,6 +151,7 @@ def test_case_input_and_labels_override_defaults():
     assert tr.get_layer("position_embedding").input_dim == 12
 
 
+@pytest.mark.tensorflow
 def test_layers_have_meaningful_names():
     model = MODELS["transformer_encoder"].build({"num_layers": 2, "embed_dim": 8})
     names = {layer.name for layer in model.layers}
@@ -169,6 +174,7 @@ def test_get_model_names_the_valid_models():
         get_model("resnet")
 
 
+@pytest.mark.tensorflow
 def test_bad_inputs_are_explained():
     with pytest.raises(ValueError, match="at least 32x32"):
         MODELS["mobilenet_v2"].build({}, InputSpec(shape=(16, 16, 3)))

@@ -31,7 +31,7 @@ from tfperf.ab.trees import (
     python_path,
 )
 from tfperf.ab.verdict import ABComparison, compare_sides, paired, undecided
-from tfperf.analysis.compare import read_threshold
+from tfperf.analysis.threshold import read_threshold
 from tfperf.errors import TfperfError
 from tfperf.report.outputs import finish_run
 from tfperf.results.model import atomic_write_text

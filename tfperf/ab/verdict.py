@@ -20,14 +20,11 @@ from typing import Any
 
 from tfperf import units
 from tfperf.ab.interleave import RowKey, Side
-from tfperf.analysis.compare import (
-    Comparison,
-    GateFailure,
-    RowComparison,
-    compare_runs,
-    separate_runs_warning,
-    threshold_text,
-)
+from tfperf.analysis.compare import Comparison, compare_runs
+from tfperf.analysis.compare_warnings import separate_runs_warning
+from tfperf.analysis.gate import GateFailure
+from tfperf.analysis.row_comparison import RowComparison
+from tfperf.analysis.threshold import threshold_text
 from tfperf.host.noise import explain, per_second
 from tfperf.stats.paired import (
     DEFAULT_STATISTIC,

@@ -14,7 +14,8 @@ from datetime import datetime
 from pathlib import Path
 
 from tfperf.errors import TfperfError
-from tfperf.profile.profiler import newest_run_dir, read_profile
+from tfperf.profile.profiler import newest_run_dir
+from tfperf.profile.readout import read_profile
 
 
 class CaptureError(TfperfError):

@@ -3,9 +3,9 @@
 `xprof.convert.raw_to_tool_data.xspace_to_tool_data(files, tool, params)` is the code behind TensorBoard's
 profile tabs. Its output is JSON (bytes or str; a (data, content type) pair in xprof 2.24, bare data in older
 releases), and most tools answer with Google DataTables: `{"cols": [{"id", "label", ...}], "rows": [{"c":
-[{"v": ...}]}], "p": {properties}}`, one table or a list of them. The profiled pass
-(tfperf/profile/profiler.py) and the all-reduce share of a distributed trace (tfperf/distributed/trace.py)
-both read them through these functions.
+[{"v": ...}]}], "p": {properties}}`, one table or a list of them. The profile read-out
+(tfperf/profile/readout.py, tfperf/profile/xprof_tools.py) and the all-reduce share of a distributed trace
+(tfperf/distributed/trace.py) both read them through these functions.
 
 Everything here except `tool_data` is plain functions over that JSON, testable without TensorFlow or xprof.
 """

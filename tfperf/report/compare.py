@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 
 from tfperf import units
-from tfperf.analysis.compare import VERDICTS, Comparison, RowComparison, exit_code, threshold_text
+from tfperf.analysis.compare import Comparison, exit_code
+from tfperf.analysis.row_comparison import VERDICTS, RowComparison
+from tfperf.analysis.threshold import threshold_text
 from tfperf.errors import TfperfError
 from tfperf.figures.thresholds import NOISY_FRACTION
 from tfperf.stats.significance import CONFIDENCE

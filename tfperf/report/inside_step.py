@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from tfperf import units
 from tfperf.figures import measures
 from tfperf.profile import layers
-from tfperf.report import charts
+from tfperf.report import chart_style
 from tfperf.report.verdicts import job
 from tfperf.results.model import Result
 
@@ -37,7 +37,7 @@ def layer_chart(split: layers.ModeSplit, prefix: str) -> str | None:
         return None
     fig = Figure(figsize=(5.5, 0.9 + 0.42 * len(rows)), dpi=100)
     FigureCanvasAgg(fig)
-    with matplotlib.rc_context(charts.RC):
+    with matplotlib.rc_context(chart_style.RC):
         ax = fig.add_subplot()
         ys = range(len(rows))
         for offset, mode, values in (
@@ -45,7 +45,7 @@ def layer_chart(split: layers.ModeSplit, prefix: str) -> str | None:
             (0.2, "xla", [lt.xla_us or 0 for lt in rows]),
         ):
             bars = ax.barh(
-                [y + offset for y in ys], values, height=0.38, color=charts.mode_color(mode), label=mode
+                [y + offset for y in ys], values, height=0.38, color=chart_style.mode_color(mode), label=mode
             )
             ax.bar_label(bars, labels=[f"{mode} {_us(v)}" for v in values], fontsize=7, padding=2)
         ax.set_yticks(list(ys))
@@ -54,7 +54,7 @@ def layer_chart(split: layers.ModeSplit, prefix: str) -> str | None:
         ax.set_xlabel(f"µs per step ({split.basis})")
         ax.set_title("Per Keras layer: tf.function vs XLA", loc="left")
         ax.margins(x=0.35)
-    return charts.to_svg(fig, prefix)
+    return chart_style.to_svg(fig, prefix)
 
 
 def layer_view(fn: Result, xla: Result, prefix: str) -> dict | None:

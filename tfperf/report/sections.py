@@ -12,7 +12,7 @@ from markupsafe import Markup
 from tfperf import units
 from tfperf.figures import measures
 from tfperf.figures.measures import SERVE_MODE
-from tfperf.report import charts
+from tfperf.report import section_charts
 from tfperf.report.verdicts import job
 from tfperf.results.job_records import Distributed
 from tfperf.results.model import Result
@@ -68,7 +68,7 @@ def scaling_view(results: list[Result], prefix: str) -> dict | None:
     rows = scaling_rows(results)
     if not rows:
         return None
-    chart = charts.scaling_chart(rows, f"{prefix}-scale")
+    chart = section_charts.scaling_chart(rows, f"{prefix}-scale")
     return {
         "chart": Markup(chart) if chart else None,
         "rows": [
@@ -138,7 +138,7 @@ def deployment_view(results: list[Result], prefix: str) -> dict | None:
     rows = deployment_rows(results)
     if not rows:
         return None
-    chart = charts.deployment_chart(rows, f"{prefix}-deploy")
+    chart = section_charts.deployment_chart(rows, f"{prefix}-deploy")
     return {
         "chart": Markup(chart) if chart else None,
         "rows": [
@@ -200,7 +200,7 @@ def serve_view(results: list[Result], prefix: str) -> list[dict]:
     out = []
     for i, r in enumerate(x for x in results if x.mode == SERVE_MODE):
         s = serve_summary(r)
-        chart = charts.latency_histogram(
+        chart = section_charts.latency_histogram(
             r.samples, {k: s["latency"][k] for k in ("p50", "p90", "p99")}, f"{prefix}-lat{i}"
         )
         out.append(

@@ -2,11 +2,11 @@
 and significance, the output check, the verdicts and the best.
 
 A configuration is judged against the baseline with `tfperf compare`'s own decision
-(`tfperf.analysis.compare.compare_results`) on time per sample, at tune's threshold `TUNE_MIN_GAIN` (5%): it
-is "faster" only when it is significantly faster (p < REGRESSION_ALPHA, two-sided Mann-Whitney U), more than
-5% faster, its bootstrap interval (resampling whole repeats) excludes no change, and the gain is larger than
-either side's own spread between its repeats and worker processes. The best is the fastest such configuration,
-and it must clear the same test again when re-measured against the baseline in fresh workers.
+(`tfperf.analysis.row_comparison.compare_results`) on time per sample, at tune's threshold `TUNE_MIN_GAIN`
+(5%): it is "faster" only when it is significantly faster (p < REGRESSION_ALPHA, two-sided Mann-Whitney U),
+more than 5% faster, its bootstrap interval (resampling whole repeats) excludes no change, and the gain is
+larger than either side's own spread between its repeats and worker processes. The best is the fastest such
+configuration, and it must clear the same test again when re-measured against the baseline in fresh workers.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tfperf.analysis.compare import compare_results
+from tfperf.analysis.row_comparison import compare_results
 from tfperf.figures.decisions import per_sample
 from tfperf.figures.thresholds import REGRESSION_ALPHA, TUNE_MIN_GAIN, output_tolerance
 from tfperf.measure.tf_config import output_difference

@@ -137,6 +137,10 @@ class CaseTuner:
             self.worker_overhead_s = sum(o for o, _ in self.observations) / len(self.observations)
             self.job_s = sum(j for _, j in self.observations) / len(self.observations)
 
+    def rounds(self) -> Rounds:
+        """The rounds every configuration is measured in (a new one per measurement)."""
+        return Rounds(self.python)
+
     def capped(self, spec: CaseSpec) -> CaseSpec:
         """The case as its next worker runs it: killed at the budget's end at the latest."""
         return spec.replace(timeout_s=max(1.0, min(self.case.timeout_s, self.remaining())))
@@ -157,7 +161,7 @@ class CaseTuner:
         spreads a slow minute of the machine over both sides of a comparison. A later round the budget cannot
         pay for is left out, and the result shows fewer processes."""
         schedule = ConfigSchedule(self, configs, planned)
-        Rounds(self.python).run(schedule)
+        self.rounds().run(schedule)
         out = []
         for (cand, _, _), subject, wall in zip(configs, schedule.subjects, schedule.walls):
             rows = []

@@ -4,7 +4,7 @@ float32.
 
 What policy a result ran under is read from what the worker recorded (the model's compute dtype, the policy it
 applied), then from what the case's `tf_config` or a tune configuration asked for. The 16-bit share of device
-compute is xprof's overview figure `device_compute_16bit_percent` (tfperf.profile.profiler reads it out).
+compute is xprof's overview figure `device_compute_16bit_percent` (tfperf.profile.xprof_tools reads it out).
 """
 
 from __future__ import annotations
