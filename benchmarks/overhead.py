@@ -23,7 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf
 
-from tfperf.measure import harness, timing
+from tfperf.measure import harness, model_step, timing
 from tfperf.measure.inputs import IN_MEMORY_BATCHES
 from tfperf.results.model import JobSpec
 from tfperf.suite.references import resolve_reference
@@ -97,7 +97,7 @@ def mlp_step():
         model = entry.build({}, entry.default_input, entry.default_labels)
         opt = keras.optimizers.Adam(1e-3)
         opt.build(model.trainable_variables)
-        loss_fn = harness.loss_for(entry.default_labels)
+        loss_fn = model_step.loss_for(entry.default_labels)
         batches = [
             (
                 tf.random.normal((batch, *entry.default_input.shape)),
@@ -106,7 +106,7 @@ def mlp_step():
             for _ in range(IN_MEMORY_BATCHES)
         ]
 
-        step = tf.function(harness.train_step(model, loss_fn, opt))
+        step = tf.function(model_step.train_step(model, loss_fn, opt))
 
         warm_up(step, batches, warmup)
         return bare_loop(step, batches, timed)

@@ -3,7 +3,7 @@
 import pytest
 import tensorflow as tf
 
-from tfperf.measure.harness import train_step
+from tfperf.measure.model_step import train_step
 from tfperf.profile.graph_stats import count_hlo, example_call_args, graph_stats
 
 pytestmark = pytest.mark.tensorflow

@@ -18,7 +18,7 @@ keras = pytest.importorskip("keras")
 
 def _train_step(model, jit: bool):
     """The harness's own train step (forward / backward / optimizer name scopes), Adam, a sparse CE loss."""
-    from tfperf.measure.harness import train_step
+    from tfperf.measure.model_step import train_step
 
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     return tf.function(train_step(model, loss_fn, keras.optimizers.Adam()), jit_compile=jit)

@@ -476,7 +476,9 @@ def test_a_real_tune_times_each_configuration_in_the_cases_processes(tmp_path):
     assert baseline["processes"] == 2, baseline
     from tfperf.results.model import load_results
 
-    first = next(r for r in load_results(out).results if r.case == "mlp+baseline" and r.mode == "function")
+    first = next(
+        r for r in load_results(out).results if (r.case, r.variant, r.mode) == ("mlp", "baseline", "function")
+    )
     assert first.process_count == 2 and set(first.repeat_process) == {0, 1}
     assert len(first.samples) == 2 * 2 * 8  # two processes of two repeats of eight steps
     if case["best"] is None:

@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 from conftest import ROOT, run_tfperf
 
-from tfperf.measure.harness import train_step
+from tfperf.measure.model_step import train_step
 from tfperf.measure.retrace_fixes import fix_for
 from tfperf.measure.retracing import explain_retraces, first_use_traces, note_trace, signature_info
 
@@ -107,7 +107,7 @@ def test_new_python_object_names_its_class(demo):
 
 
 def test_fixed_variants_trace_once(demo):
-    from tfperf.measure.harness import wrap_mode
+    from tfperf.measure.model_step import wrap_mode
 
     fixed = tf.function(demo.scaled)
     drive(fixed, demo.tensor_scale_inputs(), 6)

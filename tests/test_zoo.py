@@ -53,7 +53,7 @@ def train_step_fn(model, labels: LabelsSpec):
     call)."""
     import keras
 
-    from tfperf.measure.harness import loss_for, train_step
+    from tfperf.measure.model_step import loss_for, train_step
 
     optimizer = keras.optimizers.Adam(learning_rate=1e-3)
     optimizer.build(model.trainable_variables)

@@ -42,7 +42,7 @@ class Pass:
     iterator: Any = None
     sync: str = "fetch every replica's loss"  # how each timed step was forced to complete (Timing.sync)
     synced_replicas: int = 0  # how many local replicas' losses each step waited for
-    model_dtypes: dict = field(default_factory=dict)  # harness.model_dtypes of the built model
+    model_dtypes: dict = field(default_factory=dict)  # model_step.model_dtypes of the built model
     loss_scale_optimizer: bool = False
     warm: list[float] = field(default_factory=list)  # the warm-up steps' seconds: never samples
     sync_cost_s: float | None = None  # timing.measure_sync_cost of the replica sync
@@ -168,7 +168,7 @@ class DistributedStep:
     replicas: int
     global_batch: int
     probe: Callable[[], list[float]]  # the loss of a fixed batch on each local replica's copy of the weights
-    model_dtypes: dict = field(default_factory=dict)  # harness.model_dtypes of the built model
+    model_dtypes: dict = field(default_factory=dict)  # model_step.model_dtypes of the built model
     loss_scale_optimizer: bool = False
 
 
@@ -177,7 +177,7 @@ def build_step(strategy: Any, case: CaseSpec, job: JobSpec, resolve: Callable[[s
     import keras
     import tensorflow as tf
 
-    from tfperf.measure.harness import build_model, model_dtypes, training_optimizer
+    from tfperf.measure.model_step import build_model, model_dtypes, training_optimizer
 
     if job.task != "train":
         raise DistributeError("distribute: only task: train is measured under a strategy")

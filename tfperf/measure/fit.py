@@ -1,10 +1,10 @@
 """`task: fit`: the Keras training loop as most users run it, `model.fit`, timed per step from inside it.
 
-tfperf's own train step (harness.train_step) leaves out what `fit` adds around the step: Keras' data adapter
-and iterator, its callbacks and logs, and `steps_per_execution` (several steps per call of the compiled train
-function, the usual fix for small models whose steps are dominated by Python). Here the mode maps to
-`compile`: eager -> run_eagerly=True, function -> the default tf.function, xla -> jit_compile=True (explicit,
-never Keras' "auto").
+tfperf's own train step (model_step.train_step) leaves out what `fit` adds around the step: Keras' data
+adapter and iterator, its callbacks and logs, and `steps_per_execution` (several steps per call of the
+compiled train function, the usual fix for small models whose steps are dominated by Python). Here the mode
+maps to `compile`: eager -> run_eagerly=True, function -> the default tf.function, xla -> jit_compile=True
+(explicit, never Keras' "auto").
 
 Keras drives the loop, so the timing core (tfperf/measure/timing.py) is driven from a callback
 (ExecutionTimer): at the end of every execution it forces the execution's work to complete (the harness's

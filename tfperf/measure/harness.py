@@ -66,7 +66,6 @@ class JobContext:
     out_dir: Path | None  # the run folder; traces go under out_dir/tensorboard
     tf_device: str  # "/CPU:0", "/GPU:0"
     multiple_batch_sizes: bool = False
-    fail_on_retrace: bool = False
     # Which of the case's `processes` this is. After the first, only the timed pass runs: the first process
     # already read the retraces, graph, profile and summaries; again would cost time and duplicate TB runs.
     process_no: int = 0
@@ -398,10 +397,8 @@ def _after_measurement(
         result.graph = graph_stats(traced, args, kwargs, jit=job.mode == "xla")
     except Exception as exc:  # noqa: BLE001 - a read-out that fails is recorded; the timing stands
         result.readout_errors = readout_failed(result.readout_errors, "graph", exc)
-    max_traces = (
-        case.max_traces if case.max_traces is not None else (MAX_TRACES_OK if ctx.fail_on_retrace else None)
-    )
-    check_trace_budget(result, max_traces)
+    # `--fail-on-retrace` arrives as the plan's `max_traces: 1` for every case that sets none.
+    check_trace_budget(result, case.max_traces)
 
 
 def tensorboard_run_name(job: JobSpec, multiple_batch_sizes: bool) -> str:

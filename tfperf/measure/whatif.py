@@ -178,7 +178,7 @@ def run_what_ifs(
         # The re-runs write into a scratch folder, deleted after them, never into the run's: the harness names
         # a job's TensorBoard run (and its deployment artefacts) by case, mode and batch size, so in the run
         # folder every variant's summaries would land in the job's own run, mixed with its numbers.
-        quiet_ctx = dataclasses.replace(ctx, fail_on_retrace=False, out_dir=Path(scratch))
+        quiet_ctx = dataclasses.replace(ctx, out_dir=Path(scratch))
         return _measure_changes(case, job, quiet_ctx, resolve, baseline, changes)
 
 
