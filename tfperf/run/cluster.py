@@ -36,7 +36,6 @@ import psutil
 
 from tfperf.distributed.measure import measure_distributed
 from tfperf.distributed.setup import tf_config_task, visible_gpus
-from tfperf.host.processes import exit_description, log_tail
 from tfperf.results.job_records import ClusterRestart, Distributed, WorkerSummary
 from tfperf.results.model import JobSpec, Result
 from tfperf.results.records import ErrorInfo
@@ -256,7 +255,7 @@ def _supervise(case: CaseSpec, job: JobSpec, procs: list[Worker], started: float
                 f"(e.g. a collective waiting for a peer): {running[0].log_path if running else ''}",
             )
             r.error.workers = [w.index for w in running]
-            r.error.log_tail = log_tail(running[0].log_path) if running else ""
+            r.error.log_tail = running[0].proc.log_tail() if running else ""
             r.distributed = Distributed(worker_pids=[w.proc.pid for w in procs])
             return r
         time.sleep(POLL_S)
@@ -299,7 +298,7 @@ def _first_cause(job: JobSpec, procs: list[Worker]) -> Result:
 
 
 def _worker_died(job: JobSpec, w: Worker, procs: list[Worker]) -> Result:
-    how = exit_description(w.proc.returncode)
+    how = w.proc.exit_description()
     r = Result.not_run(
         job,
         "failed",
@@ -307,7 +306,7 @@ def _worker_died(job: JobSpec, w: Worker, procs: list[Worker]) -> Result:
         f"worker {w.index} (pid {w.proc.pid}) {how} before reporting",
         f"the other workers were stopped; worker log: {w.log_path}",
     )
-    r.error.worker, r.error.returncode, r.error.log_tail = w.index, w.proc.returncode, log_tail(w.log_path)
+    r.error.worker, r.error.returncode, r.error.log_tail = w.index, w.proc.returncode, w.proc.log_tail()
     r.error.details["pid"] = w.proc.pid
     r.distributed = Distributed(workers=len(procs), worker_pids=[p.proc.pid for p in procs])
     return r

@@ -39,7 +39,6 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from tfperf.host.processes import crash_message, die_with_parent, exit_description, kill_group, log_tail
 from tfperf.results.model import JobSpec, Result
@@ -194,14 +193,12 @@ class WorkerProcess:
         python: str,
         env: dict[str, str] | None = None,
         reporter: Reporter | None = None,
-        on_finished: Callable[[Part, int, Result], None] | None = None,
     ):
         keys = {process_key(p.case) for p in parts}
         if len(parts) > 1 and (None in keys or len(keys) > 1):
             raise ValueError("cases share a worker process only with the same process-wide settings")
         self.parts, self.out_dir, self.process_no = parts, Path(out_dir), process_no
         self.python, self.env, self.reporter = python, dict(env or {}), reporter
-        self.on_finished = on_finished
         self.work = self.out_dir / "workers"
         self.work.mkdir(parents=True, exist_ok=True)
         self.stem = stem
@@ -305,8 +302,6 @@ class WorkerProcess:
         part.finished[index] = result
         if self.reporter is not None:
             self.reporter.job_finished(result)
-        if self.on_finished is not None:
-            self.on_finished(part, index, result)
 
     def _where(self, part: Part) -> str:
         others = [p.case.name for p in self.parts if p is not part]

@@ -96,8 +96,6 @@ class Rounds:
     def __init__(self, python: str | None = None, reporter: Reporter | None = None):
         self.python = python or sys.executable
         self.reporter = reporter or SilentReporter()
-        self.tensorflow: dict | None = None  # what the first worker's TensorFlow reported
-        self.rounds = 0
 
     def run(self, schedule: Schedule) -> str:
         """Round after round until the schedule stops them; returns its reason."""
@@ -111,7 +109,6 @@ class Rounds:
                 except StopIteration:
                     break
                 outcome = self.run_process(number, assignments)
-            self.rounds = number + 1
             reason = schedule.stop(number)
             if reason is not None:
                 return reason
@@ -155,7 +152,6 @@ class Rounds:
         try:
             self.execute(proc)
         finally:  # on Ctrl-C too: what the process finished is kept
-            self.tensorflow = self.tensorflow or proc.tensorflow
             for subject, part in parts:
                 self._fold(subject, part, number, proc)
         return proc
