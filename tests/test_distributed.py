@@ -35,6 +35,7 @@ from tfperf.run.cluster import (
     run_local_cluster,
     worker_gpu_env,
 )
+from tfperf.run.process import Child
 from tfperf.suite.distribute import DistributeError, DistributeSpec
 from tfperf.suite.spec import CaseSpec
 
@@ -222,10 +223,13 @@ def test_dead_worker_is_blamed_over_the_peer_that_lost_it(tmp_path):
         job, "failed", "UnavailableError", "Graph execution error: Collective ops is aborted"
     )
     (tmp_path / "w0.json").write_text(json.dumps(peer.to_json()))
-    reporter = subprocess.Popen([sys.executable, "-c", "pass"])
-    victim = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    # Workers are Child processes, as the supervisor starts them; timeit runs a statement with no script.
+    reporter = Child("timeit", ["-n", "1", "pass"], tmp_path / "w0.log", sys.executable)
+    victim = Child(
+        "timeit", ["-n", "1", "-s", "import time", "time.sleep(60)"], tmp_path / "w1.log", sys.executable
+    )
     victim.kill()
-    reporter.wait(), victim.wait()
+    reporter.proc.wait(), victim.proc.wait()
     procs = [
         Worker(0, "127.0.0.1:1", reporter, tmp_path / "w0.json", tmp_path / "w0.log"),
         Worker(1, "127.0.0.1:2", victim, tmp_path / "w1.json", tmp_path / "w1.log"),
